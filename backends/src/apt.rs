@@ -1,0 +1,661 @@
+//! apt-get / dpkg backend.
+//!
+//! * The repository that serves the package is found from apt's own
+//!   knowledge (`apt-cache policy`) or, failing that, from entries that
+//!   point at Teleport's release host or live in a file named after
+//!   Teleport. Its entries are copied into a single-source list owned by the
+//!   updater, so that refresh and install see only that repository: the
+//!   package can come from nowhere else.
+//! * `apt-get update --error-on=any`: a signature failure fails the run
+//!   instead of falling back to the previous lists.
+//! * Alternate roots are driven through an `APT_CONFIG` file (`Dir`,
+//!   `Dir::State::status`, dpkg `--root`/`--admindir`); keyring paths in the
+//!   root's sources are resolved inside the root, as a chroot would.
+
+use std::path::{Path, PathBuf};
+
+use crate::cmd::{CommandLine, Finished, Runner};
+use crate::sources::{self, AptEntry};
+use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
+use crate::{Backend, BackendKind, Error, Options, Result};
+
+/// apt settings that switch verification off when true.
+const WEAKENING_CONFIG: &[&str] = &[
+    "Acquire::AllowInsecureRepositories",
+    "Acquire::AllowDowngradeToInsecureRepositories",
+    "Acquire::AllowWeakRepositories",
+    "APT::Get::AllowUnauthenticated",
+];
+
+/// Source options that switch verification off when set to yes.
+const WEAKENING_OPTIONS: &[&str] = &[
+    "trusted",
+    "allow-insecure",
+    "allow-weak",
+    "allow-downgrade-to-insecure",
+];
+
+/// Messages by which apt and gpgv say a signature or hash failed.
+const TRUST_FAILURES: &[&str] = &[
+    "NO_PUBKEY",
+    "is not signed",
+    "BADSIG",
+    "EXPKEYSIG",
+    "REVKEYSIG",
+    "The following signatures were invalid",
+    "The following signatures couldn't be verified",
+    "Hash Sum mismatch",
+    "File has unexpected size",
+    "Size mismatch",
+    "cannot be authenticated",
+    "There were unauthenticated packages",
+    "Signed-By",
+    "not signed",
+];
+
+pub struct Apt {
+    system: System,
+    runner: Runner,
+    opts: Options,
+    /// Where generated files live (single-source list, APT_CONFIG).
+    work: PathBuf,
+    apt_config: Option<PathBuf>,
+}
+
+impl Apt {
+    pub fn new(system: System, opts: Options) -> Result<Self> {
+        let runner = Runner {
+            timeout: opts.command_timeout,
+            path: None,
+        };
+        let work = crate::private_dir(&system).join("apt");
+        let mut apt = Apt {
+            system,
+            runner,
+            opts,
+            work,
+            apt_config: None,
+        };
+        if apt.system.root().is_some() {
+            apt.apt_config = Some(apt.work.join("apt.conf"));
+        }
+        Ok(apt)
+    }
+
+    fn root_config_text(&self, root: &Path) -> String {
+        let r = root.display();
+        format!(
+            "// Written by teleport-upgrade for --root {r}; regenerated on every run.\n\
+             Dir \"{r}/\";\n\
+             Dir::State::status \"{r}/var/lib/dpkg/status\";\n\
+             DPkg::Options {{ \"--root={r}\"; \"--admindir={r}/var/lib/dpkg\"; }};\n"
+        )
+    }
+
+    /// Create the work directory and the APT_CONFIG file (root mode).
+    fn ensure_work(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.work)
+            .map_err(|e| Error::io(format!("creating {}", self.work.display()), e))?;
+        if let (Some(cfg), Some(root)) = (&self.apt_config, self.system.root()) {
+            write_atomic(cfg, self.root_config_text(root).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn admindir(&self) -> PathBuf {
+        self.system.path("/var/lib/dpkg")
+    }
+
+    fn etc_apt(&self) -> PathBuf {
+        self.system.path("/etc/apt")
+    }
+
+    /// A command with the environment every apt tool gets here.
+    fn apt_tool(&self, program: &str) -> CommandLine {
+        let mut cl = CommandLine::new(program)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("APT_LISTCHANGES_FRONTEND", "none")
+            // needrestart (Ubuntu) would otherwise restart services,
+            // the agent included, at a moment we did not choose.
+            .env("NEEDRESTART_SUSPEND", "1");
+        if let Some(cfg) = &self.apt_config {
+            cl = cl.env("APT_CONFIG", cfg.display().to_string());
+        }
+        cl
+    }
+
+    fn dpkg(&self) -> CommandLine {
+        let mut cl = CommandLine::new("dpkg");
+        if let Some(root) = self.system.root() {
+            cl = cl.arg(format!("--root={}", root.display()));
+        }
+        cl.arg(format!("--admindir={}", self.admindir().display()))
+    }
+
+    fn apt_get(&self, source: &Source) -> CommandLine {
+        self.apt_tool("apt-get").args([
+            "-q".to_string(),
+            "-o".into(),
+            format!("DPkg::Lock::Timeout={}", self.opts.lock_wait.as_secs()),
+            "-o".into(),
+            format!("Dir::Etc::SourceList={}", source.id),
+            "-o".into(),
+            "Dir::Etc::SourceParts=-".into(),
+        ])
+    }
+
+    fn apt_cache(&self, source: Option<&Source>) -> CommandLine {
+        let cl = self.apt_tool("apt-cache");
+        match source {
+            Some(s) => cl.args([
+                "-o".to_string(),
+                format!("Dir::Etc::SourceList={}", s.id),
+                "-o".into(),
+                "Dir::Etc::SourceParts=-".into(),
+            ]),
+            None => cl,
+        }
+    }
+
+    fn refresh_cmd(&self, source: &Source) -> CommandLine {
+        self.apt_get(source).args([
+            "-o",
+            "APT::Get::List-Cleanup=0",
+            "update",
+            "--error-on=any",
+        ])
+    }
+
+    fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
+        self.apt_get(source).args([
+            "-o".to_string(),
+            "Dpkg::Options::=--force-confdef".into(),
+            "-o".into(),
+            "Dpkg::Options::=--force-confold".into(),
+            "install".into(),
+            "-y".into(),
+            "--no-install-recommends".into(),
+            "--allow-downgrades".into(),
+            "--allow-change-held-packages".into(),
+            format!("{pkg}={version}"),
+        ])
+    }
+
+    fn selection_cmd(&self, pkg: &PkgName, state: &str) -> CommandLine {
+        self.dpkg()
+            .arg("--set-selections")
+            .stdin(format!("{pkg} {state}\n"))
+    }
+
+    /// All entries of all source files of the system.
+    fn all_entries(&self) -> Vec<AptEntry> {
+        let mut out = Vec::new();
+        for f in sources::source_files(&self.etc_apt()) {
+            match sources::parse_file(&f) {
+                Ok((entries, errors)) => {
+                    for (line, e) in errors {
+                        tracing::warn!(file = %f.display(), line, "ignoring unreadable source entry: {e}");
+                    }
+                    out.extend(entries);
+                }
+                Err(e) => tracing::warn!(file = %f.display(), "cannot read source file: {e}"),
+            }
+        }
+        out
+    }
+
+    /// Index files that offer `pkg`, per `apt-cache policy`: (uri, dist/component).
+    fn policy_origins(&self, pkg: &PkgName) -> Vec<(String, String)> {
+        let cl = self.apt_cache(None).args(["policy", pkg.as_str()]);
+        let Ok(fin) = self.runner.run(&cl) else {
+            return Vec::new();
+        };
+        parse_policy_origins(&fin.stdout)
+    }
+
+    fn keyring_host_path(&self, p: &str) -> PathBuf {
+        self.system.path(p)
+    }
+
+    fn classify(&self, cl: &CommandLine, fin: &Finished, pkg: Option<(&PkgName, &str, &Source)>) -> Error {
+        let text = fin.combined();
+        if let Some(m) = TRUST_FAILURES.iter().find(|m| text.contains(*m)) {
+            let line = text
+                .lines()
+                .find(|l| l.contains(m))
+                .unwrap_or(m)
+                .trim()
+                .to_string();
+            return Error::Untrusted {
+                reason: format!("apt reported a signature or integrity failure: {line}"),
+            };
+        }
+        if text.contains("Could not get lock") || text.contains("Unable to acquire the dpkg frontend lock") {
+            return Error::Locked {
+                detail: fin.tail(2),
+            };
+        }
+        if let Some((pkg, version, source)) = pkg {
+            if text.contains("was not found") || text.contains("has no installation candidate") || text.contains("Unable to locate package") {
+                return Error::VersionNotFound {
+                    package: pkg.to_string(),
+                    version: version.to_string(),
+                    source_desc: source.description.clone(),
+                    detail: fin.tail(2),
+                };
+            }
+        }
+        Error::CommandFailed {
+            command: cl.to_string(),
+            status: fin.status_text(),
+            tail: fin.tail(6),
+        }
+    }
+
+    fn run_classified(&self, cl: &CommandLine, pkg: Option<(&PkgName, &str, &Source)>) -> Result<Finished> {
+        tracing::info!(command = %cl, "running");
+        let fin = self.runner.run(cl)?;
+        if fin.success() {
+            Ok(fin)
+        } else {
+            Err(self.classify(cl, &fin, pkg))
+        }
+    }
+
+    /// The exact version string the source offers for `version` (a repo may
+    /// carry a Debian revision, `15.4.3-1`). `None` when it offers none.
+    fn resolve_version(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<Option<String>> {
+        let cl = self.apt_cache(Some(source)).args(["madison", pkg.as_str()]);
+        let fin = self.runner.run(&cl)?;
+        for line in fin.stdout.lines() {
+            let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cols.len() >= 3 && cols[0] == pkg.as_str() && !cols[2].contains("/var/lib/dpkg/status") {
+                if let Ok(v) = PkgVersion::parse(cols[1]) {
+                    if v.same_upstream(version) {
+                        return Ok(Some(v.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether dpkg was interrupted: its journal holds entries, or
+    /// `dpkg --audit` reports half-done packages.
+    fn interrupted(&self) -> Result<Option<String>> {
+        let updates = self.admindir().join("updates");
+        if let Ok(rd) = std::fs::read_dir(&updates) {
+            let pending = rd
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()));
+            if pending {
+                return Ok(Some(format!("{} holds unfinished journal entries", updates.display())));
+            }
+        }
+        let fin = self.runner.run(&self.dpkg().arg("--audit"))?;
+        if !fin.stdout.trim().is_empty() {
+            return Ok(Some(format!("dpkg --audit: {}", fin.stdout.lines().next().unwrap_or("").trim())));
+        }
+        Ok(None)
+    }
+
+    fn recover_cmd(&self) -> CommandLine {
+        self.dpkg()
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["--force-confdef", "--force-confold", "--configure", "-a"])
+    }
+}
+
+/// Parse `apt-cache policy PKG` output into (uri, dist-and-component) pairs
+/// of the index files that offer any version.
+pub fn parse_policy_origins(out: &str) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for line in out.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // "500 http://host/debian bookworm/stable/v15 amd64 Packages"
+        if words.len() == 5 && words[4] == "Packages" && words[0].chars().all(|c| c.is_ascii_digit()) {
+            v.push((words[1].trim_end_matches('/').to_string(), words[2].to_string()));
+        }
+    }
+    v
+}
+
+fn entry_matches_origin(e: &AptEntry, uri: &str, dist: &str) -> bool {
+    if e.uri.trim_end_matches('/') != uri {
+        return false;
+    }
+    if e.suite.ends_with('/') {
+        // flat repository
+        return dist == e.suite.trim_end_matches('/') || dist.is_empty();
+    }
+    e.components.iter().any(|c| format!("{}/{}", e.suite, c) == dist)
+}
+
+impl Backend for Apt {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Apt
+    }
+
+    fn system(&self) -> &System {
+        &self.system
+    }
+
+    fn installed(&self, pkg: &PkgName) -> Result<Option<Installed>> {
+        let cl = CommandLine::new("dpkg-query").args([
+            format!("--admindir={}", self.admindir().display()),
+            "-W".into(),
+            "-f=${db:Status-Abbrev}\t${Version}\n".into(),
+            pkg.to_string(),
+        ]);
+        let fin = self.runner.run(&cl)?;
+        // exit 1 and "no packages found" when dpkg has never heard of it.
+        if !fin.success() && !fin.stderr.contains("no packages found") {
+            return Err(Error::CommandFailed {
+                command: cl.to_string(),
+                status: fin.status_text(),
+                tail: fin.tail(3),
+            });
+        }
+        for line in fin.stdout.lines() {
+            let Some((abbrev, version)) = line.split_once('\t') else {
+                continue;
+            };
+            let a = abbrev.as_bytes();
+            // desired state (i/h), then status i(nstalled)
+            if a.len() >= 2 && a[1] == b'i' {
+                let version = PkgVersion::parse(version.trim()).map_err(|_| Error::Parse {
+                    what: "the version dpkg reports".into(),
+                    detail: format!("{pkg} {version:?}"),
+                })?;
+                return Ok(Some(Installed {
+                    name: pkg.clone(),
+                    version,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
+        let entries = self.all_entries();
+        let chosen: Vec<AptEntry> = if let Some(file) = &self.opts.source_file {
+            let f = self.system.path(file);
+            let (e, _) = sources::parse_file(&f).map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
+            if e.is_empty() {
+                return Err(Error::SourceNotFound {
+                    package: pkg.to_string(),
+                    detail: format!("the configured source file {} has no deb entries", f.display()),
+                });
+            }
+            e
+        } else {
+            let origins = self.policy_origins(pkg);
+            let mut by_policy: Vec<AptEntry> = entries
+                .iter()
+                .filter(|e| origins.iter().any(|(u, d)| entry_matches_origin(e, u, d)))
+                .cloned()
+                .collect();
+            if by_policy.is_empty() {
+                by_policy = entries
+                    .iter()
+                    .filter(|e| {
+                        e.host().ends_with("releases.teleport.dev")
+                            || e.file
+                                .file_name()
+                                .is_some_and(|n| n.to_string_lossy().contains("teleport"))
+                    })
+                    .cloned()
+                    .collect();
+            }
+            by_policy
+        };
+        if chosen.is_empty() {
+            return Err(Error::SourceNotFound {
+                package: pkg.to_string(),
+                detail: format!(
+                    "none of the {} entries under {} offers it (apt-cache policy) or points at a Teleport repository; name the file in the `source-file` setting",
+                    entries.len(),
+                    self.system.display_path(&self.etc_apt())
+                ),
+            });
+        }
+        // All chosen entries must come from one file: the Teleport
+        // repository definition.
+        let file = chosen[0].file.clone();
+        let chosen: Vec<AptEntry> = chosen.into_iter().filter(|e| e.file == file).collect();
+        self.ensure_work()?;
+        let mut keyrings = Vec::new();
+        let mut text = format!(
+            "# Generated by teleport-upgrade from {}: only the Teleport repository.\n",
+            self.system.display_path(&file)
+        );
+        for (i, e) in chosen.iter().enumerate() {
+            let inline = e.option("signed-by").filter(|v| v.contains("BEGIN PGP"));
+            let line = if let Some(block) = inline {
+                let key = self.work.join(format!("inline-key-{i}.asc"));
+                write_atomic(&key, block.as_bytes())?;
+                keyrings.push(key.clone());
+                let mut e2 = e.clone();
+                e2.options.retain(|(k, _)| k != "signed-by");
+                e2.options.push(("signed-by".into(), key.display().to_string()));
+                e2.to_one_line(|p| p.to_string())
+            } else {
+                for p in e.signed_by_paths() {
+                    keyrings.push(self.keyring_host_path(&p));
+                }
+                e.to_one_line(|p| self.keyring_host_path(p).display().to_string())
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let list = self.work.join("teleport-source.list");
+        write_atomic(&list, text.as_bytes())?;
+        Ok(Source {
+            file: file.clone(),
+            description: format!(
+                "{} ({})",
+                chosen.iter().map(|e| e.describe()).collect::<Vec<_>>().join("; "),
+                self.system.display_path(&file)
+            ),
+            id: list.display().to_string(),
+            keyrings,
+            uris: chosen.iter().map(|e| e.uri.clone()).collect(),
+        })
+    }
+
+    fn audit_trust(&self, source: &Source) -> Result<TrustReport> {
+        let mut report = TrustReport::default();
+        let mut refusals: Vec<TrustFinding> = Vec::new();
+        let (entries, _) = sources::parse_file(&source.file)
+            .map_err(|e| Error::io(format!("reading {}", source.file.display()), e))?;
+        let ours: Vec<&AptEntry> = entries
+            .iter()
+            .filter(|e| source.uris.contains(&e.uri))
+            .collect();
+        for e in &ours {
+            let shown = PathBuf::from(self.system.display_path(&e.file));
+            for opt in WEAKENING_OPTIONS {
+                if let Some(v) = e.option(opt) {
+                    if matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "1") {
+                        refusals.push(TrustFinding {
+                            file: shown.clone(),
+                            line: Some(e.line),
+                            setting: format!("{opt}={v}"),
+                            message: format!("switches signature verification off for {}; remove it", e.uri),
+                        });
+                    }
+                }
+            }
+            let inline = e.option("signed-by").is_some_and(|v| v.contains("BEGIN PGP"));
+            let paths = e.signed_by_paths();
+            if paths.is_empty() && !inline {
+                refusals.push(TrustFinding {
+                    file: shown.clone(),
+                    line: Some(e.line),
+                    setting: "signed-by".into(),
+                    message: format!(
+                        "{} is not restricted to a keyring; add [signed-by=/usr/share/keyrings/teleport-archive-keyring.asc]{}",
+                        e.uri,
+                        if e.uri.starts_with("http://") { " (it is also plain http)" } else { "" }
+                    ),
+                });
+            }
+            for p in paths {
+                let host = self.keyring_host_path(&p);
+                if !host.is_file() {
+                    refusals.push(TrustFinding {
+                        file: shown.clone(),
+                        line: Some(e.line),
+                        setting: format!("signed-by={p}"),
+                        message: "the keyring file does not exist; install the Teleport release key there".into(),
+                    });
+                }
+            }
+            report.checked.push(format!("{} is restricted to its keyring", e.describe()));
+        }
+        refusals.extend(self.weakening_config_findings());
+        if refusals.is_empty() {
+            report.checked.push("apt's configuration keeps verification on".into());
+            Ok(report)
+        } else {
+            Err(Error::Untrusted {
+                reason: refusals.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "),
+            })
+        }
+    }
+
+    fn recover(&self) -> Result<Option<String>> {
+        match self.interrupted()? {
+            None => Ok(None),
+            Some(why) => {
+                let cl = self.recover_cmd();
+                tracing::warn!(reason = %why, command = %cl, "dpkg was interrupted; finishing its work");
+                self.run_classified(&cl, None)?;
+                Ok(Some(why))
+            }
+        }
+    }
+
+    fn refresh(&self, source: &Source) -> Result<()> {
+        self.ensure_work()?;
+        self.run_classified(&self.refresh_cmd(source), None).map(|_| ())
+    }
+
+    fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
+        let exact = self.resolve_version(source, pkg, version)?.ok_or_else(|| Error::VersionNotFound {
+            package: pkg.to_string(),
+            version: version.to_string(),
+            source_desc: source.description.clone(),
+            detail: "apt-cache madison lists no such version after the refresh".into(),
+        })?;
+        let cl = self.install_cmd(source, pkg, &exact);
+        self.run_classified(&cl, Some((pkg, version.as_str(), source))).map(|_| ())
+    }
+
+    fn hold(&self, _source: &Source, pkg: &PkgName) -> Result<()> {
+        self.run_classified(&self.selection_cmd(pkg, "hold"), None).map(|_| ())
+    }
+
+    fn unhold(&self, _source: &Source, pkg: &PkgName) -> Result<()> {
+        self.run_classified(&self.selection_cmd(pkg, "install"), None).map(|_| ())
+    }
+
+    fn is_held(&self, _source: &Source, pkg: &PkgName) -> Result<bool> {
+        let cl = CommandLine::new("dpkg-query").args([
+            format!("--admindir={}", self.admindir().display()),
+            "-W".into(),
+            "-f=${db:Status-Abbrev}".into(),
+            pkg.to_string(),
+        ]);
+        let fin = self.runner.run(&cl)?;
+        Ok(fin.stdout.starts_with('h'))
+    }
+
+    fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine> {
+        vec![
+            self.refresh_cmd(source),
+            self.install_cmd(source, pkg, version.as_str()),
+            self.selection_cmd(pkg, "hold"),
+        ]
+    }
+}
+
+impl Apt {
+    /// Settings in apt's configuration files that weaken verification.
+    fn weakening_config_findings(&self) -> Vec<TrustFinding> {
+        let mut out = Vec::new();
+        let etc = self.etc_apt();
+        let mut files = vec![etc.join("apt.conf")];
+        if let Ok(rd) = std::fs::read_dir(etc.join("apt.conf.d")) {
+            let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            v.sort();
+            files.extend(v);
+        }
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else { continue };
+            for (i, line) in text.lines().enumerate() {
+                let l = line.split("//").next().unwrap_or("").trim();
+                if l.starts_with('#') {
+                    continue;
+                }
+                let lower = l.to_ascii_lowercase();
+                for key in WEAKENING_CONFIG {
+                    let k = key.to_ascii_lowercase();
+                    let last = k.rsplit("::").next().unwrap_or(&k).to_string();
+                    if (lower.contains(&k) || lower.contains(&last))
+                        && (lower.contains("\"true\"") || lower.contains("\"yes\"") || lower.contains("\"1\"") || lower.contains(" true") || lower.contains(" yes"))
+                    {
+                        out.push(TrustFinding {
+                            file: PathBuf::from(self.system.display_path(&f)),
+                            line: Some(i + 1),
+                            setting: key.to_string(),
+                            message: "switches apt's signature verification off; remove this line".into(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same
+/// directory, fsync, rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::io(format!("creating a temporary file in {}", dir.display()), e))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(format!("replacing {}", path.display()), e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_origins() {
+        let out = "teleport-ent:\n  Installed: 15.4.2\n  Candidate: 15.4.3\n  Version table:\n     15.4.3 500\n        500 http://127.0.0.1:8000/debian bookworm/stable/v15 amd64 Packages\n *** 15.4.2 100\n        100 /var/lib/dpkg/status\n";
+        assert_eq!(
+            parse_policy_origins(out),
+            vec![("http://127.0.0.1:8000/debian".to_string(), "bookworm/stable/v15".to_string())]
+        );
+    }
+
+    #[test]
+    fn origins_match_entries_with_slashed_components() {
+        let (e, _) = sources::parse_list(
+            Path::new("/x.list"),
+            "deb [signed-by=/k] http://127.0.0.1:8000/debian/ bookworm stable/v15\n",
+        );
+        assert!(entry_matches_origin(&e[0], "http://127.0.0.1:8000/debian", "bookworm/stable/v15"));
+        assert!(!entry_matches_origin(&e[0], "http://127.0.0.1:8000/debian", "bookworm/stable/v16"));
+        assert!(!entry_matches_origin(&e[0], "http://127.0.0.1:9/debian", "bookworm/stable/v15"));
+    }
+}

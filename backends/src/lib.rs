@@ -1,0 +1,230 @@
+//! Package-manager adapters for installing one package at an exact version
+//! from a signed repository, and holding it there.
+//!
+//! This crate knows nothing of Teleport's update policy (windows, health,
+//! version servers). It offers small, honest operations that each run the
+//! real tool (`apt-get`, `dpkg`, `dnf`, `rpm`, `zypper`) with an argument
+//! vector, never through a shell, and report failures with the command line,
+//! the exit code and the tail of the tool's own output.
+//!
+//! Every backend can act on the running system or on an alternate root
+//! ([`System::root`]): an image mounted somewhere, or a test fixture.
+
+pub mod apt;
+pub mod cmd;
+pub mod detect;
+pub mod sources;
+mod types;
+
+pub use cmd::{CommandLine, Runner};
+pub use detect::{detect, BackendKind, OsRelease};
+pub use types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What can go wrong inside a backend. Each variant says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The tool this backend drives is not installed.
+    #[error("{tool} is not installed or not on PATH ({detail})")]
+    ToolMissing { tool: String, detail: String },
+
+    /// The repository, its key or its configuration cannot be trusted:
+    /// nothing was (or will be) installed from it.
+    #[error("refused: {reason}")]
+    Untrusted { reason: String },
+
+    /// No repository definition serves the package.
+    #[error("no repository definition serves {package}: {detail}")]
+    SourceNotFound { package: String, detail: String },
+
+    /// The repository does not offer the requested version.
+    #[error("{package} {version} is not offered by {source_desc}: {detail}")]
+    VersionNotFound {
+        package: String,
+        version: String,
+        source_desc: String,
+        detail: String,
+    },
+
+    /// The package is not installed, so there is nothing to update.
+    #[error("{package} is not installed")]
+    NotInstalled { package: String },
+
+    /// Another process holds the package manager's lock past our wait.
+    #[error("the package manager is locked by another process: {detail}")]
+    Locked { detail: String },
+
+    /// A command ran and failed.
+    #[error("`{command}` failed ({status}): {tail}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        tail: String,
+    },
+
+    /// A command did not finish in time and was killed.
+    #[error("`{command}` did not finish within {seconds} s and was stopped")]
+    Timeout { command: String, seconds: u64 },
+
+    /// After the install, the package is not at the requested version.
+    #[error("after installing, {package} is at {found}, not the requested {wanted}")]
+    VerifyFailed {
+        package: String,
+        found: String,
+        wanted: String,
+    },
+
+    /// Output of a tool, or a file on disk, could not be understood.
+    #[error("could not understand {what}: {detail}")]
+    Parse { what: String, detail: String },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// True when the failure is a trust refusal (signature, key, or a
+    /// configuration that weakens verification).
+    pub fn is_untrusted(&self) -> bool {
+        matches!(self, Error::Untrusted { .. })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One package manager, driven for one package.
+///
+/// The operations are deliberately small so that the caller (the policy
+/// layer) decides their order, logs each step, and can show them in a dry
+/// run through [`Backend::plan`].
+pub trait Backend: Send + Sync {
+    /// Which package manager this is.
+    fn kind(&self) -> BackendKind;
+
+    /// The system (host or alternate root) this backend acts on.
+    fn system(&self) -> &System;
+
+    /// The installed version of `pkg`, or `None` when it is not installed.
+    fn installed(&self, pkg: &PkgName) -> Result<Option<Installed>>;
+
+    /// The first of `candidates` that is installed, in order.
+    fn first_installed(&self, candidates: &[PkgName]) -> Result<Option<Installed>> {
+        for c in candidates {
+            if let Some(i) = self.installed(c)? {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The repository definition that serves `pkg` (never a hard-coded
+    /// file name).
+    fn locate_source(&self, pkg: &PkgName) -> Result<Source>;
+
+    /// Check that the source and the package manager's configuration keep
+    /// signature verification on. `Err(Untrusted)` names file, line and
+    /// setting.
+    fn audit_trust(&self, source: &Source) -> Result<TrustReport>;
+
+    /// Repair an interrupted earlier transaction (e.g. `dpkg --configure
+    /// -a`). Returns a description of what was repaired, if anything.
+    fn recover(&self) -> Result<Option<String>>;
+
+    /// Refresh the metadata of `source` only. A signature failure is an
+    /// error, never a fallback to stale metadata.
+    fn refresh(&self, source: &Source) -> Result<()>;
+
+    /// Install exactly `version` of `pkg` from `source`, upgrading or
+    /// downgrading, non-interactively. Does not verify; call
+    /// [`Backend::installed`] afterwards.
+    fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()>;
+
+    /// Keep routine upgrades from moving `pkg`.
+    fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()>;
+
+    /// Undo [`Backend::hold`].
+    fn unhold(&self, source: &Source, pkg: &PkgName) -> Result<()>;
+
+    /// Whether `pkg` is currently held.
+    fn is_held(&self, source: &Source, pkg: &PkgName) -> Result<bool>;
+
+    /// The commands an update of `pkg` to `version` would run, in order,
+    /// for a dry run. Nothing is executed.
+    fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine>;
+
+    /// Full update sequence: recover, refresh, install exactly, hold, and
+    /// verify that the installed version is the requested one. The hold is
+    /// restored even when the install fails.
+    fn update_to(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<Installed> {
+        if let Some(what) = self.recover()? {
+            tracing::warn!(repaired = %what, "repaired an interrupted package transaction");
+        }
+        self.refresh(source)?;
+        let installed = self.install_exact(source, pkg, version);
+        let held = self.hold(source, pkg);
+        installed?;
+        held?;
+        let now = self.installed(pkg)?.ok_or_else(|| Error::NotInstalled {
+            package: pkg.to_string(),
+        })?;
+        if !now.version.same_upstream(version) {
+            return Err(Error::VerifyFailed {
+                package: pkg.to_string(),
+                found: now.version.to_string(),
+                wanted: version.to_string(),
+            });
+        }
+        Ok(now)
+    }
+}
+
+/// How a backend behaves; the defaults suit a timer-driven run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long to wait for another process's package-manager lock.
+    pub lock_wait: Duration,
+    /// The longest any single package-manager command may run.
+    pub command_timeout: Duration,
+    /// The repository definition to use instead of finding it (a path as
+    /// the target system sees it).
+    pub source_file: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lock_wait: Duration::from_secs(120),
+            command_timeout: Duration::from_secs(900),
+            source_file: None,
+        }
+    }
+}
+
+/// Build the backend of `kind` for `system`.
+pub fn backend_for(kind: BackendKind, system: System, opts: Options) -> Result<Box<dyn Backend>> {
+    match kind {
+        BackendKind::Apt => Ok(Box::new(apt::Apt::new(system, opts)?)),
+        other => Err(Error::ToolMissing {
+            tool: other.to_string(),
+            detail: "this backend is not built yet in this version".into(),
+        }),
+    }
+}
+
+/// Where the updater keeps its private files inside the system.
+pub fn private_dir(system: &System) -> PathBuf {
+    system.path("/var/lib/teleport-upgrade")
+}

@@ -1,0 +1,10 @@
+//! Fixtures for the tests, the demo and the benchmarks, built with the real
+//! tools (gpg, dpkg-deb, apt-ftparchive, rpmbuild, createrepo_c).
+//! Nothing here fakes a package manager.
+
+pub mod aptrepo;
+pub mod aptroot;
+pub mod deb;
+pub mod gpg;
+pub mod http;
+pub mod rpm;
