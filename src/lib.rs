@@ -1,0 +1,18 @@
+//! `teleport-upgrade`: keeps a Teleport agent on the version its cluster
+//! advertises, through the system's package manager.
+//!
+//! Functional core, imperative shell: [`decision::decide`] is a pure
+//! function of what [`run`] observed; [`backends`] does the package work.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod decision;
+pub mod error;
+pub mod health;
+pub mod lock;
+pub mod run;
+pub mod schedule;
+pub mod state;
+pub mod status;
+pub mod target;

@@ -1,0 +1,140 @@
+//! The command line: v1's interface (`run`, `dry-run`, `force`, `version`,
+//! `status`, `help`) plus `--root`, `--config-dir` and `-v`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::EXIT_CODES_HELP;
+
+const ABOUT: &str = "Keep this host's Teleport agent on the version its cluster advertises.";
+
+const LONG_ABOUT: &str = "\
+Keep this host's Teleport agent on the version its cluster advertises, through \
+the system's package manager (apt, dnf/yum or zypper).
+
+Each run asks the version server (the `endpoint` setting: the Teleport proxy, or a \
+static server answering /version and /critical) for the target version, and updates \
+the agent package to exactly that version, from the Teleport repository only, when:
+  - the update is critical, or
+  - now is strictly inside a maintenance window of the agent's `schedule` file, or
+  - the agent has looked unhealthy on two consecutive runs (the schedule is missing, \
+empty, stale or unreadable, or teleport.service has failed).
+A lower target is installed too: that is how a fleet is rolled back. A schedule \
+of `nop` means another updater manages this host: stand down. After an update the \
+package is held so that routine upgrades cannot move it, and the agent is restarted.
+
+The systemd timer `teleport-upgrade.timer` runs `teleport-upgrade run` about every \
+30 minutes; you rarely need to run it by hand. Start with `teleport-upgrade status` \
+and `teleport-upgrade dry-run`.";
+
+const AFTER: &str = "\
+CONFIGURATION (one value per file in /etc/teleport-upgrade.d/, or $TELEPORT_UPGRADE_CONFIG):
+    endpoint       host[:port]/path of the version server, no scheme
+    package        teleport, teleport-ent or teleport-ent-fips (default: the one installed)
+    installer      apt, yum, dnf, zypper or nop (default: detected)
+    insecure       yes: plain http, for localhost only
+    debug          yes: verbose logs
+    schedule       written by the agent: maintenance windows, or nop
+    mark-unhealthy written by the updater: the agent looked unhealthy last run
+    ca-file        extra CA bundle (PEM) for the version server
+    source-file    the repository definition to use instead of finding it
+    lock-timeout   seconds to wait for the package manager's lock (default 120)
+
+Logs go to stderr (the journal under systemd: journalctl -u teleport-upgrade).
+
+";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "teleport-upgrade",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_long_help = const_format_after(),
+    after_help = "Exit codes and configuration files: see --help.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Act on the system image rooted at DIR as if chrooted there (config,
+    /// state, lock and the package database inside DIR; the agent is not
+    /// restarted).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// The configuration directory [default: /etc/teleport-upgrade.d, or
+    /// $TELEPORT_UPGRADE_CONFIG].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// More detail in the logs (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const fn const_format_after() -> &'static str {
+    concat!(
+        "CONFIGURATION (one value per file in /etc/teleport-upgrade.d/, or $TELEPORT_UPGRADE_CONFIG):\n",
+        "    endpoint       host[:port]/path of the version server, no scheme\n",
+        "    package        teleport, teleport-ent or teleport-ent-fips (default: the one installed)\n",
+        "    installer      apt, yum, dnf, zypper or nop (default: detected)\n",
+        "    insecure       yes: plain http, for localhost only\n",
+        "    debug          yes: verbose logs\n",
+        "    schedule       written by the agent: maintenance windows, or nop\n",
+        "    mark-unhealthy written by the updater: the agent looked unhealthy last run\n",
+        "    ca-file        extra CA bundle (PEM) for the version server\n",
+        "    source-file    the repository definition to use instead of finding it\n",
+        "    lock-timeout   seconds to wait for the package manager's lock (default 120)\n",
+        "\n",
+        "Logs go to stderr (the journal under systemd: journalctl -u teleport-upgrade).\n",
+        "\n",
+        "EXIT CODES:\n",
+        "    0  nothing to do, waiting for a window, stood down, or updated\n",
+        "    1  could not learn the target version from the version server\n",
+        "    2  usage or configuration error\n",
+        "    3  refused: invalid answer from the version server, or a trust failure\n",
+        "       (unsigned or wrongly signed repository, weakened verification)\n",
+        "    4  the update was attempted and failed (the agent may be unchanged)\n",
+        "    5  another teleport-upgrade run holds the lock\n",
+    )
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide and, when policy says so, update the agent (what the timer runs).
+    Run,
+    /// Show the decision and the exact package commands, changing nothing.
+    DryRun,
+    /// Update now whatever the window and health say (never bypasses
+    /// validation, trust checks or a `nop` schedule).
+    Force,
+    /// Show installed and target versions, windows, health, lock and the
+    /// last run.
+    Status {
+        /// Machine-readable JSON (schema 1).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print this updater's version.
+    Version {
+        /// Only the version number.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// The help text check used by tests: the exit codes are documented.
+pub fn exit_codes_documented() -> bool {
+    const_format_after().contains(EXIT_CODES_HELP.trim_start_matches("EXIT CODES:\n"))
+        && !AFTER.is_empty()
+}

@@ -1,0 +1,364 @@
+//! The configuration directory (`/etc/teleport-upgrade.d/`): one value per
+//! file, read exactly as v1 reads it (lines starting with `# ` and blank
+//! lines ignored, surrounding whitespace trimmed), validated into types.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use backends::{BackendKind, PkgName, System};
+
+use crate::error::AppError;
+
+pub const DEFAULT_DIR: &str = "/etc/teleport-upgrade.d";
+pub const ENV_DIR: &str = "TELEPORT_UPGRADE_CONFIG";
+
+/// The Teleport agent packages, in detection order.
+pub const AGENT_PACKAGES: &[&str] = &["teleport-ent-fips", "teleport-ent", "teleport"];
+
+/// `installer`: a package manager, or `nop` (decide and report, never
+/// install).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installer {
+    Backend(BackendKind),
+    Nop,
+}
+
+/// Where the version server is: `host[:port]/path`, no scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: Option<u16>,
+    /// Starts with `/`, no trailing `/` (may be empty).
+    pub path: String,
+}
+
+impl Endpoint {
+    pub fn parse(raw: &str) -> Result<Endpoint, String> {
+        let s = raw.strip_prefix("https://").unwrap_or(raw);
+        if s.starts_with("http://") {
+            return Err("write the endpoint without a scheme (host[:port]/path); plain http is chosen with `insecure`, for localhost only".into());
+        }
+        if s.contains("://") {
+            return Err("write the endpoint without a scheme, as host[:port]/path".into());
+        }
+        if s.is_empty() || s.len() > 512 {
+            return Err("the endpoint is empty or too long".into());
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~/:[]%".contains(c))
+        {
+            return Err(format!("{raw:?} holds characters an endpoint cannot have"));
+        }
+        if s.split('/').any(|seg| seg == ".." || seg == ".") {
+            return Err(format!("{raw:?} has a relative path segment"));
+        }
+        let url = reqwest::Url::parse(&format!("https://{s}")).map_err(|e| format!("{raw:?} is not host[:port]/path: {e}"))?;
+        let host = url.host_str().ok_or_else(|| format!("{raw:?} has no host"))?.to_string();
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("{raw:?} must not hold credentials, a query or a fragment"));
+        }
+        let path = url.path().trim_end_matches('/').to_string();
+        Ok(Endpoint {
+            host,
+            port: url.port(),
+            path,
+        })
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "[::1]" | "::1")
+    }
+
+    /// The base URL, `https://` unless `insecure`.
+    pub fn base_url(&self, insecure: bool) -> String {
+        let scheme = if insecure { "http" } else { "https" };
+        match self.port {
+            Some(p) => format!("{scheme}://{}:{p}{}", self.host, self.path),
+            None => format!("{scheme}://{}{}", self.host, self.path),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{}:{p}{}", self.host, self.path),
+            None => write!(f, "{}{}", self.host, self.path),
+        }
+    }
+}
+
+/// The validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory as a path on this machine.
+    pub dir: PathBuf,
+    pub endpoint: Option<Endpoint>,
+    pub package: Option<PkgName>,
+    pub installer: Option<Installer>,
+    pub insecure: bool,
+    pub debug: bool,
+    /// New: an extra CA bundle (PEM) trusted for the version server.
+    pub ca_file: Option<PathBuf>,
+    /// New: the repository definition to use instead of finding it.
+    pub source_file: Option<PathBuf>,
+    /// New: how long to wait for the package manager's lock (seconds).
+    pub lock_wait: Duration,
+}
+
+/// Read one v1-style value: lines starting with `# ` and blank lines are
+/// ignored; the rest must be a single line.
+pub fn read_value(path: &Path) -> Result<Option<String>, AppError> {
+    let text = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(AppError::Config {
+                file: path.to_path_buf(),
+                message: format!("cannot read it: {e}"),
+            })
+        }
+    };
+    if text.len() > 64 * 1024 {
+        return Err(AppError::Config {
+            file: path.to_path_buf(),
+            message: "larger than 64 KiB".into(),
+        });
+    }
+    let text = String::from_utf8(text).map_err(|_| AppError::Config {
+        file: path.to_path_buf(),
+        message: "not UTF-8 text".into(),
+    })?;
+    let values: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("# ") && !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    match values.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.to_string())),
+        _ => Err(AppError::Config {
+            file: path.to_path_buf(),
+            message: format!("expected one value, found {} lines", values.len()),
+        }),
+    }
+}
+
+fn yes_no(file: &Path, v: &str) -> Result<bool, AppError> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(AppError::Config {
+            file: file.to_path_buf(),
+            message: format!("expected yes or no, got {v:?}"),
+        }),
+    }
+}
+
+impl Config {
+    /// The directory to read: `--config-dir`, else `$TELEPORT_UPGRADE_CONFIG`,
+    /// else the default; resolved inside the system's root.
+    pub fn locate(system: &System, flag: Option<&Path>, env: Option<&str>) -> PathBuf {
+        let chosen = flag
+            .map(Path::to_path_buf)
+            .or_else(|| env.filter(|e| !e.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+        if chosen.is_absolute() {
+            system.path(chosen)
+        } else {
+            chosen
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Config, AppError> {
+        let f = |name: &str| dir.join(name);
+        let cfg_err = |name: &str, message: String| AppError::Config {
+            file: f(name),
+            message,
+        };
+        let endpoint = read_value(&f("endpoint"))?
+            .map(|v| Endpoint::parse(&v).map_err(|m| cfg_err("endpoint", m)))
+            .transpose()?;
+        let package = read_value(&f("package"))?
+            .map(|v| {
+                if AGENT_PACKAGES.contains(&v.as_str()) {
+                    Ok(PkgName::parse(&v).expect("known names are valid"))
+                } else {
+                    Err(cfg_err(
+                        "package",
+                        format!("{v:?} is not a Teleport agent package: expected teleport, teleport-ent or teleport-ent-fips"),
+                    ))
+                }
+            })
+            .transpose()?;
+        let installer = read_value(&f("installer"))?
+            .map(|v| {
+                if v == "nop" {
+                    Ok(Installer::Nop)
+                } else {
+                    v.parse::<BackendKind>().map(Installer::Backend).map_err(|m| cfg_err("installer", m))
+                }
+            })
+            .transpose()?;
+        let insecure = match read_value(&f("insecure"))? {
+            Some(v) => yes_no(&f("insecure"), &v)?,
+            None => false,
+        };
+        let debug = match read_value(&f("debug"))? {
+            Some(v) => yes_no(&f("debug"), &v)?,
+            None => false,
+        };
+        let path_value = |name: &str| -> Result<Option<PathBuf>, AppError> {
+            read_value(&f(name))?
+                .map(|v| {
+                    let p = PathBuf::from(&v);
+                    if p.is_absolute() {
+                        Ok(p)
+                    } else {
+                        Err(cfg_err(name, format!("{v:?} must be an absolute path")))
+                    }
+                })
+                .transpose()
+        };
+        let ca_file = path_value("ca-file")?;
+        let source_file = path_value("source-file")?;
+        let lock_wait = match read_value(&f("lock-timeout"))? {
+            Some(v) => Duration::from_secs(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| *s <= 3600)
+                    .ok_or_else(|| cfg_err("lock-timeout", format!("expected seconds from 0 to 3600, got {v:?}")))?,
+            ),
+            None => Duration::from_secs(120),
+        };
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            endpoint,
+            package,
+            installer,
+            insecure,
+            debug,
+            ca_file,
+            source_file,
+            lock_wait,
+        })
+    }
+
+    /// The endpoint and scheme to use, refusing plain http to anything but
+    /// the loopback host.
+    pub fn version_server(&self) -> Result<(Endpoint, bool), AppError> {
+        let ep = self.endpoint.clone().ok_or_else(|| AppError::Config {
+            file: self.dir.join("endpoint"),
+            message: "no version server is configured: write host[:port]/path into it, e.g. teleport.example.com:443/v1/webapi/automaticupgrades/channel/default".into(),
+        })?;
+        if self.insecure && !ep.is_loopback() {
+            return Err(AppError::Refused(format!(
+                "{}: insecure=yes is honoured only for localhost, 127.0.0.1 or [::1], not {}; remove it and serve the version over https",
+                self.dir.join("insecure").display(),
+                ep.host
+            )));
+        }
+        Ok((ep, self.insecure))
+    }
+
+    pub fn marker_path(&self) -> PathBuf {
+        self.dir.join("mark-unhealthy")
+    }
+
+    pub fn schedule_path(&self) -> PathBuf {
+        self.dir.join("schedule")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let e = Endpoint::parse("teleport.example.com:443/v1/webapi/automaticupgrades/channel/default").unwrap();
+        assert_eq!(e.host, "teleport.example.com");
+        assert_eq!(e.port, None, "443 is https's default");
+        assert_eq!(e.base_url(false), "https://teleport.example.com/v1/webapi/automaticupgrades/channel/default");
+        let e = Endpoint::parse("127.0.0.1:8080/v1/webapi/automaticupgrades/channel/stable/cloud/").unwrap();
+        assert_eq!(e.base_url(true), "http://127.0.0.1:8080/v1/webapi/automaticupgrades/channel/stable/cloud");
+        assert!(e.is_loopback());
+        assert!(Endpoint::parse("https://example.com/x").is_ok());
+        assert!(Endpoint::parse("[::1]:9/x").unwrap().is_loopback());
+        for bad in [
+            "",
+            "http://example.com/x",
+            "ftp://example.com",
+            "user:pw@example.com/x",
+            "example.com/x?y=1",
+            "example.com/x#f",
+            "example.com/../etc",
+            "example.com x",
+            "example.com/$(id)",
+            "example.com:99999/x",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_are_read_as_v1_reads_them() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("endpoint");
+        std::fs::write(&p, "# the proxy\n\n  example.com/v1  \n").unwrap();
+        assert_eq!(read_value(&p).unwrap().as_deref(), Some("example.com/v1"));
+        std::fs::write(&p, "# only a comment\n").unwrap();
+        assert_eq!(read_value(&p).unwrap(), None);
+        std::fs::write(&p, "a\nb\n").unwrap();
+        assert!(read_value(&p).is_err());
+        assert_eq!(read_value(&d.path().join("absent")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_v1_directory_loads() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |n: &str, v: &str| std::fs::write(d.path().join(n), v).unwrap();
+        w("endpoint", "proxy.example.com:443/v1/webapi/automaticupgrades/channel/default\n");
+        w("package", "teleport-ent\n");
+        w("installer", "apt\n");
+        w("schedule", "# generated by teleport\n1 2\n");
+        w("mark-unhealthy", "");
+        w("metadata", "{\"uuid\":\"x\"}");
+        let c = Config::load(d.path()).unwrap();
+        assert_eq!(c.package.unwrap().as_str(), "teleport-ent");
+        assert_eq!(c.installer, Some(Installer::Backend(BackendKind::Apt)));
+        assert!(!c.insecure);
+        assert_eq!(c.lock_wait, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn bad_values_name_their_file() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |n: &str, v: &str| std::fs::write(d.path().join(n), v).unwrap();
+        for (file, value) in [
+            ("package", "nginx"),
+            ("installer", "pacman"),
+            ("insecure", "maybe"),
+            ("endpoint", "http://x/y"),
+            ("ca-file", "relative.pem"),
+            ("lock-timeout", "forever"),
+        ] {
+            w(file, value);
+            let err = Config::load(d.path()).unwrap_err().to_string();
+            assert!(err.contains(file), "{file}: {err}");
+            std::fs::remove_file(d.path().join(file)).unwrap();
+        }
+    }
+
+    #[test]
+    fn insecure_only_for_loopback() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("insecure"), "yes").unwrap();
+        std::fs::write(d.path().join("endpoint"), "example.com/v1").unwrap();
+        let err = Config::load(d.path()).unwrap().version_server().unwrap_err();
+        assert!(matches!(err, AppError::Refused(_)), "{err}");
+        std::fs::write(d.path().join("endpoint"), "localhost:8080/v1").unwrap();
+        assert!(Config::load(d.path()).unwrap().version_server().unwrap().1);
+    }
+}

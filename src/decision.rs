@@ -1,0 +1,350 @@
+//! The decision of one run: a pure function of what was observed.
+
+use std::fmt;
+
+use backends::PkgVersion;
+use serde::Serialize;
+
+use crate::schedule::{rfc3339, Schedule, Window};
+use crate::target::Target;
+
+/// How the run was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The timer's run: policy decides.
+    Run,
+    /// An operator's `force`: window and health are ignored (stand-down,
+    /// validation and trust are not).
+    Force,
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub mode: Mode,
+    /// Unix seconds, from the injected clock.
+    pub now: i64,
+    pub target: Target,
+    pub critical: bool,
+    pub schedule: Schedule,
+    /// Why the agent's service looks unhealthy, when systemd says so.
+    pub service_unhealthy: Option<String>,
+    /// Whether the previous run left the `mark-unhealthy` marker.
+    pub marker_present: bool,
+    /// The installed agent version.
+    pub installed: PkgVersion,
+}
+
+/// Why an update happens now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum UpdateReason {
+    Forced,
+    Critical,
+    InWindow { window: Window },
+    /// Unhealthy on this run and on the previous one.
+    Unhealthy { why: String },
+}
+
+/// Why the run waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum WaitReason {
+    OutsideWindow { next: Option<Window> },
+    /// First run to see the agent unhealthy: mark and wait one more run,
+    /// in case the agent has just restarted.
+    FirstUnhealthy { why: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Decision {
+    /// The schedule says `nop`: another updater manages this host.
+    StandDown,
+    /// The version server advertises no target.
+    NoTarget,
+    /// The installed version is the target.
+    UpToDate,
+    Update { reason: UpdateReason },
+    Wait { reason: WaitReason },
+}
+
+/// The decision and the marker the run must leave behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// Whether `mark-unhealthy` must exist after this run (it is consumed
+    /// on every run and written only by a first unhealthy sighting).
+    pub marker_after: bool,
+}
+
+/// Decide. Order: stand down on `nop`; nothing on `none`; nothing when the
+/// installed version is the target; update when forced, critical, strictly
+/// inside a window, or unhealthy on two consecutive runs; otherwise wait.
+/// A target below the installed version is an update too (fleet rollback).
+pub fn decide(o: &Observed) -> Outcome {
+    let done = |decision| Outcome {
+        decision,
+        marker_after: false,
+    };
+    if o.schedule == Schedule::StandDown {
+        return done(Decision::StandDown);
+    }
+    let target = match &o.target {
+        Target::NoTarget => return done(Decision::NoTarget),
+        Target::Version(v) => v,
+    };
+    if o.installed.same_upstream(&target.package_version()) {
+        return done(Decision::UpToDate);
+    }
+    let update = |reason| done(Decision::Update { reason });
+    if o.mode == Mode::Force {
+        return update(UpdateReason::Forced);
+    }
+    if o.critical {
+        return update(UpdateReason::Critical);
+    }
+    if let Some(window) = o.schedule.current(o.now) {
+        return update(UpdateReason::InWindow { window });
+    }
+    let unhealthy = o
+        .schedule
+        .unhealthy_reason(o.now)
+        .or_else(|| o.service_unhealthy.clone());
+    match unhealthy {
+        Some(why) if o.marker_present => update(UpdateReason::Unhealthy { why }),
+        Some(why) => Outcome {
+            decision: Decision::Wait {
+                reason: WaitReason::FirstUnhealthy { why },
+            },
+            marker_after: true,
+        },
+        None => done(Decision::Wait {
+            reason: WaitReason::OutsideWindow {
+                next: o.schedule.next(o.now),
+            },
+        }),
+    }
+}
+
+impl Decision {
+    pub fn is_update(&self) -> bool {
+        matches!(self, Decision::Update { .. })
+    }
+
+    /// A short machine word: stand-down, no-target, up-to-date, update, wait.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Decision::StandDown => "stand-down",
+            Decision::NoTarget => "no-target",
+            Decision::UpToDate => "up-to-date",
+            Decision::Update { .. } => "update",
+            Decision::Wait { .. } => "wait",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::StandDown => f.write_str("stand down: the schedule says nop (Managed Updates v2 manages this host)"),
+            Decision::NoTarget => f.write_str("nothing to do: the version server advertises no target (none)"),
+            Decision::UpToDate => f.write_str("nothing to do: the installed version is the target"),
+            Decision::Update { reason } => match reason {
+                UpdateReason::Forced => f.write_str("update: forced by the operator"),
+                UpdateReason::Critical => f.write_str("update: the version server marks it critical"),
+                UpdateReason::InWindow { window } => write!(
+                    f,
+                    "update: inside the maintenance window {} .. {}",
+                    rfc3339(window.start),
+                    rfc3339(window.stop)
+                ),
+                UpdateReason::Unhealthy { why } => {
+                    write!(f, "update: the agent looks unhealthy on two consecutive runs ({why})")
+                }
+            },
+            Decision::Wait { reason } => match reason {
+                WaitReason::OutsideWindow { next: Some(w) } => {
+                    write!(f, "wait: outside the maintenance window; next window starts {}", rfc3339(w.start))
+                }
+                WaitReason::OutsideWindow { next: None } => {
+                    f.write_str("wait: outside the maintenance window; no later window is scheduled")
+                }
+                WaitReason::FirstUnhealthy { why } => write!(
+                    f,
+                    "wait: the agent looks unhealthy ({why}); marked, and the next run updates if it still is"
+                ),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::TargetVersion;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[derive(Clone, Copy, Debug)]
+    enum T {
+        None,
+        Same,
+        Newer,
+        Older,
+    }
+    #[derive(Clone, Copy, Debug)]
+    enum S {
+        Nop,
+        Missing,
+        Empty,
+        Garbage,
+        InWindow,
+        Future,
+        Past,
+    }
+
+    fn observed(mode: Mode, t: T, critical: bool, s: S, svc_bad: bool, marker: bool) -> Observed {
+        let target = |v: &str| Target::Version(TargetVersion::parse(v).unwrap());
+        Observed {
+            mode,
+            now: NOW,
+            target: match t {
+                T::None => Target::NoTarget,
+                T::Same => target("15.4.3"),
+                T::Newer => target("16.0.0"),
+                T::Older => target("15.4.2"),
+            },
+            critical,
+            schedule: match s {
+                S::Nop => Schedule::StandDown,
+                S::Missing => Schedule::Missing,
+                S::Empty => Schedule::Empty,
+                S::Garbage => Schedule::parse("hello world\n"),
+                S::InWindow => Schedule::parse(&format!("{} {}\n", NOW - 60, NOW + 3540)),
+                S::Future => Schedule::parse(&format!("{} {}\n", NOW + 3600, NOW + 7200)),
+                S::Past => Schedule::parse(&format!("{} {}\n", NOW - 7200, NOW - 3600)),
+            },
+            service_unhealthy: svc_bad.then(|| "teleport.service is failed".to_string()),
+            marker_present: marker,
+            installed: PkgVersion::parse("15.4.3").unwrap(),
+        }
+    }
+
+    fn word(o: &Outcome) -> String {
+        match &o.decision {
+            Decision::Update { reason } => format!(
+                "update:{}",
+                match reason {
+                    UpdateReason::Forced => "forced",
+                    UpdateReason::Critical => "critical",
+                    UpdateReason::InWindow { .. } => "window",
+                    UpdateReason::Unhealthy { .. } => "unhealthy",
+                }
+            ),
+            Decision::Wait { reason } => format!(
+                "wait:{}",
+                match reason {
+                    WaitReason::OutsideWindow { .. } => "outside",
+                    WaitReason::FirstUnhealthy { .. } => "first-unhealthy",
+                }
+            ),
+            d => d.word().to_string(),
+        }
+    }
+
+    /// The decision table: mode, target, critical, schedule, service
+    /// unhealthy, marker present => decision, marker after.
+    #[test]
+    fn table() {
+        use Mode::*;
+        use S::*;
+        let rows: &[(Mode, T, bool, S, bool, bool, &str, bool)] = &[
+            // stand down beats everything, even critical and force
+            (Run, T::Newer, true, Nop, true, true, "stand-down", false),
+            (Force, T::Newer, false, Nop, false, false, "stand-down", false),
+            // no target
+            (Run, T::None, true, InWindow, false, false, "no-target", false),
+            (Force, T::None, false, Missing, true, true, "no-target", false),
+            // already there; consumes the marker
+            (Run, T::Same, true, InWindow, false, false, "up-to-date", false),
+            (Run, T::Same, false, Missing, true, true, "up-to-date", false),
+            (Force, T::Same, false, Future, false, false, "up-to-date", false),
+            // force ignores window and health
+            (Force, T::Newer, false, Future, false, false, "update:forced", false),
+            (Force, T::Older, false, Missing, false, false, "update:forced", false),
+            // critical updates outside the window
+            (Run, T::Newer, true, Future, false, false, "update:critical", false),
+            (Run, T::Older, true, Missing, false, false, "update:critical", false),
+            // strictly inside a window; a downgrade too (fleet rollback)
+            (Run, T::Newer, false, InWindow, false, false, "update:window", false),
+            (Run, T::Older, false, InWindow, false, true, "update:window", false),
+            (Run, T::Newer, false, InWindow, true, false, "update:window", false),
+            // outside the window, healthy: wait
+            (Run, T::Newer, false, Future, false, false, "wait:outside", false),
+            (Run, T::Older, false, Future, false, true, "wait:outside", false),
+            // unhealthy schedule: first run marks, second updates
+            (Run, T::Newer, false, Missing, false, false, "wait:first-unhealthy", true),
+            (Run, T::Newer, false, Missing, false, true, "update:unhealthy", false),
+            (Run, T::Newer, false, Empty, false, false, "wait:first-unhealthy", true),
+            (Run, T::Newer, false, Empty, false, true, "update:unhealthy", false),
+            (Run, T::Newer, false, Garbage, false, false, "wait:first-unhealthy", true),
+            (Run, T::Newer, false, Garbage, false, true, "update:unhealthy", false),
+            (Run, T::Newer, false, Past, false, false, "wait:first-unhealthy", true),
+            (Run, T::Newer, false, Past, false, true, "update:unhealthy", false),
+            // unhealthy service with a good schedule: same debounce
+            (Run, T::Newer, false, Future, true, false, "wait:first-unhealthy", true),
+            (Run, T::Newer, false, Future, true, true, "update:unhealthy", false),
+        ];
+        for (i, &(mode, t, crit, s, svc, marker, want, marker_after)) in rows.iter().enumerate() {
+            let out = decide(&observed(mode, t, crit, s, svc, marker));
+            assert_eq!(word(&out), want, "row {i}: {:?}", (mode, t, crit, s, svc, marker));
+            assert_eq!(out.marker_after, marker_after, "row {i} marker");
+        }
+    }
+
+    /// Invariants over every combination of inputs.
+    #[test]
+    fn invariants_over_all_combinations() {
+        let ts = [T::None, T::Same, T::Newer, T::Older];
+        let ss = [S::Nop, S::Missing, S::Empty, S::Garbage, S::InWindow, S::Future, S::Past];
+        let mut n = 0;
+        for mode in [Mode::Run, Mode::Force] {
+            for t in ts {
+                for crit in [false, true] {
+                    for s in ss {
+                        for svc in [false, true] {
+                            for marker in [false, true] {
+                                n += 1;
+                                let o = observed(mode, t, crit, s, svc, marker);
+                                let out = decide(&o);
+                                let upd = out.decision.is_update();
+                                if matches!(s, S::Nop) {
+                                    assert_eq!(out.decision, Decision::StandDown);
+                                }
+                                if matches!(t, T::None | T::Same) {
+                                    assert!(!upd);
+                                }
+                                if upd && mode == Mode::Run && !crit {
+                                    assert!(
+                                        matches!(s, S::InWindow) || marker,
+                                        "a routine update outside a window needs two unhealthy runs"
+                                    );
+                                }
+                                if matches!(t, T::Newer | T::Older) && !matches!(s, S::Nop) && (crit || mode == Mode::Force || matches!(s, S::InWindow)) {
+                                    assert!(upd, "{:?}", (mode, t, crit, s, svc, marker));
+                                }
+                                if out.marker_after {
+                                    assert!(!marker && !upd);
+                                }
+                                let _ = out.decision.to_string();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 448);
+    }
+}

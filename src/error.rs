@@ -1,0 +1,87 @@
+//! Errors of a run and the exit codes they map to.
+
+use std::path::PathBuf;
+
+/// Documented exit codes (also in `--help` and the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Nothing had to be done, policy said wait, or the update succeeded.
+    Ok = 0,
+    /// The target version could not be learned from the version server.
+    NoTarget = 1,
+    /// Usage or configuration error.
+    Usage = 2,
+    /// Refused: invalid input from the version server, or a trust failure
+    /// (signature, key, configuration that weakens verification).
+    Refused = 3,
+    /// The update was attempted and failed.
+    UpdateFailed = 4,
+    /// Another run holds the lock.
+    Locked = 5,
+}
+
+pub const EXIT_CODES_HELP: &str = "\
+EXIT CODES:
+    0  nothing to do, waiting for a window, stood down, or updated
+    1  could not learn the target version from the version server
+    2  usage or configuration error
+    3  refused: invalid answer from the version server, or a trust failure
+       (unsigned or wrongly signed repository, weakened verification)
+    4  the update was attempted and failed (the agent may be unchanged)
+    5  another teleport-upgrade run holds the lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("configuration {file}: {message}")]
+    Config { file: PathBuf, message: String },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("could not learn the target version from {endpoint}: {detail}")]
+    Target { endpoint: String, detail: String },
+
+    #[error("refused: {0}")]
+    Refused(String),
+
+    #[error("update failed: {0}")]
+    UpdateFailed(String),
+
+    #[error("{0}")]
+    Locked(String),
+}
+
+impl AppError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            AppError::Config { .. } | AppError::Usage(_) => Exit::Usage,
+            AppError::Target { .. } => Exit::NoTarget,
+            AppError::Refused(_) => Exit::Refused,
+            AppError::UpdateFailed(_) => Exit::UpdateFailed,
+            AppError::Locked(_) => Exit::Locked,
+        }
+    }
+
+    /// A backend failure during an update: trust failures are refusals,
+    /// everything else is a failed update.
+    pub fn from_backend(e: backends::Error) -> AppError {
+        match e {
+            backends::Error::Untrusted { reason } => AppError::Refused(reason),
+            backends::Error::ToolMissing { .. } => AppError::Usage(e.to_string()),
+            other => AppError::UpdateFailed(other.to_string()),
+        }
+    }
+
+    /// A short word for the state file and metrics.
+    pub fn word(&self) -> &'static str {
+        match self.exit() {
+            Exit::Ok => "ok",
+            Exit::NoTarget => "no-target",
+            Exit::Usage => "config-error",
+            Exit::Refused => "refused",
+            Exit::UpdateFailed => "update-failed",
+            Exit::Locked => "locked",
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Orchestration of one `run`, `force` or `dry-run`: observe, decide (pure),
+//! then act through the backend. Every step logs one line saying what was
+//! observed and why.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use backends::{Backend, Installed, Options, PkgName, Runner, System};
+
+use crate::client::Client;
+use crate::config::{Config, Installer, AGENT_PACKAGES};
+use crate::decision::{decide, Decision, Mode, Observed};
+use crate::error::{AppError, Exit};
+use crate::health::{self, Clock};
+use crate::schedule::{rfc3339, Schedule};
+use crate::state::{self, LastRun};
+use crate::{lock, target::Target};
+
+/// What a command needs from the outside world.
+pub struct Env<'a> {
+    pub system: System,
+    pub config_dir: PathBuf,
+    pub clock: &'a dyn Clock,
+    pub runner: Runner,
+}
+
+/// Read the schedule file: a missing file is `Missing`, an unreadable one
+/// `Unparseable`.
+pub fn read_schedule(config: &Config) -> Schedule {
+    match std::fs::read(config.schedule_path()) {
+        Ok(b) if b.len() > 64 * 1024 => Schedule::Unparseable("larger than 64 KiB".into()),
+        Ok(b) => match String::from_utf8(b) {
+            Ok(t) => Schedule::parse(&t),
+            Err(_) => Schedule::Unparseable("not UTF-8 text".into()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Schedule::Missing,
+        Err(e) => Schedule::Unparseable(format!("cannot read it: {e}")),
+    }
+}
+
+/// The backend named by `installer`, or detected; `None` for `nop` when no
+/// package manager can be found for read-only queries.
+pub fn select_backend(env: &Env, config: &Config) -> Result<(Option<Box<dyn Backend>>, Installer), AppError> {
+    let opts = Options {
+        lock_wait: config.lock_wait,
+        source_file: config.source_file.clone(),
+        ..Options::default()
+    };
+    let build = |k| backends::backend_for(k, env.system.clone(), opts.clone()).map_err(AppError::from_backend);
+    match config.installer {
+        Some(Installer::Backend(k)) => Ok((Some(build(k)?), Installer::Backend(k))),
+        Some(Installer::Nop) => {
+            let b = backends::detect(&env.system, &env.runner).ok().and_then(|k| build(k).ok());
+            Ok((b, Installer::Nop))
+        }
+        None => {
+            let k = backends::detect(&env.system, &env.runner).map_err(|e| AppError::Usage(e.to_string()))?;
+            tracing::debug!(installer = %k, "detected the package manager");
+            Ok((Some(build(k)?), Installer::Backend(k)))
+        }
+    }
+}
+
+/// The agent package and its installed version.
+pub fn installed_agent(backend: &dyn Backend, config: &Config) -> Result<Installed, AppError> {
+    let candidates: Vec<PkgName> = match &config.package {
+        Some(p) => vec![p.clone()],
+        None => AGENT_PACKAGES.iter().map(|n| PkgName::parse(n).unwrap()).collect(),
+    };
+    backend
+        .first_installed(&candidates)
+        .map_err(AppError::from_backend)?
+        .ok_or_else(|| {
+            AppError::Usage(format!(
+                "no Teleport agent package is installed (looked for {}); install the agent first, or name it in {}",
+                candidates.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                config.dir.join("package").display()
+            ))
+        })
+}
+
+fn set_marker(config: &Config, present: bool) {
+    let p = config.marker_path();
+    let r = if present {
+        state::write_atomic(&p, b"")
+    } else {
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    };
+    if let Err(e) = r {
+        tracing::warn!(file = %p.display(), "cannot update the unhealthy marker: {e}");
+    }
+}
+
+/// `run`, `force` and `dry-run`. Prints the dry run's report to `out`.
+pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write) -> Exit {
+    let command = match (mode, dry_run) {
+        (_, true) => "dry-run",
+        (Mode::Force, false) => "force",
+        (Mode::Run, false) => "run",
+    };
+    let _lock = if dry_run {
+        None
+    } else {
+        match lock::acquire(&lock::path(&env.system)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!("{e}");
+                return e.exit();
+            }
+        }
+    };
+    let mut rec = LastRun {
+        time: env.clock.now(),
+        command: command.into(),
+        ..Default::default()
+    };
+    let result = update_inner(env, mode, dry_run, out, &mut rec);
+    let exit = match &result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            tracing::error!("{e}");
+            rec.error = Some(e.to_string());
+            e.exit()
+        }
+    };
+    rec.result = match &result {
+        Ok(()) => "ok".into(),
+        Err(e) => e.word().into(),
+    };
+    rec.exit_code = exit as u8;
+    if !dry_run {
+        let path = state::path(&env.system);
+        let mut st = state::load(&path);
+        if exit == Exit::Ok {
+            st.last_success = Some(rec.time);
+            if rec.decision.as_deref() == Some("update") {
+                st.last_update = Some(rec.time);
+                st.updates_total += 1;
+            }
+        }
+        st.last_run = Some(rec);
+        if let Err(e) = state::save(&path, &st) {
+            tracing::warn!(file = %path.display(), "cannot write the state file: {e}");
+        }
+    }
+    exit
+}
+
+fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: &mut LastRun) -> Result<(), AppError> {
+    let config = Config::load(&env.config_dir)?;
+    let now = env.clock.now();
+
+    let schedule = read_schedule(&config);
+    rec.schedule = Some(schedule.to_string());
+    tracing::info!(schedule = %schedule, file = %config.schedule_path().display(), "read the maintenance schedule");
+    if schedule == Schedule::StandDown {
+        let d = Decision::StandDown;
+        tracing::info!(decision = d.word(), "{d}");
+        rec.decision = Some(d.word().into());
+        rec.detail = Some(d.to_string());
+        if dry_run {
+            let _ = writeln!(out, "decision: {d}");
+        }
+        return Ok(());
+    }
+
+    let (backend, installer) = select_backend(env, &config)?;
+    rec.installer = Some(match installer {
+        Installer::Backend(k) => k.to_string(),
+        Installer::Nop => "nop".into(),
+    });
+    let backend = backend.ok_or_else(|| {
+        AppError::Usage("installer is nop and no package manager was found to read the installed version".into())
+    })?;
+    let installed = installed_agent(backend.as_ref(), &config)?;
+    rec.package = Some(installed.name.to_string());
+    rec.installed_before = Some(installed.version.to_string());
+    tracing::info!(package = %installed.name, installed = %installed.version, installer = rec.installer.as_deref().unwrap_or(""), "found the agent package");
+
+    let (endpoint, insecure) = config.version_server()?;
+    let client = Client::new(&endpoint, insecure, config.ca_file.as_ref().map(|p| env.system.path(p)).as_deref())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Usage(format!("cannot start the async runtime: {e}")))?;
+    let answer = rt.block_on(client.fetch())?;
+    if let Some(w) = &answer.critical_warning {
+        tracing::warn!("{w}");
+    }
+    rec.target = Some(answer.target.to_string());
+    rec.critical = Some(answer.critical);
+    tracing::info!(endpoint = %endpoint, target = %answer.target, critical = answer.critical, "asked the version server");
+
+    let marker_present = config.marker_path().exists();
+    let service_unhealthy = health::service_unhealthy(&env.system, &env.runner);
+    let schedule_unhealthy = schedule.unhealthy_reason(now);
+    rec.unhealthy = schedule_unhealthy.clone().or(service_unhealthy.clone());
+    tracing::info!(
+        marker = marker_present,
+        schedule = schedule_unhealthy.as_deref().unwrap_or("healthy"),
+        service = service_unhealthy.as_deref().unwrap_or("not failed (or no systemd)"),
+        "checked the agent's health"
+    );
+
+    let observed = Observed {
+        mode,
+        now,
+        target: answer.target.clone(),
+        critical: answer.critical,
+        schedule,
+        service_unhealthy,
+        marker_present,
+        installed: installed.version.clone(),
+    };
+    let outcome = decide(&observed);
+    let d = &outcome.decision;
+    rec.decision = Some(d.word().into());
+    rec.detail = Some(d.to_string());
+    tracing::info!(decision = d.word(), installed = %installed.version, target = %answer.target, "{d}");
+    if dry_run {
+        let _ = writeln!(out, "package:   {} ({})", installed.name, backend.kind());
+        let _ = writeln!(out, "installed: {}", installed.version);
+        let _ = writeln!(out, "target:    {} (critical: {})", answer.target, if answer.critical { "yes" } else { "no" });
+        let _ = writeln!(out, "decision:  {d}");
+    } else {
+        if outcome.marker_after {
+            tracing::info!(file = %config.marker_path().display(), "marking the agent unhealthy for the next run");
+        }
+        set_marker(&config, outcome.marker_after);
+    }
+    if !d.is_update() {
+        return Ok(());
+    }
+    let Target::Version(target) = &answer.target else {
+        unreachable!("an update always has a target version")
+    };
+    let version = target.package_version();
+    let source = backend.locate_source(&installed.name).map_err(AppError::from_backend)?;
+    tracing::info!(source = %source.description, "found the repository that serves {}", installed.name);
+    let audit = backend.audit_trust(&source);
+    if dry_run {
+        match &audit {
+            Ok(r) => {
+                let _ = writeln!(out, "trust:     ok ({})", r.checked.join("; "));
+            }
+            Err(e) => {
+                let _ = writeln!(out, "trust:     REFUSED: {e}");
+            }
+        }
+        let _ = writeln!(out, "would run:");
+        for c in backend.plan(&source, &installed.name, &version) {
+            let _ = writeln!(out, "  {c}");
+        }
+        if health::systemd_running(&env.system) {
+            let _ = writeln!(out, "  {}", health::restart_command());
+        }
+        audit.map_err(AppError::from_backend)?;
+        return Ok(());
+    }
+    let report = audit.map_err(AppError::from_backend)?;
+    for c in &report.checked {
+        tracing::info!("trust: {c}");
+    }
+    if installer == Installer::Nop {
+        tracing::info!("installer is nop: not installing {} {version}", installed.name);
+        return Ok(());
+    }
+    let after = backend
+        .update_to(&source, &installed.name, &version)
+        .map_err(AppError::from_backend)?;
+    rec.installed_after = Some(after.version.to_string());
+    tracing::info!(package = %after.name, from = %installed.version, to = %after.version, "updated and held the agent package");
+    match health::restart_agent(&env.system, &env.runner) {
+        Ok(true) => tracing::info!("restarted {}", health::AGENT_UNIT),
+        Ok(false) => {}
+        Err(e) => return Err(AppError::UpdateFailed(format!("updated to {version}, but the restart failed: {e}"))),
+    }
+    Ok(())
+}
+
+/// Human text for a window.
+pub fn window_text(start: i64, stop: i64) -> String {
+    format!("{} .. {} UTC", rfc3339(start), rfc3339(stop))
+}

@@ -1,0 +1,108 @@
+//! The small state file (`/var/lib/teleport-upgrade/state.json`): what the
+//! last run observed, decided and achieved. Written atomically.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use backends::System;
+
+pub const STATE_FILE: &str = "/var/lib/teleport-upgrade/state.json";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LastRun {
+    /// Unix seconds.
+    pub time: i64,
+    /// run, force or dry-run.
+    pub command: String,
+    pub package: Option<String>,
+    pub installer: Option<String>,
+    pub installed_before: Option<String>,
+    pub installed_after: Option<String>,
+    pub target: Option<String>,
+    pub critical: Option<bool>,
+    pub schedule: Option<String>,
+    pub unhealthy: Option<String>,
+    /// stand-down, no-target, up-to-date, update, wait (absent when the run
+    /// failed before deciding).
+    pub decision: Option<String>,
+    pub detail: Option<String>,
+    /// ok, no-target, config-error, refused, update-failed, locked.
+    pub result: String,
+    pub exit_code: u8,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub schema: u32,
+    pub last_run: Option<LastRun>,
+    /// Unix seconds of the last run that ended with exit 0.
+    pub last_success: Option<i64>,
+    /// Unix seconds of the last successful update.
+    pub last_update: Option<i64>,
+    pub updates_total: u64,
+}
+
+pub fn path(system: &System) -> PathBuf {
+    system.path(STATE_FILE)
+}
+
+pub fn load(path: &Path) -> State {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), "ignoring an unreadable state file: {e}");
+            State::default()
+        }),
+        Err(_) => State::default(),
+    }
+}
+
+/// Write `bytes` to `path` atomically (temporary file in the same
+/// directory, fsync, rename, fsync of the directory).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+pub fn save(path: &Path, state: &State) -> std::io::Result<()> {
+    let mut s = state.clone();
+    s.schema = 1;
+    let mut bytes = serde_json::to_vec_pretty(&s).expect("state serializes");
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/state.json");
+        let mut s = State::default();
+        s.last_run = Some(LastRun {
+            time: 5,
+            result: "ok".into(),
+            ..Default::default()
+        });
+        save(&p, &s).unwrap();
+        let back = load(&p);
+        assert_eq!(back.last_run, s.last_run);
+        assert_eq!(back.schema, 1);
+        std::fs::write(&p, "{not json").unwrap();
+        assert_eq!(load(&p), State::default());
+        // no temporary files left behind
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+}

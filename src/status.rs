@@ -1,0 +1,198 @@
+//! `teleport-upgrade status`: what the updater sees now and what its last
+//! run did. Reads only; never contacts the version server.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{AppError, Exit};
+use crate::health;
+use crate::lock;
+use crate::run::{installed_agent, read_schedule, select_backend, Env};
+use crate::schedule::{rfc3339, Window};
+use crate::state::{self, LastRun};
+
+#[derive(Debug, Serialize)]
+pub struct WindowView {
+    pub start: i64,
+    pub stop: i64,
+    pub start_utc: String,
+    pub stop_utc: String,
+}
+
+impl From<Window> for WindowView {
+    fn from(w: Window) -> Self {
+        WindowView {
+            start: w.start,
+            stop: w.stop,
+            start_utc: rfc3339(w.start),
+            stop_utc: rfc3339(w.stop),
+        }
+    }
+}
+
+/// The `status --json` document (schema 1).
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub schema: u32,
+    pub updater_version: &'static str,
+    pub config_dir: String,
+    pub endpoint: Option<String>,
+    pub installer: Option<String>,
+    pub package: Option<String>,
+    pub installed: Option<String>,
+    /// From the last run (status does not ask the version server).
+    pub target: Option<String>,
+    pub critical: Option<bool>,
+    pub schedule: String,
+    pub window_current: Option<WindowView>,
+    pub window_next: Option<WindowView>,
+    pub unhealthy: Option<String>,
+    pub unhealthy_marker: bool,
+    pub lock_holder: Option<u32>,
+    pub last_run: Option<LastRun>,
+    pub last_success: Option<i64>,
+    pub last_update: Option<i64>,
+    pub updates_total: u64,
+    /// What could not be read.
+    pub problems: Vec<String>,
+}
+
+pub fn gather(env: &Env) -> Result<Status, AppError> {
+    let config = Config::load(&env.config_dir)?;
+    let now = env.clock.now();
+    let mut problems = Vec::new();
+    let schedule = read_schedule(&config);
+    let (installer, package, installed) = match select_backend(env, &config) {
+        Ok((Some(b), inst)) => {
+            let inst_name = match inst {
+                crate::config::Installer::Nop => "nop".to_string(),
+                crate::config::Installer::Backend(k) => k.to_string(),
+            };
+            match installed_agent(b.as_ref(), &config) {
+                Ok(i) => (Some(inst_name), Some(i.name.to_string()), Some(i.version.to_string())),
+                Err(e) => {
+                    problems.push(e.to_string());
+                    (Some(inst_name), config.package.as_ref().map(|p| p.to_string()), None)
+                }
+            }
+        }
+        Ok((None, _)) => (Some("nop".into()), None, None),
+        Err(e) => {
+            problems.push(e.to_string());
+            (None, None, None)
+        }
+    };
+    let st = state::load(&state::path(&env.system));
+    let last = st.last_run.clone();
+    Ok(Status {
+        schema: 1,
+        updater_version: env!("CARGO_PKG_VERSION"),
+        config_dir: env.system.display_path(&config.dir),
+        endpoint: config.endpoint.as_ref().map(|e| e.to_string()),
+        installer,
+        package,
+        installed,
+        target: last.as_ref().and_then(|l| l.target.clone()),
+        critical: last.as_ref().and_then(|l| l.critical),
+        schedule: schedule.to_string(),
+        window_current: schedule.current(now).map(Into::into),
+        window_next: schedule.next(now).map(Into::into),
+        unhealthy: schedule
+            .unhealthy_reason(now)
+            .or_else(|| health::service_unhealthy(&env.system, &env.runner)),
+        unhealthy_marker: config.marker_path().exists(),
+        lock_holder: lock::holder(&lock::path(&env.system)),
+        last_run: last,
+        last_success: st.last_success,
+        last_update: st.last_update,
+        updates_total: st.updates_total,
+        problems,
+    })
+}
+
+fn opt(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
+pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "teleport-upgrade {} (config {})", s.updater_version, s.config_dir)?;
+    writeln!(out, "  endpoint:    {}", opt(&s.endpoint))?;
+    writeln!(out, "  package:     {} via {}", opt(&s.package), opt(&s.installer))?;
+    writeln!(out, "  installed:   {}", opt(&s.installed))?;
+    writeln!(
+        out,
+        "  target:      {}{} (as of the last run)",
+        opt(&s.target),
+        match s.critical {
+            Some(true) => ", critical",
+            _ => "",
+        }
+    )?;
+    writeln!(out, "  schedule:    {}", s.schedule)?;
+    match &s.window_current {
+        Some(w) => writeln!(out, "  window:      NOW, until {}", w.stop_utc)?,
+        None => writeln!(out, "  window:      not in a window")?,
+    }
+    if let Some(w) = &s.window_next {
+        writeln!(out, "  next window: {} .. {}", w.start_utc, w.stop_utc)?;
+    }
+    writeln!(
+        out,
+        "  health:      {}{}",
+        s.unhealthy.as_deref().unwrap_or("healthy"),
+        if s.unhealthy_marker { " (marked unhealthy by the last run)" } else { "" }
+    )?;
+    match s.lock_holder {
+        Some(p) => writeln!(out, "  lock:        held by pid {p}")?,
+        None => writeln!(out, "  lock:        free")?,
+    }
+    match &s.last_run {
+        Some(l) => {
+            writeln!(
+                out,
+                "  last run:    {} `{}`: {} -> {} (exit {})",
+                rfc3339(l.time),
+                l.command,
+                l.decision.as_deref().unwrap_or("no decision"),
+                l.result,
+                l.exit_code
+            )?;
+            if let Some(d) = &l.detail {
+                writeln!(out, "               {d}")?;
+            }
+            if let Some(e) = &l.error {
+                writeln!(out, "               error: {e}")?;
+            }
+        }
+        None => writeln!(out, "  last run:    never")?,
+    }
+    if let Some(t) = s.last_success {
+        writeln!(out, "  last success: {}", rfc3339(t))?;
+    }
+    for p in &s.problems {
+        writeln!(out, "  problem:     {p}")?;
+    }
+    Ok(())
+}
+
+pub fn status_command(env: &Env, json: bool, out: &mut dyn Write) -> Exit {
+    match gather(env) {
+        Ok(s) => {
+            let r = if json {
+                serde_json::to_writer_pretty(&mut *out, &s).map_err(std::io::Error::other).and_then(|_| writeln!(out))
+            } else {
+                print_human(&s, out)
+            };
+            match r {
+                Ok(()) => Exit::Ok,
+                Err(_) => Exit::Usage,
+            }
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            e.exit()
+        }
+    }
+}
