@@ -91,6 +91,9 @@ impl Apt {
             apt_config: None,
         };
         if let Some(root) = apt.system.root() {
+            // apt-get aborts after an install when its log directory is
+            // missing; an image may not have it yet.
+            let _ = std::fs::create_dir_all(root.join("var/log/apt"));
             let cfg = apt.work.join("apt.conf");
             write_atomic(&cfg, apt.root_config_text(root).as_bytes())?;
             apt.apt_config = Some(cfg);
@@ -98,13 +101,22 @@ impl Apt {
         Ok(apt)
     }
 
+    /// APT_CONFIG for an alternate root. `Dir` re-roots apt's relative
+    /// paths (etc/apt, var/lib/apt, var/cache/apt, var/log/apt) while the
+    /// host's binaries and methods stay in use; the dpkg status file and
+    /// dpkg itself are pointed at the root. Because apt reads APT_CONFIG
+    /// before `Dir::Etc::Parts`, the root's apt.conf.d is read, not the
+    /// host's. The `_apt` download sandbox is not used: an image directory
+    /// is often not reachable by that user; signatures are checked all the
+    /// same.
     fn root_config_text(&self, root: &Path) -> String {
         let r = root.display();
         format!(
-            "// Written by teleport-upgrade for --root {r}; regenerated on every run.\n\
+            "// Written by teleport-upgrade for --root {r}.\n\
              Dir \"{r}/\";\n\
              Dir::State::status \"{r}/var/lib/dpkg/status\";\n\
-             DPkg::Options {{ \"--root={r}\"; \"--admindir={r}/var/lib/dpkg\"; }};\n"
+             DPkg::Options {{ \"--root={r}\"; \"--admindir={r}/var/lib/dpkg\"; }};\n\
+             APT::Sandbox::User \"root\";\n"
         )
     }
 
