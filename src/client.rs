@@ -71,28 +71,31 @@ impl Client {
         })
     }
 
-    async fn get(&self, leaf: &str) -> Result<Vec<u8>, String> {
+    /// `Err(Ok(msg))`: the server could not be read (transport, status);
+    /// `Err(Err(msg))`: it answered something no version server would
+    /// (an oversized body), which is refused like any hostile answer.
+    async fn get(&self, leaf: &str) -> Result<Vec<u8>, Result<String, String>> {
         let url = format!("{}/{leaf}", self.base);
         let mut resp = self
             .http
             .get(&url)
             .send()
             .await
-            .map_err(|e| describe_reqwest(&e))?;
+            .map_err(|e| Ok(describe_reqwest(&e)))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!("GET /{leaf} answered HTTP {}", status.as_u16()));
+            return Err(Ok(format!("GET /{leaf} answered HTTP {}", status.as_u16())));
         }
         if let Some(len) = resp.content_length() {
             if len as usize > MAX_BODY {
-                return Err(format!("GET /{leaf} answered a body of {len} bytes (at most {MAX_BODY} accepted)"));
+                return Err(Err(format!("GET /{leaf} answered a body of {len} bytes (at most {MAX_BODY} accepted)")));
             }
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| describe_reqwest(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| Ok(describe_reqwest(&e)))? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY {
-                return Err(format!("GET /{leaf} answered a body larger than {MAX_BODY} bytes"));
+                return Err(Err(format!("GET /{leaf} answered a body larger than {MAX_BODY} bytes")));
             }
         }
         Ok(body)
@@ -107,12 +110,16 @@ impl Client {
                 endpoint: self.shown.clone(),
                 detail: format!("no answer within {} s", OVERALL_TIMEOUT.as_secs()),
             })?;
-        let body = version.map_err(|detail| AppError::Target {
-            endpoint: self.shown.clone(),
-            detail,
+        let body = version.map_err(|e| match e {
+            Ok(detail) => AppError::Target {
+                endpoint: self.shown.clone(),
+                detail,
+            },
+            Err(hostile) => AppError::Refused(format!("{}: {hostile}", self.shown)),
         })?;
         let target = parse_version_body(&body)
             .map_err(|d| AppError::Refused(format!("{}/version: {d}", self.shown)))?;
+        let critical = critical.map_err(|e| e.unwrap_or_else(|x| x));
         let (critical, critical_warning) = match critical.and_then(|b| parse_critical_body(&b)) {
             Ok(c) => (c, None),
             Err(e) => (false, Some(format!("{}/critical unreadable, treating the update as not critical: {e}", self.shown))),

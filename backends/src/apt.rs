@@ -379,8 +379,14 @@ impl Backend for Apt {
                 continue;
             };
             let a = abbrev.as_bytes();
-            // desired state (i/h), then status i(nstalled)
-            if a.len() >= 2 && a[1] == b'i' {
+            // Second letter: the package status. Installed (i), and the
+            // states a dpkg killed mid-run leaves (U unpacked, F
+            // half-configured, W/t triggers): the files are there and the
+            // next update repairs them (`recover`).
+            if a.len() >= 2 && matches!(a[1], b'i' | b'U' | b'F' | b'W' | b't') {
+                if a[1] != b'i' {
+                    tracing::warn!(package = %pkg, status = %abbrev.trim(), "the package is not fully configured (an interrupted dpkg?)");
+                }
                 let version = PkgVersion::parse(version.trim()).map_err(|_| Error::Parse {
                     what: "the version dpkg reports".into(),
                     detail: format!("{pkg} {version:?}"),

@@ -13,7 +13,10 @@
 pub mod apt;
 pub mod cmd;
 pub mod detect;
+pub mod dnf;
+pub mod rpmdb;
 pub mod sources;
+pub mod zypper;
 mod types;
 
 pub use cmd::{CommandLine, Runner};
@@ -217,10 +220,14 @@ impl Default for Options {
 pub fn backend_for(kind: BackendKind, system: System, opts: Options) -> Result<Box<dyn Backend>> {
     match kind {
         BackendKind::Apt => Ok(Box::new(apt::Apt::new(system, opts)?)),
-        other => Err(Error::ToolMissing {
-            tool: other.to_string(),
-            detail: "this backend is not built yet in this version".into(),
-        }),
+        BackendKind::Dnf => Ok(Box::new(dnf::Dnf::new(system, opts)?)),
+        BackendKind::Yum => {
+            // On RHEL 8 and later `yum` is dnf; use it by that name when
+            // present, else dnf.
+            let program = if Runner::default().find("yum").is_some() { "yum" } else { "dnf" };
+            Ok(Box::new(dnf::Dnf::with_program(system, opts, BackendKind::Yum, program)?))
+        }
+        BackendKind::Zypper => Ok(Box::new(zypper::Zypper::new(system, opts)?)),
     }
 }
 

@@ -1,0 +1,620 @@
+//! dnf backend (also `yum`, which on RHEL 8 and later is dnf).
+//!
+//! * The repository is found from dnf's cache (`dnf -C repoquery`), else
+//!   from `.repo` sections that point at Teleport's release host or carry
+//!   `teleport` in their id or file name. Every command is restricted to it
+//!   (`--disablerepo=* --enablerepo=<id>`), with `skip_if_unavailable`,
+//!   `gpgcheck` and `repo_gpgcheck` forced on for it: a repository that
+//!   fails to verify fails the run instead of being skipped (this host's
+//!   stock `dnf.conf` sets `skip_if_unavailable=True`, with which a bad
+//!   signature is only a warning and dnf exits 0).
+//! * Exact versions: `dnf install -y <pkg>-<ver>` upgrades or downgrades.
+//! * Holds: `dnf versionlock` when the plugin answers (host only), else the
+//!   v1 way: `exclude=<pkg>` in the repository's section, and our own
+//!   install passes `--disableexcludes=<id>`.
+//! * Locks: `exit_on_lock=True` and retries until [`Options::lock_wait`].
+//! * Alternate roots: `--installroot`, `--setopt=reposdir=` (the directory
+//!   of the repository file), `--config=` (the root's `dnf.conf`, as dnf
+//!   would pick it), and `file://` gpgkeys resolved inside the root: dnf
+//!   itself reads gpgkey paths from the host even with `--installroot`.
+//!   The cache stays inside the root (dnf's default); an explicit absolute
+//!   `cachedir=` would split it between the host path and the root.
+//! * With `repo_gpgcheck=1` dnf leaves a `gpg-agent` per repository running
+//!   (homedir `<cachedir>/<id>-<hash>/pubring`); they are ended after each
+//!   command that may have started one.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::apt::write_atomic;
+use crate::cmd::{CommandLine, Finished, Runner};
+use crate::rpmdb::{self, IniSection};
+use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
+use crate::{Backend, BackendKind, Error, Options, Result};
+
+/// Where dnf (and yum) look for `.repo` files.
+const REPO_DIRS: &[&str] = &["/etc/yum.repos.d", "/etc/yum/repos.d", "/etc/distro.repos.d"];
+
+/// How a package is kept from moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldMethod {
+    /// `dnf versionlock add/delete` (dnf-plugins-core).
+    Versionlock,
+    /// `exclude=<pkg>` in the repository's section (Teleport v1's way).
+    Exclude,
+}
+
+/// dnf's exit code when `exit_on_lock` is set and the lock is taken.
+const EXIT_LOCKED: i32 = 200;
+
+pub struct Dnf {
+    system: System,
+    runner: Runner,
+    opts: Options,
+    kind: BackendKind,
+    program: String,
+    hold_method: OnceLock<HoldMethod>,
+}
+
+impl Dnf {
+    /// A dnf backend running `dnf`.
+    pub fn new(system: System, opts: Options) -> Result<Self> {
+        Self::with_program(system, opts, BackendKind::Dnf, "dnf")
+    }
+
+    /// A backend running `program` (`dnf` or `yum`) and reporting `kind`.
+    pub fn with_program(system: System, opts: Options, kind: BackendKind, program: &str) -> Result<Self> {
+        let runner = Runner {
+            timeout: opts.command_timeout,
+            path: None,
+        };
+        Ok(Dnf {
+            system,
+            runner,
+            opts,
+            kind,
+            program: program.to_string(),
+            hold_method: OnceLock::new(),
+        })
+    }
+
+    /// Use `m` for holds instead of probing for the versionlock plugin.
+    pub fn with_hold_method(self, m: HoldMethod) -> Self {
+        let _ = self.hold_method.set(m);
+        self
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// Versionlock when the plugin answers on the host; in an alternate
+    /// root the plugin would read its lock list from the host, so the
+    /// exclude method is used there.
+    pub fn hold_method(&self) -> HoldMethod {
+        *self.hold_method.get_or_init(|| {
+            if !self.system.is_host() {
+                return HoldMethod::Exclude;
+            }
+            let cl = CommandLine::new(&self.program).args(["-q", "-C", "--disablerepo=*", "versionlock", "list"]);
+            match self.runner.run(&cl) {
+                Ok(f) if f.success() => HoldMethod::Versionlock,
+                _ => HoldMethod::Exclude,
+            }
+        })
+    }
+
+    fn repo_dirs(&self) -> Vec<PathBuf> {
+        REPO_DIRS.iter().map(|d| self.system.path(d)).collect()
+    }
+
+    /// The main configuration dnf will read for this system: in a root, the
+    /// root's own when it has one (dnf falls back to the host's otherwise).
+    fn config_file(&self) -> PathBuf {
+        let own = self.system.path("/etc/dnf/dnf.conf");
+        if own.is_file() || self.system.is_host() {
+            return own;
+        }
+        let yum = self.system.path("/etc/yum.conf");
+        if yum.is_file() {
+            return yum;
+        }
+        PathBuf::from("/etc/dnf/dnf.conf")
+    }
+
+    /// Every main configuration file to audit (dnf.conf, yum.conf), once.
+    fn config_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = Vec::new();
+        for f in [
+            self.config_file(),
+            self.system.path("/etc/dnf/dnf.conf"),
+            self.system.path("/etc/yum.conf"),
+        ] {
+            if !f.is_file() {
+                continue;
+            }
+            let canon = std::fs::canonicalize(&f).unwrap_or(f.clone());
+            if !v.iter().any(|x| std::fs::canonicalize(x).unwrap_or(x.clone()) == canon) {
+                v.push(f);
+            }
+        }
+        v
+    }
+
+    /// dnf's cache directory (dnf's default, inside the root).
+    fn cachedir(&self) -> PathBuf {
+        self.system.path("/var/cache/dnf")
+    }
+
+    /// Options that place dnf in the system (root) and its configuration.
+    fn root_args(&self, reposdir: Option<&Path>) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(root) = self.system.root() {
+            a.push(format!("--installroot={}", root.display()));
+            a.push(format!("--config={}", self.config_file().display()));
+        }
+        if let Some(d) = reposdir {
+            a.push(format!("--setopt=reposdir={}", d.display()));
+        } else if self.system.root().is_some() {
+            let dirs: Vec<String> = self
+                .repo_dirs()
+                .iter()
+                .filter(|d| d.is_dir())
+                .map(|d| d.display().to_string())
+                .collect();
+            if !dirs.is_empty() {
+                a.push(format!("--setopt=reposdir={}", dirs.join(",")));
+            }
+        }
+        a
+    }
+
+    /// The section of the source's file that defines the repository.
+    fn section(&self, source: &Source) -> Result<IniSection> {
+        rpmdb::read_ini(&source.file)?
+            .into_iter()
+            .find(|s| s.id == source.id)
+            .ok_or_else(|| Error::SourceNotFound {
+                package: String::new(),
+                detail: format!("{} no longer defines [{}]", self.system.display_path(&source.file), source.id),
+            })
+    }
+
+    /// gpgkey URLs as dnf must see them: `file://` paths of the target
+    /// resolved inside the root.
+    fn gpgkey_urls(&self, sec: Option<&IniSection>) -> Vec<String> {
+        sec.map(|s| s.gpgkeys()).unwrap_or_default()
+            .into_iter()
+            .map(|u| match rpmdb::file_url_path(&u) {
+                Some(p) => format!("file://{}", self.system.path(p).display()),
+                None => u,
+            })
+            .collect()
+    }
+
+    /// `dnf -y` restricted to `source`, with verification forced on.
+    fn base(&self, source: &Source) -> CommandLine {
+        let id = &source.id;
+        let reposdir = source.file.parent().map(Path::to_path_buf);
+        let mut cl = CommandLine::new(&self.program)
+            .arg("-y")
+            .args(self.root_args(reposdir.as_deref()))
+            .args([
+                "--setopt=exit_on_lock=True".to_string(),
+                "--disablerepo=*".into(),
+                format!("--enablerepo={id}"),
+                format!("--setopt={id}.skip_if_unavailable=False"),
+                format!("--setopt={id}.gpgcheck=True"),
+                format!("--setopt={id}.repo_gpgcheck=True"),
+            ]);
+        if self.system.root().is_some() {
+            let sec = rpmdb::read_ini(&source.file)
+                .ok()
+                .and_then(|v| v.into_iter().find(|s| s.id == *id));
+            let keys = self.gpgkey_urls(sec.as_ref());
+            if !keys.is_empty() {
+                cl = cl.arg(format!("--setopt={id}.gpgkey={}", keys.join(" ")));
+            }
+        }
+        cl
+    }
+
+    fn refresh_cmd(&self, source: &Source) -> CommandLine {
+        self.base(source).args(["makecache", "--refresh"])
+    }
+
+    fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
+        let mut cl = self.base(source).arg(format!("--disableexcludes={}", source.id));
+        if self.hold_method() == HoldMethod::Versionlock {
+            cl = cl.arg("--disableplugin=versionlock");
+        }
+        cl.args(["install".to_string(), format!("{pkg}-{version}")])
+    }
+
+    fn versionlock_cmd(&self, action: &str, pkg: &PkgName) -> CommandLine {
+        let cl = CommandLine::new(&self.program)
+            .arg("-y")
+            .args(self.root_args(None))
+            .args(["--setopt=exit_on_lock=True", "--disablerepo=*", "versionlock", action]);
+        if action == "list" {
+            cl
+        } else {
+            cl.arg(pkg.as_str())
+        }
+    }
+
+    /// The pseudo-command shown in a dry run for the exclude edit.
+    fn exclude_note(&self, source: &Source, pkg: &PkgName, add: bool) -> CommandLine {
+        CommandLine::new("#").args([
+            if add { "add" } else { "remove" }.to_string(),
+            format!("exclude={pkg}"),
+            if add { "to" } else { "from" }.into(),
+            "section".into(),
+            source.id.clone(),
+            "of".into(),
+            self.system.display_path(&source.file),
+        ])
+    }
+
+    fn classify(&self, cl: &CommandLine, fin: &Finished, pkg: Option<(&PkgName, &str, &Source)>) -> Error {
+        let text = fin.combined();
+        if let Some(line) = rpmdb::trust_failure_line(&text) {
+            return Error::Untrusted {
+                reason: format!("{} reported a signature, key or checksum failure ({}): {line}", self.program, fin.status_text()),
+            };
+        }
+        if fin.code == Some(EXIT_LOCKED) || text.contains("already locked by") {
+            return Error::Locked { detail: fin.tail(2) };
+        }
+        if let Some((pkg, version, source)) = pkg {
+            if text.contains("Unable to find a match") || text.contains("No match for argument")
+                || (text.contains("No package") && text.contains("available")) {
+                return Error::VersionNotFound {
+                    package: pkg.to_string(),
+                    version: version.to_string(),
+                    source_desc: source.description.clone(),
+                    detail: fin.tail(2),
+                };
+            }
+        }
+        Error::CommandFailed {
+            command: cl.to_string(),
+            status: fin.status_text(),
+            tail: fin.tail(6),
+        }
+    }
+
+    /// Run `cl`, retrying while another dnf holds the lock, up to
+    /// `lock_wait`; then classify a failure.
+    fn run_classified(&self, cl: &CommandLine, pkg: Option<(&PkgName, &str, &Source)>) -> Result<Finished> {
+        tracing::info!(command = %cl, "running");
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let fin = self.runner.run(cl)?;
+            if fin.success() {
+                return Ok(fin);
+            }
+            let err = self.classify(cl, &fin, pkg);
+            if matches!(err, Error::Locked { .. }) && started.elapsed() + pause < self.opts.lock_wait {
+                tracing::info!("{} is locked by another process; waiting", self.program);
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    /// End the gpg-agents dnf started for `id`'s metadata checks.
+    fn end_gpg_agents(&self, id: &str) {
+        if self.runner.find("gpgconf").is_none() {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(self.cachedir()) else { return };
+        let prefix = format!("{id}-");
+        for e in rd.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let home = e.path().join("pubring");
+            if name.starts_with(&prefix) && home.is_dir() {
+                let cl = CommandLine::new("gpgconf")
+                    .env("GNUPGHOME", home.display().to_string())
+                    .args(["--homedir".to_string(), home.display().to_string(), "--kill".into(), "gpg-agent".into()]);
+                let _ = self.runner.run(&cl);
+            }
+        }
+    }
+
+    /// Repo ids that dnf's cache says offer `pkg` (no network).
+    fn cached_offers(&self, pkg: &PkgName) -> Vec<String> {
+        let cl = CommandLine::new(&self.program)
+            .args(["-q", "-C"])
+            .args(self.root_args(None))
+            .args(["--disableexcludes=all", "repoquery", "--qf", "%{repoid}", pkg.as_str()]);
+        match self.runner.run(&cl) {
+            Ok(f) if f.success() => f
+                .stdout
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('@') && !l.contains(' '))
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn source_from(&self, sec: &IniSection) -> Source {
+        let keyrings = sec
+            .gpgkeys()
+            .iter()
+            .filter_map(|u| rpmdb::file_url_path(u).map(|p| self.system.path(p)))
+            .collect();
+        let uris = sec.urls();
+        Source {
+            file: sec.file.clone(),
+            description: format!(
+                "repo {} ({}) in {}",
+                sec.id,
+                uris.first().map(String::as_str).unwrap_or("no baseurl"),
+                self.system.display_path(&sec.file)
+            ),
+            id: sec.id.clone(),
+            keyrings,
+            uris,
+        }
+    }
+
+    fn edit_repo_exclude(&self, source: &Source, pkg: &PkgName, add: bool) -> Result<()> {
+        let text = std::fs::read_to_string(&source.file)
+            .map_err(|e| Error::io(format!("reading {}", source.file.display()), e))?;
+        if let Some(new) = rpmdb::edit_exclude(&text, &source.id, pkg.as_str(), add) {
+            tracing::info!(file = %source.file.display(), repo = %source.id, add, "editing exclude= of the repository");
+            write_atomic(&source.file, new.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn shown(&self, p: &Path) -> PathBuf {
+        PathBuf::from(self.system.display_path(p))
+    }
+}
+
+impl Backend for Dnf {
+    fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    fn system(&self) -> &System {
+        &self.system
+    }
+
+    fn installed(&self, pkg: &PkgName) -> Result<Option<Installed>> {
+        rpmdb::installed(&self.system, &self.runner, pkg)
+    }
+
+    fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
+        if let Some(file) = &self.opts.source_file {
+            let f = self.system.path(file);
+            let secs: Vec<IniSection> = rpmdb::read_ini(&f)?.into_iter().filter(|s| s.id != "main").collect();
+            if secs.is_empty() {
+                return Err(Error::SourceNotFound {
+                    package: pkg.to_string(),
+                    detail: format!("the configured source file {} defines no repository", f.display()),
+                });
+            }
+            let chosen = rpmdb::choose_section(&secs, &[]).unwrap_or(&secs[0]);
+            return Ok(self.source_from(chosen));
+        }
+        let secs = rpmdb::repo_sections(&self.repo_dirs());
+        let offered = self.cached_offers(pkg);
+        match rpmdb::choose_section(&secs, &offered) {
+            Some(s) => Ok(self.source_from(s)),
+            None => Err(Error::SourceNotFound {
+                package: pkg.to_string(),
+                detail: format!(
+                    "none of the {} repositories under {} offers it in dnf's cache or points at a Teleport repository; name the file in the `source-file` setting",
+                    secs.len(),
+                    self.system.display_path(&self.system.path(REPO_DIRS[0]))
+                ),
+            }),
+        }
+    }
+
+    fn audit_trust(&self, source: &Source) -> Result<TrustReport> {
+        let sec = self.section(source)?;
+        let file = self.shown(&source.file);
+        let mut report = TrustReport::default();
+        let mut refusals: Vec<TrustFinding> = Vec::new();
+        let mut main: Vec<IniSection> = Vec::new();
+        for f in self.config_files() {
+            main.extend(rpmdb::read_ini(&f)?.into_iter().filter(|s| s.id == "main"));
+        }
+        // Effective value of a boolean: the repository's, else the last main
+        // configuration's, else dnf's default (off).
+        let effective = |key: &str| -> (Option<bool>, Option<TrustFinding>) {
+            if let Some((b, line)) = sec.bool(key) {
+                return (
+                    Some(b),
+                    Some(TrustFinding {
+                        file: file.clone(),
+                        line: Some(line),
+                        setting: format!("{key}={}", sec.value(key).unwrap_or("")),
+                        message: String::new(),
+                    }),
+                );
+            }
+            for m in main.iter().rev() {
+                if let Some((b, line)) = m.bool(key) {
+                    return (
+                        Some(b),
+                        Some(TrustFinding {
+                            file: self.shown(&m.file),
+                            line: Some(line),
+                            setting: format!("{key}={}", m.value(key).unwrap_or("")),
+                            message: String::new(),
+                        }),
+                    );
+                }
+            }
+            (None, None)
+        };
+        for key in ["gpgcheck", "repo_gpgcheck"] {
+            let what = if key == "gpgcheck" { "package signatures" } else { "repository metadata signatures" };
+            match effective(key) {
+                (Some(true), Some(f)) => {
+                    report.checked.push(format!("{key} is on for [{}] ({}:{})", sec.id, f.file.display(), f.line.unwrap_or(0)));
+                    // An off in a main configuration that the repository
+                    // overrides is worth a warning, not a refusal.
+                    for m in &main {
+                        if let Some((false, line)) = m.bool(key) {
+                            report.warnings.push(TrustFinding {
+                                file: self.shown(&m.file),
+                                line: Some(line),
+                                setting: format!("{key}={}", m.value(key).unwrap_or("")),
+                                message: format!("turns {what} off for every repository that does not set {key} itself; [{}] overrides it", sec.id),
+                            });
+                        }
+                    }
+                }
+                (Some(false), Some(mut f)) => {
+                    f.message = format!("turns {what} off for [{}]; set {key}=1 in its section of {}", sec.id, file.display());
+                    refusals.push(f);
+                }
+                _ => refusals.push(TrustFinding {
+                    file: file.clone(),
+                    line: Some(sec.line),
+                    setting: key.to_string(),
+                    message: format!("[{}] does not set {key}, and dnf's default is off: {what} would not be checked; add {key}=1 to the section", sec.id),
+                }),
+            }
+        }
+        for m in &main {
+            if let Some((false, line)) = m.bool("localpkg_gpgcheck") {
+                report.warnings.push(TrustFinding {
+                    file: self.shown(&m.file),
+                    line: Some(line),
+                    setting: format!("localpkg_gpgcheck={}", m.value("localpkg_gpgcheck").unwrap_or("")),
+                    message: "local package files are installed without a signature check (this updater installs from the repository only); set localpkg_gpgcheck=1".into(),
+                });
+            }
+        }
+        let keys = sec.gpgkeys();
+        let key_line = sec.get("gpgkey").map(|e| e.line);
+        if keys.is_empty() {
+            refusals.push(TrustFinding {
+                file: file.clone(),
+                line: Some(sec.line),
+                setting: "gpgkey".into(),
+                message: format!("[{}] names no signing key; add gpgkey=https://yum.releases.teleport.dev/gpg (or a file:// path of the installed key)", sec.id),
+            });
+        }
+        let sslverify_off = sec
+            .bool("sslverify")
+            .or_else(|| main.iter().rev().find_map(|m| m.bool("sslverify")))
+            .is_some_and(|(b, _)| !b);
+        for k in &keys {
+            if let Some(p) = rpmdb::file_url_path(k) {
+                if !self.system.path(p).is_file() {
+                    refusals.push(TrustFinding {
+                        file: file.clone(),
+                        line: key_line,
+                        setting: format!("gpgkey={k}"),
+                        message: format!("the key file {p} does not exist; install the Teleport release key there"),
+                    });
+                }
+            } else if k.starts_with("http://") || k.starts_with("ftp://") {
+                refusals.push(TrustFinding {
+                    file: file.clone(),
+                    line: key_line,
+                    setting: format!("gpgkey={k}"),
+                    message: "the key is fetched without transport security and dnf -y imports it: whoever is on the path picks the key; use https:// or a file:// path".into(),
+                });
+            } else if sslverify_off {
+                refusals.push(TrustFinding {
+                    file: file.clone(),
+                    line: key_line,
+                    setting: "sslverify=0".into(),
+                    message: format!("the key {k} is fetched over unverified TLS and dnf -y imports it; remove sslverify=0"),
+                });
+            }
+        }
+        if refusals.is_empty() {
+            report.checked.push(format!("[{}] names its signing key(s): {}", sec.id, keys.join(" ")));
+            Ok(report)
+        } else {
+            Err(Error::Untrusted {
+                reason: refusals.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "),
+            })
+        }
+    }
+
+    fn recover(&self) -> Result<Option<String>> {
+        // dnf's transactions are rpm transactions: an interrupted one leaves
+        // nothing that a later dnf run must finish first.
+        Ok(None)
+    }
+
+    fn refresh(&self, source: &Source) -> Result<()> {
+        let r = self.run_classified(&self.refresh_cmd(source), None);
+        self.end_gpg_agents(&source.id);
+        r.map(|_| ())
+    }
+
+    fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
+        let cl = self.install_cmd(source, pkg, version.as_str());
+        let r = self.run_classified(&cl, Some((pkg, version.as_str(), source)));
+        self.end_gpg_agents(&source.id);
+        r.map(|_| ())
+    }
+
+    fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        match self.hold_method() {
+            HoldMethod::Versionlock => {
+                // `add` locks the installed version: replace an older lock.
+                let _ = self.runner.run(&self.versionlock_cmd("delete", pkg));
+                self.run_classified(&self.versionlock_cmd("add", pkg), None).map(|_| ())
+            }
+            HoldMethod::Exclude => self.edit_repo_exclude(source, pkg, true),
+        }
+    }
+
+    fn unhold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        if self.hold_method() == HoldMethod::Versionlock {
+            let fin = self.runner.run(&self.versionlock_cmd("delete", pkg))?;
+            if !fin.success() && !fin.combined().contains("No package found") {
+                return Err(self.classify(&self.versionlock_cmd("delete", pkg), &fin, None));
+            }
+        }
+        self.edit_repo_exclude(source, pkg, false)
+    }
+
+    fn is_held(&self, source: &Source, pkg: &PkgName) -> Result<bool> {
+        let secs = rpmdb::read_ini(&source.file)?;
+        if rpmdb::excludes(&secs, &source.id, pkg.as_str()) {
+            return Ok(true);
+        }
+        if self.hold_method() == HoldMethod::Versionlock {
+            let fin = self.runner.run(&self.versionlock_cmd("list", pkg))?;
+            let prefix = format!("{pkg}-");
+            return Ok(fin.stdout.lines().any(|l| {
+                l.trim()
+                    .strip_prefix(&prefix)
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            }));
+        }
+        Ok(false)
+    }
+
+    fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine> {
+        let mut v = vec![self.refresh_cmd(source), self.install_cmd(source, pkg, version.as_str())];
+        match self.hold_method() {
+            HoldMethod::Versionlock => {
+                v.push(self.versionlock_cmd("delete", pkg));
+                v.push(self.versionlock_cmd("add", pkg));
+            }
+            HoldMethod::Exclude => v.push(self.exclude_note(source, pkg, true)),
+        }
+        v
+    }
+}

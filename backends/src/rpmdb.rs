@@ -1,0 +1,592 @@
+//! Helpers shared by the dnf/yum and zypper backends: the installed version
+//! from the rpm database, and `.repo` / `dnf.conf` / `zypp.conf` INI files
+//! parsed with file and line positions (for trust findings) and edited in
+//! place (for the `exclude=` hold).
+//!
+//! Where the rpm database lives differs: RHEL and SUSE keep it under
+//! `/var/lib/rpm` (newer SUSE and Fedora: `/usr/lib/sysimage/rpm`, with
+//! `/var/lib/rpm` a link), while Debian's rpm build keeps it under
+//! `~/.rpmdb` (`/root/.rpmdb` inside a root). dnf and zypper always write to
+//! rpm's compiled-in default (`rpm --eval %_dbpath`); the query uses that
+//! default when a database exists there, else the first known location that
+//! holds one (`--dbpath`, which rpm resolves inside `--root`).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::cmd::{CommandLine, Runner};
+use crate::types::{Installed, PkgName, PkgVersion, System};
+use crate::{Error, Result};
+
+/// Places an rpm database is found in, most common first.
+const DB_DIRS: &[&str] = &["/var/lib/rpm", "/usr/lib/sysimage/rpm", "/root/.rpmdb"];
+
+/// Files that show a directory holds an rpm database (sqlite, ndb, bdb).
+const DB_FILES: &[&str] = &["rpmdb.sqlite", "Packages.db", "Packages"];
+
+fn holds_db(dir: &Path) -> bool {
+    DB_FILES.iter().any(|f| dir.join(f).is_file())
+}
+
+/// rpm's compiled-in database directory (`%_dbpath`), as the target sees it.
+fn default_dbpath(runner: &Runner) -> Option<String> {
+    static DEFAULT: OnceLock<Option<String>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            let fin = runner
+                .run(&CommandLine::new("rpm").args(["--eval", "%{_dbpath}"]))
+                .ok()?;
+            let p = fin.stdout.trim().to_string();
+            (fin.success() && p.starts_with('/')).then_some(p)
+        })
+        .clone()
+}
+
+/// The `--dbpath` to pass for `system`, or `None` to use rpm's default.
+pub fn dbpath(system: &System, runner: &Runner) -> Option<String> {
+    if let Some(d) = default_dbpath(runner) {
+        if holds_db(&system.path(&d)) {
+            return None;
+        }
+    }
+    DB_DIRS
+        .iter()
+        .find(|d| holds_db(&system.path(d)))
+        .map(|d| d.to_string())
+}
+
+/// `rpm [--root R] [--dbpath P]` for `system`.
+pub fn rpm(system: &System, runner: &Runner) -> CommandLine {
+    let mut cl = CommandLine::new("rpm");
+    if let Some(root) = system.root() {
+        cl = cl.arg("--root").arg(root.display().to_string());
+    }
+    if let Some(p) = dbpath(system, runner) {
+        cl = cl.arg("--dbpath").arg(p);
+    }
+    cl
+}
+
+/// The query [`installed`] runs.
+pub fn query_cmd(system: &System, runner: &Runner, pkg: &PkgName) -> CommandLine {
+    rpm(system, runner).args([
+        "-q",
+        "--qf",
+        "%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n",
+        pkg.as_str(),
+    ])
+}
+
+/// The installed version of `pkg` as `[E:]V-R` (epoch only when nonzero).
+/// When several versions are installed (multiversion), the last one rpm
+/// lists.
+pub fn installed(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Option<Installed>> {
+    let cl = query_cmd(system, runner, pkg);
+    let fin = runner.run(&cl)?;
+    if !fin.success() {
+        if fin.combined().contains("is not installed") {
+            return Ok(None);
+        }
+        return Err(Error::CommandFailed {
+            command: cl.to_string(),
+            status: fin.status_text(),
+            tail: fin.tail(3),
+        });
+    }
+    let Some(line) = fin.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).last() else {
+        return Ok(None);
+    };
+    let line = line.strip_prefix("0:").unwrap_or(line);
+    let version = PkgVersion::parse(line).map_err(|_| Error::Parse {
+        what: "the version rpm reports".into(),
+        detail: format!("{pkg} {line:?}"),
+    })?;
+    Ok(Some(Installed {
+        name: pkg.clone(),
+        version,
+    }))
+}
+
+/// Whether the rpm database of `system` holds at least one public key
+/// (`gpg-pubkey` pseudo-package).
+pub fn has_pubkeys(system: &System, runner: &Runner) -> Result<bool> {
+    let fin = runner.run(&rpm(system, runner).args(["-q", "gpg-pubkey"]))?;
+    Ok(fin.success())
+}
+
+// ---------------------------------------------------------------------------
+// INI files (.repo, dnf.conf, yum.conf, zypp.conf)
+
+/// One `key=value` setting, possibly continued on following indented lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IniEntry {
+    /// Lowercased key.
+    pub key: String,
+    /// The value, continuation lines joined with `\n`.
+    pub value: String,
+    /// 1-based first and last line.
+    pub line: usize,
+    pub end_line: usize,
+}
+
+/// One `[section]` of an INI file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IniSection {
+    /// The file (host path).
+    pub file: PathBuf,
+    /// The section name: a repo id (zypper: alias), or `main`.
+    pub id: String,
+    /// 1-based line of the `[id]` header.
+    pub line: usize,
+    pub entries: Vec<IniEntry>,
+}
+
+impl IniSection {
+    /// The last setting of `key` (later ones win, as in dnf and libzypp).
+    pub fn get(&self, key: &str) -> Option<&IniEntry> {
+        self.entries.iter().rev().find(|e| e.key == key)
+    }
+
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.get(key).map(|e| e.value.as_str())
+    }
+
+    /// A boolean setting and its line; `None` when unset or unreadable.
+    pub fn bool(&self, key: &str) -> Option<(bool, usize)> {
+        let e = self.get(key)?;
+        parse_bool(&e.value).map(|b| (b, e.line))
+    }
+
+    /// A list setting (space, comma or newline separated), all occurrences.
+    pub fn list(&self, key: &str) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.key == key)
+            .flat_map(|e| split_list(&e.value))
+            .collect()
+    }
+
+    /// `baseurl` entries, else `mirrorlist` / `metalink`.
+    pub fn urls(&self) -> Vec<String> {
+        let mut v = self.list("baseurl");
+        if v.is_empty() {
+            v = self.list("mirrorlist");
+        }
+        if v.is_empty() {
+            v = self.list("metalink");
+        }
+        v
+    }
+
+    pub fn gpgkeys(&self) -> Vec<String> {
+        self.list("gpgkey")
+    }
+
+    /// `enabled` (default on).
+    pub fn enabled(&self) -> bool {
+        self.bool("enabled").map(|(b, _)| b).unwrap_or(true)
+    }
+
+    /// The `name=` of the repository, else its id.
+    pub fn name(&self) -> &str {
+        self.value("name").map(str::trim).filter(|s| !s.is_empty()).unwrap_or(&self.id)
+    }
+}
+
+/// dnf and libzypp booleans: `1/yes/true/on` and `0/no/false/off`.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" | "enabled" => Some(true),
+        "0" | "no" | "false" | "off" | "disabled" => Some(false),
+        _ => None,
+    }
+}
+
+/// Split a list value on whitespace and commas.
+pub fn split_list(v: &str) -> Vec<String> {
+    v.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parse INI text. Comments start with `#` or `;`; a line starting with
+/// whitespace continues the previous value; settings before any section
+/// are dropped.
+pub fn parse_ini(file: &Path, text: &str) -> Vec<IniSection> {
+    let mut out: Vec<IniSection> = Vec::new();
+    let mut last_was_entry = false;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            // A blank or comment line ends a continuation.
+            last_was_entry = false;
+            continue;
+        }
+        if trimmed.starts_with('[') {
+            if let Some(end) = trimmed.find(']') {
+                out.push(IniSection {
+                    file: file.to_path_buf(),
+                    id: trimmed[1..end].trim().to_string(),
+                    line: n,
+                    entries: Vec::new(),
+                });
+                last_was_entry = false;
+                continue;
+            }
+        }
+        let Some(sec) = out.last_mut() else { continue };
+        let continued = raw.starts_with(|c: char| c == ' ' || c == '\t');
+        if continued && last_was_entry {
+            if let Some(e) = sec.entries.last_mut() {
+                e.value.push('\n');
+                e.value.push_str(trimmed);
+                e.end_line = n;
+            }
+            continue;
+        }
+        if let Some((k, v)) = trimmed.split_once('=') {
+            sec.entries.push(IniEntry {
+                key: k.trim().to_ascii_lowercase(),
+                value: v.trim().to_string(),
+                line: n,
+                end_line: n,
+            });
+            last_was_entry = true;
+        } else {
+            last_was_entry = false;
+        }
+    }
+    out
+}
+
+/// Parse one file; a missing file gives no sections.
+pub fn read_ini(file: &Path) -> Result<Vec<IniSection>> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => Ok(parse_ini(file, &t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(format!("reading {}", file.display()), e)),
+    }
+}
+
+/// The `*.repo` files of `dir`, sorted.
+pub fn repo_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "repo") && p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every repository section of every `.repo` file in `dirs` (the `main`
+/// section excluded).
+pub fn repo_sections(dirs: &[PathBuf]) -> Vec<IniSection> {
+    let mut out = Vec::new();
+    for d in dirs {
+        for f in repo_files(d) {
+            match read_ini(&f) {
+                Ok(secs) => out.extend(secs.into_iter().filter(|s| s.id != "main")),
+                Err(e) => tracing::warn!(file = %f.display(), "cannot read repository file: {e}"),
+            }
+        }
+    }
+    out
+}
+
+/// The host of a URL, lowercased, without user info and port.
+pub fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map(|x| x.1).unwrap_or(url);
+    let hostport = rest.split(['/', '?']).next().unwrap_or("");
+    let host = hostport.rsplit_once('@').map(|x| x.1).unwrap_or(hostport);
+    let host = if host.starts_with('[') {
+        host.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host.to_ascii_lowercase()
+}
+
+/// The path of a `file:` URL (`file:///x`, `file:/x`), or `None`.
+pub fn file_url_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("file:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    // `file://localhost/x`
+    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+    rest.starts_with('/').then_some(rest)
+}
+
+/// Whether a section looks like the Teleport repository: a URL on
+/// `releases.teleport.dev`, or `teleport` in its id or file name.
+pub fn looks_like_teleport(s: &IniSection) -> bool {
+    s.urls().iter().any(|u| {
+        let h = url_host(u);
+        h == "releases.teleport.dev" || h.ends_with(".releases.teleport.dev")
+    }) || s.id.to_ascii_lowercase().contains("teleport")
+        || s
+            .file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().contains("teleport"))
+}
+
+/// Choose among `sections`: those the package manager says offer the
+/// package (`offered`: repo ids or names), else the Teleport-looking ones;
+/// enabled ones first.
+pub fn choose_section<'a>(sections: &'a [IniSection], offered: &[String]) -> Option<&'a IniSection> {
+    let by_tool: Vec<&IniSection> = sections
+        .iter()
+        .filter(|s| offered.iter().any(|o| *o == s.id || o == s.name()))
+        .collect();
+    let pool: Vec<&IniSection> = if by_tool.is_empty() {
+        sections.iter().filter(|s| looks_like_teleport(s)).collect()
+    } else {
+        by_tool
+    };
+    pool.iter().find(|s| s.enabled()).or(pool.first()).copied()
+}
+
+/// A `*`/`?` glob as dnf and zypper use in package patterns.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+/// Keys dnf reads as the package exclude list of a repository.
+pub const EXCLUDE_KEYS: &[&str] = &["exclude", "excludepkgs"];
+
+/// Whether section `id` of `text` excludes `pkg` (exactly or by glob).
+pub fn excludes(sections: &[IniSection], id: &str, pkg: &str) -> bool {
+    sections
+        .iter()
+        .filter(|s| s.id == id)
+        .flat_map(|s| EXCLUDE_KEYS.iter().flat_map(move |k| s.list(k)))
+        .any(|p| glob_match(&p, pkg))
+}
+
+/// Add (`add`) or remove `pkg` in the `exclude=` of section `id` of `text`,
+/// leaving every other line as it is. Returns `None` when nothing changes
+/// (already excluded / not excluded), or when the section does not exist.
+pub fn edit_exclude(text: &str, id: &str, pkg: &str, add: bool) -> Option<String> {
+    let secs = parse_ini(Path::new(""), text);
+    let sec = secs.iter().find(|s| s.id == id)?;
+    let excl: Vec<&IniEntry> = sec
+        .entries
+        .iter()
+        .filter(|e| EXCLUDE_KEYS.contains(&e.key.as_str()))
+        .collect();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    // (first line, last line) 1-based -> replacement (None: delete)
+    let mut replace: Vec<(usize, usize, Option<String>)> = Vec::new();
+    if add {
+        if excl.iter().any(|e| split_list(&e.value).iter().any(|p| p == pkg)) {
+            return None;
+        }
+        if let Some(e) = excl.first() {
+            let sep = if e.value.contains(',') { ", " } else { " " };
+            let items = split_list(&e.value);
+            let joined = if items.is_empty() {
+                pkg.to_string()
+            } else {
+                format!("{}{sep}{pkg}", items.join(sep))
+            };
+            let key = lines[e.line - 1].split('=').next().unwrap_or(&e.key).trim_end();
+            replace.push((e.line, e.end_line, Some(format!("{key}={joined}{nl}"))));
+        } else {
+            // After the section's last setting.
+            let after = sec.entries.last().map(|e| e.end_line).unwrap_or(sec.line);
+            let mut out = String::new();
+            for (i, l) in lines.iter().enumerate() {
+                out.push_str(l);
+                if i + 1 == after {
+                    if !l.ends_with('\n') {
+                        out.push_str(nl);
+                    }
+                    out.push_str(&format!("exclude={pkg}{nl}"));
+                }
+            }
+            return Some(out);
+        }
+    } else {
+        for e in &excl {
+            let items = split_list(&e.value);
+            if !items.iter().any(|p| p == pkg) {
+                continue;
+            }
+            let kept: Vec<String> = items.into_iter().filter(|p| p != pkg).collect();
+            if kept.is_empty() {
+                replace.push((e.line, e.end_line, None));
+            } else {
+                let sep = if e.value.contains(',') { ", " } else { " " };
+                let key = lines[e.line - 1].split('=').next().unwrap_or(&e.key).trim_end();
+                replace.push((e.line, e.end_line, Some(format!("{key}={}{nl}", kept.join(sep)))));
+            }
+        }
+        if replace.is_empty() {
+            return None;
+        }
+    }
+    let mut out = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let n = i + 1;
+        if let Some((_, end, rep)) = replace.iter().find(|(s, _, _)| *s == n) {
+            if let Some(r) = rep {
+                out.push_str(r);
+            }
+            i = *end;
+            continue;
+        }
+        out.push_str(lines[i]);
+        i += 1;
+    }
+    Some(out)
+}
+
+/// Messages by which rpm-based tools say a signature, key or checksum
+/// failed: such a failure is a trust refusal, never a plain error.
+pub const TRUST_FAILURES: &[&str] = &[
+    // dnf / librepo / rpm
+    "GPG check FAILED",
+    "is not signed",
+    "Public key for",
+    "GPG signature verification error",
+    "Bad GPG signature",
+    "GPG verification is enabled, but GPG signature is not available",
+    "not correct for this package",
+    "Failed to retrieve GPG key",
+    "Didn't install any keys",
+    "checksum doesn't match",
+    "Checksum mismatch",
+    "NOKEY",
+    "BAD (Expected",
+    // zypper / libzypp
+    "Signature verification failed",
+    "Digest verification failed",
+    "is unsigned",
+    "File is unsigned",
+    "public key is not available",
+    "Signature does not verify",
+    "do you want to reject the key",
+    "reject the key",
+    "has wrong checksum",
+    "File has no checksum",
+];
+
+/// The first line of `text` that reports a trust failure.
+pub fn trust_failure_line(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let m = TRUST_FAILURES
+        .iter()
+        .find(|m| lower.contains(&m.to_ascii_lowercase()))?;
+    let ml = m.to_ascii_lowercase();
+    text.lines()
+        .find(|l| l.to_ascii_lowercase().contains(&ml))
+        .map(|l| l.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPO: &str = "\
+# Teleport
+[teleport]
+name=Teleport Enterprise
+baseurl=https://yum.releases.teleport.dev/rhel/9/Teleport/x86_64/stable/v15
+  https://mirror.example.com/teleport
+enabled=1
+gpgcheck = 1
+repo_gpgcheck=1
+gpgkey=https://yum.releases.teleport.dev/gpg
+
+[other]
+baseurl=http://example.com/os
+gpgcheck=0
+";
+
+    #[test]
+    fn parses_sections_lines_and_continuations() {
+        let s = parse_ini(Path::new("/x.repo"), REPO);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].id, "teleport");
+        assert_eq!(s[0].line, 2);
+        assert_eq!(s[0].urls().len(), 2);
+        assert_eq!(s[0].bool("gpgcheck"), Some((true, 7)));
+        assert_eq!(s[0].name(), "Teleport Enterprise");
+        assert!(looks_like_teleport(&s[0]));
+        assert!(!looks_like_teleport(&s[1]));
+        assert_eq!(s[1].bool("gpgcheck"), Some((false, 13)));
+        assert_eq!(s[1].name(), "other");
+    }
+
+    #[test]
+    fn hosts_and_file_urls() {
+        assert_eq!(url_host("https://u:p@Yum.Releases.Teleport.dev:443/x"), "yum.releases.teleport.dev");
+        assert_eq!(url_host("http://[::1]:8080/r"), "::1");
+        assert_eq!(file_url_path("file:///etc/pki/k"), Some("/etc/pki/k"));
+        assert_eq!(file_url_path("file:/etc/pki/k"), Some("/etc/pki/k"));
+        assert_eq!(file_url_path("https://x/k"), None);
+    }
+
+    #[test]
+    fn exclude_is_added_once_and_removed_cleanly() {
+        let added = edit_exclude(REPO, "teleport", "teleport-ent", true).unwrap();
+        assert!(added.contains("gpgkey=https://yum.releases.teleport.dev/gpg\nexclude=teleport-ent\n\n[other]"), "{added}");
+        assert_eq!(edit_exclude(&added, "teleport", "teleport-ent", true), None);
+        let secs = parse_ini(Path::new(""), &added);
+        assert!(excludes(&secs, "teleport", "teleport-ent"));
+        assert!(!excludes(&secs, "other", "teleport-ent"));
+        let removed = edit_exclude(&added, "teleport", "teleport-ent", false).unwrap();
+        assert_eq!(removed, REPO);
+        assert_eq!(edit_exclude(REPO, "teleport", "teleport-ent", false), None);
+        assert_eq!(edit_exclude(REPO, "nosuch", "teleport-ent", true), None);
+    }
+
+    #[test]
+    fn exclude_lists_keep_other_packages() {
+        let t = "[teleport]\nbaseurl=x\nexcludepkgs=foo, bar\n";
+        let a = edit_exclude(t, "teleport", "teleport-ent", true).unwrap();
+        assert_eq!(a, "[teleport]\nbaseurl=x\nexcludepkgs=foo, bar, teleport-ent\n");
+        let r = edit_exclude(&a, "teleport", "teleport-ent", false).unwrap();
+        assert_eq!(r, "[teleport]\nbaseurl=x\nexcludepkgs=foo, bar\n");
+        // A section at the end of a file without a final newline.
+        let t = "[teleport]\nbaseurl=x";
+        assert_eq!(edit_exclude(t, "teleport", "teleport-ent", true).unwrap(), "[teleport]\nbaseurl=x\nexclude=teleport-ent\n");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("teleport*", "teleport-ent"));
+        assert!(glob_match("teleport-ent", "teleport-ent"));
+        assert!(!glob_match("teleport", "teleport-ent"));
+        assert!(glob_match("tele?ort-*", "teleport-ent"));
+    }
+
+    #[test]
+    fn choosing_prefers_the_tool_then_teleport_then_enabled() {
+        let text = "[a]\nbaseurl=http://x/\n[teleport-old]\nenabled=0\nbaseurl=http://y/\n[b]\nbaseurl=https://rpm.releases.teleport.dev/x\n";
+        let s = parse_ini(Path::new("/etc/yum.repos.d/vendor.repo"), text);
+        assert_eq!(choose_section(&s, &[]).unwrap().id, "b");
+        assert_eq!(choose_section(&s, &["a".into()]).unwrap().id, "a");
+    }
+
+    #[test]
+    fn trust_failures_are_recognised() {
+        let t = "Importing...\nError: Failed to download metadata for repo 'teleport': repomd.xml GPG signature verification error: Bad GPG signature\n";
+        assert!(trust_failure_line(t).unwrap().contains("Bad GPG signature"));
+        assert!(trust_failure_line("Error: Unable to find a match: teleport-ent-99").is_none());
+    }
+}

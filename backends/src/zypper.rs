@@ -1,0 +1,461 @@
+//! zypper backend (SUSE).
+//!
+//! * The repository is found from zypper's cache (`zypper -x search -s`),
+//!   else from `.repo` sections under `/etc/zypp/repos.d` that point at
+//!   Teleport's release host or carry `teleport` in their alias or file
+//!   name. Refresh and install name that repository only.
+//! * Exact versions: `zypper -n install --oldpackage --repo <alias>
+//!   <pkg>=<ver>`. Without `--oldpackage` a downgrade prints "Nothing to
+//!   do." and exits 0; the caller verifies the installed version anyway.
+//! * Holds: `zypper addlock` / `removelock`. A locked package cannot be
+//!   changed, so [`Backend::install_exact`] removes our lock first and puts
+//!   it back afterwards, whatever the outcome.
+//! * Keys are never imported by this backend (`--gpg-auto-import-keys`
+//!   would trust whatever key the repository ships): the Teleport key must
+//!   already be in the rpm database. In non-interactive mode zypper rejects
+//!   unknown keys and unsigned files.
+//! * Exit codes: 7 locked (after `ZYPP_LOCK_TIMEOUT`), 104 not found, 8
+//!   commit error, 4 refresh failure; signature failures are recognised by
+//!   their message whatever the code. 102/103 are success with a notice.
+//! * Alternate roots: `--root`. zypper reads `zypp.conf` from the host even
+//!   then; `ZYPP_CONF` points it at the root's own when the root has one.
+
+use std::path::{Path, PathBuf};
+
+use crate::cmd::{CommandLine, Finished, Runner};
+use crate::rpmdb::{self, IniSection};
+use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
+use crate::{Backend, BackendKind, Error, Options, Result};
+
+const REPOS_DIR: &str = "/etc/zypp/repos.d";
+const ZYPP_CONF: &str = "/etc/zypp/zypp.conf";
+
+pub struct Zypper {
+    system: System,
+    runner: Runner,
+    opts: Options,
+}
+
+impl Zypper {
+    pub fn new(system: System, opts: Options) -> Result<Self> {
+        let runner = Runner {
+            timeout: opts.command_timeout,
+            path: None,
+        };
+        Ok(Zypper { system, runner, opts })
+    }
+
+    /// The zypp.conf zypper will read for this system.
+    fn zypp_conf(&self) -> PathBuf {
+        let own = self.system.path(ZYPP_CONF);
+        if own.is_file() || self.system.is_host() {
+            own
+        } else {
+            PathBuf::from(ZYPP_CONF)
+        }
+    }
+
+    /// `zypper --non-interactive [--root R]` with a bounded lock wait.
+    fn zypper(&self) -> CommandLine {
+        let mut cl = CommandLine::new("zypper")
+            .env("ZYPP_LOCK_TIMEOUT", self.opts.lock_wait.as_secs().to_string())
+            // Never page, never ask about licenses on a terminal.
+            .env("PAGER", "cat");
+        if let Some(root) = self.system.root() {
+            let conf = self.system.path(ZYPP_CONF);
+            if conf.is_file() {
+                cl = cl.env("ZYPP_CONF", conf.display().to_string());
+            }
+            cl = cl.arg("--non-interactive").arg("--root").arg(root.display().to_string());
+        } else {
+            cl = cl.arg("--non-interactive");
+        }
+        cl
+    }
+
+    /// `zypper ...` able to see `source` (an alternative repos.d when the
+    /// definition lives elsewhere).
+    fn zypper_for(&self, source: &Source) -> CommandLine {
+        let cl = self.zypper();
+        match source.file.parent() {
+            Some(dir) if dir != self.system.path(REPOS_DIR) => {
+                cl.arg("--reposd-dir").arg(dir.display().to_string())
+            }
+            _ => cl,
+        }
+    }
+
+    fn refresh_cmd(&self, source: &Source) -> CommandLine {
+        self.zypper_for(source).args(["refresh", source.id.as_str()])
+    }
+
+    fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
+        self.zypper_for(source).args([
+            "--no-refresh".to_string(),
+            "install".into(),
+            "--oldpackage".into(),
+            "--no-recommends".into(),
+            "--repo".into(),
+            source.id.clone(),
+            format!("{pkg}={version}"),
+        ])
+    }
+
+    fn lock_cmd(&self, action: &str, pkg: &PkgName) -> CommandLine {
+        self.zypper().args([action, pkg.as_str()])
+    }
+
+    fn section(&self, source: &Source) -> Result<IniSection> {
+        rpmdb::read_ini(&source.file)?
+            .into_iter()
+            .find(|s| s.id == source.id)
+            .ok_or_else(|| Error::SourceNotFound {
+                package: String::new(),
+                detail: format!("{} no longer defines [{}]", self.system.display_path(&source.file), source.id),
+            })
+    }
+
+    fn shown(&self, p: &Path) -> PathBuf {
+        PathBuf::from(self.system.display_path(p))
+    }
+
+    /// Map a finished zypper run to success or the right error.
+    fn check(&self, cl: &CommandLine, fin: &Finished, pkg: Option<(&PkgName, &str, &Source)>) -> Result<()> {
+        match fin.code {
+            Some(0) | Some(100) | Some(101) => return Ok(()),
+            Some(102) => {
+                tracing::warn!(command = %cl, "zypper: a reboot is needed to finish this update (exit 102)");
+                return Ok(());
+            }
+            Some(103) => {
+                tracing::warn!(command = %cl, "zypper: zypper itself was updated and must be run again (exit 103)");
+                return Ok(());
+            }
+            _ => {}
+        }
+        let text = fin.combined();
+        if let Some(line) = rpmdb::trust_failure_line(&text) {
+            return Err(Error::Untrusted {
+                reason: format!("zypper reported a signature, key or checksum failure ({}): {line}", fin.status_text()),
+            });
+        }
+        let failed = |what: &str| Error::CommandFailed {
+            command: cl.to_string(),
+            status: format!("{}: {what}", fin.status_text()),
+            tail: fin.tail(6),
+        };
+        match fin.code {
+            Some(7) => Err(Error::Locked { detail: fin.tail(2) }),
+            Some(104) => match pkg {
+                Some((pkg, version, source)) => Err(Error::VersionNotFound {
+                    package: pkg.to_string(),
+                    version: version.to_string(),
+                    source_desc: source.description.clone(),
+                    detail: fin.tail(2),
+                }),
+                None => Err(failed("capability not found")),
+            },
+            Some(106) => Err(failed("some repositories were skipped because of an error")),
+            Some(107) => Err(failed("the package was installed but one of its rpm scripts (%post) failed")),
+            Some(8) => Err(failed("the installation failed (commit error)")),
+            Some(6) => Err(failed("no repositories are defined")),
+            Some(4) => Err(failed("zypper reported an error")),
+            _ => Err(failed("zypper failed")),
+        }
+    }
+
+    fn run_checked(&self, cl: &CommandLine, pkg: Option<(&PkgName, &str, &Source)>) -> Result<Finished> {
+        tracing::info!(command = %cl, "running");
+        let fin = self.runner.run(cl)?;
+        self.check(cl, &fin, pkg)?;
+        Ok(fin)
+    }
+
+    /// Repository names or aliases zypper's cache lists for `pkg`.
+    fn cached_offers(&self, pkg: &PkgName) -> Vec<String> {
+        let cl = self
+            .zypper()
+            .args(["--no-refresh", "--xmlout", "search", "-s", "--match-exact", pkg.as_str()]);
+        let Ok(fin) = self.runner.run(&cl) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for line in fin.stdout.lines() {
+            let l = line.trim();
+            if !l.starts_with("<solvable ") || xml_attr(l, "name").as_deref() != Some(pkg.as_str()) {
+                continue;
+            }
+            if let Some(r) = xml_attr(l, "repository") {
+                if !r.is_empty() && r != "(System Packages)" && !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    fn source_from(&self, sec: &IniSection) -> Source {
+        let keyrings = sec
+            .gpgkeys()
+            .iter()
+            .filter_map(|u| rpmdb::file_url_path(u).map(|p| self.system.path(p)))
+            .collect();
+        let uris = sec.urls();
+        Source {
+            file: sec.file.clone(),
+            description: format!(
+                "repo {} ({}) in {}",
+                sec.id,
+                uris.first().map(String::as_str).unwrap_or("no baseurl"),
+                self.system.display_path(&sec.file)
+            ),
+            id: sec.id.clone(),
+            keyrings,
+            uris,
+        }
+    }
+}
+
+/// The value of `attr="..."` in one XML tag (zypper's `--xmlout`).
+fn xml_attr(tag: &str, attr: &str) -> Option<String> {
+    let needle = format!(" {attr}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let end = tag[start..].find('"')? + start;
+    Some(
+        tag[start..end]
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+impl Backend for Zypper {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Zypper
+    }
+
+    fn system(&self) -> &System {
+        &self.system
+    }
+
+    fn installed(&self, pkg: &PkgName) -> Result<Option<Installed>> {
+        rpmdb::installed(&self.system, &self.runner, pkg)
+    }
+
+    fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
+        if let Some(file) = &self.opts.source_file {
+            let f = self.system.path(file);
+            let secs: Vec<IniSection> = rpmdb::read_ini(&f)?.into_iter().filter(|s| s.id != "main").collect();
+            if secs.is_empty() {
+                return Err(Error::SourceNotFound {
+                    package: pkg.to_string(),
+                    detail: format!("the configured source file {} defines no repository", f.display()),
+                });
+            }
+            let chosen = rpmdb::choose_section(&secs, &[]).unwrap_or(&secs[0]);
+            return Ok(self.source_from(chosen));
+        }
+        let secs = rpmdb::repo_sections(&[self.system.path(REPOS_DIR)]);
+        let offered = self.cached_offers(pkg);
+        match rpmdb::choose_section(&secs, &offered) {
+            Some(s) => Ok(self.source_from(s)),
+            None => Err(Error::SourceNotFound {
+                package: pkg.to_string(),
+                detail: format!(
+                    "none of the {} repositories under {REPOS_DIR} offers it in zypper's cache or points at a Teleport repository; name the file in the `source-file` setting",
+                    secs.len()
+                ),
+            }),
+        }
+    }
+
+    fn audit_trust(&self, source: &Source) -> Result<TrustReport> {
+        let sec = self.section(source)?;
+        let file = self.shown(&source.file);
+        let conf_file = self.zypp_conf();
+        let conf: Option<IniSection> = rpmdb::read_ini(&conf_file)?.into_iter().rev().find(|s| s.id == "main");
+        let mut report = TrustReport::default();
+        let mut refusals: Vec<TrustFinding> = Vec::new();
+
+        // Where a setting comes from: the repository, else zypp.conf.
+        let lookup = |key: &str| -> Option<(bool, TrustFinding)> {
+            if let Some((b, line)) = sec.bool(key) {
+                return Some((
+                    b,
+                    TrustFinding {
+                        file: file.clone(),
+                        line: Some(line),
+                        setting: format!("{key}={}", sec.value(key).unwrap_or("")),
+                        message: String::new(),
+                    },
+                ));
+            }
+            let c = conf.as_ref()?;
+            let (b, line) = c.bool(key)?;
+            Some((
+                b,
+                TrustFinding {
+                    file: self.shown(&conf_file),
+                    line: Some(line),
+                    setting: format!("{key} = {}", c.value(key).unwrap_or("")),
+                    message: String::new(),
+                },
+            ))
+        };
+        // libzypp: gpgcheck defaults to on; repo_gpgcheck and pkg_gpgcheck
+        // default to "according to gpgcheck", and with signed metadata an
+        // unset pkg_gpgcheck leaves rpm signatures unchecked (packages are
+        // then protected by the checksums in the signed metadata).
+        let gpg = lookup("gpgcheck");
+        if let Some((false, mut f)) = gpg.clone() {
+            f.message = format!("turns signature checks off for [{}]; set gpgcheck=1 in its section and remove any gpgcheck = off from {ZYPP_CONF}", sec.id);
+            refusals.push(f);
+        }
+        let gpg_on = gpg.as_ref().map(|(b, _)| *b).unwrap_or(true);
+        match lookup("repo_gpgcheck") {
+            Some((false, mut f)) => {
+                f.message = format!("turns the metadata signature check off for [{}]; set repo_gpgcheck=1", sec.id);
+                refusals.push(f);
+            }
+            Some((true, _)) => report.checked.push(format!("repo_gpgcheck is on for [{}]", sec.id)),
+            None if gpg_on => report.checked.push(format!("repo_gpgcheck follows gpgcheck (on) for [{}]", sec.id)),
+            None => {}
+        }
+        match lookup("pkg_gpgcheck") {
+            Some((false, mut f)) => {
+                f.message = format!("turns the package signature check off for [{}]; set pkg_gpgcheck=1", sec.id);
+                refusals.push(f);
+            }
+            Some((true, _)) => report.checked.push(format!("pkg_gpgcheck is on for [{}]", sec.id)),
+            None => report.warnings.push(TrustFinding {
+                file: file.clone(),
+                line: Some(sec.line),
+                setting: "pkg_gpgcheck".into(),
+                message: format!("not set: with signed metadata zypper checks package checksums but not package signatures; add pkg_gpgcheck=1 to [{}]", sec.id),
+            }),
+        }
+        let keys = sec.gpgkeys();
+        if keys.is_empty() {
+            refusals.push(TrustFinding {
+                file: file.clone(),
+                line: Some(sec.line),
+                setting: "gpgkey".into(),
+                message: format!("[{}] names no signing key; add gpgkey=https://zypper.releases.teleport.dev/gpg and import that key (rpm --import)", sec.id),
+            });
+        }
+        for k in &keys {
+            if let Some(p) = rpmdb::file_url_path(k) {
+                if !self.system.path(p).is_file() {
+                    report.warnings.push(TrustFinding {
+                        file: file.clone(),
+                        line: sec.get("gpgkey").map(|e| e.line),
+                        setting: format!("gpgkey={k}"),
+                        message: format!("the key file {p} does not exist"),
+                    });
+                }
+            }
+        }
+        match rpmdb::has_pubkeys(&self.system, &self.runner) {
+            Ok(true) => report.checked.push("the rpm database holds signing keys".into()),
+            Ok(false) => report.warnings.push(TrustFinding {
+                file: file.clone(),
+                line: None,
+                setting: "gpgkey".into(),
+                message: "no signing key is imported into the rpm database: zypper will refuse the repository until the Teleport key is imported (rpm --import)".into(),
+            }),
+            Err(e) => tracing::warn!("cannot list the imported keys: {e}"),
+        }
+        if refusals.is_empty() {
+            report.checked.push(format!("gpgcheck is on for [{}]", sec.id));
+            Ok(report)
+        } else {
+            Err(Error::Untrusted {
+                reason: refusals.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "),
+            })
+        }
+    }
+
+    fn recover(&self) -> Result<Option<String>> {
+        // zypper commits are rpm transactions; nothing is left for a later
+        // run to finish.
+        Ok(None)
+    }
+
+    fn refresh(&self, source: &Source) -> Result<()> {
+        self.run_checked(&self.refresh_cmd(source), None).map(|_| ())
+    }
+
+    fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
+        let held = self.is_held(source, pkg)?;
+        if held {
+            self.run_checked(&self.lock_cmd("removelock", pkg), None)?;
+        }
+        let r = self
+            .run_checked(&self.install_cmd(source, pkg, version.as_str()), Some((pkg, version.as_str(), source)))
+            .map(|_| ());
+        if held {
+            if let Err(e) = self.hold(source, pkg) {
+                tracing::error!("could not lock {pkg} again after the install: {e}");
+                return r.and(Err(e));
+            }
+        }
+        r
+    }
+
+    fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        if self.is_held(source, pkg)? {
+            return Ok(());
+        }
+        self.run_checked(&self.lock_cmd("addlock", pkg), None).map(|_| ())
+    }
+
+    fn unhold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        if !self.is_held(source, pkg)? {
+            return Ok(());
+        }
+        self.run_checked(&self.lock_cmd("removelock", pkg), None).map(|_| ())
+    }
+
+    fn is_held(&self, _source: &Source, pkg: &PkgName) -> Result<bool> {
+        let cl = self.zypper().args(["--xmlout", "locks"]);
+        let fin = self.run_checked(&cl, None)?;
+        // <lock number="1"><name>teleport-ent</name><type>package</type></lock>
+        Ok(fin
+            .stdout
+            .split("<lock ")
+            .skip(1)
+            .filter(|l| {
+                !l.contains("<type>") || l.contains("<type>package</type>")
+            })
+            .filter_map(|l| {
+                let s = l.find("<name>")? + "<name>".len();
+                let e = l[s..].find("</name>")? + s;
+                Some(l[s..e].to_string())
+            })
+            .any(|n| rpmdb::glob_match(&n, pkg.as_str())))
+    }
+
+    fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine> {
+        vec![
+            self.refresh_cmd(source),
+            self.lock_cmd("removelock", pkg),
+            self.install_cmd(source, pkg, version.as_str()),
+            self.lock_cmd("addlock", pkg),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_attributes() {
+        let l = r#"<solvable status="other-version" name="teleport-ent" kind="package" edition="16.0.0-1" arch="noarch" repository="Teleport &amp; Co"/>"#;
+        assert_eq!(xml_attr(l, "name").as_deref(), Some("teleport-ent"));
+        assert_eq!(xml_attr(l, "repository").as_deref(), Some("Teleport & Co"));
+        assert_eq!(xml_attr(l, "missing"), None);
+    }
+}
