@@ -265,7 +265,9 @@ impl Dnf {
             };
         }
         if fin.code == Some(EXIT_LOCKED) || text.contains("already locked by") {
-            return Error::Locked { detail: fin.tail(2) };
+            return Error::Locked {
+                detail: rpmdb::line_with(&text, &["already locked by"], fin.tail(2)),
+            };
         }
         if let Some((pkg, version, source)) = pkg {
             if text.contains("Unable to find a match") || text.contains("No match for argument")
@@ -274,7 +276,7 @@ impl Dnf {
                     package: pkg.to_string(),
                     version: version.to_string(),
                     source_desc: source.description.clone(),
-                    detail: fin.tail(2),
+                    detail: rpmdb::line_with(&text, &["Unable to find a match", "No match for argument", "No package"], fin.tail(2)),
                 };
             }
         }
@@ -297,9 +299,10 @@ impl Dnf {
                 return Ok(fin);
             }
             let err = self.classify(cl, &fin, pkg);
-            if matches!(err, Error::Locked { .. }) && started.elapsed() + pause < self.opts.lock_wait {
+            let left = self.opts.lock_wait.saturating_sub(started.elapsed());
+            if matches!(err, Error::Locked { .. }) && !left.is_zero() {
                 tracing::info!("{} is locked by another process; waiting", self.program);
-                std::thread::sleep(pause);
+                std::thread::sleep(pause.min(left));
                 pause = (pause * 2).min(Duration::from_secs(5));
                 continue;
             }
@@ -307,13 +310,14 @@ impl Dnf {
         }
     }
 
-    /// End the gpg-agents dnf started for `id`'s metadata checks.
+    /// End the gpg-agents dnf started for `id`'s metadata checks (every
+    /// repository's when `id` is empty).
     fn end_gpg_agents(&self, id: &str) {
         if self.runner.find("gpgconf").is_none() {
             return;
         }
         let Ok(rd) = std::fs::read_dir(self.cachedir()) else { return };
-        let prefix = format!("{id}-");
+        let prefix = if id.is_empty() { String::new() } else { format!("{id}-") };
         for e in rd.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().into_owned();
             let home = e.path().join("pubring");
@@ -331,8 +335,11 @@ impl Dnf {
         let cl = CommandLine::new(&self.program)
             .args(["-q", "-C"])
             .args(self.root_args(None))
-            .args(["--disableexcludes=all", "repoquery", "--qf", "%{repoid}", pkg.as_str()]);
-        match self.runner.run(&cl) {
+            // A read-only look-up: an uncached repository must not spoil it.
+            .args(["--setopt=*.skip_if_unavailable=True", "--disableexcludes=all", "repoquery", "--qf", "%{repoid}", pkg.as_str()]);
+        let r = self.runner.run(&cl);
+        self.end_gpg_agents("");
+        match r {
             Ok(f) if f.success() => f
                 .stdout
                 .lines()
@@ -565,7 +572,13 @@ impl Backend for Dnf {
         let cl = self.install_cmd(source, pkg, version.as_str());
         let r = self.run_classified(&cl, Some((pkg, version.as_str(), source)));
         self.end_gpg_agents(&source.id);
-        r.map(|_| ())
+        let fin = r?;
+        // rpm scriptlet failures are not fatal to dnf (exit 0): say so.
+        let text = fin.combined();
+        if let Some(l) = text.lines().find(|l| l.contains("scriptlet failure") || l.contains("scriptlet failed")) {
+            tracing::warn!(command = %cl, "{pkg} {version} was installed but a package script failed: {}", l.trim());
+        }
+        Ok(())
     }
 
     fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {

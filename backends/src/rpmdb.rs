@@ -93,7 +93,7 @@ pub fn installed(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Opti
             tail: fin.tail(3),
         });
     }
-    let Some(line) = fin.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).last() else {
+    let Some(line) = fin.stdout.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
         return Ok(None);
     };
     let line = line.strip_prefix("0:").unwrap_or(line);
@@ -237,7 +237,7 @@ pub fn parse_ini(file: &Path, text: &str) -> Vec<IniSection> {
             }
         }
         let Some(sec) = out.last_mut() else { continue };
-        let continued = raw.starts_with(|c: char| c == ' ' || c == '\t');
+        let continued = raw.starts_with([' ', '\t']);
         if continued && last_was_entry {
             if let Some(e) = sec.entries.last_mut() {
                 e.value.push('\n');
@@ -479,22 +479,40 @@ pub const TRUST_FAILURES: &[&str] = &[
     "File is unsigned",
     "public key is not available",
     "Signature does not verify",
-    "do you want to reject the key",
+    // Last resort: zypper's key prompt (answered "reject" in -n mode).
     "reject the key",
     "has wrong checksum",
     "File has no checksum",
 ];
 
-/// The first line of `text` that reports a trust failure.
+/// The line of `text` that best reports a trust failure: the first line
+/// matching the earliest marker that matches at all, except that zypper's
+/// key prompt is used only when nothing else matched.
 pub fn trust_failure_line(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let m = TRUST_FAILURES
+    let lower: Vec<(String, &str)> = text.lines().map(|l| (l.to_ascii_lowercase(), l)).collect();
+    let first_line = |m: &str| {
+        let m = m.to_ascii_lowercase();
+        lower.iter().find(|(l, _)| l.contains(&m)).map(|(_, l)| l.trim().to_string())
+    };
+    // Preference: the first line (in output order) that matches any
+    // marker but the prompt; then the prompt.
+    let (prompt, rest): (Vec<&str>, Vec<&str>) = TRUST_FAILURES.iter().partition(|m| **m == "reject the key");
+    let rest_lower: Vec<String> = rest.iter().map(|m| m.to_ascii_lowercase()).collect();
+    lower
         .iter()
-        .find(|m| lower.contains(&m.to_ascii_lowercase()))?;
-    let ml = m.to_ascii_lowercase();
-    text.lines()
-        .find(|l| l.to_ascii_lowercase().contains(&ml))
+        .find(|(l, _)| rest_lower.iter().any(|m| l.contains(m.as_str())))
+        .map(|(_, l)| l.trim().to_string())
+        .or_else(|| prompt.iter().find_map(|m| first_line(m)))
+}
+
+/// The first line of `text` containing the first of `needles` that occurs
+/// at all, else `fallback`.
+pub fn line_with(text: &str, needles: &[&str], fallback: String) -> String {
+    needles
+        .iter()
+        .find_map(|n| text.lines().find(|l| l.contains(n)))
         .map(|l| l.trim().to_string())
+        .unwrap_or(fallback)
 }
 
 #[cfg(test)]
@@ -588,5 +606,8 @@ gpgcheck=0
         let t = "Importing...\nError: Failed to download metadata for repo 'teleport': repomd.xml GPG signature verification error: Bad GPG signature\n";
         assert!(trust_failure_line(t).unwrap().contains("Bad GPG signature"));
         assert!(trust_failure_line("Error: Unable to find a match: teleport-ent-99").is_none());
+        let z = "Do you want to reject the key, trust temporarily, or trust always? [r/t/a/?] (r): r\n - Signature verification failed for repomd.xml\n";
+        assert_eq!(trust_failure_line(z).unwrap(), "- Signature verification failed for repomd.xml");
+        assert!(trust_failure_line("Do you want to reject the key? (r): r").is_some());
     }
 }

@@ -144,14 +144,19 @@ impl Zypper {
             status: format!("{}: {what}", fin.status_text()),
             tail: fin.tail(6),
         };
+        if text.contains("remove lock to allow") {
+            return Err(failed("a lock keeps the package from changing (see `zypper locks`; a pattern lock such as `teleport*` is not ours to remove)"));
+        }
         match fin.code {
-            Some(7) => Err(Error::Locked { detail: fin.tail(2) }),
+            Some(7) => Err(Error::Locked {
+                detail: rpmdb::line_with(&text, &["is locked"], fin.tail(2)),
+            }),
             Some(104) => match pkg {
                 Some((pkg, version, source)) => Err(Error::VersionNotFound {
                     package: pkg.to_string(),
                     version: version.to_string(),
                     source_desc: source.description.clone(),
-                    detail: fin.tail(2),
+                    detail: rpmdb::line_with(&text, &["No provider", "not found"], fin.tail(2)),
                 }),
                 None => Err(failed("capability not found")),
             },
@@ -450,6 +455,44 @@ impl Backend for Zypper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn fin(code: i32, stdout: &str) -> Finished {
+        Finished {
+            code: Some(code),
+            stdout: stdout.to_string(),
+            stderr: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn exit_codes_are_mapped() {
+        let z = Zypper::new(System::rooted(Path::new("/tmp")).unwrap(), Options::default()).unwrap();
+        let src = Source {
+            file: PathBuf::from("/tmp/etc/zypp/repos.d/teleport.repo"),
+            description: "repo teleport".into(),
+            id: "teleport".into(),
+            keyrings: vec![],
+            uris: vec![],
+        };
+        let p = PkgName::parse("teleport-ent").unwrap();
+        let cl = CommandLine::new("zypper");
+        let ctx = Some((&p, "15.4.3", &src));
+        let check = |code, out: &str| z.check(&cl, &fin(code, out), ctx);
+        assert!(check(0, "").is_ok());
+        assert!(check(102, "reboot").is_ok());
+        assert!(check(103, "restart").is_ok());
+        assert!(matches!(check(7, "System management is locked by the application with pid 1"), Err(Error::Locked { .. })));
+        assert!(matches!(check(104, "No provider of 'teleport-ent=15.4.3' found."), Err(Error::VersionNotFound { .. })));
+        assert!(matches!(check(104, "Warning: ... Signature verification failed for repomd.xml\nNo provider"), Err(Error::Untrusted { .. })));
+        assert!(matches!(check(8, "teleport-ent (Teleport): Signature verification failed [6-File is unsigned]"), Err(Error::Untrusted { .. })));
+        assert!(matches!(check(8, "Installation has been aborted"), Err(Error::CommandFailed { .. })));
+        assert!(matches!(check(4, " - Signature verification failed for repomd.xml"), Err(Error::Untrusted { .. })));
+        assert!(matches!(check(106, "Skipping repository"), Err(Error::CommandFailed { .. })));
+        let post = check(107, "warning: %post(teleport-ent) scriptlet failed").unwrap_err().to_string();
+        assert!(post.contains("%post"), "{post}");
+    }
 
     #[test]
     fn xml_attributes() {
