@@ -111,6 +111,9 @@ impl Client {
                 detail: format!("no answer within {} s", OVERALL_TIMEOUT.as_secs()),
             })?;
         let body = version.map_err(|e| match e {
+            // A certificate that does not verify, or a redirect to plain
+            // http, is a trust failure, not an outage.
+            Ok(detail) if is_trust_failure(&detail) => AppError::Refused(format!("{}: {detail}", self.shown)),
             Ok(detail) => AppError::Target {
                 endpoint: self.shown.clone(),
                 detail,
@@ -130,6 +133,11 @@ impl Client {
             critical_warning,
         })
     }
+}
+
+fn is_trust_failure(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    d.contains("certificate") || d.contains("non-https") || d.contains("unknownissuer") || d.contains("notvalidforname")
 }
 
 /// reqwest errors carry their cause chain; show all of it (TLS failures

@@ -71,7 +71,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "teleport-upgrade", &mut out);
             Exit::Ok
         }
-        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+        Command::Man => match clap_mangen::Man::new(Cli::command()).section("8").render(&mut out) {
             Ok(()) => Exit::Ok,
             Err(_) => Exit::Usage,
         },

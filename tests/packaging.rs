@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -43,7 +44,10 @@ fn have(tool: &str) -> bool {
 }
 
 fn skip_all() -> bool {
-    if std::env::var("SKIP_PACKAGING_TESTS").map(|v| v == "1").unwrap_or(false) {
+    if std::env::var("SKIP_PACKAGING_TESTS")
+        .map(|v| v == "1")
+        .unwrap_or(false)
+    {
         eprintln!("SKIP: SKIP_PACKAGING_TESTS=1, packaging test not run");
         return true;
     }
@@ -52,8 +56,8 @@ fn skip_all() -> bool {
 
 fn run(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    out
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"))
 }
 
 fn run_ok(cmd: &mut Command) -> String {
@@ -72,11 +76,32 @@ fn run_ok(cmd: &mut Command) -> String {
 /// Does `teleport-upgrade --help` list this subcommand?
 fn binary_has_subcommand(name: &str) -> bool {
     let out = run(Command::new(BIN).arg("--help"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     text.lines().any(|l| {
         let t = l.trim_start();
         t == name || t.starts_with(&format!("{name} "))
     })
+}
+
+/// The work directory lives as long as the test process (it is held by a
+/// static), so earlier runs' directories are removed here: those whose
+/// process is gone.
+fn remove_stale_dirs(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name
+            .strip_prefix("packaging-")
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 fn built() -> &'static Built {
@@ -100,7 +125,9 @@ fn built() -> &'static Built {
             missing.join(", ")
         );
 
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("packaging-{}", std::process::id()));
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_dirs(&tmp);
+        let dir = tmp.join(format!("packaging-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let out_dir = dir.join("out");
@@ -109,7 +136,8 @@ fn built() -> &'static Built {
             .arg("--out")
             .arg(&out_dir)
             .arg("--binary")
-            .arg(BIN));
+            .arg(BIN)
+            .arg("--fast"));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "build-packages failed:\n{stdout}\n{stderr}");
@@ -205,8 +233,11 @@ fn deb_contains_exactly_the_expected_files() {
     }
     let b = built();
     let listing = deb_listing(&b.deb);
-    let files: BTreeSet<String> =
-        listing.iter().filter(|(m, _, _)| m.starts_with('-')).map(|(_, _, p)| p.clone()).collect();
+    let files: BTreeSet<String> = listing
+        .iter()
+        .filter(|(m, _, _)| m.starts_with('-'))
+        .map(|(_, _, p)| p.clone())
+        .collect();
     assert_eq!(files, deb_expected_files(b), "files in the .deb");
     for (mode, owner, path) in &listing {
         assert_eq!(owner, "root/root", "{path} owned by {owner}");
@@ -220,12 +251,26 @@ fn deb_contains_exactly_the_expected_files() {
         assert_eq!(mode, want, "mode of {path}");
     }
     // The operator's and the agent's files are never shipped.
-    for f in ["endpoint", "package", "installer", "schedule", "insecure", "debug", "mark-unhealthy"] {
+    for f in [
+        "endpoint",
+        "package",
+        "installer",
+        "schedule",
+        "insecure",
+        "debug",
+        "mark-unhealthy",
+    ] {
         let p = format!("/etc/teleport-upgrade.d/{f}");
-        assert!(!listing.iter().any(|(_, _, q)| *q == p), "{p} must not be shipped");
+        assert!(
+            !listing.iter().any(|(_, _, q)| *q == p),
+            "{p} must not be shipped"
+        );
     }
     // Nothing in the state directory either.
-    assert!(!listing.iter().any(|(_, _, p)| p.starts_with("/var/")), "the .deb ships files under /var");
+    assert!(
+        !listing.iter().any(|(_, _, p)| p.starts_with("/var/")),
+        "the .deb ships files under /var"
+    );
 
     // conffiles: exactly the cron file and the README.
     let ctl = b.dir.join("deb-control");
@@ -233,7 +278,13 @@ fn deb_contains_exactly_the_expected_files() {
     run_ok(Command::new("dpkg-deb").arg("-e").arg(&b.deb).arg(&ctl));
     let conffiles = fs::read_to_string(ctl.join("conffiles")).unwrap();
     let conffiles: BTreeSet<&str> = conffiles.lines().collect();
-    assert_eq!(conffiles, BTreeSet::from(["/etc/cron.d/teleport-upgrade", "/etc/teleport-upgrade.d/README"]));
+    assert_eq!(
+        conffiles,
+        BTreeSet::from([
+            "/etc/cron.d/teleport-upgrade",
+            "/etc/teleport-upgrade.d/README"
+        ])
+    );
     assert!(ctl.join("md5sums").is_file(), "no md5sums");
 }
 
@@ -243,12 +294,22 @@ fn deb_control_fields() {
         return;
     }
     let b = built();
-    let field = |name: &str| run_ok(Command::new("dpkg-deb").arg("-f").arg(&b.deb).arg(name)).trim().to_string();
-    let arch = run_ok(Command::new("dpkg").arg("--print-architecture")).trim().to_string();
+    let field = |name: &str| {
+        run_ok(Command::new("dpkg-deb").arg("-f").arg(&b.deb).arg(name))
+            .trim()
+            .to_string()
+    };
+    let arch = run_ok(Command::new("dpkg").arg("--print-architecture"))
+        .trim()
+        .to_string();
     assert_eq!(field("Package"), PKG);
     assert_eq!(field("Version"), pkg_version());
     assert_eq!(field("Architecture"), arch);
-    assert!(field("Depends").contains("ca-certificates"), "Depends: {}", field("Depends"));
+    assert!(
+        field("Depends").contains("ca-certificates"),
+        "Depends: {}",
+        field("Depends")
+    );
     assert_eq!(
         b.deb.file_name().unwrap().to_string_lossy(),
         format!("{PKG}_{}_{arch}.deb", pkg_version()),
@@ -257,7 +318,10 @@ fn deb_control_fields() {
     // dpkg-deb -I must show the same.
     let info = run_ok(Command::new("dpkg-deb").arg("-I").arg(&b.deb));
     assert!(info.contains(&format!(" Package: {PKG}\n")), "{info}");
-    assert!(info.contains(&format!(" Version: {}\n", pkg_version())), "{info}");
+    assert!(
+        info.contains(&format!(" Version: {}\n", pkg_version())),
+        "{info}"
+    );
     assert!(info.contains(&format!(" Architecture: {arch}\n")), "{info}");
 }
 
@@ -267,7 +331,10 @@ fn rpm_contains_the_same_files() {
         return;
     }
     let b = built();
-    let listed: BTreeSet<String> = run_ok(Command::new("rpm").arg("-qlp").arg(&b.rpm)).lines().map(String::from).collect();
+    let listed: BTreeSet<String> = run_ok(Command::new("rpm").arg("-qlp").arg(&b.rpm))
+        .lines()
+        .map(String::from)
+        .collect();
     // rpm -ql also lists the directories the package owns.
     let owned_dirs = BTreeSet::from([
         "/etc/teleport-upgrade.d".to_string(),
@@ -275,9 +342,20 @@ fn rpm_contains_the_same_files() {
     ]);
     let files: BTreeSet<String> = listed.difference(&owned_dirs).cloned().collect();
     assert_eq!(files, rpm_expected_files(b), "files in the .rpm");
-    assert!(owned_dirs.is_subset(&listed), "the .rpm should own {owned_dirs:?}");
+    assert!(
+        owned_dirs.is_subset(&listed),
+        "the .rpm should own {owned_dirs:?}"
+    );
 
-    let q = |fmt: &str| run_ok(Command::new("rpm").arg("-qp").arg("--qf").arg(fmt).arg(&b.rpm));
+    let q = |fmt: &str| {
+        run_ok(
+            Command::new("rpm")
+                .arg("-qp")
+                .arg("--qf")
+                .arg(fmt)
+                .arg(&b.rpm),
+        )
+    };
     assert_eq!(q("%{NAME}"), PKG);
     assert_eq!(q("%{VERSION}"), pkg_version());
     assert_eq!(q("%{RELEASE}"), "1");
@@ -289,10 +367,23 @@ fn rpm_contains_the_same_files() {
     );
     // %config(noreplace) exactly for the operator's files.
     let flags = q("[%{FILENAMES} %{FILEFLAGS:fflags}\n]");
-    let config: BTreeSet<&str> =
-        flags.lines().filter(|l| l.ends_with(" cn")).map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(config, BTreeSet::from(["/etc/cron.d/teleport-upgrade", "/etc/teleport-upgrade.d/README"]), "{flags}");
-    let any_config: Vec<&str> = flags.lines().filter(|l| l.rsplit(' ').next().unwrap().contains('c')).collect();
+    let config: BTreeSet<&str> = flags
+        .lines()
+        .filter(|l| l.ends_with(" cn"))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        config,
+        BTreeSet::from([
+            "/etc/cron.d/teleport-upgrade",
+            "/etc/teleport-upgrade.d/README"
+        ]),
+        "{flags}"
+    );
+    let any_config: Vec<&str> = flags
+        .lines()
+        .filter(|l| l.rsplit(' ').next().unwrap().contains('c'))
+        .collect();
     assert_eq!(any_config.len(), 2, "config files: {any_config:?}");
 }
 
@@ -319,21 +410,41 @@ fn maintainer_scripts_never_touch_the_agent_service() {
     }
     let b = built();
     let scripts = maintainer_scripts(b);
-    assert!(scripts.len() >= 4, "expected postinst, prerm, postrm and the rpm scriptlets");
+    assert!(
+        scripts.len() >= 4,
+        "expected postinst, prerm, postrm and the rpm scriptlets"
+    );
     for (name, text) in &scripts {
         for (i, line) in text.lines().enumerate() {
             let code = line.trim();
+            // Not even in a comment: a plain grep finds nothing.
+            assert!(
+                !line.contains("teleport.service"),
+                "mentions the agent unit: {name}:{}: {line}",
+                i + 1
+            );
             if code.starts_with('#') || code.is_empty() {
                 continue;
             }
             let at = format!("{name}:{}: {line}", i + 1);
-            assert!(!code.contains("teleport.service"), "mentions the agent unit: {at}");
-            assert!(!code.contains("invoke-rc.d") && !code.contains("service teleport"), "{at}");
+            assert!(
+                !code.contains("teleport.service"),
+                "mentions the agent unit: {at}"
+            );
+            assert!(
+                !code.contains("invoke-rc.d") && !code.contains("service teleport"),
+                "{at}"
+            );
             let words: Vec<String> = code
                 .split(|c: char| c.is_whitespace() || ";(){}|&".contains(c))
                 .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
                 .collect();
-            assert!(!words.iter().any(|w| w == "teleport" || w == "teleport.service"), "names the agent: {at}");
+            assert!(
+                !words
+                    .iter()
+                    .any(|w| w == "teleport" || w == "teleport.service"),
+                "names the agent: {at}"
+            );
             if words.iter().any(|w| w == "systemctl") {
                 // Every systemctl call acts on the timer, reloads, or is the
                 // wrapper/probe of the shared library.
@@ -344,7 +455,10 @@ fn maintainer_scripts_never_touch_the_agent_service() {
                         || code.contains("command -v systemctl"),
                     "systemctl call that is not about the timer: {at}"
                 );
-                assert!(!code.contains("restart") || code.contains("try-restart \"$tu_timer\""), "{at}");
+                assert!(
+                    !code.contains("restart") || code.contains("try-restart \"$tu_timer\""),
+                    "{at}"
+                );
             }
         }
         // They are valid POSIX sh.
@@ -375,7 +489,9 @@ fn systemd_units_verify() {
         return;
     }
     if !have("systemd-analyze") {
-        eprintln!("SKIP: systemd-analyze not installed (apt-get install systemd): units not verified");
+        eprintln!(
+            "SKIP: systemd-analyze not installed (apt-get install systemd): units not verified"
+        );
         return;
     }
     let b = built();
@@ -385,17 +501,25 @@ fn systemd_units_verify() {
     fs::create_dir_all(units.join("teleport.service.d")).unwrap();
     // ExecStart must exist: point it at the packaged binary.
     let bin = root.join("usr/sbin/teleport-upgrade");
-    let service = fs::read_to_string(root.join("lib/systemd/system/teleport-upgrade.service")).unwrap();
+    let service =
+        fs::read_to_string(root.join("lib/systemd/system/teleport-upgrade.service")).unwrap();
     assert!(service.contains("ExecStart=/usr/sbin/teleport-upgrade run\n"));
     fs::write(
         units.join("teleport-upgrade.service"),
         service.replace("/usr/sbin/teleport-upgrade", bin.to_str().unwrap()),
     )
     .unwrap();
-    fs::copy(root.join("lib/systemd/system/teleport-upgrade.timer"), units.join("teleport-upgrade.timer")).unwrap();
+    fs::copy(
+        root.join("lib/systemd/system/teleport-upgrade.timer"),
+        units.join("teleport-upgrade.timer"),
+    )
+    .unwrap();
     // A stand-in agent unit, to load the drop-in with it.
-    fs::write(units.join("teleport.service"), "[Unit]\nDescription=stand-in agent\n[Service]\nExecStart=/bin/sleep infinity\n")
-        .unwrap();
+    fs::write(
+        units.join("teleport.service"),
+        "[Unit]\nDescription=stand-in agent\n[Service]\nExecStart=/bin/sleep infinity\n",
+    )
+    .unwrap();
     fs::copy(
         root.join("lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf"),
         units.join("teleport.service.d/teleport-upgrader-env.conf"),
@@ -408,22 +532,41 @@ fn systemd_units_verify() {
         .arg(units.join("teleport-upgrade.timer"))
         .arg(units.join("teleport.service"))
         .current_dir(&units));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "systemd-analyze verify failed:\n{text}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{text}"
+    );
     // Unknown keys and the like are only warnings: none may concern our units.
     let ours: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("teleport") || l.contains(units.to_str().unwrap()))
         .collect();
-    assert!(ours.is_empty(), "systemd-analyze verify complained:\n{}", ours.join("\n"));
+    assert!(
+        ours.is_empty(),
+        "systemd-analyze verify complained:\n{}",
+        ours.join("\n")
+    );
 
     // The cadence asked for: first run ~9 min after activation, then ~30 min.
     let timer = fs::read_to_string(units.join("teleport-upgrade.timer")).unwrap();
-    for want in ["OnActiveSec=9min", "OnUnitActiveSec=30min", "RandomizedDelaySec=", "WantedBy=timers.target"] {
-        assert!(timer.lines().any(|l| l.starts_with(want)), "timer lacks {want}");
+    for want in [
+        "OnActiveSec=9min",
+        "OnUnitActiveSec=30min",
+        "RandomizedDelaySec=",
+        "WantedBy=timers.target",
+    ] {
+        assert!(
+            timer.lines().any(|l| l.starts_with(want)),
+            "timer lacks {want}"
+        );
     }
-    let dropin = fs::read_to_string(units.join("teleport.service.d/teleport-upgrader-env.conf")).unwrap();
-    assert!(dropin.lines().any(|l| l == "Environment=TELEPORT_EXT_UPGRADER=unit"));
+    let dropin =
+        fs::read_to_string(units.join("teleport.service.d/teleport-upgrader-env.conf")).unwrap();
+    assert!(dropin
+        .lines()
+        .any(|l| l == "Environment=TELEPORT_EXT_UPGRADER=unit"));
 }
 
 #[test]
@@ -437,12 +580,16 @@ fn lintian_reports_no_errors() {
     }
     let b = built();
     let out = run(Command::new("lintian").arg("--no-cfg").arg(&b.deb));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     eprintln!("lintian:\n{text}");
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E:")).collect();
     assert!(errors.is_empty(), "lintian errors:\n{}", errors.join("\n"));
     // lintian exits 2 when it could not run at all (1 = tags found).
-    assert!(out.status.code().is_some_and(|c| c <= 1), "lintian did not run: {text}");
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "lintian did not run: {text}"
+    );
 }
 
 #[test]
@@ -459,7 +606,8 @@ fn rpmlint_reports_no_errors() {
         .arg("-r")
         .arg(repo().join("rpm/teleport-ent-updater.rpmlintrc"))
         .arg(&b.rpm));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     eprintln!("rpmlint:\n{text}");
     let errors: Vec<&str> = text.lines().filter(|l| l.contains(": E: ")).collect();
     assert!(errors.is_empty(), "rpmlint errors:\n{}", errors.join("\n"));
@@ -477,13 +625,18 @@ fn cron_line_defers_to_systemd() {
     let b = built();
     let root = extract_deb(b, "cron-root");
     let cron = fs::read_to_string(root.join("etc/cron.d/teleport-upgrade")).unwrap();
-    let jobs: Vec<&str> =
-        cron.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty() && !l.contains('=')).collect();
+    let jobs: Vec<&str> = cron
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty() && !l.contains('='))
+        .collect();
     assert_eq!(jobs.len(), 1, "one cron job expected: {jobs:?}");
-    let fields: Vec<&str> = jobs[0].splitn(7, |c: char| c == ' ' || c == '\t').collect();
+    let fields: Vec<&str> = jobs[0].splitn(7, [' ', '\t']).collect();
     assert_eq!(fields.len(), 7, "m h dom mon dow user command: {}", jobs[0]);
     assert_eq!(fields[5], "root");
-    assert!(!fields[6].contains('%'), "a % in a cron command is a newline");
+    assert!(
+        !fields[6].contains('%'),
+        "a % in a cron command is a newline"
+    );
     assert!(fields[6].contains("[ -d /run/systemd/system ]"));
 
     let t = b.dir.join("cron-test");
@@ -493,35 +646,69 @@ fn cron_line_defers_to_systemd() {
     let stub = |name: &str, body: &str| {
         let p = stubs.join(name);
         fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        run_ok(Command::new("chmod").arg("755").arg(&p));
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
     };
-    stub("teleport-upgrade", &format!("echo \"ran $*\" >> {}/updater.log; echo updater-output", t.display()));
-    stub("logger", &format!("cat | sed \"s/^/logger[$*] /\" >> {}/syslog", t.display()));
+    stub(
+        "teleport-upgrade",
+        &format!(
+            "echo \"ran $*\" >> {}/updater.log; echo updater-output",
+            t.display()
+        ),
+    );
+    stub(
+        "logger",
+        &format!("cat | sed \"s/^/logger[$*] /\" >> {}/syslog", t.display()),
+    );
     stub("shuf", "echo 17");
-    stub("sleep", &format!("echo \"slept $*\" >> {}/sleep.log", t.display()));
+    stub(
+        "sleep",
+        &format!("echo \"slept $*\" >> {}/sleep.log", t.display()),
+    );
     let systemd_dir = t.join("run-systemd-system");
     let command = fields[6]
         .replace("/run/systemd/system", systemd_dir.to_str().unwrap())
-        .replace("/usr/sbin/teleport-upgrade", stubs.join("teleport-upgrade").to_str().unwrap());
+        .replace(
+            "/usr/sbin/teleport-upgrade",
+            stubs.join("teleport-upgrade").to_str().unwrap(),
+        );
     let run_cron = || {
         let path = format!("{}:/usr/bin:/bin", stubs.display());
-        let out = run(Command::new("/bin/sh").arg("-c").arg(&command).env("PATH", path));
-        assert!(out.status.success(), "cron command failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run(Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&command)
+            .env("PATH", path));
+        assert!(
+            out.status.success(),
+            "cron command failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
 
     // systemd running: nothing happens.
     fs::create_dir_all(&systemd_dir).unwrap();
     run_cron();
-    assert!(!t.join("updater.log").exists(), "the cron job ran the updater although systemd runs");
+    assert!(
+        !t.join("updater.log").exists(),
+        "the cron job ran the updater although systemd runs"
+    );
     assert!(!t.join("sleep.log").exists());
 
     // No systemd: jitter, then `run`, output to syslog with our tag.
     fs::remove_dir(&systemd_dir).unwrap();
     run_cron();
-    assert_eq!(fs::read_to_string(t.join("updater.log")).unwrap(), "ran run\n");
-    assert_eq!(fs::read_to_string(t.join("sleep.log")).unwrap(), "slept 17\n");
+    assert_eq!(
+        fs::read_to_string(t.join("updater.log")).unwrap(),
+        "ran run\n"
+    );
+    assert_eq!(
+        fs::read_to_string(t.join("sleep.log")).unwrap(),
+        "slept 17\n"
+    );
     let syslog = fs::read_to_string(t.join("syslog")).unwrap();
-    assert!(syslog.contains("-t teleport-upgrade") && syslog.contains("updater-output"), "{syslog}");
+    assert!(
+        syslog.contains("-t teleport-upgrade") && syslog.contains("updater-output"),
+        "{syslog}"
+    );
 }
 
 /// Installs, upgrades, removes, re-installs and purges the .deb in a
@@ -535,7 +722,11 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
     let b = built();
     let root = b.dir.join("dpkg-root");
     let _ = fs::remove_dir_all(&root);
-    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
+    for d in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+    ] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
     fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
@@ -551,16 +742,23 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
             .arg("--log=/dev/null")
             .args(args)
             // The chrootless scripts use the host's tools.
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
         let shown = format!("{c:?}");
         let out = run(&mut c);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{shown} failed:\n{text}");
         text
     };
     let status = |root: &Path| -> String {
         let out = run(Command::new("dpkg-query")
-            .arg(format!("--admindir={}", root.join("var/lib/dpkg").display()))
+            .arg(format!(
+                "--admindir={}",
+                root.join("var/lib/dpkg").display()
+            ))
             .arg("-W")
             .arg("-f=${db:Status-Abbrev}${Version}")
             .arg(PKG));
@@ -580,15 +778,25 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
     dpkg(&["-i", b.deb.to_str().unwrap()]);
     assert_eq!(status(&root), format!("ii {}", pkg_version()));
     for f in deb_expected_files(b) {
-        assert!(root.join(f.trim_start_matches('/')).is_file(), "{f} not installed");
+        assert!(
+            root.join(f.trim_start_matches('/')).is_file(),
+            "{f} not installed"
+        );
     }
     if systemctl {
-        assert!(timer_link.symlink_metadata().is_ok(), "the timer was not enabled in the root");
+        assert!(
+            timer_link.symlink_metadata().is_ok(),
+            "the timer was not enabled in the root"
+        );
     }
 
     // The operator and the agent write their files; the updater its state.
     let cfg = root.join("etc/teleport-upgrade.d");
-    fs::write(cfg.join("endpoint"), "teleport.example.com:443/v1/webapi/automaticupgrades/channel/default\n").unwrap();
+    fs::write(
+        cfg.join("endpoint"),
+        "teleport.example.com:443/v1/webapi/automaticupgrades/channel/default\n",
+    )
+    .unwrap();
     fs::write(cfg.join("schedule"), "# generated by teleport\n").unwrap();
     let state = root.join("var/lib/teleport-upgrade");
     fs::create_dir_all(&state).unwrap();
@@ -599,22 +807,39 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
     let newer = b.dir.join("newer.deb");
     let unpacked = b.dir.join("newer-tree");
     let _ = fs::remove_dir_all(&unpacked);
-    run_ok(Command::new("dpkg-deb").arg("-R").arg(&b.deb).arg(&unpacked));
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-R")
+            .arg(&b.deb)
+            .arg(&unpacked),
+    );
     let control = fs::read_to_string(unpacked.join("DEBIAN/control")).unwrap();
     let newer_version = format!("{}+test1", pkg_version());
     fs::write(
         unpacked.join("DEBIAN/control"),
-        control.replace(&format!("Version: {}\n", pkg_version()), &format!("Version: {newer_version}\n")),
+        control.replace(
+            &format!("Version: {}\n", pkg_version()),
+            &format!("Version: {newer_version}\n"),
+        ),
     )
     .unwrap();
-    run_ok(Command::new("dpkg-deb").arg("--root-owner-group").arg("--build").arg(&unpacked).arg(&newer));
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("--root-owner-group")
+            .arg("--build")
+            .arg(&unpacked)
+            .arg(&newer),
+    );
     if systemctl {
         fs::remove_file(&timer_link).unwrap();
     }
     dpkg(&["-i", newer.to_str().unwrap()]);
     assert_eq!(status(&root), format!("ii {newer_version}"));
     if systemctl {
-        assert!(timer_link.symlink_metadata().is_err(), "the upgrade re-enabled a timer the administrator disabled");
+        assert!(
+            timer_link.symlink_metadata().is_err(),
+            "the upgrade re-enabled a timer the administrator disabled"
+        );
     }
     assert!(cfg.join("endpoint").is_file() && cfg.join("schedule").is_file());
     assert!(state.join("last-run").is_file());
@@ -623,31 +848,66 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
     dpkg(&["-r", PKG]);
     assert_eq!(status(&root), format!("rc {newer_version}"));
     assert!(!root.join("usr/sbin/teleport-upgrade").exists());
-    assert!(!root.join("lib/systemd/system/teleport-upgrade.timer").exists());
-    assert!(!root.join("lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf").exists());
-    assert!(timer_link.symlink_metadata().is_err(), "the timer is still enabled after remove");
-    assert!(cfg.join("endpoint").is_file(), "remove deleted /etc/teleport-upgrade.d/endpoint");
-    assert!(cfg.join("schedule").is_file(), "remove deleted /etc/teleport-upgrade.d/schedule");
+    assert!(!root
+        .join("lib/systemd/system/teleport-upgrade.timer")
+        .exists());
+    assert!(!root
+        .join("lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf")
+        .exists());
+    assert!(
+        timer_link.symlink_metadata().is_err(),
+        "the timer is still enabled after remove"
+    );
+    assert!(
+        cfg.join("endpoint").is_file(),
+        "remove deleted /etc/teleport-upgrade.d/endpoint"
+    );
+    assert!(
+        cfg.join("schedule").is_file(),
+        "remove deleted /etc/teleport-upgrade.d/schedule"
+    );
     assert!(cfg.join("README").is_file(), "remove deleted a conffile");
-    assert!(root.join("etc/cron.d/teleport-upgrade").is_file(), "remove deleted a conffile");
+    assert!(
+        root.join("etc/cron.d/teleport-upgrade").is_file(),
+        "remove deleted a conffile"
+    );
     assert!(state.join("last-run").is_file(), "remove deleted the state");
 
     // 4. Re-install from the config-files state: enabled again.
     dpkg(&["-i", b.deb.to_str().unwrap()]);
     assert_eq!(status(&root), format!("ii {}", pkg_version()));
     if systemctl {
-        assert!(timer_link.symlink_metadata().is_ok(), "re-install after remove did not enable the timer");
+        assert!(
+            timer_link.symlink_metadata().is_ok(),
+            "re-install after remove did not enable the timer"
+        );
     }
 
     // 5. Purge: the state goes, the operator's and agent's files stay.
     dpkg(&["-P", PKG]);
     assert_eq!(status(&root), "");
     assert!(!state.exists(), "purge left /var/lib/teleport-upgrade");
-    assert!(!cfg.join("README").exists(), "purge left the README conffile");
-    assert!(!root.join("etc/cron.d/teleport-upgrade").exists(), "purge left the cron conffile");
-    assert!(cfg.join("endpoint").is_file(), "purge deleted the operator's endpoint");
-    assert!(cfg.join("schedule").is_file(), "purge deleted the agent's schedule");
+    assert!(
+        !cfg.join("README").exists(),
+        "purge left the README conffile"
+    );
+    assert!(
+        !root.join("etc/cron.d/teleport-upgrade").exists(),
+        "purge left the cron conffile"
+    );
+    assert!(
+        cfg.join("endpoint").is_file(),
+        "purge deleted the operator's endpoint"
+    );
+    assert!(
+        cfg.join("schedule").is_file(),
+        "purge deleted the agent's schedule"
+    );
     assert!(timer_link.symlink_metadata().is_err());
 
-    assert_eq!(host_state.exists(), host_state_before, "the maintainer scripts touched the host");
+    assert_eq!(
+        host_state.exists(),
+        host_state_before,
+        "the maintainer scripts touched the host"
+    );
 }

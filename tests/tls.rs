@@ -1,0 +1,139 @@
+//! The version server over TLS: verified against the system roots or the
+//! configured `ca-file`; a self-signed server without it, a name mismatch and
+//! a redirect from https to http are refused (exit 3), and nothing changes.
+//! The TLS server is a stand-in (Python's http.server behind ssl), as a
+//! self-hosted static version server would be.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVER: &str = r#"
+import http.server, ssl, sys
+cert, key, port_file, redirect_to = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.endswith("/version"):
+            if redirect_to != "-":
+                self.send_response(302); self.send_header("Location", redirect_to + self.path); self.end_headers(); return
+            body = b"v15.4.3\n"
+        elif self.path.endswith("/critical"):
+            body = b"no\n"
+        else:
+            self.send_response(404); self.end_headers(); return
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+open(port_file, "w").write(str(srv.server_address[1]))
+srv.serve_forever()
+"#;
+
+struct Tls {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let ok = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status().unwrap();
+    assert!(ok.success(), "openssl {args:?}");
+}
+
+/// A throwaway CA and a server certificate it signed for `san` (e.g.
+/// "IP:127.0.0.1"). Returns (ca.pem, server cert, server key).
+fn cert(dir: &Path, san: &str) -> (PathBuf, PathBuf, PathBuf) {
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA", "-keyout", "ca.key", "-out", "ca.pem"], dir);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=version-server", "-keyout", "key.pem", "-out", "srv.csr"], dir);
+    std::fs::write(dir.join("ext.cnf"), format!("basicConstraints=CA:FALSE\nsubjectAltName={san}\nextendedKeyUsage=serverAuth\n")).unwrap();
+    openssl(&["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem"], dir);
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+fn serve(dir: &Path, c: &Path, k: &Path, redirect_to: &str) -> Tls {
+    let port_file = dir.join(format!("port-{}", redirect_to.len()));
+    let child = Command::new("python3")
+        .args(["-c", SERVER])
+        .arg(c)
+        .arg(k)
+        .arg(&port_file)
+        .arg(redirect_to)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            if let Ok(port) = p.trim().parse() {
+                return Tls { child, port };
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the TLS server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tls_world(w: &World, port: u16) {
+    w.remove_config("insecure");
+    w.config("endpoint", &format!("127.0.0.1:{port}{CHANNEL}"));
+    w.schedule_in_window();
+}
+
+#[test]
+fn a_self_signed_server_is_refused_unless_its_ca_is_configured() {
+    let w = World::new("15.4.2", "15.4.3");
+    let d = w.dir.path().join("tls");
+    std::fs::create_dir_all(&d).unwrap();
+    let (ca, c, k) = cert(&d, "IP:127.0.0.1");
+    let srv = serve(&d, &c, &k, "-");
+    tls_world(&w, srv.port);
+    let r = w.run(&["run"]);
+    r.expect(3).logs_contain("certificate");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    // With the CA configured (inside the root, as any path), it is trusted.
+    std::fs::copy(&ca, w.root.file("/etc/teleport-upgrade.d/ca.pem")).unwrap();
+    w.config("ca-file", "/etc/teleport-upgrade.d/ca.pem");
+    w.run(&["run"]).expect(0).logs_contain("target=15.4.3");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+}
+
+#[test]
+fn a_certificate_for_another_name_is_refused() {
+    let w = World::new("15.4.2", "15.4.3");
+    let d = w.dir.path().join("tls");
+    std::fs::create_dir_all(&d).unwrap();
+    let (ca, c, k) = cert(&d, "DNS:proxy.example.com");
+    let srv = serve(&d, &c, &k, "-");
+    tls_world(&w, srv.port);
+    std::fs::copy(&ca, w.root.file("/etc/teleport-upgrade.d/ca.pem")).unwrap();
+    w.config("ca-file", "/etc/teleport-upgrade.d/ca.pem");
+    w.run(&["run"]).expect(3).logs_contain("certificate");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+}
+
+#[test]
+fn a_redirect_from_https_to_http_is_refused() {
+    let w = World::new("15.4.2", "15.4.3");
+    let d = w.dir.path().join("tls");
+    std::fs::create_dir_all(&d).unwrap();
+    let (ca, c, k) = cert(&d, "IP:127.0.0.1");
+    // The plain-http version server (w.vs) answers 15.4.3 too: following
+    // the redirect would work, so only the policy can refuse it.
+    let srv = serve(&d, &c, &k, &w.vs.url());
+    tls_world(&w, srv.port);
+    std::fs::copy(&ca, w.root.file("/etc/teleport-upgrade.d/ca.pem")).unwrap();
+    w.config("ca-file", "/etc/teleport-upgrade.d/ca.pem");
+    w.run(&["run"]).expect(3).logs_contain("non-https");
+    assert_eq!(w.version_hits(), 0, "the http server was never asked");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+}
