@@ -1,7 +1,6 @@
 //! The small state file (`/var/lib/teleport-upgrade/state.json`): what the
 //! last run observed, decided and achieved. Written atomically.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -59,20 +58,7 @@ pub fn load(path: &Path) -> State {
     }
 }
 
-/// Write `bytes` to `path` atomically (temporary file in the same
-/// directory, fsync, rename, fsync of the directory).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+pub use backends::write_atomic;
 
 pub fn save(path: &Path, state: &State) -> std::io::Result<()> {
     let mut s = state.clone();

@@ -402,16 +402,8 @@ impl Backend for Dnf {
 
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
         if let Some(file) = &self.opts.source_file {
-            let f = self.system.path(file);
-            let secs: Vec<IniSection> = rpmdb::read_ini(&f)?.into_iter().filter(|s| s.id != "main").collect();
-            if secs.is_empty() {
-                return Err(Error::SourceNotFound {
-                    package: pkg.to_string(),
-                    detail: format!("the configured source file {} defines no repository", f.display()),
-                });
-            }
-            let chosen = rpmdb::choose_section(&secs, &[]).unwrap_or(&secs[0]);
-            return Ok(self.source_from(chosen));
+            let chosen = rpmdb::configured_section(&self.system, file, pkg)?;
+            return Ok(self.source_from(&chosen));
         }
         let secs = rpmdb::repo_sections(&self.repo_dirs());
         let offered = self.cached_offers(pkg);

@@ -231,6 +231,25 @@ pub fn backend_for(kind: BackendKind, system: System, opts: Options) -> Result<B
     }
 }
 
+/// Write `bytes` to `path` atomically: a temporary file in the same
+/// directory (mode 0644), fsync, rename over `path`, fsync of the directory.
+/// A reader sees the old content or the new, never a mix.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// Where the updater keeps its private files inside the system.
 pub fn private_dir(system: &System) -> PathBuf {
     system.path("/var/lib/teleport-upgrade")

@@ -336,6 +336,20 @@ pub fn looks_like_teleport(s: &IniSection) -> bool {
 /// Choose among `sections`: those the package manager says offer the
 /// package (`offered`: repo ids or names), else the Teleport-looking ones;
 /// enabled ones first.
+/// The repository defined in the configured `source-file` (a path as the
+/// target system sees it): its first section that is not `[main]`.
+pub fn configured_section(system: &System, file: &Path, pkg: &PkgName) -> Result<IniSection> {
+    let f = system.path(file);
+    let secs: Vec<IniSection> = read_ini(&f)?.into_iter().filter(|s| s.id != "main").collect();
+    match choose_section(&secs, &[]).or(secs.first()) {
+        Some(s) => Ok(s.clone()),
+        None => Err(Error::SourceNotFound {
+            package: pkg.to_string(),
+            detail: format!("the configured source file {} defines no repository", f.display()),
+        }),
+    }
+}
+
 pub fn choose_section<'a>(sections: &'a [IniSection], offered: &[String]) -> Option<&'a IniSection> {
     let by_tool: Vec<&IniSection> = sections
         .iter()
