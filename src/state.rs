@@ -76,12 +76,14 @@ mod tests {
     fn round_trip_and_garbage() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("sub/state.json");
-        let mut s = State::default();
-        s.last_run = Some(LastRun {
-            time: 5,
-            result: "ok".into(),
+        let s = State {
+            last_run: Some(LastRun {
+                time: 5,
+                result: "ok".into(),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         save(&p, &s).unwrap();
         let back = load(&p);
         assert_eq!(back.last_run, s.last_run);

@@ -71,12 +71,13 @@ fn serve(dir: &Path, c: &Path, k: &Path, redirect_to: &str) -> Tls {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // Owned by a Tls from here on, so that a failed start still kills it.
+    let mut srv = Tls { child, port: 0 };
     let t = Instant::now();
     loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file) {
-            if let Ok(port) = p.trim().parse() {
-                return Tls { child, port };
-            }
+        if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
+            srv.port = port;
+            return srv;
         }
         assert!(t.elapsed() < Duration::from_secs(10), "the TLS server did not start");
         std::thread::sleep(Duration::from_millis(20));

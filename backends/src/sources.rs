@@ -82,7 +82,7 @@ impl AptEntry {
 
 /// Parse a one-line-style `.list` file. `deb-src` lines and comments are
 /// skipped. Malformed lines are returned as errors with their line number.
-pub fn parse_list(file: &Path, text: &str) -> (Vec<AptEntry>, Vec<(usize, String)>) {
+pub fn parse_list(file: &Path, text: &str) -> Parsed {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -142,7 +142,7 @@ pub fn parse_list(file: &Path, text: &str) -> (Vec<AptEntry>, Vec<(usize, String
 }
 
 /// Parse a deb822 `.sources` file.
-pub fn parse_deb822(file: &Path, text: &str) -> (Vec<AptEntry>, Vec<(usize, String)>) {
+pub fn parse_deb822(file: &Path, text: &str) -> Parsed {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     let mut fields: Vec<(String, String)> = Vec::new();
@@ -161,7 +161,7 @@ pub fn parse_deb822(file: &Path, text: &str) -> (Vec<AptEntry>, Vec<(usize, Stri
                 .find(|(f, _)| f == k)
                 .map(|(_, v)| v.trim().to_string())
         };
-        let enabled = get("enabled").map(|v| v.to_ascii_lowercase() != "no").unwrap_or(true);
+        let enabled = get("enabled").map(|v| !v.eq_ignore_ascii_case("no")).unwrap_or(true);
         let types = get("types").unwrap_or_default();
         if enabled && types.split_whitespace().any(|t| t == "deb") {
             let uris = get("uris").unwrap_or_default();
@@ -254,8 +254,11 @@ pub fn source_files(etc_apt: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Entries, and the (line, message) of every line that could not be read.
+pub type Parsed = (Vec<AptEntry>, Vec<(usize, String)>);
+
 /// Parse one file by its extension.
-pub fn parse_file(path: &Path) -> std::io::Result<(Vec<AptEntry>, Vec<(usize, String)>)> {
+pub fn parse_file(path: &Path) -> std::io::Result<Parsed> {
     let text = std::fs::read_to_string(path)?;
     Ok(if path.extension().and_then(|e| e.to_str()) == Some("sources") {
         parse_deb822(path, &text)
