@@ -32,7 +32,11 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(endpoint: &Endpoint, insecure: bool, ca_file: Option<&Path>) -> Result<Client, AppError> {
+    pub fn new(
+        endpoint: &Endpoint,
+        insecure: bool,
+        ca_file: Option<&Path>,
+    ) -> Result<Client, AppError> {
         let mut b = reqwest::Client::builder()
             .use_rustls_tls()
             .min_tls_version(reqwest::tls::Version::TLS_1_2)
@@ -55,15 +59,18 @@ impl Client {
                 file: ca.to_path_buf(),
                 message: format!("cannot read the CA file: {e}"),
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AppError::Config {
-                file: ca.to_path_buf(),
-                message: format!("not a PEM certificate bundle: {e}"),
-            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AppError::Config {
+                    file: ca.to_path_buf(),
+                    message: format!("not a PEM certificate bundle: {e}"),
+                })?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
-        let http = b.build().map_err(|e| AppError::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        let http = b
+            .build()
+            .map_err(|e| AppError::Usage(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Client {
             http,
             base: endpoint.base_url(insecure),
@@ -88,14 +95,18 @@ impl Client {
         }
         if let Some(len) = resp.content_length() {
             if len as usize > MAX_BODY {
-                return Err(Err(format!("GET /{leaf} answered a body of {len} bytes (at most {MAX_BODY} accepted)")));
+                return Err(Err(format!(
+                    "GET /{leaf} answered a body of {len} bytes (at most {MAX_BODY} accepted)"
+                )));
             }
         }
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| Ok(describe_reqwest(&e)))? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY {
-                return Err(Err(format!("GET /{leaf} answered a body larger than {MAX_BODY} bytes")));
+                return Err(Err(format!(
+                    "GET /{leaf} answered a body larger than {MAX_BODY} bytes"
+                )));
             }
         }
         Ok(body)
@@ -104,16 +115,19 @@ impl Client {
     /// Ask for `/version` and `/critical` at once.
     pub async fn fetch(&self) -> Result<Answer, AppError> {
         let both = async { tokio::join!(self.get("version"), self.get("critical")) };
-        let (version, critical) = tokio::time::timeout(OVERALL_TIMEOUT, both)
-            .await
-            .map_err(|_| AppError::Target {
-                endpoint: self.shown.clone(),
-                detail: format!("no answer within {} s", OVERALL_TIMEOUT.as_secs()),
-            })?;
+        let (version, critical) =
+            tokio::time::timeout(OVERALL_TIMEOUT, both)
+                .await
+                .map_err(|_| AppError::Target {
+                    endpoint: self.shown.clone(),
+                    detail: format!("no answer within {} s", OVERALL_TIMEOUT.as_secs()),
+                })?;
         let body = version.map_err(|e| match e {
             // A certificate that does not verify, or a redirect to plain
             // http, is a trust failure, not an outage.
-            Ok(detail) if is_trust_failure(&detail) => AppError::Refused(format!("{}: {detail}", self.shown)),
+            Ok(detail) if is_trust_failure(&detail) => {
+                AppError::Refused(format!("{}: {detail}", self.shown))
+            }
             Ok(detail) => AppError::Target {
                 endpoint: self.shown.clone(),
                 detail,
@@ -125,7 +139,13 @@ impl Client {
         let critical = critical.map_err(|e| e.unwrap_or_else(|x| x));
         let (critical, critical_warning) = match critical.and_then(|b| parse_critical_body(&b)) {
             Ok(c) => (c, None),
-            Err(e) => (false, Some(format!("{}/critical unreadable, treating the update as not critical: {e}", self.shown))),
+            Err(e) => (
+                false,
+                Some(format!(
+                    "{}/critical unreadable, treating the update as not critical: {e}",
+                    self.shown
+                )),
+            ),
         };
         Ok(Answer {
             target,
@@ -137,7 +157,10 @@ impl Client {
 
 fn is_trust_failure(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();
-    d.contains("certificate") || d.contains("non-https") || d.contains("unknownissuer") || d.contains("notvalidforname")
+    d.contains("certificate")
+        || d.contains("non-https")
+        || d.contains("unknownissuer")
+        || d.contains("notvalidforname")
 }
 
 /// reqwest errors carry their cause chain; show all of it (TLS failures

@@ -42,19 +42,27 @@ pub struct Observed {
 pub enum UpdateReason {
     Forced,
     Critical,
-    InWindow { window: Window },
+    InWindow {
+        window: Window,
+    },
     /// Unhealthy on this run and on the previous one.
-    Unhealthy { why: String },
+    Unhealthy {
+        why: String,
+    },
 }
 
 /// Why the run waits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum WaitReason {
-    OutsideWindow { next: Option<Window> },
+    OutsideWindow {
+        next: Option<Window>,
+    },
     /// First run to see the agent unhealthy: mark and wait one more run,
     /// in case the agent has just restarted.
-    FirstUnhealthy { why: String },
+    FirstUnhealthy {
+        why: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,8 +74,12 @@ pub enum Decision {
     NoTarget,
     /// The installed version is the target.
     UpToDate,
-    Update { reason: UpdateReason },
-    Wait { reason: WaitReason },
+    Update {
+        reason: UpdateReason,
+    },
+    Wait {
+        reason: WaitReason,
+    },
 }
 
 /// The decision and the marker the run must leave behind.
@@ -263,43 +275,273 @@ mod tests {
         let rows: &[(Mode, T, bool, S, bool, bool, &str, bool)] = &[
             // stand down beats everything, even critical and force
             (Run, T::Newer, true, Nop, true, true, "stand-down", false),
-            (Force, T::Newer, false, Nop, false, false, "stand-down", false),
+            (
+                Force,
+                T::Newer,
+                false,
+                Nop,
+                false,
+                false,
+                "stand-down",
+                false,
+            ),
             // no target
-            (Run, T::None, true, InWindow, false, false, "no-target", false),
-            (Force, T::None, false, Missing, true, true, "no-target", false),
+            (
+                Run,
+                T::None,
+                true,
+                InWindow,
+                false,
+                false,
+                "no-target",
+                false,
+            ),
+            (
+                Force,
+                T::None,
+                false,
+                Missing,
+                true,
+                true,
+                "no-target",
+                false,
+            ),
             // already there; consumes the marker
-            (Run, T::Same, true, InWindow, false, false, "up-to-date", false),
-            (Run, T::Same, false, Missing, true, true, "up-to-date", false),
-            (Force, T::Same, false, Future, false, false, "up-to-date", false),
+            (
+                Run,
+                T::Same,
+                true,
+                InWindow,
+                false,
+                false,
+                "up-to-date",
+                false,
+            ),
+            (
+                Run,
+                T::Same,
+                false,
+                Missing,
+                true,
+                true,
+                "up-to-date",
+                false,
+            ),
+            (
+                Force,
+                T::Same,
+                false,
+                Future,
+                false,
+                false,
+                "up-to-date",
+                false,
+            ),
             // force ignores window and health
-            (Force, T::Newer, false, Future, false, false, "update:forced", false),
-            (Force, T::Older, false, Missing, false, false, "update:forced", false),
+            (
+                Force,
+                T::Newer,
+                false,
+                Future,
+                false,
+                false,
+                "update:forced",
+                false,
+            ),
+            (
+                Force,
+                T::Older,
+                false,
+                Missing,
+                false,
+                false,
+                "update:forced",
+                false,
+            ),
             // critical updates outside the window
-            (Run, T::Newer, true, Future, false, false, "update:critical", false),
-            (Run, T::Older, true, Missing, false, false, "update:critical", false),
+            (
+                Run,
+                T::Newer,
+                true,
+                Future,
+                false,
+                false,
+                "update:critical",
+                false,
+            ),
+            (
+                Run,
+                T::Older,
+                true,
+                Missing,
+                false,
+                false,
+                "update:critical",
+                false,
+            ),
             // strictly inside a window; a downgrade too (fleet rollback)
-            (Run, T::Newer, false, InWindow, false, false, "update:window", false),
-            (Run, T::Older, false, InWindow, false, true, "update:window", false),
-            (Run, T::Newer, false, InWindow, true, false, "update:window", false),
+            (
+                Run,
+                T::Newer,
+                false,
+                InWindow,
+                false,
+                false,
+                "update:window",
+                false,
+            ),
+            (
+                Run,
+                T::Older,
+                false,
+                InWindow,
+                false,
+                true,
+                "update:window",
+                false,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                InWindow,
+                true,
+                false,
+                "update:window",
+                false,
+            ),
             // outside the window, healthy: wait
-            (Run, T::Newer, false, Future, false, false, "wait:outside", false),
-            (Run, T::Older, false, Future, false, true, "wait:outside", false),
+            (
+                Run,
+                T::Newer,
+                false,
+                Future,
+                false,
+                false,
+                "wait:outside",
+                false,
+            ),
+            (
+                Run,
+                T::Older,
+                false,
+                Future,
+                false,
+                true,
+                "wait:outside",
+                false,
+            ),
             // unhealthy schedule: first run marks, second updates
-            (Run, T::Newer, false, Missing, false, false, "wait:first-unhealthy", true),
-            (Run, T::Newer, false, Missing, false, true, "update:unhealthy", false),
-            (Run, T::Newer, false, Empty, false, false, "wait:first-unhealthy", true),
-            (Run, T::Newer, false, Empty, false, true, "update:unhealthy", false),
-            (Run, T::Newer, false, Garbage, false, false, "wait:first-unhealthy", true),
-            (Run, T::Newer, false, Garbage, false, true, "update:unhealthy", false),
-            (Run, T::Newer, false, Past, false, false, "wait:first-unhealthy", true),
-            (Run, T::Newer, false, Past, false, true, "update:unhealthy", false),
+            (
+                Run,
+                T::Newer,
+                false,
+                Missing,
+                false,
+                false,
+                "wait:first-unhealthy",
+                true,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Missing,
+                false,
+                true,
+                "update:unhealthy",
+                false,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Empty,
+                false,
+                false,
+                "wait:first-unhealthy",
+                true,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Empty,
+                false,
+                true,
+                "update:unhealthy",
+                false,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Garbage,
+                false,
+                false,
+                "wait:first-unhealthy",
+                true,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Garbage,
+                false,
+                true,
+                "update:unhealthy",
+                false,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Past,
+                false,
+                false,
+                "wait:first-unhealthy",
+                true,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Past,
+                false,
+                true,
+                "update:unhealthy",
+                false,
+            ),
             // unhealthy service with a good schedule: same debounce
-            (Run, T::Newer, false, Future, true, false, "wait:first-unhealthy", true),
-            (Run, T::Newer, false, Future, true, true, "update:unhealthy", false),
+            (
+                Run,
+                T::Newer,
+                false,
+                Future,
+                true,
+                false,
+                "wait:first-unhealthy",
+                true,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Future,
+                true,
+                true,
+                "update:unhealthy",
+                false,
+            ),
         ];
         for (i, &(mode, t, crit, s, svc, marker, want, marker_after)) in rows.iter().enumerate() {
             let out = decide(&observed(mode, t, crit, s, svc, marker));
-            assert_eq!(word(&out), want, "row {i}: {:?}", (mode, t, crit, s, svc, marker));
+            assert_eq!(
+                word(&out),
+                want,
+                "row {i}: {:?}",
+                (mode, t, crit, s, svc, marker)
+            );
             assert_eq!(out.marker_after, marker_after, "row {i} marker");
         }
     }
@@ -308,7 +550,15 @@ mod tests {
     #[test]
     fn invariants_over_all_combinations() {
         let ts = [T::None, T::Same, T::Newer, T::Older];
-        let ss = [S::Nop, S::Missing, S::Empty, S::Garbage, S::InWindow, S::Future, S::Past];
+        let ss = [
+            S::Nop,
+            S::Missing,
+            S::Empty,
+            S::Garbage,
+            S::InWindow,
+            S::Future,
+            S::Past,
+        ];
         let mut n = 0;
         for mode in [Mode::Run, Mode::Force] {
             for t in ts {
@@ -332,7 +582,10 @@ mod tests {
                                         "a routine update outside a window needs two unhealthy runs"
                                     );
                                 }
-                                if matches!(t, T::Newer | T::Older) && !matches!(s, S::Nop) && (crit || mode == Mode::Force || matches!(s, S::InWindow)) {
+                                if matches!(t, T::Newer | T::Older)
+                                    && !matches!(s, S::Nop)
+                                    && (crit || mode == Mode::Force || matches!(s, S::InWindow))
+                                {
                                     assert!(upd, "{:?}", (mode, t, crit, s, svc, marker));
                                 }
                                 if out.marker_after {

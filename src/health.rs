@@ -58,7 +58,9 @@ pub fn restart_command() -> CommandLine {
 
 pub fn restart_agent(system: &System, runner: &Runner) -> Result<bool, String> {
     if !systemd_running(system) {
-        tracing::info!("not restarting {AGENT_UNIT}: systemd is not running here (or --root is set)");
+        tracing::info!(
+            "not restarting {AGENT_UNIT}: systemd is not running here (or --root is set)"
+        );
         return Ok(false);
     }
     let cl = restart_command();

@@ -25,7 +25,8 @@ pub struct RunLock {
 
 fn open(path: &Path) -> Result<File, AppError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| AppError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AppError::Usage(format!("cannot create {}: {e}", dir.display())))?;
     }
     OpenOptions::new()
         .read(true)
@@ -49,10 +50,15 @@ pub fn acquire(path: &Path) -> Result<RunLock, AppError> {
         }
         Err((_, Errno::EWOULDBLOCK)) => Err(AppError::Locked(format!(
             "another teleport-upgrade run{} holds {}; this run exits without doing anything",
-            holder(path).map(|p| format!(" (pid {p})")).unwrap_or_default(),
+            holder(path)
+                .map(|p| format!(" (pid {p})"))
+                .unwrap_or_default(),
             path.display()
         ))),
-        Err((_, e)) => Err(AppError::Usage(format!("cannot lock {}: {e}", path.display()))),
+        Err((_, e)) => Err(AppError::Usage(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 

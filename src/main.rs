@@ -64,14 +64,21 @@ fn main() -> ExitCode {
         Command::Status { json } => status_command(&env, json, &mut out),
         Command::Version { raw } => {
             let v = env!("CARGO_PKG_VERSION");
-            let _ = if raw { writeln!(out, "{v}") } else { writeln!(out, "teleport-upgrade {v}") };
+            let _ = if raw {
+                writeln!(out, "{v}")
+            } else {
+                writeln!(out, "teleport-upgrade {v}")
+            };
             Exit::Ok
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "teleport-upgrade", &mut out);
             Exit::Ok
         }
-        Command::Man => match clap_mangen::Man::new(Cli::command()).section("8").render(&mut out) {
+        Command::Man => match clap_mangen::Man::new(Cli::command())
+            .section("8")
+            .render(&mut out)
+        {
             Ok(()) => Exit::Ok,
             Err(_) => Exit::Usage,
         },

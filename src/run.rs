@@ -40,21 +40,29 @@ pub fn read_schedule(config: &Config) -> Schedule {
 
 /// The backend named by `installer`, or detected; `None` for `nop` when no
 /// package manager can be found for read-only queries.
-pub fn select_backend(env: &Env, config: &Config) -> Result<(Option<Box<dyn Backend>>, Installer), AppError> {
+pub fn select_backend(
+    env: &Env,
+    config: &Config,
+) -> Result<(Option<Box<dyn Backend>>, Installer), AppError> {
     let opts = Options {
         lock_wait: config.lock_wait,
         source_file: config.source_file.clone(),
         ..Options::default()
     };
-    let build = |k| backends::backend_for(k, env.system.clone(), opts.clone()).map_err(AppError::from_backend);
+    let build = |k| {
+        backends::backend_for(k, env.system.clone(), opts.clone()).map_err(AppError::from_backend)
+    };
     match config.installer {
         Some(Installer::Backend(k)) => Ok((Some(build(k)?), Installer::Backend(k))),
         Some(Installer::Nop) => {
-            let b = backends::detect(&env.system, &env.runner).ok().and_then(|k| build(k).ok());
+            let b = backends::detect(&env.system, &env.runner)
+                .ok()
+                .and_then(|k| build(k).ok());
             Ok((b, Installer::Nop))
         }
         None => {
-            let k = backends::detect(&env.system, &env.runner).map_err(|e| AppError::Usage(e.to_string()))?;
+            let k = backends::detect(&env.system, &env.runner)
+                .map_err(|e| AppError::Usage(e.to_string()))?;
             tracing::debug!(installer = %k, "detected the package manager");
             Ok((Some(build(k)?), Installer::Backend(k)))
         }
@@ -65,7 +73,10 @@ pub fn select_backend(env: &Env, config: &Config) -> Result<(Option<Box<dyn Back
 pub fn installed_agent(backend: &dyn Backend, config: &Config) -> Result<Installed, AppError> {
     let candidates: Vec<PkgName> = match &config.package {
         Some(p) => vec![p.clone()],
-        None => AGENT_PACKAGES.iter().map(|n| PkgName::parse(n).unwrap()).collect(),
+        None => AGENT_PACKAGES
+            .iter()
+            .map(|n| PkgName::parse(n).unwrap())
+            .collect(),
     };
     backend
         .first_installed(&candidates)
@@ -149,7 +160,13 @@ pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write)
     exit
 }
 
-fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: &mut LastRun) -> Result<(), AppError> {
+fn update_inner(
+    env: &Env,
+    mode: Mode,
+    dry_run: bool,
+    out: &mut dyn Write,
+    rec: &mut LastRun,
+) -> Result<(), AppError> {
     let config = Config::load(&env.config_dir)?;
     let now = env.clock.now();
 
@@ -173,7 +190,10 @@ fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: 
         Installer::Nop => "nop".into(),
     });
     let backend = backend.ok_or_else(|| {
-        AppError::Usage("installer is nop and no package manager was found to read the installed version".into())
+        AppError::Usage(
+            "installer is nop and no package manager was found to read the installed version"
+                .into(),
+        )
     })?;
     let installed = installed_agent(backend.as_ref(), &config)?;
     rec.package = Some(installed.name.to_string());
@@ -181,7 +201,15 @@ fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: 
     tracing::info!(package = %installed.name, installed = %installed.version, installer = rec.installer.as_deref().unwrap_or(""), "found the agent package");
 
     let (endpoint, insecure) = config.version_server()?;
-    let client = Client::new(&endpoint, insecure, config.ca_file.as_ref().map(|p| env.system.path(p)).as_deref())?;
+    let client = Client::new(
+        &endpoint,
+        insecure,
+        config
+            .ca_file
+            .as_ref()
+            .map(|p| env.system.path(p))
+            .as_deref(),
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -201,7 +229,9 @@ fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: 
     tracing::info!(
         marker = marker_present,
         schedule = schedule_unhealthy.as_deref().unwrap_or("healthy"),
-        service = service_unhealthy.as_deref().unwrap_or("not failed (or no systemd)"),
+        service = service_unhealthy
+            .as_deref()
+            .unwrap_or("not failed (or no systemd)"),
         "checked the agent's health"
     );
 
@@ -223,7 +253,12 @@ fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: 
     if dry_run {
         let _ = writeln!(out, "package:   {} ({})", installed.name, backend.kind());
         let _ = writeln!(out, "installed: {}", installed.version);
-        let _ = writeln!(out, "target:    {} (critical: {})", answer.target, if answer.critical { "yes" } else { "no" });
+        let _ = writeln!(
+            out,
+            "target:    {} (critical: {})",
+            answer.target,
+            if answer.critical { "yes" } else { "no" }
+        );
         let _ = writeln!(out, "decision:  {d}");
     } else {
         if outcome.marker_after {
@@ -238,7 +273,9 @@ fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: 
         unreachable!("an update always has a target version")
     };
     let version = target.package_version();
-    let source = backend.locate_source(&installed.name).map_err(AppError::from_backend)?;
+    let source = backend
+        .locate_source(&installed.name)
+        .map_err(AppError::from_backend)?;
     tracing::info!(source = %source.description, "found the repository that serves {}", installed.name);
     let audit = backend.audit_trust(&source);
     if dry_run {
@@ -265,7 +302,10 @@ fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: 
         tracing::info!("trust: {c}");
     }
     if installer == Installer::Nop {
-        tracing::info!("installer is nop: not installing {} {version}", installed.name);
+        tracing::info!(
+            "installer is nop: not installing {} {version}",
+            installed.name
+        );
         return Ok(());
     }
     let after = backend
@@ -276,7 +316,11 @@ fn update_inner(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write, rec: 
     match health::restart_agent(&env.system, &env.runner) {
         Ok(true) => tracing::info!("restarted {}", health::AGENT_UNIT),
         Ok(false) => {}
-        Err(e) => return Err(AppError::UpdateFailed(format!("updated to {version}, but the restart failed: {e}"))),
+        Err(e) => {
+            return Err(AppError::UpdateFailed(format!(
+                "updated to {version}, but the restart failed: {e}"
+            )))
+        }
     }
     Ok(())
 }

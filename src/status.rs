@@ -71,10 +71,18 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
                 crate::config::Installer::Backend(k) => k.to_string(),
             };
             match installed_agent(b.as_ref(), &config) {
-                Ok(i) => (Some(inst_name), Some(i.name.to_string()), Some(i.version.to_string())),
+                Ok(i) => (
+                    Some(inst_name),
+                    Some(i.name.to_string()),
+                    Some(i.version.to_string()),
+                ),
                 Err(e) => {
                     problems.push(e.to_string());
-                    (Some(inst_name), config.package.as_ref().map(|p| p.to_string()), None)
+                    (
+                        Some(inst_name),
+                        config.package.as_ref().map(|p| p.to_string()),
+                        None,
+                    )
                 }
             }
         }
@@ -117,9 +125,18 @@ fn opt(v: &Option<String>) -> &str {
 }
 
 pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "teleport-upgrade {} (config {})", s.updater_version, s.config_dir)?;
+    writeln!(
+        out,
+        "teleport-upgrade {} (config {})",
+        s.updater_version, s.config_dir
+    )?;
     writeln!(out, "  endpoint:    {}", opt(&s.endpoint))?;
-    writeln!(out, "  package:     {} via {}", opt(&s.package), opt(&s.installer))?;
+    writeln!(
+        out,
+        "  package:     {} via {}",
+        opt(&s.package),
+        opt(&s.installer)
+    )?;
     writeln!(out, "  installed:   {}", opt(&s.installed))?;
     writeln!(
         out,
@@ -142,7 +159,11 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
         out,
         "  health:      {}{}",
         s.unhealthy.as_deref().unwrap_or("healthy"),
-        if s.unhealthy_marker { " (marked unhealthy by the last run)" } else { "" }
+        if s.unhealthy_marker {
+            " (marked unhealthy by the last run)"
+        } else {
+            ""
+        }
     )?;
     match s.lock_holder {
         Some(p) => writeln!(out, "  lock:        held by pid {p}")?,
@@ -181,7 +202,9 @@ pub fn status_command(env: &Env, json: bool, out: &mut dyn Write) -> Exit {
     match gather(env) {
         Ok(s) => {
             let r = if json {
-                serde_json::to_writer_pretty(&mut *out, &s).map_err(std::io::Error::other).and_then(|_| writeln!(out))
+                serde_json::to_writer_pretty(&mut *out, &s)
+                    .map_err(std::io::Error::other)
+                    .and_then(|_| writeln!(out))
             } else {
                 print_human(&s, out)
             };

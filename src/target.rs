@@ -16,10 +16,14 @@ impl TargetVersion {
         if v.is_empty() || v.len() > 64 {
             return Err(format!("{s:?} is not a version"));
         }
-        if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+        if !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
             return Err(format!("{s:?} is not a version (unexpected characters)"));
         }
-        let parsed = semver::Version::parse(v).map_err(|e| format!("{s:?} is not a version: {e}"))?;
+        let parsed =
+            semver::Version::parse(v).map_err(|e| format!("{s:?} is not a version: {e}"))?;
         if !parsed.build.is_empty() {
             return Err(format!("{s:?}: build metadata is not accepted"));
         }
@@ -42,7 +46,13 @@ impl TargetVersion {
         let s = if v.pre.is_empty() {
             format!("{}.{}.{}", v.major, v.minor, v.patch)
         } else {
-            format!("{}.{}.{}~{}", v.major, v.minor, v.patch, v.pre.as_str().replace('-', "."))
+            format!(
+                "{}.{}.{}~{}",
+                v.major,
+                v.minor,
+                v.patch,
+                v.pre.as_str().replace('-', ".")
+            )
         };
         PkgVersion::parse(&s).expect("a semver version is always a valid package version")
     }
@@ -85,7 +95,8 @@ pub fn excerpt(body: &[u8]) -> String {
 /// Parse the body of `/version`: a version with an optional `v` and an
 /// optional single trailing newline (`\n` or `\r\n`), or `none`.
 pub fn parse_version_body(body: &[u8]) -> Result<Target, String> {
-    let text = std::str::from_utf8(body).map_err(|_| format!("the body is not text: {}", excerpt(body)))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| format!("the body is not text: {}", excerpt(body)))?;
     let text = text
         .strip_suffix("\r\n")
         .or_else(|| text.strip_suffix('\n'))
@@ -95,7 +106,12 @@ pub fn parse_version_body(body: &[u8]) -> Result<Target, String> {
     }
     TargetVersion::parse(text)
         .map(Target::Version)
-        .map_err(|_| format!("expected a version like v15.4.3 or \"none\", got {}", excerpt(body)))
+        .map_err(|_| {
+            format!(
+                "expected a version like v15.4.3 or \"none\", got {}",
+                excerpt(body)
+            )
+        })
 }
 
 /// Parse the body of `/critical`: yes/no/true/false, case-insensitive,
@@ -127,10 +143,7 @@ mod tests {
         assert_eq!(v("v15.4.3\r\n"), want);
         assert_eq!(v("none"), Target::NoTarget);
         assert_eq!(v("none\n"), Target::NoTarget);
-        assert_eq!(
-            v("v16.0.0-beta.1").to_string(),
-            "16.0.0-beta.1"
-        );
+        assert_eq!(v("v16.0.0-beta.1").to_string(), "16.0.0-beta.1");
     }
 
     #[test]
@@ -170,14 +183,23 @@ mod tests {
     fn errors_quote_what_came_back_safely() {
         let e = parse_version_body(b"15.4.3; rm -rf /\n\x1b[31m").unwrap_err();
         assert!(e.contains("rm -rf"), "{e}");
-        assert!(!e.contains('\x1b'), "control characters must be escaped: {e}");
+        assert!(
+            !e.contains('\x1b'),
+            "control characters must be escaped: {e}"
+        );
         let e = parse_version_body(&vec![b'a'; 5000]).unwrap_err();
         assert!(e.len() < 200, "{e}");
     }
 
     #[test]
     fn critical_bodies() {
-        for (b, want) in [("yes", true), ("YES\n", true), ("True", true), ("no", false), (" false \n", false)] {
+        for (b, want) in [
+            ("yes", true),
+            ("YES\n", true),
+            ("True", true),
+            ("no", false),
+            (" false \n", false),
+        ] {
             assert_eq!(parse_critical_body(b.as_bytes()), Ok(want), "{b}");
         }
         for b in ["", "maybe", "1", "y", "<html>"] {
@@ -187,7 +209,12 @@ mod tests {
 
     #[test]
     fn package_versions() {
-        let t = |s| TargetVersion::parse(s).unwrap().package_version().to_string();
+        let t = |s| {
+            TargetVersion::parse(s)
+                .unwrap()
+                .package_version()
+                .to_string()
+        };
         assert_eq!(t("15.4.3"), "15.4.3");
         assert_eq!(t("v16.0.0-beta.1"), "16.0.0~beta.1");
         assert_eq!(t("16.0.0-rc-2"), "16.0.0~rc.2");

@@ -76,7 +76,10 @@ impl World {
         match self {
             World::Apt(w) => {
                 // Dropped right after signing: its gpg-agent ends.
-                let other = testkit::gpg::Key::generate(&w.dir.path().join("other"), "Mallory <m@example.com>");
+                let other = testkit::gpg::Key::generate(
+                    &w.dir.path().join("other"),
+                    "Mallory <m@example.com>",
+                );
                 w.repo.sign_with(Some(&other));
             }
             World::Rpm(w) => w.resign_with_unknown_key(),
@@ -130,7 +133,9 @@ scenario!(in_window_update, |k| {
     let w = World::new(k, "15.4.2", "v15.4.3\n");
     assert_installed(&w, k, "15.4.2", "before");
     w.schedule_in_window();
-    w.run(&["run"]).expect(0).logs_contain("inside the maintenance window");
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("inside the maintenance window");
     assert_installed(&w, k, "15.4.3", "updated in the window");
 });
 
@@ -138,7 +143,9 @@ scenario!(in_window_update, |k| {
 scenario!(outside_window_waits, |k| {
     let w = World::new(k, "15.4.2", "15.4.3");
     w.schedule_outside_window();
-    w.run(&["run"]).expect(0).logs_contain("outside the maintenance window");
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("outside the maintenance window");
     assert_installed(&w, k, "15.4.2", "waiting must not update");
 });
 
@@ -168,7 +175,9 @@ scenario!(missing_target_fails_cleanly, |k| {
     w.schedule_in_window();
     let r = w.run(&["run"]);
     eprintln!("{k:?} missing target:\n{}", r.stderr());
-    r.expect(4).logs_contain("15.9.9").logs_contain("is not offered");
+    r.expect(4)
+        .logs_contain("15.9.9")
+        .logs_contain("is not offered");
     assert_installed(&w, k, "15.4.2", "a failed update leaves the agent");
 });
 
@@ -195,13 +204,19 @@ scenario!(dry_run_changes_nothing, |k| {
     let r = w.run(&["dry-run"]);
     r.expect(0);
     let out = r.stdout();
-    assert!(out.contains("decision:  update: inside the maintenance window"), "{k:?}\n{out}");
+    assert!(
+        out.contains("decision:  update: inside the maintenance window"),
+        "{k:?}\n{out}"
+    );
     let (program, install) = match k {
         Kind::Apt => ("apt-get", "teleport-ent=15.4.3"),
         Kind::Dnf => ("dnf", "install teleport-ent-15.4.3"),
         Kind::Zypper => ("zypper", "teleport-ent=15.4.3"),
     };
-    assert!(out.contains(program) && out.contains(install), "{k:?}: lacks {program} / {install}\n{out}");
+    assert!(
+        out.contains(program) && out.contains(install),
+        "{k:?}: lacks {program} / {install}\n{out}"
+    );
     assert_installed(&w, k, "15.4.2", "dry-run must not install");
     assert!(!w.state_exists(), "{k:?}: dry-run writes no state");
     // Control: the same world, run for real, does update (so the dry-run

@@ -46,18 +46,81 @@ impl Drop for Tls {
 }
 
 fn openssl(args: &[&str], dir: &Path) {
-    let ok = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status().unwrap();
+    let ok = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(ok.success(), "openssl {args:?}");
 }
 
 /// A throwaway CA and a server certificate it signed for `san` (e.g.
 /// "IP:127.0.0.1"). Returns (ca.pem, server cert, server key).
 fn cert(dir: &Path, san: &str) -> (PathBuf, PathBuf, PathBuf) {
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA", "-keyout", "ca.key", "-out", "ca.pem"], dir);
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=version-server", "-keyout", "key.pem", "-out", "srv.csr"], dir);
-    std::fs::write(dir.join("ext.cnf"), format!("basicConstraints=CA:FALSE\nsubjectAltName={san}\nextendedKeyUsage=serverAuth\n")).unwrap();
-    openssl(&["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem"], dir);
-    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        dir,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=version-server",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "srv.csr",
+        ],
+        dir,
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("basicConstraints=CA:FALSE\nsubjectAltName={san}\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ],
+        dir,
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
 }
 
 fn serve(dir: &Path, c: &Path, k: &Path, redirect_to: &str) -> Tls {
@@ -75,11 +138,17 @@ fn serve(dir: &Path, c: &Path, k: &Path, redirect_to: &str) -> Tls {
     let mut srv = Tls { child, port: 0 };
     let t = Instant::now();
     loop {
-        if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
             srv.port = port;
             return srv;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "the TLS server did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the TLS server did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -176,12 +176,8 @@ impl Apt {
     }
 
     fn refresh_cmd(&self, source: &Source) -> CommandLine {
-        self.apt_get(source).args([
-            "-o",
-            "APT::Get::List-Cleanup=0",
-            "update",
-            "--error-on=any",
-        ])
+        self.apt_get(source)
+            .args(["-o", "APT::Get::List-Cleanup=0", "update", "--error-on=any"])
     }
 
     fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
@@ -235,7 +231,12 @@ impl Apt {
         self.system.path(p)
     }
 
-    fn classify(&self, cl: &CommandLine, fin: &Finished, pkg: Option<(&PkgName, &str, &Source)>) -> Error {
+    fn classify(
+        &self,
+        cl: &CommandLine,
+        fin: &Finished,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Error {
         let text = fin.combined();
         if let Some(m) = TRUST_FAILURES.iter().find(|m| text.contains(*m)) {
             let line = text
@@ -248,13 +249,18 @@ impl Apt {
                 reason: format!("apt reported a signature or integrity failure: {line}"),
             };
         }
-        if text.contains("Could not get lock") || text.contains("Unable to acquire the dpkg frontend lock") {
+        if text.contains("Could not get lock")
+            || text.contains("Unable to acquire the dpkg frontend lock")
+        {
             return Error::Locked {
                 detail: fin.tail(2),
             };
         }
         if let Some((pkg, version, source)) = pkg {
-            if text.contains("was not found") || text.contains("has no installation candidate") || text.contains("Unable to locate package") {
+            if text.contains("was not found")
+                || text.contains("has no installation candidate")
+                || text.contains("Unable to locate package")
+            {
                 return Error::VersionNotFound {
                     package: pkg.to_string(),
                     version: version.to_string(),
@@ -270,7 +276,11 @@ impl Apt {
         }
     }
 
-    fn run_classified(&self, cl: &CommandLine, pkg: Option<(&PkgName, &str, &Source)>) -> Result<Finished> {
+    fn run_classified(
+        &self,
+        cl: &CommandLine,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<Finished> {
         tracing::info!(command = %cl, "running");
         let fin = self.runner.run(cl)?;
         if fin.success() {
@@ -282,12 +292,20 @@ impl Apt {
 
     /// The exact version string the source offers for `version` (a repo may
     /// carry a Debian revision, `15.4.3-1`). `None` when it offers none.
-    fn resolve_version(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<Option<String>> {
+    fn resolve_version(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Result<Option<String>> {
         let cl = self.apt_cache(Some(source)).args(["madison", pkg.as_str()]);
         let fin = self.runner.run(&cl)?;
         for line in fin.stdout.lines() {
             let cols: Vec<&str> = line.split('|').map(str::trim).collect();
-            if cols.len() >= 3 && cols[0] == pkg.as_str() && !cols[2].contains("/var/lib/dpkg/status") {
+            if cols.len() >= 3
+                && cols[0] == pkg.as_str()
+                && !cols[2].contains("/var/lib/dpkg/status")
+            {
                 if let Ok(v) = PkgVersion::parse(cols[1]) {
                     if v.same_upstream(version) {
                         return Ok(Some(v.to_string()));
@@ -303,24 +321,36 @@ impl Apt {
     fn interrupted(&self) -> Result<Option<String>> {
         let updates = self.admindir().join("updates");
         if let Ok(rd) = std::fs::read_dir(&updates) {
-            let pending = rd
-                .filter_map(|e| e.ok())
-                .any(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()));
+            let pending = rd.filter_map(|e| e.ok()).any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+            });
             if pending {
-                return Ok(Some(format!("{} holds unfinished journal entries", updates.display())));
+                return Ok(Some(format!(
+                    "{} holds unfinished journal entries",
+                    updates.display()
+                )));
             }
         }
         let fin = self.runner.run(&self.dpkg().arg("--audit"))?;
         if !fin.stdout.trim().is_empty() {
-            return Ok(Some(format!("dpkg --audit: {}", fin.stdout.lines().next().unwrap_or("").trim())));
+            return Ok(Some(format!(
+                "dpkg --audit: {}",
+                fin.stdout.lines().next().unwrap_or("").trim()
+            )));
         }
         Ok(None)
     }
 
     fn recover_cmd(&self) -> CommandLine {
-        self.dpkg()
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["--force-confdef", "--force-confold", "--configure", "-a"])
+        self.dpkg().env("DEBIAN_FRONTEND", "noninteractive").args([
+            "--force-confdef",
+            "--force-confold",
+            "--configure",
+            "-a",
+        ])
     }
 }
 
@@ -331,8 +361,14 @@ pub fn parse_policy_origins(out: &str) -> Vec<(String, String)> {
     for line in out.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         // "500 http://host/debian bookworm/stable/v15 amd64 Packages"
-        if words.len() == 5 && words[4] == "Packages" && words[0].chars().all(|c| c.is_ascii_digit()) {
-            v.push((words[1].trim_end_matches('/').to_string(), words[2].to_string()));
+        if words.len() == 5
+            && words[4] == "Packages"
+            && words[0].chars().all(|c| c.is_ascii_digit())
+        {
+            v.push((
+                words[1].trim_end_matches('/').to_string(),
+                words[2].to_string(),
+            ));
         }
     }
     v
@@ -346,7 +382,9 @@ fn entry_matches_origin(e: &AptEntry, uri: &str, dist: &str) -> bool {
         // flat repository
         return dist == e.suite.trim_end_matches('/') || dist.is_empty();
     }
-    e.components.iter().any(|c| format!("{}/{}", e.suite, c) == dist)
+    e.components
+        .iter()
+        .any(|c| format!("{}/{}", e.suite, c) == dist)
 }
 
 impl Backend for Apt {
@@ -404,11 +442,15 @@ impl Backend for Apt {
         let entries = self.all_entries();
         let chosen: Vec<AptEntry> = if let Some(file) = &self.opts.source_file {
             let f = self.system.path(file);
-            let (e, _) = sources::parse_file(&f).map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
+            let (e, _) = sources::parse_file(&f)
+                .map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
             if e.is_empty() {
                 return Err(Error::SourceNotFound {
                     package: pkg.to_string(),
-                    detail: format!("the configured source file {} has no deb entries", f.display()),
+                    detail: format!(
+                        "the configured source file {} has no deb entries",
+                        f.display()
+                    ),
                 });
             }
             e
@@ -460,7 +502,8 @@ impl Backend for Apt {
                 keyrings.push(key.clone());
                 let mut e2 = e.clone();
                 e2.options.retain(|(k, _)| k != "signed-by");
-                e2.options.push(("signed-by".into(), key.display().to_string()));
+                e2.options
+                    .push(("signed-by".into(), key.display().to_string()));
                 e2.to_one_line(|p| p.to_string())
             } else {
                 for p in e.signed_by_paths() {
@@ -477,7 +520,11 @@ impl Backend for Apt {
             file: file.clone(),
             description: format!(
                 "{} ({})",
-                chosen.iter().map(|e| e.describe()).collect::<Vec<_>>().join("; "),
+                chosen
+                    .iter()
+                    .map(|e| e.describe())
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 self.system.display_path(&file)
             ),
             id: list.display().to_string(),
@@ -504,12 +551,17 @@ impl Backend for Apt {
                             file: shown.clone(),
                             line: Some(e.line),
                             setting: format!("{opt}={v}"),
-                            message: format!("switches signature verification off for {}; remove it", e.uri),
+                            message: format!(
+                                "switches signature verification off for {}; remove it",
+                                e.uri
+                            ),
                         });
                     }
                 }
             }
-            let inline = e.option("signed-by").is_some_and(|v| v.contains("BEGIN PGP"));
+            let inline = e
+                .option("signed-by")
+                .is_some_and(|v| v.contains("BEGIN PGP"));
             let paths = e.signed_by_paths();
             if paths.is_empty() && !inline {
                 refusals.push(TrustFinding {
@@ -534,15 +586,23 @@ impl Backend for Apt {
                     });
                 }
             }
-            report.checked.push(format!("{} is restricted to its keyring", e.describe()));
+            report
+                .checked
+                .push(format!("{} is restricted to its keyring", e.describe()));
         }
         refusals.extend(self.weakening_config_findings());
         if refusals.is_empty() {
-            report.checked.push("apt's configuration keeps verification on".into());
+            report
+                .checked
+                .push("apt's configuration keeps verification on".into());
             Ok(report)
         } else {
             Err(Error::Untrusted {
-                reason: refusals.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "),
+                reason: refusals
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             })
         }
     }
@@ -560,26 +620,32 @@ impl Backend for Apt {
     }
 
     fn refresh(&self, source: &Source) -> Result<()> {
-        self.run_classified(&self.refresh_cmd(source), None).map(|_| ())
+        self.run_classified(&self.refresh_cmd(source), None)
+            .map(|_| ())
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
-        let exact = self.resolve_version(source, pkg, version)?.ok_or_else(|| Error::VersionNotFound {
-            package: pkg.to_string(),
-            version: version.to_string(),
-            source_desc: source.description.clone(),
-            detail: "apt-cache madison lists no such version after the refresh".into(),
-        })?;
+        let exact =
+            self.resolve_version(source, pkg, version)?
+                .ok_or_else(|| Error::VersionNotFound {
+                    package: pkg.to_string(),
+                    version: version.to_string(),
+                    source_desc: source.description.clone(),
+                    detail: "apt-cache madison lists no such version after the refresh".into(),
+                })?;
         let cl = self.install_cmd(source, pkg, &exact);
-        self.run_classified(&cl, Some((pkg, version.as_str(), source))).map(|_| ())
+        self.run_classified(&cl, Some((pkg, version.as_str(), source)))
+            .map(|_| ())
     }
 
     fn hold(&self, _source: &Source, pkg: &PkgName) -> Result<()> {
-        self.run_classified(&self.selection_cmd(pkg, "hold"), None).map(|_| ())
+        self.run_classified(&self.selection_cmd(pkg, "hold"), None)
+            .map(|_| ())
     }
 
     fn unhold(&self, _source: &Source, pkg: &PkgName) -> Result<()> {
-        self.run_classified(&self.selection_cmd(pkg, "install"), None).map(|_| ())
+        self.run_classified(&self.selection_cmd(pkg, "install"), None)
+            .map(|_| ())
     }
 
     fn is_held(&self, _source: &Source, pkg: &PkgName) -> Result<bool> {
@@ -614,7 +680,9 @@ impl Apt {
             files.extend(v);
         }
         for f in files {
-            let Ok(text) = std::fs::read_to_string(&f) else { continue };
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
             for (i, line) in text.lines().enumerate() {
                 let l = line.split("//").next().unwrap_or("").trim();
                 if l.starts_with('#') {
@@ -625,13 +693,18 @@ impl Apt {
                     let k = key.to_ascii_lowercase();
                     let last = k.rsplit("::").next().unwrap_or(&k).to_string();
                     if (lower.contains(&k) || lower.contains(&last))
-                        && (lower.contains("\"true\"") || lower.contains("\"yes\"") || lower.contains("\"1\"") || lower.contains(" true") || lower.contains(" yes"))
+                        && (lower.contains("\"true\"")
+                            || lower.contains("\"yes\"")
+                            || lower.contains("\"1\"")
+                            || lower.contains(" true")
+                            || lower.contains(" yes"))
                     {
                         out.push(TrustFinding {
                             file: PathBuf::from(self.system.display_path(&f)),
                             line: Some(i + 1),
                             setting: key.to_string(),
-                            message: "switches apt's signature verification off; remove this line".into(),
+                            message: "switches apt's signature verification off; remove this line"
+                                .into(),
                         });
                     }
                 }
@@ -643,7 +716,8 @@ impl Apt {
 
 /// [`crate::write_atomic`] with this crate's error type.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::write_atomic(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    crate::write_atomic(path, bytes)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]
@@ -655,7 +729,10 @@ mod tests {
         let out = "teleport-ent:\n  Installed: 15.4.2\n  Candidate: 15.4.3\n  Version table:\n     15.4.3 500\n        500 http://127.0.0.1:8000/debian bookworm/stable/v15 amd64 Packages\n *** 15.4.2 100\n        100 /var/lib/dpkg/status\n";
         assert_eq!(
             parse_policy_origins(out),
-            vec![("http://127.0.0.1:8000/debian".to_string(), "bookworm/stable/v15".to_string())]
+            vec![(
+                "http://127.0.0.1:8000/debian".to_string(),
+                "bookworm/stable/v15".to_string()
+            )]
         );
     }
 
@@ -665,8 +742,20 @@ mod tests {
             Path::new("/x.list"),
             "deb [signed-by=/k] http://127.0.0.1:8000/debian/ bookworm stable/v15\n",
         );
-        assert!(entry_matches_origin(&e[0], "http://127.0.0.1:8000/debian", "bookworm/stable/v15"));
-        assert!(!entry_matches_origin(&e[0], "http://127.0.0.1:8000/debian", "bookworm/stable/v16"));
-        assert!(!entry_matches_origin(&e[0], "http://127.0.0.1:9/debian", "bookworm/stable/v15"));
+        assert!(entry_matches_origin(
+            &e[0],
+            "http://127.0.0.1:8000/debian",
+            "bookworm/stable/v15"
+        ));
+        assert!(!entry_matches_origin(
+            &e[0],
+            "http://127.0.0.1:8000/debian",
+            "bookworm/stable/v16"
+        ));
+        assert!(!entry_matches_origin(
+            &e[0],
+            "http://127.0.0.1:9/debian",
+            "bookworm/stable/v15"
+        ));
     }
 }

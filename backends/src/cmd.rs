@@ -55,8 +55,7 @@ impl CommandLine {
 
 fn quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,~@%".contains(c))
     {
         s.to_string()

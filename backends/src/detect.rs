@@ -165,9 +165,18 @@ mod tests {
         let f = |t: &str| OsRelease::parse(t).family();
         assert_eq!(f("ID=debian\n"), Some(BackendKind::Apt));
         assert_eq!(f("ID=ubuntu\nID_LIKE=debian\n"), Some(BackendKind::Apt));
-        assert_eq!(f("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n"), Some(BackendKind::Dnf));
-        assert_eq!(f("ID=amzn\nID_LIKE=\"centos rhel fedora\"\n"), Some(BackendKind::Dnf));
-        assert_eq!(f("ID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\n"), Some(BackendKind::Zypper));
+        assert_eq!(
+            f("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n"),
+            Some(BackendKind::Dnf)
+        );
+        assert_eq!(
+            f("ID=amzn\nID_LIKE=\"centos rhel fedora\"\n"),
+            Some(BackendKind::Dnf)
+        );
+        assert_eq!(
+            f("ID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\n"),
+            Some(BackendKind::Zypper)
+        );
         assert_eq!(f("ID=sles\n"), Some(BackendKind::Zypper));
         assert_eq!(f("ID=arch\n"), None);
         assert_eq!(f(""), None);

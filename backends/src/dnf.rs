@@ -34,7 +34,11 @@ use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding,
 use crate::{Backend, BackendKind, Error, Options, Result};
 
 /// Where dnf (and yum) look for `.repo` files.
-const REPO_DIRS: &[&str] = &["/etc/yum.repos.d", "/etc/yum/repos.d", "/etc/distro.repos.d"];
+const REPO_DIRS: &[&str] = &[
+    "/etc/yum.repos.d",
+    "/etc/yum/repos.d",
+    "/etc/distro.repos.d",
+];
 
 /// How a package is kept from moving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +68,12 @@ impl Dnf {
     }
 
     /// A backend running `program` (`dnf` or `yum`) and reporting `kind`.
-    pub fn with_program(system: System, opts: Options, kind: BackendKind, program: &str) -> Result<Self> {
+    pub fn with_program(
+        system: System,
+        opts: Options,
+        kind: BackendKind,
+        program: &str,
+    ) -> Result<Self> {
         let runner = Runner {
             timeout: opts.command_timeout,
             path: None,
@@ -97,7 +106,13 @@ impl Dnf {
             if !self.system.is_host() {
                 return HoldMethod::Exclude;
             }
-            let cl = CommandLine::new(&self.program).args(["-q", "-C", "--disablerepo=*", "versionlock", "list"]);
+            let cl = CommandLine::new(&self.program).args([
+                "-q",
+                "-C",
+                "--disablerepo=*",
+                "versionlock",
+                "list",
+            ]);
             match self.runner.run(&cl) {
                 Ok(f) if f.success() => HoldMethod::Versionlock,
                 _ => HoldMethod::Exclude,
@@ -135,7 +150,10 @@ impl Dnf {
                 continue;
             }
             let canon = std::fs::canonicalize(&f).unwrap_or(f.clone());
-            if !v.iter().any(|x| std::fs::canonicalize(x).unwrap_or(x.clone()) == canon) {
+            if !v
+                .iter()
+                .any(|x| std::fs::canonicalize(x).unwrap_or(x.clone()) == canon)
+            {
                 v.push(f);
             }
         }
@@ -177,14 +195,19 @@ impl Dnf {
             .find(|s| s.id == source.id)
             .ok_or_else(|| Error::SourceNotFound {
                 package: String::new(),
-                detail: format!("{} no longer defines [{}]", self.system.display_path(&source.file), source.id),
+                detail: format!(
+                    "{} no longer defines [{}]",
+                    self.system.display_path(&source.file),
+                    source.id
+                ),
             })
     }
 
     /// gpgkey URLs as dnf must see them: `file://` paths of the target
     /// resolved inside the root.
     fn gpgkey_urls(&self, sec: Option<&IniSection>) -> Vec<String> {
-        sec.map(|s| s.gpgkeys()).unwrap_or_default()
+        sec.map(|s| s.gpgkeys())
+            .unwrap_or_default()
             .into_iter()
             .map(|u| match rpmdb::file_url_path(&u) {
                 Some(p) => format!("file://{}", self.system.path(p).display()),
@@ -225,7 +248,9 @@ impl Dnf {
     }
 
     fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
-        let mut cl = self.base(source).arg(format!("--disableexcludes={}", source.id));
+        let mut cl = self
+            .base(source)
+            .arg(format!("--disableexcludes={}", source.id));
         if self.hold_method() == HoldMethod::Versionlock {
             cl = cl.arg("--disableplugin=versionlock");
         }
@@ -236,7 +261,12 @@ impl Dnf {
         let cl = CommandLine::new(&self.program)
             .arg("-y")
             .args(self.root_args(None))
-            .args(["--setopt=exit_on_lock=True", "--disablerepo=*", "versionlock", action]);
+            .args([
+                "--setopt=exit_on_lock=True",
+                "--disablerepo=*",
+                "versionlock",
+                action,
+            ]);
         if action == "list" {
             cl
         } else {
@@ -257,11 +287,20 @@ impl Dnf {
         ])
     }
 
-    fn classify(&self, cl: &CommandLine, fin: &Finished, pkg: Option<(&PkgName, &str, &Source)>) -> Error {
+    fn classify(
+        &self,
+        cl: &CommandLine,
+        fin: &Finished,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Error {
         let text = fin.combined();
         if let Some(line) = rpmdb::trust_failure_line(&text) {
             return Error::Untrusted {
-                reason: format!("{} reported a signature, key or checksum failure ({}): {line}", self.program, fin.status_text()),
+                reason: format!(
+                    "{} reported a signature, key or checksum failure ({}): {line}",
+                    self.program,
+                    fin.status_text()
+                ),
             };
         }
         if fin.code == Some(EXIT_LOCKED) || text.contains("already locked by") {
@@ -270,13 +309,23 @@ impl Dnf {
             };
         }
         if let Some((pkg, version, source)) = pkg {
-            if text.contains("Unable to find a match") || text.contains("No match for argument")
-                || (text.contains("No package") && text.contains("available")) {
+            if text.contains("Unable to find a match")
+                || text.contains("No match for argument")
+                || (text.contains("No package") && text.contains("available"))
+            {
                 return Error::VersionNotFound {
                     package: pkg.to_string(),
                     version: version.to_string(),
                     source_desc: source.description.clone(),
-                    detail: rpmdb::line_with(&text, &["Unable to find a match", "No match for argument", "No package"], fin.tail(2)),
+                    detail: rpmdb::line_with(
+                        &text,
+                        &[
+                            "Unable to find a match",
+                            "No match for argument",
+                            "No package",
+                        ],
+                        fin.tail(2),
+                    ),
                 };
             }
         }
@@ -289,7 +338,11 @@ impl Dnf {
 
     /// Run `cl`, retrying while another dnf holds the lock, up to
     /// `lock_wait`; then classify a failure.
-    fn run_classified(&self, cl: &CommandLine, pkg: Option<(&PkgName, &str, &Source)>) -> Result<Finished> {
+    fn run_classified(
+        &self,
+        cl: &CommandLine,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<Finished> {
         tracing::info!(command = %cl, "running");
         let started = Instant::now();
         let mut pause = Duration::from_millis(250);
@@ -316,15 +369,26 @@ impl Dnf {
         if self.runner.find("gpgconf").is_none() {
             return;
         }
-        let Ok(rd) = std::fs::read_dir(self.cachedir()) else { return };
-        let prefix = if id.is_empty() { String::new() } else { format!("{id}-") };
+        let Ok(rd) = std::fs::read_dir(self.cachedir()) else {
+            return;
+        };
+        let prefix = if id.is_empty() {
+            String::new()
+        } else {
+            format!("{id}-")
+        };
         for e in rd.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().into_owned();
             let home = e.path().join("pubring");
             if name.starts_with(&prefix) && home.is_dir() {
                 let cl = CommandLine::new("gpgconf")
                     .env("GNUPGHOME", home.display().to_string())
-                    .args(["--homedir".to_string(), home.display().to_string(), "--kill".into(), "gpg-agent".into()]);
+                    .args([
+                        "--homedir".to_string(),
+                        home.display().to_string(),
+                        "--kill".into(),
+                        "gpg-agent".into(),
+                    ]);
                 let _ = self.runner.run(&cl);
             }
         }
@@ -336,7 +400,14 @@ impl Dnf {
             .args(["-q", "-C"])
             .args(self.root_args(None))
             // A read-only look-up: an uncached repository must not spoil it.
-            .args(["--setopt=*.skip_if_unavailable=True", "--disableexcludes=all", "repoquery", "--qf", "%{repoid}", pkg.as_str()]);
+            .args([
+                "--setopt=*.skip_if_unavailable=True",
+                "--disableexcludes=all",
+                "repoquery",
+                "--qf",
+                "%{repoid}",
+                pkg.as_str(),
+            ]);
         let r = self.runner.run(&cl);
         self.end_gpg_agents("");
         match r {
@@ -459,7 +530,11 @@ impl Backend for Dnf {
             (None, None)
         };
         for key in ["gpgcheck", "repo_gpgcheck"] {
-            let what = if key == "gpgcheck" { "package signatures" } else { "repository metadata signatures" };
+            let what = if key == "gpgcheck" {
+                "package signatures"
+            } else {
+                "repository metadata signatures"
+            };
             match effective(key) {
                 (Some(true), Some(f)) => {
                     report.checked.push(format!("{key} is on for [{}] ({}:{})", sec.id, f.file.display(), f.line.unwrap_or(0)));
@@ -539,11 +614,19 @@ impl Backend for Dnf {
             }
         }
         if refusals.is_empty() {
-            report.checked.push(format!("[{}] names its signing key(s): {}", sec.id, keys.join(" ")));
+            report.checked.push(format!(
+                "[{}] names its signing key(s): {}",
+                sec.id,
+                keys.join(" ")
+            ));
             Ok(report)
         } else {
             Err(Error::Untrusted {
-                reason: refusals.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "),
+                reason: refusals
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             })
         }
     }
@@ -567,7 +650,10 @@ impl Backend for Dnf {
         let fin = r?;
         // rpm scriptlet failures are not fatal to dnf (exit 0): say so.
         let text = fin.combined();
-        if let Some(l) = text.lines().find(|l| l.contains("scriptlet failure") || l.contains("scriptlet failed")) {
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.contains("scriptlet failure") || l.contains("scriptlet failed"))
+        {
             tracing::warn!(command = %cl, "{pkg} {version} was installed but a package script failed: {}", l.trim());
         }
         Ok(())
@@ -578,7 +664,8 @@ impl Backend for Dnf {
             HoldMethod::Versionlock => {
                 // `add` locks the installed version: replace an older lock.
                 let _ = self.runner.run(&self.versionlock_cmd("delete", pkg));
-                self.run_classified(&self.versionlock_cmd("add", pkg), None).map(|_| ())
+                self.run_classified(&self.versionlock_cmd("add", pkg), None)
+                    .map(|_| ())
             }
             HoldMethod::Exclude => self.edit_repo_exclude(source, pkg, true),
         }
@@ -612,7 +699,10 @@ impl Backend for Dnf {
     }
 
     fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine> {
-        let mut v = vec![self.refresh_cmd(source), self.install_cmd(source, pkg, version.as_str())];
+        let mut v = vec![
+            self.refresh_cmd(source),
+            self.install_cmd(source, pkg, version.as_str()),
+        ];
         match self.hold_method() {
             HoldMethod::Versionlock => {
                 v.push(self.versionlock_cmd("delete", pkg));

@@ -16,8 +16,8 @@ pub mod detect;
 pub mod dnf;
 pub mod rpmdb;
 pub mod sources;
-pub mod zypper;
 mod types;
+pub mod zypper;
 
 pub use cmd::{CommandLine, Runner};
 pub use detect::{detect, BackendKind, OsRelease};
@@ -224,8 +224,17 @@ pub fn backend_for(kind: BackendKind, system: System, opts: Options) -> Result<B
         BackendKind::Yum => {
             // On RHEL 8 and later `yum` is dnf; use it by that name when
             // present, else dnf.
-            let program = if Runner::default().find("yum").is_some() { "yum" } else { "dnf" };
-            Ok(Box::new(dnf::Dnf::with_program(system, opts, BackendKind::Yum, program)?))
+            let program = if Runner::default().find("yum").is_some() {
+                "yum"
+            } else {
+                "dnf"
+            };
+            Ok(Box::new(dnf::Dnf::with_program(
+                system,
+                opts,
+                BackendKind::Yum,
+                program,
+            )?))
         }
         BackendKind::Zypper => Ok(Box::new(zypper::Zypper::new(system, opts)?)),
     }
@@ -241,7 +250,8 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     if let Ok(d) = std::fs::File::open(dir) {

@@ -189,7 +189,10 @@ impl IniSection {
 
     /// The `name=` of the repository, else its id.
     pub fn name(&self) -> &str {
-        self.value("name").map(str::trim).filter(|s| !s.is_empty()).unwrap_or(&self.id)
+        self.value("name")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&self.id)
     }
 }
 
@@ -327,10 +330,11 @@ pub fn looks_like_teleport(s: &IniSection) -> bool {
         let h = url_host(u);
         h == "releases.teleport.dev" || h.ends_with(".releases.teleport.dev")
     }) || s.id.to_ascii_lowercase().contains("teleport")
-        || s
-            .file
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().contains("teleport"))
+        || s.file.file_name().is_some_and(|n| {
+            n.to_string_lossy()
+                .to_ascii_lowercase()
+                .contains("teleport")
+        })
 }
 
 /// Choose among `sections`: those the package manager says offer the
@@ -340,17 +344,26 @@ pub fn looks_like_teleport(s: &IniSection) -> bool {
 /// target system sees it): its first section that is not `[main]`.
 pub fn configured_section(system: &System, file: &Path, pkg: &PkgName) -> Result<IniSection> {
     let f = system.path(file);
-    let secs: Vec<IniSection> = read_ini(&f)?.into_iter().filter(|s| s.id != "main").collect();
+    let secs: Vec<IniSection> = read_ini(&f)?
+        .into_iter()
+        .filter(|s| s.id != "main")
+        .collect();
     match choose_section(&secs, &[]).or(secs.first()) {
         Some(s) => Ok(s.clone()),
         None => Err(Error::SourceNotFound {
             package: pkg.to_string(),
-            detail: format!("the configured source file {} defines no repository", f.display()),
+            detail: format!(
+                "the configured source file {} defines no repository",
+                f.display()
+            ),
         }),
     }
 }
 
-pub fn choose_section<'a>(sections: &'a [IniSection], offered: &[String]) -> Option<&'a IniSection> {
+pub fn choose_section<'a>(
+    sections: &'a [IniSection],
+    offered: &[String],
+) -> Option<&'a IniSection> {
     let by_tool: Vec<&IniSection> = sections
         .iter()
         .filter(|s| offered.iter().any(|o| *o == s.id || o == s.name()))
@@ -405,7 +418,10 @@ pub fn edit_exclude(text: &str, id: &str, pkg: &str, add: bool) -> Option<String
     // (first line, last line) 1-based -> replacement (None: delete)
     let mut replace: Vec<(usize, usize, Option<String>)> = Vec::new();
     if add {
-        if excl.iter().any(|e| split_list(&e.value).iter().any(|p| p == pkg)) {
+        if excl
+            .iter()
+            .any(|e| split_list(&e.value).iter().any(|p| p == pkg))
+        {
             return None;
         }
         if let Some(e) = excl.first() {
@@ -416,7 +432,11 @@ pub fn edit_exclude(text: &str, id: &str, pkg: &str, add: bool) -> Option<String
             } else {
                 format!("{}{sep}{pkg}", items.join(sep))
             };
-            let key = lines[e.line - 1].split('=').next().unwrap_or(&e.key).trim_end();
+            let key = lines[e.line - 1]
+                .split('=')
+                .next()
+                .unwrap_or(&e.key)
+                .trim_end();
             replace.push((e.line, e.end_line, Some(format!("{key}={joined}{nl}"))));
         } else {
             // After the section's last setting.
@@ -444,8 +464,16 @@ pub fn edit_exclude(text: &str, id: &str, pkg: &str, add: bool) -> Option<String
                 replace.push((e.line, e.end_line, None));
             } else {
                 let sep = if e.value.contains(',') { ", " } else { " " };
-                let key = lines[e.line - 1].split('=').next().unwrap_or(&e.key).trim_end();
-                replace.push((e.line, e.end_line, Some(format!("{key}={}{nl}", kept.join(sep)))));
+                let key = lines[e.line - 1]
+                    .split('=')
+                    .next()
+                    .unwrap_or(&e.key)
+                    .trim_end();
+                replace.push((
+                    e.line,
+                    e.end_line,
+                    Some(format!("{key}={}{nl}", kept.join(sep))),
+                ));
             }
         }
         if replace.is_empty() {
@@ -506,11 +534,15 @@ pub fn trust_failure_line(text: &str) -> Option<String> {
     let lower: Vec<(String, &str)> = text.lines().map(|l| (l.to_ascii_lowercase(), l)).collect();
     let first_line = |m: &str| {
         let m = m.to_ascii_lowercase();
-        lower.iter().find(|(l, _)| l.contains(&m)).map(|(_, l)| l.trim().to_string())
+        lower
+            .iter()
+            .find(|(l, _)| l.contains(&m))
+            .map(|(_, l)| l.trim().to_string())
     };
     // Preference: the first line (in output order) that matches any
     // marker but the prompt; then the prompt.
-    let (prompt, rest): (Vec<&str>, Vec<&str>) = TRUST_FAILURES.iter().partition(|m| **m == "reject the key");
+    let (prompt, rest): (Vec<&str>, Vec<&str>) =
+        TRUST_FAILURES.iter().partition(|m| **m == "reject the key");
     let rest_lower: Vec<String> = rest.iter().map(|m| m.to_ascii_lowercase()).collect();
     lower
         .iter()
@@ -566,7 +598,10 @@ gpgcheck=0
 
     #[test]
     fn hosts_and_file_urls() {
-        assert_eq!(url_host("https://u:p@Yum.Releases.Teleport.dev:443/x"), "yum.releases.teleport.dev");
+        assert_eq!(
+            url_host("https://u:p@Yum.Releases.Teleport.dev:443/x"),
+            "yum.releases.teleport.dev"
+        );
         assert_eq!(url_host("http://[::1]:8080/r"), "::1");
         assert_eq!(file_url_path("file:///etc/pki/k"), Some("/etc/pki/k"));
         assert_eq!(file_url_path("file:/etc/pki/k"), Some("/etc/pki/k"));
@@ -576,7 +611,12 @@ gpgcheck=0
     #[test]
     fn exclude_is_added_once_and_removed_cleanly() {
         let added = edit_exclude(REPO, "teleport", "teleport-ent", true).unwrap();
-        assert!(added.contains("gpgkey=https://yum.releases.teleport.dev/gpg\nexclude=teleport-ent\n\n[other]"), "{added}");
+        assert!(
+            added.contains(
+                "gpgkey=https://yum.releases.teleport.dev/gpg\nexclude=teleport-ent\n\n[other]"
+            ),
+            "{added}"
+        );
         assert_eq!(edit_exclude(&added, "teleport", "teleport-ent", true), None);
         let secs = parse_ini(Path::new(""), &added);
         assert!(excludes(&secs, "teleport", "teleport-ent"));
@@ -591,12 +631,18 @@ gpgcheck=0
     fn exclude_lists_keep_other_packages() {
         let t = "[teleport]\nbaseurl=x\nexcludepkgs=foo, bar\n";
         let a = edit_exclude(t, "teleport", "teleport-ent", true).unwrap();
-        assert_eq!(a, "[teleport]\nbaseurl=x\nexcludepkgs=foo, bar, teleport-ent\n");
+        assert_eq!(
+            a,
+            "[teleport]\nbaseurl=x\nexcludepkgs=foo, bar, teleport-ent\n"
+        );
         let r = edit_exclude(&a, "teleport", "teleport-ent", false).unwrap();
         assert_eq!(r, "[teleport]\nbaseurl=x\nexcludepkgs=foo, bar\n");
         // A section at the end of a file without a final newline.
         let t = "[teleport]\nbaseurl=x";
-        assert_eq!(edit_exclude(t, "teleport", "teleport-ent", true).unwrap(), "[teleport]\nbaseurl=x\nexclude=teleport-ent\n");
+        assert_eq!(
+            edit_exclude(t, "teleport", "teleport-ent", true).unwrap(),
+            "[teleport]\nbaseurl=x\nexclude=teleport-ent\n"
+        );
     }
 
     #[test]
@@ -621,7 +667,10 @@ gpgcheck=0
         assert!(trust_failure_line(t).unwrap().contains("Bad GPG signature"));
         assert!(trust_failure_line("Error: Unable to find a match: teleport-ent-99").is_none());
         let z = "Do you want to reject the key, trust temporarily, or trust always? [r/t/a/?] (r): r\n - Signature verification failed for repomd.xml\n";
-        assert_eq!(trust_failure_line(z).unwrap(), "- Signature verification failed for repomd.xml");
+        assert_eq!(
+            trust_failure_line(z).unwrap(),
+            "- Signature verification failed for repomd.xml"
+        );
         assert!(trust_failure_line("Do you want to reject the key? (r): r").is_some());
     }
 }

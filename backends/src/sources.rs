@@ -68,7 +68,10 @@ impl AptEntry {
                 let mapped: Vec<String> = paths.iter().map(|p| map_keyring(p)).collect();
                 opts.push(format!("signed-by={}", mapped.join(",")));
             } else {
-                opts.push(format!("{k}={}", v.split_whitespace().collect::<Vec<_>>().join(",")));
+                opts.push(format!(
+                    "{k}={}",
+                    v.split_whitespace().collect::<Vec<_>>().join(",")
+                ));
             }
         }
         let opts = if opts.is_empty() {
@@ -76,7 +79,12 @@ impl AptEntry {
         } else {
             format!("[{}] ", opts.join(" "))
         };
-        format!("deb {opts}{} {} {}", self.uri, self.suite, self.components.join(" "))
+        format!(
+            "deb {opts}{} {} {}",
+            self.uri,
+            self.suite,
+            self.components.join(" ")
+        )
     }
 }
 
@@ -161,7 +169,9 @@ pub fn parse_deb822(file: &Path, text: &str) -> Parsed {
                 .find(|(f, _)| f == k)
                 .map(|(_, v)| v.trim().to_string())
         };
-        let enabled = get("enabled").map(|v| !v.eq_ignore_ascii_case("no")).unwrap_or(true);
+        let enabled = get("enabled")
+            .map(|v| !v.eq_ignore_ascii_case("no"))
+            .unwrap_or(true);
         let types = get("types").unwrap_or_default();
         if enabled && types.split_whitespace().any(|t| t == "deb") {
             let uris = get("uris").unwrap_or_default();
@@ -176,7 +186,9 @@ pub fn parse_deb822(file: &Path, text: &str) -> Parsed {
                 .collect();
             let options: Vec<(String, String)> = fields
                 .iter()
-                .filter(|(k, _)| !["types", "uris", "suites", "components", "enabled"].contains(&k.as_str()))
+                .filter(|(k, _)| {
+                    !["types", "uris", "suites", "components", "enabled"].contains(&k.as_str())
+                })
                 .map(|(k, v)| (k.clone(), v.trim().to_string()))
                 .collect();
             for uri in uris.split_whitespace() {
@@ -245,7 +257,10 @@ pub fn source_files(etc_apt: &Path) -> Vec<PathBuf> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.is_file()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("list") | Some("sources"))
+                    && matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("list") | Some("sources")
+                    )
             })
             .collect();
         parts.sort();
@@ -260,11 +275,13 @@ pub type Parsed = (Vec<AptEntry>, Vec<(usize, String)>);
 /// Parse one file by its extension.
 pub fn parse_file(path: &Path) -> std::io::Result<Parsed> {
     let text = std::fs::read_to_string(path)?;
-    Ok(if path.extension().and_then(|e| e.to_str()) == Some("sources") {
-        parse_deb822(path, &text)
-    } else {
-        parse_list(path, &text)
-    })
+    Ok(
+        if path.extension().and_then(|e| e.to_str()) == Some("sources") {
+            parse_deb822(path, &text)
+        } else {
+            parse_list(path, &text)
+        },
+    )
 }
 
 #[cfg(test)]
@@ -281,7 +298,10 @@ mod tests {
         let (e, errs) = parse_list(Path::new("/t.list"), text);
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].line, 2);
-        assert_eq!(e[0].signed_by_paths(), vec!["/usr/share/keyrings/teleport.asc"]);
+        assert_eq!(
+            e[0].signed_by_paths(),
+            vec!["/usr/share/keyrings/teleport.asc"]
+        );
         assert_eq!(e[0].components, vec!["stable/v15"]);
         assert_eq!(e[0].host(), "apt.releases.teleport.dev");
         assert_eq!(e[1].components, vec!["main", "contrib"]);

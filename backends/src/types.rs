@@ -13,9 +13,10 @@ impl PkgName {
     pub fn parse(s: &str) -> Result<Self> {
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && s
-                .chars()
+            && s.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
         if ok {
             Ok(PkgName(s.to_string()))
@@ -50,7 +51,8 @@ impl PkgVersion {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.chars().next().is_some_and(|c| c.is_ascii_digit())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c));
         if ok {
             Ok(PkgVersion(s.to_string()))
         } else {
@@ -182,8 +184,21 @@ pub struct TrustFinding {
 impl fmt::Display for TrustFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(l) => write!(f, "{}:{}: {}: {}", self.file.display(), l, self.setting, self.message),
-            None => write!(f, "{}: {}: {}", self.file.display(), self.setting, self.message),
+            Some(l) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file.display(),
+                l,
+                self.setting,
+                self.message
+            ),
+            None => write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.setting,
+                self.message
+            ),
         }
     }
 }
@@ -202,10 +217,25 @@ mod tests {
 
     #[test]
     fn package_names() {
-        for ok in ["teleport", "teleport-ent", "teleport-ent-fips", "libc6", "g++"] {
+        for ok in [
+            "teleport",
+            "teleport-ent",
+            "teleport-ent-fips",
+            "libc6",
+            "g++",
+        ] {
             assert!(PkgName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-teleport", "Teleport", "tele port", "a;b", "a/b", "a=1", "--help"] {
+        for bad in [
+            "",
+            "-teleport",
+            "Teleport",
+            "tele port",
+            "a;b",
+            "a/b",
+            "a=1",
+            "--help",
+        ] {
             assert!(PkgName::parse(bad).is_err(), "{bad}");
         }
     }
@@ -215,7 +245,16 @@ mod tests {
         for ok in ["15.4.3", "1:15.4.3-1", "16.0.0~beta.1", "15.4.3-1.el9"] {
             assert!(PkgVersion::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-1", "v15", "15.4.3; rm -rf /", "15 4", "15/4", "$(id)", "15.4.3\n"] {
+        for bad in [
+            "",
+            "-1",
+            "v15",
+            "15.4.3; rm -rf /",
+            "15 4",
+            "15/4",
+            "$(id)",
+            "15.4.3\n",
+        ] {
             assert!(PkgVersion::parse(bad).is_err(), "{bad:?}");
         }
         let v = |s| PkgVersion::parse(s).unwrap();

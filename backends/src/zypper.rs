@@ -42,7 +42,11 @@ impl Zypper {
             timeout: opts.command_timeout,
             path: None,
         };
-        Ok(Zypper { system, runner, opts })
+        Ok(Zypper {
+            system,
+            runner,
+            opts,
+        })
     }
 
     /// The zypp.conf zypper will read for this system.
@@ -58,7 +62,10 @@ impl Zypper {
     /// `zypper --non-interactive [--root R]` with a bounded lock wait.
     fn zypper(&self) -> CommandLine {
         let mut cl = CommandLine::new("zypper")
-            .env("ZYPP_LOCK_TIMEOUT", self.opts.lock_wait.as_secs().to_string())
+            .env(
+                "ZYPP_LOCK_TIMEOUT",
+                self.opts.lock_wait.as_secs().to_string(),
+            )
             // Never page, never ask about licenses on a terminal.
             .env("PAGER", "cat");
         if let Some(root) = self.system.root() {
@@ -66,7 +73,10 @@ impl Zypper {
             if conf.is_file() {
                 cl = cl.env("ZYPP_CONF", conf.display().to_string());
             }
-            cl = cl.arg("--non-interactive").arg("--root").arg(root.display().to_string());
+            cl = cl
+                .arg("--non-interactive")
+                .arg("--root")
+                .arg(root.display().to_string());
         } else {
             cl = cl.arg("--non-interactive");
         }
@@ -86,7 +96,8 @@ impl Zypper {
     }
 
     fn refresh_cmd(&self, source: &Source) -> CommandLine {
-        self.zypper_for(source).args(["refresh", source.id.as_str()])
+        self.zypper_for(source)
+            .args(["refresh", source.id.as_str()])
     }
 
     fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
@@ -111,7 +122,11 @@ impl Zypper {
             .find(|s| s.id == source.id)
             .ok_or_else(|| Error::SourceNotFound {
                 package: String::new(),
-                detail: format!("{} no longer defines [{}]", self.system.display_path(&source.file), source.id),
+                detail: format!(
+                    "{} no longer defines [{}]",
+                    self.system.display_path(&source.file),
+                    source.id
+                ),
             })
     }
 
@@ -120,7 +135,12 @@ impl Zypper {
     }
 
     /// Map a finished zypper run to success or the right error.
-    fn check(&self, cl: &CommandLine, fin: &Finished, pkg: Option<(&PkgName, &str, &Source)>) -> Result<()> {
+    fn check(
+        &self,
+        cl: &CommandLine,
+        fin: &Finished,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<()> {
         match fin.code {
             Some(0) | Some(100) | Some(101) => return Ok(()),
             Some(102) => {
@@ -136,7 +156,10 @@ impl Zypper {
         let text = fin.combined();
         if let Some(line) = rpmdb::trust_failure_line(&text) {
             return Err(Error::Untrusted {
-                reason: format!("zypper reported a signature, key or checksum failure ({}): {line}", fin.status_text()),
+                reason: format!(
+                    "zypper reported a signature, key or checksum failure ({}): {line}",
+                    fin.status_text()
+                ),
             });
         }
         let failed = |what: &str| Error::CommandFailed {
@@ -161,7 +184,9 @@ impl Zypper {
                 None => Err(failed("capability not found")),
             },
             Some(106) => Err(failed("some repositories were skipped because of an error")),
-            Some(107) => Err(failed("the package was installed but one of its rpm scripts (%post) failed")),
+            Some(107) => Err(failed(
+                "the package was installed but one of its rpm scripts (%post) failed",
+            )),
             Some(8) => Err(failed("the installation failed (commit error)")),
             Some(6) => Err(failed("no repositories are defined")),
             Some(4) => Err(failed("zypper reported an error")),
@@ -169,7 +194,11 @@ impl Zypper {
         }
     }
 
-    fn run_checked(&self, cl: &CommandLine, pkg: Option<(&PkgName, &str, &Source)>) -> Result<Finished> {
+    fn run_checked(
+        &self,
+        cl: &CommandLine,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<Finished> {
         tracing::info!(command = %cl, "running");
         let fin = self.runner.run(cl)?;
         self.check(cl, &fin, pkg)?;
@@ -178,16 +207,22 @@ impl Zypper {
 
     /// Repository names or aliases zypper's cache lists for `pkg`.
     fn cached_offers(&self, pkg: &PkgName) -> Vec<String> {
-        let cl = self
-            .zypper()
-            .args(["--no-refresh", "--xmlout", "search", "-s", "--match-exact", pkg.as_str()]);
+        let cl = self.zypper().args([
+            "--no-refresh",
+            "--xmlout",
+            "search",
+            "-s",
+            "--match-exact",
+            pkg.as_str(),
+        ]);
         let Ok(fin) = self.runner.run(&cl) else {
             return Vec::new();
         };
         let mut out: Vec<String> = Vec::new();
         for line in fin.stdout.lines() {
             let l = line.trim();
-            if !l.starts_with("<solvable ") || xml_attr(l, "name").as_deref() != Some(pkg.as_str()) {
+            if !l.starts_with("<solvable ") || xml_attr(l, "name").as_deref() != Some(pkg.as_str())
+            {
                 continue;
             }
             if let Some(r) = xml_attr(l, "repository") {
@@ -272,7 +307,10 @@ impl Backend for Zypper {
         let sec = self.section(source)?;
         let file = self.shown(&source.file);
         let conf_file = self.zypp_conf();
-        let conf: Option<IniSection> = rpmdb::read_ini(&conf_file)?.into_iter().rev().find(|s| s.id == "main");
+        let conf: Option<IniSection> = rpmdb::read_ini(&conf_file)?
+            .into_iter()
+            .rev()
+            .find(|s| s.id == "main");
         let mut report = TrustReport::default();
         let mut refusals: Vec<TrustFinding> = Vec::new();
 
@@ -313,11 +351,19 @@ impl Backend for Zypper {
         let gpg_on = gpg.as_ref().map(|(b, _)| *b).unwrap_or(true);
         match lookup("repo_gpgcheck") {
             Some((false, mut f)) => {
-                f.message = format!("turns the metadata signature check off for [{}]; set repo_gpgcheck=1", sec.id);
+                f.message = format!(
+                    "turns the metadata signature check off for [{}]; set repo_gpgcheck=1",
+                    sec.id
+                );
                 refusals.push(f);
             }
-            Some((true, _)) => report.checked.push(format!("repo_gpgcheck is on for [{}]", sec.id)),
-            None if gpg_on => report.checked.push(format!("repo_gpgcheck follows gpgcheck (on) for [{}]", sec.id)),
+            Some((true, _)) => report
+                .checked
+                .push(format!("repo_gpgcheck is on for [{}]", sec.id)),
+            None if gpg_on => report.checked.push(format!(
+                "repo_gpgcheck follows gpgcheck (on) for [{}]",
+                sec.id
+            )),
             None => {}
         }
         match lookup("pkg_gpgcheck") {
@@ -365,11 +411,17 @@ impl Backend for Zypper {
             Err(e) => tracing::warn!("cannot list the imported keys: {e}"),
         }
         if refusals.is_empty() {
-            report.checked.push(format!("gpgcheck is on for [{}]", sec.id));
+            report
+                .checked
+                .push(format!("gpgcheck is on for [{}]", sec.id));
             Ok(report)
         } else {
             Err(Error::Untrusted {
-                reason: refusals.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "),
+                reason: refusals
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             })
         }
     }
@@ -381,7 +433,8 @@ impl Backend for Zypper {
     }
 
     fn refresh(&self, source: &Source) -> Result<()> {
-        self.run_checked(&self.refresh_cmd(source), None).map(|_| ())
+        self.run_checked(&self.refresh_cmd(source), None)
+            .map(|_| ())
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
@@ -390,7 +443,10 @@ impl Backend for Zypper {
             self.run_checked(&self.lock_cmd("removelock", pkg), None)?;
         }
         let r = self
-            .run_checked(&self.install_cmd(source, pkg, version.as_str()), Some((pkg, version.as_str(), source)))
+            .run_checked(
+                &self.install_cmd(source, pkg, version.as_str()),
+                Some((pkg, version.as_str(), source)),
+            )
             .map(|_| ());
         if held {
             if let Err(e) = self.hold(source, pkg) {
@@ -405,14 +461,16 @@ impl Backend for Zypper {
         if self.is_held(source, pkg)? {
             return Ok(());
         }
-        self.run_checked(&self.lock_cmd("addlock", pkg), None).map(|_| ())
+        self.run_checked(&self.lock_cmd("addlock", pkg), None)
+            .map(|_| ())
     }
 
     fn unhold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
         if !self.is_held(source, pkg)? {
             return Ok(());
         }
-        self.run_checked(&self.lock_cmd("removelock", pkg), None).map(|_| ())
+        self.run_checked(&self.lock_cmd("removelock", pkg), None)
+            .map(|_| ())
     }
 
     fn is_held(&self, _source: &Source, pkg: &PkgName) -> Result<bool> {
@@ -423,9 +481,7 @@ impl Backend for Zypper {
             .stdout
             .split("<lock ")
             .skip(1)
-            .filter(|l| {
-                !l.contains("<type>") || l.contains("<type>package</type>")
-            })
+            .filter(|l| !l.contains("<type>") || l.contains("<type>package</type>"))
             .filter_map(|l| {
                 let s = l.find("<name>")? + "<name>".len();
                 let e = l[s..].find("</name>")? + s;
@@ -460,7 +516,11 @@ mod tests {
 
     #[test]
     fn exit_codes_are_mapped() {
-        let z = Zypper::new(System::rooted(Path::new("/tmp")).unwrap(), Options::default()).unwrap();
+        let z = Zypper::new(
+            System::rooted(Path::new("/tmp")).unwrap(),
+            Options::default(),
+        )
+        .unwrap();
         let src = Source {
             file: PathBuf::from("/tmp/etc/zypp/repos.d/teleport.repo"),
             description: "repo teleport".into(),
@@ -475,14 +535,46 @@ mod tests {
         assert!(check(0, "").is_ok());
         assert!(check(102, "reboot").is_ok());
         assert!(check(103, "restart").is_ok());
-        assert!(matches!(check(7, "System management is locked by the application with pid 1"), Err(Error::Locked { .. })));
-        assert!(matches!(check(104, "No provider of 'teleport-ent=15.4.3' found."), Err(Error::VersionNotFound { .. })));
-        assert!(matches!(check(104, "Warning: ... Signature verification failed for repomd.xml\nNo provider"), Err(Error::Untrusted { .. })));
-        assert!(matches!(check(8, "teleport-ent (Teleport): Signature verification failed [6-File is unsigned]"), Err(Error::Untrusted { .. })));
-        assert!(matches!(check(8, "Installation has been aborted"), Err(Error::CommandFailed { .. })));
-        assert!(matches!(check(4, " - Signature verification failed for repomd.xml"), Err(Error::Untrusted { .. })));
-        assert!(matches!(check(106, "Skipping repository"), Err(Error::CommandFailed { .. })));
-        let post = check(107, "warning: %post(teleport-ent) scriptlet failed").unwrap_err().to_string();
+        assert!(matches!(
+            check(
+                7,
+                "System management is locked by the application with pid 1"
+            ),
+            Err(Error::Locked { .. })
+        ));
+        assert!(matches!(
+            check(104, "No provider of 'teleport-ent=15.4.3' found."),
+            Err(Error::VersionNotFound { .. })
+        ));
+        assert!(matches!(
+            check(
+                104,
+                "Warning: ... Signature verification failed for repomd.xml\nNo provider"
+            ),
+            Err(Error::Untrusted { .. })
+        ));
+        assert!(matches!(
+            check(
+                8,
+                "teleport-ent (Teleport): Signature verification failed [6-File is unsigned]"
+            ),
+            Err(Error::Untrusted { .. })
+        ));
+        assert!(matches!(
+            check(8, "Installation has been aborted"),
+            Err(Error::CommandFailed { .. })
+        ));
+        assert!(matches!(
+            check(4, " - Signature verification failed for repomd.xml"),
+            Err(Error::Untrusted { .. })
+        ));
+        assert!(matches!(
+            check(106, "Skipping repository"),
+            Err(Error::CommandFailed { .. })
+        ));
+        let post = check(107, "warning: %post(teleport-ent) scriptlet failed")
+            .unwrap_err()
+            .to_string();
         assert!(post.contains("%post"), "{post}");
     }
 

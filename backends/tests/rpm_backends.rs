@@ -39,7 +39,12 @@ struct Fixture {
 
 impl Fixture {
     fn rpm(&self, version: &str) -> &Path {
-        &self.rpms.iter().find(|(v, _)| v == version).expect("fixture version").1
+        &self
+            .rpms
+            .iter()
+            .find(|(v, _)| v == version)
+            .expect("fixture version")
+            .1
     }
 
     fn url(&self, repo: &str) -> String {
@@ -75,21 +80,32 @@ fn fixture() -> &'static Fixture {
 
         let repos = dir.join("repos");
         let all: Vec<PathBuf> = rpms.iter().map(|(_, p)| p.clone()).collect();
-        let with_1543 = |p: &PathBuf| -> Vec<PathBuf> {
-            vec![rpms[0].1.clone(), p.clone(), rpms[2].1.clone()]
-        };
+        let with_1543 =
+            |p: &PathBuf| -> Vec<PathBuf> { vec![rpms[0].1.clone(), p.clone(), rpms[2].1.clone()] };
         RpmRepo::build(&repos.join("good"), &all, Some(&release));
         RpmRepo::build(&repos.join("badmeta"), &all, Some(&foreign));
         RpmRepo::build(&repos.join("nometa"), &all, None);
-        RpmRepo::build(&repos.join("unsignedrpm"), &with_1543(&unsigned), Some(&release));
-        RpmRepo::build(&repos.join("foreignrpm"), &with_1543(&foreign_signed), Some(&release));
+        RpmRepo::build(
+            &repos.join("unsignedrpm"),
+            &with_1543(&unsigned),
+            Some(&release),
+        );
+        RpmRepo::build(
+            &repos.join("foreignrpm"),
+            &with_1543(&foreign_signed),
+            Some(&release),
+        );
         let tampered = RpmRepo::build(&repos.join("tampered"), &all, Some(&release));
         tampered.tamper(rpms[1].1.file_name().unwrap().to_str().unwrap());
         drop(release);
         drop(foreign);
         let server = Server::start(&repos);
         eprintln!("rpm fixture built in {:?}", t.elapsed());
-        Fixture { release_key, rpms, server }
+        Fixture {
+            release_key,
+            rpms,
+            server,
+        }
     })
 }
 
@@ -133,11 +149,17 @@ impl Env {
             Pm::Zypper => "/etc/zypp/repos.d/teleport.repo",
         }
         .to_string();
-        root.write(&repo_file, RpmRepo::repo_file("teleport", &f.url(repo), settings));
+        root.write(
+            &repo_file,
+            RpmRepo::repo_file("teleport", &f.url(repo), settings),
+        );
         match pm {
             // The host's dnf.conf would apply otherwise (dnf looks in the
             // root first, then on the host).
-            Pm::Dnf => root.write("/etc/dnf/dnf.conf", "[main]\ngpgcheck=1\ninstallonly_limit=3\n"),
+            Pm::Dnf => root.write(
+                "/etc/dnf/dnf.conf",
+                "[main]\ngpgcheck=1\ninstallonly_limit=3\n",
+            ),
             Pm::Zypper => {
                 root.write("/etc/zypp/zypp.conf", "[main]\n");
                 // zypper never imports keys itself: the administrator does.
@@ -152,7 +174,11 @@ impl Env {
             }
             root.install(f.rpm(v));
         }
-        Env { pm, root, repo_file }
+        Env {
+            pm,
+            root,
+            repo_file,
+        }
     }
 
     fn options(&self) -> Options {
@@ -207,7 +233,11 @@ impl Env {
                 .unwrap(),
         };
         self.root.end_gpg_agents();
-        assert!(out.status.success(), "routine upgrade failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "routine upgrade failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 }
@@ -240,7 +270,10 @@ macro_rules! both {
 both!(upgrade_to_an_exact_version_and_hold, |pm| {
     let env = Env::new(pm, "good");
     let b = env.backend();
-    assert_eq!(b.installed(&pkg()).unwrap().unwrap().version.as_str(), "15.4.2-1");
+    assert_eq!(
+        b.installed(&pkg()).unwrap().unwrap().version.as_str(),
+        "15.4.2-1"
+    );
     let src = b.locate_source(&pkg()).unwrap();
     assert_eq!(src.id, "teleport");
     assert_eq!(src.file, env.root.file(&env.repo_file));
@@ -250,14 +283,21 @@ both!(upgrade_to_an_exact_version_and_hold, |pm| {
     let now = b.update_to(&src, &pkg(), &v("15.4.3")).unwrap();
     assert_eq!(now.version.as_str(), "15.4.3-1");
     assert_eq!(env.version().as_deref(), Some("15.4.3-1"));
-    assert_eq!(env.root.teleport_output().as_deref(), Some("Teleport v15.4.3 git: go1.22"));
+    assert_eq!(
+        env.root.teleport_output().as_deref(),
+        Some("Teleport v15.4.3 git: go1.22")
+    );
     assert!(b.is_held(&src, &pkg()).unwrap());
     // dnf leaves a gpg-agent per repository checked; the backend ends them.
     let t = Instant::now();
     while !env.root.gpg_agents().is_empty() && t.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(env.root.gpg_agents(), Vec::<u32>::new(), "gpg-agents left running");
+    assert_eq!(
+        env.root.gpg_agents(),
+        Vec::<u32>::new(),
+        "gpg-agents left running"
+    );
     // Again: nothing to do, still fine.
     b.update_to(&src, &pkg(), &v("15.4.3")).unwrap();
     assert_eq!(env.version().as_deref(), Some("15.4.3-1"));
@@ -269,7 +309,10 @@ both!(downgrade_to_an_exact_version, |pm| {
     let src = b.locate_source(&pkg()).unwrap();
     let now = b.update_to(&src, &pkg(), &v("15.4.2")).unwrap();
     assert_eq!(now.version.as_str(), "15.4.2-1");
-    assert_eq!(env.root.teleport_output().as_deref(), Some("Teleport v15.4.2 git: go1.22"));
+    assert_eq!(
+        env.root.teleport_output().as_deref(),
+        Some("Teleport v15.4.2 git: go1.22")
+    );
 });
 
 both!(a_missing_version_is_version_not_found, |pm| {
@@ -291,12 +334,20 @@ both!(the_hold_survives_a_routine_upgrade, |pm| {
     b.update_to(&src, &pkg(), &v("15.4.3")).unwrap();
     let before = std::fs::read_to_string(&src.file).unwrap();
     env.routine_upgrade();
-    assert_eq!(env.version().as_deref(), Some("15.4.3-1"), "the routine upgrade moved a held package");
+    assert_eq!(
+        env.version().as_deref(),
+        Some("15.4.3-1"),
+        "the routine upgrade moved a held package"
+    );
     // Moving on while held works, and only our package's hold changed.
     b.update_to(&src, &pkg(), &v("16.0.0")).unwrap();
     assert_eq!(env.version().as_deref(), Some("16.0.0-1"));
     b.update_to(&src, &pkg(), &v("15.4.3")).unwrap();
-    assert_eq!(std::fs::read_to_string(&src.file).unwrap(), before, "hold is idempotent");
+    assert_eq!(
+        std::fs::read_to_string(&src.file).unwrap(),
+        before,
+        "hold is idempotent"
+    );
     // Without the hold, the same routine upgrade does move it: the hold
     // was what kept it.
     b.unhold(&src, &pkg()).unwrap();
@@ -320,23 +371,44 @@ fn refuse(pm: Pm, repo: &str) {
     let env = Env::new(pm, repo);
     let b = env.backend();
     let src = b.locate_source(&pkg()).unwrap();
-    b.audit_trust(&src).expect("the configuration itself is sound");
+    b.audit_trust(&src)
+        .expect("the configuration itself is sound");
     let err = b.update_to(&src, &pkg(), &v("15.4.3")).unwrap_err();
     eprintln!("{pm:?} {what}: {err}");
-    assert!(err.is_untrusted(), "{pm:?} {what}: expected a trust refusal, got {err:?}");
-    assert_eq!(env.version().as_deref(), Some("15.4.2-1"), "{pm:?} {what}: the installed version moved");
-    assert_eq!(env.root.teleport_output().as_deref(), Some("Teleport v15.4.2 git: go1.22"));
+    assert!(
+        err.is_untrusted(),
+        "{pm:?} {what}: expected a trust refusal, got {err:?}"
+    );
+    assert_eq!(
+        env.version().as_deref(),
+        Some("15.4.2-1"),
+        "{pm:?} {what}: the installed version moved"
+    );
+    assert_eq!(
+        env.root.teleport_output().as_deref(),
+        Some("Teleport v15.4.2 git: go1.22")
+    );
 }
 
-both!(refuses_metadata_signed_by_an_unknown_key, |pm| refuse(pm, "badmeta"));
+both!(refuses_metadata_signed_by_an_unknown_key, |pm| refuse(
+    pm, "badmeta"
+));
 both!(refuses_unsigned_metadata, |pm| refuse(pm, "nometa"));
 both!(refuses_an_unsigned_package, |pm| refuse(pm, "unsignedrpm"));
-both!(refuses_a_package_signed_by_a_foreign_key, |pm| refuse(pm, "foreignrpm"));
+both!(refuses_a_package_signed_by_a_foreign_key, |pm| refuse(
+    pm,
+    "foreignrpm"
+));
 both!(refuses_a_tampered_package, |pm| refuse(pm, "tampered"));
 
 /// Audit table: settings of the repository (and of the main configuration)
 /// and what the refusal must name.
-fn audit_refuses(pm: Pm, repo_settings: &[(&str, &str)], main_conf: Option<&str>, must_name: &[&str]) {
+fn audit_refuses(
+    pm: Pm,
+    repo_settings: &[(&str, &str)],
+    main_conf: Option<&str>,
+    must_name: &[&str],
+) {
     let env = Env::with(pm, "good", repo_settings, None);
     if let Some(text) = main_conf {
         match pm {
@@ -356,7 +428,11 @@ fn audit_refuses(pm: Pm, repo_settings: &[(&str, &str)], main_conf: Option<&str>
     }
 }
 
-fn replace(settings: &[(&'static str, &'static str)], key: &str, value: &'static str) -> Vec<(&'static str, &'static str)> {
+fn replace(
+    settings: &[(&'static str, &'static str)],
+    key: &str,
+    value: &'static str,
+) -> Vec<(&'static str, &'static str)> {
     settings
         .iter()
         .map(|(k, v)| if *k == key { (*k, value) } else { (*k, *v) })
@@ -366,23 +442,54 @@ fn replace(settings: &[(&'static str, &'static str)], key: &str, value: &'static
 // Line numbers: [teleport] is line 1, then name, baseurl, enabled,
 // autorefresh (5), gpgcheck (6), repo_gpgcheck (7), pkg_gpgcheck (8), gpgkey (9).
 both!(audit_refuses_gpgcheck_0, |pm| {
-    audit_refuses(pm, &replace(&good_settings(), "gpgcheck", "0"), None, &["{repo}:6", "gpgcheck=0", "set gpgcheck=1"])
+    audit_refuses(
+        pm,
+        &replace(&good_settings(), "gpgcheck", "0"),
+        None,
+        &["{repo}:6", "gpgcheck=0", "set gpgcheck=1"],
+    )
 });
 
 both!(audit_refuses_repo_gpgcheck_0, |pm| {
-    audit_refuses(pm, &replace(&good_settings(), "repo_gpgcheck", "0"), None, &["{repo}:7", "repo_gpgcheck=0", "set repo_gpgcheck=1"])
+    audit_refuses(
+        pm,
+        &replace(&good_settings(), "repo_gpgcheck", "0"),
+        None,
+        &["{repo}:7", "repo_gpgcheck=0", "set repo_gpgcheck=1"],
+    )
 });
 
 both!(audit_refuses_a_repository_without_gpgkey, |pm| {
-    let s: Vec<_> = good_settings().into_iter().filter(|(k, _)| *k != "gpgkey").collect();
-    audit_refuses(pm, &s, None, &["{repo}:1", "gpgkey", "names no signing key"])
+    let s: Vec<_> = good_settings()
+        .into_iter()
+        .filter(|(k, _)| *k != "gpgkey")
+        .collect();
+    audit_refuses(
+        pm,
+        &s,
+        None,
+        &["{repo}:1", "gpgkey", "names no signing key"],
+    )
 });
 
 both!(audit_refuses_a_global_override, |pm| {
-    let s: Vec<_> = good_settings().into_iter().filter(|(k, _)| *k != "repo_gpgcheck").collect();
+    let s: Vec<_> = good_settings()
+        .into_iter()
+        .filter(|(k, _)| *k != "repo_gpgcheck")
+        .collect();
     match pm {
-        Pm::Dnf => audit_refuses(pm, &s, Some("[main]\ngpgcheck=1\nrepo_gpgcheck=0\n"), &["/etc/dnf/dnf.conf:3", "repo_gpgcheck=0"]),
-        Pm::Zypper => audit_refuses(pm, &s, Some("[main]\n# x\nrepo_gpgcheck = off\n"), &["/etc/zypp/zypp.conf:3", "repo_gpgcheck = off"]),
+        Pm::Dnf => audit_refuses(
+            pm,
+            &s,
+            Some("[main]\ngpgcheck=1\nrepo_gpgcheck=0\n"),
+            &["/etc/dnf/dnf.conf:3", "repo_gpgcheck=0"],
+        ),
+        Pm::Zypper => audit_refuses(
+            pm,
+            &s,
+            Some("[main]\n# x\nrepo_gpgcheck = off\n"),
+            &["/etc/zypp/zypp.conf:3", "repo_gpgcheck = off"],
+        ),
     }
 });
 
@@ -393,7 +500,16 @@ fn dnf_audit_refuses_a_missing_repo_gpgcheck_and_an_http_key() {
         .filter(|(k, _)| *k != "repo_gpgcheck" && *k != "gpgkey")
         .chain([("gpgkey", "http://keys.example.com/teleport.asc")])
         .collect();
-    audit_refuses(Pm::Dnf, &s, None, &["{repo}:1: repo_gpgcheck", "dnf's default is off", "gpgkey=http://keys.example.com/teleport.asc"]);
+    audit_refuses(
+        Pm::Dnf,
+        &s,
+        None,
+        &[
+            "{repo}:1: repo_gpgcheck",
+            "dnf's default is off",
+            "gpgkey=http://keys.example.com/teleport.asc",
+        ],
+    );
 }
 
 #[test]
@@ -406,7 +522,10 @@ fn zypper_audit_accepts_defaults_but_warns_about_pkg_gpgcheck() {
     let b = env.backend();
     let src = b.locate_source(&pkg()).unwrap();
     let report = b.audit_trust(&src).unwrap();
-    assert!(report.warnings.iter().any(|w| w.setting == "pkg_gpgcheck"), "{report:?}");
+    assert!(
+        report.warnings.iter().any(|w| w.setting == "pkg_gpgcheck"),
+        "{report:?}"
+    );
 }
 
 both!(the_repository_is_found_by_definition_not_by_name, |pm| {
@@ -416,10 +535,20 @@ both!(the_repository_is_found_by_definition_not_by_name, |pm| {
         Pm::Zypper => "/etc/zypp/repos.d",
     };
     // Another repository first in order, and ours under a neutral name.
-    env.root.write(&format!("{dir}/aaa-os.repo"), RpmRepo::repo_file("os", "http://127.0.0.1:9/os/", &[("gpgcheck", "1"), ("enabled", "0")]));
+    env.root.write(
+        &format!("{dir}/aaa-os.repo"),
+        RpmRepo::repo_file(
+            "os",
+            "http://127.0.0.1:9/os/",
+            &[("gpgcheck", "1"), ("enabled", "0")],
+        ),
+    );
     std::fs::remove_file(env.root.file(&env.repo_file)).unwrap();
     let neutral = format!("{dir}/vendor.repo");
-    env.root.write(&neutral, RpmRepo::repo_file("vendor-main", &fixture().url("good"), &good_settings()));
+    env.root.write(
+        &neutral,
+        RpmRepo::repo_file("vendor-main", &fixture().url("good"), &good_settings()),
+    );
     let b = env.backend();
     match pm {
         // dnf consults its cache only (-C): nothing is known yet.
@@ -436,7 +565,10 @@ both!(the_repository_is_found_by_definition_not_by_name, |pm| {
     opts.source_file = Some(PathBuf::from(&neutral));
     let named = env.backend_with(opts);
     let src = named.locate_source(&pkg()).unwrap();
-    assert_eq!((src.id.as_str(), src.file.clone()), ("vendor-main", env.root.file(&neutral)));
+    assert_eq!(
+        (src.id.as_str(), src.file.clone()),
+        ("vendor-main", env.root.file(&neutral))
+    );
     named.refresh(&src).unwrap();
     // ...and once the package manager knows it, found without help.
     let found = b.locate_source(&pkg()).unwrap();
@@ -445,44 +577,59 @@ both!(the_repository_is_found_by_definition_not_by_name, |pm| {
     assert_eq!(now.version.as_str(), "15.4.3-1");
 });
 
-both!(a_definition_outside_the_repository_directory_is_used_in_place, |pm| {
-    let env = Env::new(pm, "good");
-    // Only the configured file defines the repository.
-    let text = env.root.read(&env.repo_file);
-    std::fs::remove_file(env.root.file(&env.repo_file)).unwrap();
-    env.root.write("/etc/teleport/teleport.repo", &text);
-    let mut opts = env.options();
-    opts.source_file = Some(PathBuf::from("/etc/teleport/teleport.repo"));
-    let b = env.backend_with(opts);
-    let src = b.locate_source(&pkg()).unwrap();
-    assert_eq!(src.file, env.root.file("/etc/teleport/teleport.repo"));
-    b.audit_trust(&src).unwrap();
-    assert_eq!(b.update_to(&src, &pkg(), &v("15.4.3")).unwrap().version.as_str(), "15.4.3-1");
-    assert!(b.is_held(&src, &pkg()).unwrap());
-});
+both!(
+    a_definition_outside_the_repository_directory_is_used_in_place,
+    |pm| {
+        let env = Env::new(pm, "good");
+        // Only the configured file defines the repository.
+        let text = env.root.read(&env.repo_file);
+        std::fs::remove_file(env.root.file(&env.repo_file)).unwrap();
+        env.root.write("/etc/teleport/teleport.repo", &text);
+        let mut opts = env.options();
+        opts.source_file = Some(PathBuf::from("/etc/teleport/teleport.repo"));
+        let b = env.backend_with(opts);
+        let src = b.locate_source(&pkg()).unwrap();
+        assert_eq!(src.file, env.root.file("/etc/teleport/teleport.repo"));
+        b.audit_trust(&src).unwrap();
+        assert_eq!(
+            b.update_to(&src, &pkg(), &v("15.4.3"))
+                .unwrap()
+                .version
+                .as_str(),
+            "15.4.3-1"
+        );
+        assert!(b.is_held(&src, &pkg()).unwrap());
+    }
+);
 
-both!(another_process_holding_the_lock_is_locked_within_the_wait, |pm| {
-    let env = Env::new(pm, "good");
-    let b = env.backend();
-    let src = b.locate_source(&pkg()).unwrap();
-    let mut holder = Command::new("sleep").arg("60").spawn().unwrap();
-    let pidfile = match pm {
-        Pm::Dnf => "/var/cache/dnf/metadata_lock.pid",
-        Pm::Zypper => "/run/zypp.pid",
-    };
-    env.root.write(pidfile, format!("{}\n", holder.id()));
-    let mut opts = env.options();
-    opts.lock_wait = Duration::from_secs(1);
-    let b = env.backend_with(opts);
-    let t = Instant::now();
-    let err = b.refresh(&src).unwrap_err();
-    let waited = t.elapsed();
-    let _ = holder.kill();
-    let _ = holder.wait();
-    eprintln!("{pm:?} locked after {waited:?}: {err}");
-    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
-    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(15), "{waited:?}");
-});
+both!(
+    another_process_holding_the_lock_is_locked_within_the_wait,
+    |pm| {
+        let env = Env::new(pm, "good");
+        let b = env.backend();
+        let src = b.locate_source(&pkg()).unwrap();
+        let mut holder = Command::new("sleep").arg("60").spawn().unwrap();
+        let pidfile = match pm {
+            Pm::Dnf => "/var/cache/dnf/metadata_lock.pid",
+            Pm::Zypper => "/run/zypp.pid",
+        };
+        env.root.write(pidfile, format!("{}\n", holder.id()));
+        let mut opts = env.options();
+        opts.lock_wait = Duration::from_secs(1);
+        let b = env.backend_with(opts);
+        let t = Instant::now();
+        let err = b.refresh(&src).unwrap_err();
+        let waited = t.elapsed();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        eprintln!("{pm:?} locked after {waited:?}: {err}");
+        assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(15),
+            "{waited:?}"
+        );
+    }
+);
 
 both!(installed_reads_a_rhel_style_database_too, |pm| {
     let env = Env::with(pm, "good", &good_settings(), None);
@@ -492,17 +639,41 @@ both!(installed_reads_a_rhel_style_database_too, |pm| {
     let f = fixture();
     let r = env.root.path().display().to_string();
     for args in [
-        vec!["--root", &r, "--dbpath", "/var/lib/rpm", "--import", f.release_key.to_str().unwrap()],
-        vec!["--root", &r, "--dbpath", "/var/lib/rpm", "-i", f.rpm("16.0.0").to_str().unwrap()],
+        vec![
+            "--root",
+            &r,
+            "--dbpath",
+            "/var/lib/rpm",
+            "--import",
+            f.release_key.to_str().unwrap(),
+        ],
+        vec![
+            "--root",
+            &r,
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            f.rpm("16.0.0").to_str().unwrap(),
+        ],
     ] {
         let out = Command::new("rpm").args(&args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(env.root.file("/var/lib/rpm/rpmdb.sqlite").is_file());
     assert!(!env.root.file("/root/.rpmdb/rpmdb.sqlite").exists());
     let b = env.backend();
-    assert_eq!(b.installed(&pkg()).unwrap().unwrap().version.as_str(), "16.0.0-1");
-    assert!(b.installed(&PkgName::parse("teleport").unwrap()).unwrap().is_none());
+    assert_eq!(
+        b.installed(&pkg()).unwrap().unwrap().version.as_str(),
+        "16.0.0-1"
+    );
+    assert!(b
+        .installed(&PkgName::parse("teleport").unwrap())
+        .unwrap()
+        .is_none());
 });
 
 both!(plan_shows_exact_restricted_verified_commands, |pm| {
@@ -513,20 +684,47 @@ both!(plan_shows_exact_restricted_verified_commands, |pm| {
     let text: Vec<String> = plan.iter().map(|c| c.to_string()).collect();
     eprintln!("{pm:?} plan:\n  {}", text.join("\n  "));
     let all = text.join("\n");
-    for forbidden in ["--nogpgcheck", "--no-gpg-checks", "--gpg-auto-import-keys", "gpgcheck=0", "gpgcheck=False", "--no-gpgcheck"] {
+    for forbidden in [
+        "--nogpgcheck",
+        "--no-gpg-checks",
+        "--gpg-auto-import-keys",
+        "gpgcheck=0",
+        "gpgcheck=False",
+        "--no-gpgcheck",
+    ] {
         assert!(!all.contains(forbidden), "{forbidden} in {all}");
     }
     match pm {
         Pm::Dnf => {
             let install = &plan[1].args;
-            let pos = |a: &str| install.iter().position(|x| x == a).unwrap_or_else(|| panic!("{a} missing: {all}"));
-            assert_eq!(pos("--disablerepo=*") + 1, pos("--enablerepo=teleport"), "{all}");
-            assert!(all.contains("--disableexcludes=teleport install teleport-ent-15.4.3"), "{all}");
+            let pos = |a: &str| {
+                install
+                    .iter()
+                    .position(|x| x == a)
+                    .unwrap_or_else(|| panic!("{a} missing: {all}"))
+            };
+            assert_eq!(
+                pos("--disablerepo=*") + 1,
+                pos("--enablerepo=teleport"),
+                "{all}"
+            );
+            assert!(
+                all.contains("--disableexcludes=teleport install teleport-ent-15.4.3"),
+                "{all}"
+            );
             assert!(all.contains("makecache --refresh"), "{all}");
         }
         Pm::Zypper => {
-            assert!(all.contains("install --oldpackage --no-recommends --repo teleport teleport-ent=15.4.3"), "{all}");
-            assert!(all.contains("removelock teleport-ent") && all.contains("addlock teleport-ent"), "{all}");
+            assert!(
+                all.contains(
+                    "install --oldpackage --no-recommends --repo teleport teleport-ent=15.4.3"
+                ),
+                "{all}"
+            );
+            assert!(
+                all.contains("removelock teleport-ent") && all.contains("addlock teleport-ent"),
+                "{all}"
+            );
         }
     }
     // Nothing ran.

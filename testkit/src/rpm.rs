@@ -46,7 +46,10 @@ impl RpmSpec {
     /// `/usr/bin/teleport` (a `#!/bin/sh` script printing `Teleport
     /// v<version> git: go1.22`) and `/usr/share/doc/<name>/VERSION`.
     pub fn agent(name: &str, version: &str) -> RpmSpec {
-        assert!(!version.contains('\'') && !version.contains('-'), "an rpm version cannot contain a dash or quote: {version:?}");
+        assert!(
+            !version.contains('\'') && !version.contains('-'),
+            "an rpm version cannot contain a dash or quote: {version:?}"
+        );
         let upstream = version.split_once(':').map(|x| x.1).unwrap_or(version);
         let script = format!("#!/bin/sh\necho 'Teleport v{upstream} git: go1.22'\n");
         RpmSpec {
@@ -82,7 +85,10 @@ impl RpmSpec {
     fn spec_text(&self, stage: &Path) -> String {
         let (epoch, version) = self.epoch_and_version();
         let mut s = String::new();
-        s.push_str(&format!("Name: {}\nVersion: {version}\nRelease: {}\n", self.name, self.release));
+        s.push_str(&format!(
+            "Name: {}\nVersion: {version}\nRelease: {}\n",
+            self.name, self.release
+        ));
         if let Some(e) = epoch {
             s.push_str(&format!("Epoch: {e}\n"));
         }
@@ -112,20 +118,27 @@ pub fn host_rpm_arch() -> &'static str {
         let mut cmd = Command::new("rpm");
         cmd.args(["--eval", "%{_arch}"]);
         let out = run(cmd, "rpm --eval %{_arch}");
-        String::from_utf8(out.stdout).expect("utf-8 arch").trim().to_string()
+        String::from_utf8(out.stdout)
+            .expect("utf-8 arch")
+            .trim()
+            .to_string()
     })
 }
 
 /// Build `spec` with `rpmbuild -bb` into `out_dir`; returns the package path.
 pub fn build_rpm(spec: &RpmSpec, out_dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(out_dir).unwrap_or_else(|e| panic!("create {}: {e}", out_dir.display()));
+    std::fs::create_dir_all(out_dir)
+        .unwrap_or_else(|e| panic!("create {}: {e}", out_dir.display()));
     let work = tempfile::Builder::new()
         .prefix("rpmbuild-")
         .tempdir_in(out_dir)
         .expect("rpmbuild work directory");
     let stage = work.path().join("stage");
     for (path, contents, mode) in &spec.files {
-        assert!(path.starts_with('/') && !path.contains(".."), "bad path in package: {path}");
+        assert!(
+            path.starts_with('/') && !path.contains(".."),
+            "bad path in package: {path}"
+        );
         let dest = stage.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(dest.parent().unwrap()).expect("stage directory");
         std::fs::write(&dest, contents).unwrap_or_else(|e| panic!("write {}: {e}", dest.display()));
@@ -198,9 +211,12 @@ impl RpmRepo {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         for r in rpms {
             let dest = dir.join(r.file_name().expect("package file name"));
-            std::fs::copy(r, &dest).unwrap_or_else(|e| panic!("copy {} to {}: {e}", r.display(), dest.display()));
+            std::fs::copy(r, &dest)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", r.display(), dest.display()));
         }
-        let repo = RpmRepo { dir: dir.to_path_buf() };
+        let repo = RpmRepo {
+            dir: dir.to_path_buf(),
+        };
         repo.reindex(signer);
         repo
     }
@@ -210,7 +226,9 @@ impl RpmRepo {
     pub fn reindex(&self, signer: Option<&Key>) {
         let _ = std::fs::remove_dir_all(self.dir.join("repodata"));
         let mut cmd = Command::new("createrepo_c");
-        cmd.env("LC_ALL", "C").args(["--quiet", "--no-database"]).arg(&self.dir);
+        cmd.env("LC_ALL", "C")
+            .args(["--quiet", "--no-database"])
+            .arg(&self.dir);
         run(cmd, "createrepo_c");
         self.sign_with(signer);
     }
@@ -238,7 +256,8 @@ impl RpmRepo {
     /// `[id]`, `name`, `baseurl`, `enabled=1`, then `settings` in order
     /// (e.g. `("gpgcheck", "1")`).
     pub fn repo_file(id: &str, base_url: &str, settings: &[(&str, &str)]) -> String {
-        let mut s = format!("[{id}]\nname=Teleport test repository\nbaseurl={base_url}\nenabled=1\n");
+        let mut s =
+            format!("[{id}]\nname=Teleport test repository\nbaseurl={base_url}\nenabled=1\n");
         for (k, v) in settings {
             s.push_str(&format!("{k}={v}\n"));
         }
@@ -264,10 +283,19 @@ impl RpmRoot {
     /// A fresh root below `parent`, with `/etc/yum.repos.d`,
     /// `/etc/zypp/repos.d`, `/etc/pki/rpm-gpg` and `/tmp`.
     pub fn new(parent: &Path) -> RpmRoot {
-        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
-        let dir = tempfile::Builder::new().prefix("rpmroot-").tempdir_in(parent).expect("root directory");
+        std::fs::create_dir_all(parent)
+            .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+        let dir = tempfile::Builder::new()
+            .prefix("rpmroot-")
+            .tempdir_in(parent)
+            .expect("root directory");
         let root = RpmRoot { dir };
-        for d in ["/etc/yum.repos.d", "/etc/zypp/repos.d", "/etc/pki/rpm-gpg", "/tmp"] {
+        for d in [
+            "/etc/yum.repos.d",
+            "/etc/zypp/repos.d",
+            "/etc/pki/rpm-gpg",
+            "/tmp",
+        ] {
             std::fs::create_dir_all(root.file(d)).expect("root skeleton");
         }
         set_mode(&root.file("/tmp"), 0o1777);
@@ -298,14 +326,21 @@ impl RpmRoot {
     /// `rpm --root <root> ARGS` (not checked).
     pub fn rpm(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new("rpm");
-        cmd.env("LC_ALL", "C").arg("--root").arg(self.path()).args(args);
+        cmd.env("LC_ALL", "C")
+            .arg("--root")
+            .arg(self.path())
+            .args(args);
         cmd.output().expect("run rpm")
     }
 
     /// `rpm --root <root> --import <armored key>`.
     pub fn import_key(&self, armored: &Path) {
         let mut cmd = Command::new("rpm");
-        cmd.env("LC_ALL", "C").arg("--root").arg(self.path()).arg("--import").arg(armored);
+        cmd.env("LC_ALL", "C")
+            .arg("--root")
+            .arg(self.path())
+            .arg("--import")
+            .arg(armored);
         run(cmd, "rpm --import");
     }
 
@@ -313,17 +348,29 @@ impl RpmRoot {
     /// rpm only warns NOKEY).
     pub fn install(&self, rpm: &Path) {
         let mut cmd = Command::new("rpm");
-        cmd.env("LC_ALL", "C").arg("--root").arg(self.path()).arg("-i").arg(rpm);
+        cmd.env("LC_ALL", "C")
+            .arg("--root")
+            .arg(self.path())
+            .arg("-i")
+            .arg(rpm);
         run(cmd, "rpm -i");
     }
 
     /// `V-R` of the installed `pkg` (with `E:` when it has an epoch).
     pub fn installed_version(&self, pkg: &str) -> Option<String> {
-        let out = self.rpm(&["-q", "--qf", "%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n", pkg]);
+        let out = self.rpm(&[
+            "-q",
+            "--qf",
+            "%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n",
+            pkg,
+        ]);
         if !out.status.success() {
             return None;
         }
-        String::from_utf8_lossy(&out.stdout).lines().last().map(|l| l.trim().to_string())
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(|l| l.trim().to_string())
     }
 
     /// What the installed `/usr/bin/teleport` prints (run with the host's
@@ -364,19 +411,29 @@ impl Drop for RpmRoot {
 
 /// Pids of the live `gpg-agent`s whose `--homedir` lies below `dir`.
 pub fn gpg_agents_under(dir: &Path) -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let dir = dir.to_string_lossy().into_owned();
     let mut pids = Vec::new();
     for e in rd.filter_map(|e| e.ok()) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         // A zombie has an empty cmdline and is skipped.
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let is_agent = args.first().is_some_and(|a| a.rsplit('/').next() == Some("gpg-agent"));
-        let home_inside = args.windows(2).any(|w| w[0] == "--homedir" && w[1].starts_with(&dir));
+        let is_agent = args
+            .first()
+            .is_some_and(|a| a.rsplit('/').next() == Some("gpg-agent"));
+        let home_inside = args
+            .windows(2)
+            .any(|w| w[0] == "--homedir" && w[1].starts_with(&dir));
         if is_agent && home_inside {
             pids.push(pid);
         }
