@@ -468,6 +468,21 @@ fn dry_run_shows_the_decision_and_commands_and_changes_nothing() {
     assert!(out.contains("update --error-on=any"), "{out}");
     assert!(out.contains("install -y --no-install-recommends --allow-downgrades --allow-change-held-packages teleport-ent=15.4.3"), "{out}");
     assert!(out.contains("--set-selections"), "{out}");
+    // The plan never weakens verification.
+    for weak in [
+        "allow-unauthenticated",
+        "AllowUnauthenticated",
+        "AllowInsecureRepositories",
+        "AllowDowngradeToInsecure",
+        "trusted=yes",
+        "allow-insecure",
+        "allow-weak",
+    ] {
+        assert!(
+            !out.to_lowercase().contains(&weak.to_lowercase()),
+            "the plan contains {weak}: {out}"
+        );
+    }
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     assert!(
         !w.root.file("/var/lib/teleport-upgrade/state.json").exists(),
