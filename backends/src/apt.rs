@@ -591,20 +591,11 @@ impl Backend for Apt {
                 .push(format!("{} is restricted to its keyring", e.describe()));
         }
         refusals.extend(self.weakening_config_findings());
-        if refusals.is_empty() {
-            report
-                .checked
-                .push("apt's configuration keeps verification on".into());
-            Ok(report)
-        } else {
-            Err(Error::Untrusted {
-                reason: refusals
-                    .iter()
-                    .map(|f| f.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            })
-        }
+        crate::audit_verdict(
+            report,
+            refusals,
+            "apt's configuration keeps verification on".into(),
+        )
     }
 
     fn recover(&self) -> Result<Option<String>> {

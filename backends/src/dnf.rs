@@ -613,22 +613,11 @@ impl Backend for Dnf {
                 });
             }
         }
-        if refusals.is_empty() {
-            report.checked.push(format!(
-                "[{}] names its signing key(s): {}",
-                sec.id,
-                keys.join(" ")
-            ));
-            Ok(report)
-        } else {
-            Err(Error::Untrusted {
-                reason: refusals
-                    .iter()
-                    .map(|f| f.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            })
-        }
+        crate::audit_verdict(
+            report,
+            refusals,
+            format!("[{}] names its signing key(s): {}", sec.id, keys.join(" ")),
+        )
     }
 
     fn recover(&self) -> Result<Option<String>> {

@@ -260,6 +260,27 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
+/// The end of every trust audit: refuse with all `refusals` (each naming
+/// file, line and setting), or accept with `passed` noted as checked.
+pub(crate) fn audit_verdict(
+    mut report: TrustReport,
+    refusals: Vec<TrustFinding>,
+    passed: String,
+) -> Result<TrustReport> {
+    if refusals.is_empty() {
+        report.checked.push(passed);
+        Ok(report)
+    } else {
+        Err(Error::Untrusted {
+            reason: refusals
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+}
+
 /// Where the updater keeps its private files inside the system.
 pub fn private_dir(system: &System) -> PathBuf {
     system.path("/var/lib/teleport-upgrade")

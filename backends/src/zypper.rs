@@ -410,20 +410,7 @@ impl Backend for Zypper {
             }),
             Err(e) => tracing::warn!("cannot list the imported keys: {e}"),
         }
-        if refusals.is_empty() {
-            report
-                .checked
-                .push(format!("gpgcheck is on for [{}]", sec.id));
-            Ok(report)
-        } else {
-            Err(Error::Untrusted {
-                reason: refusals
-                    .iter()
-                    .map(|f| f.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            })
-        }
+        crate::audit_verdict(report, refusals, format!("gpgcheck is on for [{}]", sec.id))
     }
 
     fn recover(&self) -> Result<Option<String>> {
