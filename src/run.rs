@@ -12,7 +12,7 @@ use crate::config::{Config, Installer, AGENT_PACKAGES};
 use crate::decision::{decide, Decision, Mode, Observed};
 use crate::error::{AppError, Exit};
 use crate::health::{self, Clock};
-use crate::schedule::{rfc3339, Schedule};
+use crate::schedule::Schedule;
 use crate::state::{self, LastRun};
 use crate::{lock, target::Target};
 
@@ -323,9 +323,4 @@ fn update_inner(
         }
     }
     Ok(())
-}
-
-/// Human text for a window.
-pub fn window_text(start: i64, stop: i64) -> String {
-    format!("{} .. {} UTC", rfc3339(start), rfc3339(stop))
 }

@@ -280,8 +280,3 @@ pub(crate) fn audit_verdict(
         })
     }
 }
-
-/// Where the updater keeps its private files inside the system.
-pub fn private_dir(system: &System) -> PathBuf {
-    system.path("/var/lib/teleport-upgrade")
-}
