@@ -8,6 +8,7 @@ use std::time::Duration;
 use backends::{BackendKind, PkgName, System};
 
 use crate::error::AppError;
+use crate::pinning::Pins;
 
 pub const DEFAULT_DIR: &str = "/etc/teleport-upgrade.d";
 pub const ENV_DIR: &str = "TELEPORT_UPGRADE_CONFIG";
@@ -118,6 +119,8 @@ pub struct Config {
     pub source_file: Option<PathBuf>,
     /// New: how long to wait for the package manager's lock (seconds).
     pub lock_wait: Duration,
+    /// New: the pinned Teleport release key fingerprints (`trusted-keys`).
+    pub trusted_keys: Option<Pins>,
 }
 
 /// Read one v1-style value: lines starting with `# ` and blank lines are
@@ -155,6 +158,23 @@ pub fn read_value(path: &Path) -> Result<Option<String>, AppError> {
             file: path.to_path_buf(),
             message: format!("expected one value, found {} lines", values.len()),
         }),
+    }
+}
+
+/// `trusted-keys`: several lines, unlike the one-value files.
+fn read_pins(path: &Path) -> Result<Option<Pins>, AppError> {
+    let err = |message: String| AppError::Config {
+        file: path.to_path_buf(),
+        message,
+    };
+    match std::fs::read(path) {
+        Ok(b) if b.len() > 64 * 1024 => Err(err("larger than 64 KiB".into())),
+        Ok(b) => {
+            let text = String::from_utf8(b).map_err(|_| err("not UTF-8 text".into()))?;
+            Pins::parse(path, &text).map(Some).map_err(err)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err(format!("cannot read it: {e}"))),
     }
 }
 
@@ -251,6 +271,7 @@ impl Config {
             }
             None => Duration::from_secs(120),
         };
+        let trusted_keys = read_pins(&f("trusted-keys"))?;
         Ok(Config {
             dir: dir.to_path_buf(),
             endpoint,
@@ -261,6 +282,7 @@ impl Config {
             ca_file,
             source_file,
             lock_wait,
+            trusted_keys,
         })
     }
 

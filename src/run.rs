@@ -14,7 +14,7 @@ use crate::error::{AppError, Exit};
 use crate::health::{self, Clock};
 use crate::schedule::Schedule;
 use crate::state::{self, LastRun};
-use crate::{lock, target::Target};
+use crate::{lock, pinning, target::Target};
 
 /// What a command needs from the outside world.
 pub struct Env<'a> {
@@ -277,7 +277,20 @@ fn update_inner(
         .locate_source(&installed.name)
         .map_err(AppError::from_backend)?;
     tracing::info!(source = %source.description, "found the repository that serves {}", installed.name);
-    let audit = backend.audit_trust(&source);
+    let audit = backend
+        .audit_trust(&source)
+        .map_err(AppError::from_backend)
+        .and_then(|mut report| {
+            if let Some(pins) = &config.trusted_keys {
+                let pinned = pinning::check(backend.as_ref(), &source, &env.runner, pins, now)
+                    .map_err(AppError::Refused)?;
+                for w in &pinned.warnings {
+                    tracing::warn!("{w}");
+                }
+                report.checked.extend(pinned.checked);
+            }
+            Ok(report)
+        });
     if dry_run {
         match &audit {
             Ok(r) => {
@@ -294,10 +307,10 @@ fn update_inner(
         if health::systemd_running(&env.system) {
             let _ = writeln!(out, "  {}", health::restart_command());
         }
-        audit.map_err(AppError::from_backend)?;
+        audit?;
         return Ok(());
     }
-    let report = audit.map_err(AppError::from_backend)?;
+    let report = audit?;
     for c in &report.checked {
         tracing::info!("trust: {c}");
     }

@@ -5,102 +5,12 @@
 //! backend (`<scenario>::apt`, `::dnf`, `::zypper`).
 
 mod common;
+#[path = "common/multi.rs"]
+mod multi;
 #[path = "common/rpmworld.rs"]
 mod rpmworld;
 
-use common::Run;
-use rpmworld::{Pm, RpmWorld};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Apt,
-    Dnf,
-    Zypper,
-}
-
-enum World {
-    Apt(common::World),
-    Rpm(RpmWorld),
-}
-
-impl World {
-    /// A root of `kind` with `installed` in place, its repository serving
-    /// 15.4.2, 15.4.3 and 16.0.0 signed by the key the root trusts, and a
-    /// version server advertising `target` (not critical). No schedule yet.
-    fn new(kind: Kind, installed: &str, target: &str) -> World {
-        match kind {
-            Kind::Apt => World::Apt(common::World::new(installed, target)),
-            Kind::Dnf => World::Rpm(RpmWorld::new(Pm::Dnf, installed, target)),
-            Kind::Zypper => World::Rpm(RpmWorld::new(Pm::Zypper, installed, target)),
-        }
-    }
-
-    /// The installed agent's upstream version ("15.4.3").
-    fn installed(&self) -> Option<String> {
-        match self {
-            World::Apt(w) => w.installed(),
-            World::Rpm(w) => w.installed(),
-        }
-    }
-
-    fn set_target(&self, body: &str) {
-        match self {
-            World::Apt(w) => w.set_target(body),
-            World::Rpm(w) => w.set_target(body),
-        }
-    }
-
-    fn set_critical(&self, body: &str) {
-        match self {
-            World::Apt(w) => w.set_critical(body),
-            World::Rpm(w) => w.set_critical(body),
-        }
-    }
-
-    fn schedule_in_window(&self) {
-        match self {
-            World::Apt(w) => w.schedule_in_window(),
-            World::Rpm(w) => w.schedule_in_window(),
-        }
-    }
-
-    fn schedule_outside_window(&self) {
-        match self {
-            World::Apt(w) => w.schedule_outside_window(),
-            World::Rpm(w) => w.schedule_outside_window(),
-        }
-    }
-
-    /// Repository metadata signed by a key the root does not trust.
-    fn resign_with_unknown_key(&self) {
-        match self {
-            World::Apt(w) => {
-                // Dropped right after signing: its gpg-agent ends.
-                let other = testkit::gpg::Key::generate(
-                    &w.dir.path().join("other"),
-                    "Mallory <m@example.com>",
-                );
-                w.repo.sign_with(Some(&other));
-            }
-            World::Rpm(w) => w.resign_with_unknown_key(),
-        }
-    }
-
-    fn state_exists(&self) -> bool {
-        match self {
-            World::Apt(w) => w.root.file("/var/lib/teleport-upgrade/state.json").exists(),
-            World::Rpm(w) => w.state_file().exists(),
-        }
-    }
-
-    /// Run the real binary with `--root`.
-    fn run(&self, args: &[&str]) -> Run {
-        match self {
-            World::Apt(w) => w.run(args),
-            World::Rpm(w) => w.run(args),
-        }
-    }
-}
+use multi::{Kind, World};
 
 /// One `#[test]` per backend for a scenario `fn(Kind)`.
 macro_rules! scenario {

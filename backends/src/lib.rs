@@ -169,17 +169,25 @@ pub trait Backend: Send + Sync {
     fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine>;
 
     /// Full update sequence: recover, refresh, install exactly, hold, and
-    /// verify that the installed version is the requested one. The hold is
-    /// restored even when the install fails.
+    /// verify that the installed version is the requested one. When the
+    /// install fails, a hold that was in place is restored and no new one
+    /// is added: a failed or refused update leaves the package database as
+    /// it found it.
     fn update_to(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<Installed> {
         if let Some(what) = self.recover()? {
             tracing::warn!(repaired = %what, "repaired an interrupted package transaction");
         }
         self.refresh(source)?;
-        let installed = self.install_exact(source, pkg, version);
-        let held = self.hold(source, pkg);
-        installed?;
-        held?;
+        let was_held = self.is_held(source, pkg)?;
+        if let Err(e) = self.install_exact(source, pkg, version) {
+            if was_held {
+                if let Err(h) = self.hold(source, pkg) {
+                    tracing::error!("the install failed and the hold could not be restored: {h}");
+                }
+            }
+            return Err(e);
+        }
+        self.hold(source, pkg)?;
         let now = self.installed(pkg)?.ok_or_else(|| Error::NotInstalled {
             package: pkg.to_string(),
         })?;

@@ -114,6 +114,25 @@ pub fn has_pubkeys(system: &System, runner: &Runner) -> Result<bool> {
     Ok(fin.success())
 }
 
+/// The public keys the rpm database of `system` trusts (every
+/// `gpg-pubkey` pseudo-package), as concatenated ASCII-armored blocks;
+/// empty when it holds none.
+pub fn pubkeys(system: &System, runner: &Runner) -> Result<String> {
+    let fin =
+        runner.run(&rpm(system, runner).args(["-q", "gpg-pubkey", "--qf", "%{DESCRIPTION}\n"]))?;
+    if fin.success() {
+        Ok(fin.stdout)
+    } else if fin.combined().contains("is not installed") {
+        Ok(String::new())
+    } else {
+        Err(Error::CommandFailed {
+            command: rpm(system, runner).args(["-q", "gpg-pubkey"]).to_string(),
+            status: fin.status_text(),
+            tail: fin.tail(3),
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------
 // INI files (.repo, dnf.conf, yum.conf, zypp.conf)
 

@@ -97,7 +97,7 @@ impl Zypper {
 
     fn refresh_cmd(&self, source: &Source) -> CommandLine {
         self.zypper_for(source)
-            .args(["refresh", source.id.as_str()])
+            .args(["refresh", "--force", source.id.as_str()])
     }
 
     fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
@@ -206,15 +206,25 @@ impl Zypper {
     }
 
     /// Repository names or aliases zypper's cache lists for `pkg`.
-    fn cached_offers(&self, pkg: &PkgName) -> Vec<String> {
-        let cl = self.zypper().args([
-            "--no-refresh",
-            "--xmlout",
-            "search",
-            "-s",
-            "--match-exact",
-            pkg.as_str(),
-        ]);
+    /// The repositories that offer `pkg` according to zypper's cache. Only
+    /// repositories already cached are asked: `zypper --no-refresh search`
+    /// would otherwise download (and cache) the metadata of an uncached
+    /// repository before its definition has been audited.
+    fn cached_offers(&self, pkg: &PkgName, secs: &[IniSection]) -> Vec<String> {
+        let raw = self.system.path("/var/cache/zypp/raw");
+        let cached: Vec<&str> = secs
+            .iter()
+            .map(|s| s.id.as_str())
+            .filter(|id| raw.join(id).is_dir())
+            .collect();
+        if cached.is_empty() {
+            return Vec::new();
+        }
+        let mut cl = self.zypper().args(["--no-refresh", "--xmlout", "search"]);
+        for id in cached {
+            cl = cl.args(["--repo", id]);
+        }
+        let cl = cl.args(["-s", "--match-exact", pkg.as_str()]);
         let Ok(fin) = self.runner.run(&cl) else {
             return Vec::new();
         };
@@ -290,7 +300,7 @@ impl Backend for Zypper {
             return Ok(self.source_from(&chosen));
         }
         let secs = rpmdb::repo_sections(&[self.system.path(REPOS_DIR)]);
-        let offered = self.cached_offers(pkg);
+        let offered = self.cached_offers(pkg, &secs);
         match rpmdb::choose_section(&secs, &offered) {
             Some(s) => Ok(self.source_from(s)),
             None => Err(Error::SourceNotFound {

@@ -129,6 +129,31 @@ impl Key {
         cmd
     }
 
+    /// Revoke this key with the revocation certificate gpg made when it
+    /// generated the key (`openpgp-revocs.d/<FPR>.rev`): later exports carry
+    /// the revocation, and verifiers report the key as revoked.
+    pub fn revoke(&self) {
+        let rev = self
+            .home
+            .path()
+            .join("openpgp-revocs.d")
+            .join(format!("{}.rev", self.fingerprint));
+        let text =
+            std::fs::read_to_string(&rev).unwrap_or_else(|e| panic!("read {}: {e}", rev.display()));
+        // gpg writes the certificate with its armor header commented out
+        // (":-----BEGIN") so that it cannot be imported by accident.
+        let cert = text.replace(
+            ":-----BEGIN PGP PUBLIC KEY BLOCK-----",
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----",
+        );
+        let armored = self.home.path().join("revocation.asc");
+        std::fs::write(&armored, cert)
+            .unwrap_or_else(|e| panic!("write {}: {e}", armored.display()));
+        let mut cmd = self.command();
+        cmd.arg("--import").arg(&armored);
+        run(cmd, "gpg --import (revocation certificate)");
+    }
+
     /// Writes the ASCII-armored public key to `path`.
     pub fn export_armored(&self, path: &Path) {
         let mut cmd = self.command();

@@ -7,9 +7,13 @@
 //!
 //! One fixture per test process: a release key and a foreign key (both
 //! dropped, so their gpg-agents end, once the fixture is built), the agent
-//! rpms signed with the release key, and two repositories served on
-//! loopback: `good` (repomd.xml signed by the release key) and `badmeta`
-//! (same packages, repomd.xml signed by the foreign key).
+//! rpms signed with the release key, and repositories on disk that each
+//! world serves on loopback with its own server: `good` (repomd.xml signed
+//! by the release key), `badmeta` (same packages, repomd.xml signed by the
+//! foreign key), `nometa` (unsigned metadata), `unsignedrpm` (good metadata,
+//! unsigned packages), `foreignrpm` (good metadata, packages signed by the
+//! foreign key) and `tampered` (good metadata, 15.4.3 damaged after
+//! indexing).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -46,8 +50,13 @@ impl Pm {
 
 pub struct Fixture {
     pub release_key: PathBuf,
+    pub release_fingerprint: String,
+    /// The foreign key, armored.
+    pub foreign_key: PathBuf,
+    pub foreign_fingerprint: String,
     pub rpms: Vec<(String, PathBuf)>,
-    pub server: Server,
+    /// The repositories (one directory each).
+    pub repos: PathBuf,
 }
 
 impl Fixture {
@@ -58,9 +67,6 @@ impl Fixture {
             .find(|(v, _)| v == version)
             .expect("fixture version")
             .1
-    }
-    pub fn url(&self, repo: &str) -> String {
-        format!("{}/{repo}/", self.server.url())
     }
 }
 
@@ -86,19 +92,47 @@ pub fn fixture() -> &'static Fixture {
         let repos = dir.join("repos");
         RpmRepo::build(&repos.join("good"), &all, Some(&release));
         RpmRepo::build(&repos.join("badmeta"), &all, Some(&foreign));
+        RpmRepo::build(&repos.join("nometa"), &all, None);
+        let tampered = RpmRepo::build(&repos.join("tampered"), &all, Some(&release));
+        tampered.tamper(
+            all[1]
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("file name"),
+        );
+        let unsigned: Vec<PathBuf> = VERSIONS
+            .iter()
+            .map(|v| build_rpm(&RpmSpec::agent(PKG, v), &dir.join("build-unsigned")))
+            .collect();
+        RpmRepo::build(&repos.join("unsignedrpm"), &unsigned, Some(&release));
+        let foreign_signed: Vec<PathBuf> = VERSIONS
+            .iter()
+            .map(|v| {
+                let p = build_rpm(&RpmSpec::agent(PKG, v), &dir.join("build-foreign"));
+                sign_rpm(&foreign, &p);
+                p
+            })
+            .collect();
+        RpmRepo::build(&repos.join("foreignrpm"), &foreign_signed, Some(&release));
+        let foreign_key = dir.join("RPM-GPG-KEY-foreign");
+        foreign.export_armored(&foreign_key);
+        let release_fingerprint = release.fingerprint();
+        let foreign_fingerprint = foreign.fingerprint();
         // Dropping the keys ends their gpg-agents.
         drop(release);
         drop(foreign);
-        let server = Server::start(&repos);
         Fixture {
             release_key,
+            release_fingerprint,
+            foreign_key,
+            foreign_fingerprint,
             rpms,
-            server,
+            repos,
         }
     })
 }
 
-fn settings() -> Vec<(&'static str, &'static str)> {
+pub fn settings() -> Vec<(&'static str, &'static str)> {
     vec![
         ("autorefresh", "0"),
         ("gpgcheck", "1"),
@@ -114,6 +148,9 @@ pub struct RpmWorld {
     // the directory holding the version server's files.
     pub root: RpmRoot,
     pub vs: Server,
+    /// Serves the fixture's repositories for this world only, so a test
+    /// can change what one URL answers.
+    pub repo_server: Server,
     pub dir: tempfile::TempDir,
 }
 
@@ -135,7 +172,14 @@ impl RpmWorld {
         let vs_root = dir.path().join("vs");
         std::fs::create_dir_all(&vs_root).unwrap();
         let vs = Server::start(&vs_root);
-        let w = RpmWorld { pm, root, vs, dir };
+        let repo_server = Server::start(&f.repos);
+        let w = RpmWorld {
+            pm,
+            root,
+            vs,
+            repo_server,
+            dir,
+        };
         w.point_at("good");
         w.config("endpoint", &format!("127.0.0.1:{}{CHANNEL}", w.vs.port()));
         w.config("insecure", "yes");
@@ -145,11 +189,58 @@ impl RpmWorld {
         w
     }
 
-    fn point_at(&self, repo: &str) {
+    /// Point the root's Teleport repository at one of the fixture's
+    /// repositories.
+    pub fn point_at(&self, repo: &str) {
+        self.write_repo_file(repo, &settings());
+    }
+
+    /// The Teleport repository definition with `settings` (in order) after
+    /// `[teleport]`, name, baseurl and enabled.
+    pub fn write_repo_file(&self, repo: &str, settings: &[(&str, &str)]) {
         self.root.write(
             self.pm.repo_file(),
-            RpmRepo::repo_file("teleport", &fixture().url(repo), &settings()),
+            RpmRepo::repo_file("teleport", &self.repo_url(repo), settings),
         );
+    }
+
+    pub fn repo_url(&self, repo: &str) -> String {
+        format!("{}/{repo}/", self.repo_server.url())
+    }
+
+    /// From now on `good` answers with metadata signed by the foreign key
+    /// (at the same URL: cached metadata must not hide it).
+    pub fn resign_good_with_foreign_key(&self) {
+        let bad = fixture().repos.join("badmeta/repodata/repomd.xml.asc");
+        self.repo_server.set_route(
+            "/good/repodata/repomd.xml.asc",
+            Route::ok(std::fs::read(bad).unwrap()),
+        );
+    }
+
+    /// The packages installed in the root, with install times: what a
+    /// refused run must leave alone.
+    pub fn package_db(&self) -> String {
+        let out = self.root.rpm(&[
+            "-qa",
+            "--qf",
+            "%{NAME} %{VERSION}-%{RELEASE} %{INSTALLTIME}\n",
+        ]);
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        let locks = std::fs::read_to_string(self.root.file("/etc/zypp/locks")).unwrap_or_default();
+        format!(
+            "{}
+locks:
+{locks}",
+            lines.join(
+                "
+"
+            )
+        )
     }
 
     /// Serve metadata signed by the foreign key (the `badmeta` copy of the

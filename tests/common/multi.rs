@@ -1,0 +1,200 @@
+//! One world over the three backends: `common::World` (apt, real
+//! apt-get/dpkg) or `rpmworld::RpmWorld` (real dnf or zypper with rpm), so
+//! a scenario is written once and run on each. Test files include it with
+//! `#[path = "common/multi.rs"] mod multi;` next to `mod common;` and
+//! `#[path = "common/rpmworld.rs"] mod rpmworld;`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use crate::common::{self, Run, KEYRING, PKG};
+use crate::rpmworld::{self, Pm, RpmWorld, KEY_IN_ROOT};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Apt,
+    Dnf,
+    Zypper,
+}
+
+#[allow(clippy::large_enum_variant)]
+pub enum World {
+    Apt(common::World),
+    Rpm(RpmWorld),
+}
+
+impl World {
+    /// A root of `kind` with `installed` in place, its repository serving
+    /// 15.4.2, 15.4.3 and 16.0.0 signed by the key the root trusts, and a
+    /// version server advertising `target` (not critical). No schedule yet.
+    pub fn new(kind: Kind, installed: &str, target: &str) -> World {
+        match kind {
+            Kind::Apt => World::Apt(common::World::new(installed, target)),
+            Kind::Dnf => World::Rpm(RpmWorld::new(Pm::Dnf, installed, target)),
+            Kind::Zypper => World::Rpm(RpmWorld::new(Pm::Zypper, installed, target)),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            World::Apt(_) => Kind::Apt,
+            World::Rpm(w) if w.pm == Pm::Dnf => Kind::Dnf,
+            World::Rpm(_) => Kind::Zypper,
+        }
+    }
+
+    /// The installed agent's upstream version ("15.4.3").
+    pub fn installed(&self) -> Option<String> {
+        match self {
+            World::Apt(w) => w.installed(),
+            World::Rpm(w) => w.installed(),
+        }
+    }
+
+    /// Everything a refused run must leave alone: every package's version
+    /// and state (apt: status and selection, so a hold shows; rpm: version,
+    /// install time, and zypper's locks).
+    pub fn package_db(&self) -> String {
+        match self {
+            World::Apt(w) => {
+                let out = std::process::Command::new("dpkg-query")
+                    .arg(format!("--admindir={}", w.root.admindir().display()))
+                    .args(["-W", "-f", "${Package} ${Version} ${Status}\\n"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+            World::Rpm(w) => w.package_db(),
+        }
+    }
+
+    pub fn config(&self, name: &str, value: &str) {
+        match self {
+            World::Apt(w) => w.config(name, value),
+            World::Rpm(w) => w.config(name, value),
+        }
+    }
+
+    pub fn set_target(&self, body: &str) {
+        match self {
+            World::Apt(w) => w.set_target(body),
+            World::Rpm(w) => w.set_target(body),
+        }
+    }
+
+    pub fn set_critical(&self, body: &str) {
+        match self {
+            World::Apt(w) => w.set_critical(body),
+            World::Rpm(w) => w.set_critical(body),
+        }
+    }
+
+    pub fn schedule_in_window(&self) {
+        match self {
+            World::Apt(w) => w.schedule_in_window(),
+            World::Rpm(w) => w.schedule_in_window(),
+        }
+    }
+
+    pub fn schedule_outside_window(&self) {
+        match self {
+            World::Apt(w) => w.schedule_outside_window(),
+            World::Rpm(w) => w.schedule_outside_window(),
+        }
+    }
+
+    /// Repository metadata signed by a key the root does not trust.
+    pub fn resign_with_unknown_key(&self) {
+        match self {
+            World::Apt(w) => {
+                // Dropped right after signing: its gpg-agent ends.
+                let other = testkit::gpg::Key::generate(
+                    &w.dir.path().join("other"),
+                    "Mallory <m@example.com>",
+                );
+                w.repo.sign_with(Some(&other));
+            }
+            World::Rpm(w) => w.resign_with_unknown_key(),
+        }
+    }
+
+    /// The same repository URL answers with metadata signed by a key the
+    /// root does not trust (the "stale lists" trap: yesterday's metadata is
+    /// cached).
+    pub fn resign_in_place_with_unknown_key(&self) {
+        match self {
+            World::Apt(_) => self.resign_with_unknown_key(),
+            World::Rpm(w) => w.resign_good_with_foreign_key(),
+        }
+    }
+
+    /// Metadata without any signature.
+    pub fn unsign_metadata(&self) {
+        match self {
+            World::Apt(w) => w.repo.sign_with(None),
+            World::Rpm(w) => w.point_at("nometa"),
+        }
+    }
+
+    /// Good metadata, and 15.4.3's package damaged after indexing.
+    pub fn tamper_target_package(&self) {
+        match self {
+            World::Apt(w) => w
+                .repo
+                .tamper(&format!("{PKG}_15.4.3_{}.deb", testkit::deb::host_arch())),
+            World::Rpm(w) => w.point_at("tampered"),
+        }
+    }
+
+    /// The keyring (apt `signed-by`, rpm `gpgkey=` file) the Teleport
+    /// repository is restricted to, as a host path.
+    pub fn keyring(&self) -> PathBuf {
+        match self {
+            World::Apt(w) => w.root.file(KEYRING),
+            World::Rpm(w) => w.root.file(KEY_IN_ROOT),
+        }
+    }
+
+    /// The fingerprint of the key that signs the repository.
+    pub fn release_fingerprint(&self) -> String {
+        match self {
+            World::Apt(w) => w.key.fingerprint(),
+            World::Rpm(_) => rpmworld::fixture().release_fingerprint.clone(),
+        }
+    }
+
+    /// Requests the repository server has answered.
+    pub fn repo_requests(&self) -> usize {
+        match self {
+            World::Apt(w) => w.repo_server.requests().len(),
+            World::Rpm(w) => w.repo_server.requests().len(),
+        }
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let p = self.state_file();
+        serde_json::from_slice(
+            &std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        match self {
+            World::Apt(w) => w.root.file("/var/lib/teleport-upgrade/state.json"),
+            World::Rpm(w) => w.state_file(),
+        }
+    }
+
+    pub fn state_exists(&self) -> bool {
+        self.state_file().exists()
+    }
+
+    /// Run the real binary with `--root`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        match self {
+            World::Apt(w) => w.run(args),
+            World::Rpm(w) => w.run(args),
+        }
+    }
+}
