@@ -486,3 +486,19 @@ macro_rules! matrix_control {
 
 matrix_control!(pinned_release_key_lets_the_update_through, false);
 matrix_control!(expiring_pinned_key_warns_and_updates, true);
+
+/// A malformed pin file is a configuration error (exit 2) naming the file
+/// and line; nothing is asked of the repository.
+#[test]
+fn a_malformed_trusted_keys_file_is_a_configuration_error() {
+    let w = World::new(Kind::Apt, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.config("trusted-keys", "# release key\nDEADBEEF\n");
+    let r = w.run(&["run"]);
+    r.expect(2)
+        .logs_contain("trusted-keys")
+        .logs_contain("line 2")
+        .logs_contain("not an OpenPGP fingerprint");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    assert_eq!(w.repo_requests(), 0);
+}
