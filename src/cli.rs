@@ -70,6 +70,7 @@ const fn const_format_after() -> &'static str {
         "    source-file    the repository definition to use instead of finding it\n",
         "    lock-timeout   seconds to wait for the package manager's lock (default 120)\n",
         "    trusted-keys   pinned release key fingerprints, one per line (optional)\n",
+        "    metrics-dir    directory for teleport_upgrade.prom, or none\n",
         "\n",
         "Logs go to stderr (the journal under systemd: journalctl -u teleport-upgrade).\n",
         "\n",

@@ -121,6 +121,19 @@ pub struct Config {
     pub lock_wait: Duration,
     /// New: the pinned Teleport release key fingerprints (`trusted-keys`).
     pub trusted_keys: Option<Pins>,
+    /// New: where to write the Prometheus textfile (`metrics-dir`).
+    pub metrics: Metrics,
+}
+
+/// The `metrics-dir` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Metrics {
+    /// Not set: node_exporter's textfile directory when it exists.
+    Default,
+    /// `none`.
+    Off,
+    /// An absolute path (as the target system sees it).
+    Dir(PathBuf),
 }
 
 /// Read one v1-style value: lines starting with `# ` and blank lines are
@@ -272,6 +285,17 @@ impl Config {
             None => Duration::from_secs(120),
         };
         let trusted_keys = read_pins(&f("trusted-keys"))?;
+        let metrics = match read_value(&f("metrics-dir"))? {
+            None => Metrics::Default,
+            Some(v) if v == "none" => Metrics::Off,
+            Some(v) if v.starts_with('/') => Metrics::Dir(PathBuf::from(v)),
+            Some(v) => {
+                return Err(cfg_err(
+                    "metrics-dir",
+                    format!("{v:?}: expected an absolute directory, or none"),
+                ))
+            }
+        };
         Ok(Config {
             dir: dir.to_path_buf(),
             endpoint,
@@ -283,6 +307,7 @@ impl Config {
             source_file,
             lock_wait,
             trusted_keys,
+            metrics,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod decision;
 pub mod error;
 pub mod health;
 pub mod lock;
+pub mod metrics;
 pub mod pinning;
 pub mod run;
 pub mod schedule;

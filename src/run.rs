@@ -14,7 +14,7 @@ use crate::error::{AppError, Exit};
 use crate::health::{self, Clock};
 use crate::schedule::Schedule;
 use crate::state::{self, LastRun};
-use crate::{lock, pinning, target::Target};
+use crate::{lock, metrics, pinning, target::Target};
 
 /// What a command needs from the outside world.
 pub struct Env<'a> {
@@ -105,6 +105,43 @@ fn set_marker(config: &Config, present: bool) {
     }
 }
 
+/// What the trust audit found: the package manager's configuration, and
+/// the pinned key when `trusted-keys` is set.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Audit {
+    pub checked: Vec<String>,
+    pub warnings: Vec<String>,
+    /// When the pinned key in use expires (Unix seconds).
+    pub pinned_key_expires: Option<i64>,
+}
+
+/// The preflight trust audit of `source`: refused (exit 3) when the
+/// configuration weakens verification or the pinned key is missing,
+/// expired or revoked.
+pub fn audit(
+    env: &Env,
+    backend: &dyn Backend,
+    source: &backends::Source,
+    config: &Config,
+    now: i64,
+) -> Result<Audit, AppError> {
+    let report = backend
+        .audit_trust(source)
+        .map_err(AppError::from_backend)?;
+    let mut a = Audit {
+        checked: report.checked,
+        ..Audit::default()
+    };
+    if let Some(pins) = &config.trusted_keys {
+        let pinned =
+            pinning::check(backend, source, &env.runner, pins, now).map_err(AppError::Refused)?;
+        a.checked.extend(pinned.checked);
+        a.warnings = pinned.warnings;
+        a.pinned_key_expires = pinned.expires;
+    }
+    Ok(a)
+}
+
 /// `run`, `force` and `dry-run`. Prints the dry run's report to `out`.
 pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write) -> Exit {
     let command = match (mode, dry_run) {
@@ -152,12 +189,40 @@ pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write)
                 st.updates_total += 1;
             }
         }
+        if exit != Exit::Ok {
+            *st.failures.entry(rec.result.clone()).or_default() += 1;
+        }
         st.last_run = Some(rec);
         if let Err(e) = state::save(&path, &st) {
             tracing::warn!(file = %path.display(), "cannot write the state file: {e}");
         }
+        write_metrics(env, &st);
     }
     exit
+}
+
+/// The Prometheus textfile, where `metrics-dir` (or its default) says.
+fn write_metrics(env: &Env, st: &state::State) {
+    let setting = match Config::load(&env.config_dir) {
+        Ok(c) => c.metrics,
+        Err(_) => crate::config::Metrics::Default,
+    };
+    let dir = match setting {
+        crate::config::Metrics::Off => None,
+        crate::config::Metrics::Dir(d) => Some(env.system.path(d)),
+        crate::config::Metrics::Default => {
+            let d = env.system.path(metrics::DEFAULT_DIR);
+            d.is_dir().then_some(d)
+        }
+    };
+    if let Some(dir) = dir {
+        match metrics::write(&dir, st) {
+            Ok(p) => tracing::debug!(file = %p.display(), "wrote the metrics"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "cannot write the metrics file: {e}")
+            }
+        }
+    }
 }
 
 fn update_inner(
@@ -222,6 +287,7 @@ fn update_inner(
     rec.critical = Some(answer.critical);
     tracing::info!(endpoint = %endpoint, target = %answer.target, critical = answer.critical, "asked the version server");
 
+    rec.in_window = Some(schedule.current(now).is_some());
     let marker_present = config.marker_path().exists();
     let service_unhealthy = health::service_unhealthy(&env.system, &env.runner);
     let schedule_unhealthy = schedule.unhealthy_reason(now);
@@ -277,20 +343,12 @@ fn update_inner(
         .locate_source(&installed.name)
         .map_err(AppError::from_backend)?;
     tracing::info!(source = %source.description, "found the repository that serves {}", installed.name);
-    let audit = backend
-        .audit_trust(&source)
-        .map_err(AppError::from_backend)
-        .and_then(|mut report| {
-            if let Some(pins) = &config.trusted_keys {
-                let pinned = pinning::check(backend.as_ref(), &source, &env.runner, pins, now)
-                    .map_err(AppError::Refused)?;
-                for w in &pinned.warnings {
-                    tracing::warn!("{w}");
-                }
-                report.checked.extend(pinned.checked);
-            }
-            Ok(report)
-        });
+    let audit = audit(env, backend.as_ref(), &source, &config, now);
+    if let Ok(a) = &audit {
+        for w in &a.warnings {
+            tracing::warn!("{w}");
+        }
+    }
     if dry_run {
         match &audit {
             Ok(r) => {

@@ -10,6 +10,7 @@ use backends::System;
 pub const STATE_FILE: &str = "/var/lib/teleport-upgrade/state.json";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct LastRun {
     /// Unix seconds.
     pub time: i64,
@@ -22,6 +23,8 @@ pub struct LastRun {
     pub target: Option<String>,
     pub critical: Option<bool>,
     pub schedule: Option<String>,
+    /// Whether the run was inside a maintenance window.
+    pub in_window: Option<bool>,
     pub unhealthy: Option<String>,
     /// stand-down, no-target, up-to-date, update, wait (absent when the run
     /// failed before deciding).
@@ -34,6 +37,7 @@ pub struct LastRun {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct State {
     pub schema: u32,
     pub last_run: Option<LastRun>,
@@ -42,6 +46,10 @@ pub struct State {
     /// Unix seconds of the last successful update.
     pub last_update: Option<i64>,
     pub updates_total: u64,
+    /// Updates rolled back because the agent did not become healthy.
+    pub rollbacks_total: u64,
+    /// Runs that did not end with exit 0, by result word.
+    pub failures: std::collections::BTreeMap<String, u64>,
 }
 
 pub fn path(system: &System) -> PathBuf {

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::{AppError, Exit};
 use crate::health;
 use crate::lock;
-use crate::run::{installed_agent, read_schedule, select_backend, Env};
+use crate::run::{audit, installed_agent, read_schedule, select_backend, Audit, Env};
 use crate::schedule::{rfc3339, Window};
 use crate::state::{self, LastRun};
 
@@ -19,17 +19,63 @@ pub struct WindowView {
     pub stop: i64,
     pub start_utc: String,
     pub stop_utc: String,
+    /// The same instants in the host's local time zone (RFC 3339 with its
+    /// offset; UTC when the offset cannot be determined).
+    pub start_local: String,
+    pub stop_local: String,
 }
 
-impl From<Window> for WindowView {
-    fn from(w: Window) -> Self {
+/// The host's UTC offset, read once (the process is single-threaded here).
+fn local_offset() -> time::UtcOffset {
+    time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC)
+}
+
+fn local(t: i64, offset: time::UtcOffset) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map(|d| d.to_offset(offset))
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+impl WindowView {
+    fn new(w: Window, offset: time::UtcOffset) -> Self {
         WindowView {
             start: w.start,
             stop: w.stop,
             start_utc: rfc3339(w.start),
             stop_utc: rfc3339(w.stop),
+            start_local: local(w.start, offset),
+            stop_local: local(w.stop, offset),
         }
     }
+}
+
+/// The health signals, each on its own.
+#[derive(Debug, Serialize)]
+pub struct HealthView {
+    /// Why the schedule file says the agent is unhealthy (empty or stale).
+    pub schedule: Option<String>,
+    /// Why systemd says the agent's unit is unhealthy.
+    pub service: Option<String>,
+    /// The last run marked the agent unhealthy (one more unhealthy run
+    /// updates outside the window).
+    pub marker: bool,
+}
+
+/// The preflight trust audit, as a run would do it now.
+#[derive(Debug, Serialize)]
+pub struct TrustView {
+    /// `ok` or `refused`.
+    pub result: String,
+    pub checked: Vec<String>,
+    pub warnings: Vec<String>,
+    pub refused: Option<String>,
+    pub pinned_key_expires: Option<i64>,
+    pub pinned_key_expires_utc: Option<String>,
 }
 
 /// The `status --json` document (schema 1).
@@ -48,13 +94,21 @@ pub struct Status {
     pub schedule: String,
     pub window_current: Option<WindowView>,
     pub window_next: Option<WindowView>,
+    /// The first unhealthy signal (schedule, else service), as before.
     pub unhealthy: Option<String>,
     pub unhealthy_marker: bool,
+    pub health: HealthView,
+    /// The repository definition that serves the agent.
+    pub source: Option<String>,
+    pub trust: Option<TrustView>,
     pub lock_holder: Option<u32>,
     pub last_run: Option<LastRun>,
     pub last_success: Option<i64>,
     pub last_update: Option<i64>,
     pub updates_total: u64,
+    pub rollbacks_total: u64,
+    /// Runs that did not end with exit 0, by result.
+    pub failures: std::collections::BTreeMap<String, u64>,
     /// What could not be read.
     pub problems: Vec<String>,
 }
@@ -64,6 +118,8 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     let now = env.clock.now();
     let mut problems = Vec::new();
     let schedule = read_schedule(&config);
+    let mut source = None;
+    let mut trust = None;
     let (installer, package, installed) = match select_backend(env, &config) {
         Ok((Some(b), inst)) => {
             let inst_name = match inst {
@@ -71,11 +127,20 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
                 crate::config::Installer::Backend(k) => k.to_string(),
             };
             match installed_agent(b.as_ref(), &config) {
-                Ok(i) => (
-                    Some(inst_name),
-                    Some(i.name.to_string()),
-                    Some(i.version.to_string()),
-                ),
+                Ok(i) => {
+                    match b.locate_source(&i.name) {
+                        Ok(src) => {
+                            source = Some(src.description.clone());
+                            trust = Some(trust_view(audit(env, b.as_ref(), &src, &config, now)));
+                        }
+                        Err(e) => problems.push(e.to_string()),
+                    }
+                    (
+                        Some(inst_name),
+                        Some(i.name.to_string()),
+                        Some(i.version.to_string()),
+                    )
+                }
                 Err(e) => {
                     problems.push(e.to_string());
                     (
@@ -94,6 +159,10 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     };
     let st = state::load(&state::path(&env.system));
     let last = st.last_run.clone();
+    let offset = local_offset();
+    let schedule_health = schedule.unhealthy_reason(now);
+    let service_health = health::service_unhealthy(&env.system, &env.runner);
+    let marker = config.marker_path().exists();
     Ok(Status {
         schema: 1,
         updater_version: env!("CARGO_PKG_VERSION"),
@@ -105,19 +174,47 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         target: last.as_ref().and_then(|l| l.target.clone()),
         critical: last.as_ref().and_then(|l| l.critical),
         schedule: schedule.to_string(),
-        window_current: schedule.current(now).map(Into::into),
-        window_next: schedule.next(now).map(Into::into),
-        unhealthy: schedule
-            .unhealthy_reason(now)
-            .or_else(|| health::service_unhealthy(&env.system, &env.runner)),
-        unhealthy_marker: config.marker_path().exists(),
+        window_current: schedule.current(now).map(|w| WindowView::new(w, offset)),
+        window_next: schedule.next(now).map(|w| WindowView::new(w, offset)),
+        unhealthy: schedule_health.clone().or_else(|| service_health.clone()),
+        unhealthy_marker: marker,
+        health: HealthView {
+            schedule: schedule_health,
+            service: service_health,
+            marker,
+        },
+        source,
+        trust,
         lock_holder: lock::holder(&lock::path(&env.system)),
         last_run: last,
         last_success: st.last_success,
         last_update: st.last_update,
         updates_total: st.updates_total,
+        rollbacks_total: st.rollbacks_total,
+        failures: st.failures.clone(),
         problems,
     })
+}
+
+fn trust_view(a: Result<Audit, AppError>) -> TrustView {
+    match a {
+        Ok(a) => TrustView {
+            result: "ok".into(),
+            checked: a.checked,
+            warnings: a.warnings,
+            refused: None,
+            pinned_key_expires: a.pinned_key_expires,
+            pinned_key_expires_utc: a.pinned_key_expires.map(rfc3339),
+        },
+        Err(e) => TrustView {
+            result: "refused".into(),
+            checked: Vec::new(),
+            warnings: Vec::new(),
+            refused: Some(e.to_string()),
+            pinned_key_expires: None,
+            pinned_key_expires_utc: None,
+        },
+    }
 }
 
 fn opt(v: &Option<String>) -> &str {
@@ -149,11 +246,19 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     writeln!(out, "  schedule:    {}", s.schedule)?;
     match &s.window_current {
-        Some(w) => writeln!(out, "  window:      NOW, until {}", w.stop_utc)?,
+        Some(w) => writeln!(
+            out,
+            "  window:      NOW, until {} (local {})",
+            w.stop_utc, w.stop_local
+        )?,
         None => writeln!(out, "  window:      not in a window")?,
     }
     if let Some(w) = &s.window_next {
-        writeln!(out, "  next window: {} .. {}", w.start_utc, w.stop_utc)?;
+        writeln!(
+            out,
+            "  next window: {} .. {} (local {} .. {})",
+            w.start_utc, w.stop_utc, w.start_local, w.stop_local
+        )?;
     }
     writeln!(
         out,
@@ -165,6 +270,18 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             ""
         }
     )?;
+    if let Some(src) = &s.source {
+        writeln!(out, "  source:      {src}")?;
+    }
+    if let Some(t) = &s.trust {
+        match &t.refused {
+            None => writeln!(out, "  trust:       ok ({})", t.checked.join("; "))?,
+            Some(r) => writeln!(out, "  trust:       REFUSED: {r}")?,
+        }
+        for w in &t.warnings {
+            writeln!(out, "  warning:     {w}")?;
+        }
+    }
     match s.lock_holder {
         Some(p) => writeln!(out, "  lock:        held by pid {p}")?,
         None => writeln!(out, "  lock:        free")?,
@@ -192,6 +309,13 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(t) = s.last_success {
         writeln!(out, "  last success: {}", rfc3339(t))?;
     }
+    writeln!(
+        out,
+        "  totals:      {} update(s), {} rollback(s), {} failed run(s)",
+        s.updates_total,
+        s.rollbacks_total,
+        s.failures.values().sum::<u64>()
+    )?;
     for p in &s.problems {
         writeln!(out, "  problem:     {p}")?;
     }

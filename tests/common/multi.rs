@@ -155,6 +155,14 @@ impl World {
         }
     }
 
+    /// A path inside the root, as a host path.
+    pub fn file(&self, abs_in_root: &str) -> PathBuf {
+        match self {
+            World::Apt(w) => w.root.file(abs_in_root),
+            World::Rpm(w) => w.root.file(abs_in_root),
+        }
+    }
+
     /// The fingerprint of the key that signs the repository.
     pub fn release_fingerprint(&self) -> String {
         match self {

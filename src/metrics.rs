@@ -1,0 +1,245 @@
+//! Metrics in the Prometheus text format, for node_exporter's textfile
+//! collector: one file (`teleport_upgrade.prom`) written atomically after
+//! every run, so the collector never reads half a file.
+//!
+//! The directory is the `metrics-dir` setting; by default Debian's
+//! node_exporter textfile directory when it exists, else no file. `none`
+//! turns the file off.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::state::State;
+
+pub const FILE_NAME: &str = "teleport_upgrade.prom";
+
+/// Debian's and Ubuntu's `prometheus-node-exporter` textfile directory.
+pub const DEFAULT_DIR: &str = "/var/lib/prometheus/node-exporter";
+
+/// Every result a run can end with, so each series exists from the start
+/// (a counter that appears only after its first failure breaks `rate()`).
+pub const RESULTS: &[&str] = &[
+    "ok",
+    "no-target",
+    "config-error",
+    "refused",
+    "update-failed",
+    "rolled-back",
+    "rollback-failed",
+    "locked",
+];
+
+/// Escape a label value: backslash, double quote and newline.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The whole file for `state` (pure: tested by parsing it back).
+pub fn render(state: &State) -> String {
+    let mut o = String::new();
+    let last = state.last_run.as_ref();
+
+    family(
+        &mut o,
+        "teleport_upgrade_last_run_timestamp_seconds",
+        "gauge",
+        "Unix time the last run started.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_last_run_timestamp_seconds {}",
+        last.map_or(0, |l| l.time)
+    );
+    family(
+        &mut o,
+        "teleport_upgrade_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last run that ended with exit code 0.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_last_success_timestamp_seconds {}",
+        state.last_success.unwrap_or(0)
+    );
+    family(
+        &mut o,
+        "teleport_upgrade_last_update_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful update of the agent.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_last_update_timestamp_seconds {}",
+        state.last_update.unwrap_or(0)
+    );
+
+    family(
+        &mut o,
+        "teleport_upgrade_last_run_result",
+        "gauge",
+        "1 for the result the last run ended with, 0 for the others.",
+    );
+    let result = last.map(|l| l.result.as_str());
+    for r in RESULTS {
+        let _ = writeln!(
+            o,
+            "teleport_upgrade_last_run_result{{result=\"{r}\"}} {}",
+            u8::from(result == Some(*r))
+        );
+    }
+    family(
+        &mut o,
+        "teleport_upgrade_last_run_exit_code",
+        "gauge",
+        "Exit code of the last run (see teleport-upgrade --help).",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_last_run_exit_code {}",
+        last.map_or(0, |l| l.exit_code)
+    );
+
+    if let Some(l) = last {
+        let package = l.package.as_deref().unwrap_or("");
+        if let Some(v) = l.installed_after.as_ref().or(l.installed_before.as_ref()) {
+            family(
+                &mut o,
+                "teleport_upgrade_installed_version_info",
+                "gauge",
+                "The agent package and version installed after the last run.",
+            );
+            let _ = writeln!(
+                o,
+                "teleport_upgrade_installed_version_info{{package=\"{}\",version=\"{}\"}} 1",
+                label(package),
+                label(v)
+            );
+        }
+        if let Some(t) = &l.target {
+            family(
+                &mut o,
+                "teleport_upgrade_target_version_info",
+                "gauge",
+                "The target version the version server advertised at the last run.",
+            );
+            let _ = writeln!(
+                o,
+                "teleport_upgrade_target_version_info{{version=\"{}\",critical=\"{}\"}} 1",
+                label(t),
+                l.critical.unwrap_or(false)
+            );
+        }
+    }
+
+    family(
+        &mut o,
+        "teleport_upgrade_in_window",
+        "gauge",
+        "1 when the last run was inside a maintenance window.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_in_window {}",
+        u8::from(last.and_then(|l| l.in_window).unwrap_or(false))
+    );
+    family(
+        &mut o,
+        "teleport_upgrade_agent_unhealthy",
+        "gauge",
+        "1 when the last run saw the agent unhealthy.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_agent_unhealthy {}",
+        u8::from(last.is_some_and(|l| l.unhealthy.is_some()))
+    );
+
+    family(
+        &mut o,
+        "teleport_upgrade_updates_total",
+        "counter",
+        "Successful updates of the agent package.",
+    );
+    let _ = writeln!(o, "teleport_upgrade_updates_total {}", state.updates_total);
+    family(
+        &mut o,
+        "teleport_upgrade_rollbacks_total",
+        "counter",
+        "Updates rolled back because the agent did not become healthy.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_rollbacks_total {}",
+        state.rollbacks_total
+    );
+    family(
+        &mut o,
+        "teleport_upgrade_failures_total",
+        "counter",
+        "Runs that did not end well, by reason.",
+    );
+    for r in RESULTS.iter().filter(|r| **r != "ok") {
+        let _ = writeln!(
+            o,
+            "teleport_upgrade_failures_total{{reason=\"{r}\"}} {}",
+            state.failures.get(*r).copied().unwrap_or(0)
+        );
+    }
+    o
+}
+
+/// Write the file atomically into `dir`.
+pub fn write(dir: &Path, state: &State) -> std::io::Result<PathBuf> {
+    let path = dir.join(FILE_NAME);
+    backends::write_atomic(&path, render(state).as_bytes())?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::LastRun;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn every_result_has_a_series_before_it_happens() {
+        let text = render(&State::default());
+        for r in RESULTS {
+            assert!(
+                text.contains(&format!(
+                    "teleport_upgrade_last_run_result{{result=\"{r}\"}} 0"
+                )),
+                "{r}"
+            );
+        }
+        assert!(!text.contains("_info{"), "no version info before a run");
+    }
+
+    #[test]
+    fn the_last_result_is_the_one_set() {
+        let st = State {
+            last_run: Some(LastRun {
+                time: 5,
+                result: "refused".into(),
+                exit_code: 3,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let text = render(&st);
+        assert!(text.contains("teleport_upgrade_last_run_result{result=\"refused\"} 1"));
+        assert!(text.contains("teleport_upgrade_last_run_result{result=\"ok\"} 0"));
+        assert!(text.contains("teleport_upgrade_last_run_exit_code 3"));
+    }
+}
