@@ -16,19 +16,68 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// cannot hold a run longer than this.
 pub const OVERALL_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// The largest `/webapi/find` document accepted (it carries the proxy's
+/// settings, a few KiB).
+pub const MAX_FIND_BODY: usize = 64 * 1024;
+
+/// Where the target came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `/version` and `/critical` (v1).
+    VersionFiles,
+    /// The proxy's `/webapi/find` `auto_update` fields (RFD 184).
+    Find,
+}
+
 /// What the version server said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub target: Target,
+    /// `/critical`, or `auto_update.agent_auto_update` from `/webapi/find`:
+    /// update now, whatever the window.
     pub critical: bool,
     /// Set when `/critical` could not be read (then `critical` is false).
     pub critical_warning: Option<String>,
+    pub via: Via,
+}
+
+/// The part of the proxy's `/webapi/find` answer that matters here.
+#[derive(Debug, serde::Deserialize)]
+struct Find {
+    auto_update: Option<FindAutoUpdate>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FindAutoUpdate {
+    #[serde(default)]
+    agent_version: String,
+    #[serde(default)]
+    agent_auto_update: bool,
+}
+
+/// The target from a `/webapi/find` body: `Ok(None)` when the proxy does
+/// not advertise an agent version (older proxies, or not JSON at all);
+/// `Err` when it advertises one that is not a version.
+pub fn parse_find_body(body: &[u8]) -> Result<Option<(Target, bool)>, String> {
+    let Ok(find) = serde_json::from_slice::<Find>(body) else {
+        return Ok(None);
+    };
+    let Some(au) = find.auto_update else {
+        return Ok(None);
+    };
+    if au.agent_version.is_empty() {
+        return Ok(None);
+    }
+    let target = parse_version_body(au.agent_version.as_bytes())
+        .map_err(|e| format!("auto_update.agent_version: {e}"))?;
+    Ok(Some((target, au.agent_auto_update)))
 }
 
 pub struct Client {
     http: reqwest::Client,
     base: String,
     shown: String,
+    find: Option<String>,
 }
 
 impl Client {
@@ -75,6 +124,7 @@ impl Client {
             http,
             base: endpoint.base_url(insecure),
             shown: endpoint.base_url(insecure),
+            find: endpoint.find_url(insecure),
         })
     }
 
@@ -82,10 +132,19 @@ impl Client {
     /// `Err(Err(msg))`: it answered something no version server would
     /// (an oversized body), which is refused like any hostile answer.
     async fn get(&self, leaf: &str) -> Result<Vec<u8>, Result<String, String>> {
-        let url = format!("{}/{leaf}", self.base);
+        self.get_url(&format!("{}/{leaf}", self.base), leaf, MAX_BODY)
+            .await
+    }
+
+    async fn get_url(
+        &self,
+        url: &str,
+        leaf: &str,
+        max: usize,
+    ) -> Result<Vec<u8>, Result<String, String>> {
         let mut resp = self
             .http
-            .get(&url)
+            .get(url)
             .send()
             .await
             .map_err(|e| Ok(describe_reqwest(&e)))?;
@@ -94,34 +153,72 @@ impl Client {
             return Err(Ok(format!("GET /{leaf} answered HTTP {}", status.as_u16())));
         }
         if let Some(len) = resp.content_length() {
-            if len as usize > MAX_BODY {
+            if len as usize > max {
                 return Err(Err(format!(
-                    "GET /{leaf} answered a body of {len} bytes (at most {MAX_BODY} accepted)"
+                    "GET /{leaf} answered a body of {len} bytes (at most {max} accepted)"
                 )));
             }
         }
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| Ok(describe_reqwest(&e)))? {
             body.extend_from_slice(&chunk);
-            if body.len() > MAX_BODY {
+            if body.len() > max {
                 return Err(Err(format!(
-                    "GET /{leaf} answered a body larger than {MAX_BODY} bytes"
+                    "GET /{leaf} answered a body larger than {max} bytes"
                 )));
             }
         }
         Ok(body)
     }
 
-    /// Ask for `/version` and `/critical` at once.
+    /// `/webapi/find`'s agent version and update signal, when the proxy
+    /// gives them. A proxy that does not answer, or answers without them,
+    /// is `Ok(None)`: the v1 files decide.
+    async fn find(&self) -> Result<Option<(Target, bool)>, String> {
+        let Some(url) = &self.find else {
+            return Ok(None);
+        };
+        match self.get_url(url, "webapi/find", MAX_FIND_BODY).await {
+            Ok(body) => parse_find_body(&body),
+            Err(e) => {
+                tracing::debug!(
+                    "no agent version from /webapi/find ({}); using /version",
+                    e.unwrap_or_else(|x| x)
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Ask for `/version`, `/critical` and (from a proxy) `/webapi/find` at
+    /// once. `/webapi/find`'s `auto_update.agent_version`, when present,
+    /// wins (RFD 184), with `agent_auto_update` as the update-now signal.
     pub async fn fetch(&self) -> Result<Answer, AppError> {
-        let both = async { tokio::join!(self.get("version"), self.get("critical")) };
-        let (version, critical) =
-            tokio::time::timeout(OVERALL_TIMEOUT, both)
+        let all = async { tokio::join!(self.get("version"), self.get("critical"), self.find()) };
+        let (version, critical, find) =
+            tokio::time::timeout(OVERALL_TIMEOUT, all)
                 .await
                 .map_err(|_| AppError::Target {
                     endpoint: self.shown.clone(),
                     detail: format!("no answer within {} s", OVERALL_TIMEOUT.as_secs()),
                 })?;
+        match find {
+            Ok(Some((target, now))) => {
+                return Ok(Answer {
+                    target,
+                    critical: now,
+                    critical_warning: None,
+                    via: Via::Find,
+                })
+            }
+            Ok(None) => {}
+            Err(hostile) => {
+                return Err(AppError::Refused(format!(
+                    "{}: {hostile}",
+                    self.find.as_deref().unwrap_or_default()
+                )))
+            }
+        }
         let body = version.map_err(|e| match e {
             // A certificate that does not verify, or a redirect to plain
             // http, is a trust failure, not an outage.
@@ -151,6 +248,7 @@ impl Client {
             target,
             critical,
             critical_warning,
+            via: Via::VersionFiles,
         })
     }
 }
@@ -182,4 +280,35 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_bodies() {
+        let ok = br#"{"server_version":"17.0.0","auto_update":{"tools_version":"17.0.0","agent_version":"17.0.1","agent_auto_update":true,"agent_update_jitter_seconds":60}}"#;
+        let (t, now) = parse_find_body(ok).unwrap().unwrap();
+        assert_eq!(t.to_string(), "17.0.1");
+        assert!(now);
+        let later = br#"{"auto_update":{"agent_version":"v17.0.1"}}"#;
+        assert!(!parse_find_body(later).unwrap().unwrap().1);
+        for absent in [
+            &br#"{"server_version":"15.4.3"}"#[..],
+            br#"{"auto_update":{"agent_version":""}}"#,
+            br#"{"auto_update":null}"#,
+            b"<html>not found</html>",
+            b"",
+        ] {
+            assert_eq!(parse_find_body(absent), Ok(None), "{absent:?}");
+        }
+        for hostile in [
+            &br#"{"auto_update":{"agent_version":"latest"}}"#[..],
+            br#"{"auto_update":{"agent_version":"--help"}}"#,
+            br#"{"auto_update":{"agent_version":"15.4.3; rm -rf /"}}"#,
+        ] {
+            assert!(parse_find_body(hostile).is_err(), "{hostile:?}");
+        }
+    }
 }

@@ -84,6 +84,20 @@ impl Endpoint {
         )
     }
 
+    /// The proxy's `/webapi/find` URL when the endpoint is a Teleport
+    /// proxy's automatic-upgrades channel (`/v1/webapi/automaticupgrades/...`);
+    /// `None` for other (static, self-hosted) version servers.
+    pub fn find_url(&self, insecure: bool) -> Option<String> {
+        if !self.path.starts_with("/v1/webapi/automaticupgrades/") {
+            return None;
+        }
+        let scheme = if insecure { "http" } else { "https" };
+        Some(match self.port {
+            Some(p) => format!("{scheme}://{}:{p}/webapi/find", self.host),
+            None => format!("{scheme}://{}/webapi/find", self.host),
+        })
+    }
+
     /// The base URL, `https://` unless `insecure`.
     pub fn base_url(&self, insecure: bool) -> String {
         let scheme = if insecure { "http" } else { "https" };

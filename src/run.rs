@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use backends::{Backend, Installed, Options, PkgName, Runner, System};
 
-use crate::client::Client;
+use crate::client::{Client, Via};
 use crate::config::{Config, Installer, AGENT_PACKAGES};
 use crate::decision::{decide, Decision, Mode, Observed};
 use crate::error::{AppError, Exit};
@@ -36,6 +36,21 @@ pub fn read_schedule(config: &Config) -> Schedule {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Schedule::Missing,
         Err(e) => Schedule::Unparseable(format!("cannot read it: {e}")),
     }
+}
+
+/// Managed Updates v2's configuration for the default agent.
+pub const V2_CONFIG: &str = "/opt/teleport/default/update.yaml";
+
+/// The v2 configuration file (as the target sees it) when `teleport-update`
+/// manages the agent: the file exists and does not say `enabled: false`.
+pub fn managed_by_v2(system: &System) -> Option<String> {
+    let text = std::fs::read_to_string(system.path(V2_CONFIG)).ok()?;
+    let disabled = text.lines().any(|l| {
+        let l = l.trim();
+        l.strip_prefix("enabled:")
+            .is_some_and(|v| v.trim().trim_matches('"') == "false")
+    });
+    (!disabled).then(|| V2_CONFIG.to_string())
 }
 
 /// The backend named by `installer`, or detected; `None` for `nop` when no
@@ -238,13 +253,20 @@ fn update_inner(
     let schedule = read_schedule(&config);
     rec.schedule = Some(schedule.to_string());
     tracing::info!(schedule = %schedule, file = %config.schedule_path().display(), "read the maintenance schedule");
-    if schedule == Schedule::StandDown {
+    let stand_down = if schedule == Schedule::StandDown {
+        Some(Decision::StandDown.to_string())
+    } else {
+        managed_by_v2(&env.system).map(|f| {
+            format!("stand down: Managed Updates v2 (teleport-update) manages this host ({f} is present and enabled)")
+        })
+    };
+    if let Some(why) = stand_down {
         let d = Decision::StandDown;
-        tracing::info!(decision = d.word(), "{d}");
+        tracing::info!(decision = d.word(), "{why}");
         rec.decision = Some(d.word().into());
-        rec.detail = Some(d.to_string());
+        rec.detail = Some(why.clone());
         if dry_run {
-            let _ = writeln!(out, "decision: {d}");
+            let _ = writeln!(out, "decision: {why}");
         }
         return Ok(());
     }
@@ -285,7 +307,14 @@ fn update_inner(
     }
     rec.target = Some(answer.target.to_string());
     rec.critical = Some(answer.critical);
-    tracing::info!(endpoint = %endpoint, target = %answer.target, critical = answer.critical, "asked the version server");
+    match answer.via {
+        Via::VersionFiles => {
+            tracing::info!(endpoint = %endpoint, target = %answer.target, critical = answer.critical, "asked the version server")
+        }
+        Via::Find => {
+            tracing::info!(endpoint = %endpoint, target = %answer.target, update_now = answer.critical, "the proxy's /webapi/find advertises the agent version (auto_update.agent_version; agent_auto_update counts as critical)")
+        }
+    }
 
     rec.in_window = Some(schedule.current(now).is_some());
     let marker_present = config.marker_path().exists();

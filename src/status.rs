@@ -98,6 +98,9 @@ pub struct Status {
     pub unhealthy: Option<String>,
     pub unhealthy_marker: bool,
     pub health: HealthView,
+    /// Managed Updates v2's configuration file, when v2 manages the agent
+    /// (then every run stands down).
+    pub managed_by_v2: Option<String>,
     /// The repository definition that serves the agent.
     pub source: Option<String>,
     pub trust: Option<TrustView>,
@@ -183,6 +186,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
             service: service_health,
             marker,
         },
+        managed_by_v2: crate::run::managed_by_v2(&env.system),
         source,
         trust,
         lock_holder: lock::holder(&lock::path(&env.system)),
@@ -270,6 +274,12 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             ""
         }
     )?;
+    if let Some(f) = &s.managed_by_v2 {
+        writeln!(
+            out,
+            "  v2:          Managed Updates v2 manages this host ({f}): every run stands down"
+        )?;
+    }
     if let Some(src) = &s.source {
         writeln!(out, "  source:      {src}")?;
     }

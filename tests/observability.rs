@@ -30,6 +30,7 @@ const STATUS_KEYS: &[&str] = &[
     "unhealthy",
     "unhealthy_marker",
     "health",
+    "managed_by_v2",
     "source",
     "trust",
     "lock_holder",

@@ -82,6 +82,22 @@ impl World {
         }
     }
 
+    /// Answer `path` on the version server's host (e.g. `/webapi/find`).
+    pub fn set_vs_route(&self, path: &str, route: testkit::http::Route) {
+        match self {
+            World::Apt(w) => w.vs.set_route(path, route),
+            World::Rpm(w) => w.vs.set_route(path, route),
+        }
+    }
+
+    /// Requests the version server's host answered for `path`.
+    pub fn vs_hits(&self, path: &str) -> usize {
+        match self {
+            World::Apt(w) => w.vs.hits(path),
+            World::Rpm(w) => w.vs.hits(path),
+        }
+    }
+
     pub fn set_critical(&self, body: &str) {
         match self {
             World::Apt(w) => w.set_critical(body),
