@@ -71,6 +71,8 @@ const fn const_format_after() -> &'static str {
         "    lock-timeout   seconds to wait for the package manager's lock (default 120)\n",
         "    trusted-keys   pinned release key fingerprints, one per line (optional)\n",
         "    metrics-dir    directory for teleport_upgrade.prom, or none\n",
+        "    health-timeout seconds to wait for a healthy agent after an update (default 300, 0 off)\n",
+        "    diag-addr      host:port of the agent's /readyz (default: diag_addr in /etc/teleport.yaml)\n",
         "\n",
         "Logs go to stderr (the journal under systemd: journalctl -u teleport-upgrade).\n",
         "\n",
@@ -82,6 +84,10 @@ const fn const_format_after() -> &'static str {
         "       (unsigned or wrongly signed repository, weakened verification)\n",
         "    4  the update was attempted and failed (the agent may be unchanged)\n",
         "    5  another teleport-upgrade run holds the lock\n",
+        "    6  updated, but the agent did not become healthy: rolled back to the\n",
+        "       previous version (not retried until the target changes)\n",
+        "    7  the agent did not become healthy and the rollback failed too:\n",
+        "       the host needs an operator\n",
     )
 }
 

@@ -137,6 +137,12 @@ pub struct Config {
     pub trusted_keys: Option<Pins>,
     /// New: where to write the Prometheus textfile (`metrics-dir`).
     pub metrics: Metrics,
+    /// New: how long to wait for the agent to be healthy after an update
+    /// before rolling back (`health-timeout`, seconds; 0 turns it off).
+    pub health_timeout: Duration,
+    /// New: the agent's diagnostic address (`diag-addr`, host:port) for
+    /// `/readyz`; else read from /etc/teleport.yaml.
+    pub diag_addr: Option<String>,
 }
 
 /// The `metrics-dir` setting.
@@ -310,6 +316,31 @@ impl Config {
                 ))
             }
         };
+        let health_timeout = match read_value(&f("health-timeout"))? {
+            Some(v) => {
+                Duration::from_secs(v.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(
+                    || {
+                        cfg_err(
+                            "health-timeout",
+                            format!("expected seconds from 0 (off) to 3600, got {v:?}"),
+                        )
+                    },
+                )?)
+            }
+            None => Duration::from_secs(300),
+        };
+        let diag_addr = read_value(&f("diag-addr"))?
+            .map(|v| {
+                if crate::verify::valid_addr(&v) {
+                    Ok(v)
+                } else {
+                    Err(cfg_err(
+                        "diag-addr",
+                        format!("expected host:port of the agent's diagnostic endpoint, got {v:?}"),
+                    ))
+                }
+            })
+            .transpose()?;
         Ok(Config {
             dir: dir.to_path_buf(),
             endpoint,
@@ -322,6 +353,8 @@ impl Config {
             lock_wait,
             trusted_keys,
             metrics,
+            health_timeout,
+            diag_addr,
         })
     }
 

@@ -34,6 +34,9 @@ pub struct Observed {
     pub marker_present: bool,
     /// The installed agent version.
     pub installed: PkgVersion,
+    /// The target already failed its health check on this host and was
+    /// rolled back (recorded in the state file).
+    pub failed_before: bool,
 }
 
 /// Why an update happens now.
@@ -63,6 +66,9 @@ pub enum WaitReason {
     FirstUnhealthy {
         why: String,
     },
+    /// The target failed its health check here and was rolled back: not
+    /// retried until the target changes or the update is critical.
+    FailedBefore,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,6 +122,11 @@ pub fn decide(o: &Observed) -> Outcome {
     }
     if o.critical {
         return update(UpdateReason::Critical);
+    }
+    if o.failed_before {
+        return done(Decision::Wait {
+            reason: WaitReason::FailedBefore,
+        });
     }
     if let Some(window) = o.schedule.current(o.now) {
         return update(UpdateReason::InWindow { window });
@@ -187,6 +198,9 @@ impl fmt::Display for Decision {
                     f,
                     "wait: the agent looks unhealthy ({why}); marked, and the next run updates if it still is"
                 ),
+                WaitReason::FailedBefore => f.write_str(
+                    "wait: this target failed its health check on this host and was rolled back; it is retried only when the target changes, the update is critical, or with force"
+                ),
             },
         }
     }
@@ -241,6 +255,43 @@ mod tests {
             service_unhealthy: svc_bad.then(|| "teleport.service is failed".to_string()),
             marker_present: marker,
             installed: PkgVersion::parse("15.4.3").unwrap(),
+            failed_before: false,
+        }
+    }
+
+    /// A target that was rolled back here waits, whatever the window or
+    /// health say, unless critical or forced.
+    #[test]
+    fn a_target_that_failed_here_is_not_retried_unless_critical_or_forced() {
+        for s in [S::InWindow, S::Future, S::Past, S::Missing] {
+            for svc in [false, true] {
+                for marker in [false, true] {
+                    for (mode, crit, want_update) in [
+                        (Mode::Run, false, false),
+                        (Mode::Run, true, true),
+                        (Mode::Force, false, true),
+                    ] {
+                        let mut o = observed(mode, T::Newer, crit, s, svc, marker);
+                        o.failed_before = true;
+                        let out = decide(&o);
+                        assert_eq!(
+                            out.decision.is_update(),
+                            want_update,
+                            "{:?}",
+                            (s, svc, marker, mode, crit)
+                        );
+                        if !want_update {
+                            assert_eq!(
+                                out.decision,
+                                Decision::Wait {
+                                    reason: WaitReason::FailedBefore
+                                }
+                            );
+                            assert!(!out.marker_after);
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -19,6 +19,12 @@ pub enum Exit {
     UpdateFailed = 4,
     /// Another run holds the lock.
     Locked = 5,
+    /// The update was installed, the agent did not become healthy, and the
+    /// previous version was put back (healthy again).
+    RolledBack = 6,
+    /// The update left the agent unhealthy and putting the previous version
+    /// back failed too: the host needs an operator.
+    RollbackFailed = 7,
 }
 
 pub const EXIT_CODES_HELP: &str = "\
@@ -29,7 +35,11 @@ EXIT CODES:
     3  refused: invalid answer from the version server, or a trust failure
        (unsigned or wrongly signed repository, weakened verification)
     4  the update was attempted and failed (the agent may be unchanged)
-    5  another teleport-upgrade run holds the lock";
+    5  another teleport-upgrade run holds the lock
+    6  updated, but the agent did not become healthy: rolled back to the
+       previous version (not retried until the target changes)
+    7  the agent did not become healthy and the rollback failed too:
+       the host needs an operator";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -50,6 +60,12 @@ pub enum AppError {
 
     #[error("{0}")]
     Locked(String),
+
+    #[error("rolled back: {0}")]
+    RolledBack(String),
+
+    #[error("ROLLBACK FAILED: {0}")]
+    RollbackFailed(String),
 }
 
 impl AppError {
@@ -60,6 +76,8 @@ impl AppError {
             AppError::Refused(_) => Exit::Refused,
             AppError::UpdateFailed(_) => Exit::UpdateFailed,
             AppError::Locked(_) => Exit::Locked,
+            AppError::RolledBack(_) => Exit::RolledBack,
+            AppError::RollbackFailed(_) => Exit::RollbackFailed,
         }
     }
 
@@ -82,6 +100,8 @@ impl AppError {
             Exit::Refused => "refused",
             Exit::UpdateFailed => "update-failed",
             Exit::Locked => "locked",
+            Exit::RolledBack => "rolled-back",
+            Exit::RollbackFailed => "rollback-failed",
         }
     }
 }

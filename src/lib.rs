@@ -18,3 +18,4 @@ pub mod schedule;
 pub mod state;
 pub mod status;
 pub mod target;
+pub mod verify;

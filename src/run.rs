@@ -14,6 +14,7 @@ use crate::error::{AppError, Exit};
 use crate::health::{self, Clock};
 use crate::schedule::Schedule;
 use crate::state::{self, LastRun};
+use crate::verify::{self, Check, Verdict};
 use crate::{lock, metrics, pinning, target::Target};
 
 /// What a command needs from the outside world.
@@ -207,6 +208,20 @@ pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write)
         if exit != Exit::Ok {
             *st.failures.entry(rec.result.clone()).or_default() += 1;
         }
+        match exit {
+            Exit::Ok if rec.decision.as_deref() == Some("update") => st.failed_target = None,
+            Exit::RolledBack | Exit::RollbackFailed => {
+                if exit == Exit::RolledBack {
+                    st.rollbacks_total += 1;
+                }
+                st.failed_target = rec.target.clone().map(|version| state::FailedTarget {
+                    version,
+                    time: rec.time,
+                    why: rec.failed_health.clone().unwrap_or_default(),
+                });
+            }
+            _ => {}
+        }
         st.last_run = Some(rec);
         if let Err(e) = state::save(&path, &st) {
             tracing::warn!(file = %path.display(), "cannot write the state file: {e}");
@@ -339,6 +354,13 @@ fn update_inner(
         service_unhealthy,
         marker_present,
         installed: installed.version.clone(),
+        failed_before: match (
+            &answer.target,
+            state::load(&state::path(&env.system)).failed_target,
+        ) {
+            (Target::Version(t), Some(f)) => f.version == t.to_string(),
+            _ => false,
+        },
     };
     let outcome = decide(&observed);
     let d = &outcome.decision;
@@ -413,14 +435,105 @@ fn update_inner(
         .map_err(AppError::from_backend)?;
     rec.installed_after = Some(after.version.to_string());
     tracing::info!(package = %after.name, from = %installed.version, to = %after.version, "updated and held the agent package");
+    let restarted = restart(env);
+    let Some(check) = health_check(env, &config) else {
+        return restarted.map_err(|e| {
+            AppError::UpdateFailed(format!("updated to {version}, but the restart failed: {e}"))
+        });
+    };
+    let why = match restarted {
+        Err(e) => format!("the restart failed: {e}"),
+        Ok(()) => {
+            tracing::info!("waiting for the agent to be healthy: {}", check.describe());
+            match check.wait(&env.runner) {
+                Verdict::Healthy(how) => {
+                    tracing::info!("the agent is healthy: {how}");
+                    return Ok(());
+                }
+                Verdict::Unverifiable => {
+                    tracing::warn!("cannot verify the agent's health here: systemd is not running and no diagnostic address is known (set diag-addr, or diag_addr in /etc/teleport.yaml)");
+                    return Ok(());
+                }
+                Verdict::Unhealthy(why) => why,
+            }
+        }
+    };
+    Err(roll_back(
+        env,
+        backend.as_ref(),
+        &source,
+        &installed,
+        &version,
+        why,
+        &check,
+        rec,
+    ))
+}
+
+fn restart(env: &Env) -> Result<(), String> {
     match health::restart_agent(&env.system, &env.runner) {
-        Ok(true) => tracing::info!("restarted {}", health::AGENT_UNIT),
-        Ok(false) => {}
+        Ok(true) => {
+            tracing::info!("restarted {}", health::AGENT_UNIT);
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The post-update health check, unless `health-timeout` is 0.
+fn health_check(env: &Env, config: &Config) -> Option<Check> {
+    if config.health_timeout.is_zero() {
+        return None;
+    }
+    Some(Check::new(
+        config.health_timeout,
+        health::systemd_running(&env.system),
+        verify::readyz_url(config.diag_addr.as_deref(), &env.system),
+    ))
+}
+
+/// Put the previous version back after `version` did not become healthy,
+/// and say how that went: `RolledBack` (exit 6) when the previous version
+/// is back and healthy, `RollbackFailed` (exit 7) otherwise. A failed
+/// reinstall leaves the host as the package manager left it (the new
+/// version installed and held), never half-removed.
+#[allow(clippy::too_many_arguments)]
+fn roll_back(
+    env: &Env,
+    backend: &dyn Backend,
+    source: &backends::Source,
+    before: &Installed,
+    version: &backends::PkgVersion,
+    why: String,
+    check: &Check,
+    rec: &mut LastRun,
+) -> AppError {
+    let pkg = &before.name;
+    let prev = &before.version;
+    tracing::error!(package = %pkg, failed = %version, back_to = %prev, "{pkg} {version} did not become healthy ({why}); rolling back to {prev}");
+    rec.failed_health = Some(why.clone());
+    match backend.update_to(source, pkg, prev) {
+        Ok(back) => rec.installed_after = Some(back.version.to_string()),
         Err(e) => {
-            return Err(AppError::UpdateFailed(format!(
-                "updated to {version}, but the restart failed: {e}"
-            )))
+            let msg = format!("{pkg} {version} did not become healthy ({why}), and reinstalling {prev} failed: {e}; {pkg} {version} stays installed and held: repair the agent by hand");
+            tracing::error!("ROLLBACK FAILED: {msg}");
+            return AppError::RollbackFailed(msg);
         }
     }
-    Ok(())
+    if let Err(e) = restart(env) {
+        let msg = format!("{pkg} {version} did not become healthy ({why}); {prev} is reinstalled but restarting the agent failed: {e}");
+        tracing::error!("ROLLBACK FAILED: {msg}");
+        return AppError::RollbackFailed(msg);
+    }
+    match check.wait(&env.runner) {
+        Verdict::Unhealthy(again) => {
+            let msg = format!("{pkg} {version} did not become healthy ({why}); {prev} is reinstalled but is not healthy either ({again})");
+            tracing::error!("ROLLBACK FAILED: {msg}");
+            AppError::RollbackFailed(msg)
+        }
+        Verdict::Healthy(_) | Verdict::Unverifiable => AppError::RolledBack(format!(
+            "{pkg} {version} did not become healthy ({why}); {prev} is back and healthy; {version} is not retried until the target changes or the update is critical"
+        )),
+    }
 }

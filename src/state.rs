@@ -33,6 +33,8 @@ pub struct LastRun {
     /// ok, no-target, config-error, refused, update-failed, locked.
     pub result: String,
     pub exit_code: u8,
+    /// Why the updated agent was judged unhealthy (then rolled back).
+    pub failed_health: Option<String>,
     pub error: Option<String>,
 }
 
@@ -50,6 +52,18 @@ pub struct State {
     pub rollbacks_total: u64,
     /// Runs that did not end with exit 0, by result word.
     pub failures: std::collections::BTreeMap<String, u64>,
+    /// The target that failed its health check here and was rolled back;
+    /// not retried until the target changes or the update is critical.
+    pub failed_target: Option<FailedTarget>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FailedTarget {
+    pub version: String,
+    /// Unix seconds.
+    pub time: i64,
+    pub why: String,
 }
 
 pub fn path(system: &System) -> PathBuf {

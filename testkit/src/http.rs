@@ -44,6 +44,14 @@ pub enum Route {
     Hang,
     /// Answer `status` (301, 302, 307, 308...) with `Location: location`.
     Redirect { status: u16, location: String },
+    /// Decided at request time: `present` when the file `path` exists, else
+    /// `absent` (e.g. a readiness endpoint whose answer follows a file an
+    /// installed package ships).
+    Gate {
+        path: PathBuf,
+        present: Box<Route>,
+        absent: Box<Route>,
+    },
 }
 
 impl Route {
@@ -67,6 +75,15 @@ impl Route {
             status: code,
             body: text.into(),
             delay,
+        }
+    }
+
+    /// `present` while `path` exists, `absent` otherwise.
+    pub fn gate(path: &Path, present: Route, absent: Route) -> Route {
+        Route::Gate {
+            path: path.to_path_buf(),
+            present: Box::new(present),
+            absent: Box::new(absent),
         }
     }
 
@@ -375,7 +392,15 @@ fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
                 keep_alive,
             )
         } else {
-            let route = shared.routes.lock().unwrap().get(&req.path).cloned();
+            let mut route = shared.routes.lock().unwrap().get(&req.path).cloned();
+            while let Some(Route::Gate {
+                path,
+                present,
+                absent,
+            }) = route
+            {
+                route = Some(if path.exists() { *present } else { *absent });
+            }
             match route {
                 Some(Route::Hang) => {
                     // Never answer: drain whatever comes until the client
@@ -413,6 +438,7 @@ fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
                     head_only,
                     keep_alive,
                 ),
+                Some(Route::Gate { .. }) => unreachable!("gates are resolved above"),
                 None => serve_file(&mut stream, &shared.root, &req, head_only, keep_alive),
             }
         };

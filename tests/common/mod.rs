@@ -18,12 +18,33 @@ use testkit::http::{Route, Server};
 pub const PKG: &str = "teleport-ent";
 pub const CHANNEL: &str = "/v1/webapi/automaticupgrades/channel/default";
 pub const KEYRING: &str = "/usr/share/keyrings/teleport-archive-keyring.asc";
-pub const VERSIONS: &[&str] = &["15.4.2", "15.4.3", "16.0.0"];
-
 pub const BIN: &str = env!("CARGO_BIN_EXE_teleport-upgrade");
 
-/// The fake agent packages, built once per test process.
-pub fn debs() -> &'static Vec<PathBuf> {
+/// The versions every test repository serves.
+pub const VERSIONS: &[&str] = &["15.4.2", "15.4.3", "15.4.4", "16.0.0"];
+/// A version whose package makes the agent unhealthy: it ships
+/// [`BROKEN_MARKER`], which the readiness stand-in answers 503 for.
+pub const BROKEN: &str = "15.4.4";
+pub const BROKEN_MARKER: &str = "/usr/share/teleport-test/broken";
+/// A version that is built (to install directly) but published nowhere.
+pub const UNPUBLISHED: &str = "15.4.1";
+
+/// The fake agent's .deb spec for `version`.
+pub fn deb_spec(version: &str) -> DebSpec {
+    let mut spec = DebSpec::agent(PKG, version);
+    if version == BROKEN {
+        spec.files.push((
+            BROKEN_MARKER.to_string(),
+            b"broken on purpose\n".to_vec(),
+            0o644,
+        ));
+    }
+    spec
+}
+
+/// The fake agent packages (VERSIONS, then UNPUBLISHED), built once per
+/// test process.
+fn all_debs() -> &'static Vec<PathBuf> {
     static DEBS: OnceLock<Vec<PathBuf>> = OnceLock::new();
     DEBS.get_or_init(|| {
         let dir =
@@ -31,17 +52,24 @@ pub fn debs() -> &'static Vec<PathBuf> {
         std::fs::create_dir_all(&dir).unwrap();
         VERSIONS
             .iter()
-            .map(|v| build_deb(&DebSpec::agent(PKG, v), &dir))
+            .chain([&UNPUBLISHED])
+            .map(|v| build_deb(&deb_spec(v), &dir))
             .collect()
     })
+}
+
+/// The packages the repositories publish (VERSIONS).
+pub fn debs() -> &'static [PathBuf] {
+    &all_debs()[..VERSIONS.len()]
 }
 
 pub fn deb(version: &str) -> PathBuf {
     let i = VERSIONS
         .iter()
+        .chain([&UNPUBLISHED])
         .position(|v| *v == version)
         .expect("known version");
-    debs()[i].clone()
+    all_debs()[i].clone()
 }
 
 pub fn now() -> i64 {

@@ -90,6 +90,14 @@ impl World {
         }
     }
 
+    /// The version server's port.
+    pub fn vs_port(&self) -> u16 {
+        match self {
+            World::Apt(w) => w.vs.port(),
+            World::Rpm(w) => w.vs.port(),
+        }
+    }
+
     /// Requests the version server's host answered for `path`.
     pub fn vs_hits(&self, path: &str) -> usize {
         match self {

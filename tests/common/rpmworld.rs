@@ -23,7 +23,7 @@ use testkit::gpg::Key;
 use testkit::http::{Route, Server};
 use testkit::rpm::{build_rpm, sign_rpm, RpmRepo, RpmRoot, RpmSpec};
 
-use crate::common::{Run, BIN, CHANNEL, PKG, VERSIONS};
+use crate::common::{Run, BIN, BROKEN, BROKEN_MARKER, CHANNEL, PKG, UNPUBLISHED, VERSIONS};
 
 pub const KEY_IN_ROOT: &str = "/etc/pki/rpm-gpg/RPM-GPG-KEY-teleport";
 
@@ -70,6 +70,19 @@ impl Fixture {
     }
 }
 
+/// The fake agent's rpm spec for `version` (see `common::BROKEN`).
+pub fn rpm_spec(version: &str) -> RpmSpec {
+    let mut spec = RpmSpec::agent(PKG, version);
+    if version == BROKEN {
+        spec.files.push((
+            BROKEN_MARKER.to_string(),
+            b"broken on purpose\n".to_vec(),
+            0o644,
+        ));
+    }
+    spec
+}
+
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
@@ -83,12 +96,16 @@ pub fn fixture() -> &'static Fixture {
         let release_key = dir.join("RPM-GPG-KEY-teleport");
         release.export_armored(&release_key);
         let mut rpms = Vec::new();
-        for v in VERSIONS {
-            let p = build_rpm(&RpmSpec::agent(PKG, v), &dir.join("build"));
+        for v in VERSIONS.iter().chain([&UNPUBLISHED]) {
+            let p = build_rpm(&rpm_spec(v), &dir.join("build"));
             sign_rpm(&release, &p);
             rpms.push((v.to_string(), p));
         }
-        let all: Vec<PathBuf> = rpms.iter().map(|(_, p)| p.clone()).collect();
+        // Published: VERSIONS (UNPUBLISHED, last, is only installed directly).
+        let all: Vec<PathBuf> = rpms[..VERSIONS.len()]
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect();
         let repos = dir.join("repos");
         RpmRepo::build(&repos.join("good"), &all, Some(&release));
         RpmRepo::build(&repos.join("badmeta"), &all, Some(&foreign));
@@ -102,13 +119,13 @@ pub fn fixture() -> &'static Fixture {
         );
         let unsigned: Vec<PathBuf> = VERSIONS
             .iter()
-            .map(|v| build_rpm(&RpmSpec::agent(PKG, v), &dir.join("build-unsigned")))
+            .map(|v| build_rpm(&rpm_spec(v), &dir.join("build-unsigned")))
             .collect();
         RpmRepo::build(&repos.join("unsignedrpm"), &unsigned, Some(&release));
         let foreign_signed: Vec<PathBuf> = VERSIONS
             .iter()
             .map(|v| {
-                let p = build_rpm(&RpmSpec::agent(PKG, v), &dir.join("build-foreign"));
+                let p = build_rpm(&rpm_spec(v), &dir.join("build-foreign"));
                 sign_rpm(&foreign, &p);
                 p
             })
