@@ -22,7 +22,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::apt::installed_as;
+use crate::channel::{self, Channel, ChannelMove, Format};
 use crate::cmd::{CommandLine, Finished, Runner};
+use crate::integrity::FileProblem;
 use crate::rpmdb::{self, IniSection};
 use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
 use crate::{Backend, BackendKind, Error, Options, Result};
@@ -110,6 +113,42 @@ impl Zypper {
             source.id.clone(),
             format!("{pkg}={version}"),
         ])
+    }
+
+    /// `zypper install --force` of exactly `version`: a reinstall.
+    fn reinstall_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
+        self.zypper_for(source).args([
+            "--no-refresh".to_string(),
+            "install".into(),
+            "--force".into(),
+            "--no-recommends".into(),
+            "--repo".into(),
+            source.id.clone(),
+            format!("{pkg}={version}"),
+        ])
+    }
+
+    /// Run `cl` with our lock on `pkg` lifted (a locked package cannot be
+    /// changed), putting it back afterwards whatever the outcome.
+    fn with_lock_lifted(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        cl: &CommandLine,
+        ctx: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<()> {
+        let held = self.is_held(source, pkg)?;
+        if held {
+            self.run_checked(&self.lock_cmd("removelock", pkg), None)?;
+        }
+        let r = self.run_checked(cl, ctx).map(|_| ());
+        if held {
+            if let Err(e) = self.hold(source, pkg) {
+                tracing::error!("could not lock {pkg} again: {e}");
+                return r.and(Err(e));
+            }
+        }
+        r
     }
 
     fn lock_cmd(&self, action: &str, pkg: &PkgName) -> CommandLine {
@@ -425,23 +464,12 @@ impl Backend for Zypper {
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
-        let held = self.is_held(source, pkg)?;
-        if held {
-            self.run_checked(&self.lock_cmd("removelock", pkg), None)?;
-        }
-        let r = self
-            .run_checked(
-                &self.install_cmd(source, pkg, version.as_str()),
-                Some((pkg, version.as_str(), source)),
-            )
-            .map(|_| ());
-        if held {
-            if let Err(e) = self.hold(source, pkg) {
-                tracing::error!("could not lock {pkg} again after the install: {e}");
-                return r.and(Err(e));
-            }
-        }
-        r
+        self.with_lock_lifted(
+            source,
+            pkg,
+            &self.install_cmd(source, pkg, version.as_str()),
+            Some((pkg, version.as_str(), source)),
+        )
     }
 
     fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
@@ -484,6 +512,52 @@ impl Backend for Zypper {
             self.install_cmd(source, pkg, version.as_str()),
             self.lock_cmd("addlock", pkg),
         ]
+    }
+
+    fn verify_files(&self, pkg: &PkgName) -> Result<Vec<FileProblem>> {
+        rpmdb::verify_files(&self.system, &self.runner, pkg)
+    }
+
+    fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
+        let installed = installed_as(self.installed(pkg)?, pkg, version)?;
+        let exact = installed.version.to_string();
+        self.with_lock_lifted(
+            source,
+            pkg,
+            &self.reinstall_cmd(source, pkg, &exact),
+            Some((pkg, &exact, source)),
+        )
+    }
+
+    fn plan_reinstall(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Vec<CommandLine> {
+        vec![
+            self.refresh_cmd(source),
+            self.lock_cmd("removelock", pkg),
+            self.reinstall_cmd(source, pkg, version.as_str()),
+            self.lock_cmd("addlock", pkg),
+        ]
+    }
+
+    fn channel(&self, source: &Source) -> Result<Option<Channel>> {
+        channel::channel_of(&source.file, Format::Repo { id: &source.id })
+    }
+
+    fn plan_channel_move(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>> {
+        ChannelMove::plan(
+            &self.system,
+            &source.file,
+            Format::Repo { id: &source.id },
+            to_major,
+        )
+    }
+
+    fn reload_source(&self, source: &Source) -> Result<Source> {
+        Ok(self.source_from(&self.section(source)?))
     }
 }
 
