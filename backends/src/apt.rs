@@ -599,8 +599,24 @@ impl Backend for Apt {
     }
 
     fn refresh(&self, source: &Source) -> Result<()> {
-        self.run_classified(&self.refresh_cmd(source), None)
-            .map(|_| ())
+        let cl = self.refresh_cmd(source);
+        let fin = self.run_classified(&cl, None)?;
+        // A component the repository does not have (a channel that does not
+        // exist, e.g. after a move to `stable/v17`) is only a warning, and
+        // `--error-on=any` still exits 0: the source would then offer
+        // nothing, or stale lists.
+        if let Some(line) = fin
+            .combined()
+            .lines()
+            .find(|l| l.contains("doesn't have the component"))
+        {
+            return Err(Error::CommandFailed {
+                command: cl.to_string(),
+                status: "exit 0, but the repository lacks a configured component".into(),
+                tail: line.trim().to_string(),
+            });
+        }
+        Ok(())
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
