@@ -165,7 +165,12 @@ all_backends!(a_move_to_an_unserved_channel_is_restored, |pm| {
     );
 
     m.restore().unwrap();
-    assert_eq!(std::fs::read(env.file(&env.repo_file)).unwrap(), original);
+    let restored = std::fs::read(env.file(&env.repo_file)).unwrap();
+    assert!(
+        restored == original,
+        "not restored byte for byte:\n{}",
+        String::from_utf8_lossy(&restored)
+    );
     assert_eq!(env.read(&env.repo_file), old);
     // The old channel works: found, refreshed, and it installs.
     let back = b.locate_source(&pkg()).unwrap();

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use backends::{Backend, Error, FileFault, FileProblem, Source};
 use issue6_common::*;
-use testkit::channels::AGENT_CONFFILE;
+use testkit::channels::{AGENT_CONFFILE, AGENT_HELPER};
 
 const BIN: &str = "/usr/bin/teleport";
 
@@ -207,4 +207,34 @@ all_backends!(reinstall_is_exact_and_planned, |pm| {
     }
     // Nothing ran.
     assert_eq!(b.verify_files(&pkg()).unwrap(), vec![]);
+});
+
+all_backends!(an_executable_outside_bin_directories_counts, |pm| {
+    let (env, b, src) = ready(pm);
+    let helper = env.file(AGENT_HELPER);
+    std::fs::write(&helper, "#!/bin/sh\necho evil\n").unwrap();
+    let p = b.verify_files(&pkg()).unwrap();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].path, Path::new(AGENT_HELPER));
+    assert!(p[0].what.content_changed(), "{p:?}");
+    repair(&env, b.as_ref(), &src);
+    // Removed: rpm recorded its mode and reports it; dpkg records no modes,
+    // so a missing file outside bin/sbin cannot be told from a document and
+    // is not reported.
+    std::fs::remove_file(&helper).unwrap();
+    let p = b.verify_files(&pkg()).unwrap();
+    match pm {
+        Pm::Apt => assert_eq!(p, vec![]),
+        _ => assert_eq!(
+            p,
+            vec![FileProblem {
+                path: AGENT_HELPER.into(),
+                what: FileFault::Missing
+            }]
+        ),
+    }
+    let installed = b.installed(&pkg()).unwrap().unwrap();
+    b.reinstall(&src, &pkg(), &installed.version).unwrap();
+    assert!(helper.is_file());
+    env.end_gpg_agents();
 });

@@ -14,8 +14,9 @@
 //!
 //! Every package is the fake agent ([`DebSpec::agent`], [`RpmSpec::agent`])
 //! plus a configuration file [`AGENT_CONFFILE`] (a dpkg conffile, an rpm
-//! `%config(noreplace)`), so that integrity checks can tell executables
-//! from configuration. rpm packages are signed.
+//! `%config(noreplace)`) and an executable outside `bin` directories
+//! ([`AGENT_HELPER`], mode 0755), so that integrity checks can tell
+//! executables from configuration. rpm packages are signed.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,8 @@ use crate::rpm::{build_rpm, sign_rpm, RpmRepo, RpmSpec};
 pub const AGENT: &str = "teleport-ent";
 /// The agent's configuration file in every package of the site.
 pub const AGENT_CONFFILE: &str = "/etc/default/teleport";
+/// An executable outside any `bin` directory, in every package of the site.
+pub const AGENT_HELPER: &str = "/usr/lib/teleport/teleport-helper";
 /// The channels served, and their versions.
 pub const CHANNELS: &[(&str, &[&str])] = &[
     ("stable/v15", &["15.4.2", "15.4.3"]),
@@ -68,14 +71,17 @@ impl ChannelSite {
             let mut chan_debs = Vec::new();
             let mut chan_rpms = Vec::new();
             for v in *versions {
-                let deb = build_deb(
-                    &DebSpec::agent(AGENT, v).with_conffile(AGENT_CONFFILE, &conf(v)),
-                    &dir.join("build/deb"),
+                let helper = (
+                    AGENT_HELPER.to_string(),
+                    format!("#!/bin/sh\necho helper {v}\n").into_bytes(),
+                    0o755,
                 );
-                let rpm = build_rpm(
-                    &RpmSpec::agent(AGENT, v).with_config_file(AGENT_CONFFILE, &conf(v)),
-                    &dir.join("build/rpm"),
-                );
+                let mut deb = DebSpec::agent(AGENT, v).with_conffile(AGENT_CONFFILE, &conf(v));
+                deb.files.push(helper.clone());
+                let mut rpm = RpmSpec::agent(AGENT, v).with_config_file(AGENT_CONFFILE, &conf(v));
+                rpm.files.push(helper);
+                let deb = build_deb(&deb, &dir.join("build/deb"));
+                let rpm = build_rpm(&rpm, &dir.join("build/rpm"));
                 sign_rpm(&key, &rpm);
                 chan_debs.push(deb.clone());
                 chan_rpms.push(rpm.clone());
