@@ -7,7 +7,15 @@
 //!   updater, so that refresh and install see only that repository: the
 //!   package can come from nowhere else.
 //! * `apt-get update --error-on=any`: a signature failure fails the run
-//!   instead of falling back to the previous lists.
+//!   instead of falling back to the previous lists. A component the
+//!   repository does not have (a channel that does not exist) is only a
+//!   `W: Skipping acquire of configured file ... doesn't have the
+//!   component` and exit 0 even so: the refresh fails on that message.
+//! * Integrity: `dpkg --verify --verify-format=rpm` (exit 0 whether or not
+//!   it finds problems); repair: `apt-get install --reinstall <pkg>=<ver>`
+//!   with the install's options. The reinstall of a held package clears
+//!   the hold (selection back to `install`, even with
+//!   `--allow-change-held-packages`): the hold is put back.
 //! * Alternate roots are driven through an `APT_CONFIG` file (`Dir`,
 //!   `Dir::State::status`, dpkg `--root`/`--admindir`); keyring paths in the
 //!   root's sources are resolved inside the root, as a chroot would.
@@ -715,10 +723,13 @@ impl Backend for Apt {
         let r = self
             .run_classified(&cl, Some((pkg, installed.version.as_str(), source)))
             .map(|_| ());
-        if held && !self.is_held(source, pkg)? {
-            self.hold(source, pkg)?;
-        }
-        r
+        // Put the hold back whatever the outcome; the reinstall's own error
+        // comes first.
+        let rehold = match (held, self.is_held(source, pkg)) {
+            (false, _) | (true, Ok(true)) => Ok(()),
+            (true, _) => self.hold(source, pkg),
+        };
+        r.and(rehold)
     }
 
     fn plan_reinstall(

@@ -12,6 +12,9 @@
 //! * Holds: `dnf versionlock` when the plugin answers (host only), else the
 //!   v1 way: `exclude=<pkg>` in the repository's section, and our own
 //!   install passes `--disableexcludes=<id>`.
+//! * Repair: `dnf reinstall <pkg>-<ver>`, restricted like the install and
+//!   with `--disableexcludes=<id>`: with our `exclude=` hold and without
+//!   it, dnf answers "Error: No packages marked for reinstall." (exit 1).
 //! * Locks: `exit_on_lock=True` and retries until [`Options::lock_wait`].
 //! * Alternate roots: `--installroot`, `--setopt=reposdir=` (the directory
 //!   of the repository file), `--config=` (the root's `dnf.conf`, as dnf

@@ -10,6 +10,9 @@
 //! * Holds: `zypper addlock` / `removelock`. A locked package cannot be
 //!   changed, so [`Backend::install_exact`] removes our lock first and puts
 //!   it back afterwards, whatever the outcome.
+//! * Repair: `zypper install --force --repo <alias> <pkg>=<ver>`, with our
+//!   lock lifted around it: on a locked package zypper answers "cannot
+//!   install both ... Solution 1: remove lock" and exits 4.
 //! * Keys are never imported by this backend (`--gpg-auto-import-keys`
 //!   would trust whatever key the repository ships): the Teleport key must
 //!   already be in the rpm database. In non-interactive mode zypper rejects
