@@ -12,6 +12,9 @@
 //! * Holds: `dnf versionlock` when the plugin answers (host only), else the
 //!   v1 way: `exclude=<pkg>` in the repository's section, and our own
 //!   install passes `--disableexcludes=<id>`.
+//! * Repair: `dnf reinstall <pkg>-<ver>`, restricted like the install and
+//!   with `--disableexcludes=<id>`: with our `exclude=` hold and without
+//!   it, dnf answers "Error: No packages marked for reinstall." (exit 1).
 //! * Locks: `exit_on_lock=True` and retries until [`Options::lock_wait`].
 //! * Alternate roots: `--installroot`, `--setopt=reposdir=` (the directory
 //!   of the repository file), `--config=` (the root's `dnf.conf`, as dnf
@@ -27,8 +30,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::apt::write_atomic;
+use crate::apt::{installed_as, write_atomic};
+use crate::channel::{self, Channel, ChannelMove, Format};
 use crate::cmd::{CommandLine, Finished, Runner};
+use crate::integrity::FileProblem;
 use crate::rpmdb::{self, IniSection};
 use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
 use crate::{Backend, BackendKind, Error, Options, Result};
@@ -255,6 +260,18 @@ impl Dnf {
             cl = cl.arg("--disableplugin=versionlock");
         }
         cl.args(["install".to_string(), format!("{pkg}-{version}")])
+    }
+
+    /// `dnf reinstall <pkg>-<version>`, restricted and verified as the
+    /// install is; our own exclude (the hold) does not apply to it.
+    fn reinstall_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
+        let mut cl = self
+            .base(source)
+            .arg(format!("--disableexcludes={}", source.id));
+        if self.hold_method() == HoldMethod::Versionlock {
+            cl = cl.arg("--disableplugin=versionlock");
+        }
+        cl.args(["reinstall".to_string(), format!("{pkg}-{version}")])
     }
 
     fn versionlock_cmd(&self, action: &str, pkg: &PkgName) -> CommandLine {
@@ -700,5 +717,47 @@ impl Backend for Dnf {
             HoldMethod::Exclude => v.push(self.exclude_note(source, pkg, true)),
         }
         v
+    }
+
+    fn verify_files(&self, pkg: &PkgName) -> Result<Vec<FileProblem>> {
+        rpmdb::verify_files(&self.system, &self.runner, pkg)
+    }
+
+    fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
+        let installed = installed_as(self.installed(pkg)?, pkg, version)?;
+        let exact = installed.version.to_string();
+        let cl = self.reinstall_cmd(source, pkg, &exact);
+        let r = self.run_classified(&cl, Some((pkg, &exact, source)));
+        self.end_gpg_agents(&source.id);
+        r.map(|_| ())
+    }
+
+    fn plan_reinstall(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Vec<CommandLine> {
+        vec![
+            self.refresh_cmd(source),
+            self.reinstall_cmd(source, pkg, version.as_str()),
+        ]
+    }
+
+    fn channel(&self, source: &Source) -> Result<Option<Channel>> {
+        channel::channel_of(&source.file, Format::Repo { id: &source.id })
+    }
+
+    fn plan_channel_move(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>> {
+        ChannelMove::plan(
+            &self.system,
+            &source.file,
+            Format::Repo { id: &source.id },
+            to_major,
+        )
+    }
+
+    fn reload_source(&self, source: &Source) -> Result<Source> {
+        Ok(self.source_from(&self.section(source)?))
     }
 }

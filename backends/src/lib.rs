@@ -11,16 +11,20 @@
 //! ([`System::root`]): an image mounted somewhere, or a test fixture.
 
 pub mod apt;
+pub mod channel;
 pub mod cmd;
 pub mod detect;
 pub mod dnf;
+pub mod integrity;
 pub mod rpmdb;
 pub mod sources;
 mod types;
 pub mod zypper;
 
+pub use channel::{Channel, ChannelMove};
 pub use cmd::{CommandLine, Runner};
 pub use detect::{detect, BackendKind, OsRelease};
+pub use integrity::{FileFault, FileProblem};
 pub use types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
 
 use std::path::PathBuf;
@@ -200,6 +204,69 @@ pub trait Backend: Send + Sync {
         }
         Ok(now)
     }
+
+    // --- Integrity --------------------------------------------------------
+
+    /// Verify the installed files of `pkg` against the package database
+    /// (`dpkg --verify`, `rpm -V`), limited to its executables: files in a
+    /// `bin`/`sbin` directory or otherwise executable. Configuration files,
+    /// documents and modification times are never reported (see
+    /// [`integrity`]). Empty when all is well; `Err(NotInstalled)` when the
+    /// package is not installed. Changes nothing.
+    fn verify_files(&self, pkg: &PkgName) -> Result<Vec<FileProblem>>;
+
+    /// Reinstall exactly `version` of `pkg` (the installed one, as
+    /// [`Backend::installed`] reports it) from `source`, non-interactively,
+    /// with the same restrictions and verification as
+    /// [`Backend::install_exact`]: this puts back missing or damaged files.
+    /// Modified configuration files are kept. A hold is kept. Does not
+    /// refresh (call [`Backend::refresh`] first) and does not verify (call
+    /// [`Backend::verify_files`] afterwards).
+    fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()>;
+
+    /// The commands a repair of `pkg` at `version` would run, in order, for
+    /// a dry run: the refresh, then what [`Backend::reinstall`] runs.
+    /// Nothing is executed.
+    fn plan_reinstall(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Vec<CommandLine>;
+
+    // --- Channels ---------------------------------------------------------
+
+    /// The repository channel `source`'s definition names (`stable/v15`,
+    /// `stable/cloud`, ...), read from its file. `None` when its Teleport
+    /// entries name no single channel (see [`channel`]).
+    fn channel(&self, source: &Source) -> Result<Option<Channel>>;
+
+    /// Plan moving `source`'s definition to `stable/v<to_major>`, without
+    /// writing anything (for a dry run: [`ChannelMove::describe`]). `None`
+    /// when the channel is not a `stable/v<N>` one, or already is
+    /// `stable/v<to_major>`.
+    fn plan_channel_move(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>>;
+
+    /// Move `source`'s definition to `stable/v<to_major>`: the previous
+    /// bytes are saved to [`ChannelMove::backup`], then the file is
+    /// rewritten, each atomically. `None` as for
+    /// [`Backend::plan_channel_move`]. Afterwards, get the updated source
+    /// with [`Backend::reload_source`] (or `locate_source`), refresh it,
+    /// and on failure call [`ChannelMove::restore`].
+    fn move_channel(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>> {
+        let planned = self.plan_channel_move(source, to_major)?;
+        if let Some(m) = &planned {
+            m.apply()?;
+        }
+        Ok(planned)
+    }
+
+    /// `source` read again from its file (same file, same entries: the apt
+    /// entries with the same URIs, the rpm section with the same id), for
+    /// when the file changed (a channel move) and the package manager's
+    /// cache does not know the new location yet, which `locate_source`
+    /// may rely on. For apt the single-source list is regenerated.
+    fn reload_source(&self, source: &Source) -> Result<Source>;
 }
 
 /// How a backend behaves; the defaults suit a timer-driven run.
@@ -260,6 +327,36 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     tmp.write_all(bytes)?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Like [`write_atomic`], but the file gets the permissions (and, when run
+/// as root, the owner and group) of `like`: a definition that holds
+/// credentials must not become world-readable when it is rewritten.
+pub fn write_atomic_like(
+    path: &std::path::Path,
+    bytes: &[u8],
+    like: &std::fs::Metadata,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    // Owner first: chown clears set-id bits, which the mode then restores.
+    if let Err(e) = std::os::unix::fs::chown(tmp.path(), Some(like.uid()), Some(like.gid())) {
+        if e.kind() != std::io::ErrorKind::PermissionDenied {
+            return Err(e);
+        }
+    }
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(like.mode() & 0o7777))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     if let Ok(d) = std::fs::File::open(dir) {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::cmd::{CommandLine, Runner};
+use crate::integrity::{self, FileProblem};
 use crate::types::{Installed, PkgName, PkgVersion, System};
 use crate::{Error, Result};
 
@@ -104,6 +105,55 @@ pub fn installed(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Opti
     Ok(Some(Installed {
         name: pkg.clone(),
         version,
+    }))
+}
+
+/// `rpm -V` of `pkg`'s files only: dependencies and `%verifyscript` are
+/// left out (`--nodeps --noscripts`), which would print other lines.
+pub fn verify_cmd(system: &System, runner: &Runner, pkg: &PkgName) -> CommandLine {
+    rpm(system, runner).args(["-V", "--nodeps", "--noscripts", pkg.as_str()])
+}
+
+/// Verify the executables of the installed `pkg` (see [`integrity`]):
+/// `rpm -V`, then the recorded file modes to tell executables from other
+/// files outside `bin`/`sbin` directories.
+pub fn verify_files(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Vec<FileProblem>> {
+    if installed(system, runner, pkg)?.is_none() {
+        return Err(Error::NotInstalled {
+            package: pkg.to_string(),
+        });
+    }
+    let cl = verify_cmd(system, runner, pkg);
+    let fin = runner.run(&cl)?;
+    // rpm -V exits 1 when it found problems (and when the package is not
+    // installed, which was ruled out above).
+    let lines = match fin.code {
+        Some(0) | Some(1) => integrity::parse_rpm_verify(&fin.stdout)?,
+        _ => {
+            return Err(Error::CommandFailed {
+                command: cl.to_string(),
+                status: fin.status_text(),
+                tail: fin.tail(3),
+            })
+        }
+    };
+    if fin.code == Some(1) && lines.is_empty() {
+        return Err(Error::CommandFailed {
+            command: cl.to_string(),
+            status: fin.status_text(),
+            tail: fin.tail(3),
+        });
+    }
+    let modes = rpm(system, runner).args([
+        "-q",
+        "--qf",
+        "[%{FILEMODES:octal} %{FILENAMES}\\n]",
+        pkg.as_str(),
+    ]);
+    let fin = runner.run_ok(&modes)?;
+    let execs = integrity::rpm_executables(&fin.stdout);
+    Ok(integrity::executable_problems(lines, |p| {
+        execs.iter().any(|e| e == p)
     }))
 }
 

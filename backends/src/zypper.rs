@@ -10,6 +10,9 @@
 //! * Holds: `zypper addlock` / `removelock`. A locked package cannot be
 //!   changed, so [`Backend::install_exact`] removes our lock first and puts
 //!   it back afterwards, whatever the outcome.
+//! * Repair: `zypper install --force --repo <alias> <pkg>=<ver>`, with our
+//!   lock lifted around it: on a locked package zypper answers "cannot
+//!   install both ... Solution 1: remove lock" and exits 4.
 //! * Keys are never imported by this backend (`--gpg-auto-import-keys`
 //!   would trust whatever key the repository ships): the Teleport key must
 //!   already be in the rpm database. In non-interactive mode zypper rejects
@@ -22,7 +25,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::apt::installed_as;
+use crate::channel::{self, Channel, ChannelMove, Format};
 use crate::cmd::{CommandLine, Finished, Runner};
+use crate::integrity::FileProblem;
 use crate::rpmdb::{self, IniSection};
 use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
 use crate::{Backend, BackendKind, Error, Options, Result};
@@ -110,6 +116,42 @@ impl Zypper {
             source.id.clone(),
             format!("{pkg}={version}"),
         ])
+    }
+
+    /// `zypper install --force` of exactly `version`: a reinstall.
+    fn reinstall_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
+        self.zypper_for(source).args([
+            "--no-refresh".to_string(),
+            "install".into(),
+            "--force".into(),
+            "--no-recommends".into(),
+            "--repo".into(),
+            source.id.clone(),
+            format!("{pkg}={version}"),
+        ])
+    }
+
+    /// Run `cl` with our lock on `pkg` lifted (a locked package cannot be
+    /// changed), putting it back afterwards whatever the outcome.
+    fn with_lock_lifted(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        cl: &CommandLine,
+        ctx: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<()> {
+        let held = self.is_held(source, pkg)?;
+        if held {
+            self.run_checked(&self.lock_cmd("removelock", pkg), None)?;
+        }
+        let r = self.run_checked(cl, ctx).map(|_| ());
+        if held {
+            if let Err(e) = self.hold(source, pkg) {
+                tracing::error!("could not lock {pkg} again: {e}");
+                return r.and(Err(e));
+            }
+        }
+        r
     }
 
     fn lock_cmd(&self, action: &str, pkg: &PkgName) -> CommandLine {
@@ -435,23 +477,12 @@ impl Backend for Zypper {
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
-        let held = self.is_held(source, pkg)?;
-        if held {
-            self.run_checked(&self.lock_cmd("removelock", pkg), None)?;
-        }
-        let r = self
-            .run_checked(
-                &self.install_cmd(source, pkg, version.as_str()),
-                Some((pkg, version.as_str(), source)),
-            )
-            .map(|_| ());
-        if held {
-            if let Err(e) = self.hold(source, pkg) {
-                tracing::error!("could not lock {pkg} again after the install: {e}");
-                return r.and(Err(e));
-            }
-        }
-        r
+        self.with_lock_lifted(
+            source,
+            pkg,
+            &self.install_cmd(source, pkg, version.as_str()),
+            Some((pkg, version.as_str(), source)),
+        )
     }
 
     fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
@@ -494,6 +525,52 @@ impl Backend for Zypper {
             self.install_cmd(source, pkg, version.as_str()),
             self.lock_cmd("addlock", pkg),
         ]
+    }
+
+    fn verify_files(&self, pkg: &PkgName) -> Result<Vec<FileProblem>> {
+        rpmdb::verify_files(&self.system, &self.runner, pkg)
+    }
+
+    fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
+        let installed = installed_as(self.installed(pkg)?, pkg, version)?;
+        let exact = installed.version.to_string();
+        self.with_lock_lifted(
+            source,
+            pkg,
+            &self.reinstall_cmd(source, pkg, &exact),
+            Some((pkg, &exact, source)),
+        )
+    }
+
+    fn plan_reinstall(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Vec<CommandLine> {
+        vec![
+            self.refresh_cmd(source),
+            self.lock_cmd("removelock", pkg),
+            self.reinstall_cmd(source, pkg, version.as_str()),
+            self.lock_cmd("addlock", pkg),
+        ]
+    }
+
+    fn channel(&self, source: &Source) -> Result<Option<Channel>> {
+        channel::channel_of(&source.file, Format::Repo { id: &source.id })
+    }
+
+    fn plan_channel_move(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>> {
+        ChannelMove::plan(
+            &self.system,
+            &source.file,
+            Format::Repo { id: &source.id },
+            to_major,
+        )
+    }
+
+    fn reload_source(&self, source: &Source) -> Result<Source> {
+        Ok(self.source_from(&self.section(source)?))
     }
 }
 

@@ -27,6 +27,9 @@ pub struct DebSpec {
     /// it does not start with `#!`. Note: `dpkg --root` runs maintainer
     /// scripts chrooted into the root, so they need a shell inside it.
     pub postinst: Option<String>,
+    /// Paths of `files` listed in `DEBIAN/conffiles` (dpkg then keeps an
+    /// administrator's changes to them, and `dpkg --verify` marks them `c`).
+    pub conffiles: Vec<String>,
 }
 
 impl DebSpec {
@@ -53,7 +56,16 @@ impl DebSpec {
                 ),
             ],
             postinst: None,
+            conffiles: Vec::new(),
         }
+    }
+
+    /// Adds `path` (mode 0644) with `contents` and lists it as a conffile.
+    pub fn with_conffile(mut self, path: &str, contents: &[u8]) -> DebSpec {
+        self.files
+            .push((path.to_string(), contents.to_vec(), 0o644));
+        self.conffiles.push(path.to_string());
+        self
     }
 
     /// The file name `build_deb` gives this package:
@@ -111,6 +123,11 @@ pub fn build_deb(spec: &DebSpec, out_dir: &Path) -> PathBuf {
     );
     std::fs::write(debian.join("control"), control).expect("write control");
     set_mode(&debian.join("control"), 0o644);
+    if !spec.conffiles.is_empty() {
+        let list: String = spec.conffiles.iter().map(|c| format!("{c}\n")).collect();
+        std::fs::write(debian.join("conffiles"), list).expect("write conffiles");
+        set_mode(&debian.join("conffiles"), 0o644);
+    }
     if let Some(body) = &spec.postinst {
         let script = if body.starts_with("#!") {
             body.clone()

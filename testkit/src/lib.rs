@@ -4,6 +4,7 @@
 
 pub mod aptrepo;
 pub mod aptroot;
+pub mod channels;
 pub mod deb;
 pub mod gpg;
 pub mod http;

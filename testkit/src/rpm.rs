@@ -39,6 +39,9 @@ pub struct RpmSpec {
     /// so it fails in a root without a shell: handy to provoke a %post
     /// failure).
     pub post: Option<String>,
+    /// Paths of `files` marked `%config(noreplace)` (rpm then keeps an
+    /// administrator's changes to them, and `rpm -V` marks them `c`).
+    pub config_files: Vec<String>,
 }
 
 impl RpmSpec {
@@ -66,7 +69,16 @@ impl RpmSpec {
                 ),
             ],
             post: None,
+            config_files: Vec::new(),
         }
+    }
+
+    /// Adds `path` (mode 0644) with `contents`, marked `%config(noreplace)`.
+    pub fn with_config_file(mut self, path: &str, contents: &[u8]) -> RpmSpec {
+        self.files
+            .push((path.to_string(), contents.to_vec(), 0o644));
+        self.config_files.push(path.to_string());
+        self
     }
 
     fn epoch_and_version(&self) -> (Option<&str>, &str) {
@@ -105,6 +117,9 @@ impl RpmSpec {
         }
         s.push_str("%files\n");
         for (path, _, mode) in &self.files {
+            if self.config_files.contains(path) {
+                s.push_str("%config(noreplace) ");
+            }
             s.push_str(&format!("%attr({mode:04o},root,root) {path}\n"));
         }
         s
