@@ -311,6 +311,7 @@ mod tests {
                 match reason {
                     WaitReason::OutsideWindow { .. } => "outside",
                     WaitReason::FirstUnhealthy { .. } => "first-unhealthy",
+                    WaitReason::FailedBefore => "failed-before",
                 }
             ),
             d => d.word().to_string(),
