@@ -383,13 +383,36 @@ fn update_inner(
         }
         set_marker(&config, outcome.marker_after);
     }
-    if !d.is_update() {
+    // A damaged binary at the right version is repaired (the package
+    // manager alone would call it installed).
+    let damage = if *d == Decision::UpToDate {
+        let problems = backend
+            .verify_files(&installed.name)
+            .map_err(AppError::from_backend)?;
+        if problems.is_empty() {
+            tracing::debug!(
+                "{} {}: its executables verify",
+                installed.name,
+                installed.version
+            );
+            None
+        } else {
+            let list = problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(package = %installed.name, "the installed package's executables do not verify: {list}; reinstalling {}", installed.version);
+            rec.decision = Some("repair".into());
+            rec.detail = Some(format!("repair: {list}"));
+            Some(list)
+        }
+    } else {
+        None
+    };
+    if !d.is_update() && damage.is_none() {
         return Ok(());
     }
-    let Target::Version(target) = &answer.target else {
-        unreachable!("an update always has a target version")
-    };
-    let version = target.package_version();
     let source = backend
         .locate_source(&installed.name)
         .map_err(AppError::from_backend)?;
@@ -400,6 +423,17 @@ fn update_inner(
             tracing::warn!("{w}");
         }
     }
+    let target = match &answer.target {
+        Target::Version(t) if damage.is_none() => Some(t),
+        _ => None,
+    };
+    let channel_move = match target {
+        Some(t) => backend
+            .plan_channel_move(&source, t.major())
+            .map_err(AppError::from_backend)?,
+        None => None,
+    };
+    let check = health_check(env, &config);
     if dry_run {
         match &audit {
             Ok(r) => {
@@ -409,12 +443,34 @@ fn update_inner(
                 let _ = writeln!(out, "trust:     REFUSED: {e}");
             }
         }
+        if let Some(list) = &damage {
+            let _ = writeln!(out, "repair:    {list}");
+        }
+        if let Some(m) = &channel_move {
+            let _ = writeln!(
+                out,
+                "channel:   would edit {m} (backup {})",
+                env.system.display_path(&m.backup)
+            );
+        }
         let _ = writeln!(out, "would run:");
-        for c in backend.plan(&source, &installed.name, &version) {
+        let plan = match target {
+            Some(t) => backend.plan(&source, &installed.name, &t.package_version()),
+            None => backend.plan_reinstall(&source, &installed.name, &installed.version),
+        };
+        for c in plan {
             let _ = writeln!(out, "  {c}");
         }
         if health::systemd_running(&env.system) {
             let _ = writeln!(out, "  {}", health::restart_command());
+        }
+        if let (Some(c), Some(_)) = (&check, target) {
+            let _ = writeln!(
+                out,
+                "then:      wait for {}; otherwise roll back to {}",
+                c.describe(),
+                installed.version
+            );
         }
         audit?;
         return Ok(());
@@ -424,19 +480,81 @@ fn update_inner(
         tracing::info!("trust: {c}");
     }
     if installer == Installer::Nop {
-        tracing::info!(
-            "installer is nop: not installing {} {version}",
-            installed.name
-        );
+        tracing::info!("installer is nop: not changing {}", installed.name);
         return Ok(());
     }
-    let after = backend
-        .update_to(&source, &installed.name, &version)
-        .map_err(AppError::from_backend)?;
+    let Some(target) = target else {
+        // The repair: reinstall the installed version, then check again.
+        backend
+            .refresh(&source)
+            .and_then(|()| backend.reinstall(&source, &installed.name, &installed.version))
+            .map_err(AppError::from_backend)?;
+        let left = backend
+            .verify_files(&installed.name)
+            .map_err(AppError::from_backend)?;
+        if !left.is_empty() {
+            return Err(AppError::UpdateFailed(format!(
+                "reinstalled {} {}, but its executables still do not verify: {}",
+                installed.name,
+                installed.version,
+                left.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        tracing::info!(package = %installed.name, version = %installed.version, "repaired: reinstalled, and its executables verify");
+        rec.installed_after = Some(installed.version.to_string());
+        return restart(env).map_err(|e| {
+            AppError::UpdateFailed(format!("repaired the package, but the restart failed: {e}"))
+        });
+    };
+    let version = target.package_version();
+
+    // Move the repository channel when the target's major is not served by
+    // the configured `stable/vN`; undone if anything after it fails.
+    let mut source = source;
+    let moved = match channel_move {
+        Some(_) => {
+            let m = backend
+                .move_channel(&source, target.major())
+                .map_err(AppError::from_backend)?;
+            if m.is_some() {
+                source = backend
+                    .reload_source(&source)
+                    .map_err(AppError::from_backend)?;
+            }
+            m
+        }
+        None => None,
+    };
+    let undo_move = |why: &str| {
+        if let Some(m) = &moved {
+            match m.restore().and_then(|()| m.remove_backup()) {
+                Ok(()) => tracing::warn!("{why}: restored {} to {}", m.file.display(), m.from),
+                Err(e) => tracing::error!("{why}, and restoring the channel failed: {e}"),
+            }
+        }
+    };
+    let after = match backend.update_to(&source, &installed.name, &version) {
+        Ok(a) => a,
+        Err(e) => {
+            undo_move("the update failed");
+            return Err(AppError::from_backend(e));
+        }
+    };
     rec.installed_after = Some(after.version.to_string());
     tracing::info!(package = %after.name, from = %installed.version, to = %after.version, "updated and held the agent package");
+    let keep_move = || {
+        if let Some(m) = &moved {
+            if let Err(e) = m.remove_backup() {
+                tracing::warn!("cannot remove {}: {e}", m.backup.display());
+            }
+        }
+    };
     let restarted = restart(env);
-    let Some(check) = health_check(env, &config) else {
+    let Some(check) = check else {
+        keep_move();
         return restarted.map_err(|e| {
             AppError::UpdateFailed(format!("updated to {version}, but the restart failed: {e}"))
         });
@@ -448,16 +566,24 @@ fn update_inner(
             match check.wait(&env.runner) {
                 Verdict::Healthy(how) => {
                     tracing::info!("the agent is healthy: {how}");
+                    keep_move();
                     return Ok(());
                 }
                 Verdict::Unverifiable => {
                     tracing::warn!("cannot verify the agent's health here: systemd is not running and no diagnostic address is known (set diag-addr, or diag_addr in /etc/teleport.yaml)");
+                    keep_move();
                     return Ok(());
                 }
                 Verdict::Unhealthy(why) => why,
             }
         }
     };
+    if moved.is_some() {
+        undo_move("rolling back");
+        source = backend
+            .reload_source(&source)
+            .map_err(AppError::from_backend)?;
+    }
     Err(roll_back(
         env,
         backend.as_ref(),

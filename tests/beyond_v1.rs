@@ -273,3 +273,99 @@ fn diag_addr_comes_from_teleport_yaml() {
     w.run(&["run"]).expect(6);
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
 }
+
+// ---- repository channel moves ----
+
+fn site() -> &'static testkit::channels::ChannelSite {
+    static S: std::sync::OnceLock<testkit::channels::ChannelSite> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("beyond-v1-site-{}", std::process::id()));
+        testkit::channels::ChannelSite::build(&dir)
+    })
+}
+
+/// Target 16.0.0 with the repository on `stable/v15`: dry-run shows the
+/// edit; run moves the channel, installs, and keeps the move (no backup
+/// left). A target whose channel does not exist fails and the definition
+/// is restored byte for byte.
+fn channel_moves_with_the_major(kind: Kind) {
+    let w = World::new(kind, "15.4.3", "16.0.0");
+    w.point_at_channel_site(site());
+    w.schedule_in_window();
+    let before = w.repo_definition();
+    let dry = w.run(&["dry-run"]);
+    dry.expect(0);
+    assert!(
+        dry.stdout().contains("stable/v15 -> stable/v16"),
+        "{kind:?}\n{}",
+        dry.stdout()
+    );
+    assert_eq!(w.repo_definition(), before, "dry-run changes nothing");
+
+    w.run(&["run"]).expect(0);
+    assert_eq!(w.installed().as_deref(), Some("16.0.0"), "{kind:?}");
+    let after = w.repo_definition();
+    assert!(
+        after.contains("stable/v16") && !after.contains("stable/v15"),
+        "{after}"
+    );
+    let backups: Vec<_> = std::fs::read_dir(w.file(match kind {
+        Kind::Apt => "/etc/apt/sources.list.d",
+        Kind::Dnf => "/etc/yum.repos.d",
+        Kind::Zypper => "/etc/zypp/repos.d",
+    }))
+    .unwrap()
+    .filter_map(|e| e.ok())
+    .filter(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .ends_with(".teleport-upgrade.bak")
+    })
+    .collect();
+    assert!(backups.is_empty(), "{kind:?}: backup kept after success");
+
+    // v17 is not published: the move is undone.
+    w.set_target("17.0.1");
+    w.run(&["run"]).expect(4).logs_contain("restored");
+    assert_eq!(
+        w.repo_definition(),
+        after,
+        "{kind:?}: restored byte for byte"
+    );
+    assert_eq!(w.installed().as_deref(), Some("16.0.0"));
+}
+each_backend!(channel_moves_with_the_major);
+
+// ---- integrity ----
+
+/// The right version with a damaged binary is reinstalled (outside the
+/// window too: the agent is broken), then verifies.
+fn a_damaged_binary_is_repaired(kind: Kind) {
+    let w = World::new(kind, "15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("the installed version is the target");
+    w.damage_agent_binary();
+    let dry = w.run(&["dry-run"]);
+    dry.expect(0);
+    assert!(
+        dry.stdout().contains("repair:") && dry.stdout().contains("/usr/bin/teleport"),
+        "{}",
+        dry.stdout()
+    );
+    let r = w.run(&["run"]);
+    eprintln!("{kind:?}:\n{}", r.stderr());
+    r.expect(0)
+        .logs_contain("do not verify")
+        .logs_contain("repaired");
+    let text = std::fs::read_to_string(w.file("/usr/bin/teleport")).unwrap();
+    assert!(text.contains("15.4.3"), "{text}");
+    assert_eq!(w.state()["last_run"]["decision"], "repair");
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("the installed version is the target");
+    assert_eq!(w.state()["last_run"]["decision"], "up-to-date");
+}
+each_backend!(a_damaged_binary_is_repaired);

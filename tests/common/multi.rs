@@ -230,3 +230,56 @@ impl World {
         }
     }
 }
+
+impl World {
+    /// Point the Teleport repository at `site` (channels `stable/v15` and
+    /// `stable/v16`, signed by the site's key, which the root now trusts),
+    /// on channel `stable/v15`.
+    pub fn point_at_channel_site(&self, site: &testkit::channels::ChannelSite) {
+        let key = std::fs::read(&site.release_key).unwrap();
+        std::fs::write(self.keyring(), &key).unwrap();
+        match self {
+            World::Apt(w) => w.root.write(
+                "/etc/apt/sources.list.d/teleport.list",
+                format!(
+                    "# Teleport\ndeb [signed-by={KEYRING}] {} bookworm stable/v15\n",
+                    site.apt_url()
+                )
+                .as_bytes(),
+            ),
+            World::Rpm(w) => {
+                w.root.import_key(&site.release_key);
+                w.root.write(
+                    w.pm.repo_file(),
+                    testkit::rpm::RpmRepo::repo_file(
+                        "teleport",
+                        &site.rpm_url("stable/v15"),
+                        &rpmworld::settings(),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The Teleport repository definition, as bytes.
+    pub fn repo_definition(&self) -> String {
+        match self {
+            World::Apt(w) => {
+                std::fs::read_to_string(w.root.file("/etc/apt/sources.list.d/teleport.list"))
+                    .unwrap()
+            }
+            World::Rpm(w) => std::fs::read_to_string(w.root.file(w.pm.repo_file())).unwrap(),
+        }
+    }
+
+    /// Damage the agent's binary in place (same size, other bytes), as a
+    /// disk fault or a bad copy would.
+    pub fn damage_agent_binary(&self) {
+        let p = self.file("/usr/bin/teleport");
+        let mut b = std::fs::read(&p).unwrap();
+        for x in b.iter_mut().skip(12) {
+            *x = b'#';
+        }
+        std::fs::write(&p, b).unwrap();
+    }
+}
