@@ -449,7 +449,8 @@ fn update_inner(
         if let Some(m) = &channel_move {
             let _ = writeln!(
                 out,
-                "channel:   would edit {m} (backup {})",
+                "channel:   when {} does not offer the target, would edit {m} (backup {})",
+                m.from,
                 env.system.display_path(&m.backup)
             );
         }
@@ -511,37 +512,31 @@ fn update_inner(
     };
     let version = target.package_version();
 
-    // Move the repository channel when the target's major is not served by
-    // the configured `stable/vN`; undone if anything after it fails.
+    // When the configured `stable/vN` does not offer the target (a new
+    // major), move the channel to the target's major and try again; the
+    // move is undone if anything after it fails.
     let mut source = source;
-    let moved = match channel_move {
-        Some(_) => {
-            let m = backend
-                .move_channel(&source, target.major())
-                .map_err(AppError::from_backend)?;
-            if m.is_some() {
-                source = backend
-                    .reload_source(&source)
-                    .map_err(AppError::from_backend)?;
-            }
-            m
-        }
-        None => None,
-    };
-    let undo_move = |why: &str| {
-        if let Some(m) = &moved {
-            match m.restore().and_then(|()| m.remove_backup()) {
-                Ok(()) => tracing::warn!("{why}: restored {} to {}", m.file.display(), m.from),
-                Err(e) => tracing::error!("{why}, and restoring the channel failed: {e}"),
-            }
-        }
-    };
+    let mut moved: Option<backends::channel::ChannelMove> = None;
     let after = match backend.update_to(&source, &installed.name, &version) {
         Ok(a) => a,
-        Err(e) => {
-            undo_move("the update failed");
-            return Err(AppError::from_backend(e));
+        Err(backends::Error::VersionNotFound { detail, .. }) if channel_move.is_some() => {
+            tracing::info!("{version} is not offered by the configured channel ({detail}); moving the channel to stable/v{}", target.major());
+            moved = backend
+                .move_channel(&source, target.major())
+                .map_err(AppError::from_backend)?;
+            let retried = backend.reload_source(&source).and_then(|s| {
+                source = s;
+                backend.update_to(&source, &installed.name, &version)
+            });
+            match retried {
+                Ok(a) => a,
+                Err(e) => {
+                    undo_move(moved.as_ref(), "the update failed");
+                    return Err(AppError::from_backend(e));
+                }
+            }
         }
+        Err(e) => return Err(AppError::from_backend(e)),
     };
     rec.installed_after = Some(after.version.to_string());
     tracing::info!(package = %after.name, from = %installed.version, to = %after.version, "updated and held the agent package");
@@ -579,7 +574,7 @@ fn update_inner(
         }
     };
     if moved.is_some() {
-        undo_move("rolling back");
+        undo_move(moved.as_ref(), "rolling back");
         source = backend
             .reload_source(&source)
             .map_err(AppError::from_backend)?;
@@ -594,6 +589,16 @@ fn update_inner(
         &check,
         rec,
     ))
+}
+
+/// Put a channel move back (and drop its backup), saying why.
+fn undo_move(moved: Option<&backends::channel::ChannelMove>, why: &str) {
+    if let Some(m) = moved {
+        match m.restore().and_then(|()| m.remove_backup()) {
+            Ok(()) => tracing::warn!("{why}: restored {} to {}", m.file.display(), m.from),
+            Err(e) => tracing::error!("{why}, and restoring the channel failed: {e}"),
+        }
+    }
 }
 
 fn restart(env: &Env) -> Result<(), String> {
