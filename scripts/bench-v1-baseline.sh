@@ -108,9 +108,14 @@ fi
 installed="$(dpkg-query --admindir="$admindir" -W -f '${Version}' "$package" 2>/dev/null)"
 log "installed $package $installed"
 
+# The unhealthy marker is consumed by every run that gets this far.
 marker="$config_dir/mark-unhealthy"
+had_marker=no
+if [[ -e "$marker" ]]; then
+  had_marker=yes
+  rm -f "$marker"
+fi
 if [[ "$installed" == "$target" ]]; then
-  [[ -e "$marker" ]] && rm -f "$marker"
   log "$package is up to date ($installed)"
   exit 0
 fi
@@ -126,8 +131,7 @@ done
 if [[ $critical == yes || $in_window == yes ]]; then
   log "update due: $installed -> $target"
 elif [[ $future_window == no ]]; then
-  if [[ -e "$marker" ]]; then
-    rm -f "$marker"
+  if [[ $had_marker == yes ]]; then
     log "unhealthy twice: update due: $installed -> $target"
   else
     : >"$marker"
