@@ -16,9 +16,13 @@
 //! 4. binary size and startup time (`teleport-upgrade version`) against
 //!    `/bin/true` and `bash -c :`.
 //!
-//! Every process is timed from spawn to reap; CPU time (user + system) and
-//! peak RSS come from `wait4`'s rusage, which covers the process and the
-//! children it waited for (peak RSS is the largest of them).
+//! Every process is spawned directly (no shell) in a systemd-like
+//! environment and timed from spawn to reap; CPU time (user + system) comes
+//! from `wait4`'s rusage, which covers the process and the children it
+//! waited for. Peak RSS comes from separate runs under GNU time (see
+//! [`measure`] for why). After the table, diagnostics say where the
+//! updater's time goes (its own log timestamps, `-v` command timings, and
+//! variants that remove one suspected cost at a time). See BENCHMARKS.md.
 //!
 //! Usage: bench --updater PATH [--baseline-script PATH] [--quick]
 //!              [--only noop,update,refresh,startup] [--out FILE.md]
