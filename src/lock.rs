@@ -45,7 +45,6 @@ pub fn acquire(path: &Path) -> Result<RunLock, AppError> {
             let _ = lock.set_len(0);
             let _ = lock.rewind();
             let _ = writeln!(*lock, "{}", std::process::id());
-            let _ = lock.sync_all();
             Ok(RunLock { _lock: lock })
         }
         Err((_, Errno::EWOULDBLOCK)) => Err(AppError::Locked(format!(

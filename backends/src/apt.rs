@@ -105,7 +105,7 @@ impl Apt {
             // missing; an image may not have it yet.
             let _ = std::fs::create_dir_all(root.join("var/log/apt"));
             let cfg = apt.work.join("apt.conf");
-            write_atomic(&cfg, apt.root_config_text(root).as_bytes())?;
+            write_work_file(&cfg, apt.root_config_text(root).as_bytes())?;
             apt.apt_config = Some(cfg);
         }
         Ok(apt)
@@ -817,7 +817,7 @@ impl Apt {
             let inline = e.option("signed-by").filter(|v| v.contains("BEGIN PGP"));
             let line = if let Some(block) = inline {
                 let key = self.work.join(format!("inline-key-{i}.asc"));
-                write_atomic(&key, block.as_bytes())?;
+                write_work_file(&key, block.as_bytes())?;
                 keyrings.push(key.clone());
                 let mut e2 = e.clone();
                 e2.options.retain(|(k, _)| k != "signed-by");
@@ -834,7 +834,7 @@ impl Apt {
             text.push('\n');
         }
         let list = self.work.join("teleport-source.list");
-        write_atomic(&list, text.as_bytes())?;
+        write_work_file(&list, text.as_bytes())?;
         Ok(Source {
             file: file.clone(),
             description: format!(
@@ -903,6 +903,14 @@ impl Apt {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::write_atomic(path, bytes)
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Write a file of the backend's private work directory (the generated
+/// `APT_CONFIG`, source list and inline keys): a fresh directory no other
+/// process reads while this one writes, deleted at exit, so neither a
+/// rename nor an fsync is needed (they cost milliseconds on every run).
+pub(crate) fn write_work_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -1118,7 +1118,8 @@ fn noop_diagnostics(fx: &Fixture, root: &AptRoot, n: usize, report: &mut Report)
 /// The updater as it runs on a real host (no `--root`): in a private mount
 /// namespace made in the child before exec, the root's /var/lib is mounted
 /// on /var/lib (dpkg's database, the state directory) and a tmpfs on
-/// /run/lock (the run lock lives on tmpfs on a systemd host); the
+/// /run/lock (the run lock lives on tmpfs on a systemd host), the root's
+/// /usr laid read-only over the host's (the agent's files); the
 /// configuration comes from `--config-dir`. Nothing outside the child's
 /// namespace changes.
 fn host_mode_cmd(fx: &Fixture, root: &AptRoot) -> Command {
@@ -1131,6 +1132,10 @@ fn host_mode_cmd(fx: &Fixture, root: &AptRoot) -> Command {
         .arg("run");
     let cstr = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
     let var_lib = cstr(&root.file("/var/lib"));
+    // The agent's files (dpkg --verify checks them) over the host's /usr.
+    let usr = cstr(Path::new("/usr"));
+    let overlay = cstr(Path::new("overlay"));
+    let usr_lower = CString::new(format!("lowerdir={}:/usr", root.file("/usr").display())).unwrap();
     let (slash, host_var_lib, run_lock, tmpfs) = (
         cstr(Path::new("/")),
         cstr(Path::new("/var/lib")),
@@ -1170,6 +1175,13 @@ fn host_mode_cmd(fx: &Fixture, root: &AptRoot) -> Command {
                 tmpfs.as_ptr(),
                 0,
                 std::ptr::null(),
+            ))?;
+            check(libc::mount(
+                overlay.as_ptr(),
+                usr.as_ptr(),
+                overlay.as_ptr(),
+                libc::MS_RDONLY,
+                usr_lower.as_ptr().cast(),
             ))?;
             Ok(())
         });
