@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use testkit::aptrepo::AptRepo;
 use testkit::deb::build_deb;
@@ -33,8 +34,17 @@ pub struct UpdaterBuild {
     /// (whose release is 1).
     pub version: String,
     pub deb: PathBuf,
-    /// Signed with the release key, as release packages are.
+    /// The .rpm the rows install, signed with the release key as release
+    /// packages are: the one `scripts/build-packages` built, unless that
+    /// one cannot be installed (see `workaround`).
     pub rpm: PathBuf,
+    /// The .rpm exactly as `scripts/build-packages` built it (signed).
+    pub rpm_as_built: PathBuf,
+    /// Set when the .rpm as built requires something it does not provide
+    /// (the `config(...)` requirement left by `AutoProv: no`): `rpm` is then
+    /// built from the same tree with tests/containers/PROPOSED.patch
+    /// applied, and this says why.
+    pub workaround: Option<String>,
 }
 
 pub struct Fixtures {
@@ -104,21 +114,116 @@ impl Fixtures {
     }
 }
 
-/// `scripts/build-packages --out OUT --binary BIN --fast` of `tree`.
+/// The patch proposed for the packaging bug the rpm rows found.
+pub fn proposed_patch() -> PathBuf {
+    repo_root().join("tests/containers/PROPOSED.patch")
+}
+
+/// `scripts/build-packages --out OUT --binary BIN --fast` of `tree`; when the
+/// .rpm cannot be installed as built, a second .rpm from a copy of `tree`
+/// with [`proposed_patch`] applied.
 fn build_updater(
     tree: &Path,
     version: &str,
     out: &Path,
     key: &Key,
 ) -> Result<UpdaterBuild, String> {
+    let (deb, rpm_as_built) = build_packages(tree, out, &[])?;
+    let deb = deb.ok_or("build-packages built no .deb")?;
+    let rpm_as_built = rpm_as_built.ok_or("build-packages built no .rpm")?;
+    let pkg_version = version.replacen('-', "~", 1);
+    if !deb.to_string_lossy().contains(&format!("_{pkg_version}_")) {
+        return Err(format!("{} is not version {pkg_version}", deb.display()));
+    }
+    let unmet = unmet_self_requirements(&rpm_as_built)?;
+    let rpm = match &unmet {
+        None => rpm_as_built.clone(),
+        Some(unmet) => {
+            let patched = copy_tree(tree, &out.with_extension("patched-tree"))?;
+            let mut patch = Command::new("patch");
+            patch
+                .args(["-p1", "--forward", "--batch", "-d"])
+                .arg(&patched)
+                .arg("-i")
+                .arg(proposed_patch());
+            let o = run(&mut patch, None, Duration::from_secs(60))?;
+            if !o.ok() {
+                return Err(format!(
+                    "the .rpm as built requires {unmet}, which it does not provide, and {} does not apply:\n{}",
+                    proposed_patch().display(),
+                    o.tail(10)
+                ));
+            }
+            let (_, rpm) = build_packages(&patched, &out.with_extension("patched"), &["--no-deb"])?;
+            let rpm = rpm.ok_or("build-packages built no .rpm")?;
+            if let Some(still) = unmet_self_requirements(&rpm)? {
+                return Err(format!(
+                    "even with {} the .rpm requires {still}",
+                    proposed_patch().display()
+                ));
+            }
+            rpm
+        }
+    };
+    sign_rpm(key, &rpm_as_built);
+    if rpm != rpm_as_built {
+        sign_rpm(key, &rpm);
+    }
+    Ok(UpdaterBuild {
+        version: pkg_version,
+        deb,
+        rpm,
+        rpm_as_built,
+        workaround: unmet.map(|unmet| {
+            format!(
+                "the .rpm built by scripts/build-packages requires {unmet} but does not provide it \
+                 (rpm/teleport-ent-updater.spec: `AutoProv: no`); the rpm rows install one built with {}",
+                proposed_patch().display()
+            )
+        }),
+    })
+}
+
+/// The package's requirements on itself (`config(NAME) = V-R`, `NAME`) that
+/// it does not provide; `None` when there are none.
+fn unmet_self_requirements(rpm: &Path) -> Result<Option<String>, String> {
+    let query = |what: &str| -> Result<Vec<String>, String> {
+        let mut cmd = Command::new("rpm");
+        cmd.args(["-qp", what]).arg(rpm).env("LC_ALL", "C");
+        let o = run(&mut cmd, None, Duration::from_secs(60))?;
+        if !o.ok() {
+            return Err(format!("rpm -qp {what} {}: {}", rpm.display(), o.tail(5)));
+        }
+        Ok(o.stdout.lines().map(|l| l.trim().to_string()).collect())
+    };
+    let provides = query("--provides")?;
+    let unmet: Vec<String> = query("--requires")?
+        .into_iter()
+        .filter(|r| {
+            r.starts_with(&format!("config({UPDATER})"))
+                || r.split_whitespace().next() == Some(UPDATER)
+        })
+        .filter(|r| !provides.contains(r))
+        .collect();
+    Ok((!unmet.is_empty()).then(|| unmet.join(", ")))
+}
+
+/// `scripts/build-packages --out OUT --binary BIN --fast EXTRA...` of
+/// `tree`: the .deb and .rpm it printed.
+fn build_packages(
+    tree: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
     let mut cmd = Command::new("bash");
     cmd.arg(tree.join("scripts/build-packages"))
         .arg("--out")
         .arg(out)
         .arg("--binary")
         .arg(BIN)
-        .arg("--fast");
-    let o = run(&mut cmd, None, std::time::Duration::from_secs(300))?;
+        .arg("--fast")
+        .args(extra);
+    let o = run(&mut cmd, None, Duration::from_secs(300))?;
     if !o.ok() {
         return Err(format!(
             "scripts/build-packages failed in {}\n{}",
@@ -132,20 +237,8 @@ fn build_updater(
             .iter()
             .find(|p| p.extension().is_some_and(|e| e == ext))
             .cloned()
-            .ok_or_else(|| format!("build-packages printed no .{ext}:\n{}", o.stdout))
     };
-    let deb = find("deb")?;
-    let rpm = find("rpm")?;
-    let pkg_version = version.replacen('-', "~", 1);
-    if !deb.to_string_lossy().contains(&format!("_{pkg_version}_")) {
-        return Err(format!("{} is not version {pkg_version}", deb.display()));
-    }
-    sign_rpm(key, &rpm);
-    Ok(UpdaterBuild {
-        version: pkg_version,
-        deb,
-        rpm,
-    })
+    Ok((find("deb"), find("rpm")))
 }
 
 /// The next patch version: `0.1.0` -> `0.1.1`.
@@ -161,20 +254,7 @@ fn bumped(v: &str) -> Result<String, String> {
 /// `version` and a matching debian/changelog entry. Nothing else differs.
 fn bumped_tree(dest: &Path, version: &str) -> Result<PathBuf, String> {
     let src = repo_root();
-    std::fs::create_dir_all(dest.join("scripts")).map_err(|e| e.to_string())?;
-    std::fs::copy(
-        src.join("scripts/build-packages"),
-        dest.join("scripts/build-packages"),
-    )
-    .map_err(|e| e.to_string())?;
-    for d in ["debian", "rpm", "systemd", "packaging"] {
-        let mut cp = Command::new("cp");
-        cp.arg("-a").arg(src.join(d)).arg(dest.join(d));
-        let o = run(&mut cp, None, std::time::Duration::from_secs(60))?;
-        if !o.ok() {
-            return Err(format!("copying {d}/ failed\n{}", o.tail(5)));
-        }
-    }
+    copy_tree(&src, dest)?;
     let cargo = std::fs::read_to_string(src.join("Cargo.toml")).map_err(|e| e.to_string())?;
     let current = env!("CARGO_PKG_VERSION");
     let mut in_ws = false;
@@ -210,6 +290,26 @@ fn bumped_tree(dest: &Path, version: &str) -> Result<PathBuf, String> {
         version.replacen('-', "~", 1)
     );
     std::fs::write(&changelog_path, entry + &old).map_err(|e| e.to_string())?;
+    Ok(dest.to_path_buf())
+}
+
+/// Copy what `scripts/build-packages` reads from `src` to `dest` (replaced).
+fn copy_tree(src: &Path, dest: &Path) -> Result<PathBuf, String> {
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::create_dir_all(dest.join("scripts")).map_err(|e| e.to_string())?;
+    let copy = |rel: &str| {
+        std::fs::copy(src.join(rel), dest.join(rel)).map_err(|e| format!("copy {rel}: {e}"))
+    };
+    copy("scripts/build-packages")?;
+    copy("Cargo.toml")?;
+    for d in ["debian", "rpm", "systemd", "packaging"] {
+        let mut cp = Command::new("cp");
+        cp.arg("-a").arg(src.join(d)).arg(dest.join(d));
+        let o = run(&mut cp, None, Duration::from_secs(60))?;
+        if !o.ok() {
+            return Err(format!("copying {d}/ failed\n{}", o.tail(5)));
+        }
+    }
     Ok(dest.to_path_buf())
 }
 

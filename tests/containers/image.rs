@@ -313,7 +313,7 @@ fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
         &provides,
         tmp,
     );
-    let inside = format!("/tmp/{}", stub.file_name().unwrap().to_string_lossy());
+    let inside = format!("/var/tmp/{}", stub.file_name().unwrap().to_string_lossy());
     fs::copy(&stub, rootfs.join(inside.trim_start_matches('/'))).map_err(|e| e.to_string())?;
     run_in_rootfs(&rootfs, &["rpm", "-i", &inside], short)?;
     let _ = fs::remove_file(rootfs.join(inside.trim_start_matches('/')));

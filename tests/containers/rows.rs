@@ -71,6 +71,7 @@ impl Row {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scenario {
     AgentUp,
+    RpmAsBuilt,
     UpdaterInstalled,
     TimerFires,
     OutsideWindow,
@@ -86,8 +87,9 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::AgentUp,
+        Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
         Scenario::TimerFires,
         Scenario::OutsideWindow,
@@ -105,6 +107,9 @@ impl Scenario {
     pub fn title(self) -> &'static str {
         match self {
             Scenario::AgentUp => "agent 15.4.2 installed from the signed loopback repo, teleport.service up",
+            Scenario::RpmAsBuilt => {
+                "updater .rpm exactly as scripts/build-packages builds it: dnf/zypper accept it"
+            }
             Scenario::UpdaterInstalled => "updater package installed via the package manager: timer enabled+active, agent untouched",
             Scenario::TimerFires => "the timer fires teleport-upgrade.service: update inside a window (15.4.3)",
             Scenario::OutsideWindow => "outside a window: nothing happens (target 16.0.0)",
@@ -128,6 +133,7 @@ impl Scenario {
             _ => match self {
                 Yum => row == Row::RpmDnf,
                 CronNoopUnderSystemd => row == Row::DebianApt,
+                RpmAsBuilt => row != Row::DebianApt,
                 CronUpdates => false,
                 _ => true,
             },
@@ -165,6 +171,11 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// Run one scenario whose failure is recorded but does not end the row.
+    fn check(&mut self, s: Scenario, f: impl FnOnce() -> Result<String, String>) {
+        let _ = self.step(s, f);
+    }
+
     /// Run one scenario; a failure is recorded and ends the row.
     fn step(
         &mut self,
@@ -735,6 +746,42 @@ fn systemd_row(
     let url = repo.url();
     rec.step(Scenario::AgentUp, || setup_agent(&mut sut, fx, &url, true))?;
 
+    if pm != Pm::Apt {
+        rec.check(Scenario::RpmAsBuilt, || {
+            // Resolution only: nothing is installed.
+            let inside = "/var/tmp/teleport-ent-updater-as-built.rpm";
+            let bytes = std::fs::read(&fx.updater.rpm_as_built).map_err(|e| e.to_string())?;
+            c.write(inside, bytes)?;
+            let argv: &[&str] = match pm {
+                Pm::Dnf => &[
+                    "dnf",
+                    "-y",
+                    "--disablerepo=*",
+                    "--setopt=tsflags=test",
+                    "install",
+                    inside,
+                ],
+                _ => &["zypper", "-n", "install", "--dry-run", inside],
+            };
+            let o = c.exec(argv)?;
+            c.remove(inside)?;
+            if !o.ok() {
+                return Err(format!(
+                    "{} refuses {} (exit {:?}):\n{}",
+                    argv[0],
+                    fx.updater
+                        .rpm_as_built
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy(),
+                    o.code,
+                    o.tail(6)
+                ));
+            }
+            Ok(format!("{} resolves and test-installs it", argv[0]))
+        });
+    }
+
     rec.step(Scenario::UpdaterInstalled, || {
         let agent_pid = sut.show(AGENT_UNIT, "MainPID")?;
         pm.install_updater(c)?;
@@ -767,8 +814,14 @@ fn systemd_row(
             return Err("installing the updater restarted the agent".into());
         }
         let starts = sut.check_starts()?;
+        let note = match (&fx.updater.workaround, pm) {
+            (Some(_), Pm::Dnf | Pm::Zypper) => {
+                " [WORKAROUND: .rpm built with tests/containers/PROPOSED.patch]"
+            }
+            _ => "",
+        };
         Ok(format!(
-            "{UPDATER} {} installed; {TIMER} {enabled}, {active}; {starts}",
+            "{UPDATER} {} installed; {TIMER} {enabled}, {active}; {starts}{note}",
             fx.updater.version
         ))
     })?;
