@@ -243,7 +243,22 @@ fn distro_matrix() {
         .collect();
     let reports: Vec<RowReport> = rows
         .iter()
-        .map(|&r| rows::run_row(r, &fx, fx.dir.path()))
+        .map(|&r| {
+            // A panic in one row (its container is torn down while
+            // unwinding) must not hide the other rows' results.
+            let t = Instant::now();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rows::run_row(r, &fx, fx.dir.path())
+            }))
+            .unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                RowReport::panicked(r, msg, t.elapsed())
+            })
+        })
         .collect();
     drop(fx);
     let _ = std::fs::remove_dir_all(&work);

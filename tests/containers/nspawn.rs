@@ -389,13 +389,21 @@ impl Container {
     /// The host path of `path` inside the container. Refuses a path that
     /// goes through an absolute symlink (which would resolve on the host).
     pub fn host_path(&self, path: &str) -> PathBuf {
-        let base = PathBuf::from(format!("/proc/{}/root", self.leader));
-        let mut p = base.clone();
-        for c in Path::new(path).components() {
+        self.host_path_guarded(path, true)
+    }
+
+    fn host_path_guarded(&self, path: &str, follow_last: bool) -> PathBuf {
+        let mut p = PathBuf::from(format!("/proc/{}/root", self.leader));
+        let components: Vec<Component> = Path::new(path).components().collect();
+        for (i, c) in components.iter().enumerate() {
             match c {
                 Component::RootDir => {}
                 Component::Normal(s) => {
                     p.push(s);
+                    let last = i + 1 == components.len();
+                    if last && !follow_last {
+                        break;
+                    }
                     if let Ok(t) = fs::read_link(&p) {
                         assert!(
                             t.is_relative(),
@@ -409,6 +417,11 @@ impl Container {
             }
         }
         p
+    }
+
+    /// The target of the symlink `path` (not followed).
+    pub fn read_link(&self, path: &str) -> Option<PathBuf> {
+        fs::read_link(self.host_path_guarded(path, false)).ok()
     }
 
     pub fn read(&self, path: &str) -> Option<String> {

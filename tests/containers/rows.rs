@@ -82,12 +82,14 @@ pub enum Scenario {
     CronNoopUnderSystemd,
     UpdaterUpgraded,
     UpdaterRemoved,
+    CronAgentInstalled,
+    CronUpdaterInstalled,
     CronUpdates,
     TornDown,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -100,6 +102,8 @@ impl Scenario {
         Scenario::CronNoopUnderSystemd,
         Scenario::UpdaterUpgraded,
         Scenario::UpdaterRemoved,
+        Scenario::CronAgentInstalled,
+        Scenario::CronUpdaterInstalled,
         Scenario::CronUpdates,
         Scenario::TornDown,
     ];
@@ -120,6 +124,12 @@ impl Scenario {
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
             Scenario::UpdaterUpgraded => "routine upgrade: updater upgraded, held agent kept, agent not restarted",
             Scenario::UpdaterRemoved => "updater removed: agent, its service and /etc/teleport-upgrade.d kept",
+            Scenario::CronAgentInstalled => {
+                "no systemd (no /run/systemd/system): agent 15.4.2 installed from the signed repo"
+            }
+            Scenario::CronUpdaterInstalled => {
+                "no systemd: updater installed via apt, cron file in place, timer enabled on disk only"
+            }
             Scenario::CronUpdates => "no systemd: the cron line, run as cron runs it, updates (15.4.3)",
             Scenario::TornDown => "container torn down: no machine, mount or process left",
         }
@@ -129,12 +139,15 @@ impl Scenario {
     pub fn applies(self, row: Row) -> bool {
         use Scenario::*;
         match row {
-            Row::DebianCron => matches!(self, AgentUp | UpdaterInstalled | CronUpdates | TornDown),
+            Row::DebianCron => matches!(
+                self,
+                CronAgentInstalled | CronUpdaterInstalled | CronUpdates | TornDown
+            ),
             _ => match self {
                 Yum => row == Row::RpmDnf,
                 CronNoopUnderSystemd => row == Row::DebianApt,
                 RpmAsBuilt => row != Row::DebianApt,
-                CronUpdates => false,
+                CronAgentInstalled | CronUpdaterInstalled | CronUpdates => false,
                 _ => true,
             },
         }
@@ -145,6 +158,18 @@ impl Scenario {
 pub enum Outcome {
     Pass(String),
     Fail(String),
+}
+
+impl RowReport {
+    /// A row that panicked outside any scenario.
+    pub fn panicked(row: Row, message: String, elapsed: Duration) -> RowReport {
+        RowReport {
+            row,
+            results: BTreeMap::new(),
+            elapsed,
+            error: Some(format!("panicked: {message}")),
+        }
+    }
 }
 
 pub struct RowReport {
@@ -1057,13 +1082,13 @@ fn cron_row(
         expected_starts: Vec::new(),
     };
     let url = repo.url();
-    rec.step(Scenario::AgentUp, || {
+    rec.step(Scenario::CronAgentInstalled, || {
         if c.exists("/run/systemd/system") {
             return Err("/run/systemd/system exists: systemd runs in this container".into());
         }
         setup_agent(&mut sut, fx, &url, false)
     })?;
-    rec.step(Scenario::UpdaterInstalled, || {
+    rec.step(Scenario::CronUpdaterInstalled, || {
         Pm::Apt.install_updater(c)?;
         let v = Pm::Apt.installed(c, UPDATER)?;
         if v.as_deref() != Some(fx.updater.version.as_str()) {
@@ -1083,9 +1108,10 @@ fn cron_row(
         // Without a running systemd the postinst only enables the timer on
         // disk, for a later boot.
         let wants = "/etc/systemd/system/timers.target.wants/teleport-upgrade.timer";
-        if !c.exists(wants) {
+        let target = c.read_link(wants);
+        if target.as_deref() != Some(Path::new("/lib/systemd/system/teleport-upgrade.timer")) {
             return Err(format!(
-                "{wants} missing: the timer was not enabled on disk"
+                "{wants} is {target:?}: the timer was not enabled on disk"
             ));
         }
         Ok(format!(
@@ -1120,7 +1146,16 @@ fn cron_row(
         if result != "ok" || decision != "update" {
             return Err(format!("last run: result {result}, decision {decision}"));
         }
-        Ok(format!("{detail}; held; no systemd, so no restart"))
+        let stderr = o.stderr.lines().next().unwrap_or("").trim().to_string();
+        Ok(format!(
+            "cron line exit {:?}{}; {detail}; held; no systemd, so no restart",
+            o.code,
+            if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(" (stderr: {stderr})")
+            }
+        ))
     })?;
     Ok(())
 }
