@@ -351,7 +351,11 @@ impl Repo {
     pub fn publish_next_updater(&mut self, fx: &Fixtures) -> Result<(), String> {
         match self {
             Repo::Apt { repo, .. } => {
-                repo.add_debs(APT_COMPONENT, &[fx.updater_next.deb.clone()], Some(&fx.key));
+                repo.add_debs(
+                    APT_COMPONENT,
+                    std::slice::from_ref(&fx.updater_next.deb),
+                    Some(&fx.key),
+                );
             }
             Repo::Rpm { repo, .. } => {
                 let dest = repo.dir().join(fx.updater_next.rpm.file_name().unwrap());

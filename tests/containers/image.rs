@@ -294,18 +294,15 @@ fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
         &rootfs,
         &[&format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH)],
     );
-    provides.extend(
-        [
-            "/bin/sh".to_string(),
-            "/usr/bin/sh".to_string(),
-            "/bin/bash".to_string(),
-            // Declared by glibc's own spec on RPM distributions; Debian's
-            // ld.so supports DT_GNU_HASH as well.
-            "rtld(GNU_HASH)".to_string(),
-            format!("ca-certificates = {}", ca.stdout.trim()),
-        ]
-        .into_iter(),
-    );
+    provides.extend([
+        "/bin/sh".to_string(),
+        "/usr/bin/sh".to_string(),
+        "/bin/bash".to_string(),
+        // Declared by glibc's own spec on RPM distributions; Debian's
+        // ld.so supports DT_GNU_HASH as well.
+        "rtld(GNU_HASH)".to_string(),
+        format!("ca-certificates = {}", ca.stdout.trim()),
+    ]);
     let stub = testkit::rpmbase::build_provides_rpm(
         "debian-base-system",
         "12",

@@ -284,10 +284,15 @@ impl Container {
                     self.console_tail(40)
                 ));
             }
-            if let Some(&pid) = children_of(nspawn_pid).first() {
+            // systemd-nspawn's first child only prepares the root and
+            // forks the container's PID 1, then exits: wait for a child that
+            // is PID 1 of its own PID namespace and runs in the new root.
+            for pid in children_of(nspawn_pid) {
                 let marker =
                     PathBuf::from(format!("/proc/{pid}/root")).join(MARKER.trim_start_matches('/'));
-                if fs::read_to_string(marker).is_ok_and(|m| m.trim() == self.name) {
+                if is_namespace_init(pid)
+                    && fs::read_to_string(marker).is_ok_and(|m| m.trim() == self.name)
+                {
                     return Ok(pid);
                 }
             }
@@ -514,6 +519,18 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// Is `pid` the init (PID 1) of a PID namespace below ours?
+fn is_namespace_init(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .is_some_and(|ids| {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            ids.len() >= 2 && ids.last() == Some(&"1")
+        })
 }
 
 /// The child processes of `pid` (of any of its threads).
