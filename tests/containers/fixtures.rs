@@ -74,6 +74,13 @@ impl Fixtures {
             Path::new("/tmp"),
             "Teleport matrix test <matrix@example.com>",
         );
+        // For reap_stale_work: a killed test process leaves the key's
+        // gpg-agent running.
+        std::fs::write(
+            parent.join("gnupghome"),
+            key.gnupghome().to_string_lossy().as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
         let key_asc = dir.path().join("RPM-GPG-KEY-teleport");
         key.export_armored(&key_asc);
 
@@ -408,5 +415,33 @@ impl VersionServer {
     /// Requests for `/version` so far.
     pub fn version_hits(&self) -> usize {
         self.server.hits(&format!("{CHANNEL}/version"))
+    }
+}
+
+/// Remove the work directories (`containers-<pid>` below `tmp`) of test
+/// processes that are gone, ending the gpg-agent of their key.
+pub fn reap_stale_work(tmp: &Path) {
+    let Ok(rd) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("containers-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(home) = std::fs::read_to_string(e.path().join("gnupghome")) {
+            let home = PathBuf::from(home.trim());
+            if home.starts_with("/tmp/") {
+                testkit::rpm::end_gpg_agents_under(&home);
+                let _ = std::fs::remove_dir_all(&home);
+            }
+        }
+        let _ = std::fs::remove_dir_all(e.path());
     }
 }

@@ -220,8 +220,9 @@ fn distro_matrix() {
     ));
 
     let t = Instant::now();
-    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("containers-{}", std::process::id()));
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    fixtures::reap_stale_work(&tmp);
+    let work = tmp.join(format!("containers-{}", std::process::id()));
     let fx = fixtures::Fixtures::build(&work).unwrap_or_else(|e| panic!("fixtures: {e}"));
     prep.push_str(&format!(
         "fixtures (key, agent packages, updater {} and {}) built in {:.1} s\n\n",
