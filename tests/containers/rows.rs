@@ -963,7 +963,22 @@ fn systemd_row(
                 "state.json counts {total} updates, the test made {updates}"
             ));
         }
-        Ok(format!("{updates} updates, {starts}"))
+        // Not a pass criterion: what the updater warned about, for the reader.
+        let journal = c
+            .exec(&["journalctl", "-u", SERVICE, "--no-pager", "-o", "cat"])?
+            .stdout;
+        let warnings: Vec<&str> = journal
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains("ERROR"))
+            .collect();
+        Ok(format!(
+            "{updates} updates, {starts}; the updater's journal has {} warning/error line(s){}",
+            warnings.len(),
+            warnings
+                .first()
+                .map(|w| format!(", first: {}", w.trim()))
+                .unwrap_or_default()
+        ))
     })?;
 
     if row == Row::DebianApt {
