@@ -2,6 +2,7 @@
 //! tools (gpg, dpkg-deb, apt-ftparchive, rpmbuild, createrepo_c).
 //! Nothing here fakes a package manager.
 
+pub mod agent;
 pub mod aptrepo;
 pub mod aptroot;
 pub mod channels;
@@ -9,3 +10,4 @@ pub mod deb;
 pub mod gpg;
 pub mod http;
 pub mod rpm;
+pub mod rpmbase;

@@ -1,0 +1,382 @@
+//! Root filesystems of the matrix, built once and cached.
+//!
+//! ```text
+//! <cache>/images/<image>-<hash of its recipe>/rootfs     the root filesystem
+//! <cache>/images/<image>-<hash of its recipe>/recipe.txt what it was built from
+//! <cache>/runs/<row>-<pid>/                              writable layers of running containers
+//! ```
+//!
+//! `<cache>` is `/var/cache/teleport-ent-updater-tests` (or
+//! `$CONTAINER_TESTS_CACHE`). An image is built into a temporary directory
+//! and renamed into place when complete, under an exclusive lock, so an
+//! interrupted build is never used and two test processes never build the
+//! same image at once. A changed recipe gets a new hash (bump
+//! [`RECIPE_VERSION`] when the code of a step changes); images of older
+//! recipes are removed when the new one is built. Containers never write to
+//! an image: they run on an overlay of it.
+//!
+//! The images (all from Debian 12's mirror, the only distribution this
+//! machine can reach):
+//! - `debian12`: debootstrap minbase with systemd, dbus, cron and
+//!   ca-certificates.
+//! - `debian12-dnf`: `debian12` plus Debian's `dnf` and `rpm`.
+//! - `debian12-zypper`: `debian12` plus Debian's `zypper` and `rpm`.
+//!
+//! In both rpm images rpm keeps its database in `/var/lib/rpm`, as on RHEL
+//! and SUSE (Debian's rpm defaults to `~/.rpmdb`, which differs between a
+//! shell, where HOME=/root, and a systemd service, where HOME is unset), and
+//! a file-less package `debian-base-system` declares to rpm what the
+//! dpkg-installed base really provides (see `testkit::rpmbase`).
+//! The Debian sources are removed from every image once it is built: the
+//! tests install only from their own loopback repositories.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::nspawn::{run, run_in_rootfs};
+
+/// Bump when a build step below changes.
+const RECIPE_VERSION: u32 = 1;
+
+pub const DEFAULT_CACHE: &str = "/var/cache/teleport-ent-updater-tests";
+pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+const SUITE: &str = "bookworm";
+const BASE_PACKAGES: &[&str] = &["systemd", "systemd-sysv", "dbus", "cron", "ca-certificates"];
+
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("CONTAINER_TESTS_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE))
+}
+
+pub fn runs_dir() -> PathBuf {
+    cache_dir().join("runs")
+}
+
+pub fn mirror() -> String {
+    std::env::var("CONTAINER_TESTS_MIRROR")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_MIRROR.to_string())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    Debian,
+    Dnf,
+    Zypper,
+}
+
+impl Image {
+    pub fn name(self) -> &'static str {
+        match self {
+            Image::Debian => "debian12",
+            Image::Dnf => "debian12-dnf",
+            Image::Zypper => "debian12-zypper",
+        }
+    }
+
+    /// Debian packages added on top of `debian12`.
+    fn extra_packages(self) -> &'static [&'static str] {
+        match self {
+            Image::Debian => &[],
+            Image::Dnf => &["dnf", "rpm"],
+            Image::Zypper => &["zypper", "rpm"],
+        }
+    }
+
+    /// Everything that determines the image, as text (hashed into its
+    /// directory name).
+    pub fn recipe(self) -> String {
+        let mut r = format!(
+            "recipe-version {RECIPE_VERSION}\n\
+             debootstrap --variant=minbase --include={} {SUITE} (Debian mirror)\n\
+             remove /etc/hostname; seal: no apt sources, lists or caches\n",
+            BASE_PACKAGES.join(",")
+        );
+        if self != Image::Debian {
+            r.push_str(&format!(
+                "apt-get install --no-install-recommends {}\n\
+                 /etc/rpm/macros: %_dbpath /var/lib/rpm; rpm --initdb\n\
+                 rpm -i debian-base-system (elfdeps --provides of /usr/lib/<triplet>/*.so*, /bin/sh, /usr/bin/sh, /bin/bash, rtld(GNU_HASH), ca-certificates)\n\
+                 seal\n",
+                self.extra_packages().join(" ")
+            ));
+        }
+        r
+    }
+
+    pub fn dir(self) -> PathBuf {
+        cache_dir().join("images").join(format!(
+            "{}-{:016x}",
+            self.name(),
+            fnv1a(self.recipe().as_bytes())
+        ))
+    }
+
+    pub fn rootfs(self) -> PathBuf {
+        self.dir().join("rootfs")
+    }
+
+    pub fn is_cached(self) -> bool {
+        self.dir().join("recipe.txt").is_file()
+    }
+}
+
+/// FNV-1a, 64 bits: a hash that stays the same across Rust versions.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Make sure every image in `images` is cached (building what is missing);
+/// returns what was built, with the time each took.
+pub fn ensure(images: &[Image]) -> Result<Vec<(Image, Duration)>, String> {
+    let cache = cache_dir();
+    fs::create_dir_all(cache.join("images"))
+        .map_err(|e| format!("create {}: {e}", cache.display()))?;
+    let lock_file = File::create(cache.join(".lock")).map_err(|e| e.to_string())?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("lock {}/.lock: {e}", cache.display()))?;
+    let mut built = Vec::new();
+    for &img in images {
+        // The rpm images start from debian12.
+        let chain: &[Image] = if img == Image::Debian {
+            &[Image::Debian]
+        } else {
+            &[Image::Debian, img]
+        };
+        for &i in chain {
+            if !i.is_cached() {
+                let t = Instant::now();
+                build(i)?;
+                built.push((i, t.elapsed()));
+            }
+        }
+    }
+    Ok(built)
+}
+
+fn build(img: Image) -> Result<(), String> {
+    let final_dir = img.dir();
+    let tmp = final_dir.with_file_name(format!(
+        "{}.building-{}",
+        final_dir.file_name().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    eprintln!(
+        "building container image {} in {} ...",
+        img.name(),
+        tmp.display()
+    );
+    let result = match img {
+        Image::Debian => build_debian(&tmp),
+        Image::Dnf | Image::Zypper => build_rpm_image(img, &tmp),
+    };
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(format!("building the {} image failed: {e}", img.name()));
+    }
+    fs::write(tmp.join("recipe.txt"), img.recipe()).map_err(|e| e.to_string())?;
+    // Older recipes of this image are of no further use.
+    remove_other_versions(img);
+    fs::rename(&tmp, &final_dir).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
+    Ok(())
+}
+
+fn remove_other_versions(img: Image) {
+    let images = cache_dir().join("images");
+    let prefix = format!("{}-", img.name());
+    let keep = img.dir();
+    let Ok(rd) = fs::read_dir(&images) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rest = name.strip_prefix(&prefix).unwrap_or("");
+        // `<name>-<16 hex>` only: debian12-dnf-... is not a version of debian12.
+        if rest.len() == 16 && rest.chars().all(|c| c.is_ascii_hexdigit()) && e.path() != keep {
+            eprintln!("removing the outdated image {}", e.path().display());
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn build_debian(tmp: &Path) -> Result<(), String> {
+    let rootfs = tmp.join("rootfs");
+    let mut cmd = std::process::Command::new("debootstrap");
+    cmd.arg("--variant=minbase")
+        .arg(format!("--include={}", BASE_PACKAGES.join(",")))
+        .arg(SUITE)
+        .arg(&rootfs)
+        .arg(mirror())
+        .env("LC_ALL", "C");
+    let out = run(&mut cmd, None, Duration::from_secs(600))?;
+    fs::write(
+        tmp.join("build.log"),
+        format!("{}\n{}", out.stdout, out.stderr),
+    )
+    .map_err(|e| e.to_string())?;
+    if !out.ok() {
+        return Err(format!(
+            "debootstrap failed ({:?})\n{}",
+            out.code,
+            out.tail(30)
+        ));
+    }
+    // debootstrap copies the host's name; the container gets its machine
+    // name instead.
+    let _ = fs::remove_file(rootfs.join("etc/hostname"));
+    seal(&rootfs)
+}
+
+fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
+    let rootfs = tmp.join("rootfs");
+    let base = Image::Debian.rootfs();
+    let mut cp = std::process::Command::new("cp");
+    cp.args(["-a", "--reflink=auto"]).arg(&base).arg(&rootfs);
+    let out = run(&mut cp, None, Duration::from_secs(300))?;
+    if !out.ok() {
+        return Err(format!(
+            "copying {} failed\n{}",
+            base.display(),
+            out.tail(10)
+        ));
+    }
+    fs::write(
+        rootfs.join("etc/apt/sources.list"),
+        format!("deb {} {SUITE} main\n", mirror()),
+    )
+    .map_err(|e| e.to_string())?;
+    let long = Duration::from_secs(600);
+    run_in_rootfs(&rootfs, &["apt-get", "update", "-q"], long)?;
+    let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    install.extend_from_slice(img.extra_packages());
+    run_in_rootfs(&rootfs, &install, long)?;
+
+    // rpm's database where RHEL and SUSE keep it.
+    let macros = rootfs.join("etc/rpm/macros");
+    fs::create_dir_all(macros.parent().unwrap()).map_err(|e| e.to_string())?;
+    fs::write(
+        &macros,
+        "# Container test image: keep the rpm database where RHEL and SUSE keep it\n\
+         # (Debian's rpm defaults to ~/.rpmdb, which depends on $HOME).\n\
+         %_dbpath /var/lib/rpm\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let short = Duration::from_secs(120);
+    run_in_rootfs(&rootfs, &["rpm", "--initdb"], short)?;
+    let dbpath = run_in_rootfs(&rootfs, &["rpm", "--eval", "%{_dbpath}"], short)?;
+    if dbpath.stdout.trim() != "/var/lib/rpm" {
+        return Err(format!(
+            "rpm's dbpath is {:?} despite /etc/rpm/macros",
+            dbpath.stdout.trim()
+        ));
+    }
+
+    // What the dpkg-installed base provides, declared to rpm.
+    let ca = run_in_rootfs(
+        &rootfs,
+        &["dpkg-query", "-W", "-f=${Version}", "ca-certificates"],
+        short,
+    )?;
+    let mut provides = testkit::rpmbase::library_provides(
+        &rootfs,
+        &[&format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH)],
+    );
+    provides.extend([
+        "/bin/sh".to_string(),
+        "/usr/bin/sh".to_string(),
+        "/bin/bash".to_string(),
+        // Declared by glibc's own spec on RPM distributions; Debian's
+        // ld.so supports DT_GNU_HASH as well.
+        "rtld(GNU_HASH)".to_string(),
+        format!("ca-certificates = {}", ca.stdout.trim()),
+    ]);
+    let stub = testkit::rpmbase::build_provides_rpm(
+        "debian-base-system",
+        "12",
+        "What the dpkg-installed Debian base of this test image provides",
+        &provides,
+        tmp,
+    );
+    let inside = format!("/var/tmp/{}", stub.file_name().unwrap().to_string_lossy());
+    fs::copy(&stub, rootfs.join(inside.trim_start_matches('/'))).map_err(|e| e.to_string())?;
+    run_in_rootfs(&rootfs, &["rpm", "-i", &inside], short)?;
+    let _ = fs::remove_file(rootfs.join(inside.trim_start_matches('/')));
+    let _ = fs::remove_file(&stub);
+    seal(&rootfs)
+}
+
+/// No Debian sources, lists or downloaded packages left in the image.
+fn seal(rootfs: &Path) -> Result<(), String> {
+    run_in_rootfs(rootfs, &["apt-get", "clean"], Duration::from_secs(120))?;
+    fs::write(
+        rootfs.join("etc/apt/sources.list"),
+        "# Emptied by the container test image recipe: the tests install only\n\
+         # from their own loopback repositories.\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let lists = rootfs.join("var/lib/apt/lists");
+    if let Ok(rd) = fs::read_dir(&lists) {
+        for e in rd.filter_map(|e| e.ok()) {
+            if e.file_type().map(|t| t.is_file()).unwrap_or(false) && e.file_name() != "lock" {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Can the Debian mirror be reached (only needed to build images)?
+pub fn mirror_reachable() -> Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let m = mirror();
+    let host_port = m
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("the mirror {m} must be an http:// URL"))?
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let with_port = if host_port.contains(':') {
+        host_port.clone()
+    } else {
+        format!("{host_port}:80")
+    };
+    let addrs: Vec<_> = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
+        .collect();
+    for a in &addrs {
+        if TcpStream::connect_timeout(a, Duration::from_secs(10)).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(format!("cannot connect to {with_port} ({addrs:?})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipes_differ_and_hash_stably() {
+        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
+        assert_ne!(Image::Dnf.dir(), Image::Zypper.dir());
+        assert!(Image::Dnf
+            .recipe()
+            .starts_with(&Image::Debian.recipe()[..40]));
+    }
+}

@@ -1,0 +1,1176 @@
+//! The rows of the matrix and their scenarios.
+//!
+//! A systemd row (debian-apt, rpm-dnf, suse-zypper) boots one container and
+//! walks through the scenarios in order, each starting from the state the
+//! previous one left: the agent is installed from the signed loopback
+//! repository and started; the updater package is installed through the
+//! package manager; the real timer fires the real service for the first
+//! update; `systemctl start teleport-upgrade.service` drives the next ones;
+//! the updater package is upgraded by a routine upgrade, then removed.
+//! The first failing scenario ends the row (the later ones are "not run").
+//!
+//! The cron row boots nothing: plain systemd-nspawn, no init system, and the
+//! line of `/etc/cron.d/teleport-upgrade` is run as cron runs it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use testkit::agent::{parse_starts, Start, START_LOG};
+
+use crate::fixtures::{Fixtures, Repo, VersionServer, AGENT, APT_COMPONENT, APT_SUITE, UPDATER};
+use crate::image::{runs_dir, Image};
+use crate::nspawn::{Container, Init};
+
+// ---------------------------------------------------------------------------
+// Rows, scenarios, results
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Row {
+    DebianApt,
+    RpmDnf,
+    SuseZypper,
+    DebianCron,
+}
+
+impl Row {
+    pub const ALL: [Row; 4] = [
+        Row::DebianApt,
+        Row::RpmDnf,
+        Row::SuseZypper,
+        Row::DebianCron,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Row::DebianApt => "debian-apt",
+            Row::RpmDnf => "rpm-dnf",
+            Row::SuseZypper => "suse-zypper",
+            Row::DebianCron => "debian-cron",
+        }
+    }
+
+    pub fn image(self) -> Image {
+        match self {
+            Row::DebianApt | Row::DebianCron => Image::Debian,
+            Row::RpmDnf => Image::Dnf,
+            Row::SuseZypper => Image::Zypper,
+        }
+    }
+
+    fn pm(self) -> Pm {
+        match self {
+            Row::DebianApt | Row::DebianCron => Pm::Apt,
+            Row::RpmDnf => Pm::Dnf,
+            Row::SuseZypper => Pm::Zypper,
+        }
+    }
+}
+
+/// Every scenario, in table order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scenario {
+    AgentUp,
+    RpmAsBuilt,
+    UpdaterInstalled,
+    TimerFires,
+    OutsideWindow,
+    Critical,
+    Rollback,
+    Yum,
+    RestartOnce,
+    CronNoopUnderSystemd,
+    UpdaterUpgraded,
+    UpdaterRemoved,
+    CronAgentInstalled,
+    CronUpdaterInstalled,
+    CronUpdates,
+    TornDown,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 16] = [
+        Scenario::AgentUp,
+        Scenario::RpmAsBuilt,
+        Scenario::UpdaterInstalled,
+        Scenario::TimerFires,
+        Scenario::OutsideWindow,
+        Scenario::Critical,
+        Scenario::Rollback,
+        Scenario::Yum,
+        Scenario::RestartOnce,
+        Scenario::CronNoopUnderSystemd,
+        Scenario::UpdaterUpgraded,
+        Scenario::UpdaterRemoved,
+        Scenario::CronAgentInstalled,
+        Scenario::CronUpdaterInstalled,
+        Scenario::CronUpdates,
+        Scenario::TornDown,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Scenario::AgentUp => "agent 15.4.2 installed from the signed loopback repo, teleport.service up",
+            Scenario::RpmAsBuilt => {
+                "updater .rpm exactly as scripts/build-packages builds it: dnf/zypper accept it"
+            }
+            Scenario::UpdaterInstalled => "updater package installed via the package manager: timer enabled+active, agent untouched",
+            Scenario::TimerFires => "the timer fires teleport-upgrade.service: update inside a window (15.4.3)",
+            Scenario::OutsideWindow => "outside a window: nothing happens (target 16.0.0)",
+            Scenario::Critical => "critical update outside the window (16.0.0)",
+            Scenario::Rollback => "fleet rollback to a lower target inside a window (15.4.3)",
+            Scenario::Yum => "installer `yum` (yum -> dnf symlink, as on RHEL 8+): update (16.0.0)",
+            Scenario::RestartOnce => "agent restarted exactly once per update (start log = 1 + updates)",
+            Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
+            Scenario::UpdaterUpgraded => "routine upgrade: updater upgraded, held agent kept, agent not restarted",
+            Scenario::UpdaterRemoved => "updater removed: agent, its service and /etc/teleport-upgrade.d kept",
+            Scenario::CronAgentInstalled => {
+                "no systemd (no /run/systemd/system): agent 15.4.2 installed from the signed repo"
+            }
+            Scenario::CronUpdaterInstalled => {
+                "no systemd: updater installed via apt, cron file in place, timer enabled on disk only"
+            }
+            Scenario::CronUpdates => "no systemd: the cron line, run as cron runs it, updates (15.4.3)",
+            Scenario::TornDown => "container torn down: no machine, mount or process left",
+        }
+    }
+
+    /// Does `row` run this scenario?
+    pub fn applies(self, row: Row) -> bool {
+        use Scenario::*;
+        match row {
+            Row::DebianCron => matches!(
+                self,
+                CronAgentInstalled | CronUpdaterInstalled | CronUpdates | TornDown
+            ),
+            _ => match self {
+                Yum => row == Row::RpmDnf,
+                CronNoopUnderSystemd => row == Row::DebianApt,
+                RpmAsBuilt => row != Row::DebianApt,
+                CronAgentInstalled | CronUpdaterInstalled | CronUpdates => false,
+                _ => true,
+            },
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Pass(String),
+    Fail(String),
+}
+
+impl RowReport {
+    /// A row that panicked outside any scenario.
+    pub fn panicked(row: Row, message: String, elapsed: Duration) -> RowReport {
+        RowReport {
+            row,
+            results: BTreeMap::new(),
+            elapsed,
+            error: Some(format!("panicked: {message}")),
+        }
+    }
+}
+
+pub struct RowReport {
+    pub row: Row,
+    pub results: BTreeMap<Scenario, Outcome>,
+    pub elapsed: Duration,
+    /// Set when the row stopped outside a scenario (setup).
+    pub error: Option<String>,
+}
+
+impl RowReport {
+    pub fn passed(&self) -> bool {
+        self.error.is_none()
+            && Scenario::ALL
+                .iter()
+                .filter(|s| s.applies(self.row))
+                .all(|s| matches!(self.results.get(s), Some(Outcome::Pass(_))))
+    }
+}
+
+struct Recorder {
+    results: BTreeMap<Scenario, Outcome>,
+    row: Row,
+}
+
+impl Recorder {
+    /// Run one scenario whose failure is recorded but does not end the row.
+    fn check(&mut self, s: Scenario, f: impl FnOnce() -> Result<String, String>) {
+        let _ = self.step(s, f);
+    }
+
+    /// Run one scenario; a failure is recorded and ends the row.
+    fn step(
+        &mut self,
+        s: Scenario,
+        f: impl FnOnce() -> Result<String, String>,
+    ) -> Result<(), String> {
+        assert!(
+            s.applies(self.row),
+            "{s:?} is not a scenario of {}",
+            self.row.name()
+        );
+        let t = Instant::now();
+        let r = f();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "[{}] {} {} ({secs:.1} s)",
+            self.row.name(),
+            if r.is_ok() { "PASS" } else { "FAIL" },
+            s.title()
+        );
+        match r {
+            Ok(detail) => {
+                self.results.insert(s, Outcome::Pass(detail));
+                Ok(())
+            }
+            Err(e) => {
+                self.results.insert(s, Outcome::Fail(e.clone()));
+                Err(format!("{}: {e}", s.title()))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Package managers, driven inside the container
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pm {
+    Apt,
+    Dnf,
+    Zypper,
+}
+
+const APT_KEYRING: &str = "/usr/share/keyrings/teleport-archive-keyring.asc";
+const RPM_KEY: &str = "/etc/pki/rpm-gpg/RPM-GPG-KEY-teleport";
+
+impl Pm {
+    fn repo_file(self) -> &'static str {
+        match self {
+            Pm::Apt => "/etc/apt/sources.list.d/teleport.list",
+            Pm::Dnf => "/etc/yum.repos.d/teleport.repo",
+            Pm::Zypper => "/etc/zypp/repos.d/teleport.repo",
+        }
+    }
+
+    /// The `installer` file, or `None` to let the updater detect it (apt on
+    /// Debian's os-release: detection is exercised in the apt rows). The
+    /// rpm images are Debian underneath, so their os-release says Debian:
+    /// they name their package manager, as the README documents.
+    fn installer(self) -> Option<&'static str> {
+        match self {
+            Pm::Apt => None,
+            Pm::Dnf => Some("dnf"),
+            Pm::Zypper => Some("zypper"),
+        }
+    }
+
+    /// Teleport's repository as its docs set it up, served on loopback.
+    fn configure(self, c: &Container, fx: &Fixtures, url: &str) -> Result<(), String> {
+        let key = std::fs::read(&fx.key_asc).map_err(|e| e.to_string())?;
+        match self {
+            Pm::Apt => {
+                c.write(APT_KEYRING, key)?;
+                c.write(
+                    self.repo_file(),
+                    format!("deb [signed-by={APT_KEYRING}] {url} {APT_SUITE} {APT_COMPONENT}\n"),
+                )
+            }
+            Pm::Dnf | Pm::Zypper => {
+                c.write(RPM_KEY, key)?;
+                let mut settings = vec![
+                    ("gpgcheck", "1"),
+                    ("repo_gpgcheck", "1"),
+                    ("gpgkey", "file:///etc/pki/rpm-gpg/RPM-GPG-KEY-teleport"),
+                ];
+                if self == Pm::Zypper {
+                    // zypper never imports a key itself: the release key is
+                    // imported beforehand, as Teleport's docs do.
+                    settings.extend([("autorefresh", "0"), ("pkg_gpgcheck", "1")]);
+                    c.ok(&["rpm", "--import", RPM_KEY])?;
+                }
+                c.write(
+                    self.repo_file(),
+                    testkit::rpm::RpmRepo::repo_file("teleport", url, &settings),
+                )
+            }
+        }
+    }
+
+    fn run_all(c: &Container, cmds: &[&[&str]]) -> Result<(), String> {
+        for cmd in cmds {
+            c.ok(cmd)?;
+        }
+        Ok(())
+    }
+
+    fn install_agent(self, c: &Container, version: &str) -> Result<(), String> {
+        match self {
+            Pm::Apt => Pm::run_all(
+                c,
+                &[
+                    &["apt-get", "update", "-q"],
+                    &[
+                        "apt-get",
+                        "install",
+                        "-y",
+                        "-q",
+                        &format!("{AGENT}={version}"),
+                    ],
+                ],
+            ),
+            Pm::Dnf => Pm::run_all(
+                c,
+                &[&["dnf", "-y", "install", &format!("{AGENT}-{version}")]],
+            ),
+            Pm::Zypper => Pm::run_all(
+                c,
+                &[
+                    &["zypper", "-n", "refresh"],
+                    &["zypper", "-n", "install", &format!("{AGENT}={version}")],
+                ],
+            ),
+        }
+    }
+
+    fn install_updater(self, c: &Container) -> Result<(), String> {
+        match self {
+            Pm::Apt => Pm::run_all(c, &[&["apt-get", "install", "-y", "-q", UPDATER]]),
+            Pm::Dnf => Pm::run_all(c, &[&["dnf", "-y", "install", UPDATER]]),
+            Pm::Zypper => Pm::run_all(c, &[&["zypper", "-n", "install", UPDATER]]),
+        }
+    }
+
+    /// What an operator's routine upgrade of the whole host runs.
+    fn routine_upgrade(self, c: &Container) -> Result<(), String> {
+        match self {
+            Pm::Apt => Pm::run_all(
+                c,
+                &[
+                    &["apt-get", "update", "-q"],
+                    &["apt-get", "upgrade", "-y", "-q"],
+                ],
+            ),
+            Pm::Dnf => Pm::run_all(c, &[&["dnf", "-y", "upgrade", "--refresh"]]),
+            Pm::Zypper => Pm::run_all(
+                c,
+                &[&["zypper", "-n", "refresh"], &["zypper", "-n", "update"]],
+            ),
+        }
+    }
+
+    fn remove_updater(self, c: &Container) -> Result<(), String> {
+        match self {
+            Pm::Apt => Pm::run_all(c, &[&["apt-get", "remove", "-y", "-q", UPDATER]]),
+            Pm::Dnf => Pm::run_all(c, &[&["dnf", "-y", "remove", UPDATER]]),
+            Pm::Zypper => Pm::run_all(c, &[&["zypper", "-n", "remove", UPDATER]]),
+        }
+    }
+
+    /// The installed upstream version of `pkg` (no Debian revision, no rpm
+    /// release), from the package database.
+    fn installed(self, c: &Container, pkg: &str) -> Result<Option<String>, String> {
+        match self {
+            Pm::Apt => {
+                let o = c.exec(&["dpkg-query", "-W", "-f=${db:Status-Abbrev}|${Version}", pkg])?;
+                Ok(o.stdout
+                    .split_once('|')
+                    // "ii " or "hi " (held): the second letter is the state.
+                    .filter(|(status, _)| status.as_bytes().get(1) == Some(&b'i'))
+                    .map(|(_, v)| v.trim().to_string()))
+            }
+            Pm::Dnf | Pm::Zypper => {
+                let o = c.exec(&["rpm", "-q", "--qf", "%{VERSION}", pkg])?;
+                Ok(o.ok().then(|| o.stdout.trim().to_string()))
+            }
+        }
+    }
+
+    /// Is the agent held (apt-mark hold; dnf exclude=/versionlock; zypper
+    /// lock)?
+    fn held(self, c: &Container) -> Result<bool, String> {
+        Ok(match self {
+            Pm::Apt => c
+                .ok(&["apt-mark", "showhold"])?
+                .lines()
+                .any(|l| l.trim() == AGENT),
+            Pm::Dnf => {
+                let repo = c.read(self.repo_file()).unwrap_or_default();
+                let excluded = repo
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .any(|(k, v)| {
+                        k.trim() == "exclude" && v.split([' ', ',']).any(|w| w.trim() == AGENT)
+                    });
+                let locked = c
+                    .exec(&["dnf", "-q", "-C", "versionlock", "list"])
+                    .map(|o| o.ok() && o.stdout.contains(AGENT))
+                    .unwrap_or(false);
+                excluded || locked
+            }
+            Pm::Zypper => c.ok(&["zypper", "-n", "locks"])?.contains(AGENT),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The system under test inside one container
+
+const CONFIG_DIR: &str = "/etc/teleport-upgrade.d";
+const STATE_FILE: &str = "/var/lib/teleport-upgrade/state.json";
+const TIMER: &str = "teleport-upgrade.timer";
+const SERVICE: &str = "teleport-upgrade.service";
+const AGENT_UNIT: &str = "teleport.service";
+const CRON_FILE: &str = "/etc/cron.d/teleport-upgrade";
+const TIMER_DROPIN: &str = "/etc/systemd/system/teleport-upgrade.timer.d/zz-container-matrix.conf";
+
+struct Sut<'a> {
+    c: &'a Container,
+    pm: Pm,
+    vs: &'a VersionServer,
+    /// The agent versions each recorded start must show, in order.
+    expected_starts: Vec<String>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+impl<'a> Sut<'a> {
+    fn config(&self, name: &str, value: &str) -> Result<(), String> {
+        self.c
+            .write(&format!("{CONFIG_DIR}/{name}"), format!("{value}\n"))
+    }
+
+    /// The agent's schedule file (written by the test, as the agent would):
+    /// one window open now, one tomorrow.
+    fn schedule_in_window(&self) -> Result<(), String> {
+        let n = now();
+        self.config(
+            "schedule",
+            &format!(
+                "# generated by teleport\n{} {}\n{} {}",
+                n - 600,
+                n + 3000,
+                n + 86400,
+                n + 90000
+            ),
+        )
+    }
+
+    /// Windows only in the future.
+    fn schedule_outside_window(&self) -> Result<(), String> {
+        let n = now();
+        self.config(
+            "schedule",
+            &format!(
+                "# generated by teleport\n{} {}\n{} {}",
+                n + 3600,
+                n + 7200,
+                n + 86400,
+                n + 90000
+            ),
+        )
+    }
+
+    fn agent_version(&self) -> Result<Option<String>, String> {
+        self.pm.installed(self.c, AGENT)
+    }
+
+    fn expect_agent(&self, version: &str) -> Result<(), String> {
+        match self.agent_version()? {
+            Some(v) if v == version => Ok(()),
+            other => Err(format!(
+                "{AGENT} is {other:?}, expected {version}{}",
+                self.diagnostics()
+            )),
+        }
+    }
+
+    fn starts(&self) -> Result<Vec<Start>, String> {
+        parse_starts(&self.c.read(START_LOG).unwrap_or_default())
+    }
+
+    /// The start log must show exactly the expected starts (waiting a
+    /// little for the last one: `Type=exec` returns before the script has
+    /// written its line), and the running agent is the last one started.
+    fn check_starts(&self) -> Result<String, String> {
+        let want = &self.expected_starts;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut starts = self.starts()?;
+        while starts.len() < want.len() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            starts = self.starts()?;
+        }
+        // Anything that restarts the agent a second time would show by now.
+        std::thread::sleep(Duration::from_millis(500));
+        starts = self.starts()?;
+        let got: Vec<&str> = starts.iter().map(|s| s.version.as_str()).collect();
+        if got != want.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(format!(
+                "the agent's start log shows starts {got:?}, expected {want:?}"
+            ));
+        }
+        let mut pids: Vec<u32> = starts.iter().map(|s| s.pid).collect();
+        pids.sort();
+        pids.dedup();
+        if pids.len() != starts.len() {
+            return Err(format!("start log pids are not distinct: {starts:?}"));
+        }
+        if let Some(last) = starts.last() {
+            let main_pid = self.show(AGENT_UNIT, "MainPID")?;
+            if main_pid != last.pid.to_string() {
+                return Err(format!(
+                    "teleport.service's MainPID is {main_pid}, but the last start was pid {}",
+                    last.pid
+                ));
+            }
+        }
+        Ok(format!("{} starts: {}", starts.len(), got.join(" -> ")))
+    }
+
+    fn show(&self, unit: &str, prop: &str) -> Result<String, String> {
+        Ok(self
+            .c
+            .ok(&["systemctl", "show", unit, "-p", prop, "--value"])?
+            .trim()
+            .to_string())
+    }
+
+    fn journal(&self) -> String {
+        self.c
+            .exec(&[
+                "journalctl",
+                "-u",
+                SERVICE,
+                "--no-pager",
+                "-o",
+                "cat",
+                "-n",
+                "40",
+            ])
+            .map(|o| o.stdout)
+            .unwrap_or_default()
+    }
+
+    fn state(&self) -> Result<serde_json::Value, String> {
+        let text = self.c.read(STATE_FILE).ok_or(format!("no {STATE_FILE}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("{STATE_FILE}: {e}"))
+    }
+
+    /// The last run's field, as a string.
+    fn last_run(&self, field: &str) -> Result<String, String> {
+        let s = self.state()?;
+        Ok(match &s["last_run"][field] {
+            serde_json::Value::String(v) => v.clone(),
+            serde_json::Value::Null => String::new(),
+            v => v.to_string(),
+        })
+    }
+
+    fn diagnostics(&self) -> String {
+        format!(
+            "\n--- state.json\n{}\n--- journal of {SERVICE}\n{}",
+            self.c.read(STATE_FILE).unwrap_or_default(),
+            self.journal()
+        )
+    }
+
+    /// `systemctl start teleport-upgrade.service` (a oneshot: returns when
+    /// the run is over); the run must succeed and ask the version server.
+    fn start_service(&self) -> Result<(), String> {
+        let hits = self.vs.version_hits();
+        let o = self
+            .c
+            .exec_timeout(&["systemctl", "start", SERVICE], Duration::from_secs(300))?;
+        let result = self.show(SERVICE, "Result")?;
+        if !o.ok() || result != "success" {
+            return Err(format!(
+                "systemctl start {SERVICE}: exit {:?}, Result={result}\n{}{}",
+                o.code,
+                o.tail(5),
+                self.diagnostics()
+            ));
+        }
+        if self.vs.version_hits() <= hits {
+            return Err("the run did not ask the version server".into());
+        }
+        Ok(())
+    }
+
+    /// After an update to `version`: installed, held, restarted exactly
+    /// once more, decided for `reason`.
+    fn expect_update(&mut self, version: &str, reason: &str) -> Result<String, String> {
+        self.expect_agent(version)?;
+        if !self.pm.held(self.c)? {
+            return Err(format!("{AGENT} is not held after the update"));
+        }
+        let decision = self.last_run("decision")?;
+        let detail = self.last_run("detail")?;
+        if decision != "update" || !detail.contains(reason) {
+            return Err(format!(
+                "the last run decided {decision:?} ({detail:?}), expected an update for {reason:?}"
+            ));
+        }
+        self.expected_starts.push(version.to_string());
+        let starts = self.check_starts()?;
+        let last = self.starts()?.pop().unwrap();
+        if last.upgrader != "unit" {
+            return Err(format!(
+                "the restarted agent ran with TELEPORT_EXT_UPGRADER={}, expected unit (the updater's drop-in)",
+                last.upgrader
+            ));
+        }
+        Ok(format!("{detail}; held; {starts}"))
+    }
+
+    /// The cron job of the installed cron file, run as cron runs it.
+    fn run_cron_line(&self) -> Result<crate::nspawn::Out, String> {
+        let text = self.c.read(CRON_FILE).ok_or(format!("no {CRON_FILE}"))?;
+        let job = crate::cron::parse(&text)?;
+        if job.user != "root" {
+            return Err(format!("the cron job runs as {}, expected root", job.user));
+        }
+        let mut argv: Vec<String> = vec!["/usr/bin/env".into(), "-i".into()];
+        argv.extend(
+            job.environment()
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        argv.extend([job.shell(), "-c".into(), job.command.clone()]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.c.exec_raw(&argv)
+    }
+
+    /// The random 0-299 s delay of the cron line is pinned to 0: a `shuf`
+    /// that prints 0 in /usr/local/bin, which comes first on the cron
+    /// file's own PATH. Everything else of the line runs unchanged.
+    fn pin_cron_jitter(&self) -> Result<(), String> {
+        self.c.write_mode(
+            "/usr/local/bin/shuf",
+            "#!/bin/sh\n# Container matrix: the cron line's random delay, pinned to 0 s.\necho 0\n",
+            0o755,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The rows
+
+pub fn run_row(row: Row, fx: &Fixtures, work: &Path) -> RowReport {
+    let t = Instant::now();
+    let mut rec = Recorder {
+        results: BTreeMap::new(),
+        row,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{}-", row.name()))
+        .tempdir_in(work)
+        .expect("row work directory");
+    let repo = match row.pm() {
+        Pm::Apt => Repo::apt(fx, &dir.path().join("repo")),
+        Pm::Dnf | Pm::Zypper => Repo::rpm(fx, &dir.path().join("repo")),
+    };
+    let vs = VersionServer::start(dir.path());
+    let machine = format!("tu-{}", row.name());
+    let mut run_dir = None;
+    let result = (|| -> Result<(), String> {
+        let init = if row == Row::DebianCron {
+            Init::None
+        } else {
+            Init::Systemd
+        };
+        let c = Container::start(&machine, &row.image().rootfs(), &runs_dir(), init)?;
+        run_dir = Some(c.run_dir().to_path_buf());
+        let mut repo = repo;
+        if row == Row::DebianCron {
+            cron_row(&mut rec, &c, fx, &repo, &vs)
+        } else {
+            systemd_row(&mut rec, row, &c, fx, &mut repo, &vs)
+        }
+        // The container is dropped (torn down) here, failure or not.
+    })();
+    let mut error = None;
+    if let Err(e) = result {
+        if !rec.results.values().any(|o| matches!(o, Outcome::Fail(_))) {
+            error = Some(e);
+        }
+    }
+    if let Some(run_dir) = run_dir {
+        let _ = rec.step(Scenario::TornDown, || torn_down(&run_dir));
+    }
+    RowReport {
+        row,
+        results: rec.results,
+        elapsed: t.elapsed(),
+        error,
+    }
+}
+
+fn torn_down(run_dir: &Path) -> Result<String, String> {
+    let needle = run_dir.to_string_lossy().into_owned();
+    let procs = crate::nspawn::processes_mentioning(&needle);
+    let mounts = crate::nspawn::host_mounts_below(run_dir);
+    if !procs.is_empty() || !mounts.is_empty() || run_dir.exists() {
+        return Err(format!(
+            "left behind: processes {procs:?}, host mounts {mounts:?}, directory exists: {}",
+            run_dir.exists()
+        ));
+    }
+    Ok("no process, no mount, run directory removed".into())
+}
+
+fn setup_agent(
+    sut: &mut Sut,
+    fx: &Fixtures,
+    url: &str,
+    with_systemd: bool,
+) -> Result<String, String> {
+    sut.pm.configure(sut.c, fx, url)?;
+    sut.pm.install_agent(sut.c, "15.4.2")?;
+    sut.expect_agent("15.4.2")?;
+    if !with_systemd {
+        return Ok(format!(
+            "{AGENT} 15.4.2 installed (no systemd: the agent is not started)"
+        ));
+    }
+    sut.c.ok(&["systemctl", "enable", "--now", AGENT_UNIT])?;
+    sut.expected_starts.push("15.4.2".into());
+    let starts = sut.check_starts()?;
+    let first = sut.starts()?.remove(0);
+    if first.upgrader != "none" {
+        return Err(format!(
+            "the agent started with TELEPORT_EXT_UPGRADER={} before the updater was installed",
+            first.upgrader
+        ));
+    }
+    Ok(format!("{AGENT} 15.4.2 installed and running ({starts})"))
+}
+
+fn systemd_row(
+    rec: &mut Recorder,
+    row: Row,
+    c: &Container,
+    fx: &Fixtures,
+    repo: &mut Repo,
+    vs: &VersionServer,
+) -> Result<(), String> {
+    let pm = row.pm();
+    let mut sut = Sut {
+        c,
+        pm,
+        vs,
+        expected_starts: Vec::new(),
+    };
+    let url = repo.url();
+    rec.step(Scenario::AgentUp, || setup_agent(&mut sut, fx, &url, true))?;
+
+    if pm != Pm::Apt {
+        rec.check(Scenario::RpmAsBuilt, || {
+            // Resolution only: nothing is installed.
+            let inside = "/var/tmp/teleport-ent-updater-as-built.rpm";
+            let bytes = std::fs::read(&fx.updater.rpm_as_built).map_err(|e| e.to_string())?;
+            c.write(inside, bytes)?;
+            let argv: &[&str] = match pm {
+                Pm::Dnf => &[
+                    "dnf",
+                    "-y",
+                    "--disablerepo=*",
+                    "--setopt=tsflags=test",
+                    "install",
+                    inside,
+                ],
+                _ => &["zypper", "-n", "install", "--dry-run", inside],
+            };
+            let o = c.exec(argv)?;
+            c.remove(inside)?;
+            if !o.ok() {
+                return Err(format!(
+                    "{} refuses {} (exit {:?}):\n{}",
+                    argv[0],
+                    fx.updater
+                        .rpm_as_built
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy(),
+                    o.code,
+                    o.tail(6)
+                ));
+            }
+            Ok(format!("{} resolves and test-installs it", argv[0]))
+        });
+    }
+
+    rec.step(Scenario::UpdaterInstalled, || {
+        let agent_pid = sut.show(AGENT_UNIT, "MainPID")?;
+        pm.install_updater(c)?;
+        let v = pm.installed(c, UPDATER)?;
+        if v.as_deref() != Some(fx.updater.version.as_str()) {
+            return Err(format!(
+                "{UPDATER} is {v:?}, expected {}",
+                fx.updater.version
+            ));
+        }
+        let enabled = c
+            .exec(&["systemctl", "is-enabled", TIMER])?
+            .stdout
+            .trim()
+            .to_string();
+        let active = c
+            .exec(&["systemctl", "is-active", TIMER])?
+            .stdout
+            .trim()
+            .to_string();
+        if enabled != "enabled" || active != "active" {
+            return Err(format!(
+                "{TIMER} is {enabled}/{active} after the install, expected enabled/active"
+            ));
+        }
+        if sut.show(SERVICE, "ExecMainStartTimestampMonotonic")? != "0" {
+            return Err(format!("{SERVICE} already ran at install time"));
+        }
+        if sut.show(AGENT_UNIT, "MainPID")? != agent_pid {
+            return Err("installing the updater restarted the agent".into());
+        }
+        let starts = sut.check_starts()?;
+        let note = match (&fx.updater.workaround, pm) {
+            (Some(_), Pm::Dnf | Pm::Zypper) => {
+                " [WORKAROUND: .rpm built with tests/containers/PROPOSED.patch]"
+            }
+            _ => "",
+        };
+        Ok(format!(
+            "{UPDATER} {} installed; {TIMER} {enabled}, {active}; {starts}{note}",
+            fx.updater.version
+        ))
+    })?;
+
+    // The operator's configuration (the agent writes the schedule).
+    sut.config("endpoint", &vs.endpoint())?;
+    sut.config("insecure", "yes")?;
+    if let Some(installer) = pm.installer() {
+        sut.config("installer", installer)?;
+    }
+
+    rec.step(Scenario::TimerFires, || {
+        sut.schedule_in_window()?;
+        vs.set("15.4.3", false);
+        // A test drop-in: fire 2 s after the timer starts (instead of 9 min,
+        // plus up to 3 min of random delay).
+        c.write(
+            TIMER_DROPIN,
+            "# Container matrix test only.\n[Timer]\nOnActiveSec=\nOnActiveSec=2s\nRandomizedDelaySec=0\nAccuracySec=1s\n",
+        )?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        c.ok(&["systemctl", "restart", TIMER])?;
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let exited = sut.show(SERVICE, "ExecMainExitTimestampMonotonic")?;
+            let state = sut.show(SERVICE, "ActiveState")?;
+            if exited != "0" && (state == "inactive" || state == "failed") {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{TIMER} did not run {SERVICE} within 180 s (state {state}){}", sut.diagnostics()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        c.remove(TIMER_DROPIN)?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        let triggered = sut.show(TIMER, "LastTriggerUSecMonotonic")?;
+        if triggered == "0" {
+            return Err(format!("{TIMER} records no trigger"));
+        }
+        let result = sut.show(SERVICE, "Result")?;
+        if result != "success" {
+            return Err(format!("{SERVICE} ran but ended with Result={result}{}", sut.diagnostics()));
+        }
+        let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
+        Ok(format!("timer triggered the service; {d}"))
+    })?;
+
+    rec.step(Scenario::OutsideWindow, || {
+        sut.schedule_outside_window()?;
+        vs.set("16.0.0", false);
+        sut.start_service()?;
+        sut.expect_agent("15.4.3")?;
+        let decision = sut.last_run("decision")?;
+        if decision != "wait" {
+            return Err(format!(
+                "decided {decision:?}, expected wait{}",
+                sut.diagnostics()
+            ));
+        }
+        let starts = sut.check_starts()?;
+        Ok(format!("decision wait; still 15.4.3; {starts}"))
+    })?;
+
+    rec.step(Scenario::Critical, || {
+        vs.set("16.0.0", true);
+        sut.start_service()?;
+        sut.expect_update("16.0.0", "critical")
+    })?;
+
+    rec.step(Scenario::Rollback, || {
+        sut.schedule_in_window()?;
+        vs.set("15.4.3", false);
+        sut.start_service()?;
+        sut.expect_update("15.4.3", "inside the maintenance window")
+    })?;
+
+    if row == Row::RpmDnf {
+        rec.step(Scenario::Yum, || {
+            if c.exists("/usr/bin/yum") {
+                return Err("the image already has /usr/bin/yum".into());
+            }
+            c.ok(&["ln", "-s", "dnf", "/usr/bin/yum"])?;
+            sut.config("installer", "yum")?;
+            vs.set("16.0.0", false);
+            sut.start_service()?;
+            let installer = sut.last_run("installer")?;
+            if installer != "yum" {
+                return Err(format!(
+                    "the run used installer {installer:?}, expected yum"
+                ));
+            }
+            let journal = sut.journal();
+            if !journal
+                .lines()
+                .any(|l| l.contains("yum -y") && l.contains("install"))
+            {
+                return Err(format!(
+                    "the journal shows no `yum ... install` command:\n{journal}"
+                ));
+            }
+            let d = sut.expect_update("16.0.0", "inside the maintenance window")?;
+            sut.config("installer", "dnf")?;
+            Ok(format!("ran yum (-> dnf); {d}"))
+        })?;
+    }
+
+    rec.step(Scenario::RestartOnce, || {
+        let starts = sut.check_starts()?;
+        let updates = sut.expected_starts.len() - 1;
+        let total = sut.state()?["updates_total"].as_u64().unwrap_or(0);
+        if total != updates as u64 {
+            return Err(format!(
+                "state.json counts {total} updates, the test made {updates}"
+            ));
+        }
+        // Not a pass criterion: what the updater warned about, for the reader.
+        let journal = c
+            .exec(&["journalctl", "-u", SERVICE, "--no-pager", "-o", "cat"])?
+            .stdout;
+        let warnings: Vec<&str> = journal
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains("ERROR"))
+            .collect();
+        Ok(format!(
+            "{updates} updates, {starts}; the updater's journal has {} warning/error line(s){}",
+            warnings.len(),
+            warnings
+                .first()
+                .map(|w| format!(", first: {}", w.trim()))
+                .unwrap_or_default()
+        ))
+    })?;
+
+    if row == Row::DebianApt {
+        rec.step(Scenario::CronNoopUnderSystemd, || {
+            sut.pin_cron_jitter()?;
+            let before = c.read(STATE_FILE);
+            let hits = vs.version_hits();
+            let o = sut.run_cron_line()?;
+            if !o.ok() {
+                return Err(format!(
+                    "the cron line failed (exit {:?})\n{}",
+                    o.code,
+                    o.tail(10)
+                ));
+            }
+            if c.read(STATE_FILE) != before || vs.version_hits() != hits {
+                return Err("the cron line ran the updater although systemd runs".into());
+            }
+            c.remove("/usr/local/bin/shuf")?;
+            Ok("exit 0, no run (state.json and version server untouched)".into())
+        })?;
+    }
+
+    rec.step(Scenario::UpdaterUpgraded, || {
+        let agent_before = sut.agent_version()?.unwrap_or_default();
+        let agent_pid = sut.show(AGENT_UNIT, "MainPID")?;
+        let timer_since = sut.show(TIMER, "ActiveEnterTimestampMonotonic")?;
+        repo.publish_next_updater(fx)?;
+        pm.routine_upgrade(c)?;
+        let v = pm.installed(c, UPDATER)?;
+        if v.as_deref() != Some(fx.updater_next.version.as_str()) {
+            return Err(format!(
+                "{UPDATER} is {v:?} after the upgrade, expected {}",
+                fx.updater_next.version
+            ));
+        }
+        // 16.0.1 is in the repository: only the hold keeps the agent.
+        sut.expect_agent(&agent_before)?;
+        if sut.show(AGENT_UNIT, "MainPID")? != agent_pid {
+            return Err("upgrading the updater restarted the agent".into());
+        }
+        let starts = sut.check_starts()?;
+        let enabled = c
+            .exec(&["systemctl", "is-enabled", TIMER])?
+            .stdout
+            .trim()
+            .to_string();
+        let active = c
+            .exec(&["systemctl", "is-active", TIMER])?
+            .stdout
+            .trim()
+            .to_string();
+        if enabled != "enabled" || active != "active" {
+            return Err(format!("{TIMER} is {enabled}/{active} after the upgrade"));
+        }
+        let restarted = sut.show(TIMER, "ActiveEnterTimestampMonotonic")? != timer_since;
+        Ok(format!(
+            "{UPDATER} {} -> {}; {AGENT} stays {agent_before} (16.0.1 offered); timer {}; {starts}",
+            fx.updater.version,
+            fx.updater_next.version,
+            if restarted {
+                "restarted"
+            } else {
+                "kept running"
+            }
+        ))
+    })?;
+
+    rec.step(Scenario::UpdaterRemoved, || {
+        let agent_before = sut.agent_version()?.unwrap_or_default();
+        let agent_pid = sut.show(AGENT_UNIT, "MainPID")?;
+        pm.remove_updater(c)?;
+        if let Some(v) = pm.installed(c, UPDATER)? {
+            return Err(format!("{UPDATER} {v} is still installed"));
+        }
+        sut.expect_agent(&agent_before)?;
+        if sut.show(AGENT_UNIT, "ActiveState")? != "active"
+            || sut.show(AGENT_UNIT, "MainPID")? != agent_pid
+        {
+            return Err("removing the updater stopped or restarted the agent".into());
+        }
+        let starts = sut.check_starts()?;
+        for f in ["endpoint", "insecure", "schedule"] {
+            if !c.exists(&format!("{CONFIG_DIR}/{f}")) {
+                return Err(format!("{CONFIG_DIR}/{f} is gone"));
+            }
+        }
+        if c.exists("/usr/sbin/teleport-upgrade") {
+            return Err("/usr/sbin/teleport-upgrade is still there".into());
+        }
+        let timer_load = sut.show(TIMER, "LoadState")?;
+        let timer_active = sut.show(TIMER, "ActiveState")?;
+        if timer_load != "not-found" || timer_active != "inactive" {
+            return Err(format!(
+                "{TIMER} is {timer_load}/{timer_active} after the removal"
+            ));
+        }
+        Ok(format!(
+            "{AGENT} {agent_before} running on (same pid); {CONFIG_DIR} kept; timer gone; {starts}"
+        ))
+    })?;
+    Ok(())
+}
+
+fn cron_row(
+    rec: &mut Recorder,
+    c: &Container,
+    fx: &Fixtures,
+    repo: &Repo,
+    vs: &VersionServer,
+) -> Result<(), String> {
+    let mut sut = Sut {
+        c,
+        pm: Pm::Apt,
+        vs,
+        expected_starts: Vec::new(),
+    };
+    let url = repo.url();
+    rec.step(Scenario::CronAgentInstalled, || {
+        if c.exists("/run/systemd/system") {
+            return Err("/run/systemd/system exists: systemd runs in this container".into());
+        }
+        setup_agent(&mut sut, fx, &url, false)
+    })?;
+    rec.step(Scenario::CronUpdaterInstalled, || {
+        Pm::Apt.install_updater(c)?;
+        let v = Pm::Apt.installed(c, UPDATER)?;
+        if v.as_deref() != Some(fx.updater.version.as_str()) {
+            return Err(format!(
+                "{UPDATER} is {v:?}, expected {}",
+                fx.updater.version
+            ));
+        }
+        let meta =
+            std::fs::metadata(c.host_path(CRON_FILE)).map_err(|e| format!("{CRON_FILE}: {e}"))?;
+        use std::os::unix::fs::MetadataExt;
+        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{CRON_FILE} must be root's and not group/world-writable for cron to read it"
+            ));
+        }
+        // Without a running systemd the postinst only enables the timer on
+        // disk, for a later boot.
+        let wants = "/etc/systemd/system/timers.target.wants/teleport-upgrade.timer";
+        let target = c.read_link(wants);
+        if target.as_deref() != Some(Path::new("/lib/systemd/system/teleport-upgrade.timer")) {
+            return Err(format!(
+                "{wants} is {target:?}: the timer was not enabled on disk"
+            ));
+        }
+        Ok(format!(
+            "{UPDATER} {} installed; {CRON_FILE} in place; timer enabled on disk only",
+            fx.updater.version
+        ))
+    })?;
+    sut.config("endpoint", &vs.endpoint())?;
+    sut.config("insecure", "yes")?;
+    rec.step(Scenario::CronUpdates, || {
+        sut.schedule_in_window()?;
+        vs.set("15.4.3", false);
+        sut.pin_cron_jitter()?;
+        let hits = vs.version_hits();
+        let o = sut.run_cron_line()?;
+        if vs.version_hits() <= hits {
+            return Err(format!(
+                "the cron line did not run the updater (exit {:?})\n{}",
+                o.code,
+                o.tail(10)
+            ));
+        }
+        sut.expect_agent("15.4.3")?;
+        if !Pm::Apt.held(c)? {
+            return Err(format!("{AGENT} is not held"));
+        }
+        let (result, decision, detail) = (
+            sut.last_run("result")?,
+            sut.last_run("decision")?,
+            sut.last_run("detail")?,
+        );
+        if result != "ok" || decision != "update" {
+            return Err(format!("last run: result {result}, decision {decision}"));
+        }
+        let stderr = o.stderr.lines().next().unwrap_or("").trim().to_string();
+        Ok(format!(
+            "cron line exit {:?}{}; {detail}; held; no systemd, so no restart",
+            o.code,
+            if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(" (stderr: {stderr})")
+            }
+        ))
+    })?;
+    Ok(())
+}
