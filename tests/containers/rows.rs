@@ -851,9 +851,12 @@ fn systemd_row(
         ))
     })?;
 
-    // The operator's configuration (the agent writes the schedule).
+    // The operator's configuration (the agent writes the schedule). The
+    // post-update health check watches the real teleport.service through
+    // systemd; 9 s keeps each update's wait at 3 s of stability.
     sut.config("endpoint", &vs.endpoint())?;
     sut.config("insecure", "yes")?;
+    sut.config("health-timeout", "9")?;
     if let Some(installer) = pm.installer() {
         sut.config("installer", installer)?;
     }
