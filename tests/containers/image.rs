@@ -18,7 +18,7 @@
 //! The images (all from Debian 12's mirror, the only distribution this
 //! machine can reach):
 //! - `debian12`: debootstrap minbase with systemd, dbus, cron and
-//!   ca-certificates.
+//!   ca-certificates, libgpgme11 (the updater's one library beyond libc).
 //! - `debian12-dnf`: `debian12` plus Debian's `dnf` and `rpm`.
 //! - `debian12-zypper`: `debian12` plus Debian's `zypper` and `rpm`.
 //!
@@ -44,7 +44,16 @@ const RECIPE_VERSION: u32 = 1;
 pub const DEFAULT_CACHE: &str = "/var/cache/teleport-ent-updater-tests";
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 const SUITE: &str = "bookworm";
-const BASE_PACKAGES: &[&str] = &["systemd", "systemd-sysv", "dbus", "cron", "ca-certificates"];
+/// libgpgme11: the updater links libgpgme (key pinning); on a real host apt
+/// pulls it from the distribution, here the only repository is the test's.
+const BASE_PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "cron",
+    "ca-certificates",
+    "libgpgme11",
+];
 
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("CONTAINER_TESTS_CACHE")
