@@ -3,6 +3,7 @@
 //! source of the target.
 
 mod common;
+#[macro_use]
 #[path = "common/multi.rs"]
 mod multi;
 #[path = "common/rpmworld.rs"]
@@ -11,26 +12,6 @@ mod rpmworld;
 use common::CHANNEL;
 use multi::{Kind, World};
 use testkit::http::Route;
-
-macro_rules! each_backend {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn apt() {
-                super::$name(Kind::Apt)
-            }
-            #[test]
-            fn dnf() {
-                super::$name(Kind::Dnf)
-            }
-            #[test]
-            fn zypper() {
-                super::$name(Kind::Zypper)
-            }
-        }
-    };
-}
 
 const V2: &str = "/opt/teleport/default/update.yaml";
 

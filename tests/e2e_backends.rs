@@ -5,6 +5,7 @@
 //! backend (`<scenario>::apt`, `::dnf`, `::zypper`).
 
 mod common;
+#[macro_use]
 #[path = "common/multi.rs"]
 mod multi;
 #[path = "common/rpmworld.rs"]

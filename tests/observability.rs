@@ -2,6 +2,7 @@
 //! Prometheus textfile, on every backend, after real runs.
 
 mod common;
+#[macro_use]
 #[path = "common/multi.rs"]
 mod multi;
 #[path = "common/rpmworld.rs"]
@@ -211,26 +212,6 @@ fn value(m: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f
         | prometheus_parse::Value::Untyped(v) => v,
         ref other => panic!("{name}: {other:?}"),
     }
-}
-
-macro_rules! each_backend {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn apt() {
-                super::$name(Kind::Apt)
-            }
-            #[test]
-            fn dnf() {
-                super::$name(Kind::Dnf)
-            }
-            #[test]
-            fn zypper() {
-                super::$name(Kind::Zypper)
-            }
-        }
-    };
 }
 
 each_backend!(status_schema);

@@ -13,6 +13,7 @@
 //! `<row>::zypper`.
 
 mod common;
+#[macro_use]
 #[path = "common/multi.rs"]
 mod multi;
 #[path = "common/rpmworld.rs"]

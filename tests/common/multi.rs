@@ -10,6 +10,30 @@ use std::path::PathBuf;
 use crate::common::{self, Run, KEYRING, PKG};
 use crate::rpmworld::{self, Pm, RpmWorld, KEY_IN_ROOT};
 
+/// One `#[test]` per backend for `fn name(Kind)` defined beside the call:
+/// `<name>::apt`, `<name>::dnf`, `<name>::zypper`. Include this module with
+/// `#[macro_use]`.
+#[allow(unused_macros)]
+macro_rules! each_backend {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn apt() {
+                super::$name(Kind::Apt)
+            }
+            #[test]
+            fn dnf() {
+                super::$name(Kind::Dnf)
+            }
+            #[test]
+            fn zypper() {
+                super::$name(Kind::Zypper)
+            }
+        }
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Apt,
