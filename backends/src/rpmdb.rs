@@ -392,6 +392,29 @@ pub fn file_url_path(url: &str) -> Option<&str> {
     rest.starts_with('/').then_some(rest)
 }
 
+/// The [`Source`] a `.repo` section defines: its id, baseurls, the local
+/// `gpgkey=file://` keyrings (host paths) and a one-line description.
+pub fn source_from(system: &System, sec: &IniSection) -> crate::Source {
+    let keyrings = sec
+        .gpgkeys()
+        .iter()
+        .filter_map(|u| file_url_path(u).map(|p| system.path(p)))
+        .collect();
+    let uris = sec.urls();
+    crate::Source {
+        file: sec.file.clone(),
+        description: format!(
+            "repo {} ({}) in {}",
+            sec.id,
+            uris.first().map(String::as_str).unwrap_or("no baseurl"),
+            system.display_path(&sec.file)
+        ),
+        id: sec.id.clone(),
+        keyrings,
+        uris,
+    }
+}
+
 /// Whether a section looks like the Teleport repository: a URL on
 /// `releases.teleport.dev`, or `teleport` in its id or file name.
 pub fn looks_like_teleport(s: &IniSection) -> bool {

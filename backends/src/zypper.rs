@@ -287,24 +287,7 @@ impl Zypper {
     }
 
     fn source_from(&self, sec: &IniSection) -> Source {
-        let keyrings = sec
-            .gpgkeys()
-            .iter()
-            .filter_map(|u| rpmdb::file_url_path(u).map(|p| self.system.path(p)))
-            .collect();
-        let uris = sec.urls();
-        Source {
-            file: sec.file.clone(),
-            description: format!(
-                "repo {} ({}) in {}",
-                sec.id,
-                uris.first().map(String::as_str).unwrap_or("no baseurl"),
-                self.system.display_path(&sec.file)
-            ),
-            id: sec.id.clone(),
-            keyrings,
-            uris,
-        }
+        rpmdb::source_from(&self.system, sec)
     }
 }
 
