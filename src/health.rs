@@ -50,20 +50,168 @@ pub fn service_unhealthy(system: &System, runner: &Runner) -> Option<String> {
     }
 }
 
-/// The restart after an update: `systemctl try-restart` (restarts only a
-/// running agent), skipped without systemd or under `--root`.
-pub fn restart_command() -> CommandLine {
-    CommandLine::new("systemctl").args(["try-restart", AGENT_UNIT])
+/// What systemd says of the agent just before an update. It decides how
+/// the agent is restarted afterwards and whether the new version can be
+/// judged (and rolled back) by its health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentBefore {
+    /// `active`, `reloading` or `activating` (which includes a restart
+    /// loop's wait): restarted with `try-restart`, then checked; a new
+    /// version that does not become healthy is rolled back.
+    Running,
+    /// `failed`: the agent had crashed. It is started after the update
+    /// (bringing it back is the point of an update for an unhealthy agent)
+    /// and checked, but there is no healthy version to roll back to.
+    Failed,
+    /// `inactive` (stopped by the operator, or never started) or unknown:
+    /// the update does not start it, so there is nothing to check.
+    Stopped,
+    /// systemd is not the init here (or `--root` is set): no restart; the
+    /// readiness endpoint, when known, is the only health signal.
+    NoSystemd,
 }
 
-pub fn restart_agent(system: &System, runner: &Runner) -> Result<bool, String> {
+impl AgentBefore {
+    /// From `systemctl show --property=ActiveState --value`.
+    pub fn from_active_state(state: &str) -> AgentBefore {
+        match state.trim() {
+            "active" | "reloading" | "activating" => AgentBefore::Running,
+            "failed" => AgentBefore::Failed,
+            _ => AgentBefore::Stopped,
+        }
+    }
+
+    /// How the agent is restarted after a change to its package.
+    pub fn restart(self) -> Option<Restart> {
+        match self {
+            AgentBefore::Running => Some(Restart::IfRunning),
+            AgentBefore::Failed => Some(Restart::Start),
+            AgentBefore::Stopped | AgentBefore::NoSystemd => None,
+        }
+    }
+}
+
+/// Ask systemd about the agent before an update.
+pub fn agent_before(system: &System, runner: &Runner) -> AgentBefore {
+    if !systemd_running(system) {
+        return AgentBefore::NoSystemd;
+    }
+    let cl = CommandLine::new("systemctl").args([
+        "show",
+        "--property=ActiveState",
+        "--value",
+        AGENT_UNIT,
+    ]);
+    match runner.run(&cl) {
+        Ok(fin) if fin.success() => AgentBefore::from_active_state(&fin.stdout),
+        Ok(fin) => {
+            tracing::warn!(
+                "`{cl}` failed ({}: {}): treating {AGENT_UNIT} as stopped",
+                fin.status_text(),
+                fin.tail(2)
+            );
+            AgentBefore::Stopped
+        }
+        Err(e) => {
+            tracing::warn!("cannot ask systemd about {AGENT_UNIT} ({e}): treating it as stopped");
+            AgentBefore::Stopped
+        }
+    }
+}
+
+/// How the agent is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// `systemctl try-restart`: restarts a running agent, starts nothing.
+    IfRunning,
+    /// `systemctl reset-failed` then `systemctl restart`: (re)starts it even
+    /// when it failed or hit its start limit (a crash loop ends there).
+    Start,
+}
+
+/// The commands of a restart, in order. `systemctl daemon-reload` comes
+/// first when the package changed the agent's unit file
+/// (`NeedDaemonReload=yes`): without it systemd would restart the agent
+/// with the unit of the version before.
+pub fn restart_commands(how: Restart, daemon_reload: bool) -> Vec<CommandLine> {
+    let mut cmds = Vec::new();
+    if daemon_reload {
+        cmds.push(CommandLine::new("systemctl").arg("daemon-reload"));
+    }
+    match how {
+        Restart::IfRunning => {
+            cmds.push(CommandLine::new("systemctl").args(["try-restart", AGENT_UNIT]))
+        }
+        Restart::Start => {
+            cmds.push(CommandLine::new("systemctl").args(["reset-failed", AGENT_UNIT]));
+            cmds.push(CommandLine::new("systemctl").args(["restart", AGENT_UNIT]));
+        }
+    }
+    cmds
+}
+
+/// Restart the agent `how`; skipped (`Ok(false)`) without systemd or under
+/// `--root`.
+pub fn restart_agent(system: &System, runner: &Runner, how: Restart) -> Result<bool, String> {
     if !systemd_running(system) {
         tracing::info!(
             "not restarting {AGENT_UNIT}: systemd is not running here (or --root is set)"
         );
         return Ok(false);
     }
-    let cl = restart_command();
-    tracing::info!(command = %cl, "restarting the agent");
-    runner.run_ok(&cl).map(|_| true).map_err(|e| e.to_string())
+    let show = CommandLine::new("systemctl").args([
+        "show",
+        "--property=NeedDaemonReload",
+        "--value",
+        AGENT_UNIT,
+    ]);
+    let reload = runner
+        .run(&show)
+        .map(|f| f.stdout.trim() == "yes")
+        .unwrap_or(false);
+    for cl in restart_commands(how, reload) {
+        tracing::info!(command = %cl, "restarting the agent");
+        runner.run_ok(&cl).map_err(|e| e.to_string())?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_before_decides_the_restart() {
+        for (state, before, restart) in [
+            ("active", AgentBefore::Running, Some(Restart::IfRunning)),
+            ("reloading", AgentBefore::Running, Some(Restart::IfRunning)),
+            ("activating", AgentBefore::Running, Some(Restart::IfRunning)),
+            ("failed\n", AgentBefore::Failed, Some(Restart::Start)),
+            ("inactive", AgentBefore::Stopped, None),
+            ("deactivating", AgentBefore::Stopped, None),
+            ("", AgentBefore::Stopped, None),
+        ] {
+            let b = AgentBefore::from_active_state(state);
+            assert_eq!(b, before, "{state:?}");
+            assert_eq!(b.restart(), restart, "{state:?}");
+        }
+        assert_eq!(AgentBefore::NoSystemd.restart(), None);
+    }
+
+    #[test]
+    fn restart_commands_are_exact() {
+        let show = |v: Vec<CommandLine>| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            show(restart_commands(Restart::IfRunning, false)),
+            ["systemctl try-restart teleport.service"]
+        );
+        assert_eq!(
+            show(restart_commands(Restart::Start, true)),
+            [
+                "systemctl daemon-reload",
+                "systemctl reset-failed teleport.service",
+                "systemctl restart teleport.service"
+            ]
+        );
+    }
 }

@@ -11,7 +11,7 @@ use crate::client::{Client, Via};
 use crate::config::{Config, Installer, AGENT_PACKAGES};
 use crate::decision::{decide, Decision, Mode, Observed};
 use crate::error::{AppError, Exit};
-use crate::health::{self, Clock};
+use crate::health::{self, AgentBefore, Clock};
 use crate::schedule::Schedule;
 use crate::state::{self, LastRun};
 use crate::verify::{self, Check, Verdict};
@@ -417,6 +417,7 @@ fn update_inner(
         .locate_source(&installed.name)
         .map_err(AppError::from_backend)?;
     tracing::info!(source = %source.description, "found the repository that serves {}", installed.name);
+    let source = finish_interrupted_move(backend.as_ref(), source, dry_run, out)?;
     let audit = audit(env, backend.as_ref(), &source, &config, now);
     if let Ok(a) = &audit {
         for w in &a.warnings {
@@ -433,7 +434,8 @@ fn update_inner(
             .map_err(AppError::from_backend)?,
         None => None,
     };
-    let check = health_check(env, &config);
+    let before = health::agent_before(&env.system, &env.runner);
+    let check = health_check(env, &config, before);
     if dry_run {
         match &audit {
             Ok(r) => {
@@ -462,8 +464,20 @@ fn update_inner(
         for c in plan {
             let _ = writeln!(out, "  {c}");
         }
-        if health::systemd_running(&env.system) {
-            let _ = writeln!(out, "  {}", health::restart_command());
+        match before.restart() {
+            Some(how) => {
+                for c in health::restart_commands(how, false) {
+                    let _ = writeln!(out, "  {c}");
+                }
+            }
+            None if before == AgentBefore::Stopped => {
+                let _ = writeln!(
+                    out,
+                    "  (no restart: {} is not running, and is left so)",
+                    health::AGENT_UNIT
+                );
+            }
+            None => {}
         }
         if let (Some(c), Some(_)) = (&check, target) {
             let _ = writeln!(
@@ -506,7 +520,7 @@ fn update_inner(
         }
         tracing::info!(package = %installed.name, version = %installed.version, "repaired: reinstalled, and its executables verify");
         rec.installed_after = Some(installed.version.to_string());
-        return restart(env).map_err(|e| {
+        return restart(env, before).map_err(|e| {
             AppError::UpdateFailed(format!("repaired the package, but the restart failed: {e}"))
         });
     };
@@ -547,7 +561,7 @@ fn update_inner(
             }
         }
     };
-    let restarted = restart(env);
+    let restarted = restart(env, before);
     let Some(check) = check else {
         keep_move();
         return restarted.map_err(|e| {
@@ -573,6 +587,15 @@ fn update_inner(
             }
         }
     };
+    if before == AgentBefore::Failed {
+        // It had failed before the update: the previous version is no
+        // healthier, so there is nothing to roll back to.
+        keep_move();
+        let msg = format!("{} {version} is installed and held, but the agent is not healthy ({why}); it had already failed before the update, so there is no healthy version to roll back to: look at `journalctl -u {}`", installed.name, health::AGENT_UNIT);
+        tracing::error!("{msg}");
+        rec.failed_health = Some(why);
+        return Err(AppError::UpdateFailed(msg));
+    }
     if moved.is_some() {
         undo_move(moved.as_ref(), "rolling back");
         source = backend
@@ -591,6 +614,54 @@ fn update_inner(
     ))
 }
 
+/// A channel move that an earlier run left unfinished (it was killed
+/// between editing the repository definition and keeping or undoing the
+/// edit: the backup is still there) is undone first, so this run starts
+/// from the operator's file and moves the channel again only if its target
+/// needs it. A file edited since that move is left as it is, with its
+/// backup, and a warning.
+fn finish_interrupted_move(
+    backend: &dyn Backend,
+    source: backends::Source,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<backends::Source, AppError> {
+    use backends::channel::Interrupted;
+    match backend
+        .interrupted_channel_move(&source)
+        .map_err(AppError::from_backend)?
+    {
+        None => Ok(source),
+        Some(Interrupted::Undo(m)) if dry_run => {
+            let _ = writeln!(
+                out,
+                "recover:   an earlier run left a channel move unfinished ({}): would restore {} from {}",
+                m.describe(),
+                m.file.display(),
+                backend.system().display_path(&m.backup)
+            );
+            Ok(source)
+        }
+        Some(Interrupted::Undo(m)) => {
+            m.restore()
+                .and_then(|()| m.remove_backup())
+                .map_err(AppError::from_backend)?;
+            tracing::warn!(file = %m.file.display(), "an earlier run stopped in the middle of a channel move ({}): restored {} from {}", m.describe(), m.file.display(), backend.system().display_path(&m.backup));
+            backend
+                .reload_source(&source)
+                .map_err(AppError::from_backend)
+        }
+        Some(Interrupted::Edited { file, backup }) => {
+            let msg = format!("{} is left from an unfinished channel move, but {} was edited since: both are left as they are; remove the backup once the definition is right", backend.system().display_path(&backup), file.display());
+            tracing::warn!("{msg}");
+            if dry_run {
+                let _ = writeln!(out, "recover:   {msg}");
+            }
+            Ok(source)
+        }
+    }
+}
+
 /// Put a channel move back (and drop its backup), saying why.
 fn undo_move(moved: Option<&backends::channel::ChannelMove>, why: &str) {
     if let Some(m) = moved {
@@ -601,8 +672,24 @@ fn undo_move(moved: Option<&backends::channel::ChannelMove>, why: &str) {
     }
 }
 
-fn restart(env: &Env) -> Result<(), String> {
-    match health::restart_agent(&env.system, &env.runner) {
+/// Restart the agent after a change to its package, as its state before
+/// the change asks: a running agent is restarted, a failed one started, a
+/// stopped one left stopped.
+fn restart(env: &Env, before: AgentBefore) -> Result<(), String> {
+    let Some(how) = before.restart() else {
+        if before == AgentBefore::Stopped {
+            tracing::info!(
+                "not restarting {}: it was not running before the update",
+                health::AGENT_UNIT
+            );
+        }
+        return Ok(());
+    };
+    restart_as(env, how)
+}
+
+fn restart_as(env: &Env, how: health::Restart) -> Result<(), String> {
+    match health::restart_agent(&env.system, &env.runner, how) {
         Ok(true) => {
             tracing::info!("restarted {}", health::AGENT_UNIT);
             Ok(())
@@ -612,14 +699,15 @@ fn restart(env: &Env) -> Result<(), String> {
     }
 }
 
-/// The post-update health check, unless `health-timeout` is 0.
-fn health_check(env: &Env, config: &Config) -> Option<Check> {
-    if config.health_timeout.is_zero() {
+/// The post-update health check, unless `health-timeout` is 0 or the
+/// agent was stopped before the update (the update does not start it).
+fn health_check(env: &Env, config: &Config, before: AgentBefore) -> Option<Check> {
+    if config.health_timeout.is_zero() || before == AgentBefore::Stopped {
         return None;
     }
     Some(Check::new(
         config.health_timeout,
-        health::systemd_running(&env.system),
+        before != AgentBefore::NoSystemd,
         verify::readyz_url(config.diag_addr.as_deref(), &env.system),
     ))
 }
@@ -652,7 +740,10 @@ fn roll_back(
             return AppError::RollbackFailed(msg);
         }
     }
-    if let Err(e) = restart(env) {
+    // The agent ran before the update: start it again even when the broken
+    // version left the unit failed or stuck at its start limit
+    // (`try-restart` would leave it down).
+    if let Err(e) = restart_as(env, health::Restart::Start) {
         let msg = format!("{pkg} {version} did not become healthy ({why}); {prev} is reinstalled but restarting the agent failed: {e}");
         tracing::error!("ROLLBACK FAILED: {msg}");
         return AppError::RollbackFailed(msg);

@@ -80,6 +80,7 @@ impl Check {
         let start = Instant::now();
         let mut good_since: Option<Instant> = None;
         let mut baseline_restarts: Option<u64> = None;
+        let mut restarts_seen = 0;
         let mut last_bad = String::from("no sample yet");
         loop {
             let mut bad: Option<String> = None;
@@ -93,6 +94,7 @@ impl Check {
                         if state != "active" {
                             bad = Some(format!("{AGENT_UNIT} is {state}"));
                         } else if restarts > base {
+                            restarts_seen += restarts - base;
                             bad = Some(format!(
                                 "{AGENT_UNIT} restarted {} time(s) while watched",
                                 restarts - base
@@ -124,9 +126,15 @@ impl Check {
                 }
             }
             if now.duration_since(start) >= self.deadline {
-                return Verdict::Unhealthy(match good_since {
-                    Some(_) => "healthy only briefly before the deadline".to_string(),
-                    None => last_bad,
+                return Verdict::Unhealthy(if restarts_seen > 0 {
+                    format!(
+                        "systemd restarted {AGENT_UNIT} {restarts_seen} time(s) in {} s: a restart loop",
+                        self.deadline.as_secs()
+                    )
+                } else if good_since.is_some() {
+                    format!("healthy only briefly before the deadline; before that: {last_bad}")
+                } else {
+                    last_bad
                 });
             }
             std::thread::sleep(self.interval);

@@ -318,6 +318,67 @@ fn channel_moves_with_the_major(kind: Kind) {
 }
 each_backend!(channel_moves_with_the_major);
 
+/// A run killed in the middle of a channel move left the definition on
+/// `stable/v16` and its backup beside it. The next run that updates
+/// restores the operator's file first (and says so), then moves only as
+/// its own target needs: here 15.4.2 is on `stable/v15`, so the file ends
+/// byte for byte as the operator wrote it, and no backup is left. A
+/// definition edited since the interrupted move is not touched, and its
+/// backup is kept.
+fn an_interrupted_channel_move_is_undone(kind: Kind) {
+    let w = World::new(kind, "15.4.3", "15.4.2");
+    w.point_at_channel_site(site());
+    w.schedule_in_window();
+    let operator = w.repo_definition();
+    let backup = w.interrupt_channel_move(site(), 16);
+    assert!(w.repo_definition().contains("stable/v16"));
+
+    let dry = w.run(&["dry-run"]);
+    dry.expect(0);
+    assert!(
+        dry.stdout().contains("left a channel move unfinished"),
+        "{kind:?}\n{}",
+        dry.stdout()
+    );
+    assert!(backup.exists(), "dry-run changes nothing");
+
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("an earlier run stopped in the middle of a channel move");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
+    // (dnf's hold is an `exclude=` line in the same file.)
+    let unheld = |t: String| {
+        t.lines()
+            .filter(|l| !l.starts_with("exclude="))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        unheld(w.repo_definition()),
+        operator,
+        "{kind:?}: the operator's file"
+    );
+    assert!(!backup.exists(), "{kind:?}: the backup is gone");
+
+    // Edited after the interrupted move: neither file is touched by the
+    // recovery (the update itself needs no move: 15.4.3 is on stable/v15).
+    let backup = w.interrupt_channel_move(site(), 16);
+    let edited = format!(
+        "{}# edited by hand\n",
+        w.repo_definition().replace("stable/v16", "stable/v15")
+    );
+    std::fs::write(w.repo_definition_path(), &edited).unwrap();
+    let kept = std::fs::read_to_string(&backup).unwrap();
+    w.set_target("15.4.3");
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("was edited since: both are left as they are");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"), "{kind:?}");
+    assert_eq!(unheld(w.repo_definition()), unheld(edited));
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), kept);
+}
+each_backend!(an_interrupted_channel_move_is_undone);
+
 // ---- integrity ----
 
 /// The right version with a damaged binary is reinstalled (outside the

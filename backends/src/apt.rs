@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::channel::{self, Channel, ChannelMove, Format};
+use crate::channel::Format;
 use crate::cmd::{CommandLine, Finished, Runner};
 use crate::integrity::{self, FileProblem};
 use crate::sources::{self, AptEntry};
@@ -744,17 +744,8 @@ impl Backend for Apt {
         ]
     }
 
-    fn channel(&self, source: &Source) -> Result<Option<Channel>> {
-        channel::channel_of(&source.file, Format::apt(&source.file, &source.uris))
-    }
-
-    fn plan_channel_move(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>> {
-        ChannelMove::plan(
-            &self.system,
-            &source.file,
-            Format::apt(&source.file, &source.uris),
-            to_major,
-        )
+    fn channel_format<'a>(&self, source: &'a Source) -> Format<'a> {
+        Format::apt(&source.file, &source.uris)
     }
 
     fn reload_source(&self, source: &Source) -> Result<Source> {

@@ -503,6 +503,26 @@ pub struct ChannelMove {
 /// The suffix of the backup a [`ChannelMove`] writes beside the file.
 pub const BACKUP_SUFFIX: &str = ".teleport-upgrade.bak";
 
+fn backup_path(real_path: &Path) -> PathBuf {
+    let mut backup = real_path.as_os_str().to_owned();
+    backup.push(BACKUP_SUFFIX);
+    PathBuf::from(backup)
+}
+
+/// What an earlier run left when it stopped between
+/// [`ChannelMove::apply`] and restoring the file or removing the backup (a
+/// crash, a kill, a power cut): the backup is still beside the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The file is exactly the backup moved to another channel (or already
+    /// the backup again): [`ChannelMove::restore`] then
+    /// [`ChannelMove::remove_backup`] undo that move.
+    Undo(ChannelMove),
+    /// The file is not what that move wrote (edited since): neither file is
+    /// touched; the operator decides.
+    Edited { file: PathBuf, backup: PathBuf },
+}
+
 impl ChannelMove {
     /// Plan moving the Teleport entries of `real_path` (a host path of
     /// `system`) to `stable/v<to_major>`. Nothing is written. `None` when
@@ -521,16 +541,59 @@ impl ChannelMove {
             what: "a repository definition".into(),
             detail: "the channel vanished while rewriting".into(),
         })?;
-        let mut backup = real_path.as_os_str().to_owned();
-        backup.push(BACKUP_SUFFIX);
         Ok(Some(ChannelMove {
             file: PathBuf::from(system.display_path(real_path)),
             real_path: real_path.to_path_buf(),
-            backup: PathBuf::from(backup),
+            backup: backup_path(real_path),
             from,
             to: Channel::Stable(to_major),
             old_text,
             new_text,
+        }))
+    }
+
+    /// The move an earlier run left unfinished in `real_path`, if its
+    /// backup is there.
+    pub fn interrupted(
+        system: &System,
+        real_path: &Path,
+        format: Format<'_>,
+    ) -> Result<Option<Interrupted>> {
+        let backup = backup_path(real_path);
+        let old_text = match std::fs::read(&backup) {
+            Ok(b) => String::from_utf8(b).map_err(|_| Error::Parse {
+                what: backup.display().to_string(),
+                detail: "not UTF-8 text".into(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading {}", backup.display()), e)),
+        };
+        let new_text = read_text(real_path)?;
+        let file = PathBuf::from(system.display_path(real_path));
+        let (from, to) = (
+            find_channel(&old_text, format),
+            find_channel(&new_text, format),
+        );
+        let undo = match (from, to) {
+            (Some(from), Some(to)) if new_text == old_text => Some((from, to)),
+            (Some(from), Some(Channel::Stable(m)))
+                if rewrite_channel(&old_text, format, m)?.as_deref() == Some(&new_text) =>
+            {
+                Some((from, Channel::Stable(m)))
+            }
+            _ => None,
+        };
+        Ok(Some(match undo {
+            Some((from, to)) => Interrupted::Undo(ChannelMove {
+                file,
+                real_path: real_path.to_path_buf(),
+                backup,
+                from,
+                to,
+                old_text,
+                new_text,
+            }),
+            None => Interrupted::Edited { file, backup },
         }))
     }
 
@@ -853,6 +916,54 @@ mod tests {
         let u = "https://h/a/stable/v1/stable/v15";
         let (a, b, _) = url_channel(u).unwrap();
         assert_eq!(&u[a..b], "v15");
+    }
+
+    #[test]
+    fn an_interrupted_move_is_found_and_undone_only_when_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = System::rooted(d.path()).unwrap();
+        let real = sys.path("/etc/yum.repos.d/teleport.repo");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, REPO).unwrap();
+        let f = Format::Repo { id: "teleport" };
+        assert_eq!(ChannelMove::interrupted(&sys, &real, f).unwrap(), None);
+        // A run applied a move and died before restoring or dropping it.
+        let m = ChannelMove::plan(&sys, &real, f, 16).unwrap().unwrap();
+        m.apply().unwrap();
+        let Some(Interrupted::Undo(u)) = ChannelMove::interrupted(&sys, &real, f).unwrap() else {
+            panic!("not found as an undoable move");
+        };
+        assert_eq!(u, m);
+        u.restore().unwrap();
+        // ... or died after restoring, before removing the backup.
+        let Some(Interrupted::Undo(again)) = ChannelMove::interrupted(&sys, &real, f).unwrap()
+        else {
+            panic!("a restored file with its backup left is not undoable");
+        };
+        assert_eq!(
+            (&again.from, &again.to),
+            (&Channel::Stable(15), &Channel::Stable(15))
+        );
+        again.restore().unwrap();
+        again.remove_backup().unwrap();
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), REPO);
+        assert_eq!(ChannelMove::interrupted(&sys, &real, f).unwrap(), None);
+        // Edited since the move (here: by hand to another channel): left.
+        m.apply().unwrap();
+        let edited = REPO.replace("stable/v15", "stable/cloud");
+        std::fs::write(&real, &edited).unwrap();
+        assert_eq!(
+            ChannelMove::interrupted(&sys, &real, f).unwrap(),
+            Some(Interrupted::Edited {
+                file: "/etc/yum.repos.d/teleport.repo".into(),
+                backup: m.backup.clone()
+            })
+        );
+        std::fs::write(&real, format!("{}# a comment\n", m.new_text)).unwrap();
+        assert!(matches!(
+            ChannelMove::interrupted(&sys, &real, f).unwrap(),
+            Some(Interrupted::Edited { .. })
+        ));
     }
 
     #[test]

@@ -236,16 +236,35 @@ pub trait Backend: Send + Sync {
 
     // --- Channels ---------------------------------------------------------
 
+    /// How `source`'s definition file names its channel.
+    fn channel_format<'a>(&self, source: &'a Source) -> channel::Format<'a>;
+
     /// The repository channel `source`'s definition names (`stable/v15`,
     /// `stable/cloud`, ...), read from its file. `None` when its Teleport
     /// entries name no single channel (see [`channel`]).
-    fn channel(&self, source: &Source) -> Result<Option<Channel>>;
+    fn channel(&self, source: &Source) -> Result<Option<Channel>> {
+        channel::channel_of(&source.file, self.channel_format(source))
+    }
 
     /// Plan moving `source`'s definition to `stable/v<to_major>`, without
     /// writing anything (for a dry run: [`ChannelMove::describe`]). `None`
     /// when the channel is not a `stable/v<N>` one, or already is
     /// `stable/v<to_major>`.
-    fn plan_channel_move(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>>;
+    fn plan_channel_move(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>> {
+        ChannelMove::plan(
+            self.system(),
+            &source.file,
+            self.channel_format(source),
+            to_major,
+        )
+    }
+
+    /// A channel move of `source`'s definition that an earlier run left
+    /// unfinished (its backup is still there); see
+    /// [`channel::Interrupted`].
+    fn interrupted_channel_move(&self, source: &Source) -> Result<Option<channel::Interrupted>> {
+        ChannelMove::interrupted(self.system(), &source.file, self.channel_format(source))
+    }
 
     /// Move `source`'s definition to `stable/v<to_major>`: the previous
     /// bytes are saved to [`ChannelMove::backup`], then the file is

@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::apt::installed_as;
-use crate::channel::{self, Channel, ChannelMove, Format};
+use crate::channel::Format;
 use crate::cmd::{CommandLine, Finished, Runner};
 use crate::integrity::FileProblem;
 use crate::rpmdb::{self, IniSection};
@@ -539,17 +539,8 @@ impl Backend for Zypper {
         ]
     }
 
-    fn channel(&self, source: &Source) -> Result<Option<Channel>> {
-        channel::channel_of(&source.file, Format::Repo { id: &source.id })
-    }
-
-    fn plan_channel_move(&self, source: &Source, to_major: u64) -> Result<Option<ChannelMove>> {
-        ChannelMove::plan(
-            &self.system,
-            &source.file,
-            Format::Repo { id: &source.id },
-            to_major,
-        )
+    fn channel_format<'a>(&self, source: &'a Source) -> Format<'a> {
+        Format::Repo { id: &source.id }
     }
 
     fn reload_source(&self, source: &Source) -> Result<Source> {

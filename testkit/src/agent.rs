@@ -18,6 +18,10 @@
 //!
 //! Without an argument the script prints `Teleport v<version> git: go1.22`,
 //! like [`crate::deb::DebSpec::agent`]'s.
+//!
+//! A *broken* version ([`deb_spec_broken`], [`rpm_spec_broken`]) records its
+//! start the same way, then exits 1 after a second: under the unit's
+//! `Restart=on-failure` it crash-loops, as an agent that cannot start does.
 
 use crate::deb::DebSpec;
 use crate::rpm::RpmSpec;
@@ -30,6 +34,12 @@ pub const UNIT: &str = "teleport.service";
 
 /// The agent script of `version`.
 pub fn script(version: &str) -> String {
+    script_of(version, false)
+}
+
+/// The agent script of `version`; a `broken` one exits 1 a second after
+/// each start.
+pub fn script_of(version: &str, broken: bool) -> String {
     assert!(
         version
             .chars()
@@ -40,12 +50,12 @@ pub fn script(version: &str) -> String {
     format!(
         r#"#!/bin/sh
 # Fake Teleport agent {upstream} (testkit::agent): records each start, then
-# stays up.
+# {what}.
 case "${{1:-}}" in
 start)
     mkdir -p {dir}
     echo "start version={upstream} upgrader=${{TELEPORT_EXT_UPGRADER:-none}} pid=$$" >>{log}
-    exec sleep infinity
+    {run}
     ;;
 *)
     echo 'Teleport v{upstream} git: go1.22'
@@ -54,6 +64,16 @@ esac
 "#,
         dir = START_LOG.rsplit_once('/').unwrap().0,
         log = START_LOG,
+        what = if broken {
+            "exits 1 (a broken build)"
+        } else {
+            "stays up"
+        },
+        run = if broken {
+            "sleep 1\n    echo 'fake agent: broken build, exiting' >&2\n    exit 1"
+        } else {
+            "exec sleep infinity"
+        },
     )
 }
 
@@ -65,20 +85,22 @@ pub fn unit() -> String {
      [Service]\n\
      Type=exec\n\
      ExecStart=/usr/bin/teleport start\n\
-     # No automatic restart: every start must be one the test caused.\n\
-     Restart=no\n\
+     # Like Teleport's own unit. A healthy agent never exits by itself, so\n\
+     # only a broken version is restarted by systemd (a crash loop).\n\
+     Restart=on-failure\n\
+     RestartSec=1\n\
      \n\
      [Install]\n\
      WantedBy=multi-user.target\n"
         .to_string()
 }
 
-fn files(name: &str, version: &str, unit_dir: &str) -> Vec<(String, Vec<u8>, u32)> {
+fn files(name: &str, version: &str, unit_dir: &str, broken: bool) -> Vec<(String, Vec<u8>, u32)> {
     let upstream = version.split_once(':').map(|x| x.1).unwrap_or(version);
     vec![
         (
             "/usr/bin/teleport".to_string(),
-            script(version).into_bytes(),
+            script_of(version, broken).into_bytes(),
             0o755,
         ),
         (format!("{unit_dir}/{UNIT}"), unit().into_bytes(), 0o644),
@@ -94,14 +116,28 @@ fn files(name: &str, version: &str, unit_dir: &str) -> Vec<(String, Vec<u8>, u32
 /// packages it starts nothing when installed.
 pub fn deb_spec(name: &str, version: &str) -> DebSpec {
     let mut spec = DebSpec::agent(name, version);
-    spec.files = files(name, version, "/lib/systemd/system");
+    spec.files = files(name, version, "/lib/systemd/system", false);
     spec
 }
 
 /// The agent as an .rpm (unit in `/usr/lib/systemd/system`), release `1`.
 pub fn rpm_spec(name: &str, version: &str) -> RpmSpec {
     let mut spec = RpmSpec::agent(name, version);
-    spec.files = files(name, version, "/usr/lib/systemd/system");
+    spec.files = files(name, version, "/usr/lib/systemd/system", false);
+    spec
+}
+
+/// [`deb_spec`] of a version whose agent crash-loops.
+pub fn deb_spec_broken(name: &str, version: &str) -> DebSpec {
+    let mut spec = DebSpec::agent(name, version);
+    spec.files = files(name, version, "/lib/systemd/system", true);
+    spec
+}
+
+/// [`rpm_spec`] of a version whose agent crash-loops.
+pub fn rpm_spec_broken(name: &str, version: &str) -> RpmSpec {
+    let mut spec = RpmSpec::agent(name, version);
+    spec.files = files(name, version, "/usr/lib/systemd/system", true);
     spec
 }
 
@@ -176,6 +212,10 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).trim(),
             "Teleport v16.0.0 git: go1.22"
         );
+        // (Not run with `start` here: that writes START_LOG on this host.)
+        let broken = script_of("15.4.4", true);
+        assert!(broken.contains("exit 1") && !broken.contains("sleep infinity"));
+        assert!(script("15.4.4").contains("exec sleep infinity"));
         let spec = rpm_spec("teleport-ent", "15.4.2");
         assert!(spec
             .files

@@ -285,15 +285,41 @@ impl World {
         }
     }
 
-    /// The Teleport repository definition, as bytes.
-    pub fn repo_definition(&self) -> String {
+    /// The Teleport repository definition file, as a host path.
+    pub fn repo_definition_path(&self) -> PathBuf {
         match self {
-            World::Apt(w) => {
-                std::fs::read_to_string(w.root.file("/etc/apt/sources.list.d/teleport.list"))
-                    .unwrap()
-            }
-            World::Rpm(w) => std::fs::read_to_string(w.root.file(w.pm.repo_file())).unwrap(),
+            World::Apt(w) => w.root.file("/etc/apt/sources.list.d/teleport.list"),
+            World::Rpm(w) => w.root.file(w.pm.repo_file()),
         }
+    }
+
+    /// The Teleport repository definition, as text.
+    pub fn repo_definition(&self) -> String {
+        std::fs::read_to_string(self.repo_definition_path()).unwrap()
+    }
+
+    /// What a run killed in the middle of a channel move leaves: the
+    /// definition moved to `stable/v<to_major>` and its backup beside it,
+    /// written by the backends library's own `ChannelMove` (what the
+    /// updater writes). Returns the backup's host path.
+    pub fn interrupt_channel_move(
+        &self,
+        site: &testkit::channels::ChannelSite,
+        to_major: u64,
+    ) -> PathBuf {
+        use backends::channel::{ChannelMove, Format};
+        let real = self.repo_definition_path();
+        let sys = backends::System::rooted(&self.file("/")).unwrap();
+        let uris = vec![site.apt_url()];
+        let format = match self {
+            World::Apt(_) => Format::apt(&real, &uris),
+            World::Rpm(_) => Format::Repo { id: "teleport" },
+        };
+        let m = ChannelMove::plan(&sys, &real, format, to_major)
+            .unwrap()
+            .expect("a channel to move");
+        m.apply().unwrap();
+        m.backup
     }
 
     /// Damage the agent's binary in place (same size, other bytes), as a

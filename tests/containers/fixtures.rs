@@ -23,8 +23,11 @@ pub const AGENT: &str = "teleport-ent";
 pub const UPDATER: &str = "teleport-ent-updater";
 /// Every agent version the repositories offer. 16.0.1 is never a target:
 /// it is there so that a routine upgrade would move an agent that is not
-/// held.
-pub const AGENT_VERSIONS: &[&str] = &["15.4.2", "15.4.3", "16.0.0", "16.0.1"];
+/// held. [`BROKEN`] is among them.
+pub const AGENT_VERSIONS: &[&str] = &["15.4.2", "15.4.3", "15.4.4", "16.0.0", "16.0.1"];
+/// The version whose agent crash-loops under systemd
+/// (`testkit::agent::deb_spec_broken`): the health check must roll it back.
+pub const BROKEN: &str = "15.4.4";
 pub const CHANNEL: &str = "/v1/webapi/automaticupgrades/channel/default";
 const BIN: &str = env!("CARGO_BIN_EXE_teleport-upgrade");
 
@@ -34,17 +37,9 @@ pub struct UpdaterBuild {
     /// (whose release is 1).
     pub version: String,
     pub deb: PathBuf,
-    /// The .rpm the rows install, signed with the release key as release
-    /// packages are: the one `scripts/build-packages` built, unless that
-    /// one cannot be installed (see `workaround`).
+    /// The .rpm exactly as `scripts/build-packages` built it, signed with
+    /// the release key as release packages are.
     pub rpm: PathBuf,
-    /// The .rpm exactly as `scripts/build-packages` built it (signed).
-    pub rpm_as_built: PathBuf,
-    /// Set when the .rpm as built requires something it does not provide
-    /// (the `config(...)` requirement left by `AutoProv: no`): `rpm` is then
-    /// built from the same tree with tests/containers/PROPOSED.patch
-    /// applied, and this says why.
-    pub workaround: Option<String>,
 }
 
 pub struct Fixtures {
@@ -88,12 +83,24 @@ impl Fixtures {
         let rpms = dir.path().join("rpms");
         let agent_debs = AGENT_VERSIONS
             .iter()
-            .map(|v| build_deb(&testkit::agent::deb_spec(AGENT, v), &debs))
+            .map(|&v| {
+                let spec = if v == BROKEN {
+                    testkit::agent::deb_spec_broken(AGENT, v)
+                } else {
+                    testkit::agent::deb_spec(AGENT, v)
+                };
+                build_deb(&spec, &debs)
+            })
             .collect();
         let agent_rpms = AGENT_VERSIONS
             .iter()
-            .map(|v| {
-                let p = build_rpm(&testkit::agent::rpm_spec(AGENT, v), &rpms);
+            .map(|&v| {
+                let spec = if v == BROKEN {
+                    testkit::agent::rpm_spec_broken(AGENT, v)
+                } else {
+                    testkit::agent::rpm_spec(AGENT, v)
+                };
+                let p = build_rpm(&spec, &rpms);
                 sign_rpm(&key, &p);
                 p
             })
@@ -121,98 +128,27 @@ impl Fixtures {
     }
 }
 
-/// The patch proposed for the packaging bug the rpm rows found.
-pub fn proposed_patch() -> PathBuf {
-    repo_root().join("tests/containers/PROPOSED.patch")
-}
-
-/// `scripts/build-packages --out OUT --binary BIN --fast` of `tree`; when the
-/// .rpm cannot be installed as built, a second .rpm from a copy of `tree`
-/// with [`proposed_patch`] applied.
+/// `scripts/build-packages --out OUT --binary BIN --fast` of `tree`, the
+/// .rpm signed.
 fn build_updater(
     tree: &Path,
     version: &str,
     out: &Path,
     key: &Key,
 ) -> Result<UpdaterBuild, String> {
-    let (deb, rpm_as_built) = build_packages(tree, out, &[])?;
+    let (deb, rpm) = build_packages(tree, out, &[])?;
     let deb = deb.ok_or("build-packages built no .deb")?;
-    let rpm_as_built = rpm_as_built.ok_or("build-packages built no .rpm")?;
+    let rpm = rpm.ok_or("build-packages built no .rpm")?;
     let pkg_version = version.replacen('-', "~", 1);
     if !deb.to_string_lossy().contains(&format!("_{pkg_version}_")) {
         return Err(format!("{} is not version {pkg_version}", deb.display()));
     }
-    let unmet = unmet_self_requirements(&rpm_as_built)?;
-    let rpm = match &unmet {
-        None => rpm_as_built.clone(),
-        Some(unmet) => {
-            let patched = copy_tree(tree, &out.with_extension("patched-tree"))?;
-            let mut patch = Command::new("patch");
-            patch
-                .args(["-p1", "--forward", "--batch", "-d"])
-                .arg(&patched)
-                .arg("-i")
-                .arg(proposed_patch());
-            let o = run(&mut patch, None, Duration::from_secs(60))?;
-            if !o.ok() {
-                return Err(format!(
-                    "the .rpm as built requires {unmet}, which it does not provide, and {} does not apply:\n{}",
-                    proposed_patch().display(),
-                    o.tail(10)
-                ));
-            }
-            let (_, rpm) = build_packages(&patched, &out.with_extension("patched"), &["--no-deb"])?;
-            let rpm = rpm.ok_or("build-packages built no .rpm")?;
-            if let Some(still) = unmet_self_requirements(&rpm)? {
-                return Err(format!(
-                    "even with {} the .rpm requires {still}",
-                    proposed_patch().display()
-                ));
-            }
-            rpm
-        }
-    };
-    sign_rpm(key, &rpm_as_built);
-    if rpm != rpm_as_built {
-        sign_rpm(key, &rpm);
-    }
+    sign_rpm(key, &rpm);
     Ok(UpdaterBuild {
         version: pkg_version,
         deb,
         rpm,
-        rpm_as_built,
-        workaround: unmet.map(|unmet| {
-            format!(
-                "the .rpm built by scripts/build-packages requires {unmet} but does not provide it \
-                 (rpm/teleport-ent-updater.spec: `AutoProv: no`); the rpm rows install one built with {}",
-                proposed_patch().display()
-            )
-        }),
     })
-}
-
-/// The package's requirements on itself (`config(NAME) = V-R`, `NAME`) that
-/// it does not provide; `None` when there are none.
-fn unmet_self_requirements(rpm: &Path) -> Result<Option<String>, String> {
-    let query = |what: &str| -> Result<Vec<String>, String> {
-        let mut cmd = Command::new("rpm");
-        cmd.args(["-qp", what]).arg(rpm).env("LC_ALL", "C");
-        let o = run(&mut cmd, None, Duration::from_secs(60))?;
-        if !o.ok() {
-            return Err(format!("rpm -qp {what} {}: {}", rpm.display(), o.tail(5)));
-        }
-        Ok(o.stdout.lines().map(|l| l.trim().to_string()).collect())
-    };
-    let provides = query("--provides")?;
-    let unmet: Vec<String> = query("--requires")?
-        .into_iter()
-        .filter(|r| {
-            r.starts_with(&format!("config({UPDATER})"))
-                || r.split_whitespace().next() == Some(UPDATER)
-        })
-        .filter(|r| !provides.contains(r))
-        .collect();
-    Ok((!unmet.is_empty()).then(|| unmet.join(", ")))
 }
 
 /// `scripts/build-packages --out OUT --binary BIN --fast EXTRA...` of

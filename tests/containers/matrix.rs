@@ -118,7 +118,7 @@ fn show(text: &str) {
     );
 }
 
-fn table(reports: &[RowReport], prep: &str, workarounds: &[String]) -> String {
+fn table(reports: &[RowReport], prep: &str) -> String {
     let width = Scenario::ALL
         .iter()
         .map(|s| s.title().len())
@@ -157,9 +157,6 @@ fn table(reports: &[RowReport], prep: &str, workarounds: &[String]) -> String {
     }
     t.push('\n');
     t.push_str("\ndetails:\n");
-    for w in workarounds {
-        t.push_str(&format!("WORKAROUND: {w}\n"));
-    }
     for r in reports {
         if let Some(e) = &r.error {
             t.push_str(&format!("[{}] SETUP FAILED: {e}\n", r.row.name()));
@@ -233,15 +230,6 @@ fn distro_matrix() {
 
     // Rows run one after another: each is CPU-bound (dnf and zypper most),
     // and this machine has two cores.
-    let rpm_rows = rows
-        .iter()
-        .any(|r| matches!(r, Row::RpmDnf | Row::SuseZypper));
-    let workarounds: Vec<String> = [&fx.updater, &fx.updater_next]
-        .iter()
-        .filter_map(|u| u.workaround.clone())
-        .filter(|_| rpm_rows)
-        .take(1)
-        .collect();
     let reports: Vec<RowReport> = rows
         .iter()
         .map(|&r| {
@@ -264,7 +252,7 @@ fn distro_matrix() {
     drop(fx);
     let _ = std::fs::remove_dir_all(&work);
 
-    let mut text = table(&reports, &prep, &workarounds);
+    let mut text = table(&reports, &prep);
     text.push_str(&format!(
         "\ntotal {:.1} s\n",
         started.elapsed().as_secs_f64()

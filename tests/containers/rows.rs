@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use testkit::agent::{parse_starts, Start, START_LOG};
 
-use crate::fixtures::{Fixtures, Repo, VersionServer, AGENT, APT_COMPONENT, APT_SUITE, UPDATER};
+use crate::fixtures::{
+    Fixtures, Repo, VersionServer, AGENT, APT_COMPONENT, APT_SUITE, BROKEN, UPDATER,
+};
 use crate::image::{runs_dir, Image};
 use crate::nspawn::{Container, Init};
 
@@ -77,7 +79,11 @@ pub enum Scenario {
     OutsideWindow,
     Critical,
     Rollback,
+    BrokenRolledBack,
+    BrokenNotRetried,
     Yum,
+    StoppedLeftStopped,
+    FailedStarted,
     RestartOnce,
     CronNoopUnderSystemd,
     UpdaterUpgraded,
@@ -89,7 +95,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 20] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -97,7 +103,11 @@ impl Scenario {
         Scenario::OutsideWindow,
         Scenario::Critical,
         Scenario::Rollback,
+        Scenario::BrokenRolledBack,
+        Scenario::BrokenNotRetried,
         Scenario::Yum,
+        Scenario::StoppedLeftStopped,
+        Scenario::FailedStarted,
         Scenario::RestartOnce,
         Scenario::CronNoopUnderSystemd,
         Scenario::UpdaterUpgraded,
@@ -119,8 +129,12 @@ impl Scenario {
             Scenario::OutsideWindow => "outside a window: nothing happens (target 16.0.0)",
             Scenario::Critical => "critical update outside the window (16.0.0)",
             Scenario::Rollback => "fleet rollback to a lower target inside a window (15.4.3)",
+            Scenario::BrokenRolledBack => "the timer's run updates to 15.4.4, which crash-loops: rolled back to 15.4.3, exit 6",
+            Scenario::BrokenNotRetried => "the next run, same target 15.4.4 in a window: not retried, agent untouched",
             Scenario::Yum => "installer `yum` (yum -> dnf symlink, as on RHEL 8+): update (16.0.0)",
-            Scenario::RestartOnce => "agent restarted exactly once per update (start log = 1 + updates)",
+            Scenario::StoppedLeftStopped => "agent stopped by the operator: updated (15.4.2), left stopped, no health wait",
+            Scenario::FailedStarted => "agent failed (crashed) before: critical update (16.0.0) starts it, healthy",
+            Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollback's)",
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
             Scenario::UpdaterUpgraded => "routine upgrade: updater upgraded, held agent kept, agent not restarted",
             Scenario::UpdaterRemoved => "updater removed: agent, its service and /etc/teleport-upgrade.d kept",
@@ -196,11 +210,6 @@ struct Recorder {
 }
 
 impl Recorder {
-    /// Run one scenario whose failure is recorded but does not end the row.
-    fn check(&mut self, s: Scenario, f: impl FnOnce() -> Result<String, String>) {
-        let _ = self.step(s, f);
-    }
-
     /// Run one scenario; a failure is recorded and ends the row.
     fn step(
         &mut self,
@@ -433,6 +442,8 @@ struct Sut<'a> {
     vs: &'a VersionServer,
     /// The agent versions each recorded start must show, in order.
     expected_starts: Vec<String>,
+    /// Updates made (each one restart), for state.json's updates_total.
+    updates: usize,
 }
 
 fn now() -> i64 {
@@ -499,7 +510,8 @@ impl<'a> Sut<'a> {
 
     /// The start log must show exactly the expected starts (waiting a
     /// little for the last one: `Type=exec` returns before the script has
-    /// written its line), and the running agent is the last one started.
+    /// written its line), and the running agent (when it runs) is the last
+    /// one started.
     fn check_starts(&self) -> Result<String, String> {
         let want = &self.expected_starts;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -523,7 +535,8 @@ impl<'a> Sut<'a> {
         if pids.len() != starts.len() {
             return Err(format!("start log pids are not distinct: {starts:?}"));
         }
-        if let Some(last) = starts.last() {
+        let running = self.show(AGENT_UNIT, "ActiveState")? == "active";
+        if let Some(last) = starts.last().filter(|_| running) {
             let main_pid = self.show(AGENT_UNIT, "MainPID")?;
             if main_pid != last.pid.to_string() {
                 return Err(format!(
@@ -582,6 +595,51 @@ impl<'a> Sut<'a> {
         )
     }
 
+    /// Let the real timer start the service once: a test drop-in makes it
+    /// fire 2 s after it is restarted (instead of 9 min plus up to 3 min of
+    /// random delay); removed again once the run is over. Returns the run's
+    /// `Result` and exit status as systemd recorded them.
+    fn fire_timer(&self) -> Result<(String, String), String> {
+        let c = self.c;
+        let before = self.show(SERVICE, "ExecMainStartTimestampMonotonic")?;
+        let triggered_before = self.show(TIMER, "LastTriggerUSecMonotonic")?;
+        c.write(
+            TIMER_DROPIN,
+            "# Container matrix test only.\n[Timer]\nOnActiveSec=\nOnActiveSec=2s\nRandomizedDelaySec=0\nAccuracySec=1s\n",
+        )?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        c.ok(&["systemctl", "restart", TIMER])?;
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let started = self.show(SERVICE, "ExecMainStartTimestampMonotonic")?;
+            let exited = self.show(SERVICE, "ExecMainExitTimestampMonotonic")?;
+            let state = self.show(SERVICE, "ActiveState")?;
+            let n = |v: &str| v.parse::<u64>().unwrap_or(0);
+            if started != before
+                && n(&exited) >= n(&started)
+                && (state == "inactive" || state == "failed")
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{TIMER} did not run {SERVICE} within 180 s (state {state}){}",
+                    self.diagnostics()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        c.remove(TIMER_DROPIN)?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        if self.show(TIMER, "LastTriggerUSecMonotonic")? == triggered_before {
+            return Err(format!("{TIMER} records no new trigger"));
+        }
+        Ok((
+            self.show(SERVICE, "Result")?,
+            self.show(SERVICE, "ExecMainStatus")?,
+        ))
+    }
+
     /// `systemctl start teleport-upgrade.service` (a oneshot: returns when
     /// the run is over); the run must succeed and ask the version server.
     fn start_service(&self) -> Result<(), String> {
@@ -619,6 +677,7 @@ impl<'a> Sut<'a> {
             ));
         }
         self.expected_starts.push(version.to_string());
+        self.updates += 1;
         let starts = self.check_starts()?;
         let last = self.starts()?.pop().unwrap();
         if last.upgrader != "unit" {
@@ -767,15 +826,16 @@ fn systemd_row(
         pm,
         vs,
         expected_starts: Vec::new(),
+        updates: 0,
     };
     let url = repo.url();
     rec.step(Scenario::AgentUp, || setup_agent(&mut sut, fx, &url, true))?;
 
     if pm != Pm::Apt {
-        rec.check(Scenario::RpmAsBuilt, || {
+        rec.step(Scenario::RpmAsBuilt, || {
             // Resolution only: nothing is installed.
             let inside = "/var/tmp/teleport-ent-updater-as-built.rpm";
-            let bytes = std::fs::read(&fx.updater.rpm_as_built).map_err(|e| e.to_string())?;
+            let bytes = std::fs::read(&fx.updater.rpm).map_err(|e| e.to_string())?;
             c.write(inside, bytes)?;
             let argv: &[&str] = match pm {
                 Pm::Dnf => &[
@@ -794,17 +854,13 @@ fn systemd_row(
                 return Err(format!(
                     "{} refuses {} (exit {:?}):\n{}",
                     argv[0],
-                    fx.updater
-                        .rpm_as_built
-                        .file_name()
-                        .unwrap()
-                        .to_string_lossy(),
+                    fx.updater.rpm.file_name().unwrap().to_string_lossy(),
                     o.code,
                     o.tail(6)
                 ));
             }
             Ok(format!("{} resolves and test-installs it", argv[0]))
-        });
+        })?;
     }
 
     rec.step(Scenario::UpdaterInstalled, || {
@@ -839,14 +895,8 @@ fn systemd_row(
             return Err("installing the updater restarted the agent".into());
         }
         let starts = sut.check_starts()?;
-        let note = match (&fx.updater.workaround, pm) {
-            (Some(_), Pm::Dnf | Pm::Zypper) => {
-                " [WORKAROUND: .rpm built with tests/containers/PROPOSED.patch]"
-            }
-            _ => "",
-        };
         Ok(format!(
-            "{UPDATER} {} installed; {TIMER} {enabled}, {active}; {starts}{note}",
+            "{UPDATER} {} installed; {TIMER} {enabled}, {active}; {starts}",
             fx.updater.version
         ))
     })?;
@@ -864,35 +914,12 @@ fn systemd_row(
     rec.step(Scenario::TimerFires, || {
         sut.schedule_in_window()?;
         vs.set("15.4.3", false);
-        // A test drop-in: fire 2 s after the timer starts (instead of 9 min,
-        // plus up to 3 min of random delay).
-        c.write(
-            TIMER_DROPIN,
-            "# Container matrix test only.\n[Timer]\nOnActiveSec=\nOnActiveSec=2s\nRandomizedDelaySec=0\nAccuracySec=1s\n",
-        )?;
-        c.ok(&["systemctl", "daemon-reload"])?;
-        c.ok(&["systemctl", "restart", TIMER])?;
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let exited = sut.show(SERVICE, "ExecMainExitTimestampMonotonic")?;
-            let state = sut.show(SERVICE, "ActiveState")?;
-            if exited != "0" && (state == "inactive" || state == "failed") {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{TIMER} did not run {SERVICE} within 180 s (state {state}){}", sut.diagnostics()));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        c.remove(TIMER_DROPIN)?;
-        c.ok(&["systemctl", "daemon-reload"])?;
-        let triggered = sut.show(TIMER, "LastTriggerUSecMonotonic")?;
-        if triggered == "0" {
-            return Err(format!("{TIMER} records no trigger"));
-        }
-        let result = sut.show(SERVICE, "Result")?;
+        let (result, _) = sut.fire_timer()?;
         if result != "success" {
-            return Err(format!("{SERVICE} ran but ended with Result={result}{}", sut.diagnostics()));
+            return Err(format!(
+                "{SERVICE} ran but ended with Result={result}{}",
+                sut.diagnostics()
+            ));
         }
         let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
         Ok(format!("timer triggered the service; {d}"))
@@ -927,6 +954,90 @@ fn systemd_row(
         sut.expect_update("15.4.3", "inside the maintenance window")
     })?;
 
+    rec.step(Scenario::BrokenRolledBack, || {
+        sut.schedule_in_window()?;
+        vs.set(BROKEN, false);
+        let seen = sut.starts()?.len();
+        let (result, status) = sut.fire_timer()?;
+        if result != "exit-code" || status != "6" {
+            return Err(format!(
+                "{SERVICE} ended with Result={result}, status {status}; expected exit-code, 6 (rolled back){}",
+                sut.diagnostics()
+            ));
+        }
+        sut.expect_agent("15.4.3")?;
+        if !pm.held(c)? {
+            return Err(format!("{AGENT} is not held after the rollback"));
+        }
+        if sut.show(AGENT_UNIT, "ActiveState")? != "active" {
+            return Err(format!("{AGENT_UNIT} is not active after the rollback{}", sut.diagnostics()));
+        }
+        let st = sut.state()?;
+        let (result, failed, rollbacks) = (
+            sut.last_run("result")?,
+            st["failed_target"]["version"].as_str().unwrap_or("").to_string(),
+            st["rollbacks_total"].as_u64().unwrap_or(0),
+        );
+        if result != "rolled-back" || failed != BROKEN || rollbacks != 1 {
+            return Err(format!(
+                "state.json: last result {result:?}, failed_target {failed:?}, rollbacks_total {rollbacks}; expected rolled-back, {BROKEN}, 1{}",
+                sut.diagnostics()
+            ));
+        }
+        // The start log: the broken version started, crashed and was
+        // restarted by systemd (at least twice in all), then 15.4.3 (started
+        // once by the rollback, and maybe once before that by systemd's own
+        // restart once 15.4.3's files were back), and 15.4.3 runs now.
+        let starts = sut.starts()?;
+        let new: Vec<&Start> = starts.iter().skip(seen).collect();
+        let broken = new.iter().take_while(|s| s.version == BROKEN).count();
+        let back = new.iter().skip(broken).filter(|s| s.version == "15.4.3").count();
+        if broken < 2 || back < 1 || broken + back != new.len() {
+            return Err(format!(
+                "the start log since the run shows {:?}; expected {BROKEN} at least twice (a crash loop), then 15.4.3",
+                new.iter().map(|s| s.version.as_str()).collect::<Vec<_>>()
+            ));
+        }
+        if let Some(s) = new.iter().find(|s| s.upgrader != "unit") {
+            return Err(format!("a start ran with TELEPORT_EXT_UPGRADER={}", s.upgrader));
+        }
+        sut.expected_starts = starts.iter().map(|s| s.version.clone()).collect();
+        let now = sut.check_starts()?;
+        let journal = sut.journal();
+        let line = journal
+            .lines()
+            .find(|l| l.contains("did not become healthy") && l.contains("rolling back"))
+            .ok_or_else(|| format!("the journal has no rollback line:\n{journal}"))?;
+        Ok(format!(
+            "exit 6; {BROKEN} started {broken} time(s), 15.4.3 back ({now}); journal: {}",
+            line.trim()
+        ))
+    })?;
+
+    rec.step(Scenario::BrokenNotRetried, || {
+        let agent_pid = sut.show(AGENT_UNIT, "MainPID")?;
+        let (result, status) = sut.fire_timer()?;
+        if result != "success" {
+            return Err(format!(
+                "{SERVICE} ended with Result={result}, status {status}{}",
+                sut.diagnostics()
+            ));
+        }
+        let (decision, detail) = (sut.last_run("decision")?, sut.last_run("detail")?);
+        if decision != "wait" || !detail.contains("rolled back") {
+            return Err(format!(
+                "decided {decision:?} ({detail:?}), expected a wait for the failed target{}",
+                sut.diagnostics()
+            ));
+        }
+        sut.expect_agent("15.4.3")?;
+        if sut.show(AGENT_UNIT, "MainPID")? != agent_pid {
+            return Err("the agent was restarted".into());
+        }
+        let starts = sut.check_starts()?;
+        Ok(format!("{detail}; {starts}"))
+    })?;
+
     if row == Row::RpmDnf {
         rec.step(Scenario::Yum, || {
             if c.exists("/usr/bin/yum") {
@@ -957,9 +1068,84 @@ fn systemd_row(
         })?;
     }
 
+    rec.step(Scenario::StoppedLeftStopped, || {
+        c.ok(&["systemctl", "stop", AGENT_UNIT])?;
+        sut.schedule_in_window()?;
+        vs.set("15.4.2", false);
+        sut.start_service()?;
+        sut.expect_agent("15.4.2")?;
+        if !pm.held(c)? {
+            return Err(format!("{AGENT} is not held after the update"));
+        }
+        sut.updates += 1;
+        let state = sut.show(AGENT_UNIT, "ActiveState")?;
+        if state != "inactive" {
+            return Err(format!(
+                "{AGENT_UNIT} is {state}: the update started a stopped agent"
+            ));
+        }
+        let starts = sut.check_starts()?;
+        let journal = sut.journal();
+        if !journal
+            .contains("not restarting teleport.service: it was not running before the update")
+        {
+            return Err(format!(
+                "the journal does not say why the agent was not restarted:\n{journal}"
+            ));
+        }
+        if journal
+            .lines()
+            .rev()
+            .take(10)
+            .any(|l| l.contains("waiting for the agent to be healthy"))
+        {
+            return Err(format!(
+                "the run waited for a stopped agent to be healthy:\n{journal}"
+            ));
+        }
+        Ok(format!(
+            "15.4.2 installed and held; {AGENT_UNIT} stays inactive; {starts}"
+        ))
+    })?;
+
+    rec.step(Scenario::FailedStarted, || {
+        // Make the agent fail once (a runtime drop-in whose pre-start step
+        // fails, without automatic restart), then take the drop-in away:
+        // the unit stays `failed`, as after a crash that systemd gave up on.
+        let dropin = "/run/systemd/system/teleport.service.d/zz-matrix-fail.conf";
+        c.write(dropin, "[Service]\nExecStartPre=/bin/false\nRestart=no\n")?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        let _ = c.exec(&["systemctl", "start", AGENT_UNIT])?;
+        c.remove(dropin)?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        let state = sut.show(AGENT_UNIT, "ActiveState")?;
+        if state != "failed" {
+            return Err(format!("could not make {AGENT_UNIT} fail: it is {state}"));
+        }
+        vs.set("16.0.0", true);
+        sut.start_service()?;
+        let d = sut.expect_update("16.0.0", "critical")?;
+        if sut.show(AGENT_UNIT, "ActiveState")? != "active" {
+            return Err(format!(
+                "{AGENT_UNIT} is not active after the update{}",
+                sut.diagnostics()
+            ));
+        }
+        let journal = sut.journal();
+        if !journal.contains("systemctl reset-failed teleport.service") {
+            return Err(format!(
+                "the journal shows no reset-failed before the start:\n{journal}"
+            ));
+        }
+        if !journal.contains("the agent is healthy") {
+            return Err(format!("the journal shows no health verdict:\n{journal}"));
+        }
+        Ok(format!("reset-failed + restart; {d}"))
+    })?;
+
     rec.step(Scenario::RestartOnce, || {
         let starts = sut.check_starts()?;
-        let updates = sut.expected_starts.len() - 1;
+        let updates = sut.updates;
         let total = sut.state()?["updates_total"].as_u64().unwrap_or(0);
         if total != updates as u64 {
             return Err(format!(
@@ -1098,6 +1284,7 @@ fn cron_row(
         pm: Pm::Apt,
         vs,
         expected_starts: Vec::new(),
+        updates: 0,
     };
     let url = repo.url();
     rec.step(Scenario::CronAgentInstalled, || {
