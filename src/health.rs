@@ -59,9 +59,10 @@ pub enum AgentBefore {
     /// loop's wait): restarted with `try-restart`, then checked; a new
     /// version that does not become healthy is rolled back.
     Running,
-    /// `failed`: the agent had crashed. It is started after the update
-    /// (bringing it back is the point of an update for an unhealthy agent)
-    /// and checked, but there is no healthy version to roll back to.
+    /// `failed`: the agent had crashed (or hit its start limit). It is
+    /// started after the update (bringing it back is the point of an
+    /// update for an unhealthy agent), checked, and rolled back like a
+    /// running one: its earlier failure may have passed.
     Failed,
     /// `inactive` (stopped by the operator, or never started) or unknown:
     /// the update does not start it, so there is nothing to check.

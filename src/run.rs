@@ -587,15 +587,10 @@ fn update_inner(
             }
         }
     };
-    if before == AgentBefore::Failed {
-        // It had failed before the update: the previous version is no
-        // healthier, so there is nothing to roll back to.
-        keep_move();
-        let msg = format!("{} {version} is installed and held, but the agent is not healthy ({why}); it had already failed before the update, so there is no healthy version to roll back to: look at `journalctl -u {}`", installed.name, health::AGENT_UNIT);
-        tracing::error!("{msg}");
-        rec.failed_health = Some(why);
-        return Err(AppError::UpdateFailed(msg));
-    }
+    // Rolled back also when the agent had failed before the update: that
+    // failure may have passed (a crash, memory), and the version before is
+    // the host as it was; when it fails too, exit 7 says the host needs an
+    // operator.
     if moved.is_some() {
         undo_move(moved.as_ref(), "rolling back");
         source = backend
