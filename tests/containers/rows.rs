@@ -83,6 +83,7 @@ pub enum Scenario {
     BrokenNotRetried,
     Yum,
     StoppedLeftStopped,
+    FailedBrokenRolledBack,
     FailedStarted,
     RestartOnce,
     CronNoopUnderSystemd,
@@ -95,7 +96,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 20] = [
+    pub const ALL: [Scenario; 21] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -107,6 +108,7 @@ impl Scenario {
         Scenario::BrokenNotRetried,
         Scenario::Yum,
         Scenario::StoppedLeftStopped,
+        Scenario::FailedBrokenRolledBack,
         Scenario::FailedStarted,
         Scenario::RestartOnce,
         Scenario::CronNoopUnderSystemd,
@@ -133,8 +135,9 @@ impl Scenario {
             Scenario::BrokenNotRetried => "the next run, same target 15.4.4 in a window: not retried, agent untouched",
             Scenario::Yum => "installer `yum` (yum -> dnf symlink, as on RHEL 8+): update (16.0.0)",
             Scenario::StoppedLeftStopped => "agent stopped by the operator: updated (15.4.2), left stopped, no health wait",
+            Scenario::FailedBrokenRolledBack => "agent failed before; critical 15.4.4 crash-loops: rolled back to 15.4.2, running again",
             Scenario::FailedStarted => "agent failed (crashed) before: critical update (16.0.0) starts it, healthy",
-            Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollback's)",
+            Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollbacks')",
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
             Scenario::UpdaterUpgraded => "routine upgrade: updater upgraded, held agent kept, agent not restarted",
             Scenario::UpdaterRemoved => "updater removed: agent, its service and /etc/teleport-upgrade.d kept",
@@ -640,6 +643,117 @@ impl<'a> Sut<'a> {
         ))
     }
 
+    /// After a run that updated to [`BROKEN`], whose agent crash-looped:
+    /// the run (systemd's `result`, exit `status`) ended in exit 6, the
+    /// agent is `back_to` again, held and running, state.json counts
+    /// `rollbacks` and names the failed target, and the start log since
+    /// `seen` entries shows the broken version at least twice (the loop,
+    /// systemd restarting it), then `back_to` (started by the rollback, and
+    /// maybe once before by systemd's own restart once its files were back).
+    fn expect_rolled_back(
+        &mut self,
+        result: &str,
+        status: &str,
+        seen: usize,
+        back_to: &str,
+        rollbacks: u64,
+    ) -> Result<String, String> {
+        if result != "exit-code" || status != "6" {
+            return Err(format!(
+                "{SERVICE} ended with Result={result}, status {status}; expected exit-code, 6 (rolled back){}",
+                self.diagnostics()
+            ));
+        }
+        self.expect_agent(back_to)?;
+        if !self.pm.held(self.c)? {
+            return Err(format!("{AGENT} is not held after the rollback"));
+        }
+        if self.show(AGENT_UNIT, "ActiveState")? != "active" {
+            return Err(format!(
+                "{AGENT_UNIT} is not active after the rollback{}",
+                self.diagnostics()
+            ));
+        }
+        let st = self.state()?;
+        let (result, failed, total) = (
+            self.last_run("result")?,
+            st["failed_target"]["version"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            st["rollbacks_total"].as_u64().unwrap_or(0),
+        );
+        if result != "rolled-back" || failed != BROKEN || total != rollbacks {
+            return Err(format!(
+                "state.json: last result {result:?}, failed_target {failed:?}, rollbacks_total {total}; expected rolled-back, {BROKEN}, {rollbacks}{}",
+                self.diagnostics()
+            ));
+        }
+        let starts = self.starts()?;
+        let new: Vec<&Start> = starts.iter().skip(seen).collect();
+        let broken = new.iter().take_while(|s| s.version == BROKEN).count();
+        let back = new
+            .iter()
+            .skip(broken)
+            .filter(|s| s.version == back_to)
+            .count();
+        if broken < 2 || back < 1 || broken + back != new.len() {
+            return Err(format!(
+                "the start log since the run shows {:?}; expected {BROKEN} at least twice (a crash loop), then {back_to}",
+                new.iter().map(|s| s.version.as_str()).collect::<Vec<_>>()
+            ));
+        }
+        if let Some(s) = new.iter().find(|s| s.upgrader != "unit") {
+            return Err(format!(
+                "a start ran with TELEPORT_EXT_UPGRADER={}",
+                s.upgrader
+            ));
+        }
+        self.expected_starts = starts.iter().map(|s| s.version.clone()).collect();
+        let now = self.check_starts()?;
+        let journal = self.journal();
+        let line = journal
+            .lines()
+            .rev()
+            .find(|l| l.contains("did not become healthy") && l.contains("rolling back"))
+            .ok_or_else(|| format!("the journal has no rollback line:\n{journal}"))?;
+        Ok(format!(
+            "exit 6; {BROKEN} started {broken} time(s), {back_to} back ({now}); journal: {}",
+            line.trim()
+        ))
+    }
+
+    /// Make the agent fail once (stopped, then started with a runtime
+    /// drop-in whose pre-start step fails, without automatic restart), then
+    /// take the drop-in away: the
+    /// unit stays `failed`, as after a crash that systemd gave up on.
+    fn fail_agent(&self) -> Result<(), String> {
+        let c = self.c;
+        let dropin = "/run/systemd/system/teleport.service.d/zz-matrix-fail.conf";
+        c.write(dropin, "[Service]\nExecStartPre=/bin/false\nRestart=no\n")?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        c.ok(&["systemctl", "stop", AGENT_UNIT])?;
+        let _ = c.exec(&["systemctl", "start", AGENT_UNIT])?;
+        c.remove(dropin)?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        let state = self.show(AGENT_UNIT, "ActiveState")?;
+        if state != "failed" {
+            return Err(format!("could not make {AGENT_UNIT} fail: it is {state}"));
+        }
+        Ok(())
+    }
+
+    /// `systemctl start teleport-upgrade.service`, whatever its result:
+    /// systemd's `Result` and the exit status.
+    fn run_service(&self) -> Result<(String, String), String> {
+        self.c
+            .exec_timeout(&["systemctl", "start", SERVICE], Duration::from_secs(300))?;
+        Ok((
+            self.show(SERVICE, "Result")?,
+            self.show(SERVICE, "ExecMainStatus")?,
+        ))
+    }
+
     /// `systemctl start teleport-upgrade.service` (a oneshot: returns when
     /// the run is over); the run must succeed and ask the version server.
     fn start_service(&self) -> Result<(), String> {
@@ -959,59 +1073,7 @@ fn systemd_row(
         vs.set(BROKEN, false);
         let seen = sut.starts()?.len();
         let (result, status) = sut.fire_timer()?;
-        if result != "exit-code" || status != "6" {
-            return Err(format!(
-                "{SERVICE} ended with Result={result}, status {status}; expected exit-code, 6 (rolled back){}",
-                sut.diagnostics()
-            ));
-        }
-        sut.expect_agent("15.4.3")?;
-        if !pm.held(c)? {
-            return Err(format!("{AGENT} is not held after the rollback"));
-        }
-        if sut.show(AGENT_UNIT, "ActiveState")? != "active" {
-            return Err(format!("{AGENT_UNIT} is not active after the rollback{}", sut.diagnostics()));
-        }
-        let st = sut.state()?;
-        let (result, failed, rollbacks) = (
-            sut.last_run("result")?,
-            st["failed_target"]["version"].as_str().unwrap_or("").to_string(),
-            st["rollbacks_total"].as_u64().unwrap_or(0),
-        );
-        if result != "rolled-back" || failed != BROKEN || rollbacks != 1 {
-            return Err(format!(
-                "state.json: last result {result:?}, failed_target {failed:?}, rollbacks_total {rollbacks}; expected rolled-back, {BROKEN}, 1{}",
-                sut.diagnostics()
-            ));
-        }
-        // The start log: the broken version started, crashed and was
-        // restarted by systemd (at least twice in all), then 15.4.3 (started
-        // once by the rollback, and maybe once before that by systemd's own
-        // restart once 15.4.3's files were back), and 15.4.3 runs now.
-        let starts = sut.starts()?;
-        let new: Vec<&Start> = starts.iter().skip(seen).collect();
-        let broken = new.iter().take_while(|s| s.version == BROKEN).count();
-        let back = new.iter().skip(broken).filter(|s| s.version == "15.4.3").count();
-        if broken < 2 || back < 1 || broken + back != new.len() {
-            return Err(format!(
-                "the start log since the run shows {:?}; expected {BROKEN} at least twice (a crash loop), then 15.4.3",
-                new.iter().map(|s| s.version.as_str()).collect::<Vec<_>>()
-            ));
-        }
-        if let Some(s) = new.iter().find(|s| s.upgrader != "unit") {
-            return Err(format!("a start ran with TELEPORT_EXT_UPGRADER={}", s.upgrader));
-        }
-        sut.expected_starts = starts.iter().map(|s| s.version.clone()).collect();
-        let now = sut.check_starts()?;
-        let journal = sut.journal();
-        let line = journal
-            .lines()
-            .find(|l| l.contains("did not become healthy") && l.contains("rolling back"))
-            .ok_or_else(|| format!("the journal has no rollback line:\n{journal}"))?;
-        Ok(format!(
-            "exit 6; {BROKEN} started {broken} time(s), 15.4.3 back ({now}); journal: {}",
-            line.trim()
-        ))
+        sut.expect_rolled_back(&result, &status, seen, "15.4.3", 1)
     })?;
 
     rec.step(Scenario::BrokenNotRetried, || {
@@ -1108,20 +1170,16 @@ fn systemd_row(
         ))
     })?;
 
+    rec.step(Scenario::FailedBrokenRolledBack, || {
+        sut.fail_agent()?;
+        vs.set(BROKEN, true);
+        let seen = sut.starts()?.len();
+        let (result, status) = sut.run_service()?;
+        sut.expect_rolled_back(&result, &status, seen, "15.4.2", 2)
+    })?;
+
     rec.step(Scenario::FailedStarted, || {
-        // Make the agent fail once (a runtime drop-in whose pre-start step
-        // fails, without automatic restart), then take the drop-in away:
-        // the unit stays `failed`, as after a crash that systemd gave up on.
-        let dropin = "/run/systemd/system/teleport.service.d/zz-matrix-fail.conf";
-        c.write(dropin, "[Service]\nExecStartPre=/bin/false\nRestart=no\n")?;
-        c.ok(&["systemctl", "daemon-reload"])?;
-        let _ = c.exec(&["systemctl", "start", AGENT_UNIT])?;
-        c.remove(dropin)?;
-        c.ok(&["systemctl", "daemon-reload"])?;
-        let state = sut.show(AGENT_UNIT, "ActiveState")?;
-        if state != "failed" {
-            return Err(format!("could not make {AGENT_UNIT} fail: it is {state}"));
-        }
+        sut.fail_agent()?;
         vs.set("16.0.0", true);
         sut.start_service()?;
         let d = sut.expect_update("16.0.0", "critical")?;
