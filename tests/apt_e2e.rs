@@ -668,3 +668,48 @@ fn help_documents_commands_and_exit_codes() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// The version is installed as the version server wrote it (one apt-get, no
+/// apt-cache); a repository that carries it only with a Debian revision
+/// (`16.0.1-1`) is asked for the exact string afterwards, and that is what
+/// is installed and held.
+#[test]
+fn a_debian_revision_is_found_when_the_version_is_not_offered_as_written() {
+    let w = World::new("15.4.2", "16.0.1");
+    let dir = w.dir.path().join("revision");
+    let deb = testkit::deb::build_deb(&common::deb_spec("16.0.1-1"), &dir.join("debs"));
+    let repo = testkit::aptrepo::AptRepo::build(
+        &dir.join("repo"),
+        "bookworm",
+        "stable/v15",
+        &[deb],
+        Some(&w.key),
+    );
+    let server = testkit::http::Server::start(repo.dir());
+    w.root.write(
+        "/etc/apt/sources.list.d/teleport.list",
+        format!(
+            "deb [signed-by={KEYRING}] {}/ bookworm stable/v15\n",
+            server.url()
+        )
+        .as_bytes(),
+    );
+    w.schedule_in_window();
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("offers 16.0.1 as 16.0.1-1");
+    assert_eq!(w.installed().as_deref(), Some("16.0.1-1"));
+    assert!(w.held());
+
+    // Offered as written: no `apt-cache madison`.
+    let w = World::new("15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let r = w.run(&["-v", "run"]);
+    r.expect(0);
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    assert!(
+        !r.stderr().contains("madison"),
+        "an update as written asks no apt-cache madison:\n{}",
+        r.stderr()
+    );
+}

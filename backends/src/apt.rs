@@ -628,14 +628,26 @@ impl Backend for Apt {
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
-        let exact =
-            self.resolve_version(source, pkg, version)?
-                .ok_or_else(|| Error::VersionNotFound {
-                    package: pkg.to_string(),
-                    version: version.to_string(),
-                    source_desc: source.description.clone(),
-                    detail: "apt-cache madison lists no such version after the refresh".into(),
-                })?;
+        // The version as written first: Teleport's repositories carry no
+        // Debian revision, so this is one apt-get and no apt-cache (which
+        // would build apt's cache over every configured source).
+        let first = self.install_cmd(source, pkg, version.as_str());
+        match self.run_classified(&first, Some((pkg, version.as_str(), source))) {
+            Err(Error::VersionNotFound { .. }) => {}
+            other => return other.map(|_| ()),
+        }
+        // Not offered as written: the source may carry it with a revision
+        // (`15.4.3-1`) or an epoch.
+        let exact = self
+            .resolve_version(source, pkg, version)?
+            .filter(|exact| exact != version.as_str())
+            .ok_or_else(|| Error::VersionNotFound {
+                package: pkg.to_string(),
+                version: version.to_string(),
+                source_desc: source.description.clone(),
+                detail: "not offered by the source after the refresh (apt-get and apt-cache madison agree)".into(),
+            })?;
+        tracing::info!(version = %exact, "the source offers {version} as {exact}");
         let cl = self.install_cmd(source, pkg, &exact);
         self.run_classified(&cl, Some((pkg, version.as_str(), source)))
             .map(|_| ())
