@@ -103,6 +103,9 @@ pub struct Status {
     pub managed_by_v2: Option<String>,
     /// The repository definition that serves the agent.
     pub source: Option<String>,
+    /// A channel move an earlier run left unfinished (its backup is still
+    /// beside the repository definition), and what the next update does.
+    pub channel_move_unfinished: Option<String>,
     pub trust: Option<TrustView>,
     pub lock_holder: Option<u32>,
     pub last_run: Option<LastRun>,
@@ -122,6 +125,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     let mut problems = Vec::new();
     let schedule = read_schedule(&config);
     let mut source = None;
+    let mut unfinished = None;
     let mut trust = None;
     let (installer, package, installed) = match select_backend(env, &config) {
         Ok((Some(b), inst)) => {
@@ -134,6 +138,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
                     match b.locate_source(&i.name) {
                         Ok(src) => {
                             source = Some(src.description.clone());
+                            unfinished = unfinished_move(b.as_ref(), &src, &mut problems);
                             trust = Some(trust_view(audit(env, b.as_ref(), &src, &config, now)));
                         }
                         Err(e) => problems.push(e.to_string()),
@@ -188,6 +193,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         },
         managed_by_v2: crate::run::managed_by_v2(&env.system),
         source,
+        channel_move_unfinished: unfinished,
         trust,
         lock_holder: lock::holder(&lock::path(&env.system)),
         last_run: last,
@@ -198,6 +204,31 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         failures: st.failures.clone(),
         problems,
     })
+}
+
+fn unfinished_move(
+    b: &dyn backends::Backend,
+    src: &backends::Source,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    use backends::channel::Interrupted;
+    match b.interrupted_channel_move(src) {
+        Ok(None) => None,
+        Ok(Some(Interrupted::Undo(m))) => Some(format!(
+            "{} (backup {}): the next update restores the file, then moves again only if its target needs it",
+            m.describe(),
+            b.system().display_path(&m.backup)
+        )),
+        Ok(Some(Interrupted::Edited { file, backup })) => Some(format!(
+            "{} is left, but {} was edited since: remove the backup once the definition is right",
+            b.system().display_path(&backup),
+            file.display()
+        )),
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    }
 }
 
 fn trust_view(a: Result<Audit, AppError>) -> TrustView {
@@ -282,6 +313,9 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if let Some(src) = &s.source {
         writeln!(out, "  source:      {src}")?;
+    }
+    if let Some(m) = &s.channel_move_unfinished {
+        writeln!(out, "  unfinished:  channel move {m}")?;
     }
     if let Some(t) = &s.trust {
         match &t.refused {

@@ -333,6 +333,15 @@ fn an_interrupted_channel_move_is_undone(kind: Kind) {
     let backup = w.interrupt_channel_move(site(), 16);
     assert!(w.repo_definition().contains("stable/v16"));
 
+    let st = w.run(&["status", "--json"]);
+    st.expect(0);
+    let st: serde_json::Value = serde_json::from_str(&st.stdout()).unwrap();
+    let unfinished = st["channel_move_unfinished"].as_str().unwrap_or_default();
+    assert!(
+        unfinished.contains("stable/v15 -> stable/v16")
+            && unfinished.contains(".teleport-upgrade.bak"),
+        "{kind:?}: status says {unfinished:?}"
+    );
     let dry = w.run(&["dry-run"]);
     dry.expect(0);
     assert!(
@@ -359,6 +368,9 @@ fn an_interrupted_channel_move_is_undone(kind: Kind) {
         "{kind:?}: the operator's file"
     );
     assert!(!backup.exists(), "{kind:?}: the backup is gone");
+    let st = w.run(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&st.stdout()).unwrap();
+    assert!(st["channel_move_unfinished"].is_null(), "{kind:?}");
 
     // Edited after the interrupted move: neither file is touched by the
     // recovery (the update itself needs no move: 15.4.3 is on stable/v15).

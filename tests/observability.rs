@@ -33,6 +33,7 @@ const STATUS_KEYS: &[&str] = &[
     "health",
     "managed_by_v2",
     "source",
+    "channel_move_unfinished",
     "trust",
     "lock_holder",
     "last_run",
