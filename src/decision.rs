@@ -318,13 +318,16 @@ mod tests {
         }
     }
 
-    /// The decision table: mode, target, critical, schedule, service
-    /// unhealthy, marker present => decision, marker after.
+    /// One row: mode, target, critical, schedule, service unhealthy,
+    /// marker present => decision, marker after.
+    type Row = (Mode, T, bool, S, bool, bool, &'static str, bool);
+
+    /// The decision table.
     #[test]
     fn table() {
         use Mode::*;
         use S::*;
-        let rows: &[(Mode, T, bool, S, bool, bool, &str, bool)] = &[
+        let rows: &[Row] = &[
             // stand down beats everything, even critical and force
             (Run, T::Newer, true, Nop, true, true, "stand-down", false),
             (
