@@ -551,6 +551,19 @@ impl<'a> Sut<'a> {
         Ok(format!("{} starts: {}", starts.len(), got.join(" -> ")))
     }
 
+    /// `systemctl is-enabled` and `is-active` of the updater's timer.
+    fn timer_state(&self) -> Result<(String, String), String> {
+        let ask = |verb: &str| -> Result<String, String> {
+            Ok(self
+                .c
+                .exec(&["systemctl", verb, TIMER])?
+                .stdout
+                .trim()
+                .to_string())
+        };
+        Ok((ask("is-enabled")?, ask("is-active")?))
+    }
+
     fn show(&self, unit: &str, prop: &str) -> Result<String, String> {
         Ok(self
             .c
@@ -987,16 +1000,7 @@ fn systemd_row(
                 fx.updater.version
             ));
         }
-        let enabled = c
-            .exec(&["systemctl", "is-enabled", TIMER])?
-            .stdout
-            .trim()
-            .to_string();
-        let active = c
-            .exec(&["systemctl", "is-active", TIMER])?
-            .stdout
-            .trim()
-            .to_string();
+        let (enabled, active) = sut.timer_state()?;
         if enabled != "enabled" || active != "active" {
             return Err(format!(
                 "{TIMER} is {enabled}/{active} after the install, expected enabled/active"
@@ -1268,16 +1272,7 @@ fn systemd_row(
             return Err("upgrading the updater restarted the agent".into());
         }
         let starts = sut.check_starts()?;
-        let enabled = c
-            .exec(&["systemctl", "is-enabled", TIMER])?
-            .stdout
-            .trim()
-            .to_string();
-        let active = c
-            .exec(&["systemctl", "is-active", TIMER])?
-            .stdout
-            .trim()
-            .to_string();
+        let (enabled, active) = sut.timer_state()?;
         if enabled != "enabled" || active != "active" {
             return Err(format!("{TIMER} is {enabled}/{active} after the upgrade"));
         }
