@@ -107,10 +107,12 @@ impl Client {
                 }
             }));
         if let Some(ca) = ca_file {
-            let pem = std::fs::read(ca).map_err(|e| AppError::Config {
-                file: ca.to_path_buf(),
-                message: format!("cannot read the CA file: {e}"),
-            })?;
+            let pem = crate::fsread::read_bounded(ca, crate::fsread::STATE_CAP)
+                .and_then(|b| b.ok_or(crate::fsread::ReadError::Io("it does not exist".into())))
+                .map_err(|e| AppError::Config {
+                    file: ca.to_path_buf(),
+                    message: format!("the CA file: {e}"),
+                })?;
             let certs =
                 reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AppError::Config {
                     file: ca.to_path_buf(),

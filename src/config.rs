@@ -143,6 +143,9 @@ pub struct Config {
     /// New: the agent's diagnostic address (`diag-addr`, host:port) for
     /// `/readyz`; else read from /etc/teleport.yaml.
     pub diag_addr: Option<String>,
+    /// New: how far apart two unhealthy observations must be for the second
+    /// to count (`unhealthy-interval`, seconds, 0 to 3600; default 300).
+    pub unhealthy_interval: Duration,
 }
 
 /// The `metrics-dir` setting.
@@ -159,26 +162,16 @@ pub enum Metrics {
 /// Read one v1-style value: lines starting with `# ` and blank lines are
 /// ignored; the rest must be a single line.
 pub fn read_value(path: &Path) -> Result<Option<String>, AppError> {
-    let text = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    let text = match crate::fsread::read_text(path, crate::fsread::CONFIG_CAP) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(None),
         Err(e) => {
             return Err(AppError::Config {
                 file: path.to_path_buf(),
-                message: format!("cannot read it: {e}"),
+                message: e.to_string(),
             })
         }
     };
-    if text.len() > 64 * 1024 {
-        return Err(AppError::Config {
-            file: path.to_path_buf(),
-            message: "larger than 64 KiB".into(),
-        });
-    }
-    let text = String::from_utf8(text).map_err(|_| AppError::Config {
-        file: path.to_path_buf(),
-        message: "not UTF-8 text".into(),
-    })?;
     let values: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with("# ") && !l.trim().is_empty())
@@ -200,14 +193,10 @@ fn read_pins(path: &Path) -> Result<Option<Pins>, AppError> {
         file: path.to_path_buf(),
         message,
     };
-    match std::fs::read(path) {
-        Ok(b) if b.len() > 64 * 1024 => Err(err("larger than 64 KiB".into())),
-        Ok(b) => {
-            let text = String::from_utf8(b).map_err(|_| err("not UTF-8 text".into()))?;
-            Pins::parse(path, &text).map(Some).map_err(err)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(err(format!("cannot read it: {e}"))),
+    match crate::fsread::read_text(path, crate::fsread::CONFIG_CAP) {
+        Ok(Some(text)) => Pins::parse(path, &text).map(Some).map_err(err),
+        Ok(None) => Ok(None),
+        Err(e) => Err(err(e.to_string())),
     }
 }
 
@@ -341,8 +330,22 @@ impl Config {
                 }
             })
             .transpose()?;
+        let unhealthy_interval = match read_value(&f("unhealthy-interval"))? {
+            Some(v) => {
+                Duration::from_secs(v.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(
+                    || {
+                        cfg_err(
+                            "unhealthy-interval",
+                            format!("expected seconds from 0 to 3600, got {v:?}"),
+                        )
+                    },
+                )?)
+            }
+            None => crate::marker::DEFAULT_INTERVAL,
+        };
         Ok(Config {
             dir: dir.to_path_buf(),
+            unhealthy_interval,
             endpoint,
             package,
             installer,

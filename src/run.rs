@@ -28,14 +28,16 @@ pub struct Env<'a> {
 /// Read the schedule file: a missing file is `Missing`, an unreadable one
 /// `Unparseable`.
 pub fn read_schedule(config: &Config) -> Schedule {
-    match std::fs::read(config.schedule_path()) {
-        Ok(b) if b.len() > 64 * 1024 => Schedule::Unparseable("larger than 64 KiB".into()),
-        Ok(b) => match String::from_utf8(b) {
-            Ok(t) => Schedule::parse(&t),
-            Err(_) => Schedule::Unparseable("not UTF-8 text".into()),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Schedule::Missing,
-        Err(e) => Schedule::Unparseable(format!("cannot read it: {e}")),
+    match crate::fsread::read_text(&config.schedule_path(), crate::fsread::CONFIG_CAP) {
+        Ok(Some(t)) => {
+            let (schedule, warnings) = Schedule::parse_with_warnings(&t);
+            for w in warnings {
+                tracing::warn!(file = %config.schedule_path().display(), "{w}");
+            }
+            schedule
+        }
+        Ok(None) => Schedule::Missing,
+        Err(e) => Schedule::Unparseable(e.to_string()),
     }
 }
 
@@ -45,7 +47,9 @@ pub const V2_CONFIG: &str = "/opt/teleport/default/update.yaml";
 /// The v2 configuration file (as the target sees it) when `teleport-update`
 /// manages the agent: the file exists and does not say `enabled: false`.
 pub fn managed_by_v2(system: &System) -> Option<String> {
-    let text = std::fs::read_to_string(system.path(V2_CONFIG)).ok()?;
+    let text = crate::fsread::read_text(&system.path(V2_CONFIG), crate::fsread::CONFIG_CAP)
+        .ok()
+        .flatten()?;
     let disabled = text.lines().any(|l| {
         let l = l.trim();
         l.strip_prefix("enabled:")
@@ -106,17 +110,9 @@ pub fn installed_agent(backend: &dyn Backend, config: &Config) -> Result<Install
         })
 }
 
-fn set_marker(config: &Config, present: bool) {
+fn set_marker(config: &Config, present: bool, now: i64) {
     let p = config.marker_path();
-    let r = if present {
-        state::write_atomic(&p, b"")
-    } else {
-        match std::fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    };
-    if let Err(e) = r {
+    if let Err(e) = crate::marker::set(&p, present, now) {
         tracing::warn!(file = %p.display(), "cannot update the unhealthy marker: {e}");
     }
 }
@@ -198,6 +194,7 @@ pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write)
     if !dry_run {
         let path = state::path(&env.system);
         let mut st = state::load(&path);
+        state::clear_old_recovery(&mut st);
         if exit == Exit::Ok {
             st.last_success = Some(rec.time);
             if rec.decision.as_deref() == Some("update") {
@@ -332,7 +329,15 @@ fn update_inner(
     }
 
     rec.in_window = Some(schedule.current(now).is_some());
-    let marker_present = config.marker_path().exists();
+    let marker = crate::marker::Marker::read(&config.marker_path());
+    let marker_present = marker.counts(now, config.unhealthy_interval);
+    if marker.is_present() && !marker_present {
+        tracing::info!(
+            file = %config.marker_path().display(),
+            interval_s = config.unhealthy_interval.as_secs(),
+            "the unhealthy marker is younger than unhealthy-interval: this run does not count as a second observation"
+        );
+    }
     let service_unhealthy = health::service_unhealthy(&env.system, &env.runner);
     let schedule_unhealthy = schedule.unhealthy_reason(now);
     rec.unhealthy = schedule_unhealthy.clone().or(service_unhealthy.clone());
@@ -381,7 +386,7 @@ fn update_inner(
         if outcome.marker_after {
             tracing::info!(file = %config.marker_path().display(), "marking the agent unhealthy for the next run");
         }
-        set_marker(&config, outcome.marker_after);
+        set_marker(&config, outcome.marker_after, now);
     }
     // A damaged binary at the right version is repaired (the package
     // manager alone would call it installed).

@@ -55,6 +55,10 @@ pub struct State {
     /// The target that failed its health check here and was rolled back;
     /// not retried until the target changes or the update is critical.
     pub failed_target: Option<FailedTarget>,
+    /// Set when the state file was found damaged; cleared by the next run
+    /// that writes the state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Recovered>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -70,13 +74,204 @@ pub fn path(system: &System) -> PathBuf {
     system.path(STATE_FILE)
 }
 
+/// A state file that could not be used as it was: kept aside, with what
+/// could be recovered from it. Recorded in the state written next, so
+/// `status` reports it until a later run clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Recovered {
+    /// Unix seconds.
+    pub time: i64,
+    /// Why the file could not be used.
+    pub why: String,
+    /// Where the damaged file was moved (as the target system sees it, or
+    /// the host path under `--root`).
+    pub kept_as: Option<String>,
+    /// The rolled-back target the damaged file still held.
+    pub failed_target: Option<String>,
+}
+
+impl Recovered {
+    /// One line for `status` and the log.
+    pub fn describe(&self) -> String {
+        format!(
+            "the state file could not be used ({}){}; {}",
+            self.why,
+            self.kept_as
+                .as_ref()
+                .map(|k| format!(", kept as {k}"))
+                .unwrap_or_default(),
+            match &self.failed_target {
+                Some(v) => format!("the rolled-back target {v} was recovered from it"),
+                None => "no rolled-back target was recorded in it".into(),
+            }
+        )
+    }
+}
+
+/// The schema this build writes; newer files are read field by field.
+pub const SCHEMA: u32 = 1;
+
+/// What reading the state file gave.
+enum Read {
+    Absent,
+    Good(State),
+    /// Unusable: why, and what could be recovered.
+    Bad(String, State),
+}
+
+fn read(path: &Path) -> Read {
+    let bytes = match crate::fsread::read_bounded(path, crate::fsread::STATE_CAP) {
+        Ok(None) => return Read::Absent,
+        Ok(Some(b)) => b,
+        Err(e) => return Read::Bad(e.to_string(), State::default()),
+    };
+    match serde_json::from_slice::<State>(&bytes) {
+        Ok(st) if st.schema <= SCHEMA => Read::Good(st),
+        Ok(st) => Read::Bad(
+            format!("schema {} is newer than this updater's {SCHEMA}", st.schema),
+            salvage(&bytes),
+        ),
+        Err(e) => Read::Bad(format!("not a valid state file: {e}"), salvage(&bytes)),
+    }
+}
+
+/// Recover what parses from a damaged or foreign state file, field by
+/// field; above all the rolled-back target, which must never be silently
+/// forgotten (it would be retried, and fail again, every run).
+fn salvage(bytes: &[u8]) -> State {
+    let mut st = State::default();
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        macro_rules! field {
+            ($name:ident) => {
+                if let Some(v) = map.get(stringify!($name)) {
+                    if let Ok(x) = serde_json::from_value(v.clone()) {
+                        st.$name = x;
+                    }
+                }
+            };
+        }
+        field!(last_run);
+        field!(last_success);
+        field!(last_update);
+        field!(updates_total);
+        field!(rollbacks_total);
+        field!(failures);
+        field!(failed_target);
+        return st;
+    }
+    // Not JSON at all (truncated, overwritten): look for the failed target's
+    // object itself.
+    let key = b"\"failed_target\"";
+    if let Some(at) = bytes.windows(key.len()).position(|w| w == key) {
+        let rest = &bytes[at + key.len()..];
+        let rest = rest
+            .iter()
+            .position(|b| *b == b':')
+            .map(|i| &rest[i + 1..])
+            .unwrap_or(&[]);
+        let whole = serde_json::Deserializer::from_slice(rest)
+            .into_iter::<FailedTarget>()
+            .next()
+            .and_then(Result::ok);
+        // A torn object: its first key is the version.
+        let torn = || {
+            let key = b"\"version\"";
+            let at = rest.windows(key.len()).position(|w| w == key)?;
+            let after = &rest[at + key.len()..];
+            let colon = after.iter().position(|b| *b == b':')?;
+            let version = serde_json::Deserializer::from_slice(&after[colon + 1..])
+                .into_iter::<String>()
+                .next()?
+                .ok()?;
+            Some(FailedTarget {
+                version,
+                why: "recovered from a damaged state file".into(),
+                ..Default::default()
+            })
+        };
+        if let Some(ft) = whole.or_else(torn) {
+            if !ft.version.is_empty() {
+                st.failed_target = Some(ft);
+            }
+        }
+    }
+    st
+}
+
+static RECOVERED_NOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Forget an earlier run's recovery note: the run that recovered a damaged
+/// file keeps it (so `status` shows it afterwards); the next run drops it.
+pub fn clear_old_recovery(st: &mut State) {
+    if !RECOVERED_NOW.load(std::sync::atomic::Ordering::Relaxed) {
+        st.recovered = None;
+    }
+}
+
+/// Read the state for a run. A file that cannot be used is moved aside
+/// (`state.json.corrupt-<unix time>`), what parses of it is kept, and the
+/// result is written back at once so that later reads in the same run (and
+/// `status`) see it.
 pub fn load(path: &Path) -> State {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-            tracing::warn!(file = %path.display(), "ignoring an unreadable state file: {e}");
-            State::default()
-        }),
-        Err(_) => State::default(),
+    match read(path) {
+        Read::Absent => State::default(),
+        Read::Good(st) => st,
+        Read::Bad(why, mut st) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let aside = path.with_file_name(format!(
+                "{}.corrupt-{now}",
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("state.json")
+            ));
+            let kept_as = match std::fs::rename(path, &aside) {
+                Ok(()) => Some(aside.display().to_string()),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), "cannot move the damaged state file aside: {e}");
+                    None
+                }
+            };
+            RECOVERED_NOW.store(true, std::sync::atomic::Ordering::Relaxed);
+            st.recovered = Some(Recovered {
+                time: now,
+                why,
+                kept_as,
+                failed_target: st.failed_target.as_ref().map(|f| f.version.clone()),
+            });
+            let note = st.recovered.as_ref().unwrap().describe();
+            tracing::warn!(file = %path.display(), "{note}");
+            if let Err(e) = save(path, &st) {
+                tracing::warn!(file = %path.display(), "cannot write the recovered state file: {e}");
+            }
+            st
+        }
+    }
+}
+
+/// Read the state without changing anything (for `status`): a damaged
+/// file gives what could be recovered and a problem to report.
+pub fn peek(path: &Path) -> (State, Option<String>) {
+    match read(path) {
+        Read::Absent => (State::default(), None),
+        Read::Good(st) => {
+            let note = st.recovered.as_ref().map(Recovered::describe);
+            (st, note)
+        }
+        Read::Bad(why, st) => {
+            let r = Recovered {
+                why,
+                failed_target: st.failed_target.as_ref().map(|f| f.version.clone()),
+                ..Default::default()
+            };
+            (
+                st,
+                Some(format!("{} (the next run moves it aside)", r.describe())),
+            )
+        }
     }
 }
 
@@ -110,9 +305,101 @@ mod tests {
         let back = load(&p);
         assert_eq!(back.last_run, s.last_run);
         assert_eq!(back.schema, 1);
-        std::fs::write(&p, "{not json").unwrap();
-        assert_eq!(load(&p), State::default());
         // no temporary files left behind
         assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    fn with_failed(version: &str) -> State {
+        State {
+            updates_total: 7,
+            failed_target: Some(FailedTarget {
+                version: version.into(),
+                time: 9,
+                why: "restart loop".into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn aside_files(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("state.json.corrupt-"))
+            .collect()
+    }
+
+    #[test]
+    fn a_damaged_file_is_kept_aside_and_its_failed_target_recovered() {
+        let good = serde_json::to_string_pretty(&with_failed("15.4.4")).unwrap();
+        let cases: Vec<(&str, String, Option<&str>)> = vec![
+            (
+                "truncated",
+                good[..good.len() - 3].to_string(),
+                Some("15.4.4"),
+            ),
+            ("garbage", "{not json".into(), None),
+            (
+                "wrong type",
+                good.replace("\"updates_total\": 7", "\"updates_total\": \"seven\""),
+                Some("15.4.4"),
+            ),
+            (
+                "newer schema",
+                good.replace("\"schema\": 0", "\"schema\": 9"),
+                Some("15.4.4"),
+            ),
+        ];
+        for (name, text, want) in cases {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("state.json");
+            std::fs::write(&p, &text).unwrap();
+            let (peeked, problem) = peek(&p);
+            assert_eq!(
+                peeked.failed_target.as_ref().map(|f| f.version.as_str()),
+                want,
+                "{name}: peek"
+            );
+            assert!(problem.unwrap().contains("could not be used"), "{name}");
+            assert!(
+                aside_files(d.path()).is_empty(),
+                "{name}: peek changes nothing"
+            );
+            let st = load(&p);
+            assert_eq!(
+                st.failed_target.as_ref().map(|f| f.version.as_str()),
+                want,
+                "{name}: load"
+            );
+            let aside = aside_files(d.path());
+            assert_eq!(aside.len(), 1, "{name}: kept aside");
+            assert_eq!(
+                std::fs::read_to_string(d.path().join(&aside[0])).unwrap(),
+                text
+            );
+            // written back at once: a second load in the same run agrees
+            let again = load(&p);
+            assert_eq!(again.failed_target, st.failed_target, "{name}: reload");
+            assert!(again.recovered.is_some());
+            assert_eq!(aside_files(d.path()).len(), 1, "{name}: not moved twice");
+            let (_, note) = peek(&p);
+            assert!(
+                note.unwrap().contains("kept as"),
+                "{name}: status reports it"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fifo_or_a_huge_file_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (_, problem) = peek(&p);
+        assert!(problem.unwrap().contains("FIFO"));
+        let st = load(&p);
+        assert!(st.recovered.unwrap().why.contains("FIFO"));
+        std::fs::write(&p, vec![b' '; 2 * 1024 * 1024]).unwrap();
+        assert!(load(&p).recovered.unwrap().why.contains("larger than"));
     }
 }

@@ -108,6 +108,9 @@ pub struct Status {
     pub channel_move_unfinished: Option<String>,
     pub trust: Option<TrustView>,
     pub lock_holder: Option<u32>,
+    /// `free`, `held` (by `lock_holder` when known) or `unknown: <why>`
+    /// (e.g. run by a user who cannot read the root-only lock directory).
+    pub lock: String,
     pub last_run: Option<LastRun>,
     pub last_success: Option<i64>,
     pub last_update: Option<i64>,
@@ -165,12 +168,14 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
             (None, None, None)
         }
     };
-    let st = state::load(&state::path(&env.system));
+    let lock_state = lock::state(&lock::path(&env.system));
+    let (st, state_problem) = state::peek(&state::path(&env.system));
+    problems.extend(state_problem);
     let last = st.last_run.clone();
     let offset = local_offset();
     let schedule_health = schedule.unhealthy_reason(now);
     let service_health = health::service_unhealthy(&env.system, &env.runner);
-    let marker = config.marker_path().exists();
+    let marker = crate::marker::Marker::read(&config.marker_path()).is_present();
     Ok(Status {
         schema: 1,
         updater_version: env!("CARGO_PKG_VERSION"),
@@ -195,7 +200,15 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         source,
         channel_move_unfinished: unfinished,
         trust,
-        lock_holder: lock::holder(&lock::path(&env.system)),
+        lock_holder: match &lock_state {
+            lock::LockState::Held(p) => *p,
+            _ => None,
+        },
+        lock: match &lock_state {
+            lock::LockState::Free => "free".into(),
+            lock::LockState::Held(_) => "held".into(),
+            lock::LockState::Unknown(why) => format!("unknown: {why}"),
+        },
         last_run: last,
         last_success: st.last_success,
         last_update: st.last_update,
@@ -326,9 +339,10 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             writeln!(out, "  warning:     {w}")?;
         }
     }
-    match s.lock_holder {
-        Some(p) => writeln!(out, "  lock:        held by pid {p}")?,
-        None => writeln!(out, "  lock:        free")?,
+    match (s.lock.as_str(), s.lock_holder) {
+        ("held", Some(p)) => writeln!(out, "  lock:        held by pid {p}")?,
+        ("held", None) => writeln!(out, "  lock:        held (holder not known)")?,
+        (other, _) => writeln!(out, "  lock:        {other}")?,
     }
     match &s.last_run {
         Some(l) => {

@@ -229,9 +229,12 @@ pub fn valid_addr(v: &str) -> bool {
 pub fn readyz_url(setting: Option<&str>, system: &System) -> Option<String> {
     let addr = match setting {
         Some(a) => Some(a.to_string()),
-        None => std::fs::read_to_string(system.path("/etc/teleport.yaml"))
-            .ok()
-            .and_then(|t| diag_addr_from_teleport_yaml(&t)),
+        None => {
+            crate::fsread::read_text(&system.path("/etc/teleport.yaml"), crate::fsread::STATE_CAP)
+                .ok()
+                .flatten()
+                .and_then(|t| diag_addr_from_teleport_yaml(&t))
+        }
     }?;
     Some(format!("http://{addr}/readyz"))
 }

@@ -36,6 +36,7 @@ const STATUS_KEYS: &[&str] = &[
     "channel_move_unfinished",
     "trust",
     "lock_holder",
+    "lock",
     "last_run",
     "last_success",
     "last_update",
