@@ -146,6 +146,10 @@ pub struct Config {
     /// New: how far apart two unhealthy observations must be for the second
     /// to count (`unhealthy-interval`, seconds, 0 to 3600; default 300).
     pub unhealthy_interval: Duration,
+    /// New: the longest time between two full verifications of the agent's
+    /// executables (`verify-interval`, seconds, 0 to 604800; 0 verifies in
+    /// full every run; default 86400).
+    pub verify_interval: Duration,
 }
 
 /// The `metrics-dir` setting.
@@ -343,9 +347,24 @@ impl Config {
             }
             None => crate::marker::DEFAULT_INTERVAL,
         };
+        let verify_interval = match read_value(&f("verify-interval"))? {
+            Some(v) => Duration::from_secs(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| *s <= 7 * 86400)
+                    .ok_or_else(|| {
+                        cfg_err(
+                            "verify-interval",
+                            format!("expected seconds from 0 to 604800, got {v:?}"),
+                        )
+                    })?,
+            ),
+            None => crate::integrity_cache::DEFAULT_INTERVAL,
+        };
         Ok(Config {
             dir: dir.to_path_buf(),
             unhealthy_interval,
+            verify_interval,
             endpoint,
             package,
             installer,

@@ -11,6 +11,7 @@ pub mod decision;
 pub mod error;
 pub mod fsread;
 pub mod health;
+pub mod integrity_cache;
 pub mod lock;
 pub mod marker;
 pub mod metrics;

@@ -110,6 +110,66 @@ pub fn installed_agent(backend: &dyn Backend, config: &Config) -> Result<Install
         })
 }
 
+/// The integrity check of the installed agent's executables, cheap when
+/// nothing changed: a full verification (`dpkg --verify` / `rpm -V`, which
+/// hashes every file) only when a `stat` of the executables differs from
+/// the record of the last full verification, when there is no record, or
+/// when that verification is older than `verify-interval` (see
+/// `integrity_cache`). A clean full verification is recorded.
+fn verified_executables(
+    env: &Env,
+    backend: &dyn Backend,
+    config: &Config,
+    installed: &Installed,
+    now: i64,
+    dry_run: bool,
+) -> Result<Vec<backends::integrity::FileProblem>, AppError> {
+    use crate::integrity_cache::{check, Verdict};
+    let (pkg, ver) = (installed.name.as_str(), installed.version.to_string());
+    match check(&env.system, pkg, &ver, now, config.verify_interval) {
+        Verdict::Unchanged { verified_at } => {
+            tracing::debug!(
+                package = pkg,
+                verified = %crate::schedule::rfc3339(verified_at),
+                "the executables are unchanged since their last full verification"
+            );
+            return Ok(Vec::new());
+        }
+        Verdict::Verify(why) => {
+            tracing::debug!(package = pkg, "verifying the executables in full: {why}")
+        }
+    }
+    let problems = backend
+        .verify_files(&installed.name)
+        .map_err(AppError::from_backend)?;
+    if problems.is_empty() && !dry_run {
+        record_executables(env, backend, installed, now);
+    } else if !problems.is_empty() {
+        crate::integrity_cache::forget(&env.system);
+    }
+    Ok(problems)
+}
+
+/// Record what the filesystem says of the executables after they verified.
+fn record_executables(env: &Env, backend: &dyn Backend, installed: &Installed, now: i64) {
+    let files = match backend.executables(&installed.name) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!("cannot list the executables to record them: {e}");
+            return;
+        }
+    };
+    if let Err(e) = crate::integrity_cache::record(
+        &env.system,
+        installed.name.as_str(),
+        &installed.version.to_string(),
+        &files,
+        now,
+    ) {
+        tracing::warn!(file = %crate::integrity_cache::path(&env.system).display(), "cannot record the verified executables: {e}");
+    }
+}
+
 fn set_marker(config: &Config, present: bool, now: i64) {
     let p = config.marker_path();
     if let Err(e) = crate::marker::set(&p, present, now) {
@@ -391,9 +451,8 @@ fn update_inner(
     // A damaged binary at the right version is repaired (the package
     // manager alone would call it installed).
     let damage = if *d == Decision::UpToDate {
-        let problems = backend
-            .verify_files(&installed.name)
-            .map_err(AppError::from_backend)?;
+        let problems =
+            verified_executables(env, backend.as_ref(), &config, &installed, now, dry_run)?;
         if problems.is_empty() {
             tracing::debug!(
                 "{} {}: its executables verify",
@@ -509,10 +568,13 @@ fn update_inner(
             .refresh(&source)
             .and_then(|()| backend.reinstall(&source, &installed.name, &installed.version))
             .map_err(AppError::from_backend)?;
+        crate::integrity_cache::forget(&env.system);
         let left = backend
             .verify_files(&installed.name)
             .map_err(AppError::from_backend)?;
-        if !left.is_empty() {
+        if left.is_empty() {
+            record_executables(env, backend.as_ref(), &installed, now);
+        } else {
             return Err(AppError::UpdateFailed(format!(
                 "reinstalled {} {}, but its executables still do not verify: {}",
                 installed.name,
@@ -530,6 +592,10 @@ fn update_inner(
         });
     };
     let version = target.package_version();
+    // The package's files are about to change: the record of the last
+    // verification no longer describes them (the next no-op verifies in
+    // full, then records).
+    crate::integrity_cache::forget(&env.system);
 
     // When the configured `stable/vN` does not offer the target (a new
     // major), move the channel to the target's major and try again; the

@@ -710,6 +710,44 @@ impl Backend for Apt {
         }))
     }
 
+    fn executables(&self, pkg: &PkgName) -> Result<Vec<PathBuf>> {
+        // dpkg's file list, read in process: `info/<pkg>.list`, or
+        // `info/<pkg>:<arch>.list` for a multi-arch package.
+        let info = self.admindir().join("info");
+        let mut text = None;
+        for name in [format!("{pkg}.list")] {
+            if let Ok(t) = std::fs::read_to_string(info.join(&name)) {
+                text = Some(t);
+            }
+        }
+        if text.is_none() {
+            let prefix = format!("{pkg}:");
+            if let Ok(rd) = std::fs::read_dir(&info) {
+                for e in rd.flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n.starts_with(&prefix) && n.ends_with(".list") {
+                        text = std::fs::read_to_string(e.path()).ok();
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(text) = text else {
+            return Ok(Vec::new());
+        };
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with('/'))
+            .map(PathBuf::from)
+            .filter(|p| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::symlink_metadata(self.system.path(p)).is_ok_and(|m| {
+                    m.is_file() && (integrity::in_bin_dir(p) || m.permissions().mode() & 0o111 != 0)
+                })
+            })
+            .collect())
+    }
+
     fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
         let installed = installed_as(self.installed(pkg)?, pkg, version)?;
         // Exactly the installed version string (with its revision), not

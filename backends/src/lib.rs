@@ -215,6 +215,16 @@ pub trait Backend: Send + Sync {
     /// package is not installed. Changes nothing.
     fn verify_files(&self, pkg: &PkgName) -> Result<Vec<FileProblem>>;
 
+    /// The executables of the installed `pkg` (as the target system sees
+    /// them): the files [`Backend::verify_files`] judges. Used to record
+    /// what the filesystem says about them after a full verification, so a
+    /// later run can tell cheaply whether anything changed. Empty when the
+    /// backend cannot tell (then every run verifies in full).
+    fn executables(&self, pkg: &PkgName) -> Result<Vec<std::path::PathBuf>> {
+        let _ = pkg;
+        Ok(Vec::new())
+    }
+
     /// Reinstall exactly `version` of `pkg` (the installed one, as
     /// [`Backend::installed`] reports it) from `source`, non-interactively,
     /// with the same restrictions and verification as

@@ -157,6 +157,19 @@ pub fn verify_files(system: &System, runner: &Runner, pkg: &PkgName) -> Result<V
     }))
 }
 
+/// The executable regular files of the installed `pkg`, as rpm recorded
+/// them (`rpm -q --qf '[%{FILEMODES:octal} %{FILENAMES}\n]'`).
+pub fn executables(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Vec<PathBuf>> {
+    let modes = rpm(system, runner).args([
+        "-q",
+        "--qf",
+        "[%{FILEMODES:octal} %{FILENAMES}\\n]",
+        pkg.as_str(),
+    ]);
+    let fin = runner.run_ok(&modes)?;
+    Ok(integrity::rpm_executables(&fin.stdout))
+}
+
 /// Whether the rpm database of `system` holds at least one public key
 /// (`gpg-pubkey` pseudo-package).
 pub fn has_pubkeys(system: &System, runner: &Runner) -> Result<bool> {

@@ -514,6 +514,10 @@ impl Backend for Zypper {
         rpmdb::verify_files(&self.system, &self.runner, pkg)
     }
 
+    fn executables(&self, pkg: &PkgName) -> Result<Vec<std::path::PathBuf>> {
+        rpmdb::executables(&self.system, &self.runner, pkg)
+    }
+
     fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
         let installed = installed_as(self.installed(pkg)?, pkg, version)?;
         let exact = installed.version.to_string();

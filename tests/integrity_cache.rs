@@ -1,0 +1,140 @@
+//! The integrity check of the agent's executables is cheap when nothing
+//! changed (a `stat` against the record of the last full verification) and
+//! still repairs every kind of damage: through the real binary against real
+//! apt/dpkg, dnf/rpm and zypper/rpm.
+
+mod common;
+#[macro_use]
+#[path = "common/multi.rs"]
+mod multi;
+#[path = "common/rpmworld.rs"]
+mod rpmworld;
+
+use multi::{Kind, World};
+
+const RECORD: &str = "/var/lib/teleport-upgrade/integrity.json";
+
+fn record(w: &World) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(w.file(RECORD)).expect("the record exists")).unwrap()
+}
+
+type Damage = fn(&std::path::Path);
+
+fn damages() -> Vec<(&'static str, Damage)> {
+    vec![
+        ("truncated", |p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(8)
+                .unwrap()
+        }),
+        ("other bytes, same size and mtime", |p| {
+            let before = std::fs::metadata(p).unwrap();
+            let mut b = std::fs::read(p).unwrap();
+            for x in b.iter_mut().skip(12) {
+                *x = b'#';
+            }
+            std::fs::write(p, &b).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(before.modified().unwrap())
+                .unwrap();
+            let after = std::fs::metadata(p).unwrap();
+            assert_eq!(after.len(), before.len());
+            assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+        }),
+        ("deleted", |p| std::fs::remove_file(p).unwrap()),
+    ]
+}
+
+fn a_no_op_verifies_in_full_once_then_by_stat_and_still_repairs(kind: Kind) {
+    let w = World::new(kind, "15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    w.run(&["run", "-v"])
+        .expect(0)
+        .logs_contain("verifying the executables in full: no record");
+    let r = record(&w);
+    assert_eq!(r["package"], "teleport-ent");
+    assert!(r["version"].as_str().unwrap().starts_with("15.4.3"), "{r}");
+    let files = r["files"].to_string();
+    assert!(files.contains("/usr/bin/teleport"), "{kind:?}: {files}");
+    // the next no-op compares stat only
+    w.run(&["run", "-v"])
+        .expect(0)
+        .logs_contain("unchanged since their last full verification");
+    for (name, damage) in damages() {
+        damage(&w.file("/usr/bin/teleport"));
+        let r = w.run(&["run", "-v"]);
+        r.expect(0)
+            .logs_contain("verifying the executables in full: /usr/bin/teleport")
+            .logs_contain("repaired");
+        let text = std::fs::read_to_string(w.file("/usr/bin/teleport")).unwrap();
+        assert!(text.contains("15.4.3"), "{kind:?} {name}: {text}");
+        assert_eq!(
+            w.state()["last_run"]["decision"],
+            "repair",
+            "{kind:?} {name}"
+        );
+        // repaired and recorded anew: the next no-op is cheap again
+        w.run(&["run", "-v"])
+            .expect(0)
+            .logs_contain("unchanged since their last full verification");
+    }
+    // a record older than verify-interval means a full verification
+    let mut r = record(&w);
+    r["verified_at"] = serde_json::json!(r["verified_at"].as_i64().unwrap() - 90_000);
+    std::fs::write(w.file(RECORD), r.to_string()).unwrap();
+    w.run(&["run", "-v"])
+        .expect(0)
+        .logs_contain("the last full verification is 25h old");
+    // verify-interval 0: every run verifies in full
+    w.config("verify-interval", "0");
+    w.run(&["run", "-v"])
+        .expect(0)
+        .logs_contain("verify-interval is 0");
+}
+each_backend!(a_no_op_verifies_in_full_once_then_by_stat_and_still_repairs);
+
+/// A damage that `stat` cannot see (the record forged to match the damaged
+/// file, as a disk fault below the filesystem would leave it) is found by
+/// the periodic full verification.
+fn damage_below_the_filesystem_is_found_by_the_periodic_full_check(kind: Kind) {
+    let w = World::new(kind, "15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    w.run(&["run"]).expect(0);
+    w.damage_agent_binary();
+    // forge the record: the damaged file as the verified one
+    let stat = std::fs::symlink_metadata(w.file("/usr/bin/teleport")).unwrap();
+    let mut r = record(&w);
+    for f in r["files"].as_array_mut().unwrap() {
+        if f["path"] == "/usr/bin/teleport" {
+            use std::os::unix::fs::MetadataExt;
+            f["dev"] = stat.dev().into();
+            f["ino"] = stat.ino().into();
+            f["size"] = stat.size().into();
+            f["mode"] = stat.mode().into();
+            f["mtime"] = stat.mtime().into();
+            f["mtime_nsec"] = stat.mtime_nsec().into();
+            f["ctime"] = stat.ctime().into();
+            f["ctime_nsec"] = stat.ctime_nsec().into();
+        }
+    }
+    std::fs::write(w.file(RECORD), r.to_string()).unwrap();
+    w.run(&["run", "-v"])
+        .expect(0)
+        .logs_contain("unchanged since their last full verification");
+    assert_eq!(
+        w.state()["last_run"]["decision"],
+        "up-to-date",
+        "stat cannot see it"
+    );
+    r["verified_at"] = serde_json::json!(r["verified_at"].as_i64().unwrap() - 86_400);
+    std::fs::write(w.file(RECORD), r.to_string()).unwrap();
+    w.run(&["run"]).expect(0).logs_contain("repaired");
+    assert_eq!(w.state()["last_run"]["decision"], "repair");
+}
+each_backend!(damage_below_the_filesystem_is_found_by_the_periodic_full_check);
