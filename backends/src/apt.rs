@@ -438,25 +438,35 @@ impl Backend for Apt {
     }
 
     fn installed(&self, pkg: &PkgName) -> Result<Option<Installed>> {
-        let cl = CommandLine::new("dpkg-query").args([
-            format!("--admindir={}", self.admindir().display()),
-            "-W".into(),
-            "-f=${db:Status-Abbrev}\t${Version}\n".into(),
-            pkg.to_string(),
-        ]);
-        let fin = self.runner.run(&cl)?;
-        // exit 1 and "no packages found" when dpkg has never heard of it.
-        if !fin.success() && !fin.stderr.contains("no packages found") {
-            return Err(Error::CommandFailed {
-                command: cl.to_string(),
-                status: fin.status_text(),
-                tail: fin.tail(3),
-            });
-        }
-        for line in fin.stdout.lines() {
-            let Some((abbrev, version)) = line.split_once('\t') else {
-                continue;
-            };
+        let rows: Vec<(String, String)> = match self.status_entries(pkg) {
+            Some(entries) => entries
+                .into_iter()
+                .map(|e| (e.abbrev(), e.version.unwrap_or_default()))
+                .collect(),
+            None => {
+                let cl = CommandLine::new("dpkg-query").args([
+                    format!("--admindir={}", self.admindir().display()),
+                    "-W".into(),
+                    "-f=${db:Status-Abbrev}\t${Version}\n".into(),
+                    pkg.to_string(),
+                ]);
+                let fin = self.runner.run(&cl)?;
+                // exit 1 and "no packages found" when dpkg has never heard of it.
+                if !fin.success() && !fin.stderr.contains("no packages found") {
+                    return Err(Error::CommandFailed {
+                        command: cl.to_string(),
+                        status: fin.status_text(),
+                        tail: fin.tail(3),
+                    });
+                }
+                fin.stdout
+                    .lines()
+                    .filter_map(|l| l.split_once('\t'))
+                    .map(|(a, v)| (a.to_string(), v.to_string()))
+                    .collect()
+            }
+        };
+        for (abbrev, version) in rows {
             let a = abbrev.as_bytes();
             // Second letter: the package status. Installed (i), and the
             // states a dpkg killed mid-run leaves (U unpacked, F
@@ -664,6 +674,9 @@ impl Backend for Apt {
     }
 
     fn is_held(&self, _source: &Source, pkg: &PkgName) -> Result<bool> {
+        if let Some(entries) = self.status_entries(pkg) {
+            return Ok(entries.first().is_some_and(|e| e.want == "hold"));
+        }
         let cl = CommandLine::new("dpkg-query").args([
             format!("--admindir={}", self.admindir().display()),
             "-W".into(),
@@ -844,6 +857,26 @@ impl Apt {
     /// The Source for `chosen` entries (all from the file of the first):
     /// their description, keyrings and URIs, and the single-source list
     /// generated from them.
+    /// `pkg`'s entries in dpkg's `status` file, read in process; `None`
+    /// when that file alone is not the truth (dpkg's journal holds pending
+    /// entries: a dpkg running or killed) or cannot be read, and
+    /// `dpkg-query` must be asked instead.
+    fn status_entries(&self, pkg: &PkgName) -> Option<Vec<crate::dpkg_status::Entry>> {
+        let admin = self.admindir();
+        if crate::dpkg_status::journal_pending(&admin) {
+            tracing::debug!("dpkg's journal has pending entries: asking dpkg-query");
+            return None;
+        }
+        let text = std::fs::read_to_string(admin.join("status")).ok()?;
+        match crate::dpkg_status::find(&text, pkg.as_str()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::debug!("dpkg's status file: {e}; asking dpkg-query");
+                None
+            }
+        }
+    }
+
     fn source_from_entries(&self, chosen: Vec<AptEntry>) -> Result<Source> {
         // All chosen entries must come from one file: the Teleport
         // repository definition.

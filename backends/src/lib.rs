@@ -15,6 +15,7 @@ pub mod channel;
 pub mod cmd;
 pub mod detect;
 pub mod dnf;
+pub mod dpkg_status;
 pub mod integrity;
 pub mod rpmdb;
 pub mod sources;
