@@ -67,6 +67,7 @@ const fn const_format_after() -> &'static str {
         "    schedule       written by the agent: maintenance windows, or nop\n",
         "    mark-unhealthy written by the updater: when a run first saw the agent unhealthy\n",
         "    unhealthy-interval seconds between two unhealthy observations (default 300)\n",
+        "    verify-interval most seconds between two full integrity checks (default 86400)\n",
         "    ca-file        extra CA bundle (PEM) for the version server\n",
         "    source-file    the repository definition to use instead of finding it\n",
         "    lock-timeout   seconds to wait for the package manager's lock (default 120)\n",
