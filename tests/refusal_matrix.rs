@@ -503,3 +503,284 @@ fn a_malformed_trusted_keys_file_is_a_configuration_error() {
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     assert_eq!(w.repo_requests(), 0);
 }
+
+// ---- enforcement (issue 14): what the plain package manager falls for,
+// the updater refuses, also with its configuration audit switched off ----
+//
+// Each row runs three fresh roots: (1) the plain dnf/zypper, run by hand as
+// an operator would, DOES install the unsigned or foreign 15.4.3: the
+// weakening is real; (2) the updater refuses it (exit 3, database
+// unchanged, the cause named); (3) the same with the audit switched off
+// (`TELEPORT_UPGRADE_TEST_SKIP_AUDIT`, honoured by debug builds only): the
+// options the updater forces on the command line refuse it alone.
+
+use rpmworld::{Pm, RpmWorld};
+
+/// The updater's run in `w`, with `env` added to the caller's environment.
+fn run_with_env(w: &RpmWorld, args: &[&str], env: &[(String, String)]) -> common::Run {
+    let mut c = std::process::Command::new(common::BIN);
+    c.arg("--root").arg(w.root.path()).args(args);
+    c.env_remove("TELEPORT_UPGRADE_CONFIG");
+    c.env_remove("TELEPORT_UPGRADE_TEST_SKIP_AUDIT");
+    c.env("LC_ALL", "C");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(std::process::Stdio::null());
+    common::Run(c.output().unwrap())
+}
+
+/// The plain package manager in `w`'s root, without any option of the
+/// updater's, installing 15.4.3 as an operator would (zypper refreshes
+/// first: the fixture's repositories are not auto-refreshed).
+fn plain_install(w: &RpmWorld, env: &[(String, String)]) -> String {
+    let root = w.root.path().display().to_string();
+    let mut outputs = String::new();
+    let mut cmds: Vec<std::process::Command> = Vec::new();
+    match w.pm {
+        Pm::Dnf => {
+            let mut c = w.root.command("dnf");
+            c.args([
+                "-y".to_string(),
+                format!("--installroot={root}"),
+                format!("--config={}", w.root.file("/etc/dnf/dnf.conf").display()),
+                format!(
+                    "--setopt=reposdir={}",
+                    w.root.file("/etc/yum.repos.d").display()
+                ),
+                // dnf reads gpgkey paths on the host even with
+                // --installroot: name the root's key as a host would.
+                format!(
+                    "--setopt=teleport.gpgkey=file://{}",
+                    w.root.file(rpmworld::KEY_IN_ROOT).display()
+                ),
+                "install".into(),
+                "teleport-ent-15.4.3".into(),
+            ]);
+            cmds.push(c);
+        }
+        Pm::Zypper => {
+            for args in [
+                vec!["--non-interactive", "--root", &root, "refresh"],
+                vec![
+                    "--non-interactive",
+                    "--root",
+                    &root,
+                    "install",
+                    "--oldpackage",
+                    "teleport-ent=15.4.3",
+                ],
+            ] {
+                let mut c = w.root.command("zypper");
+                // What zypper reads for this root unless told otherwise.
+                c.env("ZYPP_CONF", w.root.file("/etc/zypp/zypp.conf"));
+                c.args(args);
+                cmds.push(c);
+            }
+        }
+    }
+    for mut c in cmds {
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdin(std::process::Stdio::null());
+        let out = c.output().unwrap();
+        outputs.push_str(&String::from_utf8_lossy(&out.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    w.root.end_gpg_agents();
+    outputs
+}
+
+/// A weakening: how to set it up in a root, the environment of the caller,
+/// what the audit's refusal names, what the enforcement's refusal names.
+struct Weakening {
+    pm: Pm,
+    setup: fn(&RpmWorld),
+    env: fn(&RpmWorld) -> Vec<(String, String)>,
+    audit: &'static [&'static str],
+    enforced: &'static [&'static str],
+}
+
+fn no_env(_: &RpmWorld) -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn expect_refused(w: &RpmWorld, env: &[(String, String)], needles: &[&str], label: &str) {
+    let db = w.package_db();
+    let r = run_with_env(w, &["run"], env);
+    eprintln!("{label}:\n{}", r.stderr());
+    assert_eq!(r.code(), 3, "{label}: exit\n{}", r.stderr());
+    for n in needles {
+        assert!(
+            r.stderr().contains(n),
+            "{label}: the logs do not name {n:?}\n{}",
+            r.stderr()
+        );
+    }
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{label}");
+    assert_eq!(w.package_db(), db, "{label}: the package database changed");
+}
+
+fn check_weakening(row: Weakening) {
+    // (1) The weakening is real.
+    let w = RpmWorld::new(row.pm, "15.4.2", "15.4.3");
+    (row.setup)(&w);
+    let out = plain_install(&w, &(row.env)(&w));
+    assert_eq!(
+        w.installed().as_deref(),
+        Some("15.4.3"),
+        "{:?}: the plain package manager did not fall for it:\n{out}",
+        row.pm
+    );
+    drop(w);
+    // (2) The updater refuses it.
+    let w = RpmWorld::new(row.pm, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    (row.setup)(&w);
+    expect_refused(&w, &(row.env)(&w), row.audit, "audited");
+    drop(w);
+    // (3) The enforcement alone refuses it.
+    let w = RpmWorld::new(row.pm, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    (row.setup)(&w);
+    let mut env = (row.env)(&w);
+    env.push(("TELEPORT_UPGRADE_TEST_SKIP_AUDIT".into(), "1".into()));
+    expect_refused(&w, &env, row.enforced, "audit skipped");
+}
+
+/// The fixture's settings with `set` applied (`None`: removed).
+fn with_settings(
+    set: &[(&'static str, Option<&'static str>)],
+) -> Vec<(&'static str, &'static str)> {
+    let mut s = rpmworld::settings();
+    for (k, v) in set {
+        match v {
+            Some(v) => match s.iter_mut().find(|(sk, _)| sk == k) {
+                Some(e) => e.1 = v,
+                None => s.push((k, v)),
+            },
+            None => s.retain(|(sk, _)| sk != k),
+        }
+    }
+    s
+}
+
+/// No signature setting in the repository: everything is inherited.
+const INHERIT: &[(&str, Option<&str>)] = &[
+    ("gpgcheck", None),
+    ("repo_gpgcheck", None),
+    ("pkg_gpgcheck", None),
+];
+
+mod enforced {
+    use super::*;
+
+    #[test]
+    fn dnf_gpgcheck_false() {
+        check_weakening(Weakening {
+            pm: Pm::Dnf,
+            setup: |w| {
+                w.write_repo_file(
+                    "unsignedrpm",
+                    &with_settings(&[("gpgcheck", Some("False"))]),
+                )
+            },
+            env: no_env,
+            audit: &["teleport.repo:6", "gpgcheck=False"],
+            enforced: &["teleport-ent-15.4.3", "is not signed"],
+        })
+    }
+
+    #[test]
+    fn dnf_repo_gpgcheck_off() {
+        check_weakening(Weakening {
+            pm: Pm::Dnf,
+            setup: |w| {
+                w.write_repo_file("nometa", &with_settings(&[("repo_gpgcheck", Some("off"))]))
+            },
+            env: no_env,
+            audit: &["teleport.repo:7", "repo_gpgcheck=off"],
+            enforced: &["repomd.xml.asc"],
+        })
+    }
+
+    #[test]
+    fn dnf_gpgcheck_no_inherited_from_dnf_conf() {
+        check_weakening(Weakening {
+            pm: Pm::Dnf,
+            setup: |w| {
+                w.write_repo_file("unsignedrpm", &with_settings(&[("gpgcheck", None)]));
+                w.root.write("/etc/dnf/dnf.conf", "[main]\ngpgcheck=no\n");
+            },
+            env: no_env,
+            audit: &["/etc/dnf/dnf.conf:2", "gpgcheck=no"],
+            enforced: &["teleport-ent-15.4.3", "is not signed"],
+        })
+    }
+
+    #[test]
+    fn zypper_pkg_gpgcheck_off_in_the_repo() {
+        check_weakening(Weakening {
+            pm: Pm::Zypper,
+            setup: |w| {
+                w.write_repo_file(
+                    "unsignedrpm",
+                    &with_settings(&[("pkg_gpgcheck", Some("off"))]),
+                )
+            },
+            env: no_env,
+            audit: &["teleport.repo:8", "pkg_gpgcheck=off"],
+            enforced: &["Package is not signed"],
+        })
+    }
+
+    #[test]
+    fn zypper_gpgcheck_off_in_the_repo() {
+        check_weakening(Weakening {
+            pm: Pm::Zypper,
+            setup: |w| {
+                let mut s = with_settings(INHERIT);
+                s.push(("gpgcheck", "off"));
+                w.write_repo_file("nometa", &s);
+            },
+            env: no_env,
+            audit: &["teleport.repo:7", "gpgcheck=off"],
+            enforced: &["unsigned"],
+        })
+    }
+
+    #[test]
+    fn zypper_gpgcheck_off_in_zypp_conf() {
+        check_weakening(Weakening {
+            pm: Pm::Zypper,
+            setup: |w| {
+                w.write_repo_file("nometa", &with_settings(INHERIT));
+                w.root
+                    .write("/etc/zypp/zypp.conf", "[main]\ngpgcheck = off\n");
+            },
+            env: no_env,
+            audit: &["/etc/zypp/zypp.conf:2", "gpgcheck = off"],
+            enforced: &["unsigned"],
+        })
+    }
+
+    /// The caller's `ZYPP_CONF` switches checks off; the root's own
+    /// zypp.conf (what the audit reads) is clean. zypper never sees the
+    /// caller's file: the updater hands it its own.
+    #[test]
+    fn zypper_callers_zypp_conf() {
+        fn evil(w: &RpmWorld) -> Vec<(String, String)> {
+            let p = w.dir.path().join("caller-zypp.conf");
+            std::fs::write(&p, "[main]\ngpgcheck = off\n").unwrap();
+            vec![("ZYPP_CONF".into(), p.display().to_string())]
+        }
+        check_weakening(Weakening {
+            pm: Pm::Zypper,
+            setup: |w| w.write_repo_file("nometa", &with_settings(INHERIT)),
+            env: evil,
+            audit: &["unsigned"],
+            enforced: &["unsigned"],
+        })
+    }
+}

@@ -364,6 +364,10 @@ pub fn write_atomic_like(
 ) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // A symlinked definition stays a symlink: its target is rewritten (in
+    // the target's directory, so the rename stays atomic).
+    let resolved = resolve_symlink(path)?;
+    let path = resolved.as_path();
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -383,6 +387,65 @@ pub fn write_atomic_like(
     }
     Ok(())
 }
+
+/// `path` itself, or, when it is a symbolic link, the file it finally
+/// points at (a dangling link is an error: writing would replace the link).
+fn resolve_symlink(path: &std::path::Path) -> std::io::Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// Rewrite the existing file `path` atomically, keeping its mode and owner
+/// (see [`write_atomic_like`]); a symbolic link stays a link and its target
+/// is rewritten. A repository definition the updater edits (an `exclude=`
+/// hold, a channel move) goes through here: a 0600 file holding
+/// credentials stays 0600.
+pub fn rewrite_in_place(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    write_atomic_like(path, bytes, &meta)
+}
+
+/// A private work directory (mode 0700, removed on drop) for the copies of
+/// configuration the updater hands to a package manager.
+pub fn private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700))?;
+    Ok(d)
+}
+
+/// Write a private file (mode 0600) atomically: the copies the updater
+/// writes may hold repository credentials.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Test-only: with `TELEPORT_UPGRADE_TEST_SKIP_AUDIT` set, the dnf and
+/// zypper configuration audits pass without looking, so that a test can
+/// show the command-line enforcement alone refusing an unverified package.
+/// Honoured in debug builds only; a release build ignores it.
+pub fn test_skip_audit() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("TELEPORT_UPGRADE_TEST_SKIP_AUDIT").is_some()
+}
+
+/// The environment every rpm-side command (rpm, dnf, yum, zypper) gets on
+/// top of the process's: `HOME` is root's, so a caller's `~/.rpmmacros`
+/// (`%_dbpath`, ...) is not read (and on builds whose `%_dbpath` is
+/// `~/.rpmdb` the database stays root's).
+pub(crate) const RPM_HOME: &str = "/root";
 
 /// The end of every trust audit: refuse with all `refusals` (each naming
 /// file, line and setting), or accept with `passed` noted as checked.
