@@ -534,6 +534,12 @@ fn run_with_env(w: &RpmWorld, args: &[&str], env: &[(String, String)]) -> common
 /// updater's, installing 15.4.3 as an operator would (zypper refreshes
 /// first: the fixture's repositories are not auto-refreshed).
 fn plain_install(w: &RpmWorld, env: &[(String, String)]) -> String {
+    plain_install_with(w, env, true)
+}
+
+/// [`plain_install`]; `host_key`: tell dnf where the root's key is on the
+/// host (dnf reads gpgkey paths on the host even with --installroot).
+fn plain_install_with(w: &RpmWorld, env: &[(String, String)], host_key: bool) -> String {
     let root = w.root.path().display().to_string();
     let mut outputs = String::new();
     let mut cmds: Vec<std::process::Command> = Vec::new();
@@ -548,15 +554,17 @@ fn plain_install(w: &RpmWorld, env: &[(String, String)]) -> String {
                     "--setopt=reposdir={}",
                     w.root.file("/etc/yum.repos.d").display()
                 ),
-                // dnf reads gpgkey paths on the host even with
-                // --installroot: name the root's key as a host would.
-                format!(
-                    "--setopt=teleport.gpgkey=file://{}",
-                    w.root.file(rpmworld::KEY_IN_ROOT).display()
-                ),
                 "install".into(),
                 "teleport-ent-15.4.3".into(),
             ]);
+            if host_key {
+                // dnf reads gpgkey paths on the host even with
+                // --installroot: name the root's key as a host would.
+                c.arg(format!(
+                    "--setopt=teleport.gpgkey=file://{}",
+                    w.root.file(rpmworld::KEY_IN_ROOT).display()
+                ));
+            }
             cmds.push(c);
         }
         Pm::Zypper => {
@@ -782,5 +790,229 @@ mod enforced {
             audit: &["unsigned"],
             enforced: &["unsigned"],
         })
+    }
+}
+
+/// An operator's mirror file, sorting first, defines the same repo id
+/// `[teleport]` as the Teleport file, with packages signed by another key
+/// (and that key listed). The audit and the pinned key look at the Teleport
+/// file; dnf would install from the mirror. Refused before any package
+/// operation, naming both files, also with the audit switched off.
+#[test]
+fn dnf_repo_id_defined_twice() {
+    fn setup(w: &RpmWorld) {
+        let f = rpmworld::fixture();
+        w.root.write(
+            "/etc/pki/rpm-gpg/RPM-GPG-KEY-mirror",
+            std::fs::read(&f.foreign_key).unwrap(),
+        );
+        // dnf reads gpgkey paths on the host: name them so.
+        let keys = format!(
+            "file://{} file://{}",
+            w.root.file(rpmworld::KEY_IN_ROOT).display(),
+            w.root.file("/etc/pki/rpm-gpg/RPM-GPG-KEY-mirror").display()
+        );
+        w.root.write(
+            "/etc/yum.repos.d/aaa-mirror.repo",
+            testkit::rpm::RpmRepo::repo_file(
+                "teleport",
+                &w.repo_url("foreignrpm"),
+                &[("gpgcheck", "1"), ("repo_gpgcheck", "1"), ("gpgkey", &keys)],
+            ),
+        );
+        w.config("trusted-keys", &rpmworld::fixture().release_fingerprint);
+    }
+    // (1) Plain dnf takes the mirror's definition: a foreign-signed agent.
+    let w = RpmWorld::new(Pm::Dnf, "15.4.2", "15.4.3");
+    setup(&w);
+    let out = plain_install_with(&w, &[], false);
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"), "{out}");
+    let sig = w
+        .root
+        .rpm(&["-q", "--qf", "%{RSAHEADER:pgpsig}\n", "teleport-ent"]);
+    let sig = String::from_utf8_lossy(&sig.stdout).to_string();
+    let foreign = rpmworld::fixture().foreign_fingerprint.to_ascii_lowercase();
+    assert!(
+        foreign.ends_with(&sig.trim().rsplit(' ').next().unwrap().to_ascii_lowercase()),
+        "the plain dnf installed the mirror's (foreign-signed) package: {sig}"
+    );
+    drop(w);
+    for skip in [false, true] {
+        let w = RpmWorld::new(Pm::Dnf, "15.4.2", "15.4.3");
+        w.schedule_in_window();
+        setup(&w);
+        let mut env = Vec::new();
+        if skip {
+            env.push((
+                "TELEPORT_UPGRADE_TEST_SKIP_AUDIT".to_string(),
+                "1".to_string(),
+            ));
+        }
+        expect_refused(
+            &w,
+            &env,
+            &[
+                "[teleport] is defined more than once",
+                "/etc/yum.repos.d/aaa-mirror.repo:1",
+                "/etc/yum.repos.d/teleport.repo:1",
+            ],
+            if skip { "audit skipped" } else { "audited" },
+        );
+    }
+}
+
+/// zypper: the same alias in two files of repos.d is refused too.
+#[test]
+fn zypper_alias_defined_twice() {
+    let w = RpmWorld::new(Pm::Zypper, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.root.write(
+        "/etc/zypp/repos.d/aaa-mirror.repo",
+        testkit::rpm::RpmRepo::repo_file(
+            "teleport",
+            &w.repo_url("foreignrpm"),
+            &rpmworld::settings(),
+        ),
+    );
+    expect_refused(
+        &w,
+        &[],
+        &[
+            "[teleport] is defined more than once",
+            "aaa-mirror.repo:1",
+            "teleport.repo:1",
+        ],
+        "zypper duplicate",
+    );
+}
+
+/// The caller's `HOME` holds a `~/.rpmmacros` that moves `%_dbpath`: the
+/// plain tool then writes a second rpm database (and the system's never
+/// sees the update). The updater's rpm, dnf and zypper read root's home:
+/// the system database is updated and no other one is written.
+fn callers_rpmmacros(pm: Pm) {
+    fn home(w: &RpmWorld) -> Vec<(String, String)> {
+        let h = w.dir.path().join("caller-home");
+        std::fs::create_dir_all(&h).unwrap();
+        std::fs::write(h.join(".rpmmacros"), "%_dbpath /var/lib/caller-rpmdb\n").unwrap();
+        vec![("HOME".into(), h.display().to_string())]
+    }
+    let other_db = |w: &RpmWorld| w.root.file("/var/lib/caller-rpmdb");
+    // (1) The plain tool with the caller's HOME uses another database.
+    let w = RpmWorld::new(pm, "15.4.2", "15.4.3");
+    if pm == Pm::Zypper {
+        w.write_repo_file("good", &rpmworld::settings());
+    }
+    let out = plain_install(&w, &home(&w));
+    assert!(other_db(&w).is_dir(), "{pm:?}: no second database:\n{out}");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{pm:?}: {out}");
+    drop(w);
+    // (2) The updater updates the system's database, and only it.
+    let w = RpmWorld::new(pm, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let r = run_with_env(&w, &["run"], &home(&w));
+    eprintln!("{}", r.stderr());
+    r.expect(0);
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"), "{pm:?}");
+    assert!(
+        !other_db(&w).exists(),
+        "{pm:?}: a second database was written"
+    );
+}
+
+#[test]
+fn dnf_callers_rpmmacros() {
+    callers_rpmmacros(Pm::Dnf)
+}
+
+#[test]
+fn zypper_callers_rpmmacros() {
+    callers_rpmmacros(Pm::Zypper)
+}
+
+// ---- repository files the updater edits keep mode, owner and links ----
+
+/// Make the Teleport repository file a relative symlink to a 0600 file
+/// owned by 4242:4243 (credentials in the baseurl are common); returns the
+/// target's host path.
+fn link_and_protect(def: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = def
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("teleport-repos");
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = dir.join(def.file_name().unwrap());
+    std::fs::rename(def, &target).unwrap();
+    let rel = PathBuf::from("../teleport-repos").join(def.file_name().unwrap());
+    std::os::unix::fs::symlink(&rel, def).unwrap();
+    std::os::unix::fs::chown(&target, Some(4242), Some(4243)).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    target
+}
+
+fn assert_kept(def: &Path, target: &Path, label: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let l = std::fs::symlink_metadata(def).unwrap();
+    assert!(l.file_type().is_symlink(), "{label}: the link was replaced");
+    assert_eq!(
+        std::fs::canonicalize(def).unwrap(),
+        std::fs::canonicalize(target).unwrap(),
+        "{label}: the link points elsewhere"
+    );
+    let m = std::fs::metadata(target).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o600, "{label}: mode");
+    assert_eq!((m.uid(), m.gid()), (4242, 4243), "{label}: owner");
+}
+
+/// dnf's `exclude=` hold (the v1 way, used in an alternate root).
+#[test]
+fn dnf_exclude_hold_keeps_mode_owner_and_link() {
+    let w = RpmWorld::new(Pm::Dnf, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let def = w.root.file(Pm::Dnf.repo_file());
+    let target = link_and_protect(&def);
+    w.run(&["run"]).expect(0);
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(text.contains("exclude=teleport-ent"), "{text}");
+    assert_kept(&def, &target, "exclude hold");
+}
+
+fn channel_site() -> &'static testkit::channels::ChannelSite {
+    static S: OnceLock<testkit::channels::ChannelSite> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("refusal-site-{}", std::process::id()));
+        testkit::channels::ChannelSite::build(&dir)
+    })
+}
+
+/// A channel move (stable/v15 -> stable/v16) rewrites the link's target in
+/// place, mode and owner kept; so does its backup.
+fn channel_move_keeps_mode_owner_and_link(kind: Kind) {
+    let w = World::new(kind, "15.4.3", "16.0.0");
+    w.point_at_channel_site(channel_site());
+    w.schedule_in_window();
+    let def = w.repo_definition_path();
+    let target = link_and_protect(&def);
+    w.run(&["run"]).expect(0);
+    assert_eq!(w.installed().as_deref(), Some("16.0.0"), "{kind:?}");
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(text.contains("stable/v16"), "{kind:?}: {text}");
+    assert_kept(&def, &target, &format!("{kind:?} channel move"));
+}
+
+mod channel_move_keeps_mode_owner_and_link {
+    use super::*;
+    #[test]
+    fn dnf() {
+        channel_move_keeps_mode_owner_and_link(Kind::Dnf)
+    }
+    #[test]
+    fn zypper() {
+        channel_move_keeps_mode_owner_and_link(Kind::Zypper)
     }
 }

@@ -518,6 +518,11 @@ pub fn choose_section<'a>(
     ];
     for step in steps {
         let pool: Vec<&IniSection> = sections.iter().filter(|s| step(s)).collect();
+        // One id defined in several places is one candidate (the caller
+        // refuses the duplicate definitions, naming them).
+        if pool.len() > 1 && pool.iter().all(|s| s.id == pool[0].id) {
+            return Ok(Some(pool[0]));
+        }
         match pool.len() {
             0 => continue,
             1 => return Ok(Some(pool[0])),
