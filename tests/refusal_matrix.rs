@@ -1016,3 +1016,43 @@ mod channel_move_keeps_mode_owner_and_link {
         channel_move_keeps_mode_owner_and_link(Kind::Zypper)
     }
 }
+
+// ---- mirrorlist= repositories: refresh and install work; a channel move
+// is left to the operator ----
+
+fn mirrorlist_repository(pm: Pm) {
+    let w = RpmWorld::new(pm, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.repo_server.set_route(
+        "/mirrors/teleport.txt",
+        testkit::http::Route::ok(format!("{}\n", w.repo_url("good"))),
+    );
+    let mut text = String::from("[teleport]\nname=Teleport (mirrors)\nenabled=1\n");
+    text.push_str(&format!(
+        "mirrorlist={}/mirrors/teleport.txt\n",
+        w.repo_server.url()
+    ));
+    for (k, v) in rpmworld::settings() {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    w.root.write(pm.repo_file(), &text);
+    let r = w.run(&["run"]);
+    eprintln!("{}", r.stderr());
+    r.expect(0);
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"), "{pm:?}");
+    // A new major: no URL to move; the log says the operator moves it.
+    w.set_target("16.0.0");
+    let r = w.run(&["run"]);
+    eprintln!("{}", r.stderr());
+    r.logs_contain("cannot move its channel");
+}
+
+#[test]
+fn dnf_mirrorlist_repository() {
+    mirrorlist_repository(Pm::Dnf)
+}
+
+#[test]
+fn zypper_mirrorlist_repository() {
+    mirrorlist_repository(Pm::Zypper)
+}

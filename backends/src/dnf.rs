@@ -801,7 +801,52 @@ impl Backend for Dnf {
         Format::Repo { id: &source.id }
     }
 
+    fn plan_channel_move(
+        &self,
+        source: &Source,
+        to_major: u64,
+    ) -> Result<Option<crate::ChannelMove>> {
+        rpmdb::plan_repo_channel_move(&self.system, &self.section(source)?, to_major)
+    }
+
     fn reload_source(&self, source: &Source) -> Result<Source> {
         Ok(self.source_from(&self.section(source)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_package_call_forces_verification_and_the_repository() {
+        let d = Dnf::new(System::host(), Options::default())
+            .unwrap()
+            .with_hold_method(HoldMethod::Exclude);
+        let src = Source {
+            file: PathBuf::from("/etc/yum.repos.d/teleport.repo"),
+            description: "repo teleport".into(),
+            id: "teleport".into(),
+            keyrings: vec![],
+            uris: vec![],
+        };
+        let p = PkgName::parse("teleport-ent").unwrap();
+        let v = PkgVersion::parse("15.4.3").unwrap();
+        let mut cmds = d.plan(&src, &p, &v);
+        cmds.extend(d.plan_reinstall(&src, &p, &v));
+        let cmds: Vec<CommandLine> = cmds.into_iter().filter(|c| c.program != "#").collect();
+        assert_eq!(cmds.len(), 4);
+        for cl in cmds {
+            for a in enforcement_args("teleport").into_iter().chain([
+                "--disablerepo=*".to_string(),
+                "--enablerepo=teleport".into(),
+            ]) {
+                assert!(cl.args.contains(&a), "{cl} lacks {a}");
+            }
+            assert!(
+                cl.env.iter().any(|(k, v)| k == "HOME" && v == "/root"),
+                "{cl}"
+            );
+        }
     }
 }

@@ -467,3 +467,52 @@ pub(crate) fn audit_verdict(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn rewrites_keep_mode_owner_and_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real").join("teleport.repo");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, "old\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let _ = std::os::unix::fs::chown(&real, Some(4242), Some(4243));
+        let owner = std::fs::metadata(&real)
+            .map(|m| (m.uid(), m.gid()))
+            .unwrap();
+        let link = d.path().join("teleport.repo");
+        std::os::unix::fs::symlink("real/teleport.repo", &link).unwrap();
+        rewrite_in_place(&link, b"new\n").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new\n");
+        let m = std::fs::metadata(&real).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o600);
+        assert_eq!((m.uid(), m.gid()), owner);
+        // A dangling link is an error, never replaced by a file.
+        let dangling = d.path().join("dangling.repo");
+        std::os::unix::fs::symlink("nowhere", &dangling).unwrap();
+        assert!(write_atomic_like(&dangling, b"x", &m).is_err());
+        assert!(std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn private_files_are_0600_in_a_0700_directory() {
+        let d = private_dir("t.").unwrap();
+        let f = d.path().join("sub").join("zypp.conf");
+        write_private(&f, b"[main]\n").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(d.path()), 0o700);
+        assert_eq!(mode(f.parent().unwrap()), 0o700);
+        assert_eq!(mode(&f), 0o600);
+    }
+}

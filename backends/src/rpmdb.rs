@@ -583,6 +583,38 @@ pub fn refuse_duplicates(
     Ok(())
 }
 
+/// Plan a channel move of the `.repo` section `sec` (see
+/// [`crate::Backend::plan_channel_move`]). A repository reached through
+/// `mirrorlist=` / `metalink=` only has no URL the updater can move: refresh
+/// and install work as usual, and a move to another major is left to the
+/// operator (said in the log); `None`.
+pub fn plan_repo_channel_move(
+    system: &System,
+    sec: &IniSection,
+    to_major: u64,
+) -> Result<Option<crate::ChannelMove>> {
+    if sec.list("baseurl").is_empty() {
+        let how = if sec.value("metalink").is_some() {
+            "metalink="
+        } else {
+            "mirrorlist="
+        };
+        tracing::warn!(
+            file = %system.display_path(&sec.file),
+            repo = %sec.id,
+            "[{}] is reached through {how}: the updater cannot move its channel; when the target needs stable/v{to_major}, point the mirror list at that channel yourself",
+            sec.id
+        );
+        return Ok(None);
+    }
+    crate::ChannelMove::plan(
+        system,
+        &sec.file,
+        crate::channel::Format::Repo { id: &sec.id },
+        to_major,
+    )
+}
+
 /// A `*`/`?` glob as dnf and zypper use in package patterns.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     fn go(p: &[u8], n: &[u8]) -> bool {

@@ -711,6 +711,14 @@ impl Backend for Zypper {
         Format::Repo { id: &source.id }
     }
 
+    fn plan_channel_move(
+        &self,
+        source: &Source,
+        to_major: u64,
+    ) -> Result<Option<crate::ChannelMove>> {
+        rpmdb::plan_repo_channel_move(&self.system, &self.section(source)?, to_major)
+    }
+
     fn reload_source(&self, source: &Source) -> Result<Source> {
         Ok(self.source_from(&self.section(source)?))
     }
@@ -792,6 +800,76 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(post.contains("%post"), "{post}");
+    }
+
+    #[test]
+    fn zypp_conf_copy_forces_the_signature_checks() {
+        let t = "# x\n[main]\ngpgcheck = off\nsolver.onlyRequires = true\nPKG_GPGCHECK=0\n[other]\ngpgcheck=0\n";
+        let out = force_main(t, FORCED);
+        assert_eq!(
+            out,
+            "# x\n[main]\ngpgcheck = 1\nrepo_gpgcheck = 1\npkg_gpgcheck = 1\nsolver.onlyRequires = true\n[other]\ngpgcheck=0\n"
+        );
+        assert_eq!(
+            force_main("", FORCED),
+            "[main]\ngpgcheck = 1\nrepo_gpgcheck = 1\npkg_gpgcheck = 1\n"
+        );
+    }
+
+    #[test]
+    fn the_repository_copy_forces_the_signature_checks() {
+        let secs = rpmdb::parse_ini(
+            Path::new("/r.repo"),
+            "[teleport]\nbaseurl=https://u:p@m/x\ngpgcheck=off\npkg_gpgcheck=0\nautorefresh=0\n[b]\nx=1\n",
+        );
+        assert_eq!(
+            repo_copy(&secs[0], FORCED),
+            "[teleport]\nbaseurl=https://u:p@m/x\nautorefresh=0\ngpgcheck=1\nrepo_gpgcheck=1\npkg_gpgcheck=1\n"
+        );
+    }
+
+    #[test]
+    fn every_call_gets_the_private_configuration_and_refresh_names_the_alias() {
+        let z = Zypper::new(System::host(), Options::default()).unwrap();
+        let src = Source {
+            file: PathBuf::from("/etc/zypp/repos.d/teleport.repo"),
+            description: "repo teleport".into(),
+            id: "teleport".into(),
+            keyrings: vec![],
+            uris: vec![],
+        };
+        let p = PkgName::parse("teleport-ent").unwrap();
+        let v = PkgVersion::parse("15.4.3").unwrap();
+        let private = z.private.path().display().to_string();
+        for cl in z.plan(&src, &p, &v) {
+            let conf = cl
+                .env
+                .iter()
+                .find(|(k, _)| k == "ZYPP_CONF")
+                .map(|(_, v)| v.clone());
+            assert_eq!(conf, Some(format!("{private}/zypp.conf")), "{cl}");
+            assert!(
+                cl.env.iter().any(|(k, v)| k == "HOME" && v == "/root"),
+                "{cl}"
+            );
+            assert!(!cl.args.iter().any(|a| a == "-B"), "{cl}");
+        }
+        let refresh = z.refresh_cmd(&src);
+        assert!(
+            refresh
+                .args
+                .ends_with(&["refresh".to_string(), "--force".into(), "teleport".into()]),
+            "{refresh}"
+        );
+        assert!(
+            refresh.args.contains(&format!("{private}/repos.d")),
+            "{refresh}"
+        );
+        let install = z.install_cmd(&src, &p, "15.4.3");
+        assert!(
+            install.args.windows(2).any(|w| w == ["--repo", "teleport"]),
+            "{install}"
+        );
     }
 
     #[test]
