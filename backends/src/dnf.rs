@@ -305,12 +305,13 @@ impl Dnf {
     }
 
     fn versionlock_cmd(&self, action: &str, pkg: &PkgName) -> CommandLine {
-        let cl = self.cmd().arg("-y").args(self.root_args(None)).args([
-            "--setopt=exit_on_lock=True",
-            "--disablerepo=*",
-            "versionlock",
-            action,
-        ]);
+        let cl = self
+            .cmd()
+            .arg("-y")
+            .args(self.root_args(None))
+            .arg("--setopt=exit_on_lock=True")
+            .args(global_enforcement_args())
+            .args(["--disablerepo=*", "versionlock", action]);
         if action == "list" {
             cl
         } else {
@@ -496,13 +497,22 @@ impl Dnf {
 /// being skipped (`skip_if_unavailable=False`). yum 3 (RHEL 7) reads the
 /// same `--setopt=option=value` / `--setopt=repoid.option=value` forms.
 pub fn enforcement_args(id: &str) -> Vec<String> {
+    let mut v = global_enforcement_args();
+    v.extend([
+        format!("--setopt={id}.gpgcheck=True"),
+        format!("--setopt={id}.repo_gpgcheck=True"),
+        format!("--setopt={id}.skip_if_unavailable=False"),
+    ]);
+    v
+}
+
+/// The global part of [`enforcement_args`] (for calls that touch no
+/// repository, such as `versionlock`).
+pub fn global_enforcement_args() -> Vec<String> {
     vec![
         "--setopt=gpgcheck=True".to_string(),
         "--setopt=repo_gpgcheck=True".into(),
         "--setopt=localpkg_gpgcheck=True".into(),
-        format!("--setopt={id}.gpgcheck=True"),
-        format!("--setopt={id}.repo_gpgcheck=True"),
-        format!("--setopt={id}.skip_if_unavailable=False"),
     ]
 }
 

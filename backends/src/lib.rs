@@ -409,9 +409,24 @@ pub fn rewrite_in_place(path: &std::path::Path, bytes: &[u8]) -> std::io::Result
 
 /// A private work directory (mode 0700, removed on drop) for the copies of
 /// configuration the updater hands to a package manager.
+/// It is made in `/run` (else `/tmp`), never in a caller's `TMPDIR`.
 pub fn private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
     use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    let mut made = None;
+    let mut last = None;
+    for base in ["/run", "/tmp"] {
+        match tempfile::Builder::new().prefix(prefix).tempdir_in(base) {
+            Ok(d) => {
+                made = Some(d);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let d = match made {
+        Some(d) => d,
+        None => return Err(last.unwrap_or_else(|| std::io::Error::other("no directory"))),
+    };
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700))?;
     Ok(d)
 }

@@ -503,7 +503,7 @@ pub fn configured_section(system: &System, file: &Path, pkg: &PkgName) -> Result
 /// 1. the one whose URL is on Teleport's release host;
 /// 2. else the single one the package manager says offers the package
 ///    (`offered`: repo ids or names);
-/// 3. else the single one named after Teleport (id or file name);
+/// 3. else the single one named after Teleport (its id, else its file name);
 ///
 /// at each step, several candidates narrow to the enabled ones, and several
 /// enabled ones are an error naming them (`Err`). `Ok(None)`: no candidate.
@@ -511,9 +511,10 @@ pub fn choose_section<'a>(
     sections: &'a [IniSection],
     offered: &[String],
 ) -> std::result::Result<Option<&'a IniSection>, Vec<&'a IniSection>> {
-    let steps: [&dyn Fn(&IniSection) -> bool; 3] = [
+    let steps: [&dyn Fn(&IniSection) -> bool; 4] = [
         &|s| s.urls().iter().any(|u| on_release_host(u)),
         &|s| offered.iter().any(|o| *o == s.id || o == s.name()),
+        &|s| s.id.to_ascii_lowercase().contains("teleport"),
         &|s| looks_like_teleport(s),
     ];
     for step in steps {
@@ -833,6 +834,46 @@ gpgcheck=0
         assert!(!looks_like_teleport(&s[1]));
         assert_eq!(s[1].bool("gpgcheck"), Some((false, 13)));
         assert_eq!(s[1].name(), "other");
+    }
+
+    #[test]
+    fn booleans_as_dnf_and_libzypp_read_them() {
+        for t in ["1", "yes", "True", "ON", " on "] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+            assert_eq!(parse_bool_zypp(t), Some(true), "{t}");
+        }
+        for f in ["0", "No", "FALSE", "off"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+            assert_eq!(parse_bool_zypp(f), Some(false), "{f}");
+        }
+        // dnf has no always/never; libzypp has.
+        assert_eq!(parse_bool("never"), None);
+        assert_eq!(parse_bool_zypp("Never"), Some(false));
+        assert_eq!(parse_bool_zypp("always"), Some(true));
+        assert_eq!(parse_bool("enabled"), None);
+        assert_eq!(parse_bool("2"), None);
+    }
+
+    #[test]
+    fn duplicates_are_refused_naming_both_files() {
+        let mut s = parse_ini(
+            Path::new("/etc/yum.repos.d/aaa.repo"),
+            "[teleport]\nbaseurl=x\n",
+        );
+        s.extend(parse_ini(
+            Path::new("/etc/yum.repos.d/teleport.repo"),
+            "# t\n[teleport]\nbaseurl=y\n[other]\n",
+        ));
+        let e = refuse_duplicates(&System::host(), &s, "teleport", "dnf")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/yum.repos.d/aaa.repo:1 and /etc/yum.repos.d/teleport.repo:2"),
+            "{e}"
+        );
+        assert!(refuse_duplicates(&System::host(), &s, "other", "dnf").is_ok());
+        // The same id in one place is one candidate, not an ambiguity.
+        assert_eq!(choose_section(&s, &[]).unwrap().unwrap().id, "teleport");
     }
 
     #[test]
