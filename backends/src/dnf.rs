@@ -163,16 +163,21 @@ impl Dnf {
 
     /// The main configuration dnf will read for this system: in a root, the
     /// root's own when it has one (dnf falls back to the host's otherwise).
+    /// yum 3 (RHEL 7) has no dnf.conf: its `/etc/yum.conf` then.
     fn config_file(&self) -> PathBuf {
         let own = self.system.path("/etc/dnf/dnf.conf");
-        if own.is_file() || self.system.is_host() {
+        if own.is_file() {
             return own;
         }
         let yum = self.system.path("/etc/yum.conf");
         if yum.is_file() {
             return yum;
         }
-        PathBuf::from("/etc/dnf/dnf.conf")
+        if self.system.is_host() {
+            own
+        } else {
+            PathBuf::from("/etc/dnf/dnf.conf")
+        }
     }
 
     /// Every main configuration file to audit (dnf.conf, yum.conf), once.
