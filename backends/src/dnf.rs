@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::apt::{installed_as, write_atomic};
+use crate::apt::installed_as;
 use crate::channel::Format;
 use crate::cmd::{CommandLine, Finished, Runner};
 use crate::integrity::FileProblem;
@@ -111,13 +111,9 @@ impl Dnf {
             if !self.system.is_host() {
                 return HoldMethod::Exclude;
             }
-            let cl = CommandLine::new(&self.program).args([
-                "-q",
-                "-C",
-                "--disablerepo=*",
-                "versionlock",
-                "list",
-            ]);
+            let cl = self
+                .cmd()
+                .args(["-q", "-C", "--disablerepo=*", "versionlock", "list"]);
             match self.runner.run(&cl) {
                 Ok(f) if f.success() => HoldMethod::Versionlock,
                 _ => HoldMethod::Exclude,
@@ -125,22 +121,63 @@ impl Dnf {
         })
     }
 
+    /// `dnf` (or `yum`) with the environment every call gets: root's
+    /// `HOME`, so that a caller's `~/.rpmmacros` (`%_dbpath`, ...) does
+    /// not reach rpm.
+    fn cmd(&self) -> CommandLine {
+        CommandLine::new(&self.program).env("HOME", crate::RPM_HOME)
+    }
+
+    /// The directories dnf reads `.repo` files from, in its order: the
+    /// main configuration's `reposdir=`, else dnf's defaults.
     fn repo_dirs(&self) -> Vec<PathBuf> {
-        REPO_DIRS.iter().map(|d| self.system.path(d)).collect()
+        let configured = rpmdb::read_ini(&self.config_file())
+            .ok()
+            .and_then(|v| v.into_iter().rev().find(|s| s.id == "main"))
+            .map(|m| m.list("reposdir"))
+            .unwrap_or_default();
+        if configured.is_empty() {
+            REPO_DIRS.iter().map(|d| self.system.path(d)).collect()
+        } else {
+            configured.iter().map(|d| self.system.path(d)).collect()
+        }
+    }
+
+    /// dnf's effective repository set: every section of every `.repo` file
+    /// of its directories (and of `extra_dir`, where a configured source
+    /// file lives), in dnf's order, plus the repositories defined in the
+    /// main configuration file itself.
+    fn effective_sections(&self, extra_dir: Option<&Path>) -> Vec<IniSection> {
+        let mut dirs = self.repo_dirs();
+        if let Some(d) = extra_dir {
+            if !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+        let mut secs = rpmdb::repo_sections(&dirs);
+        if let Ok(v) = rpmdb::read_ini(&self.config_file()) {
+            secs.extend(v.into_iter().filter(|s| s.id != "main"));
+        }
+        secs
     }
 
     /// The main configuration dnf will read for this system: in a root, the
     /// root's own when it has one (dnf falls back to the host's otherwise).
+    /// yum 3 (RHEL 7) has no dnf.conf: its `/etc/yum.conf` then.
     fn config_file(&self) -> PathBuf {
         let own = self.system.path("/etc/dnf/dnf.conf");
-        if own.is_file() || self.system.is_host() {
+        if own.is_file() {
             return own;
         }
         let yum = self.system.path("/etc/yum.conf");
         if yum.is_file() {
             return yum;
         }
-        PathBuf::from("/etc/dnf/dnf.conf")
+        if self.system.is_host() {
+            own
+        } else {
+            PathBuf::from("/etc/dnf/dnf.conf")
+        }
     }
 
     /// Every main configuration file to audit (dnf.conf, yum.conf), once.
@@ -221,21 +258,19 @@ impl Dnf {
             .collect()
     }
 
-    /// `dnf -y` restricted to `source`, with verification forced on.
+    /// `dnf -y` restricted to `source`, with verification forced on
+    /// globally and for the repository, whatever `dnf.conf` and the
+    /// `.repo` file say: `--setopt` wins over both, in dnf and in yum 3.
     fn base(&self, source: &Source) -> CommandLine {
         let id = &source.id;
         let reposdir = source.file.parent().map(Path::to_path_buf);
-        let mut cl = CommandLine::new(&self.program)
+        let mut cl = self
+            .cmd()
             .arg("-y")
             .args(self.root_args(reposdir.as_deref()))
-            .args([
-                "--setopt=exit_on_lock=True".to_string(),
-                "--disablerepo=*".into(),
-                format!("--enablerepo={id}"),
-                format!("--setopt={id}.skip_if_unavailable=False"),
-                format!("--setopt={id}.gpgcheck=True"),
-                format!("--setopt={id}.repo_gpgcheck=True"),
-            ]);
+            .args(["--setopt=exit_on_lock=True".to_string()])
+            .args(enforcement_args(id))
+            .args(["--disablerepo=*".to_string(), format!("--enablerepo={id}")]);
         if self.system.root().is_some() {
             let sec = rpmdb::read_ini(&source.file)
                 .ok()
@@ -275,15 +310,13 @@ impl Dnf {
     }
 
     fn versionlock_cmd(&self, action: &str, pkg: &PkgName) -> CommandLine {
-        let cl = CommandLine::new(&self.program)
+        let cl = self
+            .cmd()
             .arg("-y")
             .args(self.root_args(None))
-            .args([
-                "--setopt=exit_on_lock=True",
-                "--disablerepo=*",
-                "versionlock",
-                action,
-            ]);
+            .arg("--setopt=exit_on_lock=True")
+            .args(global_enforcement_args())
+            .args(["--disablerepo=*", "versionlock", action]);
         if action == "list" {
             cl
         } else {
@@ -413,7 +446,8 @@ impl Dnf {
 
     /// Repo ids that dnf's cache says offer `pkg` (no network).
     fn cached_offers(&self, pkg: &PkgName) -> Vec<String> {
-        let cl = CommandLine::new(&self.program)
+        let cl = self
+            .cmd()
             .args(["-q", "-C"])
             .args(self.root_args(None))
             // A read-only look-up: an uncached repository must not spoil it.
@@ -448,7 +482,10 @@ impl Dnf {
             .map_err(|e| Error::io(format!("reading {}", source.file.display()), e))?;
         if let Some(new) = rpmdb::edit_exclude(&text, &source.id, pkg.as_str(), add) {
             tracing::info!(file = %source.file.display(), repo = %source.id, add, "editing exclude= of the repository");
-            write_atomic(&source.file, new.as_bytes())?;
+            // Mode and owner kept (a 0600 file with credentials stays
+            // 0600), a symlink stays a symlink.
+            crate::rewrite_in_place(&source.file, new.as_bytes())
+                .map_err(|e| Error::io(format!("writing {}", source.file.display()), e))?;
         }
         Ok(())
     }
@@ -456,6 +493,32 @@ impl Dnf {
     fn shown(&self, p: &Path) -> PathBuf {
         PathBuf::from(self.system.display_path(p))
     }
+}
+
+/// The options that force verification on for every dnf/yum call: package
+/// signatures (`gpgcheck`), metadata signatures (`repo_gpgcheck`) and local
+/// package files (`localpkg_gpgcheck`) on globally and for the repository
+/// `id`, and a repository that fails to verify fails the run instead of
+/// being skipped (`skip_if_unavailable=False`). yum 3 (RHEL 7) reads the
+/// same `--setopt=option=value` / `--setopt=repoid.option=value` forms.
+pub fn enforcement_args(id: &str) -> Vec<String> {
+    let mut v = global_enforcement_args();
+    v.extend([
+        format!("--setopt={id}.gpgcheck=True"),
+        format!("--setopt={id}.repo_gpgcheck=True"),
+        format!("--setopt={id}.skip_if_unavailable=False"),
+    ]);
+    v
+}
+
+/// The global part of [`enforcement_args`] (for calls that touch no
+/// repository, such as `versionlock`).
+pub fn global_enforcement_args() -> Vec<String> {
+    vec![
+        "--setopt=gpgcheck=True".to_string(),
+        "--setopt=repo_gpgcheck=True".into(),
+        "--setopt=localpkg_gpgcheck=True".into(),
+    ]
 }
 
 impl Backend for Dnf {
@@ -472,26 +535,48 @@ impl Backend for Dnf {
     }
 
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
-        if let Some(file) = &self.opts.source_file {
-            let chosen = rpmdb::configured_section(&self.system, file, pkg)?;
-            return Ok(self.source_from(&chosen));
-        }
-        let secs = rpmdb::repo_sections(&self.repo_dirs());
-        let offered = self.cached_offers(pkg);
-        match rpmdb::choose_section(&secs, &offered) {
-            Some(s) => Ok(self.source_from(s)),
-            None => Err(Error::SourceNotFound {
-                package: pkg.to_string(),
-                detail: format!(
-                    "none of the {} repositories under {} offers it in dnf's cache or points at a Teleport repository; name the file in the `source-file` setting",
-                    secs.len(),
-                    self.system.display_path(&self.system.path(REPO_DIRS[0]))
-                ),
-            }),
-        }
+        let chosen = if let Some(file) = &self.opts.source_file {
+            rpmdb::configured_section(&self.system, file, pkg)?
+        } else {
+            let secs = self.effective_sections(None);
+            // The cache is asked only when no definition points at
+            // Teleport's release host.
+            let offered = if secs
+                .iter()
+                .any(|s| s.urls().iter().any(|u| rpmdb::on_release_host(u)))
+            {
+                Vec::new()
+            } else {
+                self.cached_offers(pkg)
+            };
+            match rpmdb::choose_section(&secs, &offered) {
+                Ok(Some(s)) => s.clone(),
+                Ok(None) => return Err(Error::SourceNotFound {
+                    package: pkg.to_string(),
+                    detail: format!(
+                        "none of the {} repositories under {} points at Teleport's release host, is named after Teleport or offers it in dnf's cache; name the file in the `source-file` setting",
+                        secs.len(),
+                        self.repo_dirs().iter().map(|d| self.system.display_path(d)).collect::<Vec<_>>().join(", ")
+                    ),
+                }),
+                Err(several) => return Err(rpmdb::ambiguous(&self.system, pkg, &several)),
+            }
+        };
+        // The repository audited must be the repository used: refuse an id
+        // that dnf's effective set defines twice.
+        let all = self.effective_sections(chosen.file.parent());
+        rpmdb::refuse_duplicates(&self.system, &all, &chosen.id, &self.program)?;
+        Ok(self.source_from(&chosen))
     }
 
     fn audit_trust(&self, source: &Source) -> Result<TrustReport> {
+        if crate::test_skip_audit() {
+            let mut r = TrustReport::default();
+            r.checked.push(
+                "TELEPORT_UPGRADE_TEST_SKIP_AUDIT: the dnf audit was skipped (test build)".into(),
+            );
+            return Ok(r);
+        }
         let sec = self.section(source)?;
         let file = self.shown(&source.file);
         let mut report = TrustReport::default();
@@ -735,7 +820,52 @@ impl Backend for Dnf {
         Format::Repo { id: &source.id }
     }
 
+    fn plan_channel_move(
+        &self,
+        source: &Source,
+        to_major: u64,
+    ) -> Result<Option<crate::ChannelMove>> {
+        rpmdb::plan_repo_channel_move(&self.system, &self.section(source)?, to_major)
+    }
+
     fn reload_source(&self, source: &Source) -> Result<Source> {
         Ok(self.source_from(&self.section(source)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_package_call_forces_verification_and_the_repository() {
+        let d = Dnf::new(System::host(), Options::default())
+            .unwrap()
+            .with_hold_method(HoldMethod::Exclude);
+        let src = Source {
+            file: PathBuf::from("/etc/yum.repos.d/teleport.repo"),
+            description: "repo teleport".into(),
+            id: "teleport".into(),
+            keyrings: vec![],
+            uris: vec![],
+        };
+        let p = PkgName::parse("teleport-ent").unwrap();
+        let v = PkgVersion::parse("15.4.3").unwrap();
+        let mut cmds = d.plan(&src, &p, &v);
+        cmds.extend(d.plan_reinstall(&src, &p, &v));
+        let cmds: Vec<CommandLine> = cmds.into_iter().filter(|c| c.program != "#").collect();
+        assert_eq!(cmds.len(), 4);
+        for cl in cmds {
+            for a in enforcement_args("teleport").into_iter().chain([
+                "--disablerepo=*".to_string(),
+                "--enablerepo=teleport".into(),
+            ]) {
+                assert!(cl.args.contains(&a), "{cl} lacks {a}");
+            }
+            assert!(
+                cl.env.iter().any(|(k, v)| k == "HOME" && v == "/root"),
+                "{cl}"
+            );
+        }
     }
 }

@@ -375,6 +375,10 @@ pub fn write_atomic_like(
 ) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // A symlinked definition stays a symlink: its target is rewritten (in
+    // the target's directory, so the rename stays atomic).
+    let resolved = resolve_symlink(path)?;
+    let path = resolved.as_path();
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -395,6 +399,80 @@ pub fn write_atomic_like(
     Ok(())
 }
 
+/// `path` itself, or, when it is a symbolic link, the file it finally
+/// points at (a dangling link is an error: writing would replace the link).
+fn resolve_symlink(path: &std::path::Path) -> std::io::Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// Rewrite the existing file `path` atomically, keeping its mode and owner
+/// (see [`write_atomic_like`]); a symbolic link stays a link and its target
+/// is rewritten. A repository definition the updater edits (an `exclude=`
+/// hold, a channel move) goes through here: a 0600 file holding
+/// credentials stays 0600.
+pub fn rewrite_in_place(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    write_atomic_like(path, bytes, &meta)
+}
+
+/// A private work directory (mode 0700, removed on drop) for the copies of
+/// configuration the updater hands to a package manager.
+/// It is made in `/run` (else `/tmp`), never in a caller's `TMPDIR`.
+pub fn private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut made = None;
+    let mut last = None;
+    for base in ["/run", "/tmp"] {
+        match tempfile::Builder::new().prefix(prefix).tempdir_in(base) {
+            Ok(d) => {
+                made = Some(d);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let d = match made {
+        Some(d) => d,
+        None => return Err(last.unwrap_or_else(|| std::io::Error::other("no directory"))),
+    };
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700))?;
+    Ok(d)
+}
+
+/// Write a private file (mode 0600) atomically: the copies the updater
+/// writes may hold repository credentials.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Test-only: with `TELEPORT_UPGRADE_TEST_SKIP_AUDIT` set, the dnf and
+/// zypper configuration audits pass without looking, so that a test can
+/// show the command-line enforcement alone refusing an unverified package.
+/// Honoured in debug builds only; a release build ignores it.
+pub fn test_skip_audit() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("TELEPORT_UPGRADE_TEST_SKIP_AUDIT").is_some()
+}
+
+/// The environment every rpm-side command (rpm, dnf, yum, zypper) gets on
+/// top of the process's: `HOME` is root's, so a caller's `~/.rpmmacros`
+/// (`%_dbpath`, ...) is not read (and on builds whose `%_dbpath` is
+/// `~/.rpmdb` the database stays root's).
+pub(crate) const RPM_HOME: &str = "/root";
+
 /// The end of every trust audit: refuse with all `refusals` (each naming
 /// file, line and setting), or accept with `passed` noted as checked.
 pub(crate) fn audit_verdict(
@@ -413,5 +491,54 @@ pub(crate) fn audit_verdict(
                 .collect::<Vec<_>>()
                 .join("; "),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn rewrites_keep_mode_owner_and_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real").join("teleport.repo");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, "old\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let _ = std::os::unix::fs::chown(&real, Some(4242), Some(4243));
+        let owner = std::fs::metadata(&real)
+            .map(|m| (m.uid(), m.gid()))
+            .unwrap();
+        let link = d.path().join("teleport.repo");
+        std::os::unix::fs::symlink("real/teleport.repo", &link).unwrap();
+        rewrite_in_place(&link, b"new\n").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new\n");
+        let m = std::fs::metadata(&real).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o600);
+        assert_eq!((m.uid(), m.gid()), owner);
+        // A dangling link is an error, never replaced by a file.
+        let dangling = d.path().join("dangling.repo");
+        std::os::unix::fs::symlink("nowhere", &dangling).unwrap();
+        assert!(write_atomic_like(&dangling, b"x", &m).is_err());
+        assert!(std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn private_files_are_0600_in_a_0700_directory() {
+        let d = private_dir("t.").unwrap();
+        let f = d.path().join("sub").join("zypp.conf");
+        write_private(&f, b"[main]\n").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(d.path()), 0o700);
+        assert_eq!(mode(f.parent().unwrap()), 0o700);
+        assert_eq!(mode(&f), 0o600);
     }
 }

@@ -35,7 +35,11 @@ fn default_dbpath(runner: &Runner) -> Option<String> {
     DEFAULT
         .get_or_init(|| {
             let fin = runner
-                .run(&CommandLine::new("rpm").args(["--eval", "%{_dbpath}"]))
+                .run(
+                    &CommandLine::new("rpm")
+                        .env("HOME", crate::RPM_HOME)
+                        .args(["--eval", "%{_dbpath}"]),
+                )
                 .ok()?;
             let p = fin.stdout.trim().to_string();
             (fin.success() && p.starts_with('/')).then_some(p)
@@ -58,7 +62,7 @@ pub fn dbpath(system: &System, runner: &Runner) -> Option<String> {
 
 /// `rpm [--root R] [--dbpath P]` for `system`.
 pub fn rpm(system: &System, runner: &Runner) -> CommandLine {
-    let mut cl = CommandLine::new("rpm");
+    let mut cl = CommandLine::new("rpm").env("HOME", crate::RPM_HOME);
     if let Some(root) = system.root() {
         cl = cl.arg("--root").arg(root.display().to_string());
     }
@@ -233,10 +237,17 @@ impl IniSection {
         self.get(key).map(|e| e.value.as_str())
     }
 
-    /// A boolean setting and its line; `None` when unset or unreadable.
+    /// A boolean setting as dnf reads it, and its line; `None` when unset
+    /// or not a boolean dnf accepts (dnf then keeps the inherited value).
     pub fn bool(&self, key: &str) -> Option<(bool, usize)> {
+        self.bool_as(key, parse_bool)
+    }
+
+    /// A boolean setting read with `parse` (dnf's or libzypp's spellings).
+    /// The last setting of `key` that `parse` understands wins.
+    pub fn bool_as(&self, key: &str, parse: fn(&str) -> Option<bool>) -> Option<(bool, usize)> {
         let e = self.get(key)?;
-        parse_bool(&e.value).map(|b| (b, e.line))
+        parse(&e.value).map(|b| (b, e.line))
     }
 
     /// A list setting (space, comma or newline separated), all occurrences.
@@ -278,11 +289,23 @@ impl IniSection {
     }
 }
 
-/// dnf and libzypp booleans: `1/yes/true/on` and `0/no/false/off`.
+/// dnf's booleans (libdnf `OptionBool`, case-insensitive): `1/yes/true/on`
+/// and `0/no/false/off`. Anything else is not a boolean to dnf.
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "yes" | "true" | "on" | "enabled" => Some(true),
-        "0" | "no" | "false" | "off" | "disabled" => Some(false),
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// libzypp's booleans (`str::strToTrue` / `str::strToFalse`,
+/// case-insensitive): `1/yes/true/on/always/+` and `0/no/false/off/never/-`.
+/// Anything else leaves the setting at its inherited value.
+pub fn parse_bool_zypp(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" | "always" | "+" => Some(true),
+        "0" | "no" | "false" | "off" | "never" | "-" => Some(false),
         _ => None,
     }
 }
@@ -431,10 +454,8 @@ pub fn source_from(system: &System, sec: &IniSection) -> crate::Source {
 /// Whether a section looks like the Teleport repository: a URL on
 /// `releases.teleport.dev`, or `teleport` in its id or file name.
 pub fn looks_like_teleport(s: &IniSection) -> bool {
-    s.urls().iter().any(|u| {
-        let h = url_host(u);
-        h == "releases.teleport.dev" || h.ends_with(".releases.teleport.dev")
-    }) || s.id.to_ascii_lowercase().contains("teleport")
+    s.urls().iter().any(|u| on_release_host(u))
+        || s.id.to_ascii_lowercase().contains("teleport")
         || s.file.file_name().is_some_and(|n| {
             n.to_string_lossy()
                 .to_ascii_lowercase()
@@ -442,43 +463,170 @@ pub fn looks_like_teleport(s: &IniSection) -> bool {
         })
 }
 
-/// Choose among `sections`: those the package manager says offer the
-/// package (`offered`: repo ids or names), else the Teleport-looking ones;
-/// enabled ones first.
+/// Whether a URL is on Teleport's release host (`*.releases.teleport.dev`).
+pub fn on_release_host(url: &str) -> bool {
+    let h = url_host(url);
+    h == "releases.teleport.dev" || h.ends_with(".releases.teleport.dev")
+}
+
+/// `[id]` in `file:line` form, for messages.
+pub fn where_defined(system: &System, s: &IniSection) -> String {
+    format!("[{}] ({}:{})", s.id, system.display_path(&s.file), s.line)
+}
+
 /// The repository defined in the configured `source-file` (a path as the
-/// target system sees it): its first section that is not `[main]`.
+/// target system sees it): its only section, or the one on Teleport's
+/// release host when it defines several.
 pub fn configured_section(system: &System, file: &Path, pkg: &PkgName) -> Result<IniSection> {
     let f = system.path(file);
     let secs: Vec<IniSection> = read_ini(&f)?
         .into_iter()
         .filter(|s| s.id != "main")
         .collect();
-    match choose_section(&secs, &[]).or(secs.first()) {
-        Some(s) => Ok(s.clone()),
-        None => Err(Error::SourceNotFound {
+    if secs.len() == 1 {
+        return Ok(secs[0].clone());
+    }
+    let on_host: Vec<&IniSection> = secs
+        .iter()
+        .filter(|s| s.urls().iter().any(|u| on_release_host(u)))
+        .collect();
+    match (secs.len(), on_host.len()) {
+        (0, _) => Err(Error::SourceNotFound {
             package: pkg.to_string(),
             detail: format!(
                 "the configured source file {} defines no repository",
-                f.display()
+                system.display_path(&f)
+            ),
+        }),
+        (_, 1) => Ok(on_host[0].clone()),
+        _ => Err(Error::SourceNotFound {
+            package: pkg.to_string(),
+            detail: format!(
+                "the configured source file {} defines several repositories ({}) and not exactly one on releases.teleport.dev; keep the Teleport repository alone in that file",
+                system.display_path(&f),
+                secs.iter().map(|s| format!("[{}]", s.id)).collect::<Vec<_>>().join(", ")
             ),
         }),
     }
 }
 
+/// Choose the Teleport repository among `sections` by a rule that does not
+/// depend on what a cache happens to hold first:
+///
+/// 1. the one whose URL is on Teleport's release host;
+/// 2. else the single one the package manager says offers the package
+///    (`offered`: repo ids or names);
+/// 3. else the single one named after Teleport (its id, else its file name);
+///
+/// at each step, several candidates narrow to the enabled ones, and several
+/// enabled ones are an error naming them (`Err`). `Ok(None)`: no candidate.
 pub fn choose_section<'a>(
     sections: &'a [IniSection],
     offered: &[String],
-) -> Option<&'a IniSection> {
-    let by_tool: Vec<&IniSection> = sections
-        .iter()
-        .filter(|s| offered.iter().any(|o| *o == s.id || o == s.name()))
-        .collect();
-    let pool: Vec<&IniSection> = if by_tool.is_empty() {
-        sections.iter().filter(|s| looks_like_teleport(s)).collect()
-    } else {
-        by_tool
-    };
-    pool.iter().find(|s| s.enabled()).or(pool.first()).copied()
+) -> std::result::Result<Option<&'a IniSection>, Vec<&'a IniSection>> {
+    let steps: [&dyn Fn(&IniSection) -> bool; 4] = [
+        &|s| s.urls().iter().any(|u| on_release_host(u)),
+        &|s| offered.iter().any(|o| *o == s.id || o == s.name()),
+        &|s| s.id.to_ascii_lowercase().contains("teleport"),
+        &|s| looks_like_teleport(s),
+    ];
+    for step in steps {
+        let pool: Vec<&IniSection> = sections.iter().filter(|s| step(s)).collect();
+        // One id defined in several places is one candidate (the caller
+        // refuses the duplicate definitions, naming them).
+        if pool.len() > 1 && pool.iter().all(|s| s.id == pool[0].id) {
+            return Ok(Some(pool[0]));
+        }
+        match pool.len() {
+            0 => continue,
+            1 => return Ok(Some(pool[0])),
+            _ => {
+                let enabled: Vec<&IniSection> =
+                    pool.iter().copied().filter(|s| s.enabled()).collect();
+                return match enabled.len() {
+                    1 => Ok(Some(enabled[0])),
+                    0 => Err(pool),
+                    _ => Err(enabled),
+                };
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The error for several candidates: names each and says how to choose.
+pub fn ambiguous(system: &System, pkg: &PkgName, several: &[&IniSection]) -> Error {
+    Error::SourceNotFound {
+        package: pkg.to_string(),
+        detail: format!(
+            "several repositories could be the Teleport repository: {}; name its file in the `source-file` setting",
+            several
+                .iter()
+                .map(|s| where_defined(system, s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Refuse when `id` is defined more than once in `sections` (the package
+/// manager's effective repository set): the package manager would use one
+/// of the definitions, and nothing says it is the one audited.
+pub fn refuse_duplicates(
+    system: &System,
+    sections: &[IniSection],
+    id: &str,
+    tool: &str,
+) -> Result<()> {
+    let defs: Vec<&IniSection> = sections.iter().filter(|s| s.id == id).collect();
+    let mut files: Vec<String> = Vec::new();
+    for d in &defs {
+        let w = format!("{}:{}", system.display_path(&d.file), d.line);
+        if !files.contains(&w) {
+            files.push(w);
+        }
+    }
+    if files.len() > 1 {
+        return Err(Error::Untrusted {
+            reason: format!(
+                "repository [{id}] is defined more than once ({}): {tool} uses only one of them, which need not be the one audited and pinned; remove or rename the other definitions",
+                files.join(" and ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Plan a channel move of the `.repo` section `sec` (see
+/// [`crate::Backend::plan_channel_move`]). A repository reached through
+/// `mirrorlist=` / `metalink=` only has no URL the updater can move: refresh
+/// and install work as usual, and a move to another major is left to the
+/// operator (said in the log); `None`.
+pub fn plan_repo_channel_move(
+    system: &System,
+    sec: &IniSection,
+    to_major: u64,
+) -> Result<Option<crate::ChannelMove>> {
+    if sec.list("baseurl").is_empty() {
+        let how = if sec.value("metalink").is_some() {
+            "metalink="
+        } else {
+            "mirrorlist="
+        };
+        tracing::warn!(
+            file = %system.display_path(&sec.file),
+            repo = %sec.id,
+            "[{}] is reached through {how}: the updater cannot move its channel; when the target needs stable/v{to_major}, point the mirror list at that channel yourself",
+            sec.id
+        );
+        return Ok(None);
+    }
+    crate::ChannelMove::plan(
+        system,
+        &sec.file,
+        crate::channel::Format::Repo { id: &sec.id },
+        to_major,
+    )
 }
 
 /// A `*`/`?` glob as dnf and zypper use in package patterns.
@@ -702,6 +850,46 @@ gpgcheck=0
     }
 
     #[test]
+    fn booleans_as_dnf_and_libzypp_read_them() {
+        for t in ["1", "yes", "True", "ON", " on "] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+            assert_eq!(parse_bool_zypp(t), Some(true), "{t}");
+        }
+        for f in ["0", "No", "FALSE", "off"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+            assert_eq!(parse_bool_zypp(f), Some(false), "{f}");
+        }
+        // dnf has no always/never; libzypp has.
+        assert_eq!(parse_bool("never"), None);
+        assert_eq!(parse_bool_zypp("Never"), Some(false));
+        assert_eq!(parse_bool_zypp("always"), Some(true));
+        assert_eq!(parse_bool("enabled"), None);
+        assert_eq!(parse_bool("2"), None);
+    }
+
+    #[test]
+    fn duplicates_are_refused_naming_both_files() {
+        let mut s = parse_ini(
+            Path::new("/etc/yum.repos.d/aaa.repo"),
+            "[teleport]\nbaseurl=x\n",
+        );
+        s.extend(parse_ini(
+            Path::new("/etc/yum.repos.d/teleport.repo"),
+            "# t\n[teleport]\nbaseurl=y\n[other]\n",
+        ));
+        let e = refuse_duplicates(&System::host(), &s, "teleport", "dnf")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/yum.repos.d/aaa.repo:1 and /etc/yum.repos.d/teleport.repo:2"),
+            "{e}"
+        );
+        assert!(refuse_duplicates(&System::host(), &s, "other", "dnf").is_ok());
+        // The same id in one place is one candidate, not an ambiguity.
+        assert_eq!(choose_section(&s, &[]).unwrap().unwrap().id, "teleport");
+    }
+
+    #[test]
     fn hosts_and_file_urls() {
         assert_eq!(
             url_host("https://u:p@Yum.Releases.Teleport.dev:443/x"),
@@ -762,8 +950,23 @@ gpgcheck=0
     fn choosing_prefers_the_tool_then_teleport_then_enabled() {
         let text = "[a]\nbaseurl=http://x/\n[teleport-old]\nenabled=0\nbaseurl=http://y/\n[b]\nbaseurl=https://rpm.releases.teleport.dev/x\n";
         let s = parse_ini(Path::new("/etc/yum.repos.d/vendor.repo"), text);
-        assert_eq!(choose_section(&s, &[]).unwrap().id, "b");
-        assert_eq!(choose_section(&s, &["a".into()]).unwrap().id, "a");
+        // The release host wins, whatever a cache says.
+        assert_eq!(choose_section(&s, &[]).unwrap().unwrap().id, "b");
+        assert_eq!(choose_section(&s, &["a".into()]).unwrap().unwrap().id, "b");
+        // Without one: the single offering candidate, else the named one.
+        let s = parse_ini(
+            Path::new("/etc/yum.repos.d/vendor.repo"),
+            "[a]\nbaseurl=http://x/\n[teleport-old]\nenabled=0\nbaseurl=http://y/\n[c]\nbaseurl=http://z/\n",
+        );
+        assert_eq!(choose_section(&s, &["a".into()]).unwrap().unwrap().id, "a");
+        assert_eq!(choose_section(&s, &[]).unwrap().unwrap().id, "teleport-old");
+        let several = choose_section(&s, &["a".into(), "c".into()]).unwrap_err();
+        assert_eq!(several.len(), 2);
+        let none = parse_ini(
+            Path::new("/etc/yum.repos.d/os.repo"),
+            "[os]\nbaseurl=http://x/\n",
+        );
+        assert_eq!(choose_section(&none, &[]).unwrap(), None);
     }
 
     #[test]

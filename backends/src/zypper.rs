@@ -40,7 +40,21 @@ pub struct Zypper {
     system: System,
     runner: Runner,
     opts: Options,
+    /// The updater's own zypp.conf and repos.d (mode 0700, files 0600),
+    /// handed to every zypper call; removed on drop.
+    private: tempfile::TempDir,
 }
+
+/// The signature settings forced on in the private zypp.conf and in the
+/// private copy of the Teleport repository: metadata (`repo_gpgcheck`),
+/// packages (`pkg_gpgcheck`) and the umbrella `gpgcheck`. A repository's
+/// own setting wins over zypp.conf in libzypp, so the copy of the
+/// definition carries them too.
+pub const FORCED: &[(&str, &str)] = &[
+    ("gpgcheck", "1"),
+    ("repo_gpgcheck", "1"),
+    ("pkg_gpgcheck", "1"),
+];
 
 impl Zypper {
     pub fn new(system: System, opts: Options) -> Result<Self> {
@@ -48,10 +62,13 @@ impl Zypper {
             timeout: opts.command_timeout,
             path: None,
         };
+        let private = crate::private_dir("teleport-upgrade-zypp.")
+            .map_err(|e| Error::io("creating a private directory for zypper", e))?;
         Ok(Zypper {
             system,
             runner,
             opts,
+            private,
         })
     }
 
@@ -65,7 +82,64 @@ impl Zypper {
         }
     }
 
-    /// `zypper --non-interactive [--root R]` with a bounded lock wait.
+    /// The private zypp.conf every zypper call reads (`ZYPP_CONF`).
+    fn private_conf(&self) -> PathBuf {
+        self.private.path().join("zypp.conf")
+    }
+
+    /// The private repos.d holding the copy of the Teleport repository.
+    fn private_reposd(&self) -> PathBuf {
+        self.private.path().join("repos.d")
+    }
+
+    /// Write the private zypp.conf: the system's own (as libzypp would
+    /// read it) with the signature settings of `[main]` forced on. A
+    /// caller's `ZYPP_CONF` never reaches zypper: this file replaces it.
+    fn prepare_conf(&self) -> Result<()> {
+        let text = match std::fs::read_to_string(self.zypp_conf()) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("reading {}", self.zypp_conf().display()),
+                    e,
+                ))
+            }
+        };
+        let out = force_main(&text, FORCED);
+        crate::write_private(&self.private_conf(), out.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", self.private_conf().display()), e))
+    }
+
+    /// Write the private copy of `source`'s definition, alone in the
+    /// private repos.d, with the signature settings forced on.
+    fn prepare_repo(&self, source: &Source) -> Result<()> {
+        self.prepare_conf()?;
+        let sec = self.section(source)?;
+        let dir = self.private_reposd();
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let file = dir.join(format!("{}.repo", sanitize_alias(&source.id)));
+        crate::write_private(&file, repo_copy(&sec, FORCED).as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", file.display()), e))
+    }
+
+    /// The directories libzypp reads repository definitions from: the
+    /// `reposdir` of zypp.conf, else `/etc/zypp/repos.d`.
+    fn repos_dir(&self) -> PathBuf {
+        let configured = rpmdb::read_ini(&self.zypp_conf())
+            .ok()
+            .and_then(|v| v.into_iter().rev().find(|s| s.id == "main"))
+            .and_then(|m| m.value("reposdir").map(|v| v.trim().to_string()))
+            .filter(|v| v.starts_with('/'));
+        self.system.path(configured.as_deref().unwrap_or(REPOS_DIR))
+    }
+
+    /// `zypper --non-interactive [--root R]` with a bounded lock wait, the
+    /// private zypp.conf and root's `HOME`.
     fn zypper(&self) -> CommandLine {
         let mut cl = CommandLine::new("zypper")
             .env(
@@ -73,12 +147,10 @@ impl Zypper {
                 self.opts.lock_wait.as_secs().to_string(),
             )
             // Never page, never ask about licenses on a terminal.
-            .env("PAGER", "cat");
+            .env("PAGER", "cat")
+            .env("ZYPP_CONF", self.private_conf().display().to_string())
+            .env("HOME", crate::RPM_HOME);
         if let Some(root) = self.system.root() {
-            let conf = self.system.path(ZYPP_CONF);
-            if conf.is_file() {
-                cl = cl.env("ZYPP_CONF", conf.display().to_string());
-            }
             cl = cl
                 .arg("--non-interactive")
                 .arg("--root")
@@ -89,16 +161,13 @@ impl Zypper {
         cl
     }
 
-    /// `zypper ...` able to see `source` (an alternative repos.d when the
-    /// definition lives elsewhere).
-    fn zypper_for(&self, source: &Source) -> CommandLine {
-        let cl = self.zypper();
-        match source.file.parent() {
-            Some(dir) if dir != self.system.path(REPOS_DIR) => {
-                cl.arg("--reposd-dir").arg(dir.display().to_string())
-            }
-            _ => cl,
-        }
+    /// `zypper ...` that sees only the private copy of `source` (written
+    /// by [`Zypper::prepare_repo`]): the repository audited is the one
+    /// used, with its signature checks forced on.
+    fn zypper_for(&self, _source: &Source) -> CommandLine {
+        self.zypper()
+            .arg("--reposd-dir")
+            .arg(self.private_reposd().display().to_string())
     }
 
     fn refresh_cmd(&self, source: &Source) -> CommandLine {
@@ -242,6 +311,7 @@ impl Zypper {
         pkg: Option<(&PkgName, &str, &Source)>,
     ) -> Result<Finished> {
         tracing::info!(command = %cl, "running");
+        self.prepare_conf()?;
         let fin = self.runner.run(cl)?;
         self.check(cl, &fin, pkg)?;
         Ok(fin)
@@ -267,6 +337,9 @@ impl Zypper {
             cl = cl.args(["--repo", id]);
         }
         let cl = cl.args(["-s", "--match-exact", pkg.as_str()]);
+        if self.prepare_conf().is_err() {
+            return Vec::new();
+        }
         let Ok(fin) = self.runner.run(&cl) else {
             return Vec::new();
         };
@@ -289,6 +362,67 @@ impl Zypper {
     fn source_from(&self, sec: &IniSection) -> Source {
         rpmdb::source_from(&self.system, sec)
     }
+}
+
+/// `text` (a zypp.conf) with `forced` settings in its `[main]` section and
+/// every other setting of those keys there dropped; `[main]` is added when
+/// missing.
+pub fn force_main(text: &str, forced: &[(&str, &str)]) -> String {
+    let forced_block: String = forced.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    let mut out = String::new();
+    let mut in_main = false;
+    let mut saw_main = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_main = t.trim_start_matches('[').split(']').next().map(str::trim) == Some("main");
+            out.push_str(line);
+            out.push('\n');
+            if in_main && !saw_main {
+                saw_main = true;
+                out.push_str(&forced_block);
+            }
+            continue;
+        }
+        if in_main {
+            if let Some((k, _)) = t.split_once('=') {
+                let k = k.trim().to_ascii_lowercase();
+                if forced.iter().any(|(f, _)| *f == k) {
+                    continue;
+                }
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !saw_main {
+        out.push_str("[main]\n");
+        out.push_str(&forced_block);
+    }
+    out
+}
+
+/// The definition `sec` alone, with `forced` settings replacing its own.
+pub fn repo_copy(sec: &IniSection, forced: &[(&str, &str)]) -> String {
+    let mut out = format!("[{}]\n", sec.id);
+    for e in &sec.entries {
+        if forced.iter().any(|(f, _)| *f == e.key) {
+            continue;
+        }
+        out.push_str(&format!("{}={}\n", e.key, e.value.replace('\n', "\n ")));
+    }
+    for (k, v) in forced {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    out
+}
+
+/// An alias as a file name (libzypp names repository files after them).
+fn sanitize_alias(alias: &str) -> String {
+    alias
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect()
 }
 
 /// The value of `attr="..."` in one XML tag (zypper's `--xmlout`).
@@ -320,25 +454,56 @@ impl Backend for Zypper {
     }
 
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
-        if let Some(file) = &self.opts.source_file {
-            let chosen = rpmdb::configured_section(&self.system, file, pkg)?;
-            return Ok(self.source_from(&chosen));
+        let dir = self.repos_dir();
+        let chosen = if let Some(file) = &self.opts.source_file {
+            rpmdb::configured_section(&self.system, file, pkg)?
+        } else {
+            let secs = rpmdb::repo_sections(std::slice::from_ref(&dir));
+            let offered = if secs
+                .iter()
+                .any(|s| s.urls().iter().any(|u| rpmdb::on_release_host(u)))
+            {
+                Vec::new()
+            } else {
+                self.cached_offers(pkg, &secs)
+            };
+            match rpmdb::choose_section(&secs, &offered) {
+                Ok(Some(s)) => s.clone(),
+                Ok(None) => return Err(Error::SourceNotFound {
+                    package: pkg.to_string(),
+                    detail: format!(
+                        "none of the {} repositories under {} points at Teleport's release host, is named after Teleport or offers it in zypper's cache; name the file in the `source-file` setting",
+                        secs.len(),
+                        self.system.display_path(&dir)
+                    ),
+                }),
+                Err(several) => return Err(rpmdb::ambiguous(&self.system, pkg, &several)),
+            }
+        };
+        let mut dirs = vec![dir];
+        if let Some(d) = chosen.file.parent() {
+            if !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
         }
-        let secs = rpmdb::repo_sections(&[self.system.path(REPOS_DIR)]);
-        let offered = self.cached_offers(pkg, &secs);
-        match rpmdb::choose_section(&secs, &offered) {
-            Some(s) => Ok(self.source_from(s)),
-            None => Err(Error::SourceNotFound {
-                package: pkg.to_string(),
-                detail: format!(
-                    "none of the {} repositories under {REPOS_DIR} offers it in zypper's cache or points at a Teleport repository; name the file in the `source-file` setting",
-                    secs.len()
-                ),
-            }),
-        }
+        rpmdb::refuse_duplicates(
+            &self.system,
+            &rpmdb::repo_sections(&dirs),
+            &chosen.id,
+            "zypper",
+        )?;
+        Ok(self.source_from(&chosen))
     }
 
     fn audit_trust(&self, source: &Source) -> Result<TrustReport> {
+        if crate::test_skip_audit() {
+            let mut r = TrustReport::default();
+            r.checked.push(
+                "TELEPORT_UPGRADE_TEST_SKIP_AUDIT: the zypper audit was skipped (test build)"
+                    .into(),
+            );
+            return Ok(r);
+        }
         let sec = self.section(source)?;
         let file = self.shown(&source.file);
         let conf_file = self.zypp_conf();
@@ -351,7 +516,7 @@ impl Backend for Zypper {
 
         // Where a setting comes from: the repository, else zypp.conf.
         let lookup = |key: &str| -> Option<(bool, TrustFinding)> {
-            if let Some((b, line)) = sec.bool(key) {
+            if let Some((b, line)) = sec.bool_as(key, rpmdb::parse_bool_zypp) {
                 return Some((
                     b,
                     TrustFinding {
@@ -363,7 +528,7 @@ impl Backend for Zypper {
                 ));
             }
             let c = conf.as_ref()?;
-            let (b, line) = c.bool(key)?;
+            let (b, line) = c.bool_as(key, rpmdb::parse_bool_zypp)?;
             Some((
                 b,
                 TrustFinding {
@@ -455,11 +620,13 @@ impl Backend for Zypper {
     }
 
     fn refresh(&self, source: &Source) -> Result<()> {
+        self.prepare_repo(source)?;
         self.run_checked(&self.refresh_cmd(source), None)
             .map(|_| ())
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
+        self.prepare_repo(source)?;
         self.with_lock_lifted(
             source,
             pkg,
@@ -521,6 +688,7 @@ impl Backend for Zypper {
     fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
         let installed = installed_as(self.installed(pkg)?, pkg, version)?;
         let exact = installed.version.to_string();
+        self.prepare_repo(source)?;
         self.with_lock_lifted(
             source,
             pkg,
@@ -545,6 +713,14 @@ impl Backend for Zypper {
 
     fn channel_format<'a>(&self, source: &'a Source) -> Format<'a> {
         Format::Repo { id: &source.id }
+    }
+
+    fn plan_channel_move(
+        &self,
+        source: &Source,
+        to_major: u64,
+    ) -> Result<Option<crate::ChannelMove>> {
+        rpmdb::plan_repo_channel_move(&self.system, &self.section(source)?, to_major)
     }
 
     fn reload_source(&self, source: &Source) -> Result<Source> {
@@ -628,6 +804,76 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(post.contains("%post"), "{post}");
+    }
+
+    #[test]
+    fn zypp_conf_copy_forces_the_signature_checks() {
+        let t = "# x\n[main]\ngpgcheck = off\nsolver.onlyRequires = true\nPKG_GPGCHECK=0\n[other]\ngpgcheck=0\n";
+        let out = force_main(t, FORCED);
+        assert_eq!(
+            out,
+            "# x\n[main]\ngpgcheck = 1\nrepo_gpgcheck = 1\npkg_gpgcheck = 1\nsolver.onlyRequires = true\n[other]\ngpgcheck=0\n"
+        );
+        assert_eq!(
+            force_main("", FORCED),
+            "[main]\ngpgcheck = 1\nrepo_gpgcheck = 1\npkg_gpgcheck = 1\n"
+        );
+    }
+
+    #[test]
+    fn the_repository_copy_forces_the_signature_checks() {
+        let secs = rpmdb::parse_ini(
+            Path::new("/r.repo"),
+            "[teleport]\nbaseurl=https://u:p@m/x\ngpgcheck=off\npkg_gpgcheck=0\nautorefresh=0\n[b]\nx=1\n",
+        );
+        assert_eq!(
+            repo_copy(&secs[0], FORCED),
+            "[teleport]\nbaseurl=https://u:p@m/x\nautorefresh=0\ngpgcheck=1\nrepo_gpgcheck=1\npkg_gpgcheck=1\n"
+        );
+    }
+
+    #[test]
+    fn every_call_gets_the_private_configuration_and_refresh_names_the_alias() {
+        let z = Zypper::new(System::host(), Options::default()).unwrap();
+        let src = Source {
+            file: PathBuf::from("/etc/zypp/repos.d/teleport.repo"),
+            description: "repo teleport".into(),
+            id: "teleport".into(),
+            keyrings: vec![],
+            uris: vec![],
+        };
+        let p = PkgName::parse("teleport-ent").unwrap();
+        let v = PkgVersion::parse("15.4.3").unwrap();
+        let private = z.private.path().display().to_string();
+        for cl in z.plan(&src, &p, &v) {
+            let conf = cl
+                .env
+                .iter()
+                .find(|(k, _)| k == "ZYPP_CONF")
+                .map(|(_, v)| v.clone());
+            assert_eq!(conf, Some(format!("{private}/zypp.conf")), "{cl}");
+            assert!(
+                cl.env.iter().any(|(k, v)| k == "HOME" && v == "/root"),
+                "{cl}"
+            );
+            assert!(!cl.args.iter().any(|a| a == "-B"), "{cl}");
+        }
+        let refresh = z.refresh_cmd(&src);
+        assert!(
+            refresh
+                .args
+                .ends_with(&["refresh".to_string(), "--force".into(), "teleport".into()]),
+            "{refresh}"
+        );
+        assert!(
+            refresh.args.contains(&format!("{private}/repos.d")),
+            "{refresh}"
+        );
+        let install = z.install_cmd(&src, &p, "15.4.3");
+        assert!(
+            install.args.windows(2).any(|w| w == ["--repo", "teleport"]),
+            "{install}"
+        );
     }
 
     #[test]
