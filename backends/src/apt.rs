@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use crate::apt_trust;
 use crate::channel::Format;
 use crate::cmd::{CommandLine, Finished, Runner};
-use crate::redact::redact;
 use crate::integrity::{self, FileProblem};
+use crate::redact::redact;
 use crate::sources::{self, AptEntry};
 use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
 use crate::{Backend, BackendKind, Error, Options, Result};
@@ -994,7 +994,10 @@ impl Apt {
         };
         for key in apt_trust::WARNED_WHEN_TRUE {
             if apt_trust::find_b(&dump, key, false) {
-                warn(key, "trusts unsigned sources; the updater turns it off for its own calls");
+                warn(
+                    key,
+                    "trusts unsigned sources; the updater turns it off for its own calls",
+                );
             }
         }
         for key in apt_trust::WARNED_WHEN_FALSE {
@@ -1006,11 +1009,17 @@ impl Apt {
             let items = apt_trust::children(&dump, key);
             let own = apt_trust::lookup(&dump, key).filter(|v| !v.is_empty());
             let changed = match *key {
-                "Dir::Bin::Methods" => own.is_some_and(|v| v.trim_end_matches('/') != apt_trust::METHODS_DIR) || !items.is_empty(),
+                "Dir::Bin::Methods" => {
+                    own.is_some_and(|v| v.trim_end_matches('/') != apt_trust::METHODS_DIR)
+                        || !items.is_empty()
+                }
                 _ => own.is_some() || !items.is_empty(),
             };
             if changed {
-                warn(key, "can weaken signature checks; the updater clears it for its own calls");
+                warn(
+                    key,
+                    "can weaken signature checks; the updater clears it for its own calls",
+                );
             }
         }
         Ok((refusals, warnings))

@@ -90,7 +90,8 @@ pub const WEAKENING_SOURCE_OPTIONS: &[&str] = &[
 ];
 
 /// Source options carried into the updater's own single-source list.
-pub const SAFE_SOURCE_OPTIONS: &[&str] = &["signed-by", "arch", "lang", "target", "pdiffs", "by-hash"];
+pub const SAFE_SOURCE_OPTIONS: &[&str] =
+    &["signed-by", "arch", "lang", "target", "pdiffs", "by-hash"];
 
 /// apt's `StringToBool` (apt-pkg/contrib/strutl.cc): the whole text read by
 /// `strtol` base 0 as 0 or 1; else, case-insensitively, no / false /
@@ -140,7 +141,9 @@ fn strtol_whole(text: &str) -> Option<i128> {
     }
     let mut n: i128 = 0;
     for c in digits.chars() {
-        n = n.saturating_mul(radix as i128).saturating_add(c.to_digit(radix)? as i128);
+        n = n
+            .saturating_mul(radix as i128)
+            .saturating_add(c.to_digit(radix)? as i128);
     }
     Some(if neg { -n } else { n })
 }
@@ -205,9 +208,13 @@ fn parts_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             !n.is_empty()
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
                 && !n.ends_with(".disabled")
                 && !n.ends_with(".bak")
                 && !n.ends_with('~')
@@ -297,10 +304,15 @@ mod tests {
 
     #[test]
     fn booleans_as_apt_reads_them() {
-        for t in ["1", "yes", "YES", "true", "True", "with", "on", "ON", "enable", "0x1", "01", "+1", " 1"] {
+        for t in [
+            "1", "yes", "YES", "true", "True", "with", "on", "ON", "enable", "0x1", "01", "+1",
+            " 1",
+        ] {
             assert_eq!(apt_bool(t), Some(true), "{t:?}");
         }
-        for t in ["0", "no", "false", "without", "off", "Disable", "00", "-0", "0x0", ""] {
+        for t in [
+            "0", "no", "false", "without", "off", "Disable", "00", "-0", "0x0", "",
+        ] {
             assert_eq!(apt_bool(t), Some(false), "{t:?}");
         }
         for t in ["2", "-1", "maybe", "1 ", "y", "t", "0x", "ja", "truee"] {
@@ -323,14 +335,33 @@ mod tests {
     fn includes_are_followed_and_the_last_mention_wins() {
         let dir = tempfile::tempdir().unwrap();
         let outside = dir.path().join("outside.conf");
-        std::fs::write(&outside, "Acquire {\n  AllowInsecureRepositories \"enable\";\n};\n").unwrap();
+        std::fs::write(
+            &outside,
+            "Acquire {\n  AllowInsecureRepositories \"enable\";\n};\n",
+        )
+        .unwrap();
         let parts = dir.path().join("apt.conf.d");
         std::fs::create_dir_all(&parts).unwrap();
-        std::fs::write(parts.join("10a"), "// AllowInsecureRepositories in a comment\n").unwrap();
-        std::fs::write(parts.join("20b"), format!("#include \"{}\";\n", outside.display())).unwrap();
-        std::fs::write(parts.join("30c.disabled"), "Acquire::AllowInsecureRepositories \"1\";\n").unwrap();
+        std::fs::write(
+            parts.join("10a"),
+            "// AllowInsecureRepositories in a comment\n",
+        )
+        .unwrap();
+        std::fs::write(
+            parts.join("20b"),
+            format!("#include \"{}\";\n", outside.display()),
+        )
+        .unwrap();
+        std::fs::write(
+            parts.join("30c.disabled"),
+            "Acquire::AllowInsecureRepositories \"1\";\n",
+        )
+        .unwrap();
         let files = config_files(None, &parts, &dir.path().join("apt.conf"));
-        assert_eq!(files, vec![parts.join("10a"), parts.join("20b"), outside.clone()]);
+        assert_eq!(
+            files,
+            vec![parts.join("10a"), parts.join("20b"), outside.clone()]
+        );
         assert_eq!(
             locate(&files, "Acquire::AllowInsecureRepositories"),
             Some((outside, 2))

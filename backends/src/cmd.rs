@@ -393,7 +393,11 @@ mod tests {
         let r = Runner::default();
         let cl = CommandLine::new("env").env("DEBIAN_FRONTEND", "noninteractive");
         let out = r.run_ok(&cl).unwrap().stdout;
-        let names: Vec<&str> = out.lines().filter_map(|l| l.split_once('=')).map(|x| x.0).collect();
+        let names: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|x| x.0)
+            .collect();
         for n in &names {
             assert!(
                 ["PATH", "HOME", "LC_ALL", "LANG", "DEBIAN_FRONTEND"].contains(n)
@@ -414,13 +418,23 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         // A relative or empty entry makes the override ignored.
-        for bad in [format!(":{}", dir.path().display()), "bin:/usr/bin".to_string(), String::new()] {
-            let r = Runner { timeout: Duration::from_secs(5), path: Some(bad.clone().into()) };
+        for bad in [
+            format!(":{}", dir.path().display()),
+            "bin:/usr/bin".to_string(),
+            String::new(),
+        ] {
+            let r = Runner {
+                timeout: Duration::from_secs(5),
+                path: Some(bad.clone().into()),
+            };
             assert_eq!(r.search_path(), OsString::from(SAFE_PATH), "{bad:?}");
         }
         let r = Runner::default();
         let found = r.find("sh").unwrap();
-        assert!(SAFE_PATH.split(':').any(|d| found.starts_with(d)), "{found:?}");
+        assert!(
+            SAFE_PATH.split(':').any(|d| found.starts_with(d)),
+            "{found:?}"
+        );
         assert_eq!(r.find("./sh"), None);
         assert_eq!(r.find("bin/sh"), None);
         assert_ne!(r.find("apt-get"), Some(fake));
@@ -429,7 +443,10 @@ mod tests {
     #[test]
     fn displayed_commands_and_tails_hide_credentials() {
         let cl = CommandLine::new("dnf").arg("--setopt=t.baseurl=https://u:tok@mirror/rpm");
-        assert_eq!(cl.to_string(), "dnf --setopt=t.baseurl=https://***@mirror/rpm");
+        assert_eq!(
+            cl.to_string(),
+            "dnf --setopt=t.baseurl=https://***@mirror/rpm"
+        );
         let fin = Finished {
             code: Some(1),
             stdout: String::new(),

@@ -19,8 +19,10 @@ pub fn redact(text: &str) -> String {
         // separates user information from the host.
         let end = tail
             .find(|c: char| {
-                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '[' | ']' | ',' | ';')
-                    || c.is_whitespace()
+                matches!(
+                    c,
+                    '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '[' | ']' | ',' | ';'
+                ) || c.is_whitespace()
             })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
