@@ -475,7 +475,7 @@ fn dry_run_shows_the_decision_and_commands_and_changes_nothing() {
         "trusted=yes",
         "allow-insecure",
         "allow-weak",
-        "force-yes",
+        "--force-yes",
     ] {
         assert!(
             !out.to_lowercase().contains(&weak.to_lowercase()),
@@ -494,6 +494,7 @@ fn dry_run_shows_the_decision_and_commands_and_changes_nothing() {
             "AllowInsecureRepositories",
             "AllowDowngradeToInsecure",
             "AllowWeak",
+            "Force-Yes",
         ] {
             for w in line.split_whitespace().filter(|w| w.contains(key)) {
                 assert!(w.ends_with("=false"), "{w} in {line}");

@@ -698,7 +698,7 @@ fn expect_apt_refusal(
     label: &str,
     before_any_fetch: bool,
 ) {
-    let db = World::Apt_db(w);
+    let db = dpkg_db(w);
     let requests = w.repo_server.requests().len();
     let mut c = w.cmd(&["run"]);
     for (k, v) in env {
@@ -720,7 +720,7 @@ fn expect_apt_refusal(
         Some("15.4.2"),
         "{label}: the agent moved"
     );
-    assert_eq!(World::Apt_db(w), db, "{label}: the dpkg status changed");
+    assert_eq!(dpkg_db(w), db, "{label}: the dpkg status changed");
     assert!(!w.held(), "{label}: a hold appeared");
     if before_any_fetch {
         assert_eq!(
@@ -732,54 +732,77 @@ fn expect_apt_refusal(
     assert_eq!(w.state()["last_run"]["result"], "refused", "{label}");
 }
 
-#[allow(non_snake_case)]
-impl World {
-    /// dpkg's view of every package (version, selection, status).
-    fn Apt_db(w: &common::World) -> String {
-        let out = std::process::Command::new("dpkg-query")
-            .arg(format!("--admindir={}", w.root.admindir().display()))
-            .args(["-W", "-f", "${Package} ${Version} ${Status}\\n"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+/// dpkg's view of every package (version, selection, status).
+fn dpkg_db(w: &common::World) -> String {
+    let out = std::process::Command::new("dpkg-query")
+        .arg(format!("--admindir={}", w.root.admindir().display()))
+        .args(["-W", "-f", "${Package} ${Version} ${Status}\\n"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The audit sees each weakening as apt reads it and refuses, naming it.
-#[test]
-fn apt_weakenings_in_apt_syntax_are_refused() {
-    for row in apt_weakenings() {
-        let w = common::World::new("15.4.2", "15.4.3");
-        w.schedule_in_window();
-        w.repo.sign_with(None);
-        let env = (row.apply)(&w);
-        prove_plain_apt_installs_unsigned(&w, &env, row.label);
-        expect_apt_refusal(
-            &w,
-            &env,
-            &(row.needles)(&w),
-            row.label,
-            row.before_any_fetch,
-        );
-    }
+/// The audit sees weakening `i` as apt reads it and refuses, naming it.
+fn audit_refuses(i: usize) {
+    let row = &apt_weakenings()[i];
+    let w = common::World::new("15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.repo.sign_with(None);
+    let env = (row.apply)(&w);
+    prove_plain_apt_installs_unsigned(&w, &env, row.label);
+    expect_apt_refusal(
+        &w,
+        &env,
+        &(row.needles)(&w),
+        row.label,
+        row.before_any_fetch,
+    );
 }
 
 /// With the audit switched off (the debug-build-only
 /// `TELEPORT_UPGRADE_TEST_SKIP_APT_CONFIG_AUDIT=1`), the options the
-/// updater forces on apt's command line alone stop the unsigned install:
-/// apt itself refuses the repository.
+/// updater forces on apt's command line (and the source options it does
+/// not carry) alone stop the unsigned install of weakening `i`: apt itself
+/// refuses the repository.
+fn enforcement_refuses(i: usize) {
+    let row = &apt_weakenings()[i];
+    let w = common::World::new("15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.repo.sign_with(None);
+    let mut env = (row.apply)(&w);
+    prove_plain_apt_installs_unsigned(&w, &env, row.label);
+    env.push((backends::apt::SKIP_CONFIG_AUDIT_ENV.into(), "1".into()));
+    let needles = vec!["is not signed".to_string()];
+    expect_apt_refusal(&w, &env, &needles, row.label, false);
+}
+
+/// `<name>::audit` and `<name>::enforcement` for row `i` of
+/// [`apt_weakenings`].
+macro_rules! apt_weakening {
+    ($name:ident, $i:expr) => {
+        mod $name {
+            #[test]
+            fn audit() {
+                super::audit_refuses($i)
+            }
+            #[test]
+            fn enforcement() {
+                super::enforcement_refuses($i)
+            }
+        }
+    };
+}
+
+apt_weakening!(apt_on_spelling, 0);
+apt_weakening!(apt_enable_spelling, 1);
+apt_weakening!(apt_block_syntax, 2);
+apt_weakening!(apt_include_from_outside_apt_conf_d, 3);
+apt_weakening!(apt_trusted_on_source, 4);
+apt_weakening!(apt_callers_apt_config, 5);
+
 #[test]
-fn apt_enforcement_alone_stops_the_unsigned_install() {
-    for row in apt_weakenings() {
-        let w = common::World::new("15.4.2", "15.4.3");
-        w.schedule_in_window();
-        w.repo.sign_with(None);
-        let mut env = (row.apply)(&w);
-        prove_plain_apt_installs_unsigned(&w, &env, row.label);
-        env.push((backends::apt::SKIP_CONFIG_AUDIT_ENV.into(), "1".into()));
-        let needles = vec!["is not signed".to_string()];
-        expect_apt_refusal(&w, &env, &needles, row.label, false);
-    }
+fn every_apt_weakening_has_its_rows() {
+    assert_eq!(apt_weakenings().len(), 6);
 }
 
 /// A writable directory first on the caller's PATH, holding a fake

@@ -1075,6 +1075,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_successful_command_that_let_something_unverified_through_fails() {
+        let fin = |out: &str| Finished {
+            code: Some(0),
+            stdout: out.into(),
+            stderr: String::new(),
+            elapsed: std::time::Duration::ZERO,
+        };
+        let cl = CommandLine::new("apt-get").arg("install");
+        for bad in [
+            "WARNING: The following packages cannot be authenticated!\n  teleport-ent\nAuthentication warning overridden.\n",
+            "W: The repository 'http://u:tok@h bookworm Release' is not signed.\n",
+            "W: Use --allow-insecure-repositories to force the update\n",
+        ] {
+            let e = check_verified_output(&cl, &fin(bad)).unwrap_err();
+            assert!(e.is_untrusted(), "{bad}");
+            assert!(!e.to_string().contains("tok"), "{e}");
+        }
+        let ok = "Reading package lists...\nThe following packages will be upgraded:\n  teleport-ent\nGet:1 http://127.0.0.1:1 bookworm/stable/v15 amd64 teleport-ent amd64 15.4.3 [1 kB]\nSetting up teleport-ent (15.4.3) ...\n";
+        check_verified_output(&cl, &fin(ok)).unwrap();
+    }
+
+    #[test]
     fn policy_origins() {
         let out = "teleport-ent:\n  Installed: 15.4.2\n  Candidate: 15.4.3\n  Version table:\n     15.4.3 500\n        500 http://127.0.0.1:8000/debian bookworm/stable/v15 amd64 Packages\n *** 15.4.2 100\n        100 /var/lib/dpkg/status\n";
         assert_eq!(
