@@ -772,7 +772,11 @@ fn enforcement_refuses(i: usize) {
     let mut env = (row.apply)(&w);
     prove_plain_apt_installs_unsigned(&w, &env, row.label);
     env.push((backends::apt::SKIP_CONFIG_AUDIT_ENV.into(), "1".into()));
-    let needles = vec!["is not signed".to_string()];
+    // apt itself refuses (not the updater's second look at apt's output).
+    let needles = vec![
+        "apt reported a signature or integrity failure".to_string(),
+        "is not signed".to_string(),
+    ];
     expect_apt_refusal(&w, &env, &needles, row.label, false);
 }
 
