@@ -410,6 +410,64 @@ mod tests {
         assert!(out.contains(&format!("HOME={}\n", root_home())));
     }
 
+    /// Run by [`a_callers_environment_never_reaches_a_child`] in a child
+    /// test process whose environment is hostile: prints what a command
+    /// started by the Runner sees.
+    #[test]
+    #[ignore]
+    fn probe_child_environment() {
+        let out = Runner::default().run_ok(&CommandLine::new("env")).unwrap();
+        println!("PROBE-BEGIN\n{}PROBE-END", out.stdout);
+    }
+
+    #[test]
+    fn a_callers_environment_never_reaches_a_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "cmd::tests::probe_child_environment",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("APT_CONFIG", "/evil/apt.conf")
+            .env("ZYPP_CONF", "/evil/zypp.conf")
+            .env("RPM_CONFIGDIR", "/evil")
+            .env("LD_PRELOAD", "")
+            .env("LD_LIBRARY_PATH", dir.path())
+            .env("HOME", dir.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .env("https_proxy", "http://proxy.example:3128")
+            .env("NO_PROXY", "localhost")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let seen = text
+            .split("PROBE-BEGIN\n")
+            .nth(1)
+            .and_then(|t| t.split("PROBE-END").next())
+            .unwrap_or_else(|| panic!("no probe output:\n{text}"));
+        for bad in [
+            "APT_CONFIG",
+            "ZYPP_CONF",
+            "RPM_CONFIGDIR",
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+        ] {
+            assert!(!seen.contains(bad), "{bad} reached the child:\n{seen}");
+        }
+        assert!(seen.contains(&format!("PATH={SAFE_PATH}\n")), "{seen}");
+        assert!(seen.contains(&format!("HOME={}\n", root_home())), "{seen}");
+        assert!(!seen.contains(&dir.path().display().to_string()), "{seen}");
+        // Proxies are kept.
+        assert!(
+            seen.contains("https_proxy=http://proxy.example:3128\n"),
+            "{seen}"
+        );
+        assert!(seen.contains("NO_PROXY=localhost\n"), "{seen}");
+    }
+
     #[test]
     fn programs_are_found_on_the_safe_path_only() {
         let dir = tempfile::tempdir().unwrap();
