@@ -1022,3 +1022,30 @@ fn credentials_never_printed(kind: Kind) {
 }
 
 each_backend!(credentials_never_printed);
+
+/// With `http_proxy`/`https_proxy` set (kept for the package managers),
+/// the version server on loopback is still asked directly: the proxy is
+/// never asked, and the decision is taken.
+#[test]
+fn the_loopback_version_server_never_goes_through_a_proxy() {
+    let proxy = Counting::start();
+    let w = World::new(Kind::Apt, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let World::Apt(a) = &w else { unreachable!() };
+    let p = format!("http://127.0.0.1:{}", proxy.port);
+    let mut c = a.cmd(&["dry-run"]);
+    for k in [
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        c.env(k, &p);
+    }
+    c.env_remove("no_proxy").env_remove("NO_PROXY");
+    let r = common::Run(c.output().unwrap());
+    r.expect(0);
+    assert!(r.stdout().contains("target:    15.4.3"), "{}", r.stdout());
+    assert_eq!(proxy.asked(), 0, "the proxy was asked");
+}

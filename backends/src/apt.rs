@@ -1075,6 +1075,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn private_files_are_private_and_carry_only_safe_source_options() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/apt/sources.list.d")).unwrap();
+        let list = root.path().join("etc/apt/sources.list.d/teleport.list");
+        std::fs::write(
+            &list,
+            "deb [signed-by=/k.asc arch=amd64 trusted=yes allow-insecure=on allow-weak=1 allow-downgrade-to-insecure=yes check-valid-until=no lang=en] https://u:tok@mirror.example/debian bookworm stable/v15\n",
+        )
+        .unwrap();
+        let apt = Apt::new(System::rooted(root.path()).unwrap(), Options::default()).unwrap();
+        let (entries, _) = sources::parse_file(&list).unwrap();
+        let src = apt.source_from_entries(entries).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&apt.work), 0o700);
+        for f in [
+            Path::new(&src.id),
+            apt.clear_file.as_path(),
+            apt.apt_config.as_deref().unwrap(),
+        ] {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        let text = std::fs::read_to_string(&src.id).unwrap();
+        for bad in ["trusted", "allow-", "check-valid-until"] {
+            assert!(!text.contains(bad), "{bad} carried: {text}");
+        }
+        assert!(
+            text.contains("arch=amd64") && text.contains("lang=en") && text.contains("signed-by="),
+            "{text}"
+        );
+        assert!(!src.description.contains("tok"), "{}", src.description);
+    }
+
+    #[test]
     fn a_successful_command_that_let_something_unverified_through_fails() {
         let fin = |out: &str| Finished {
             code: Some(0),
