@@ -6,6 +6,12 @@
 //!   Teleport. Its entries are copied into a single-source list owned by the
 //!   updater, so that refresh and install see only that repository: the
 //!   package can come from nowhere else.
+//! * Every `apt-get`/`apt-cache` carries the enforcement of
+//!   [`crate::apt_trust`] (strict `-o` values, a `-c` file that clears
+//!   weakening lists), and the single-source list carries only safe source
+//!   options; the audit reads `apt-config dump` with apt's boolean rules. A
+//!   successful refresh or install whose output says something was
+//!   unauthenticated or insecure fails as a refusal.
 //! * `apt-get update --error-on=any`: a signature failure fails the run
 //!   instead of falling back to the previous lists. A component the
 //!   repository does not have (a channel that does not exist) is only a
