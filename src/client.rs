@@ -1,5 +1,8 @@
 //! The version server client: `GET <endpoint>/version` and `/critical`,
-//! TLS verified, bounded in time and size, redirects to http refused.
+//! TLS verified, bounded in time and size, redirects to http refused, and
+//! a redirect from a loopback endpoint to any other host refused (that host
+//! is never asked). A loopback endpoint is reached directly, never through
+//! a proxy from the environment.
 
 use std::path::Path;
 use std::time::Duration;
@@ -98,14 +101,26 @@ impl Client {
             .user_agent(concat!("teleport-upgrade/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 let from_https = attempt.previous().iter().any(|u| u.scheme() == "https");
+                let from_loopback = attempt.previous().first().is_some_and(url_is_loopback);
                 if from_https && attempt.url().scheme() != "https" {
                     attempt.error("refusing a redirect from https to a non-https URL")
+                } else if from_loopback && !url_is_loopback(attempt.url()) {
+                    let to = attempt.url().host_str().unwrap_or_default().to_string();
+                    attempt.error(format!(
+                        "refusing a redirect from the loopback version server to another host ({})",
+                        backends::redact(&to)
+                    ))
                 } else if attempt.previous().len() >= 3 {
                     attempt.error("too many redirects")
                 } else {
                     attempt.follow()
                 }
             }));
+        if endpoint.is_loopback() {
+            // http_proxy/https_proxy are kept for the package managers;
+            // the version server on loopback never goes through them.
+            b = b.no_proxy();
+        }
         if let Some(ca) = ca_file {
             let pem = crate::fsread::read_bounded(ca, crate::fsread::STATE_CAP)
                 .and_then(|b| b.ok_or(crate::fsread::ReadError::Io("it does not exist".into())))
@@ -258,10 +273,21 @@ impl Client {
     }
 }
 
+/// Whether `url`'s host is a loopback address or `localhost`.
+fn url_is_loopback(url: &reqwest::Url) -> bool {
+    let Some(h) = url.host_str() else {
+        return false;
+    };
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
 fn is_trust_failure(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();
     d.contains("certificate")
         || d.contains("non-https")
+        || d.contains("loopback version server to another host")
         || d.contains("unknownissuer")
         || d.contains("notvalidforname")
 }
@@ -290,6 +316,26 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for u in [
+            "http://127.0.0.1:1/x",
+            "http://localhost/",
+            "http://[::1]:8/",
+            "http://127.9.9.9/",
+        ] {
+            assert!(url_is_loopback(&reqwest::Url::parse(u).unwrap()), "{u}");
+        }
+        for u in [
+            "http://10.0.0.1/",
+            "http://example.com/",
+            "http://localhost.example.com/",
+            "http://[::2]/",
+        ] {
+            assert!(!url_is_loopback(&reqwest::Url::parse(u).unwrap()), "{u}");
+        }
+    }
 
     #[test]
     fn find_bodies() {

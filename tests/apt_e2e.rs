@@ -488,20 +488,38 @@ fn dry_run_shows_the_decision_and_commands_and_changes_nothing() {
     assert!(out.contains("update --error-on=any"), "{out}");
     assert!(out.contains("install -y --no-install-recommends --allow-downgrades --allow-change-held-packages teleport-ent=15.4.3"), "{out}");
     assert!(out.contains("--set-selections"), "{out}");
-    // The plan never weakens verification.
+    // The plan never weakens verification: every apt call forces the
+    // strict value of each switch, and nothing else names them.
     for weak in [
         "allow-unauthenticated",
-        "AllowUnauthenticated",
-        "AllowInsecureRepositories",
-        "AllowDowngradeToInsecure",
         "trusted=yes",
         "allow-insecure",
         "allow-weak",
+        "--force-yes",
     ] {
         assert!(
             !out.to_lowercase().contains(&weak.to_lowercase()),
             "the plan contains {weak}: {out}"
         );
+    }
+    for line in out.lines().filter(|l| l.contains("apt-get")) {
+        for (k, v) in backends::apt_trust::ENFORCED {
+            assert!(
+                line.contains(&format!(" -o {k}={v} ")),
+                "{k} not forced: {line}"
+            );
+        }
+        for key in [
+            "AllowUnauthenticated",
+            "AllowInsecureRepositories",
+            "AllowDowngradeToInsecure",
+            "AllowWeak",
+            "Force-Yes",
+        ] {
+            for w in line.split_whitespace().filter(|w| w.contains(key)) {
+                assert!(w.ends_with("=false"), "{w} in {line}");
+            }
+        }
     }
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     assert!(

@@ -6,6 +6,12 @@
 //!   Teleport. Its entries are copied into a single-source list owned by the
 //!   updater, so that refresh and install see only that repository: the
 //!   package can come from nowhere else.
+//! * Every `apt-get`/`apt-cache` carries the enforcement of
+//!   [`crate::apt_trust`] (strict `-o` values, a `-c` file that clears
+//!   weakening lists), and the single-source list carries only safe source
+//!   options; the audit reads `apt-config dump` with apt's boolean rules. A
+//!   successful refresh or install whose output says something was
+//!   unauthenticated or insecure fails as a refusal.
 //! * `apt-get update --error-on=any`: a signature failure fails the run
 //!   instead of falling back to the previous lists. A component the
 //!   repository does not have (a channel that does not exist) is only a
@@ -22,28 +28,24 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::apt_trust;
 use crate::channel::Format;
 use crate::cmd::{CommandLine, Finished, Runner};
 use crate::integrity::{self, FileProblem};
+use crate::redact::redact;
 use crate::sources::{self, AptEntry};
 use crate::types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
 use crate::{Backend, BackendKind, Error, Options, Result};
 
-/// apt settings that switch verification off when true.
-const WEAKENING_CONFIG: &[&str] = &[
-    "Acquire::AllowInsecureRepositories",
-    "Acquire::AllowDowngradeToInsecureRepositories",
-    "Acquire::AllowWeakRepositories",
-    "APT::Get::AllowUnauthenticated",
-];
+/// Test-only switch (debug builds only, ignored in release builds): skip
+/// the audit of apt's configuration and of the source's options, so that
+/// the refusal matrix can show the command-line enforcement alone stopping
+/// an unsigned install.
+pub const SKIP_CONFIG_AUDIT_ENV: &str = "TELEPORT_UPGRADE_TEST_SKIP_APT_CONFIG_AUDIT";
 
-/// Source options that switch verification off when set to yes.
-const WEAKENING_OPTIONS: &[&str] = &[
-    "trusted",
-    "allow-insecure",
-    "allow-weak",
-    "allow-downgrade-to-insecure",
-];
+fn config_audit_skipped() -> bool {
+    cfg!(debug_assertions) && std::env::var_os(SKIP_CONFIG_AUDIT_ENV).is_some_and(|v| v == "1")
+}
 
 /// Messages by which apt and gpgv say a signature or hash failed.
 const TRUST_FAILURES: &[&str] = &[
@@ -67,13 +69,20 @@ pub struct Apt {
     system: System,
     runner: Runner,
     opts: Options,
-    /// Where generated files live (single-source list, inline keys,
-    /// APT_CONFIG): a private temporary directory, removed on drop, so that
-    /// even a dry run leaves nothing behind. World-readable because apt's
-    /// download methods run as the `_apt` user and read the keyrings.
+    /// Where generated files live (single-source list, APT_CONFIG, the
+    /// `-c` file of the enforcement): a private temporary directory (0700,
+    /// files 0600: the list may hold credentials), removed on drop, so that
+    /// even a dry run leaves nothing behind.
     _work_dir: tempfile::TempDir,
     work: PathBuf,
+    /// Inline `signed-by` keys copied to files: public data that apt's
+    /// download methods read as the `_apt` user, so a separate 0755
+    /// directory with 0644 files.
+    _keys_dir: tempfile::TempDir,
+    keys: PathBuf,
     apt_config: Option<PathBuf>,
+    /// The `-c` file that clears weakening lists ([`apt_trust::CLEARED`]).
+    clear_file: PathBuf,
 }
 
 impl Apt {
@@ -86,19 +95,31 @@ impl Apt {
             .prefix("teleport-upgrade-apt.")
             .tempdir()
             .map_err(|e| Error::io("creating a temporary directory", e))?;
+        let keys_dir = tempfile::Builder::new()
+            .prefix("teleport-upgrade-keys.")
+            .tempdir()
+            .map_err(|e| Error::io("creating a temporary directory", e))?;
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(work_dir.path(), std::fs::Permissions::from_mode(0o755))
+            std::fs::set_permissions(work_dir.path(), std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io("setting permissions of the temporary directory", e))?;
+            std::fs::set_permissions(keys_dir.path(), std::fs::Permissions::from_mode(0o755))
                 .map_err(|e| Error::io("setting permissions of the temporary directory", e))?;
         }
         let work = work_dir.path().to_path_buf();
+        let keys = keys_dir.path().to_path_buf();
+        let clear_file = work.join("enforce.conf");
+        write_work_file(&clear_file, apt_trust::clear_file_text().as_bytes())?;
         let mut apt = Apt {
             system,
             runner,
             opts,
             _work_dir: work_dir,
             work,
+            _keys_dir: keys_dir,
+            keys,
             apt_config: None,
+            clear_file,
         };
         if let Some(root) = apt.system.root() {
             // apt-get aborts after an install when its log directory is
@@ -138,8 +159,35 @@ impl Apt {
         self.system.path("/etc/apt")
     }
 
-    /// A command with the environment every apt tool gets here.
+    /// A command with the environment every apt tool gets here, and the
+    /// enforcement of verification (see [`apt_trust`]).
     fn apt_tool(&self, program: &str) -> CommandLine {
+        let cl = self.apt_tool_unenforced(program);
+        cl.args(self.enforcement_args())
+    }
+
+    /// `-c <clear file>` and `-o <setting>=<strict value>` for every
+    /// setting that could switch verification off.
+    fn enforcement_args(&self) -> Vec<String> {
+        let mut v = vec!["-c".to_string(), self.clear_file.display().to_string()];
+        for (k, val) in apt_trust::ENFORCED {
+            v.push("-o".into());
+            v.push(format!("{k}={val}"));
+        }
+        if Path::new(apt_trust::METHODS_DIR).join("gpgv").is_file() {
+            v.push("-o".into());
+            v.push(format!("Dir::Bin::Methods={}", apt_trust::METHODS_DIR));
+        }
+        if Path::new(apt_trust::APT_KEY).is_file() {
+            v.push("-o".into());
+            v.push(format!("Dir::Bin::apt-key={}", apt_trust::APT_KEY));
+        }
+        v
+    }
+
+    /// The environment of every apt tool, without the enforcement: for
+    /// `apt-config dump`, which must show the host's own values.
+    fn apt_tool_unenforced(&self, program: &str) -> CommandLine {
         let mut cl = CommandLine::new(program)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .env("APT_LISTCHANGES_FRONTEND", "none")
@@ -548,21 +596,37 @@ impl Backend for Apt {
             .iter()
             .filter(|e| source.uris.contains(&e.uri))
             .collect();
+        let skip = config_audit_skipped();
+        if skip {
+            tracing::warn!("{SKIP_CONFIG_AUDIT_ENV}=1 (a test build): apt's configuration and source options are not audited");
+        }
         for e in &ours {
             let shown = PathBuf::from(self.system.display_path(&e.file));
-            for opt in WEAKENING_OPTIONS {
+            for opt in apt_trust::WEAKENING_SOURCE_OPTIONS {
                 if let Some(v) = e.option(opt) {
-                    if matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "1") {
+                    if !skip && apt_trust::apt_bool(v.trim()) == Some(true) {
                         refusals.push(TrustFinding {
                             file: shown.clone(),
                             line: Some(e.line),
                             setting: format!("{opt}={v}"),
-                            message: format!(
-                                "switches signature verification off for {}; remove it",
+                            message: redact(&format!(
+                                "switches signature verification off for {} (apt reads {v:?} as true); remove it",
                                 e.uri
-                            ),
+                            )),
                         });
                     }
+                }
+            }
+            for (k, v) in &e.options {
+                if !apt_trust::SAFE_SOURCE_OPTIONS.contains(&k.as_str())
+                    && !apt_trust::WEAKENING_SOURCE_OPTIONS.contains(&k.as_str())
+                {
+                    report.warnings.push(TrustFinding {
+                        file: shown.clone(),
+                        line: Some(e.line),
+                        setting: format!("{k}={v}"),
+                        message: "not carried into the updater's single-source list (only signed-by, arch, lang, target, pdiffs, by-hash are)".into(),
+                    });
                 }
             }
             let inline = e
@@ -574,11 +638,11 @@ impl Backend for Apt {
                     file: shown.clone(),
                     line: Some(e.line),
                     setting: "signed-by".into(),
-                    message: format!(
+                    message: redact(&format!(
                         "{} is not restricted to a keyring; add [signed-by=/usr/share/keyrings/teleport-archive-keyring.asc]{}",
                         e.uri,
                         if e.uri.starts_with("http://") { " (it is also plain http)" } else { "" }
-                    ),
+                    )),
                 });
             }
             for p in paths {
@@ -592,11 +656,16 @@ impl Backend for Apt {
                     });
                 }
             }
-            report
-                .checked
-                .push(format!("{} is restricted to its keyring", e.describe()));
+            report.checked.push(redact(&format!(
+                "{} is restricted to its keyring",
+                e.describe()
+            )));
         }
-        refusals.extend(self.weakening_config_findings());
+        if !skip {
+            let (r, w) = self.weakening_config_findings()?;
+            refusals.extend(r);
+            report.warnings.extend(w);
+        }
         crate::audit_verdict(
             report,
             refusals,
@@ -619,6 +688,7 @@ impl Backend for Apt {
     fn refresh(&self, source: &Source) -> Result<()> {
         let cl = self.refresh_cmd(source);
         let fin = self.run_classified(&cl, None)?;
+        check_verified_output(&cl, &fin)?;
         // A component the repository does not have (a channel that does not
         // exist, e.g. after a move to `stable/v17`) is only a warning, and
         // `--error-on=any` still exits 0: the source would then offer
@@ -644,7 +714,8 @@ impl Backend for Apt {
         let first = self.install_cmd(source, pkg, version.as_str());
         match self.run_classified(&first, Some((pkg, version.as_str(), source))) {
             Err(Error::VersionNotFound { .. }) => {}
-            other => return other.map(|_| ()),
+            Ok(fin) => return check_verified_output(&first, &fin),
+            Err(e) => return Err(e),
         }
         // Not offered as written: the source may carry it with a revision
         // (`15.4.3-1`) or an epoch.
@@ -659,8 +730,8 @@ impl Backend for Apt {
             })?;
         tracing::info!(version = %exact, "the source offers {version} as {exact}");
         let cl = self.install_cmd(source, pkg, &exact);
-        self.run_classified(&cl, Some((pkg, version.as_str(), source)))
-            .map(|_| ())
+        let fin = self.run_classified(&cl, Some((pkg, version.as_str(), source)))?;
+        check_verified_output(&cl, &fin)
     }
 
     fn hold(&self, _source: &Source, pkg: &PkgName) -> Result<()> {
@@ -785,7 +856,7 @@ impl Backend for Apt {
         let cl = self.reinstall_cmd(source, pkg, installed.version.as_str());
         let r = self
             .run_classified(&cl, Some((pkg, installed.version.as_str(), source)))
-            .map(|_| ());
+            .and_then(|fin| check_verified_output(&cl, &fin));
         // Put the hold back whatever the outcome; the reinstall's own error
         // comes first.
         let rehold = match (held, self.is_held(source, pkg)) {
@@ -824,11 +895,11 @@ impl Backend for Apt {
         if chosen.is_empty() {
             return Err(Error::SourceNotFound {
                 package: String::new(),
-                detail: format!(
+                detail: redact(&format!(
                     "{} no longer defines {}",
                     self.system.display_path(&source.file),
                     source.uris.join(", ")
-                ),
+                )),
             });
         }
         self.source_from_entries(chosen)
@@ -889,9 +960,14 @@ impl Apt {
         );
         for (i, e) in chosen.iter().enumerate() {
             let inline = e.option("signed-by").filter(|v| v.contains("BEGIN PGP"));
+            let mut e = e.clone();
+            e.options
+                .retain(|(k, _)| apt_trust::SAFE_SOURCE_OPTIONS.contains(&k.as_str()));
+            let e = &e;
             let line = if let Some(block) = inline {
-                let key = self.work.join(format!("inline-key-{i}.asc"));
-                write_work_file(&key, block.as_bytes())?;
+                let key = self.keys.join(format!("inline-key-{i}.asc"));
+                std::fs::write(&key, block.as_bytes())
+                    .map_err(|err| Error::io(format!("writing {}", key.display()), err))?;
                 keyrings.push(key.clone());
                 let mut e2 = e.clone();
                 e2.options.retain(|(k, _)| k != "signed-by");
@@ -911,7 +987,7 @@ impl Apt {
         write_work_file(&list, text.as_bytes())?;
         Ok(Source {
             file: file.clone(),
-            description: format!(
+            description: redact(&format!(
                 "{} ({})",
                 chosen
                     .iter()
@@ -919,7 +995,7 @@ impl Apt {
                     .collect::<Vec<_>>()
                     .join("; "),
                 self.system.display_path(&file)
-            ),
+            )),
             id: list.display().to_string(),
             keyrings,
             uris: chosen.iter().map(|e| e.uri.clone()).collect(),
@@ -928,68 +1004,202 @@ impl Apt {
 }
 
 impl Apt {
-    /// Settings in apt's configuration files that weaken verification.
-    fn weakening_config_findings(&self) -> Vec<TrustFinding> {
-        let mut out = Vec::new();
-        let etc = self.etc_apt();
-        let mut files = vec![etc.join("apt.conf")];
-        if let Ok(rd) = std::fs::read_dir(etc.join("apt.conf.d")) {
-            let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            v.sort();
-            files.extend(v);
+    /// Settings that weaken verification in the configuration apt really
+    /// reads (`apt-config dump`, under the same environment as the refresh,
+    /// without the enforcement), judged with apt's boolean rules. Returns
+    /// (refusals, warnings).
+    fn weakening_config_findings(&self) -> Result<(Vec<TrustFinding>, Vec<TrustFinding>)> {
+        let cl = self.apt_tool_unenforced("apt-config").arg("dump");
+        let fin = self.runner.run(&cl)?;
+        if !fin.success() {
+            // apt cannot read its own configuration: neither can we judge
+            // it, and the refresh would fail the same way.
+            return Err(Error::Untrusted {
+                reason: format!(
+                    "apt cannot read its configuration (`{cl}`, {}): {}",
+                    fin.status_text(),
+                    fin.tail(3)
+                ),
+            });
         }
-        for f in files {
-            let Ok(text) = std::fs::read_to_string(&f) else {
-                continue;
-            };
-            for (i, line) in text.lines().enumerate() {
-                let l = line.split("//").next().unwrap_or("").trim();
-                if l.starts_with('#') {
-                    continue;
-                }
-                let lower = l.to_ascii_lowercase();
-                for key in WEAKENING_CONFIG {
-                    let k = key.to_ascii_lowercase();
-                    let last = k.rsplit("::").next().unwrap_or(&k).to_string();
-                    if (lower.contains(&k) || lower.contains(&last))
-                        && (lower.contains("\"true\"")
-                            || lower.contains("\"yes\"")
-                            || lower.contains("\"1\"")
-                            || lower.contains(" true")
-                            || lower.contains(" yes"))
-                    {
-                        out.push(TrustFinding {
-                            file: PathBuf::from(self.system.display_path(&f)),
-                            line: Some(i + 1),
-                            setting: key.to_string(),
-                            message: "switches apt's signature verification off; remove this line"
-                                .into(),
-                        });
-                    }
-                }
+        let dump = apt_trust::parse_dump(&fin.stdout);
+        let files = apt_trust::config_files(
+            self.apt_config.as_deref(),
+            &self.etc_apt().join("apt.conf.d"),
+            &self.etc_apt().join("apt.conf"),
+        );
+        let shown = |p: &Path| -> PathBuf {
+            if self.apt_config.as_deref() == Some(p) {
+                PathBuf::from("the updater's APT_CONFIG")
+            } else {
+                PathBuf::from(self.system.display_path(p))
+            }
+        };
+        let at = |key: &str| -> (PathBuf, Option<usize>) {
+            match apt_trust::locate(&files, key) {
+                Some((f, l)) => (shown(&f), Some(l)),
+                None => (PathBuf::from("apt's configuration (apt-config dump)"), None),
+            }
+        };
+        let mut refusals = Vec::new();
+        let mut warnings = Vec::new();
+        for key in apt_trust::REFUSED_WHEN_TRUE {
+            if apt_trust::find_b(&dump, key, false) {
+                let (file, line) = at(key);
+                refusals.push(TrustFinding {
+                    file,
+                    line,
+                    setting: format!(
+                        "{key} \"{}\"",
+                        apt_trust::lookup(&dump, key).unwrap_or_default()
+                    ),
+                    message: "switches apt's signature verification off (apt reads this value as true); remove this line".into(),
+                });
             }
         }
-        out
+        let mut warn = |key: &str, message: &str| {
+            let (file, line) = at(key);
+            warnings.push(TrustFinding {
+                file,
+                line,
+                setting: format!(
+                    "{key} \"{}\"",
+                    apt_trust::lookup(&dump, key).unwrap_or_default()
+                ),
+                message: message.to_string(),
+            });
+        };
+        for key in apt_trust::WARNED_WHEN_TRUE {
+            if apt_trust::find_b(&dump, key, false) {
+                warn(
+                    key,
+                    "trusts unsigned sources; the updater turns it off for its own calls",
+                );
+            }
+        }
+        for key in apt_trust::WARNED_WHEN_FALSE {
+            if !apt_trust::find_b(&dump, key, true) {
+                warn(key, "turns off the replay protection of signed metadata; the updater turns it on for its own calls");
+            }
+        }
+        for key in apt_trust::CLEARED {
+            let items = apt_trust::children(&dump, key);
+            let own = apt_trust::lookup(&dump, key).filter(|v| !v.is_empty());
+            let changed = match *key {
+                "Dir::Bin::Methods" => {
+                    own.is_some_and(|v| v.trim_end_matches('/') != apt_trust::METHODS_DIR)
+                        || !items.is_empty()
+                }
+                _ => own.is_some() || !items.is_empty(),
+            };
+            if changed {
+                warn(
+                    key,
+                    "can weaken signature checks; the updater clears it for its own calls",
+                );
+            }
+        }
+        Ok((refusals, warnings))
     }
 }
 
-/// [`crate::write_atomic`] with this crate's error type.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::write_atomic(path, bytes)
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+/// `Err(Untrusted)` when a successful apt command's output says apt let
+/// something unverified through (it never should, with the enforcement).
+fn check_verified_output(cl: &CommandLine, fin: &Finished) -> Result<()> {
+    let text = fin.combined();
+    if let Some(line) = text.lines().find(|l| {
+        let l = l.to_ascii_lowercase();
+        apt_trust::UNVERIFIED_OUTPUT
+            .iter()
+            .any(|m| l.contains(&m.to_ascii_lowercase()))
+    }) {
+        return Err(Error::Untrusted {
+            reason: redact(&format!(
+                "`{cl}` reported something unverified: {}",
+                line.trim()
+            )),
+        });
+    }
+    Ok(())
 }
 
 /// Write a file of the backend's private work directory (the generated
 /// `APT_CONFIG`, source list and inline keys): a fresh directory no other
 /// process reads while this one writes, deleted at exit, so neither a
 /// rename nor an fsync is needed (they cost milliseconds on every run).
+/// The file is created 0600 (the single-source list may hold credentials).
 pub(crate) fn write_work_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_files_are_private_and_carry_only_safe_source_options() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/apt/sources.list.d")).unwrap();
+        let list = root.path().join("etc/apt/sources.list.d/teleport.list");
+        std::fs::write(
+            &list,
+            "deb [signed-by=/k.asc arch=amd64 trusted=yes allow-insecure=on allow-weak=1 allow-downgrade-to-insecure=yes check-valid-until=no lang=en] https://u:tok@mirror.example/debian bookworm stable/v15\n",
+        )
+        .unwrap();
+        let apt = Apt::new(System::rooted(root.path()).unwrap(), Options::default()).unwrap();
+        let (entries, _) = sources::parse_file(&list).unwrap();
+        let src = apt.source_from_entries(entries).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&apt.work), 0o700);
+        for f in [
+            Path::new(&src.id),
+            apt.clear_file.as_path(),
+            apt.apt_config.as_deref().unwrap(),
+        ] {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        let text = std::fs::read_to_string(&src.id).unwrap();
+        for bad in ["trusted", "allow-", "check-valid-until"] {
+            assert!(!text.contains(bad), "{bad} carried: {text}");
+        }
+        assert!(
+            text.contains("arch=amd64") && text.contains("lang=en") && text.contains("signed-by="),
+            "{text}"
+        );
+        assert!(!src.description.contains("tok"), "{}", src.description);
+    }
+
+    #[test]
+    fn a_successful_command_that_let_something_unverified_through_fails() {
+        let fin = |out: &str| Finished {
+            code: Some(0),
+            stdout: out.into(),
+            stderr: String::new(),
+            elapsed: std::time::Duration::ZERO,
+        };
+        let cl = CommandLine::new("apt-get").arg("install");
+        for bad in [
+            "WARNING: The following packages cannot be authenticated!\n  teleport-ent\nAuthentication warning overridden.\n",
+            "W: The repository 'http://u:tok@h bookworm Release' is not signed.\n",
+            "W: Use --allow-insecure-repositories to force the update\n",
+        ] {
+            let e = check_verified_output(&cl, &fin(bad)).unwrap_err();
+            assert!(e.is_untrusted(), "{bad}");
+            assert!(!e.to_string().contains("tok"), "{e}");
+        }
+        let ok = "Reading package lists...\nThe following packages will be upgraded:\n  teleport-ent\nGet:1 http://127.0.0.1:1 bookworm/stable/v15 amd64 teleport-ent amd64 15.4.3 [1 kB]\nSetting up teleport-ent (15.4.3) ...\n";
+        check_verified_output(&cl, &fin(ok)).unwrap();
+    }
 
     #[test]
     fn policy_origins() {

@@ -11,12 +11,14 @@
 //! ([`System::root`]): an image mounted somewhere, or a test fixture.
 
 pub mod apt;
+pub mod apt_trust;
 pub mod channel;
 pub mod cmd;
 pub mod detect;
 pub mod dnf;
 pub mod dpkg_status;
 pub mod integrity;
+pub mod redact;
 pub mod rpmdb;
 pub mod sources;
 mod types;
@@ -26,6 +28,7 @@ pub use channel::{Channel, ChannelMove};
 pub use cmd::{CommandLine, Runner};
 pub use detect::{detect, BackendKind, OsRelease};
 pub use integrity::{FileFault, FileProblem};
+pub use redact::redact;
 pub use types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
 
 use std::path::PathBuf;

@@ -439,12 +439,12 @@ pub fn source_from(system: &System, sec: &IniSection) -> crate::Source {
     let uris = sec.urls();
     crate::Source {
         file: sec.file.clone(),
-        description: format!(
+        description: crate::redact::redact(&format!(
             "repo {} ({}) in {}",
             sec.id,
             uris.first().map(String::as_str).unwrap_or("no baseurl"),
             system.display_path(&sec.file)
-        ),
+        )),
         id: sec.id.clone(),
         keyrings,
         uris,

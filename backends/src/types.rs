@@ -182,24 +182,24 @@ pub struct TrustFinding {
 }
 
 impl fmt::Display for TrustFinding {
+    /// Credentials in URLs are masked ([`crate::redact`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(
-                f,
+        let s = match self.line {
+            Some(l) => format!(
                 "{}:{}: {}: {}",
                 self.file.display(),
                 l,
                 self.setting,
                 self.message
             ),
-            None => write!(
-                f,
+            None => format!(
                 "{}: {}: {}",
                 self.file.display(),
                 self.setting,
                 self.message
             ),
-        }
+        };
+        f.write_str(&crate::redact::redact(&s))
     }
 }
 
