@@ -36,6 +36,10 @@ pub struct LastRun {
     /// Why the updated agent was judged unhealthy (then rolled back).
     pub failed_health: Option<String>,
     pub error: Option<String>,
+    /// What the run repaired (hold put back, interrupted transaction
+    /// finished, executables reinstalled), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repairs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -55,6 +59,8 @@ pub struct State {
     /// The target that failed its health check here and was rolled back;
     /// not retried until the target changes or the update is critical.
     pub failed_target: Option<FailedTarget>,
+    /// Repairs made (see [`LastRun::repairs`]).
+    pub repairs_total: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -174,6 +174,13 @@ impl Runner {
         for (k, v) in &cl.env {
             expr = expr.env(k, v);
         }
+        // Its own process group: a terminal's Ctrl-C (SIGINT to the
+        // foreground group) reaches the updater only, which lets a running
+        // dpkg/rpm transaction finish before it stops.
+        expr = expr.before_spawn(|c| {
+            std::os::unix::process::CommandExt::process_group(c, 0);
+            Ok(())
+        });
         let started = Instant::now();
         let handle = expr
             .start()

@@ -626,6 +626,14 @@ impl Backend for Dnf {
         Ok(None)
     }
 
+    fn unfinished_transaction(&self, pkg: &PkgName) -> Result<Option<String>> {
+        rpmdb::duplicate_instances(&self.system, &self.runner, pkg)
+    }
+
+    fn recover_package(&self, pkg: &PkgName) -> Result<Option<String>> {
+        rpmdb::erase_older_instances(&self.system, &self.runner, pkg)
+    }
+
     fn refresh(&self, source: &Source) -> Result<()> {
         let r = self.run_classified(&self.refresh_cmd(source), None);
         self.end_gpg_agents(&source.id);

@@ -150,6 +150,21 @@ pub trait Backend: Send + Sync {
     /// -a`). Returns a description of what was repaired, if anything.
     fn recover(&self) -> Result<Option<String>>;
 
+    /// An interrupted transaction of `pkg` that [`Backend::recover_package`]
+    /// would finish (dpkg half-configured or its journal unfinished; two
+    /// versions of `pkg` in the rpm database), without changing anything.
+    fn unfinished_transaction(&self, pkg: &PkgName) -> Result<Option<String>> {
+        let _ = pkg;
+        Ok(None)
+    }
+
+    /// Finish what [`Backend::unfinished_transaction`] reports (by default
+    /// [`Backend::recover`]). Returns what was repaired, if anything.
+    fn recover_package(&self, pkg: &PkgName) -> Result<Option<String>> {
+        let _ = pkg;
+        self.recover()
+    }
+
     /// Refresh the metadata of `source` only. A signature failure is an
     /// error, never a fallback to stale metadata.
     fn refresh(&self, source: &Source) -> Result<()>;
