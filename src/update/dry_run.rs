@@ -23,6 +23,8 @@ pub struct View<'a> {
     pub audit: Option<&'a Result<Audit, crate::error::AppError>>,
     /// `installer` is `nop`: the plan is shown, never executed.
     pub nop: bool,
+    /// The channel move the install may need, described.
+    pub channel: Option<String>,
 }
 
 /// The commands of the backend's update (or reinstall) sequence, split by
@@ -97,6 +99,9 @@ pub fn print_plan(v: &View, plan: &Plan, out: &mut dyn Write) {
             let _ = writeln!(out, "trust:     REFUSED: {e}");
         }
         None => {}
+    }
+    if let Some(c) = &v.channel {
+        let _ = writeln!(out, "channel:   {c}");
     }
     if v.nop {
         let _ = writeln!(out, "installer is nop: the plan is never executed");

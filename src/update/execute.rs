@@ -27,6 +27,9 @@ pub struct Ctx<'a> {
     pub before: AgentBefore,
     pub check: Option<Check>,
     pub journal_path: PathBuf,
+    /// The channel move this run made (its restore and keep need no
+    /// re-reading of the file, which the hold may have edited since).
+    pub moved: Option<backends::ChannelMove>,
 }
 
 /// What an executed plan achieved.
@@ -110,9 +113,13 @@ impl Ctx<'_> {
                         {
                             let m = channel_to.unwrap();
                             tracing::info!("{version} is not offered by the configured channel ({detail}); moving the channel to stable/v{m}");
-                            b.move_channel(&self.source, m).map_err(Self::backend_err)?;
+                            self.moved =
+                                b.move_channel(&self.source, m).map_err(Self::backend_err)?;
+                            failpoint::hit("after-channel-move")
+                                .map_err(|e| StepError::App(AppError::UpdateFailed(e)))?;
                             self.source =
                                 b.reload_source(&self.source).map_err(Self::backend_err)?;
+                            b.refresh(&self.source).map_err(Self::backend_err)?;
                             b.install_exact(&self.source, &self.pkg, &version)
                                 .map_err(Self::backend_err)?;
                         }
@@ -186,23 +193,34 @@ impl Ctx<'_> {
                     }
                 }
             }
-            Step::KeepChannel => match b
-                .interrupted_channel_move(&self.source)
-                .map_err(Self::backend_err)?
-            {
-                Some(backends::channel::Interrupted::Undo(m)) => {
+            Step::KeepChannel => {
+                if let Some(m) = self.moved.take() {
                     m.remove_backup().map_err(Self::backend_err)?;
                     tracing::info!(file = %m.file.display(), "kept the channel move ({})", m.describe());
+                    return Ok(());
                 }
-                Some(backends::channel::Interrupted::Edited { file, backup }) => {
-                    tracing::warn!(
-                        "{} was edited since the channel move; its backup {} is left",
-                        file.display(),
-                        backup.display()
-                    );
+                // Resumed: the backup on disk is this plan's move, which is
+                // kept (the hold may have edited the file since).
+                match b
+                    .interrupted_channel_move(&self.source)
+                    .map_err(Self::backend_err)?
+                {
+                    Some(backends::channel::Interrupted::Undo(m)) => {
+                        m.remove_backup().map_err(Self::backend_err)?;
+                        tracing::info!(file = %m.file.display(), "kept the channel move ({})", m.describe());
+                    }
+                    Some(backends::channel::Interrupted::Edited { file, backup }) => {
+                        std::fs::remove_file(&backup).map_err(|e| {
+                            StepError::App(AppError::UpdateFailed(format!(
+                                "cannot remove {}: {e}",
+                                backup.display()
+                            )))
+                        })?;
+                        tracing::info!(file = %file.display(), "kept the channel move (removed {})", backup.display());
+                    }
+                    None => {}
                 }
-                None => {}
-            },
+            }
         }
         Ok(())
     }
@@ -210,6 +228,14 @@ impl Ctx<'_> {
     fn undo(&mut self, u: &Undo, done: &mut Done) -> Result<(), String> {
         let b = self.backend;
         match u {
+            Undo::RestoreChannel if self.moved.is_some() => {
+                let m = self.moved.take().unwrap();
+                m.restore()
+                    .and_then(|()| m.remove_backup())
+                    .map_err(|e| e.to_string())?;
+                tracing::warn!("restored {} to {}", m.file.display(), m.from);
+                self.source = b.reload_source(&self.source).map_err(|e| e.to_string())?;
+            }
             Undo::RestoreChannel => match b
                 .interrupted_channel_move(&self.source)
                 .map_err(|e| e.to_string())?

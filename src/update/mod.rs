@@ -243,6 +243,7 @@ fn resume(
             None
         },
         journal_path: path,
+        moved: None,
     };
     rec.package = Some(j.package.clone());
     if let plan::Goal::Update { from, to } = &j.plan.goal {
@@ -415,12 +416,20 @@ fn update_inner(
     let source = source.map_err(AppError::from_backend)?;
     let source = finish_interrupted_move(backend.as_ref(), source, dry_run, out)?;
     let before = health::agent_before(&env.system, &env.runner);
+    let mut channel_line = None;
     let (plan, check) = match target {
         Some(t) => {
-            let channel_to = backend
+            let planned = backend
                 .plan_channel_move(&source, t.major())
-                .map_err(AppError::from_backend)?
-                .map(|_| t.major());
+                .map_err(AppError::from_backend)?;
+            channel_line = planned.as_ref().map(|m| {
+                format!(
+                    "when {} does not offer the target, would edit {m} (backup {})",
+                    m.from,
+                    env.system.display_path(&m.backup)
+                )
+            });
+            let channel_to = planned.map(|_| t.major());
             let check = health_check(env, &config, before);
             let facts = Facts {
                 restart: before.restart().is_some(),
@@ -471,6 +480,7 @@ fn update_inner(
                 check: check.as_ref(),
                 audit: audited.as_ref(),
                 nop: installer == Installer::Nop,
+                channel: channel_line,
             },
             &plan,
             out,
@@ -531,6 +541,7 @@ fn execute_plan(
         before,
         check,
         journal_path: journal::path(&env.system),
+        moved: None,
     };
     ctx.execute(j, done)?;
     let d = done;

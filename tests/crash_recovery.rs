@@ -1,0 +1,291 @@
+//! A run killed or stopped at any step boundary leaves a host that the next
+//! plain `run` converges: the agent at the target (or rolled back), fully
+//! installed, held, the channel file as it should be, the state consistent.
+//!
+//! Through the real binary on real apt/dpkg, dnf/rpm and zypper/rpm. The
+//! kills come from the binary's fail points
+//! (`TELEPORT_UPGRADE_FAILPOINT=<point>[:kill|:fail]`, honoured only in
+//! debug builds), from `SIGTERM` while dpkg runs a postinst, and from
+//! `kill -9` during the health wait.
+//!
+//! The run after a kill happens OUTSIDE the maintenance window: only the
+//! journal (finish the plan) or the converge (hold, finish the transaction)
+//! can bring the host to where it should be; a plain `wait` would not.
+
+mod common;
+#[macro_use]
+#[path = "common/multi.rs"]
+mod multi;
+#[path = "common/rpmworld.rs"]
+mod rpmworld;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use multi::{Kind, World};
+use testkit::http::Route;
+
+const PKG: &str = common::PKG;
+
+fn root(w: &World) -> PathBuf {
+    match w {
+        World::Apt(a) => a.root.path().to_path_buf(),
+        World::Rpm(r) => r.root.path().to_path_buf(),
+    }
+}
+
+fn cmd(w: &World, args: &[&str], failpoint: Option<&str>) -> Command {
+    let mut c = Command::new(common::BIN);
+    c.arg("--root").arg(root(w)).args(args);
+    c.env_remove("TELEPORT_UPGRADE_CONFIG");
+    c.env_remove("TELEPORT_UPGRADE_FAILPOINT");
+    c.env("LC_ALL", "C");
+    c.stdin(Stdio::null());
+    if let Some(p) = failpoint {
+        c.env("TELEPORT_UPGRADE_FAILPOINT", p);
+    }
+    c
+}
+
+/// Whether the agent is held, read from each package manager's own record:
+/// dpkg's selection, dnf's `exclude=` in the repository definition (the
+/// hold method in an alternate root), zypper's locks file.
+fn held(w: &World) -> bool {
+    match w {
+        World::Apt(a) => a.held(),
+        World::Rpm(r) if r.pm == rpmworld::Pm::Dnf => {
+            let text = std::fs::read_to_string(r.root.file(r.pm.repo_file())).unwrap();
+            text.lines()
+                .any(|l| l.trim_start().starts_with("exclude") && l.contains(PKG))
+        }
+        World::Rpm(r) => std::fs::read_to_string(r.root.file("/etc/zypp/locks"))
+            .unwrap_or_default()
+            .contains(PKG),
+    }
+}
+
+/// The package is fully installed: dpkg `ii`/`hi`; one instance in the
+/// rpm database.
+fn fully_installed(w: &World) -> bool {
+    match w {
+        World::Apt(a) => a
+            .root
+            .status_abbrev(PKG)
+            .is_some_and(|s| s.starts_with("ii") || s.starts_with("hi")),
+        World::Rpm(r) => {
+            let out = r.root.rpm(&["-q", PKG]);
+            String::from_utf8_lossy(&out.stdout).lines().count() == 1
+        }
+    }
+}
+
+fn journal(w: &World) -> PathBuf {
+    w.file("/var/lib/teleport-upgrade/plan.json")
+}
+
+/// Assert the host converged to `version`: installed, fully, held, no
+/// journal left, the last run ok.
+#[track_caller]
+fn assert_converged(w: &World, version: &str, what: &str) {
+    let k = w.kind();
+    assert_eq!(
+        w.installed().as_deref(),
+        Some(version),
+        "{k:?} {what}: version"
+    );
+    assert!(fully_installed(w), "{k:?} {what}: fully installed");
+    assert!(held(w), "{k:?} {what}: held");
+    assert!(!journal(w).exists(), "{k:?} {what}: journal closed");
+    let st = w.state();
+    assert_eq!(st["last_run"]["result"], "ok", "{k:?} {what}: {st:#}");
+}
+
+/// The fail points of an update without a health check, in plan order.
+const POINTS: &[&str] = &[
+    "before-finish-transaction",
+    "after-finish-transaction",
+    "before-refresh",
+    "after-refresh",
+    "before-install",
+    "after-install",
+    "before-hold",
+    "after-hold",
+];
+
+/// Kill the update 15.4.2 -> 15.4.3 at every step boundary; the next plain
+/// run, outside the window, finishes it.
+fn kill_at_every_boundary_then_converge(kind: Kind) {
+    let started = Instant::now();
+    let mut table = Vec::new();
+    for point in POINTS {
+        let w = World::new(kind, "15.4.2", "15.4.3");
+        w.schedule_in_window();
+        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{kind:?} {point}: killed\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            journal(&w).exists(),
+            "{kind:?} {point}: the journal is left"
+        );
+        let after_kill = (w.installed(), held(&w));
+        // status and dry-run say what the next run will do.
+        let s = w.run(&["status", "--json"]);
+        let s: serde_json::Value = serde_json::from_str(&s.stdout()).unwrap();
+        assert!(
+            s["unfinished_plan"]
+                .as_str()
+                .unwrap_or("")
+                .contains("15.4.3"),
+            "{kind:?} {point}: status shows the plan: {s:#}"
+        );
+        let dry = w.run(&["dry-run"]);
+        assert!(
+            dry.stdout().contains("would finish it first"),
+            "{kind:?} {point}: dry-run says it: {}",
+            dry.stdout()
+        );
+        w.schedule_outside_window();
+        let r = w.run(&["run"]);
+        r.expect(0)
+            .logs_contain("an earlier run left a plan unfinished");
+        assert_converged(&w, "15.4.3", point);
+        table.push(format!(
+            "{kind:?} {point:<26} killed: {:?} held={} -> finished: 15.4.3 held",
+            after_kill.0, after_kill.1
+        ));
+    }
+    for row in table {
+        eprintln!("FAULT {row}");
+    }
+    eprintln!(
+        "FAULT {kind:?} took {:.1} s",
+        started.elapsed().as_secs_f32()
+    );
+}
+each_backend!(kill_at_every_boundary_then_converge);
+
+/// A fail point that fails a step (not a kill): the update fails cleanly
+/// (exit 4), nothing is left in the journal, and the next run converges.
+fn failed_step_undoes_and_closes_the_journal(kind: Kind) {
+    let w = World::new(kind, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let out = cmd(&w, &["run"], Some("before-hold:fail"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{kind:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!journal(&w).exists(), "{kind:?}: undone and closed");
+    w.schedule_outside_window();
+    w.run(&["run"]).expect(0);
+    assert_converged(&w, "15.4.3", "after a failed hold");
+}
+each_backend!(failed_step_undoes_and_closes_the_journal);
+
+fn with_readyz(w: &World, route: Route, timeout: &str) {
+    w.set_vs_route("/readyz", route);
+    w.config("diag-addr", &format!("127.0.0.1:{}", w.vs_port()));
+    w.config("health-timeout", timeout);
+}
+
+/// Start `run` and return it once its logs contain `needle`.
+fn spawn_until(
+    w: &World,
+    needle: &str,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd(w, &["run"], None)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                seen.push_str(&l);
+                seen.push('\n');
+                if l.contains(needle) {
+                    return (child, rx);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => panic!("the run ended before {needle:?}:\n{seen}"),
+        }
+        assert!(Instant::now() < deadline, "no {needle:?} in:\n{seen}");
+    }
+}
+
+/// `kill -9` during the post-update health wait: the next run verifies the
+/// new version (healthy now: kept) ...
+fn kill_during_health_wait_then_verified(kind: Kind) {
+    let w = World::new(kind, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    with_readyz(&w, Route::status(503, "not ready"), "60");
+    let (mut child, _rx) = spawn_until(&w, "waiting for the agent to be healthy");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(journal(&w).exists(), "{kind:?}: the verify step is pending");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    with_readyz(&w, Route::ok("ok"), "10");
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("an earlier run left a plan unfinished")
+        .logs_contain("the agent is healthy");
+    assert_converged(&w, "15.4.3", "verified after the kill");
+}
+each_backend!(kill_during_health_wait_then_verified);
+
+/// ... or, still unhealthy (15.4.4 ships the marker the readiness
+/// stand-in answers 503 for), rolls it back and records the failed target.
+fn kill_during_health_wait_then_rolled_back(kind: Kind) {
+    let w = World::new(kind, "15.4.2", common::BROKEN);
+    w.schedule_in_window();
+    let gate = || {
+        Route::gate(
+            &w.file(common::BROKEN_MARKER),
+            Route::status(503, "not ready"),
+            Route::ok("ok"),
+        )
+    };
+    with_readyz(&w, gate(), "60");
+    let (mut child, _rx) = spawn_until(&w, "waiting for the agent to be healthy");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(w.installed().as_deref(), Some(common::BROKEN));
+    with_readyz(&w, gate(), "2");
+    w.schedule_outside_window();
+    let r = w.run(&["run"]);
+    r.expect(6).logs_contain("rolling back to 15.4.2");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
+    assert!(held(&w) && fully_installed(&w), "{kind:?}");
+    assert!(!journal(&w).exists(), "{kind:?}");
+    let st = w.state();
+    assert_eq!(
+        st["failed_target"]["version"],
+        common::BROKEN,
+        "{kind:?} {st:#}"
+    );
+    // The next run does not retry it, and converges nothing more.
+    w.run(&["run"]).expect(0);
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
+}
+each_backend!(kill_during_health_wait_then_rolled_back);
