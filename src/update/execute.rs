@@ -30,6 +30,9 @@ pub struct Ctx<'a> {
     /// The channel move this run made (its restore and keep need no
     /// re-reading of the file, which the hold may have edited since).
     pub moved: Option<backends::ChannelMove>,
+    /// The plan is a repair (set by [`Ctx::execute`]): a hold it makes is
+    /// counted as one.
+    pub repairing: bool,
 }
 
 /// What an executed plan achieved.
@@ -93,7 +96,7 @@ impl Ctx<'_> {
         let b = self.backend;
         match step {
             Step::FinishTransaction => {
-                if let Some(what) = b.recover().map_err(Self::backend_err)? {
+                if let Some(what) = b.recover_package(&self.pkg).map_err(Self::backend_err)? {
                     let msg = format!("finished an interrupted package transaction ({what})");
                     tracing::warn!(package = %self.pkg, "repaired: {msg}");
                     done.repaired.push(msg);
@@ -167,6 +170,11 @@ impl Ctx<'_> {
                 {
                     b.hold(&self.source, &self.pkg).map_err(Self::backend_err)?;
                     tracing::info!(package = %self.pkg, "held the agent package");
+                    if self.repairing {
+                        tracing::warn!(package = %self.pkg, "repaired: the agent package was not held; held it");
+                        done.repaired
+                            .push("held the agent package (it was not held)".into());
+                    }
                 }
             }
             Step::Restart => {
@@ -284,6 +292,7 @@ impl Ctx<'_> {
     /// Execute `j`'s plan from its first step not done. The journal is
     /// written before the first step and after each one.
     pub fn execute(&mut self, mut j: Journal, done: &mut Done) -> Result<(), AppError> {
+        self.repairing = j.plan.goal == super::plan::Goal::Repair;
         if j.phase == Phase::Undoing {
             return self.undo_all(j, done);
         }

@@ -244,6 +244,7 @@ fn resume(
         },
         journal_path: path,
         moved: None,
+        repairing: false,
     };
     rec.package = Some(j.package.clone());
     if let plan::Goal::Update { from, to } = &j.plan.goal {
@@ -542,6 +543,7 @@ fn execute_plan(
         check,
         journal_path: journal::path(&env.system),
         moved: None,
+        repairing: false,
     };
     ctx.execute(j, done)?;
     let d = done;
