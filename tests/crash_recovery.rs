@@ -289,3 +289,108 @@ fn kill_during_health_wait_then_rolled_back(kind: Kind) {
     assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
 }
 each_backend!(kill_during_health_wait_then_rolled_back);
+
+/// A shell and `sleep`/`touch` inside an apt root, so a maintainer script
+/// can run (`dpkg --root` runs them chrooted into the root).
+fn give_root_a_shell(root: &std::path::Path) {
+    for (from, to) in [
+        ("/bin/dash", "bin/sh"),
+        ("/bin/sleep", "bin/sleep"),
+        ("/usr/bin/touch", "bin/touch"),
+    ] {
+        let to = root.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+        let out = Command::new("ldd").arg(from).output().unwrap();
+        for lib in String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            let dest = root.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            if !dest.exists() {
+                std::fs::copy(lib, &dest).unwrap();
+            }
+        }
+    }
+    std::fs::create_dir_all(root.join("var/tmp")).unwrap();
+}
+
+/// `SIGTERM` (what systemd sends on stop) while dpkg runs the target's
+/// postinst: dpkg is let finish (the postinst runs to its end), the hold
+/// is made, the run exits 8 with the health check left in the journal;
+/// the next plain run, outside the window, finishes it.
+#[test]
+fn sigterm_during_the_postinst_lets_dpkg_finish() {
+    let w = common::World::new("15.4.2", "15.4.3");
+    give_root_a_shell(w.root.path());
+    let mut spec = common::deb_spec("15.4.3");
+    spec.postinst =
+        Some("touch /var/tmp/postinst-started\nsleep 3\ntouch /var/tmp/postinst-done\n".into());
+    let debs_dir = w.dir.path().join("slow-debs");
+    std::fs::create_dir_all(&debs_dir).unwrap();
+    let slow = testkit::deb::build_deb(&spec, &debs_dir);
+    let repo = testkit::aptrepo::AptRepo::build(
+        &w.dir.path().join("slow-repo"),
+        "bookworm",
+        "stable/v15",
+        &[slow],
+        Some(&w.key),
+    );
+    let server = testkit::http::Server::start(repo.dir());
+    w.root.write(
+        "/etc/apt/sources.list.d/teleport.list",
+        format!(
+            "deb [signed-by={}] {}/ bookworm stable/v15\n",
+            common::KEYRING,
+            server.url()
+        )
+        .as_bytes(),
+    );
+    w.vs.set_route("/readyz", Route::ok("ok"));
+    w.config("diag-addr", &format!("127.0.0.1:{}", w.vs.port()));
+    w.config("health-timeout", "10");
+    w.schedule_in_window();
+
+    let mut child = w.spawn(&["run"]);
+    let started = w.root.file("/var/tmp/postinst-started");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the postinst never started: {:?}",
+            child.try_wait()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "exit 8 after SIGTERM\n{stderr}");
+    assert!(
+        w.root.file("/var/tmp/postinst-done").exists(),
+        "dpkg (and its postinst) ran to the end\n{stderr}"
+    );
+    let abbrev = w.root.status_abbrev(PKG).unwrap();
+    assert!(abbrev.starts_with("hi"), "installed and held: {abbrev:?}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    let journal = w.root.file("/var/lib/teleport-upgrade/plan.json");
+    assert!(
+        journal.exists(),
+        "the health check is left for the next run"
+    );
+    assert_eq!(w.state()["last_run"]["result"], "interrupted");
+
+    w.schedule_outside_window();
+    let r = w.run(&["run"]);
+    r.expect(0)
+        .logs_contain("an earlier run left a plan unfinished")
+        .logs_contain("the agent is healthy");
+    assert!(!journal.exists());
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    assert!(w.held());
+}

@@ -342,6 +342,12 @@ impl Ctx<'_> {
             }
         }
         self.close();
+        if let Some(sig) = signals::received() {
+            return Err(AppError::Interrupted(format!(
+                "{sig} received: the plan was finished first ({} steps)",
+                j.plan.steps.len()
+            )));
+        }
         Ok(())
     }
 
