@@ -303,3 +303,32 @@ fn busy_package_manager_is_not_repaired(kind: Kind) {
     let _ = root(&w);
 }
 each_backend!(busy_package_manager_is_not_repaired);
+
+/// The hold edits the repository definition (dnf `exclude=` in an
+/// alternate root): a symlinked definition stays a symlink (the file it
+/// names is edited, atomically) and keeps its mode.
+#[test]
+fn exclude_edit_keeps_symlink_and_mode_dnf() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = at_target(Kind::Dnf);
+    let World::Rpm(r) = &w else { unreachable!() };
+    let link = r.root.file(r.pm.repo_file());
+    let real = r.root.file("/etc/teleport-repos/teleport.repo");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    std::fs::rename(&link, &real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A relative link (an absolute one would name a host path in this
+    // alternate root, to every tool but the updater).
+    std::os::unix::fs::symlink("../teleport-repos/teleport.repo", &link).unwrap();
+    w.run(&["run"]).expect(0).logs_contain("repair");
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink(), "the link is kept");
+    let text = std::fs::read_to_string(&real).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("exclude") && l.contains(PKG)),
+        "the file it names holds the exclude:\n{text}"
+    );
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "mode kept");
+}

@@ -907,6 +907,7 @@ impl Apt {
 }
 
 /// [`crate::write_atomic`] with this crate's error type.
+#[allow(dead_code)]
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::write_atomic(path, bytes)
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::apt::{installed_as, write_atomic};
+use crate::apt::installed_as;
 use crate::channel::Format;
 use crate::cmd::{CommandLine, Finished, Runner};
 use crate::integrity::FileProblem;
@@ -448,7 +448,8 @@ impl Dnf {
             .map_err(|e| Error::io(format!("reading {}", source.file.display()), e))?;
         if let Some(new) = rpmdb::edit_exclude(&text, &source.id, pkg.as_str(), add) {
             tracing::info!(file = %source.file.display(), repo = %source.id, add, "editing exclude= of the repository");
-            write_atomic(&source.file, new.as_bytes())?;
+            crate::write_atomic_in_place(&source.file, self.system.root(), new.as_bytes())
+                .map_err(|e| Error::io(format!("writing {}", source.file.display()), e))?;
         }
         Ok(())
     }

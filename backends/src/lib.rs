@@ -399,6 +399,40 @@ pub fn write_atomic_like(
     Ok(())
 }
 
+/// The file `path` (a host path) names, following symbolic links as the
+/// target system sees them: an absolute link target is inside `root` (the
+/// alternate root, `None` for the host). At most 40 links.
+pub fn resolve_links(path: &std::path::Path, root: Option<&std::path::Path>) -> PathBuf {
+    let mut cur = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(t) = std::fs::read_link(&cur) else {
+            break;
+        };
+        cur = if t.is_absolute() {
+            match root {
+                Some(r) => r.join(t.strip_prefix("/").unwrap_or(&t)),
+                None => t,
+            }
+        } else {
+            cur.parent().unwrap_or(std::path::Path::new("/")).join(t)
+        };
+    }
+    cur
+}
+
+/// Rewrite an existing file in place, as an operator's editor would: a
+/// symbolic link is followed (the file it names is replaced, atomically,
+/// and the link stays), and the file keeps its mode and owner.
+pub fn write_atomic_in_place(
+    path: &std::path::Path,
+    root: Option<&std::path::Path>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let real = resolve_links(path, root);
+    let meta = std::fs::metadata(&real)?;
+    write_atomic_like(&real, bytes, &meta)
+}
+
 /// The end of every trust audit: refuse with all `refusals` (each naming
 /// file, line and setting), or accept with `passed` noted as checked.
 pub(crate) fn audit_verdict(

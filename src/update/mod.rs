@@ -310,7 +310,10 @@ fn update_inner(
             tracing::info!(source = %s.description, "found the repository that serves {}", installed.name);
             Ok(s)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            tracing::warn!(package = %installed.name, "cannot find the repository that serves the agent: {e}");
+            Err(e)
+        }
     };
     let package = observe::package_state(backend.as_ref(), &installed.name, source.as_ref().ok());
 
