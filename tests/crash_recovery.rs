@@ -227,9 +227,16 @@ fn spawn_until(
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => panic!("the run ended before {needle:?}:\n{seen}"),
+            Err(_) => {
+                let status = child.wait();
+                panic!("the run ended ({status:?}) before {needle:?}:\n{seen}")
+            }
         }
-        assert!(Instant::now() < deadline, "no {needle:?} in:\n{seen}");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no {needle:?} in:\n{seen}");
+        }
     }
 }
 
@@ -394,3 +401,84 @@ fn sigterm_during_the_postinst_lets_dpkg_finish() {
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
     assert!(w.held());
 }
+
+/// Killed while undoing (the rollback of an unhealthy 15.4.4 had begun):
+/// the next run applies the undos again and ends rolled back (exit 6),
+/// the failed target recorded.
+fn kill_during_the_rollback_then_rolled_back(kind: Kind) {
+    let w = World::new(kind, "15.4.2", common::BROKEN);
+    w.schedule_in_window();
+    let gate = Route::gate(
+        &w.file(common::BROKEN_MARKER),
+        Route::status(503, "not ready"),
+        Route::ok("ok"),
+    );
+    with_readyz(&w, gate, "2");
+    use std::os::unix::process::ExitStatusExt;
+    let out = cmd(&w, &["run"], Some("before-undo")).output().unwrap();
+    assert_eq!(out.status.signal(), Some(9), "{kind:?}: killed in the undo");
+    assert_eq!(w.installed().as_deref(), Some(common::BROKEN));
+    let dry = w.run(&["dry-run"]);
+    assert!(
+        dry.stdout().contains("would undo it first"),
+        "{kind:?}: {}",
+        dry.stdout()
+    );
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(6)
+        .logs_contain("an earlier run left a plan unfinished");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
+    assert!(held(&w) && fully_installed(&w) && !journal(&w).exists());
+    assert_eq!(w.state()["failed_target"]["version"], common::BROKEN);
+}
+each_backend!(kill_during_the_rollback_then_rolled_back);
+
+fn site() -> &'static testkit::channels::ChannelSite {
+    static S: std::sync::OnceLock<testkit::channels::ChannelSite> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("crash-site-{}", std::process::id()));
+        testkit::channels::ChannelSite::build(&dir)
+    })
+}
+
+/// A major update that moves the channel (stable/v15 -> stable/v16),
+/// killed right after the move, after the install, or before keeping the
+/// move: the next run, outside the window, finishes it: 16.0.0 installed
+/// and held, the definition on stable/v16, no backup left.
+fn kill_around_a_channel_move_then_converge(kind: Kind) {
+    for point in ["after-channel-move", "after-install", "before-keep-channel"] {
+        let w = World::new(kind, "15.4.3", "16.0.0");
+        w.point_at_channel_site(site());
+        w.schedule_in_window();
+        use std::os::unix::process::ExitStatusExt;
+        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{kind:?} {point}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        w.schedule_outside_window();
+        let r = w.run(&["run"]);
+        r.expect(0);
+        assert_converged(&w, "16.0.0", point);
+        let def = w.repo_definition();
+        assert!(
+            def.contains("stable/v16") && !def.contains("stable/v15"),
+            "{kind:?} {point}: {def}"
+        );
+        let backup = format!(
+            "{}.teleport-upgrade.bak",
+            w.repo_definition_path().display()
+        );
+        assert!(
+            !std::path::Path::new(&backup).exists(),
+            "{kind:?} {point}: backup removed\n{}",
+            r.stderr()
+        );
+        eprintln!("FAULT {kind:?} {point:<26} -> finished: 16.0.0 held, stable/v16, no backup");
+    }
+}
+each_backend!(kill_around_a_channel_move_then_converge);

@@ -273,10 +273,8 @@ impl Plan {
                 // Before the health check, a failure keeps the version the
                 // package manager installed (exit 4); a channel move is
                 // always put back.
-                if full || u == Undo::RestoreChannel {
-                    if !v.contains(&u) {
-                        v.push(u);
-                    }
+                if (full || u == Undo::RestoreChannel) && !v.contains(&u) {
+                    v.push(u);
                 }
             }
         }
