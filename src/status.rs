@@ -385,7 +385,7 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
                 "  last run:    {} `{}`: {} -> {} (exit {})",
                 rfc3339(l.time),
                 l.command,
-                l.decision.as_deref().unwrap_or("no decision"),
+                l.decision.as_ref().map_or("no decision", |d| d.as_str()),
                 l.result,
                 l.exit_code
             )?;

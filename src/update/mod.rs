@@ -77,10 +77,7 @@ pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write)
             e.exit()
         }
     };
-    rec.result = match &result {
-        Ok(()) => "ok".into(),
-        Err(e) => e.word().into(),
-    };
+    rec.result = exit.into();
     rec.exit_code = exit as u8;
     if done.installed_after.is_some() {
         rec.installed_after = done.installed_after.clone();
@@ -99,7 +96,7 @@ pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write)
 fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
     let path = state::path(&env.system);
     let mut st = state::load(&path);
-    let updated = rec.decision.as_deref() == Some("update") && rec.installed_after.is_some();
+    let updated = rec.decision == Some(state::Decided::Update) && rec.installed_after.is_some();
     if exit == Exit::Ok {
         st.last_success = Some(rec.time);
         if updated {
@@ -109,7 +106,7 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
     }
     st.repairs_total += done.repaired.len() as u64;
     if exit != Exit::Ok {
-        *st.failures.entry(rec.result.clone()).or_default() += 1;
+        *st.failures.entry(rec.result.to_string()).or_default() += 1;
     }
     match exit {
         Exit::Ok if updated => st.failed_target = None,
@@ -269,7 +266,7 @@ fn update_inner(
 
     // Resume, before anything else.
     resume(env, &config, dry_run, out, rec, done).inspect_err(|_| {
-        rec.decision = Some("resume".into());
+        rec.decision = Some(state::Decided::Resume);
     })?;
 
     // Observe: what decides a stand-down first (it looks at nothing else).
@@ -279,7 +276,7 @@ fn update_inner(
     let v2 = managed_by_v2(&env.system);
     if let Some(d) = stand_down(&schedule, v2.as_deref()) {
         tracing::info!(decision = d.word(), "{d}");
-        rec.decision = Some(d.word().into());
+        rec.decision = Some((&d).into());
         rec.detail = Some(d.to_string());
         if dry_run {
             let _ = writeln!(out, "decision: {d}");
@@ -378,12 +375,12 @@ fn update_inner(
     // Decide.
     let outcome = decide(&observed);
     let d = &outcome.decision;
-    rec.decision = Some(d.word().into());
+    rec.decision = Some(d.into());
     rec.detail = Some(d.to_string());
     tracing::info!(decision = d.word(), installed = %installed.version, target = %answer.target, "{d}");
     if let Some(dmg) = &outcome.repairs.damaged {
         tracing::warn!(package = %installed.name, "the installed package's executables do not verify: {dmg}; reinstalling {}", installed.version);
-        rec.decision = Some("repair".into());
+        rec.decision = Some(state::Decided::Repair);
         rec.detail = Some(format!("repair: {dmg}"));
     }
     for r in outcome.repairs.describe() {
