@@ -482,3 +482,37 @@ fn kill_around_a_channel_move_then_converge(kind: Kind) {
     }
 }
 each_backend!(kill_around_a_channel_move_then_converge);
+
+/// `SIGTERM` during the health wait (outside a package operation): the
+/// wait stops at once, nothing is undone, exit 8 with the check left in
+/// the journal; the next run checks again (healthy now) and keeps 15.4.3.
+fn sigterm_during_health_wait_then_verified(kind: Kind) {
+    let w = World::new(kind, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    with_readyz(&w, Route::status(503, "not ready"), "300");
+    let (child, _rx) = spawn_until(&w, "waiting for the agent to be healthy");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    // Exit 8, not 6: the wait stopped (waited out, the 503 would have
+    // been judged unhealthy and rolled back).
+    assert_eq!(out.status.code(), Some(8), "{kind:?}: exit 8");
+    assert!(journal(&w).exists(), "{kind:?}: the check is left to do");
+    assert_eq!(
+        w.installed().as_deref(),
+        Some("15.4.3"),
+        "{kind:?}: not undone"
+    );
+    assert!(held(&w), "{kind:?}: held before stopping");
+    assert_eq!(w.state()["last_run"]["result"], "interrupted");
+    with_readyz(&w, Route::ok("ok"), "10");
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("the agent is healthy");
+    assert_converged(&w, "15.4.3", "verified after SIGTERM");
+}
+each_backend!(sigterm_during_health_wait_then_verified);

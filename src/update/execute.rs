@@ -18,6 +18,9 @@ use super::journal::{self, Journal, Phase};
 use super::plan::{Step, Undo};
 use super::signals;
 
+/// The prefix of an undo's error that is a stop signal, not a failure.
+const INTERRUPTED: &str = "interrupted by ";
+
 /// Everything the steps act on.
 pub struct Ctx<'a> {
     pub env: &'a Env<'a>,
@@ -54,6 +57,9 @@ enum StepError {
     App(AppError),
     /// The new version did not become healthy (or did not restart).
     Unhealthy(String),
+    /// A stop signal arrived during the health wait: nothing is undone,
+    /// the step stays to do.
+    Interrupted(&'static str),
 }
 
 impl Ctx<'_> {
@@ -198,6 +204,7 @@ impl Ctx<'_> {
                             done.unverified = true;
                         }
                         Verdict::Unhealthy(why) => return Err(StepError::Unhealthy(why)),
+                        Verdict::Interrupted(sig) => return Err(StepError::Interrupted(sig)),
                     }
                 }
             }
@@ -280,8 +287,12 @@ impl Ctx<'_> {
             }
             Undo::VerifyRollback => {
                 if let Some(check) = &self.check {
-                    if let Verdict::Unhealthy(again) = check.wait(&self.env.runner) {
-                        return Err(format!("it is not healthy either ({again})"));
+                    match check.wait(&self.env.runner) {
+                        Verdict::Unhealthy(again) => {
+                            return Err(format!("it is not healthy either ({again})"))
+                        }
+                        Verdict::Interrupted(sig) => return Err(format!("{INTERRUPTED}{sig}")),
+                        Verdict::Healthy(_) | Verdict::Unverifiable => {}
                     }
                 }
             }
@@ -305,7 +316,7 @@ impl Ctx<'_> {
                 return Err(AppError::Interrupted(format!(
                     "{sig} received: stopped before {} ({}); the next run finishes the plan",
                     step.name(),
-                    j.describe(self.env.clock_system())
+                    j.describe(&self.env.system)
                 )));
             }
             let r = failpoint::hit(&format!("before-{}", step.name()))
@@ -321,10 +332,18 @@ impl Ctx<'_> {
                     failpoint::hit(&format!("after-{}", step.name()))
                         .map_err(AppError::UpdateFailed)?;
                 }
+                Err(StepError::Interrupted(sig)) => {
+                    return Err(AppError::Interrupted(format!(
+                        "{sig} received during {}: stopped; the next run does it again ({})",
+                        step.name(),
+                        j.describe(&self.env.system)
+                    )));
+                }
                 Err(e) => {
                     let why = match &e {
                         StepError::App(a) => a.to_string(),
                         StepError::Unhealthy(w) => w.clone(),
+                        StepError::Interrupted(s) => s.to_string(),
                     };
                     j.phase = Phase::Undoing;
                     j.failed = Some(i);
@@ -334,9 +353,9 @@ impl Ctx<'_> {
                     return match (e, undone) {
                         (StepError::App(a), Ok(_)) => Err(a),
                         (_, Err(u)) => Err(u),
-                        (StepError::Unhealthy(_), Ok(_)) => {
-                            unreachable!("a rollback ends in an error")
-                        }
+                        (_, Ok(())) => Err(AppError::RollbackFailed(
+                            "the rollback ended without a verdict".into(),
+                        )),
                     };
                 }
             }
@@ -374,6 +393,12 @@ impl Ctx<'_> {
         for u in &undos {
             failpoint::hit("before-undo").map_err(AppError::UpdateFailed)?;
             if let Err(e) = self.undo(u, done) {
+                if let Some(sig) = e.strip_prefix(INTERRUPTED) {
+                    // The journal stays: the next run undoes again.
+                    return Err(AppError::Interrupted(format!(
+                        "{sig} received while undoing ({u}): stopped; the next run finishes the undo"
+                    )));
+                }
                 self.close();
                 if rolls_back {
                     let msg = format!("{pkg} {new} did not become healthy ({why}); {u}: {e}");
@@ -392,12 +417,6 @@ impl Ctx<'_> {
             )));
         }
         Ok(())
-    }
-}
-
-impl Env<'_> {
-    fn clock_system(&self) -> &backends::System {
-        &self.system
     }
 }
 
