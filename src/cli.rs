@@ -85,11 +85,14 @@ const fn const_format_after() -> &'static str {
         "    3  refused: invalid answer from the version server, or a trust failure\n",
         "       (unsigned or wrongly signed repository, weakened verification)\n",
         "    4  the update was attempted and failed (the agent may be unchanged)\n",
-        "    5  another teleport-upgrade run holds the lock\n",
+        "    5  another teleport-upgrade run holds the lock, or the package manager\n",
+        "       stays busy (an earlier transaction still running) past lock-timeout\n",
         "    6  updated, but the agent did not become healthy: rolled back to the\n",
         "       previous version (not retried until the target changes)\n",
         "    7  the agent did not become healthy and the rollback failed too:\n",
         "       the host needs an operator\n",
+        "    8  stopped by SIGTERM/SIGINT/SIGHUP at a step boundary (a running\n",
+        "       package operation was let finish); the next run finishes the plan\n",
     )
 }
 

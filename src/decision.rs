@@ -34,9 +34,82 @@ pub struct Observed {
     pub marker_present: bool,
     /// The installed agent version.
     pub installed: PkgVersion,
-    /// The target already failed its health check on this host and was
+    /// The target that failed its health check on this host and was
     /// rolled back (recorded in the state file).
-    pub failed_before: bool,
+    pub failed_target: Option<String>,
+    /// Managed Updates v2's configuration file, when v2 manages the agent.
+    pub v2: Option<String>,
+    /// The agent package as the package manager has it.
+    pub package: PackageState,
+}
+
+/// The agent package's state besides its version: what a run converges
+/// whether or not an update is due.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageState {
+    /// Whether it is held (`None`: could not be read).
+    pub held: Option<bool>,
+    /// An interrupted package transaction (dpkg half-configured or its
+    /// journal unfinished; two versions of it in the rpm database).
+    pub interrupted: Option<String>,
+    /// Its executables do not verify: what is wrong.
+    pub damaged: Option<String>,
+}
+
+/// The repairs a run makes where no update is due.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Repairs {
+    /// Finish the interrupted transaction (what was found).
+    pub interrupted: Option<String>,
+    /// Hold the package.
+    pub unheld: bool,
+    /// Reinstall the installed version: what is damaged.
+    pub damaged: Option<String>,
+}
+
+impl Repairs {
+    pub fn is_empty(&self) -> bool {
+        self.interrupted.is_none() && !self.unheld && self.damaged.is_none()
+    }
+
+    /// One line per repair, for the log and the record.
+    pub fn describe(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(w) = &self.interrupted {
+            v.push(format!("finish the interrupted package transaction ({w})"));
+        }
+        if let Some(d) = &self.damaged {
+            v.push(format!("reinstall the installed version: {d}"));
+        }
+        if self.unheld {
+            v.push("hold the agent package (it is not held)".into());
+        }
+        v
+    }
+}
+
+/// Who told the run to stand down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", rename_all = "kebab-case")]
+pub enum StandDownBy {
+    /// The schedule file says `nop`.
+    Schedule,
+    /// Managed Updates v2 (`teleport-update`) manages the agent: its
+    /// configuration file.
+    V2 { file: String },
+}
+
+/// The stand-down, from what is known before anything else is looked at
+/// (the schedule and v2's configuration).
+pub fn stand_down(schedule: &Schedule, v2: Option<&str>) -> Option<Decision> {
+    if *schedule == Schedule::StandDown {
+        return Some(Decision::StandDown {
+            by: StandDownBy::Schedule,
+        });
+    }
+    v2.map(|f| Decision::StandDown {
+        by: StandDownBy::V2 { file: f.into() },
+    })
 }
 
 /// Why an update happens now.
@@ -74,8 +147,11 @@ pub enum WaitReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Decision {
-    /// The schedule says `nop`: another updater manages this host.
-    StandDown,
+    /// The schedule says `nop`, or v2 manages the agent: another updater
+    /// manages this host.
+    StandDown {
+        by: StandDownBy,
+    },
     /// The version server advertises no target.
     NoTarget,
     /// The installed version is the target.
@@ -95,19 +171,46 @@ pub struct Outcome {
     /// Whether `mark-unhealthy` must exist after this run (it is consumed
     /// on every run and written only by a first unhealthy sighting).
     pub marker_after: bool,
+    /// What the run repairs besides (only when no update is due: an update
+    /// installs, finishes and holds anyway).
+    pub repairs: Repairs,
 }
 
 /// Decide. Order: stand down on `nop`; nothing on `none`; nothing when the
 /// installed version is the target; update when forced, critical, strictly
 /// inside a window, or unhealthy on two consecutive runs; otherwise wait.
 /// A target below the installed version is an update too (fleet rollback).
+///
+/// Repairs: where no update is due (and the run does not stand down), an
+/// interrupted transaction is finished and an unheld package held, outside
+/// any window (they change no version); damaged executables are reinstalled
+/// when the installed version is the target.
 pub fn decide(o: &Observed) -> Outcome {
+    let mut out = decide_version(o);
+    let p = &o.package;
+    out.repairs = match &out.decision {
+        Decision::StandDown { .. } | Decision::Update { .. } => Repairs::default(),
+        d => Repairs {
+            interrupted: p.interrupted.clone(),
+            unheld: p.held == Some(false),
+            damaged: if *d == Decision::UpToDate {
+                p.damaged.clone()
+            } else {
+                None
+            },
+        },
+    };
+    out
+}
+
+fn decide_version(o: &Observed) -> Outcome {
     let done = |decision| Outcome {
         decision,
         marker_after: false,
+        repairs: Repairs::default(),
     };
-    if o.schedule == Schedule::StandDown {
-        return done(Decision::StandDown);
+    if let Some(d) = stand_down(&o.schedule, o.v2.as_deref()) {
+        return done(d);
     }
     let target = match &o.target {
         Target::NoTarget => return done(Decision::NoTarget),
@@ -123,7 +226,11 @@ pub fn decide(o: &Observed) -> Outcome {
     if o.critical {
         return update(UpdateReason::Critical);
     }
-    if o.failed_before {
+    let failed_before = o
+        .failed_target
+        .as_deref()
+        .is_some_and(|f| f == target.to_string());
+    if failed_before {
         return done(Decision::Wait {
             reason: WaitReason::FailedBefore,
         });
@@ -142,6 +249,7 @@ pub fn decide(o: &Observed) -> Outcome {
                 reason: WaitReason::FirstUnhealthy { why },
             },
             marker_after: true,
+            repairs: Repairs::default(),
         },
         None => done(Decision::Wait {
             reason: WaitReason::OutsideWindow {
@@ -159,7 +267,7 @@ impl Decision {
     /// A short machine word: stand-down, no-target, up-to-date, update, wait.
     pub fn word(&self) -> &'static str {
         match self {
-            Decision::StandDown => "stand-down",
+            Decision::StandDown { .. } => "stand-down",
             Decision::NoTarget => "no-target",
             Decision::UpToDate => "up-to-date",
             Decision::Update { .. } => "update",
@@ -171,7 +279,8 @@ impl Decision {
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Decision::StandDown => f.write_str("stand down: the schedule says nop (Managed Updates v2 manages this host)"),
+            Decision::StandDown { by: StandDownBy::Schedule } => f.write_str("stand down: the schedule says nop (Managed Updates v2 manages this host)"),
+            Decision::StandDown { by: StandDownBy::V2 { file } } => write!(f, "stand down: Managed Updates v2 (teleport-update) manages this host ({file} is present and enabled)"),
             Decision::NoTarget => f.write_str("nothing to do: the version server advertises no target (none)"),
             Decision::UpToDate => f.write_str("nothing to do: the installed version is the target"),
             Decision::Update { reason } => match reason {
@@ -255,7 +364,9 @@ mod tests {
             service_unhealthy: svc_bad.then(|| "teleport.service is failed".to_string()),
             marker_present: marker,
             installed: PkgVersion::parse("15.4.3").unwrap(),
-            failed_before: false,
+            failed_target: None,
+            v2: None,
+            package: PackageState::default(),
         }
     }
 
@@ -272,7 +383,7 @@ mod tests {
                         (Mode::Force, false, true),
                     ] {
                         let mut o = observed(mode, T::Newer, crit, s, svc, marker);
-                        o.failed_before = true;
+                        o.failed_target = Some("16.0.0".into());
                         let out = decide(&o);
                         assert_eq!(
                             out.decision.is_update(),
@@ -626,7 +737,12 @@ mod tests {
                                 let out = decide(&o);
                                 let upd = out.decision.is_update();
                                 if matches!(s, S::Nop) {
-                                    assert_eq!(out.decision, Decision::StandDown);
+                                    assert_eq!(
+                                        out.decision,
+                                        Decision::StandDown {
+                                            by: StandDownBy::Schedule
+                                        }
+                                    );
                                 }
                                 if matches!(t, T::None | T::Same) {
                                     assert!(!upd);

@@ -25,6 +25,10 @@ pub enum Exit {
     /// The update left the agent unhealthy and putting the previous version
     /// back failed too: the host needs an operator.
     RollbackFailed = 7,
+    /// Stopped by SIGTERM, SIGINT or SIGHUP: the package operation in
+    /// progress finished with its bookkeeping, the rest of the plan is in
+    /// the journal, and the next run finishes it.
+    Interrupted = 8,
 }
 
 pub const EXIT_CODES_HELP: &str = "\
@@ -35,11 +39,14 @@ EXIT CODES:
     3  refused: invalid answer from the version server, or a trust failure
        (unsigned or wrongly signed repository, weakened verification)
     4  the update was attempted and failed (the agent may be unchanged)
-    5  another teleport-upgrade run holds the lock
+    5  another teleport-upgrade run holds the lock, or the package manager
+       stays busy (an earlier transaction still running) past lock-timeout
     6  updated, but the agent did not become healthy: rolled back to the
        previous version (not retried until the target changes)
     7  the agent did not become healthy and the rollback failed too:
-       the host needs an operator";
+       the host needs an operator
+    8  stopped by SIGTERM/SIGINT/SIGHUP at a step boundary (a running
+       package operation was let finish); the next run finishes the plan";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -66,6 +73,9 @@ pub enum AppError {
 
     #[error("ROLLBACK FAILED: {0}")]
     RollbackFailed(String),
+
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 impl AppError {
@@ -78,6 +88,7 @@ impl AppError {
             AppError::Locked(_) => Exit::Locked,
             AppError::RolledBack(_) => Exit::RolledBack,
             AppError::RollbackFailed(_) => Exit::RollbackFailed,
+            AppError::Interrupted(_) => Exit::Interrupted,
         }
     }
 
@@ -87,6 +98,7 @@ impl AppError {
         match e {
             backends::Error::Untrusted { reason } => AppError::Refused(reason),
             backends::Error::ToolMissing { .. } => AppError::Usage(e.to_string()),
+            backends::Error::Locked { .. } => AppError::Locked(e.to_string()),
             other => AppError::UpdateFailed(other.to_string()),
         }
     }
@@ -102,6 +114,7 @@ impl AppError {
             Exit::Locked => "locked",
             Exit::RolledBack => "rolled-back",
             Exit::RollbackFailed => "rollback-failed",
+            Exit::Interrupted => "interrupted",
         }
     }
 }

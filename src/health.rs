@@ -28,26 +28,85 @@ pub fn systemd_running(system: &System) -> bool {
     system.is_host() && std::path::Path::new("/run/systemd/system").is_dir()
 }
 
-/// Why systemd says the agent is unhealthy (`failed` or `inactive`), or
-/// `None` when it is running, starting, or systemd is not in charge.
-pub fn service_unhealthy(system: &System, runner: &Runner) -> Option<String> {
+/// The agent's service as systemd reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceHealth {
+    /// systemd is not the init here (or `--root` is set).
+    NoSystemd,
+    /// Running, starting, reloading or stopping: `systemctl is-active`.
+    Ok(String),
+    /// `failed` or `inactive`.
+    Unhealthy(String),
+    /// systemd is present but cannot be asked (`systemctl` missing, the
+    /// bus unreachable, an answer it should not give): never "healthy",
+    /// blocks nothing.
+    Unknown(String),
+}
+
+impl ServiceHealth {
+    /// Why the service is unhealthy, when systemd says so.
+    pub fn unhealthy(&self) -> Option<String> {
+        match self {
+            ServiceHealth::Unhealthy(s) => Some(format!("{AGENT_UNIT} is {s}")),
+            _ => None,
+        }
+    }
+
+    /// A word for `status`: no-systemd, active (...), failed, unknown.
+    pub fn word(&self) -> String {
+        match self {
+            ServiceHealth::NoSystemd => "no-systemd".into(),
+            ServiceHealth::Ok(s) | ServiceHealth::Unhealthy(s) => s.clone(),
+            ServiceHealth::Unknown(_) => "unknown".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceHealth::NoSystemd => f.write_str("not asked (no systemd)"),
+            ServiceHealth::Ok(s) => write!(f, "{AGENT_UNIT} is {s}"),
+            ServiceHealth::Unhealthy(s) => write!(f, "{AGENT_UNIT} is {s}"),
+            ServiceHealth::Unknown(why) => write!(f, "unknown ({why})"),
+        }
+    }
+}
+
+/// Ask systemd about the agent's service.
+pub fn service_health(system: &System, runner: &Runner) -> ServiceHealth {
     if !systemd_running(system) {
-        return None;
+        return ServiceHealth::NoSystemd;
     }
     let cl = CommandLine::new("systemctl").args(["is-active", AGENT_UNIT]);
-    match runner.run(&cl) {
+    let h = match runner.run(&cl) {
         Ok(fin) => {
             let state = fin.stdout.trim().to_string();
             match state.as_str() {
-                "failed" | "inactive" => Some(format!("{AGENT_UNIT} is {state}")),
-                _ => None,
+                "failed" | "inactive" => ServiceHealth::Unhealthy(state),
+                "active" | "activating" | "reloading" | "deactivating" | "refreshing" => {
+                    ServiceHealth::Ok(state)
+                }
+                _ => ServiceHealth::Unknown(format!(
+                    "`{cl}` answered {state:?} ({}: {})",
+                    fin.status_text(),
+                    fin.tail(2)
+                )),
             }
         }
-        Err(e) => {
-            tracing::warn!("cannot ask systemd about {AGENT_UNIT}: {e}");
-            None
-        }
+        Err(e) => ServiceHealth::Unknown(format!("cannot run `{cl}`: {e}")),
+    };
+    if let ServiceHealth::Unknown(why) = &h {
+        tracing::warn!("the agent's health is unknown: {why}");
     }
+    h
+}
+
+/// Why systemd says the agent is unhealthy (`failed` or `inactive`), or
+/// `None` when it is running, starting, unknown, or systemd is not in
+/// charge.
+pub fn service_unhealthy(system: &System, runner: &Runner) -> Option<String> {
+    service_health(system, runner).unhealthy()
 }
 
 /// What systemd says of the agent just before an update. It decides how

@@ -203,6 +203,65 @@ pub fn forget(system: &System) {
     }
 }
 
+/// The integrity check of the installed agent's executables, cheap when
+/// nothing changed: a full verification (`dpkg --verify` / `rpm -V`, which
+/// hashes every file) only when [`check`] says so. A clean full
+/// verification is recorded when `record_clean` (not in a dry run); a
+/// failing one drops the record.
+pub fn verify(
+    system: &System,
+    backend: &dyn backends::Backend,
+    pkg: &backends::PkgName,
+    version: &str,
+    now: i64,
+    interval: Duration,
+    record_clean: bool,
+) -> backends::Result<Vec<backends::integrity::FileProblem>> {
+    match check(system, pkg.as_str(), version, now, interval) {
+        Verdict::Unchanged { verified_at } => {
+            tracing::debug!(
+                package = %pkg,
+                verified = %crate::schedule::rfc3339(verified_at),
+                "the executables are unchanged since their last full verification"
+            );
+            return Ok(Vec::new());
+        }
+        Verdict::Verify(why) => {
+            tracing::debug!(package = %pkg, "verifying the executables in full: {why}")
+        }
+    }
+    let problems = backend.verify_files(pkg)?;
+    if problems.is_empty() {
+        if record_clean {
+            record_verified(system, backend, pkg, version, now);
+        }
+    } else {
+        forget(system);
+    }
+    Ok(problems)
+}
+
+/// Record what the filesystem says of the executables of `pkg` after they
+/// verified (a full verification, or a repair verified afterwards).
+pub fn record_verified(
+    system: &System,
+    backend: &dyn backends::Backend,
+    pkg: &backends::PkgName,
+    version: &str,
+    now: i64,
+) {
+    let files = match backend.executables(pkg) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!("cannot list the executables to record them: {e}");
+            return;
+        }
+    };
+    if let Err(e) = record(system, pkg.as_str(), version, &files, now) {
+        tracing::warn!(file = %path(system).display(), "cannot record the verified executables: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

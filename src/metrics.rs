@@ -18,16 +18,10 @@ pub const DEFAULT_DIR: &str = "/var/lib/prometheus/node-exporter";
 
 /// Every result a run can end with, so each series exists from the start
 /// (a counter that appears only after its first failure breaks `rate()`).
-pub const RESULTS: &[&str] = &[
-    "ok",
-    "no-target",
-    "config-error",
-    "refused",
-    "update-failed",
-    "rolled-back",
-    "rollback-failed",
-    "locked",
-];
+/// The result words, from the record's own type.
+pub fn results() -> impl Iterator<Item = &'static str> {
+    crate::state::RunResult::ALL.iter().map(|r| r.as_str())
+}
 
 /// Escape a label value: backslash, double quote and newline.
 fn label(v: &str) -> String {
@@ -87,11 +81,11 @@ pub fn render(state: &State) -> String {
         "1 for the result the last run ended with, 0 for the others.",
     );
     let result = last.map(|l| l.result.as_str());
-    for r in RESULTS {
+    for r in results() {
         let _ = writeln!(
             o,
             "teleport_upgrade_last_run_result{{result=\"{r}\"}} {}",
-            u8::from(result == Some(*r))
+            u8::from(result == Some(r))
         );
     }
     family(
@@ -185,11 +179,11 @@ pub fn render(state: &State) -> String {
         "counter",
         "Runs that did not end well, by reason.",
     );
-    for r in RESULTS.iter().filter(|r| **r != "ok") {
+    for r in results().filter(|r| *r != "ok") {
         let _ = writeln!(
             o,
             "teleport_upgrade_failures_total{{reason=\"{r}\"}} {}",
-            state.failures.get(*r).copied().unwrap_or(0)
+            state.failures.get(r).copied().unwrap_or(0)
         );
     }
     o
@@ -215,7 +209,7 @@ mod tests {
     #[test]
     fn every_result_has_a_series_before_it_happens() {
         let text = render(&State::default());
-        for r in RESULTS {
+        for r in results() {
             assert!(
                 text.contains(&format!(
                     "teleport_upgrade_last_run_result{{result=\"{r}\"}} 0"

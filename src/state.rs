@@ -9,6 +9,122 @@ use backends::System;
 
 pub const STATE_FILE: &str = "/var/lib/teleport-upgrade/state.json";
 
+/// An enum of words, stored as the word (so the JSON schema keeps its
+/// strings), with `Other` for a word this version does not know (a state
+/// file written by another version is still read).
+macro_rules! words {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $w:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($(#[$vm])* $v,)*
+            /// A word this version does not know.
+            Other(String),
+        }
+
+        impl $name {
+            /// Every known value, in order.
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+
+            /// The word.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$v => $w,)*
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                match s.as_str() {
+                    $($w => $name::$v,)*
+                    _ => $name::Other(s),
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name::from(s.to_string())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+words! {
+    /// How a run ended (the exit code's word; metrics label values).
+    RunResult {
+        Ok = "ok",
+        NoTarget = "no-target",
+        ConfigError = "config-error",
+        Refused = "refused",
+        UpdateFailed = "update-failed",
+        RolledBack = "rolled-back",
+        RollbackFailed = "rollback-failed",
+        Locked = "locked",
+        Interrupted = "interrupted",
+    }
+}
+
+#[allow(clippy::derivable_impls)] // the enum is made by `words!`
+impl Default for RunResult {
+    fn default() -> Self {
+        RunResult::Ok
+    }
+}
+
+impl From<crate::error::Exit> for RunResult {
+    fn from(e: crate::error::Exit) -> Self {
+        use crate::error::Exit as E;
+        match e {
+            E::Ok => RunResult::Ok,
+            E::NoTarget => RunResult::NoTarget,
+            E::Usage => RunResult::ConfigError,
+            E::Refused => RunResult::Refused,
+            E::UpdateFailed => RunResult::UpdateFailed,
+            E::Locked => RunResult::Locked,
+            E::RolledBack => RunResult::RolledBack,
+            E::RollbackFailed => RunResult::RollbackFailed,
+            E::Interrupted => RunResult::Interrupted,
+        }
+    }
+}
+
+words! {
+    /// What a run decided.
+    Decided {
+        StandDown = "stand-down",
+        NoTarget = "no-target",
+        UpToDate = "up-to-date",
+        Update = "update",
+        Wait = "wait",
+        /// The installed version's executables were reinstalled.
+        Repair = "repair",
+        /// The run failed finishing a plan an earlier run left.
+        Resume = "resume",
+    }
+}
+
+impl From<&crate::decision::Decision> for Decided {
+    fn from(d: &crate::decision::Decision) -> Self {
+        Decided::from(d.word())
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct LastRun {
@@ -26,16 +142,21 @@ pub struct LastRun {
     /// Whether the run was inside a maintenance window.
     pub in_window: Option<bool>,
     pub unhealthy: Option<String>,
-    /// stand-down, no-target, up-to-date, update, wait (absent when the run
-    /// failed before deciding).
-    pub decision: Option<String>,
+    /// stand-down, no-target, up-to-date, update, wait, repair, resume
+    /// (absent when the run failed before deciding).
+    pub decision: Option<Decided>,
     pub detail: Option<String>,
-    /// ok, no-target, config-error, refused, update-failed, locked.
-    pub result: String,
+    /// ok, no-target, config-error, refused, update-failed, locked,
+    /// rolled-back, rollback-failed, interrupted.
+    pub result: RunResult,
     pub exit_code: u8,
     /// Why the updated agent was judged unhealthy (then rolled back).
     pub failed_health: Option<String>,
     pub error: Option<String>,
+    /// What the run repaired (hold put back, interrupted transaction
+    /// finished, executables reinstalled), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repairs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -59,6 +180,8 @@ pub struct State {
     /// that writes the state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<Recovered>,
+    /// Repairs made (see [`LastRun::repairs`]).
+    pub repairs_total: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -288,6 +411,26 @@ pub fn save(path: &Path, state: &State) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_round_trip_and_unknown_words_are_kept() {
+        for r in RunResult::ALL {
+            let j = serde_json::to_string(r).unwrap();
+            assert_eq!(j, format!("\"{}\"", r.as_str()));
+            assert_eq!(&serde_json::from_str::<RunResult>(&j).unwrap(), r);
+        }
+        for e in [
+            crate::error::Exit::Ok,
+            crate::error::Exit::Usage,
+            crate::error::Exit::Interrupted,
+        ] {
+            let w = RunResult::from(e);
+            assert!(!matches!(w, RunResult::Other(_)), "{e:?}");
+        }
+        let odd: Decided = serde_json::from_str("\"later-word\"").unwrap();
+        assert_eq!(odd, Decided::Other("later-word".into()));
+        assert_eq!(serde_json::to_string(&odd).unwrap(), "\"later-word\"");
+    }
 
     #[test]
     fn round_trip_and_garbage() {

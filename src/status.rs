@@ -64,6 +64,10 @@ pub struct HealthView {
     /// The last run marked the agent unhealthy (one more unhealthy run
     /// updates outside the window).
     pub marker: bool,
+    /// The agent's service as systemd reports it: `no-systemd`, its
+    /// `is-active` word, or `unknown` (systemd present but not answering;
+    /// never counted as healthy).
+    pub service_state: String,
 }
 
 /// The preflight trust audit, as a run would do it now.
@@ -106,6 +110,12 @@ pub struct Status {
     /// A channel move an earlier run left unfinished (its backup is still
     /// beside the repository definition), and what the next update does.
     pub channel_move_unfinished: Option<String>,
+    /// A plan an earlier run left unfinished (its journal), which the next
+    /// run finishes or undoes before anything else.
+    pub unfinished_plan: Option<String>,
+    /// Whether the agent package is held (apt hold, dnf versionlock or
+    /// exclude, zypper lock); `None` when it cannot be read.
+    pub held: Option<bool>,
     pub trust: Option<TrustView>,
     pub lock_holder: Option<u32>,
     /// `free`, `held` (by `lock_holder` when known) or `unknown: <why>`
@@ -130,6 +140,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     let mut source = None;
     let mut unfinished = None;
     let mut trust = None;
+    let mut held = None;
     let (installer, package, installed) = match select_backend(env, &config) {
         Ok((Some(b), inst)) => {
             let inst_name = match inst {
@@ -142,6 +153,11 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
                         Ok(src) => {
                             source = Some(src.description.clone());
                             unfinished = unfinished_move(b.as_ref(), &src, &mut problems);
+                            match b.is_held(&src, &i.name) {
+                                Ok(h) => held = Some(h),
+                                Err(e) => problems
+                                    .push(format!("cannot tell whether {} is held: {e}", i.name)),
+                            }
                             trust = Some(trust_view(audit(env, b.as_ref(), &src, &config, now)));
                         }
                         Err(e) => problems.push(e.to_string()),
@@ -174,7 +190,16 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     let last = st.last_run.clone();
     let offset = local_offset();
     let schedule_health = schedule.unhealthy_reason(now);
-    let service_health = health::service_unhealthy(&env.system, &env.runner);
+    let service = health::service_health(&env.system, &env.runner);
+    let service_health = service.unhealthy();
+    let unfinished_plan =
+        match crate::update::journal::load(&crate::update::journal::path(&env.system)) {
+            Ok(j) => j.map(|j| j.describe(&env.system)),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
     let marker = crate::marker::Marker::read(&config.marker_path()).is_present();
     Ok(Status {
         schema: 1,
@@ -195,10 +220,13 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
             schedule: schedule_health,
             service: service_health,
             marker,
+            service_state: service.word(),
         },
         managed_by_v2: crate::run::managed_by_v2(&env.system),
         source,
         channel_move_unfinished: unfinished,
+        unfinished_plan,
+        held,
         trust,
         lock_holder: match &lock_state {
             lock::LockState::Held(p) => *p,
@@ -311,7 +339,13 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "  health:      {}{}",
-        s.unhealthy.as_deref().unwrap_or("healthy"),
+        s.unhealthy
+            .as_deref()
+            .unwrap_or(if s.health.service_state == "unknown" {
+                "unknown (systemd does not answer)"
+            } else {
+                "healthy"
+            }),
         if s.unhealthy_marker {
             " (marked unhealthy by the last run)"
         } else {
@@ -326,6 +360,20 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if let Some(src) = &s.source {
         writeln!(out, "  source:      {src}")?;
+    }
+    if let Some(p) = &s.unfinished_plan {
+        writeln!(out, "  unfinished:  plan {p}")?;
+    }
+    if let Some(h) = s.held {
+        writeln!(
+            out,
+            "  held:        {}",
+            if h {
+                "yes"
+            } else {
+                "NO: routine upgrades can move the agent (the next run holds it)"
+            }
+        )?;
     }
     if let Some(m) = &s.channel_move_unfinished {
         writeln!(out, "  unfinished:  channel move {m}")?;
@@ -351,7 +399,7 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
                 "  last run:    {} `{}`: {} -> {} (exit {})",
                 rfc3339(l.time),
                 l.command,
-                l.decision.as_deref().unwrap_or("no decision"),
+                l.decision.as_ref().map_or("no decision", |d| d.as_str()),
                 l.result,
                 l.exit_code
             )?;

@@ -36,6 +36,9 @@ pub enum Verdict {
     Unhealthy(String),
     /// No signal is available on this host.
     Unverifiable,
+    /// A stop signal (SIGTERM, SIGINT, SIGHUP) arrived while waiting: the
+    /// check is left for the next run.
+    Interrupted(&'static str),
 }
 
 impl Check {
@@ -136,6 +139,9 @@ impl Check {
                 } else {
                     last_bad
                 });
+            }
+            if let Some(sig) = crate::update::signals::received() {
+                return Verdict::Interrupted(sig);
             }
             std::thread::sleep(self.interval);
         }

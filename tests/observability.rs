@@ -34,6 +34,8 @@ const STATUS_KEYS: &[&str] = &[
     "managed_by_v2",
     "source",
     "channel_move_unfinished",
+    "unfinished_plan",
+    "held",
     "trust",
     "lock_holder",
     "lock",

@@ -685,6 +685,10 @@ impl Backend for Apt {
         }
     }
 
+    fn unfinished_transaction(&self, _pkg: &PkgName) -> Result<Option<String>> {
+        self.interrupted()
+    }
+
     fn refresh(&self, source: &Source) -> Result<()> {
         let cl = self.refresh_cmd(source);
         let fin = self.run_classified(&cl, None)?;

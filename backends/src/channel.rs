@@ -616,8 +616,12 @@ impl ChannelMove {
             .map_err(|e| Error::io(format!("reading {}", self.real_path.display()), e))?;
         crate::write_atomic_like(&self.backup, self.old_text.as_bytes(), &meta)
             .map_err(|e| Error::io(format!("writing {}", self.backup.display()), e))?;
-        crate::write_atomic_like(&self.real_path, self.new_text.as_bytes(), &meta)
-            .map_err(|e| Error::io(format!("writing {}", self.real_path.display()), e))?;
+        crate::write_atomic_in_place(
+            &self.real_path,
+            self.root().as_deref(),
+            self.new_text.as_bytes(),
+        )
+        .map_err(|e| Error::io(format!("writing {}", self.real_path.display()), e))?;
         tracing::info!(file = %self.file.display(), backup = %self.backup.display(), "{}", self.describe());
         Ok(())
     }
@@ -640,10 +644,12 @@ impl ChannelMove {
                 ),
             });
         }
-        let meta = std::fs::metadata(&self.real_path)
-            .map_err(|e| Error::io(format!("reading {}", self.real_path.display()), e))?;
-        crate::write_atomic_like(&self.real_path, self.old_text.as_bytes(), &meta)
-            .map_err(|e| Error::io(format!("writing {}", self.real_path.display()), e))?;
+        crate::write_atomic_in_place(
+            &self.real_path,
+            self.root().as_deref(),
+            self.old_text.as_bytes(),
+        )
+        .map_err(|e| Error::io(format!("writing {}", self.real_path.display()), e))?;
         tracing::info!(file = %self.file.display(), "restored the channel {}", self.from);
         Ok(())
     }
@@ -662,6 +668,21 @@ impl ChannelMove {
     /// stable/v15 -> stable/v16`.
     pub fn describe(&self) -> String {
         format!("{}: {} -> {}", self.file.display(), self.from, self.to)
+    }
+}
+
+impl ChannelMove {
+    /// The alternate root the file lives in (`real_path` is `file` inside
+    /// it), `None` on the host.
+    fn root(&self) -> Option<PathBuf> {
+        let rel = self.file.strip_prefix("/").ok()?;
+        let mut root = self.real_path.clone();
+        for _ in rel.components() {
+            if !root.pop() {
+                return None;
+            }
+        }
+        (root != Path::new("/") && self.real_path == root.join(rel)).then_some(root)
     }
 }
 

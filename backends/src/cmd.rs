@@ -303,6 +303,13 @@ impl Runner {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None => expr.stdin_null(),
         };
+        // Its own process group: a terminal's Ctrl-C (SIGINT to the
+        // foreground group) reaches the updater only, which lets a running
+        // dpkg/rpm transaction finish before it stops.
+        expr = expr.before_spawn(|c| {
+            std::os::unix::process::CommandExt::process_group(c, 0);
+            Ok(())
+        });
         let started = Instant::now();
         let handle = expr
             .start()

@@ -484,7 +484,7 @@ impl Dnf {
             tracing::info!(file = %source.file.display(), repo = %source.id, add, "editing exclude= of the repository");
             // Mode and owner kept (a 0600 file with credentials stays
             // 0600), a symlink stays a symlink.
-            crate::rewrite_in_place(&source.file, new.as_bytes())
+            crate::write_atomic_in_place(&source.file, self.system.root(), new.as_bytes())
                 .map_err(|e| Error::io(format!("writing {}", source.file.display()), e))?;
         }
         Ok(())
@@ -709,6 +709,14 @@ impl Backend for Dnf {
         // dnf's transactions are rpm transactions: an interrupted one leaves
         // nothing that a later dnf run must finish first.
         Ok(None)
+    }
+
+    fn unfinished_transaction(&self, pkg: &PkgName) -> Result<Option<String>> {
+        rpmdb::duplicate_instances(&self.system, &self.runner, pkg)
+    }
+
+    fn recover_package(&self, pkg: &PkgName) -> Result<Option<String>> {
+        rpmdb::erase_older_instances(&self.system, &self.runner, pkg)
     }
 
     fn refresh(&self, source: &Source) -> Result<()> {

@@ -154,6 +154,21 @@ pub trait Backend: Send + Sync {
     /// -a`). Returns a description of what was repaired, if anything.
     fn recover(&self) -> Result<Option<String>>;
 
+    /// An interrupted transaction of `pkg` that [`Backend::recover_package`]
+    /// would finish (dpkg half-configured or its journal unfinished; two
+    /// versions of `pkg` in the rpm database), without changing anything.
+    fn unfinished_transaction(&self, pkg: &PkgName) -> Result<Option<String>> {
+        let _ = pkg;
+        Ok(None)
+    }
+
+    /// Finish what [`Backend::unfinished_transaction`] reports (by default
+    /// [`Backend::recover`]). Returns what was repaired, if anything.
+    fn recover_package(&self, pkg: &PkgName) -> Result<Option<String>> {
+        let _ = pkg;
+        self.recover()
+    }
+
     /// Refresh the metadata of `source` only. A signature failure is an
     /// error, never a fallback to stale metadata.
     fn refresh(&self, source: &Source) -> Result<()>;
@@ -475,6 +490,40 @@ pub fn test_skip_audit() -> bool {
 /// (`%_dbpath`, ...) is not read (and on builds whose `%_dbpath` is
 /// `~/.rpmdb` the database stays root's).
 pub(crate) const RPM_HOME: &str = "/root";
+
+/// The file `path` (a host path) names, following symbolic links as the
+/// target system sees them: an absolute link target is inside `root` (the
+/// alternate root, `None` for the host). At most 40 links.
+pub fn resolve_links(path: &std::path::Path, root: Option<&std::path::Path>) -> PathBuf {
+    let mut cur = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(t) = std::fs::read_link(&cur) else {
+            break;
+        };
+        cur = if t.is_absolute() {
+            match root {
+                Some(r) => r.join(t.strip_prefix("/").unwrap_or(&t)),
+                None => t,
+            }
+        } else {
+            cur.parent().unwrap_or(std::path::Path::new("/")).join(t)
+        };
+    }
+    cur
+}
+
+/// Rewrite an existing file in place, as an operator's editor would: a
+/// symbolic link is followed (the file it names is replaced, atomically,
+/// and the link stays), and the file keeps its mode and owner.
+pub fn write_atomic_in_place(
+    path: &std::path::Path,
+    root: Option<&std::path::Path>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let real = resolve_links(path, root);
+    let meta = std::fs::metadata(&real)?;
+    write_atomic_like(&real, bytes, &meta)
+}
 
 /// The end of every trust audit: refuse with all `refusals` (each naming
 /// file, line and setting), or accept with `passed` noted as checked.

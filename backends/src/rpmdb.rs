@@ -112,6 +112,90 @@ pub fn installed(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Opti
     }))
 }
 
+/// Every installed instance of `pkg`: (`NAME-[E:]V-R.ARCH`, install time),
+/// in database order.
+pub fn instances(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Vec<(String, i64)>> {
+    let cl = rpm(system, runner).args([
+        "-q",
+        "--qf",
+        "%{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH} %{INSTALLTIME}\\n",
+        pkg.as_str(),
+    ]);
+    let fin = runner.run(&cl)?;
+    if !fin.success() {
+        if fin.combined().contains("is not installed") {
+            return Ok(Vec::new());
+        }
+        return Err(Error::CommandFailed {
+            command: cl.to_string(),
+            status: fin.status_text(),
+            tail: fin.tail(3),
+        });
+    }
+    fin.stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (nevra, t) = l.trim().rsplit_once(' ').unwrap_or((l, ""));
+            let t = t.parse::<i64>().map_err(|_| Error::Parse {
+                what: "the install time rpm reports".into(),
+                detail: format!("{pkg}: {l:?}"),
+            })?;
+            Ok((nevra.to_string(), t))
+        })
+        .collect()
+}
+
+/// Two or more instances of `pkg` in the rpm database: what an rpm
+/// transaction killed between installing the new version and erasing the
+/// old one leaves.
+pub fn duplicate_instances(
+    system: &System,
+    runner: &Runner,
+    pkg: &PkgName,
+) -> Result<Option<String>> {
+    let all = instances(system, runner, pkg)?;
+    Ok((all.len() > 1).then(|| {
+        format!(
+            "{} versions of {pkg} in the rpm database: {}",
+            all.len(),
+            all.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }))
+}
+
+/// Finish the transaction [`duplicate_instances`] reports: erase every
+/// instance but the one installed last (`rpm -e --nodeps NEVRA`), which is
+/// what the interrupted upgrade had left to do (the files the newer
+/// instance owns stay).
+pub fn erase_older_instances(
+    system: &System,
+    runner: &Runner,
+    pkg: &PkgName,
+) -> Result<Option<String>> {
+    let Some(what) = duplicate_instances(system, runner, pkg)? else {
+        return Ok(None);
+    };
+    let mut all = instances(system, runner, pkg)?;
+    // The last installed stays (database order breaks a tie).
+    let keep = all
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, (_, t))| (*t, *i))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    all.remove(keep);
+    for (nevra, _) in all {
+        let cl = rpm(system, runner).args(["-e", "--nodeps", &nevra]);
+        tracing::warn!(command = %cl, "erasing the older instance an interrupted transaction left");
+        runner.run_ok(&cl)?;
+    }
+    Ok(Some(what))
+}
+
 /// `rpm -V` of `pkg`'s files only: dependencies and `%verifyscript` are
 /// left out (`--nodeps --noscripts`), which would print other lines.
 pub fn verify_cmd(system: &System, runner: &Runner, pkg: &PkgName) -> CommandLine {

@@ -619,6 +619,14 @@ impl Backend for Zypper {
         Ok(None)
     }
 
+    fn unfinished_transaction(&self, pkg: &PkgName) -> Result<Option<String>> {
+        rpmdb::duplicate_instances(&self.system, &self.runner, pkg)
+    }
+
+    fn recover_package(&self, pkg: &PkgName) -> Result<Option<String>> {
+        rpmdb::erase_older_instances(&self.system, &self.runner, pkg)
+    }
+
     fn refresh(&self, source: &Source) -> Result<()> {
         self.prepare_repo(source)?;
         self.run_checked(&self.refresh_cmd(source), None)

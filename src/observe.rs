@@ -1,0 +1,149 @@
+//! What a run (and `status`) observes of the agent package besides its
+//! version: held?, an interrupted transaction?, executables intact?; and
+//! whether the package manager is busy (an orphaned transaction still
+//! running), which a run waits out and never "repairs".
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use backends::{Backend, BackendKind, PkgName, Source, System};
+
+use crate::decision::PackageState;
+use crate::error::AppError;
+
+/// How to check the installed package's executables (see
+/// `integrity_cache`): a full verification only when a `stat` of them
+/// differs from the last full verification's record, or it is too old.
+pub struct Integrity {
+    /// The installed version.
+    pub version: String,
+    pub now: i64,
+    /// `verify-interval`.
+    pub interval: Duration,
+    /// Record a clean full verification (not in a dry run).
+    pub record_clean: bool,
+}
+
+/// The package's state, each part best-effort (a part that cannot be read
+/// is logged and left unknown: it blocks nothing).
+pub fn package_state(
+    b: &dyn Backend,
+    pkg: &PkgName,
+    source: Option<&Source>,
+    integrity: Integrity,
+) -> PackageState {
+    let held = source.and_then(|s| match b.is_held(s, pkg) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(package = %pkg, "cannot tell whether the agent package is held: {e}");
+            None
+        }
+    });
+    let interrupted = b.unfinished_transaction(pkg).unwrap_or_else(|e| {
+        tracing::warn!(package = %pkg, "cannot tell whether a package transaction was interrupted: {e}");
+        None
+    });
+    let damaged = match crate::integrity_cache::verify(
+        b.system(),
+        b,
+        pkg,
+        &integrity.version,
+        integrity.now,
+        integrity.interval,
+        integrity.record_clean,
+    ) {
+        Ok(p) if p.is_empty() => None,
+        Ok(p) => Some(
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        Err(e) => {
+            tracing::warn!(package = %pkg, "cannot verify the agent's executables: {e}");
+            None
+        }
+    };
+    tracing::info!(
+        package = %pkg,
+        held = held.map(|h| if h { "yes" } else { "no" }).unwrap_or("unknown"),
+        transaction = interrupted.as_deref().unwrap_or("complete"),
+        executables = damaged.as_deref().unwrap_or("intact"),
+        "checked the agent package"
+    );
+    PackageState {
+        held,
+        interrupted,
+        damaged,
+    }
+}
+
+/// The lock files of `kind`'s package database, as host paths.
+fn lock_files(system: &System, kind: BackendKind) -> Vec<PathBuf> {
+    match kind {
+        BackendKind::Apt => ["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"]
+            .iter()
+            .map(|p| system.path(p))
+            .collect(),
+        _ => ["/var/lib/rpm", "/usr/lib/sysimage/rpm", "/root/.rpmdb"]
+            .iter()
+            .map(|d| system.path(d).join(".rpm.lock"))
+            .collect(),
+    }
+}
+
+/// The process holding a lock of the package database, if any (an fcntl
+/// lock test: nothing is taken).
+pub fn busy(system: &System, kind: BackendKind) -> Option<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    for f in lock_files(system, kind) {
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+            .open(&f)
+        else {
+            continue;
+        };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        // SAFETY: a plain fcntl(F_GETLK) on an open descriptor.
+        let mut fl: nix::libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = nix::libc::F_WRLCK as _;
+        fl.l_whence = nix::libc::SEEK_SET as _;
+        let r = unsafe { nix::libc::fcntl(file.as_raw_fd(), nix::libc::F_GETLK, &mut fl) };
+        if r == 0 && fl.l_type as i32 != nix::libc::F_UNLCK {
+            return Some(format!(
+                "{} is locked by process {}",
+                system.display_path(&f),
+                fl.l_pid
+            ));
+        }
+    }
+    None
+}
+
+/// Wait until the package database is not locked, up to `wait`; `Locked`
+/// (exit 5) after that. A transaction in progress is never repaired.
+pub fn wait_until_idle(system: &System, kind: BackendKind, wait: Duration) -> Result<(), AppError> {
+    let start = Instant::now();
+    let mut said = false;
+    while let Some(who) = busy(system, kind) {
+        if start.elapsed() >= wait {
+            return Err(AppError::Locked(format!(
+                "the package manager is busy ({who}) after waiting {} s (lock-timeout): an earlier transaction is still running; the next run checks again",
+                wait.as_secs()
+            )));
+        }
+        if !said {
+            tracing::info!(
+                "the package manager is busy ({who}); waiting up to {} s",
+                wait.as_secs()
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

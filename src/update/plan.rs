@@ -1,0 +1,477 @@
+//! A decision turned into ordered steps, each with its undo. `dry-run`
+//! prints this plan; `run` executes this same plan (see
+//! [`super::execute`]), so what a dry run shows cannot drift from what runs.
+//!
+//! The rules, tested as a table below:
+//! - an update is: finish an interrupted transaction, refresh, install
+//!   (moving the channel when the configured one does not offer the
+//!   target), hold, restart, verify, keep the channel move;
+//! - a repair (the agent is where it should be, but not held, half
+//!   installed, or its executables damaged) is the subset that fixes it;
+//! - a step that fails is undone by its own partial undo, then the undos of
+//!   the done steps in reverse; only a failed restart or health check puts
+//!   the previous version back (the rollback), then restarts and checks it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::decision::Repairs;
+
+/// One step of a plan. Every step is idempotent: a run that resumes a plan
+/// executes a step again when its "done" mark was not written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Finish an interrupted package transaction (`dpkg --configure -a`).
+    FinishTransaction,
+    /// Refresh the metadata of the agent's repository only.
+    Refresh,
+    /// Install exactly `to` (the agent is at `from`). When the configured
+    /// channel does not offer it and `channel_to` is set, move the
+    /// repository definition to `stable/v<channel_to>` first (the backup
+    /// beside it is the move's own record) and try again.
+    Install {
+        from: String,
+        to: String,
+        channel_to: Option<u64>,
+    },
+    /// Reinstall the installed `version` (its executables are damaged).
+    Reinstall { version: String },
+    /// Hold (apt), versionlock/exclude (dnf), lock (zypper) the agent.
+    Hold,
+    /// Restart the agent as it was before (`try-restart`, or `start` when
+    /// it had failed).
+    Restart,
+    /// Wait for the agent to become healthy.
+    Verify,
+    /// Keep a channel move the install needed (drop its backup).
+    KeepChannel,
+}
+
+/// What undoes a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "kebab-case")]
+pub enum Undo {
+    /// Put the repository definition back from the channel move's backup.
+    RestoreChannel,
+    /// Install `version` (the one before) again, and hold it.
+    InstallPrevious { version: String },
+    /// Start the agent again after the rollback.
+    RestartAgent,
+    /// Check that the version before is healthy.
+    VerifyRollback,
+}
+
+impl Step {
+    /// The step's name, also the name of its fail points
+    /// (`before-<name>`, `after-<name>`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::FinishTransaction => "finish-transaction",
+            Step::Refresh => "refresh",
+            Step::Install { .. } => "install",
+            Step::Reinstall { .. } => "reinstall",
+            Step::Hold => "hold",
+            Step::Restart => "restart",
+            Step::Verify => "verify",
+            Step::KeepChannel => "keep-channel",
+        }
+    }
+
+    /// Whether the step runs the package manager (a signal received
+    /// meanwhile lets it finish, see [`super::signals`]).
+    pub fn is_package_operation(&self) -> bool {
+        matches!(
+            self,
+            Step::FinishTransaction
+                | Step::Refresh
+                | Step::Install { .. }
+                | Step::Reinstall { .. }
+                | Step::Hold
+        )
+    }
+
+    /// What undoes this step once it is done.
+    pub fn undo(&self) -> Vec<Undo> {
+        match self {
+            Step::Install {
+                from, channel_to, ..
+            } => {
+                let mut v = Vec::new();
+                if channel_to.is_some() {
+                    v.push(Undo::RestoreChannel);
+                }
+                v.push(Undo::InstallPrevious {
+                    version: from.clone(),
+                });
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// What undoes this step when it failed part-way: the package manager
+    /// leaves a failed transaction as it was, so only a channel move the
+    /// step made is put back.
+    pub fn partial_undo(&self) -> Vec<Undo> {
+        match self {
+            Step::Install {
+                channel_to: Some(_),
+                ..
+            } => vec![Undo::RestoreChannel],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::FinishTransaction => {
+                f.write_str("finish an interrupted package transaction, if any")
+            }
+            Step::Refresh => f.write_str("refresh the agent's repository"),
+            Step::Install {
+                from,
+                to,
+                channel_to: None,
+            } => write!(f, "install {to} (from {from})"),
+            Step::Install {
+                from,
+                to,
+                channel_to: Some(m),
+            } => write!(
+                f,
+                "install {to} (from {from}); when the channel does not offer it, move it to stable/v{m} first"
+            ),
+            Step::Reinstall { version } => write!(f, "reinstall {version}"),
+            Step::Hold => f.write_str("hold the agent package"),
+            Step::Restart => f.write_str("restart the agent"),
+            Step::Verify => f.write_str("wait for the agent to be healthy"),
+            Step::KeepChannel => f.write_str("keep the channel move (drop its backup)"),
+        }
+    }
+}
+
+impl fmt::Display for Undo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Undo::RestoreChannel => f.write_str("restore the repository definition"),
+            Undo::InstallPrevious { version } => write!(f, "install {version} again and hold it"),
+            Undo::RestartAgent => f.write_str("start the agent again"),
+            Undo::VerifyRollback => f.write_str("check that it is healthy"),
+        }
+    }
+}
+
+/// What the plan builder needs besides the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// The agent is restarted after a change to its package.
+    pub restart: bool,
+    /// The new version's health is checked (and rolled back on failure).
+    pub verify: bool,
+    /// The channel can move to the target's major (`stable/vN` channels).
+    pub channel_to: Option<u64>,
+}
+
+/// What a plan is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Goal {
+    Update { from: String, to: String },
+    Repair,
+}
+
+/// Ordered steps and what they are for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub goal: Goal,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// The plan of an update from `from` to `to`.
+    pub fn update(from: &str, to: &str, f: Facts) -> Plan {
+        let mut steps = vec![
+            Step::FinishTransaction,
+            Step::Refresh,
+            Step::Install {
+                from: from.into(),
+                to: to.into(),
+                channel_to: f.channel_to,
+            },
+            Step::Hold,
+        ];
+        if f.restart {
+            steps.push(Step::Restart);
+        }
+        if f.verify {
+            steps.push(Step::Verify);
+        }
+        if f.channel_to.is_some() {
+            steps.push(Step::KeepChannel);
+        }
+        Plan {
+            goal: Goal::Update {
+                from: from.into(),
+                to: to.into(),
+            },
+            steps,
+        }
+    }
+
+    /// The plan of the repairs at `installed`; `None` when nothing needs
+    /// repair.
+    pub fn repair(installed: &str, r: &Repairs, f: Facts) -> Option<Plan> {
+        if r.is_empty() {
+            return None;
+        }
+        let mut steps = Vec::new();
+        if r.interrupted.is_some() {
+            steps.push(Step::FinishTransaction);
+        }
+        if r.damaged.is_some() {
+            steps.push(Step::Refresh);
+            steps.push(Step::Reinstall {
+                version: installed.into(),
+            });
+        }
+        // Also after a reinstall or a finished transaction: both may leave
+        // the package unheld.
+        steps.push(Step::Hold);
+        if r.damaged.is_some() && f.restart {
+            steps.push(Step::Restart);
+        }
+        Some(Plan {
+            goal: Goal::Repair,
+            steps,
+        })
+    }
+
+    /// Whether a failure of step `i` is the new version failing its
+    /// health check (a failed restart counts when health is checked): then
+    /// the previous version is put back, rather than the update failing.
+    pub fn failure_rolls_back(&self, i: usize) -> bool {
+        let verified = self.steps.contains(&Step::Verify);
+        match self.steps.get(i) {
+            Some(Step::Verify) => true,
+            Some(Step::Restart) => verified,
+            _ => false,
+        }
+    }
+
+    /// The undos, in order, when step `failed` fails (the steps before it
+    /// are done). Empty when nothing needs undoing.
+    pub fn undo_for_failure(&self, failed: usize) -> Vec<Undo> {
+        let step = &self.steps[failed];
+        let mut v = step.partial_undo();
+        let full = self.failure_rolls_back(failed);
+        for s in self.steps[..failed].iter().rev() {
+            for u in s.undo() {
+                // Before the health check, a failure keeps the version the
+                // package manager installed (exit 4); a channel move is
+                // always put back.
+                if (full || u == Undo::RestoreChannel) && !v.contains(&u) {
+                    v.push(u);
+                }
+            }
+        }
+        if v.iter().any(|u| matches!(u, Undo::InstallPrevious { .. })) {
+            if self.steps.contains(&Step::Restart) {
+                v.push(Undo::RestartAgent);
+            }
+            if self.steps.contains(&Step::Verify) {
+                v.push(Undo::VerifyRollback);
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(p: &Plan) -> Vec<&'static str> {
+        p.steps.iter().map(Step::name).collect()
+    }
+
+    fn undo_names(v: &[Undo]) -> Vec<String> {
+        v.iter()
+            .map(|u| match u {
+                Undo::RestoreChannel => "restore-channel".to_string(),
+                Undo::InstallPrevious { version } => format!("install-previous {version}"),
+                Undo::RestartAgent => "restart-agent".into(),
+                Undo::VerifyRollback => "verify-rollback".into(),
+            })
+            .collect()
+    }
+
+    const ALL: Facts = Facts {
+        restart: true,
+        verify: true,
+        channel_to: Some(16),
+    };
+    const PLAIN: Facts = Facts {
+        restart: false,
+        verify: false,
+        channel_to: None,
+    };
+
+    /// Plan order and undo order for each kind of decision: (what, plan,
+    /// [(failing step, undos)]).
+    #[test]
+    fn plan_and_undo_order_table() {
+        type Row = (
+            &'static str,
+            Plan,
+            Vec<&'static str>,
+            Vec<(&'static str, Vec<&'static str>)>,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "update, agent running, health checked, channel movable",
+                Plan::update("15.4.2", "16.0.0", ALL),
+                vec![
+                    "finish-transaction",
+                    "refresh",
+                    "install",
+                    "hold",
+                    "restart",
+                    "verify",
+                    "keep-channel",
+                ],
+                vec![
+                    ("finish-transaction", vec![]),
+                    ("refresh", vec![]),
+                    ("install", vec!["restore-channel"]),
+                    ("hold", vec!["restore-channel"]),
+                    (
+                        "restart",
+                        vec![
+                            "restore-channel",
+                            "install-previous 15.4.2",
+                            "restart-agent",
+                            "verify-rollback",
+                        ],
+                    ),
+                    (
+                        "verify",
+                        vec![
+                            "restore-channel",
+                            "install-previous 15.4.2",
+                            "restart-agent",
+                            "verify-rollback",
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "update, no systemd, no health signal, channel fixed",
+                Plan::update("15.4.2", "15.4.3", PLAIN),
+                vec!["finish-transaction", "refresh", "install", "hold"],
+                vec![("install", vec![]), ("hold", vec![])],
+            ),
+            (
+                "update without systemd, readiness checked",
+                Plan::update(
+                    "15.4.2",
+                    "15.4.3",
+                    Facts {
+                        verify: true,
+                        ..PLAIN
+                    },
+                ),
+                vec!["finish-transaction", "refresh", "install", "hold", "verify"],
+                vec![("verify", vec!["install-previous 15.4.2", "verify-rollback"])],
+            ),
+        ];
+        for (what, plan, order, undos) in rows {
+            assert_eq!(names(&plan), order, "{what}: plan order");
+            for (failing, want) in undos {
+                let i = plan.steps.iter().position(|s| s.name() == failing).unwrap();
+                assert_eq!(
+                    undo_names(&plan.undo_for_failure(i)),
+                    want,
+                    "{what}: undo when {failing} fails"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn repair_plans() {
+        let r = |interrupted: bool, unheld: bool, damaged: bool| Repairs {
+            interrupted: interrupted.then(|| "iF".to_string()),
+            unheld,
+            damaged: damaged.then(|| "/usr/bin/teleport".to_string()),
+        };
+        assert_eq!(Plan::repair("15.4.3", &r(false, false, false), ALL), None);
+        for (rep, facts, want) in [
+            (r(false, true, false), ALL, vec!["hold"]),
+            (
+                r(true, false, false),
+                ALL,
+                vec!["finish-transaction", "hold"],
+            ),
+            (
+                r(false, false, true),
+                ALL,
+                vec!["refresh", "reinstall", "hold", "restart"],
+            ),
+            (
+                r(true, true, true),
+                PLAIN,
+                vec!["finish-transaction", "refresh", "reinstall", "hold"],
+            ),
+        ] {
+            let p = Plan::repair("15.4.3", &rep, facts).unwrap();
+            assert_eq!(names(&p), want, "{rep:?}");
+            // A repair never rolls anything back.
+            for i in 0..p.steps.len() {
+                assert!(p.undo_for_failure(i).is_empty(), "{rep:?} step {i}");
+            }
+        }
+    }
+
+    /// Invariants over every update plan: a rollback always comes after
+    /// the channel is restored, and ends with a restart and check when the
+    /// plan had them; nothing before the install is ever undone.
+    #[test]
+    fn undo_invariants() {
+        for restart in [false, true] {
+            for verify in [false, true] {
+                for channel_to in [None, Some(16)] {
+                    let f = Facts {
+                        restart,
+                        verify,
+                        channel_to,
+                    };
+                    let p = Plan::update("15.4.2", "16.0.0", f);
+                    let install = p.steps.iter().position(|s| s.name() == "install").unwrap();
+                    for i in 0..p.steps.len() {
+                        let u = p.undo_for_failure(i);
+                        if i < install {
+                            assert!(u.is_empty(), "{f:?} {i}");
+                        }
+                        if let Some(k) = u
+                            .iter()
+                            .position(|u| matches!(u, Undo::InstallPrevious { .. }))
+                        {
+                            if let Some(c) = u.iter().position(|u| *u == Undo::RestoreChannel) {
+                                assert!(c < k, "{f:?}: channel restored first");
+                            }
+                            assert_eq!(u.contains(&Undo::RestartAgent), restart, "{f:?}");
+                            assert_eq!(u.contains(&Undo::VerifyRollback), verify, "{f:?}");
+                        }
+                    }
+                    // The journal round-trips the plan.
+                    let j = serde_json::to_string(&p).unwrap();
+                    assert_eq!(serde_json::from_str::<Plan>(&j).unwrap(), p);
+                }
+            }
+        }
+    }
+}

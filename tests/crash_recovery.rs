@@ -1,0 +1,518 @@
+//! A run killed or stopped at any step boundary leaves a host that the next
+//! plain `run` converges: the agent at the target (or rolled back), fully
+//! installed, held, the channel file as it should be, the state consistent.
+//!
+//! Through the real binary on real apt/dpkg, dnf/rpm and zypper/rpm. The
+//! kills come from the binary's fail points
+//! (`TELEPORT_UPGRADE_FAILPOINT=<point>[:kill|:fail]`, honoured only in
+//! debug builds), from `SIGTERM` while dpkg runs a postinst, and from
+//! `kill -9` during the health wait.
+//!
+//! The run after a kill happens OUTSIDE the maintenance window: only the
+//! journal (finish the plan) or the converge (hold, finish the transaction)
+//! can bring the host to where it should be; a plain `wait` would not.
+
+mod common;
+#[macro_use]
+#[path = "common/multi.rs"]
+mod multi;
+#[path = "common/rpmworld.rs"]
+mod rpmworld;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use multi::{Kind, World};
+use testkit::http::Route;
+
+const PKG: &str = common::PKG;
+
+fn root(w: &World) -> PathBuf {
+    match w {
+        World::Apt(a) => a.root.path().to_path_buf(),
+        World::Rpm(r) => r.root.path().to_path_buf(),
+    }
+}
+
+fn cmd(w: &World, args: &[&str], failpoint: Option<&str>) -> Command {
+    let mut c = Command::new(common::BIN);
+    c.arg("--root").arg(root(w)).args(args);
+    c.env_remove("TELEPORT_UPGRADE_CONFIG");
+    c.env_remove("TELEPORT_UPGRADE_FAILPOINT");
+    c.env("LC_ALL", "C");
+    c.stdin(Stdio::null());
+    if let Some(p) = failpoint {
+        c.env("TELEPORT_UPGRADE_FAILPOINT", p);
+    }
+    c
+}
+
+/// Whether the agent is held, read from each package manager's own record:
+/// dpkg's selection, dnf's `exclude=` in the repository definition (the
+/// hold method in an alternate root), zypper's locks file.
+fn held(w: &World) -> bool {
+    match w {
+        World::Apt(a) => a.held(),
+        World::Rpm(r) if r.pm == rpmworld::Pm::Dnf => {
+            let text = std::fs::read_to_string(r.root.file(r.pm.repo_file())).unwrap();
+            text.lines()
+                .any(|l| l.trim_start().starts_with("exclude") && l.contains(PKG))
+        }
+        World::Rpm(r) => std::fs::read_to_string(r.root.file("/etc/zypp/locks"))
+            .unwrap_or_default()
+            .contains(PKG),
+    }
+}
+
+/// The package is fully installed: dpkg `ii`/`hi`; one instance in the
+/// rpm database.
+fn fully_installed(w: &World) -> bool {
+    match w {
+        World::Apt(a) => a
+            .root
+            .status_abbrev(PKG)
+            .is_some_and(|s| s.starts_with("ii") || s.starts_with("hi")),
+        World::Rpm(r) => {
+            let out = r.root.rpm(&["-q", PKG]);
+            String::from_utf8_lossy(&out.stdout).lines().count() == 1
+        }
+    }
+}
+
+fn journal(w: &World) -> PathBuf {
+    w.file("/var/lib/teleport-upgrade/plan.json")
+}
+
+/// Assert the host converged to `version`: installed, fully, held, no
+/// journal left, the last run ok.
+#[track_caller]
+fn assert_converged(w: &World, version: &str, what: &str) {
+    let k = w.kind();
+    assert_eq!(
+        w.installed().as_deref(),
+        Some(version),
+        "{k:?} {what}: version"
+    );
+    assert!(fully_installed(w), "{k:?} {what}: fully installed");
+    assert!(held(w), "{k:?} {what}: held");
+    assert!(!journal(w).exists(), "{k:?} {what}: journal closed");
+    let st = w.state();
+    assert_eq!(st["last_run"]["result"], "ok", "{k:?} {what}: {st:#}");
+}
+
+/// The fail points of an update without a health check, in plan order.
+const POINTS: &[&str] = &[
+    "before-finish-transaction",
+    "after-finish-transaction",
+    "before-refresh",
+    "after-refresh",
+    "before-install",
+    "after-install",
+    "before-hold",
+    "after-hold",
+];
+
+/// Kill the update 15.4.2 -> 15.4.3 at every step boundary; the next plain
+/// run, outside the window, finishes it.
+fn kill_at_every_boundary_then_converge(kind: Kind) {
+    let started = Instant::now();
+    let mut table = Vec::new();
+    for point in POINTS {
+        let w = World::new(kind, "15.4.2", "15.4.3");
+        w.schedule_in_window();
+        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{kind:?} {point}: killed\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            journal(&w).exists(),
+            "{kind:?} {point}: the journal is left"
+        );
+        let after_kill = (w.installed(), held(&w));
+        // status and dry-run say what the next run will do.
+        let s = w.run(&["status", "--json"]);
+        let s: serde_json::Value = serde_json::from_str(&s.stdout()).unwrap();
+        assert!(
+            s["unfinished_plan"]
+                .as_str()
+                .unwrap_or("")
+                .contains("15.4.3"),
+            "{kind:?} {point}: status shows the plan: {s:#}"
+        );
+        let dry = w.run(&["dry-run"]);
+        assert!(
+            dry.stdout().contains("would finish it first"),
+            "{kind:?} {point}: dry-run says it: {}",
+            dry.stdout()
+        );
+        w.schedule_outside_window();
+        let r = w.run(&["run"]);
+        r.expect(0)
+            .logs_contain("an earlier run left a plan unfinished");
+        assert_converged(&w, "15.4.3", point);
+        table.push(format!(
+            "{kind:?} {point:<26} killed: {:?} held={} -> finished: 15.4.3 held",
+            after_kill.0, after_kill.1
+        ));
+    }
+    for row in table {
+        eprintln!("FAULT {row}");
+    }
+    eprintln!(
+        "FAULT {kind:?} took {:.1} s",
+        started.elapsed().as_secs_f32()
+    );
+}
+each_backend!(kill_at_every_boundary_then_converge);
+
+/// A fail point that fails a step (not a kill): the update fails cleanly
+/// (exit 4), nothing is left in the journal, and the next run converges.
+fn failed_step_undoes_and_closes_the_journal(kind: Kind) {
+    let w = World::new(kind, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let out = cmd(&w, &["run"], Some("before-hold:fail"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{kind:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!journal(&w).exists(), "{kind:?}: undone and closed");
+    w.schedule_outside_window();
+    w.run(&["run"]).expect(0);
+    assert_converged(&w, "15.4.3", "after a failed hold");
+}
+each_backend!(failed_step_undoes_and_closes_the_journal);
+
+fn with_readyz(w: &World, route: Route, timeout: &str) {
+    w.set_vs_route("/readyz", route);
+    w.config("diag-addr", &format!("127.0.0.1:{}", w.vs_port()));
+    w.config("health-timeout", timeout);
+}
+
+/// Start `run` and return it once its logs contain `needle`.
+fn spawn_until(
+    w: &World,
+    needle: &str,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd(w, &["run"], None)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                seen.push_str(&l);
+                seen.push('\n');
+                if l.contains(needle) {
+                    return (child, rx);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => {
+                let status = child.wait();
+                panic!("the run ended ({status:?}) before {needle:?}:\n{seen}")
+            }
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no {needle:?} in:\n{seen}");
+        }
+    }
+}
+
+/// `kill -9` during the post-update health wait: the next run verifies the
+/// new version (healthy now: kept) ...
+fn kill_during_health_wait_then_verified(kind: Kind) {
+    let w = World::new(kind, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    with_readyz(&w, Route::status(503, "not ready"), "60");
+    let (mut child, _rx) = spawn_until(&w, "waiting for the agent to be healthy");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(journal(&w).exists(), "{kind:?}: the verify step is pending");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    with_readyz(&w, Route::ok("ok"), "10");
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("an earlier run left a plan unfinished")
+        .logs_contain("the agent is healthy");
+    assert_converged(&w, "15.4.3", "verified after the kill");
+}
+each_backend!(kill_during_health_wait_then_verified);
+
+/// ... or, still unhealthy (15.4.4 ships the marker the readiness
+/// stand-in answers 503 for), rolls it back and records the failed target.
+fn kill_during_health_wait_then_rolled_back(kind: Kind) {
+    let w = World::new(kind, "15.4.2", common::BROKEN);
+    w.schedule_in_window();
+    let gate = || {
+        Route::gate(
+            &w.file(common::BROKEN_MARKER),
+            Route::status(503, "not ready"),
+            Route::ok("ok"),
+        )
+    };
+    with_readyz(&w, gate(), "60");
+    let (mut child, _rx) = spawn_until(&w, "waiting for the agent to be healthy");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(w.installed().as_deref(), Some(common::BROKEN));
+    with_readyz(&w, gate(), "2");
+    w.schedule_outside_window();
+    let r = w.run(&["run"]);
+    r.expect(6).logs_contain("rolling back to 15.4.2");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
+    assert!(held(&w) && fully_installed(&w), "{kind:?}");
+    assert!(!journal(&w).exists(), "{kind:?}");
+    let st = w.state();
+    assert_eq!(
+        st["failed_target"]["version"],
+        common::BROKEN,
+        "{kind:?} {st:#}"
+    );
+    // The next run does not retry it, and converges nothing more.
+    w.run(&["run"]).expect(0);
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
+}
+each_backend!(kill_during_health_wait_then_rolled_back);
+
+/// A shell and `sleep`/`touch` inside an apt root, so a maintainer script
+/// can run (`dpkg --root` runs them chrooted into the root).
+fn give_root_a_shell(root: &std::path::Path) {
+    for (from, to) in [
+        ("/bin/dash", "bin/sh"),
+        ("/bin/sleep", "bin/sleep"),
+        ("/usr/bin/touch", "bin/touch"),
+    ] {
+        let to = root.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+        let out = Command::new("ldd").arg(from).output().unwrap();
+        for lib in String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            let dest = root.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            if !dest.exists() {
+                std::fs::copy(lib, &dest).unwrap();
+            }
+        }
+    }
+    std::fs::create_dir_all(root.join("var/tmp")).unwrap();
+}
+
+/// `SIGTERM` (what systemd sends on stop) while dpkg runs the target's
+/// postinst: dpkg is let finish (the postinst runs to its end), the hold
+/// is made, the run exits 8 with the health check left in the journal;
+/// the next plain run, outside the window, finishes it.
+#[test]
+fn sigterm_during_the_postinst_lets_dpkg_finish() {
+    let w = common::World::new("15.4.2", "15.4.3");
+    give_root_a_shell(w.root.path());
+    let mut spec = common::deb_spec("15.4.3");
+    spec.postinst =
+        Some("touch /var/tmp/postinst-started\nsleep 3\ntouch /var/tmp/postinst-done\n".into());
+    let debs_dir = w.dir.path().join("slow-debs");
+    std::fs::create_dir_all(&debs_dir).unwrap();
+    let slow = testkit::deb::build_deb(&spec, &debs_dir);
+    let repo = testkit::aptrepo::AptRepo::build(
+        &w.dir.path().join("slow-repo"),
+        "bookworm",
+        "stable/v15",
+        &[slow],
+        Some(&w.key),
+    );
+    let server = testkit::http::Server::start(repo.dir());
+    w.root.write(
+        "/etc/apt/sources.list.d/teleport.list",
+        format!(
+            "deb [signed-by={}] {}/ bookworm stable/v15\n",
+            common::KEYRING,
+            server.url()
+        )
+        .as_bytes(),
+    );
+    w.vs.set_route("/readyz", Route::ok("ok"));
+    w.config("diag-addr", &format!("127.0.0.1:{}", w.vs.port()));
+    w.config("health-timeout", "10");
+    w.schedule_in_window();
+
+    let mut child = w.spawn(&["run"]);
+    let started = w.root.file("/var/tmp/postinst-started");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the postinst never started: {:?}",
+            child.try_wait()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "exit 8 after SIGTERM\n{stderr}");
+    assert!(
+        w.root.file("/var/tmp/postinst-done").exists(),
+        "dpkg (and its postinst) ran to the end\n{stderr}"
+    );
+    let abbrev = w.root.status_abbrev(PKG).unwrap();
+    assert!(abbrev.starts_with("hi"), "installed and held: {abbrev:?}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    let journal = w.root.file("/var/lib/teleport-upgrade/plan.json");
+    assert!(
+        journal.exists(),
+        "the health check is left for the next run"
+    );
+    assert_eq!(w.state()["last_run"]["result"], "interrupted");
+
+    w.schedule_outside_window();
+    let r = w.run(&["run"]);
+    r.expect(0)
+        .logs_contain("an earlier run left a plan unfinished")
+        .logs_contain("the agent is healthy");
+    assert!(!journal.exists());
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    assert!(w.held());
+}
+
+/// Killed while undoing (the rollback of an unhealthy 15.4.4 had begun):
+/// the next run applies the undos again and ends rolled back (exit 6),
+/// the failed target recorded.
+fn kill_during_the_rollback_then_rolled_back(kind: Kind) {
+    let w = World::new(kind, "15.4.2", common::BROKEN);
+    w.schedule_in_window();
+    let gate = Route::gate(
+        &w.file(common::BROKEN_MARKER),
+        Route::status(503, "not ready"),
+        Route::ok("ok"),
+    );
+    with_readyz(&w, gate, "2");
+    use std::os::unix::process::ExitStatusExt;
+    let out = cmd(&w, &["run"], Some("before-undo")).output().unwrap();
+    assert_eq!(out.status.signal(), Some(9), "{kind:?}: killed in the undo");
+    assert_eq!(w.installed().as_deref(), Some(common::BROKEN));
+    let dry = w.run(&["dry-run"]);
+    assert!(
+        dry.stdout().contains("would undo it first"),
+        "{kind:?}: {}",
+        dry.stdout()
+    );
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(6)
+        .logs_contain("an earlier run left a plan unfinished");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
+    assert!(held(&w) && fully_installed(&w) && !journal(&w).exists());
+    assert_eq!(w.state()["failed_target"]["version"], common::BROKEN);
+}
+each_backend!(kill_during_the_rollback_then_rolled_back);
+
+fn site() -> &'static testkit::channels::ChannelSite {
+    static S: std::sync::OnceLock<testkit::channels::ChannelSite> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("crash-site-{}", std::process::id()));
+        testkit::channels::ChannelSite::build(&dir)
+    })
+}
+
+/// A major update that moves the channel (stable/v15 -> stable/v16),
+/// killed right after the move, after the install, or before keeping the
+/// move: the next run, outside the window, finishes it: 16.0.0 installed
+/// and held, the definition on stable/v16, no backup left.
+fn kill_around_a_channel_move_then_converge(kind: Kind) {
+    for point in ["after-channel-move", "after-install", "before-keep-channel"] {
+        let w = World::new(kind, "15.4.3", "16.0.0");
+        w.point_at_channel_site(site());
+        w.schedule_in_window();
+        use std::os::unix::process::ExitStatusExt;
+        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{kind:?} {point}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        w.schedule_outside_window();
+        let r = w.run(&["run"]);
+        r.expect(0);
+        assert_converged(&w, "16.0.0", point);
+        let def = w.repo_definition();
+        assert!(
+            def.contains("stable/v16") && !def.contains("stable/v15"),
+            "{kind:?} {point}: {def}"
+        );
+        let backup = format!(
+            "{}.teleport-upgrade.bak",
+            w.repo_definition_path().display()
+        );
+        assert!(
+            !std::path::Path::new(&backup).exists(),
+            "{kind:?} {point}: backup removed\n{}",
+            r.stderr()
+        );
+        eprintln!("FAULT {kind:?} {point:<26} -> finished: 16.0.0 held, stable/v16, no backup");
+    }
+}
+each_backend!(kill_around_a_channel_move_then_converge);
+
+/// `SIGTERM` during the health wait (outside a package operation): the
+/// wait stops at once, nothing is undone, exit 8 with the check left in
+/// the journal; the next run checks again (healthy now) and keeps 15.4.3.
+fn sigterm_during_health_wait_then_verified(kind: Kind) {
+    let w = World::new(kind, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    with_readyz(&w, Route::status(503, "not ready"), "300");
+    let (child, _rx) = spawn_until(&w, "waiting for the agent to be healthy");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    // Exit 8, not 6: the wait stopped (waited out, the 503 would have
+    // been judged unhealthy and rolled back).
+    assert_eq!(out.status.code(), Some(8), "{kind:?}: exit 8");
+    assert!(journal(&w).exists(), "{kind:?}: the check is left to do");
+    assert_eq!(
+        w.installed().as_deref(),
+        Some("15.4.3"),
+        "{kind:?}: not undone"
+    );
+    assert!(held(&w), "{kind:?}: held before stopping");
+    assert_eq!(w.state()["last_run"]["result"], "interrupted");
+    with_readyz(&w, Route::ok("ok"), "10");
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("the agent is healthy");
+    assert_converged(&w, "15.4.3", "verified after SIGTERM");
+}
+each_backend!(sigterm_during_health_wait_then_verified);
