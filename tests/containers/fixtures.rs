@@ -229,7 +229,7 @@ fn bumped_tree(dest: &Path, version: &str) -> Result<PathBuf, String> {
         .find(|l| l.starts_with(" -- "))
         .ok_or("debian/changelog has no trailer line")?;
     let entry = format!(
-        "teleport-ent-updater ({}) unstable; urgency=medium\n\n  * Test build for the container matrix (version bump only).\n\n{trailer}\n\n",
+        "teleport-ent-updater (1:{}) unstable; urgency=medium\n\n  * Test build for the container matrix (version bump only).\n\n{trailer}\n\n",
         version.replacen('-', "~", 1)
     );
     std::fs::write(&changelog_path, entry + &old).map_err(|e| e.to_string())?;
