@@ -136,9 +136,23 @@ pub(super) fn migration_row(
     rec.step(Scenario::MigOursOver, || {
         let agent_pid = sut.show(AGENT_UNIT, "MainPID")?;
         pm.install_updater(c)?;
+        let mut how = format!("{pm:?} install");
+        if pm == Pm::Dnf && pm.installed(c, UPDATER)?.as_deref() == Some("15.4.3") {
+            // Measured: `dnf install <name>` over Teleport's noarch
+            // package keeps it (exit 0, "already installed"); `dnf
+            // upgrade <name>` installs ours. The README says so.
+            c.ok(&["dnf", "-y", "upgrade", UPDATER])?;
+            how = "dnf install kept 15.4.3; dnf upgrade".into();
+        }
         let v = pm.installed(c, UPDATER)?;
         if v.as_deref() != Some(fx.updater.version.as_str()) {
-            return Err(format!("{UPDATER} is {v:?} after installing ours, expected {}", fx.updater.version));
+            // Why (dnf skips an upgrade it cannot resolve, exit 0): ask
+            // for the best candidate, which names the problem.
+            let why = match pm {
+                Pm::Dnf => c.exec(&["dnf", "-y", "upgrade", "--best", UPDATER])?.tail(12),
+                _ => String::new(),
+            };
+            return Err(format!("{UPDATER} is {v:?} after installing ours, expected {}\n{why}", fx.updater.version));
         }
         if binary_is_bash(c)? {
             return Err("/usr/sbin/teleport-upgrade is still the shell updater".into());
@@ -167,7 +181,7 @@ pub(super) fn migration_row(
             return Err("installing ours over the shell updater restarted the agent".into());
         }
         let starts = sut.check_starts()?;
-        Ok(format!("{UPDATER} {} over 15.4.3; configuration kept; {TIMER} {enabled}/{active} through timers.target; agent not restarted; {starts}", fx.updater.version))
+        Ok(format!("{how}: {UPDATER} {} over 15.4.3; configuration kept; {TIMER} {enabled}/{active} through timers.target; agent not restarted; {starts}", fx.updater.version))
     })?;
 
     rec.step(Scenario::MigTimerRunsOurs, || {
