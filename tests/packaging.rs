@@ -1255,7 +1255,9 @@ fn release() -> &'static Release {
             .arg(repo().join("scripts/build-packages"))
             .arg("--out")
             .arg(&dir)
-            .arg("--fast"));
+            .arg("--fast")
+            // Always target/release-build: never the directory cargo test holds.
+            .env_remove("CARGO_TARGET_DIR"));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(

@@ -128,11 +128,12 @@ pub enum Scenario {
     MigTimerRunsOurs,
     MigNewerV1Ignored,
     MigRemoved,
+    PinWithoutLibgpgme,
     TornDown,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 26] = [
+    pub const ALL: [Scenario; 27] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -158,6 +159,7 @@ impl Scenario {
         Scenario::MigTimerRunsOurs,
         Scenario::MigNewerV1Ignored,
         Scenario::MigRemoved,
+        Scenario::PinWithoutLibgpgme,
         Scenario::TornDown,
     ];
 
@@ -194,6 +196,7 @@ impl Scenario {
             Scenario::MigTimerRunsOurs => "the timer runs ours (not the bash one): update inside a window (15.4.3)",
             Scenario::MigNewerV1Ignored => "Teleport's updater 15.4.4 in the repo: a routine upgrade keeps ours",
             Scenario::MigRemoved => "ours removed: agent (same pid) and /etc/teleport-upgrade.d kept",
+            Scenario::PinWithoutLibgpgme => "no libgpgme on the host: runs; trusted-keys refused naming libgpgme.so.11 (exit 3)",
             Scenario::TornDown => "container torn down: no machine, mount or process left",
         }
     }
@@ -210,6 +213,9 @@ impl Scenario {
         }
         if migration {
             return false;
+        }
+        if self == PinWithoutLibgpgme {
+            return row == Row::Debian11Apt;
         }
         match row {
             Row::DebianCron => matches!(
@@ -1089,6 +1095,36 @@ fn systemd_row(
     sut.config("health-timeout", "9")?;
     if let Some(installer) = pm.installer() {
         sut.config("installer", installer)?;
+    }
+
+    if row == Row::Debian11Apt {
+        rec.step(Scenario::PinWithoutLibgpgme, || {
+            let o = c.exec(&["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "libgpgme11"])?;
+            if o.stdout.starts_with("ii") {
+                return Err("libgpgme11 is installed in this image: nothing is shown".into());
+            }
+            // Inside a window: dry-run decides an update and audits trust
+            // (changing nothing).
+            sut.schedule_in_window()?;
+            vs.set("15.4.3", false);
+            let plain = c.exec(&["/usr/sbin/teleport-upgrade", "dry-run"])?;
+            if !plain.ok() {
+                return Err(format!("dry-run without libgpgme failed (exit {:?}):\n{}", plain.code, plain.tail(8)));
+            }
+            sut.config("trusted-keys", "# the release key\nA1B2C3D4E5F60718293A4B5C6D7E8F9012345678")?;
+            let pinned = c.exec(&["/usr/sbin/teleport-upgrade", "dry-run"])?;
+            c.remove(&format!("{CONFIG_DIR}/trusted-keys"))?;
+            if pinned.code != Some(3) || !pinned.stderr.contains("libgpgme.so.11") {
+                return Err(format!(
+                    "with trusted-keys and no libgpgme: exit {:?}, expected 3 naming libgpgme.so.11:\n{}",
+                    pinned.code,
+                    pinned.tail(8)
+                ));
+            }
+            sut.expect_agent("15.4.2")?;
+            let line = pinned.stderr.lines().find(|l| l.contains("libgpgme.so.11")).unwrap_or("").trim().to_string();
+            Ok(format!("dry-run exit 0 without libgpgme; with trusted-keys: exit 3: {line}"))
+        })?;
     }
 
     rec.step(Scenario::TimerFires, || {
