@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 mod v1_updater;
 
 #[path = "common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 const PKG: &str = "teleport-ent-updater";

@@ -118,7 +118,7 @@ fn load() -> Result<Lib, String> {
         ));
     }
     macro_rules! sym {
-        ($name:literal) => {{
+        ($name:literal as $t:ty) => {{
             let n = CString::new($name).expect("no NUL");
             // SAFETY: looking up a symbol in a live handle.
             let p = unsafe { libc::dlsym(handle, n.as_ptr()) };
@@ -127,11 +127,11 @@ fn load() -> Result<Lib, String> {
             }
             // SAFETY: the symbol is the gpgme function of that name, whose C
             // signature the field's type spells out (gpgme.h).
-            unsafe { std::mem::transmute::<*mut c_void, _>(p) }
+            unsafe { std::mem::transmute::<*mut c_void, $t>(p) }
         }};
     }
-    let check_version: unsafe extern "C" fn(*const c_char) -> *const c_char =
-        sym!("gpgme_check_version");
+    let check_version =
+        sym!("gpgme_check_version" as unsafe extern "C" fn(*const c_char) -> *const c_char);
     // SAFETY: must be called once before any other gpgme function; NULL
     // asks for no minimum.
     let v = unsafe { check_version(std::ptr::null()) };
@@ -143,18 +143,29 @@ fn load() -> Result<Lib, String> {
     };
     Ok(Lib {
         version,
-        new: sym!("gpgme_new"),
-        release: sym!("gpgme_release"),
-        set_protocol: sym!("gpgme_set_protocol"),
-        ctx_set_engine_info: sym!("gpgme_ctx_set_engine_info"),
-        data_new_from_mem: sym!("gpgme_data_new_from_mem"),
-        data_release: sym!("gpgme_data_release"),
-        op_import: sym!("gpgme_op_import"),
-        op_keylist_start: sym!("gpgme_op_keylist_start"),
-        op_keylist_next: sym!("gpgme_op_keylist_next"),
-        op_keylist_end: sym!("gpgme_op_keylist_end"),
-        key_unref: sym!("gpgme_key_unref"),
-        strerror: sym!("gpgme_strerror"),
+        new: sym!("gpgme_new" as unsafe extern "C" fn(*mut Ctx) -> GpgmeError),
+        release: sym!("gpgme_release" as unsafe extern "C" fn(Ctx)),
+        set_protocol: sym!("gpgme_set_protocol" as unsafe extern "C" fn(Ctx, c_int) -> GpgmeError),
+        ctx_set_engine_info: sym!(
+            "gpgme_ctx_set_engine_info"
+                as unsafe extern "C" fn(Ctx, c_int, *const c_char, *const c_char) -> GpgmeError
+        ),
+        data_new_from_mem: sym!(
+            "gpgme_data_new_from_mem"
+                as unsafe extern "C" fn(*mut Data, *const c_char, usize, c_int) -> GpgmeError
+        ),
+        data_release: sym!("gpgme_data_release" as unsafe extern "C" fn(Data)),
+        op_import: sym!("gpgme_op_import" as unsafe extern "C" fn(Ctx, Data) -> GpgmeError),
+        op_keylist_start: sym!(
+            "gpgme_op_keylist_start"
+                as unsafe extern "C" fn(Ctx, *const c_char, c_int) -> GpgmeError
+        ),
+        op_keylist_next: sym!(
+            "gpgme_op_keylist_next" as unsafe extern "C" fn(Ctx, *mut *mut Key) -> GpgmeError
+        ),
+        op_keylist_end: sym!("gpgme_op_keylist_end" as unsafe extern "C" fn(Ctx) -> GpgmeError),
+        key_unref: sym!("gpgme_key_unref" as unsafe extern "C" fn(*mut Key)),
+        strerror: sym!("gpgme_strerror" as unsafe extern "C" fn(GpgmeError) -> *const c_char),
     })
 }
 
