@@ -7,7 +7,9 @@
 #
 # Rules (the same for dpkg and rpm):
 #   install   daemon-reload, enable the timer and start it (systemd only)
-#   upgrade   daemon-reload, try-restart the timer (systemd only)
+#   upgrade   daemon-reload, try-restart the timer (systemd only); over
+#             Teleport's own shell updater (same package name, older
+#             version), take its timer over: see tu_take_over_timer
 #   remove    stop and disable the timer; keep /etc/teleport-upgrade.d and
 #             /var/lib/teleport-upgrade
 #   purge     remove /var/lib/teleport-upgrade (dpkg only; RPM has no purge)
@@ -71,6 +73,26 @@ tu_install() {
     rm -f "$tu_removed_mark" || :
 }
 
+# Teleport's own shell updater (package teleport-ent-updater, versioned like
+# Teleport, e.g. 15.4.3) enables the timer as wanted by the agent's unit (a
+# link in its .wants directory); ours is WantedBy=timers.target. The unit files themselves have the same
+# names and were replaced by the package manager (same package). An enabled
+# shell-updater timer is enabled again the way ours is, so that it keeps
+# running when the agent is stopped; one the administrator had disabled
+# stays disabled. Prints "1" when it took the timer over.
+tu_take_over_timer() {
+    tu_wants_dir="$tu_root/etc/systemd/system/teleport.service.wants"
+    if [ -L "$tu_wants_dir/$tu_timer" ]; then
+        rm -f "$tu_wants_dir/$tu_timer" || :
+        rmdir "$tu_wants_dir" 2>/dev/null || :
+        if tu_have_systemctl; then
+            tu_unitfiles enable "$tu_timer" >&2 || tu_log "warning: could not enable $tu_timer"
+        fi
+        tu_log "took over $tu_timer from the shell updater (now enabled through timers.target)"
+        echo 1
+    fi
+}
+
 # Upgrade from an earlier version: pick up the new unit files and restart the
 # timer only if it is running (an administrator's "disable"/"stop" stays).
 tu_upgrade() {
@@ -79,8 +101,13 @@ tu_upgrade() {
         return 0
     fi
     tu_daemon_reload
+    tu_took_over="$(tu_take_over_timer)"
     if tu_systemd_running; then
-        systemctl try-restart "$tu_timer" || tu_log "warning: could not restart $tu_timer"
+        if [ "$tu_took_over" = 1 ]; then
+            systemctl restart "$tu_timer" || tu_log "warning: could not start $tu_timer"
+        else
+            systemctl try-restart "$tu_timer" || tu_log "warning: could not restart $tu_timer"
+        fi
     fi
 }
 

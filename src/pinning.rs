@@ -7,7 +7,8 @@
 //! have not been revoked, and that they have not expired (with a warning a
 //! month ahead).
 //!
-//! Keys are read with gpgme (libgpgme over gpg) in a throw-away home
+//! Keys are read with gpgme (libgpgme over gpg, loaded at run time only
+//! when pinning is configured: see [`gpgme`]) in a throw-away home
 //! directory: nothing is imported anywhere. The verdict itself is the pure
 //! function [`evaluate`], tested as a table.
 
@@ -16,6 +17,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::schedule::rfc3339;
+
+pub mod gpgme;
 
 /// How far ahead an expiring pinned key is reported.
 pub const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
@@ -269,54 +272,35 @@ pub fn evaluate(pins: &Pins, sets: &[KeySet], now: i64) -> Result<PinReport, Str
 }
 
 /// Read every public key in `bytes` (armored or binary, one or many
-/// blocks) with gpgme, without importing them anywhere.
+/// blocks) with libgpgme (loaded at run time, see [`gpgme`]), in a
+/// throw-away gpg home: nothing is imported anywhere else.
 pub fn read_keys(bytes: &[u8]) -> Result<Vec<KeyInfo>, String> {
     let home = tempfile::Builder::new()
         .prefix("teleport-upgrade-gnupg")
         .tempdir()
         .map_err(|e| format!("cannot make a temporary gpg home: {e}"))?;
-    let mut ctx = gpgme::Context::from_protocol(gpgme::Protocol::OpenPgp)
-        .map_err(|e| format!("gpgme cannot run gpg: {e}"))?;
-    ctx.set_engine_home_dir(home.path().to_string_lossy().as_ref())
-        .map_err(|e| format!("gpgme: {e}"))?;
-    let mut data = gpgme::Data::from_bytes(bytes).map_err(|e| format!("gpgme: {e}"))?;
-    let keys = ctx
-        .read_keys(&mut data)
-        .map_err(|e| format!("gpgme cannot read the keys: {e}"))?;
-    let mut out = Vec::new();
-    for k in keys {
-        let k = k.map_err(|e| format!("gpgme cannot read a key: {e}"))?;
-        out.push(key_info(&k)?);
-    }
-    Ok(out)
+    gpgme::read_keys(bytes, home.path())?
+        .iter()
+        .map(key_info)
+        .collect()
 }
 
-fn unix(t: std::time::SystemTime) -> i64 {
-    match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    }
-}
-
-fn key_info(k: &gpgme::Key) -> Result<KeyInfo, String> {
+fn key_info(k: &gpgme::RawKey) -> Result<KeyInfo, String> {
     let fpr = k
-        .fingerprint()
-        .map_err(|_| "gpgme returned a key without a fingerprint".to_string())?;
+        .fingerprint
+        .as_deref()
+        .ok_or_else(|| "gpgme returned a key without a fingerprint".to_string())?;
     let fingerprint = Fingerprint::parse(fpr)?;
-    let uid = k
-        .user_ids()
-        .next()
-        .and_then(|u| u.id().ok().map(str::to_string))
-        .unwrap_or_default();
-    let primary_expiry = k.primary_key().and_then(|p| p.expiration_time()).map(unix);
+    let uid = k.uid.clone().unwrap_or_default();
+    let primary_expiry = k.subkeys.first().and_then(|p| p.expires);
     // The latest expiry among the keys that can sign (None: one never
     // expires); revoked subkeys sign nothing.
     let mut signing: Option<Option<i64>> = None;
-    for s in k.subkeys() {
-        if s.is_revoked() || !s.can_sign() {
+    for s in &k.subkeys {
+        if s.revoked || !s.can_sign {
             continue;
         }
-        let e = s.expiration_time().map(unix);
+        let e = s.expires;
         signing = Some(match (signing, e) {
             (None, e) => e,
             (Some(None), _) | (Some(_), None) => None,
@@ -335,7 +319,7 @@ fn key_info(k: &gpgme::Key) -> Result<KeyInfo, String> {
     Ok(KeyInfo {
         fingerprint,
         uid,
-        revoked: k.is_revoked(),
+        revoked: k.revoked,
         usable_until,
     })
 }

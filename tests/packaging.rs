@@ -17,6 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+#[path = "containers/v1_updater.rs"]
+mod v1_updater;
+
+#[path = "common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+
 const PKG: &str = "teleport-ent-updater";
 const BIN: &str = env!("CARGO_BIN_EXE_teleport-upgrade");
 
@@ -169,6 +176,14 @@ fn pkg_version() -> String {
     env!("CARGO_PKG_VERSION").replacen('-', "~", 1)
 }
 
+/// The epoch both packages carry: above every Teleport release version.
+const EPOCH: &str = "1";
+
+/// The .deb's full version, `1:X.Y.Z`.
+fn deb_version() -> String {
+    format!("{EPOCH}:{}", pkg_version())
+}
+
 fn deb_expected_files(b: &Built) -> BTreeSet<String> {
     let mut files: BTreeSet<String> = [
         "/etc/cron.d/teleport-upgrade",
@@ -303,7 +318,7 @@ fn deb_control_fields() {
         .trim()
         .to_string();
     assert_eq!(field("Package"), PKG);
-    assert_eq!(field("Version"), pkg_version());
+    assert_eq!(field("Version"), deb_version());
     assert_eq!(field("Architecture"), arch);
     assert!(
         field("Depends").contains("ca-certificates"),
@@ -319,7 +334,7 @@ fn deb_control_fields() {
     let info = run_ok(Command::new("dpkg-deb").arg("-I").arg(&b.deb));
     assert!(info.contains(&format!(" Package: {PKG}\n")), "{info}");
     assert!(
-        info.contains(&format!(" Version: {}\n", pkg_version())),
+        info.contains(&format!(" Version: {}\n", deb_version())),
         "{info}"
     );
     assert!(info.contains(&format!(" Architecture: {arch}\n")), "{info}");
@@ -357,6 +372,7 @@ fn rpm_contains_the_same_files() {
         )
     };
     assert_eq!(q("%{NAME}"), PKG);
+    assert_eq!(q("%{EPOCH}"), EPOCH);
     assert_eq!(q("%{VERSION}"), pkg_version());
     assert_eq!(q("%{RELEASE}"), "1");
     let arch = q("%{ARCH}");
@@ -417,7 +433,14 @@ fn maintainer_scripts_never_touch_the_agent_service() {
     for (name, text) in &scripts {
         for (i, line) in text.lines().enumerate() {
             let code = line.trim();
-            // Not even in a comment: a plain grep finds nothing.
+            // Not even in a comment: a plain grep finds nothing, but for the
+            // one line that names the directory of the shell updater's
+            // timer link (tu_take_over_timer), which only removes that link.
+            if line.trim_start()
+                == "tu_wants_dir=\"$tu_root/etc/systemd/system/teleport.service.wants\""
+            {
+                continue;
+            }
             assert!(
                 !line.contains("teleport.service"),
                 "mentions the agent unit: {name}:{}: {line}",
@@ -456,7 +479,9 @@ fn maintainer_scripts_never_touch_the_agent_service() {
                     "systemctl call that is not about the timer: {at}"
                 );
                 assert!(
-                    !code.contains("restart") || code.contains("try-restart \"$tu_timer\""),
+                    !code.contains("restart")
+                        || code.contains("try-restart \"$tu_timer\"")
+                        || code.contains("systemctl restart \"$tu_timer\""),
                     "{at}"
                 );
             }
@@ -776,7 +801,7 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
 
     // 1. Fresh install.
     dpkg(&["-i", b.deb.to_str().unwrap()]);
-    assert_eq!(status(&root), format!("ii {}", pkg_version()));
+    assert_eq!(status(&root), format!("ii {}", deb_version()));
     for f in deb_expected_files(b) {
         assert!(
             root.join(f.trim_start_matches('/')).is_file(),
@@ -814,11 +839,11 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
             .arg(&unpacked),
     );
     let control = fs::read_to_string(unpacked.join("DEBIAN/control")).unwrap();
-    let newer_version = format!("{}+test1", pkg_version());
+    let newer_version = format!("{}+test1", deb_version());
     fs::write(
         unpacked.join("DEBIAN/control"),
         control.replace(
-            &format!("Version: {}\n", pkg_version()),
+            &format!("Version: {}\n", deb_version()),
             &format!("Version: {newer_version}\n"),
         ),
     )
@@ -875,7 +900,7 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
 
     // 4. Re-install from the config-files state: enabled again.
     dpkg(&["-i", b.deb.to_str().unwrap()]);
-    assert_eq!(status(&root), format!("ii {}", pkg_version()));
+    assert_eq!(status(&root), format!("ii {}", deb_version()));
     if systemctl {
         assert!(
             timer_link.symlink_metadata().is_ok(),
@@ -910,4 +935,629 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
         host_state_before,
         "the maintainer scripts touched the host"
     );
+}
+
+/// A throwaway dpkg root, maintainer scripts run chrootless (DPKG_ROOT).
+struct DpkgRoot {
+    root: PathBuf,
+}
+
+impl DpkgRoot {
+    fn new(b: &Built, name: &str) -> DpkgRoot {
+        let root = b.dir.join(name);
+        let _ = fs::remove_dir_all(&root);
+        for d in [
+            "var/lib/dpkg/info",
+            "var/lib/dpkg/updates",
+            "var/lib/dpkg/triggers",
+        ] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+        DpkgRoot { root }
+    }
+
+    fn dpkg(&self, args: &[&str]) -> String {
+        let mut c = Command::new("dpkg");
+        c.arg(format!("--root={}", self.root.display()))
+            .arg(format!(
+                "--admindir={}",
+                self.root.join("var/lib/dpkg").display()
+            ))
+            .arg("--force-script-chrootless")
+            .arg("--force-not-root")
+            .arg("--force-depends")
+            .arg("--log=/dev/null")
+            .args(args)
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
+        let shown = format!("{c:?}");
+        let out = run(&mut c);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{shown} failed:\n{text}");
+        text
+    }
+
+    fn version(&self) -> String {
+        let out = run(Command::new("dpkg-query")
+            .arg(format!(
+                "--admindir={}",
+                self.root.join("var/lib/dpkg").display()
+            ))
+            .arg("-W")
+            .arg("-f=${db:Status-Abbrev}${Version}")
+            .arg(PKG));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn path(&self, abs: &str) -> PathBuf {
+        self.root.join(abs.trim_start_matches('/'))
+    }
+}
+
+fn dpkg_gt(a: &str, b: &str) -> bool {
+    Command::new("dpkg")
+        .args(["--compare-versions", a, "gt", b])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// rpm's own comparison (rpm's Lua `rpm.vercmp`): 1, 0 or -1.
+fn rpm_vercmp(a: &str, b: &str) -> i32 {
+    let out = run_ok(
+        Command::new("rpm")
+            .arg("--eval")
+            .arg(format!("%{{lua: print(rpm.vercmp(\"{a}\", \"{b}\"))}}")),
+    );
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("rpm.vercmp printed {out:?}"))
+}
+
+/// Our version sorts above every Teleport release version, on dpkg and on
+/// rpm, so a routine upgrade from Teleport's repository never swaps
+/// Teleport's shell updater (same package name) back in. The control
+/// shows that without the epoch it would.
+#[test]
+fn our_version_sorts_above_every_teleport_release() {
+    if skip_all() {
+        return;
+    }
+    let b = built();
+    let deb_v = run_ok(
+        Command::new("dpkg-deb")
+            .arg("-f")
+            .arg(&b.deb)
+            .arg("Version"),
+    )
+    .trim()
+    .to_string();
+    let rpm_evr = run_ok(
+        Command::new("rpm")
+            .arg("-qp")
+            .arg("--qf")
+            .arg("%{EPOCH}:%{VERSION}-%{RELEASE}")
+            .arg(&b.rpm),
+    );
+    for teleport in [
+        "15.4.3",
+        "15.4.4",
+        "16.0.0",
+        "17.5.2",
+        "99.99.99",
+        "999.0.0-1",
+    ] {
+        assert!(dpkg_gt(&deb_v, teleport), "dpkg: {deb_v} <= {teleport}");
+        assert_eq!(
+            rpm_vercmp(&rpm_evr, &format!("{teleport}-1")),
+            1,
+            "rpm: {rpm_evr} <= {teleport}"
+        );
+        // Control: the same version without the epoch sorts below.
+        assert!(!dpkg_gt(&pkg_version(), teleport));
+        assert_eq!(
+            rpm_vercmp(&format!("{}-1", pkg_version()), &format!("{teleport}-1")),
+            -1
+        );
+    }
+}
+
+/// Installing ours over Teleport's shell updater (same name, 15.4.3, arch
+/// all) in a dpkg root: the operator's /etc/teleport-upgrade.d stays, the
+/// binary, units and drop-in are ours, the timer is taken over (enabled
+/// through timers.target, its link under teleport.service.wants gone), and
+/// removing ours removes nothing else.
+#[test]
+fn deb_installs_over_teleports_shell_updater() {
+    if skip_all() {
+        return;
+    }
+    let b = built();
+    let r = DpkgRoot::new(b, "migration-root");
+    let v1 = v1_updater::build_deb("15.4.3", None, &b.dir.join("v1"));
+    r.dpkg(&["-i", v1.to_str().unwrap()]);
+    assert_eq!(r.version(), "ii 15.4.3");
+    let wants_agent = r.path("/etc/systemd/system/teleport.service.wants/teleport-upgrade.timer");
+    let wants_timers = r.path("/etc/systemd/system/timers.target.wants/teleport-upgrade.timer");
+    let systemctl = have("systemctl");
+    if systemctl {
+        assert!(
+            wants_agent.symlink_metadata().is_ok(),
+            "the v1 stand-in did not enable its timer"
+        );
+    }
+    // The operator's configuration and the agent's schedule.
+    let cfg = r.path("/etc/teleport-upgrade.d");
+    fs::create_dir_all(&cfg).unwrap();
+    fs::write(
+        cfg.join("endpoint"),
+        "teleport.example.com:443/v1/webapi/automaticupgrades/channel/default\n",
+    )
+    .unwrap();
+    fs::write(cfg.join("schedule"), "# generated by teleport\n1 2\n").unwrap();
+    fs::write(cfg.join("package"), "teleport-ent\n").unwrap();
+
+    let out = r.dpkg(&["-i", b.deb.to_str().unwrap()]);
+    assert_eq!(r.version(), format!("ii {}", deb_version()));
+    let bin = fs::read(r.path("/usr/sbin/teleport-upgrade")).unwrap();
+    assert!(
+        bin.starts_with(b"\x7fELF"),
+        "/usr/sbin/teleport-upgrade is still the bash updater"
+    );
+    let timer = fs::read_to_string(r.path("/lib/systemd/system/teleport-upgrade.timer")).unwrap();
+    assert!(
+        timer.contains("OnUnitActiveSec=30min") && timer.contains("WantedBy=timers.target"),
+        "{timer}"
+    );
+    let dropin = fs::read_to_string(
+        r.path("/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf"),
+    )
+    .unwrap();
+    assert!(
+        !dropin.contains("TELEPORT_EXT_UPGRADER_VERSION=15.4.3"),
+        "the v1 drop-in is still there: {dropin}"
+    );
+    if systemctl {
+        assert!(
+            wants_agent.symlink_metadata().is_err(),
+            "the v1 timer link is still there"
+        );
+        assert!(
+            wants_timers.symlink_metadata().is_ok(),
+            "our timer is not enabled"
+        );
+        assert!(out.contains("took over teleport-upgrade.timer"), "{out}");
+    }
+    for (f, want) in [
+        (
+            "endpoint",
+            "teleport.example.com:443/v1/webapi/automaticupgrades/channel/default\n",
+        ),
+        ("schedule", "# generated by teleport\n1 2\n"),
+        ("package", "teleport-ent\n"),
+    ] {
+        assert_eq!(
+            fs::read_to_string(cfg.join(f)).unwrap(),
+            want,
+            "{f} changed"
+        );
+    }
+
+    // Removing ours: our files go, the configuration stays.
+    r.dpkg(&["-r", PKG]);
+    assert!(!r.path("/usr/sbin/teleport-upgrade").exists());
+    assert!(wants_timers.symlink_metadata().is_err());
+    assert!(cfg.join("endpoint").is_file() && cfg.join("schedule").is_file());
+}
+
+// ---- the release packages: glibc floor, both architectures ----------------
+
+/// The libraries a packaged binary may need.
+const ALLOWED_NEEDED: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libutil.so.1",
+    "libgcc_s.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+];
+
+/// (NEEDED libraries, GLIBC_ versions required) of an ELF binary, read
+/// with readelf.
+fn dynamic_deps(bin: &Path) -> (Vec<String>, Vec<(u32, u32, u32)>) {
+    let d = run_ok(Command::new("readelf").arg("-d").arg(bin));
+    let needed = d
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next().map(String::from))
+        .collect();
+    let v = run_ok(Command::new("readelf").arg("-V").arg(bin));
+    let mut versions: Vec<(u32, u32, u32)> = v
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("GLIBC_"))
+        .filter_map(|n| {
+            let mut it = n.split('.').map(|x| x.parse::<u32>());
+            let a = it.next()?.ok()?;
+            let b = it.next().unwrap_or(Ok(0)).ok()?;
+            let c = it.next().unwrap_or(Ok(0)).ok()?;
+            Some((a, b, c))
+        })
+        .collect();
+    versions.sort();
+    versions.dedup();
+    (needed, versions)
+}
+
+/// Fails on a GLIBC_ version above 2.17 or a library beyond the allowed set.
+fn check_floor(what: &str, bin: &Path) -> String {
+    let (needed, versions) = dynamic_deps(bin);
+    assert!(
+        !versions.is_empty(),
+        "{what}: no GLIBC_ version at all: not read?"
+    );
+    let beyond: Vec<&String> = needed
+        .iter()
+        .filter(|n| !ALLOWED_NEEDED.contains(&n.as_str()))
+        .collect();
+    assert!(
+        beyond.is_empty(),
+        "{what} needs libraries beyond the allowed set: {beyond:?}"
+    );
+    let max = *versions.last().unwrap();
+    assert!(
+        max <= (2, 17, 0),
+        "{what} requires GLIBC_{}.{}.{}: above the 2.17 floor",
+        max.0,
+        max.1,
+        max.2
+    );
+    format!(
+        "{what}: NEEDED {needed:?}, highest GLIBC_{}.{}",
+        max.0, max.1
+    )
+}
+
+/// The floor check catches what it is there for: the binary cargo built
+/// for the tests (Debian 12's glibc) is above it.
+#[test]
+fn floor_check_refuses_a_binary_built_against_a_newer_glibc() {
+    let (_, versions) = dynamic_deps(Path::new(BIN));
+    assert!(
+        versions.last().is_some_and(|v| *v > (2, 17, 0)),
+        "the test binary needs no glibc above 2.17: the control proves nothing here ({versions:?})"
+    );
+    let r = std::panic::catch_unwind(|| check_floor("test binary", Path::new(BIN)));
+    assert!(r.is_err(), "check_floor accepted a binary above the floor");
+}
+
+struct Release {
+    dir: PathBuf,
+    /// (rpm arch, .deb, .rpm)
+    packages: Vec<(String, PathBuf, PathBuf)>,
+}
+
+/// `scripts/build-packages` as a release builds them: both architectures,
+/// cargo-zigbuild against glibc 2.17 (in target/release-build, so later
+/// runs are incremental).
+fn release() -> &'static Release {
+    static R: OnceLock<Release> = OnceLock::new();
+    R.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("release-packages");
+        let _ = fs::remove_dir_all(&dir);
+        let out = run(Command::new("bash")
+            .arg(repo().join("scripts/build-packages"))
+            .arg("--out")
+            .arg(&dir)
+            .arg("--fast")
+            // Always target/release-build: never the directory cargo test holds.
+            .env_remove("CARGO_TARGET_DIR"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "build-packages (release, x86_64 and aarch64) failed (scripts/deps installs the toolchain):\n{stdout}\n{}",
+            stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+        let paths: Vec<PathBuf> = stdout.lines().map(PathBuf::from).collect();
+        assert_eq!(paths.len(), 4, "four packages expected:\n{stdout}");
+        let mut packages = Vec::new();
+        for (arch, deb_arch) in [("x86_64", "amd64"), ("aarch64", "arm64")] {
+            let deb = paths.iter().find(|p| p.to_string_lossy().ends_with(&format!("_{deb_arch}.deb"))).unwrap_or_else(|| panic!("no {deb_arch} .deb:\n{stdout}")).clone();
+            let rpm = paths.iter().find(|p| p.to_string_lossy().ends_with(&format!(".{arch}.rpm"))).unwrap_or_else(|| panic!("no {arch} .rpm:\n{stdout}")).clone();
+            packages.push((arch.to_string(), deb, rpm));
+        }
+        Release { dir, packages }
+    })
+}
+
+#[test]
+fn release_binaries_have_the_glibc_2_17_floor_on_both_architectures() {
+    if skip_all() {
+        return;
+    }
+    let r = release();
+    for (arch, deb, rpm) in &r.packages {
+        let x = r.dir.join(format!("x-deb-{arch}"));
+        let _ = fs::remove_dir_all(&x);
+        run_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&x));
+        let bin = x.join("usr/sbin/teleport-upgrade");
+        let machine = run_ok(Command::new("readelf").arg("-h").arg(&bin));
+        let want = if arch == "x86_64" {
+            "X86-64"
+        } else {
+            "AArch64"
+        };
+        assert!(
+            machine.contains(want),
+            "{}: not an {arch} binary:\n{machine}",
+            deb.display()
+        );
+        eprintln!("{}", check_floor(&format!("{arch} .deb"), &bin));
+
+        let y = r.dir.join(format!("x-rpm-{arch}"));
+        let _ = fs::remove_dir_all(&y);
+        fs::create_dir_all(&y).unwrap();
+        run_ok(
+            Command::new("sh")
+                .arg("-c")
+                .arg("rpm2cpio \"$1\" | cpio -idm --quiet")
+                .arg("sh")
+                .arg(rpm)
+                .current_dir(&y),
+        );
+        eprintln!(
+            "{}",
+            check_floor(
+                &format!("{arch} .rpm"),
+                &y.join("usr/sbin/teleport-upgrade")
+            )
+        );
+        assert_eq!(
+            run_ok(
+                Command::new("rpm")
+                    .arg("-qp")
+                    .arg("--qf")
+                    .arg("%{ARCH}")
+                    .arg(rpm)
+            ),
+            *arch
+        );
+    }
+}
+
+/// Dependencies that resolve everywhere: libc6 (>= 2.17) and libgcc by
+/// either name, no libgpgme (loaded at run time, recommended under both
+/// names: libgpgme11t64 on Debian 13 / Ubuntu 24.04, libgpgme11 before);
+/// on rpm by soname and symbol version, nothing above GLIBC_2.17.
+#[test]
+fn release_package_dependencies_resolve_on_every_supported_distribution() {
+    if skip_all() {
+        return;
+    }
+    let r = release();
+    for (arch, deb, rpm) in &r.packages {
+        let field = |name: &str| {
+            run_ok(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name))
+                .trim()
+                .to_string()
+        };
+        let depends = field("Depends");
+        let mut parts: Vec<&str> = depends.split(", ").collect();
+        parts.sort();
+        let mut want = vec!["ca-certificates", "libc6 (>= 2.17)"];
+        if depends.contains("libgcc") {
+            want.push("libgcc-s1 | libgcc1");
+        }
+        want.sort();
+        assert_eq!(parts, want, "{arch} Depends: {depends}");
+        assert!(!depends.contains("gpgme"), "{depends}");
+        let recommends = field("Recommends");
+        assert!(
+            recommends.contains("libgpgme11t64 | libgpgme11"),
+            "{arch} Recommends: {recommends}"
+        );
+
+        let requires = run_ok(Command::new("rpm").arg("-qp").arg("--requires").arg(rpm));
+        for line in requires.lines() {
+            assert!(!line.contains("gpgme"), "{arch} rpm requires {line}");
+            if let Some(v) = line.split("(GLIBC_").nth(1) {
+                let v = v.split(')').next().unwrap();
+                let mut it = v.split('.').map(|x| x.parse::<u32>().unwrap());
+                let t = (it.next().unwrap(), it.next().unwrap_or(0));
+                assert!(t <= (2, 17), "{arch} rpm requires {line}");
+            }
+            if line.starts_with("lib") {
+                assert!(
+                    line.ends_with("(64bit)"),
+                    "{arch}: not a 64-bit soname requirement: {line}"
+                );
+            }
+        }
+        assert!(
+            requires
+                .lines()
+                .any(|l| l.starts_with("libc.so.6(GLIBC_2.17)(64bit)")),
+            "{requires}"
+        );
+        let weak = run_ok(Command::new("rpm").arg("-qp").arg("--recommends").arg(rpm));
+        assert!(
+            weak.contains("libgpgme.so.11()(64bit)"),
+            "{arch} rpm recommends: {weak}"
+        );
+    }
+}
+
+#[test]
+fn release_packages_lint_clean_on_both_architectures() {
+    if skip_all() {
+        return;
+    }
+    let r = release();
+    for (arch, deb, rpm) in &r.packages {
+        if have("lintian") {
+            let out = run(Command::new("lintian").arg("--no-cfg").arg(deb));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            eprintln!("lintian {arch}:\n{text}");
+            let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E:")).collect();
+            assert!(
+                errors.is_empty(),
+                "lintian errors ({arch}):\n{}",
+                errors.join("\n")
+            );
+            assert!(
+                out.status.code().is_some_and(|c| c <= 1),
+                "lintian did not run: {text}"
+            );
+        } else {
+            eprintln!("SKIP: lintian not installed");
+        }
+        if have("rpmlint") {
+            let out = run(Command::new("rpmlint")
+                .arg("-r")
+                .arg(repo().join("rpm/teleport-ent-updater.rpmlintrc"))
+                .arg(rpm));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            eprintln!("rpmlint {arch}:\n{text}");
+            let errors: Vec<&str> = text.lines().filter(|l| l.contains(": E: ")).collect();
+            assert!(
+                errors.is_empty(),
+                "rpmlint errors ({arch}):\n{}",
+                errors.join("\n")
+            );
+            assert!(text.contains(" 0 errors"), "rpmlint summary: {text}");
+        } else {
+            eprintln!("SKIP: rpmlint not installed");
+        }
+    }
+}
+
+const QEMU: &str = "/usr/bin/qemu-aarch64-static";
+
+/// The packaged aarch64 binary (extracted once) and the arm64 C library to
+/// run it with under qemu user emulation.
+fn aarch64_binary() -> (PathBuf, PathBuf) {
+    static B: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    B.get_or_init(|| {
+        assert!(
+            Path::new(QEMU).exists(),
+            "{QEMU} is missing (apt-get install qemu-user-static; scripts/deps)"
+        );
+        let r = release();
+        let x = r.dir.join("x-aarch64-run");
+        let _ = fs::remove_dir_all(&x);
+        let (_, deb, _) = r.packages.iter().find(|p| p.0 == "aarch64").unwrap();
+        run_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&x));
+        // The arm64 C library scripts/deps fetched beside the aarch64 std.
+        let cross = std::env::var_os("TU_CROSS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                    .join(".cache/teleport-ent-updater-cross")
+            });
+        let libc = fs::read_dir(&cross)
+            .ok()
+            .and_then(|rd| {
+                rd.flatten()
+                    .map(|e| e.path().join("libc"))
+                    .find(|p| p.join("lib/ld-linux-aarch64.so.1").exists())
+            })
+            .unwrap_or_else(|| {
+                panic!("no arm64 libc below {} (run scripts/deps)", cross.display())
+            });
+        (x.join("usr/sbin/teleport-upgrade"), libc)
+    })
+    .clone()
+}
+
+/// The aarch64 binary runs (under qemu user emulation here).
+#[test]
+fn release_aarch64_binary_runs_under_qemu() {
+    if skip_all() {
+        return;
+    }
+    let (bin, libc) = aarch64_binary();
+    let out = run_ok(
+        Command::new(QEMU)
+            .arg("-L")
+            .arg(&libc)
+            .arg(&bin)
+            .arg("version"),
+    );
+    assert!(
+        out.starts_with(&format!("teleport-upgrade {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+}
+
+/// The arm64 smoke row: the packaged aarch64 binary, run under qemu user
+/// emulation, drives apt (the host's: qemu passes execve of a native
+/// program to the kernel) in an alternate root with the agent 15.4.2
+/// and a signed local repository offering 15.4.3: `version`, `dry-run`
+/// (nothing changes) and a real `run` (15.4.3 installed and held).
+/// An arm64 debootstrap root with its own apt would need binfmt_misc,
+/// which this build machine does not offer (see tests/containers/README.md).
+#[test]
+fn arm64_smoke_the_aarch64_binary_updates_through_apt() {
+    if skip_all() {
+        return;
+    }
+    let (bin, libc) = aarch64_binary();
+    let w = common::World::new("15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let run = |args: &[&str]| -> Output {
+        let mut c = Command::new(QEMU);
+        c.arg("-L")
+            .arg(&libc)
+            .arg(&bin)
+            .arg("--root")
+            .arg(w.root.path())
+            .args(args)
+            .env_remove("TELEPORT_UPGRADE_CONFIG")
+            .env("LC_ALL", "C")
+            .stdin(std::process::Stdio::null());
+        run(&mut c)
+    };
+    let text = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+
+    let v = run(&["version"]);
+    assert!(
+        v.status.success() && text(&v).contains(env!("CARGO_PKG_VERSION")),
+        "{}",
+        text(&v)
+    );
+
+    let d = run(&["dry-run"]);
+    assert!(d.status.success(), "dry-run failed:\n{}", text(&d));
+    assert!(
+        text(&d).contains("15.4.3"),
+        "dry-run does not show the target:\n{}",
+        text(&d)
+    );
+    assert_eq!(
+        w.installed().as_deref(),
+        Some("15.4.2"),
+        "dry-run changed the agent"
+    );
+
+    let u = run(&["run"]);
+    assert!(u.status.success(), "run failed:\n{}", text(&u));
+    assert_eq!(
+        w.installed().as_deref(),
+        Some("15.4.3"),
+        "not updated:\n{}",
+        text(&u)
+    );
+    assert!(w.held(), "not held after the update");
+    eprintln!("arm64 smoke (qemu user emulation):\n{}", text(&u));
 }

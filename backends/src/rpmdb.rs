@@ -3,13 +3,18 @@
 //! parsed with file and line positions (for trust findings) and edited in
 //! place (for the `exclude=` hold).
 //!
-//! Where the rpm database lives differs: RHEL and SUSE keep it under
-//! `/var/lib/rpm` (newer SUSE and Fedora: `/usr/lib/sysimage/rpm`, with
-//! `/var/lib/rpm` a link), while Debian's rpm build keeps it under
-//! `~/.rpmdb` (`/root/.rpmdb` inside a root). dnf and zypper always write to
-//! rpm's compiled-in default (`rpm --eval %_dbpath`); the query uses that
-//! default when a database exists there, else the first known location that
-//! holds one (`--dbpath`, which rpm resolves inside `--root`).
+//! Where the rpm database lives differs: RHEL <= 9, Amazon Linux and SLES 15
+//! keep it under `/var/lib/rpm`; openSUSE and newer Fedora-family systems
+//! under `/usr/lib/sysimage/rpm` (with `/var/lib/rpm` a link, or not);
+//! Debian's rpm build under `~/.rpmdb` (`/root/.rpmdb` inside a root); and a
+//! system's own rpm macros may put it anywhere (`%_dbpath`). rpm, dnf and
+//! zypper read the macros of the system they run on, so on the host rpm's
+//! own answer is right. Under `--root` it is not: the host's rpm would look
+//! for the database where the host keeps it. So for a root the query uses,
+//! in this order: the `%_dbpath` the root's own macro files define (when a
+//! database is there), rpm's default (when a database is there), the first
+//! known location that holds one (`--dbpath`, which rpm resolves inside
+//! `--root`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -47,9 +52,140 @@ fn default_dbpath(runner: &Runner) -> Option<String> {
         .clone()
 }
 
+/// The macro files of a system, in the order rpm reads them (a later
+/// definition wins): rpm's own, its `macros.d`, the vendor's
+/// (`redhat`, `suse`, ...), then the administrator's in `/etc/rpm`.
+fn macro_files(system: &System) -> Vec<PathBuf> {
+    let sorted = |dir: &str, prefix: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(system.path(dir))
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut files = vec![system.path("/usr/lib/rpm/macros")];
+    files.extend(sorted("/usr/lib/rpm/macros.d", "macros."));
+    for vendor in ["redhat", "suse", "amazon", "openEuler", "mageia"] {
+        files.push(system.path(format!("/usr/lib/rpm/{vendor}/macros")));
+    }
+    files.extend(sorted("/etc/rpm", "macros."));
+    files.push(system.path("/etc/rpm/macros"));
+    files
+}
+
+/// The single-line macro definitions of `text` (`%name value`), in order.
+/// Multi-line (`\`-continued) and parametric (`%name(...)`) ones are
+/// skipped: `%_dbpath` is never one.
+fn macro_definitions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut continued = false;
+    for line in text.lines() {
+        let was_continued = continued;
+        continued = line.ends_with('\\');
+        if was_continued || continued {
+            continue;
+        }
+        let Some(rest) = line.trim_start().strip_prefix('%') else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let value = &rest[name.len()..];
+        if name.is_empty() || !value.starts_with([' ', '\t']) {
+            continue;
+        }
+        out.push((name, value.trim().to_string()));
+    }
+    out
+}
+
+/// `value` with `%{name}` / `%name` references expanded from `defs`;
+/// `None` when something cannot be expanded (a conditional, a shell
+/// expansion, an unknown macro, a loop).
+fn expand_macro(
+    value: &str,
+    defs: &std::collections::HashMap<String, String>,
+    depth: u8,
+) -> Option<String> {
+    if depth > 8 {
+        return None;
+    }
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        let name: String = if let Some(r) = rest.strip_prefix('{') {
+            let end = r.find('}')?;
+            let n = &r[..end];
+            rest = &r[end + 1..];
+            n.to_string()
+        } else {
+            let n: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[n.len()..];
+            n
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return None;
+        }
+        out.push_str(&expand_macro(defs.get(&name)?, defs, depth + 1)?);
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The `%_dbpath` the system's own macro files define, expanded; `None`
+/// when they define none (or one that cannot be expanded here).
+pub fn root_macro_dbpath(system: &System) -> Option<String> {
+    let mut defs: std::collections::HashMap<String, String> = [
+        ("_usr", "/usr"),
+        ("_prefix", "/usr"),
+        ("_var", "/var"),
+        ("_localstatedir", "/var"),
+        ("_sysconfdir", "/etc"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut dbpath = None;
+    for f in macro_files(system) {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        for (name, value) in macro_definitions(&text) {
+            if name == "_dbpath" {
+                dbpath = Some(value.clone());
+            }
+            defs.insert(name, value);
+        }
+    }
+    let p = expand_macro(&dbpath?, &defs, 0)?;
+    let p = p.trim_end_matches('/').to_string();
+    (p.starts_with('/') && !p.contains("/../")).then_some(p)
+}
+
 /// The `--dbpath` to pass for `system`, or `None` to use rpm's default.
 pub fn dbpath(system: &System, runner: &Runner) -> Option<String> {
-    if let Some(d) = default_dbpath(runner) {
+    let default = default_dbpath(runner);
+    if !system.is_host() {
+        if let Some(own) = root_macro_dbpath(system) {
+            if holds_db(&system.path(&own)) {
+                return (default.as_deref() != Some(own.as_str())).then_some(own);
+            }
+        }
+    }
+    if let Some(d) = default {
         if holds_db(&system.path(&d)) {
             return None;
         }

@@ -1,8 +1,8 @@
 //! What every row installs, built once per test process on the host:
 //! a throwaway release key; the fake agent (`teleport-ent`, a real systemd
 //! service, see `testkit::agent`) as .debs and signed .rpms; the updater's
-//! own .deb and .rpm built by `scripts/build-packages` around the binary
-//! cargo just built, twice: the version of this tree, and a higher one
+//! own .deb and .rpm built by `scripts/build-packages` around the release
+//! binary (glibc 2.17 floor) of this tree, twice: the version of this tree, and a higher one
 //! (the same tree with its version bumped), for the upgrade scenario.
 //! Per row: a signed repository holding all of them, served on loopback,
 //! and a version server.
@@ -29,7 +29,6 @@ pub const AGENT_VERSIONS: &[&str] = &["15.4.2", "15.4.3", "15.4.4", "16.0.0", "1
 /// (`testkit::agent::deb_spec_broken`): the health check must roll it back.
 pub const BROKEN: &str = "15.4.4";
 pub const CHANNEL: &str = "/v1/webapi/automaticupgrades/channel/default";
-const BIN: &str = env!("CARGO_BIN_EXE_teleport-upgrade");
 
 /// One build of the updater's packages.
 pub struct UpdaterBuild {
@@ -107,7 +106,14 @@ impl Fixtures {
             .collect();
 
         let current = env!("CARGO_PKG_VERSION");
-        let updater = build_updater(&repo_root(), current, &dir.path().join("updater"), &key)?;
+        let binary = release_binary(dir.path())?;
+        let updater = build_updater(
+            &repo_root(),
+            current,
+            &dir.path().join("updater"),
+            &key,
+            &binary,
+        )?;
         let next_version = bumped(current)?;
         let next_tree = bumped_tree(&dir.path().join("tree-next"), &next_version)?;
         let updater_next = build_updater(
@@ -115,6 +121,7 @@ impl Fixtures {
             &next_version,
             &dir.path().join("updater-next"),
             &key,
+            &binary,
         )?;
         Ok(Fixtures {
             dir,
@@ -128,15 +135,49 @@ impl Fixtures {
     }
 }
 
-/// `scripts/build-packages --out OUT --binary BIN --fast` of `tree`, the
-/// .rpm signed.
+/// The release binary of this tree for the host's architecture, as
+/// `scripts/build-packages` builds it (glibc 2.17 floor, in
+/// target/release-build: incremental after the first build), so that the
+/// rows of older distributions (Debian 11: glibc 2.31) get a binary that
+/// runs there, as users do.
+fn release_binary(work: &Path) -> Result<PathBuf, String> {
+    let arch = std::env::consts::ARCH;
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("scripts/build-packages"))
+        .arg("--arch")
+        .arg(arch)
+        .arg("--no-deb")
+        .arg("--no-rpm")
+        .arg("--out")
+        .arg(work.join("release-binary"))
+        // Always target/release-build: never the directory cargo test holds.
+        .env_remove("CARGO_TARGET_DIR");
+    let o = run(&mut cmd, None, Duration::from_secs(3600))?;
+    if !o.ok() {
+        return Err(format!(
+            "the release build (scripts/build-packages --arch {arch}) failed; scripts/deps installs its toolchain\n{}",
+            o.tail(30)
+        ));
+    }
+    let bin = repo_root().join(format!(
+        "target/release-build/{arch}-unknown-linux-gnu/release/teleport-upgrade"
+    ));
+    if !bin.is_file() {
+        return Err(format!("no release binary at {}", bin.display()));
+    }
+    Ok(bin)
+}
+
+/// `scripts/build-packages --out OUT --binary BINARY --fast` of `tree`,
+/// the .rpm signed.
 fn build_updater(
     tree: &Path,
     version: &str,
     out: &Path,
     key: &Key,
+    binary: &Path,
 ) -> Result<UpdaterBuild, String> {
-    let (deb, rpm) = build_packages(tree, out, &[])?;
+    let (deb, rpm) = build_packages(tree, out, binary)?;
     let deb = deb.ok_or("build-packages built no .deb")?;
     let rpm = rpm.ok_or("build-packages built no .rpm")?;
     let pkg_version = version.replacen('-', "~", 1);
@@ -151,21 +192,20 @@ fn build_updater(
     })
 }
 
-/// `scripts/build-packages --out OUT --binary BIN --fast EXTRA...` of
-/// `tree`: the .deb and .rpm it printed.
+/// `scripts/build-packages --out OUT --binary BINARY --fast` of `tree`:
+/// the .deb and .rpm it printed.
 fn build_packages(
     tree: &Path,
     out: &Path,
-    extra: &[&str],
+    binary: &Path,
 ) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
     let mut cmd = Command::new("bash");
     cmd.arg(tree.join("scripts/build-packages"))
         .arg("--out")
         .arg(out)
         .arg("--binary")
-        .arg(BIN)
-        .arg("--fast")
-        .args(extra);
+        .arg(binary)
+        .arg("--fast");
     let o = run(&mut cmd, None, Duration::from_secs(300))?;
     if !o.ok() {
         return Err(format!(
@@ -229,7 +269,7 @@ fn bumped_tree(dest: &Path, version: &str) -> Result<PathBuf, String> {
         .find(|l| l.starts_with(" -- "))
         .ok_or("debian/changelog has no trailer line")?;
     let entry = format!(
-        "teleport-ent-updater ({}) unstable; urgency=medium\n\n  * Test build for the container matrix (version bump only).\n\n{trailer}\n\n",
+        "teleport-ent-updater (1:{}) unstable; urgency=medium\n\n  * Test build for the container matrix (version bump only).\n\n{trailer}\n\n",
         version.replacen('-', "~", 1)
     );
     std::fs::write(&changelog_path, entry + &old).map_err(|e| e.to_string())?;

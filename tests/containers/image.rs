@@ -78,6 +78,11 @@ pub enum Image {
     Debian,
     Dnf,
     Zypper,
+    /// Debian 11 (bullseye: apt 2.2, glibc 2.31, systemd 247), without
+    /// libgpgme: the updater must run and update without it.
+    Debian11,
+    /// Debian 13 (trixie: apt 3 with sqv, t64 libraries, systemd 257).
+    Debian13,
 }
 
 impl Image {
@@ -86,13 +91,46 @@ impl Image {
             Image::Debian => "debian12",
             Image::Dnf => "debian12-dnf",
             Image::Zypper => "debian12-zypper",
+            Image::Debian11 => "debian11",
+            Image::Debian13 => "debian13",
         }
+    }
+
+    /// The Debian release debootstrap installs (the rpm images start from
+    /// `debian12`).
+    fn suite(self) -> &'static str {
+        match self {
+            Image::Debian11 => "bullseye",
+            Image::Debian13 => "trixie",
+            _ => SUITE,
+        }
+    }
+
+    fn base_packages(self) -> Vec<&'static str> {
+        let mut p = BASE_PACKAGES.to_vec();
+        match self {
+            // No libgpgme at all (key pinning loads it only when configured).
+            Image::Debian11 => p.retain(|x| *x != "libgpgme11"),
+            Image::Debian13 => {
+                for x in p.iter_mut() {
+                    if *x == "libgpgme11" {
+                        *x = "libgpgme11t64";
+                    }
+                }
+            }
+            _ => {}
+        }
+        p
+    }
+
+    fn is_debootstrapped(self) -> bool {
+        matches!(self, Image::Debian | Image::Debian11 | Image::Debian13)
     }
 
     /// Debian packages added on top of `debian12`.
     fn extra_packages(self) -> &'static [&'static str] {
         match self {
-            Image::Debian => &[],
+            Image::Debian | Image::Debian11 | Image::Debian13 => &[],
             Image::Dnf => &["dnf", "rpm"],
             Image::Zypper => &["zypper", "rpm"],
         }
@@ -103,11 +141,12 @@ impl Image {
     pub fn recipe(self) -> String {
         let mut r = format!(
             "recipe-version {RECIPE_VERSION}\n\
-             debootstrap --variant=minbase --include={} {SUITE} (Debian mirror)\n\
+             debootstrap --variant=minbase --include={} {} (Debian mirror)\n\
              remove /etc/hostname; seal: no apt sources, lists or caches\n",
-            BASE_PACKAGES.join(",")
+            self.base_packages().join(","),
+            self.suite()
         );
-        if self != Image::Debian {
+        if !self.is_debootstrapped() {
             r.push_str(&format!(
                 "apt-get install --no-install-recommends {}\n\
                  /etc/rpm/macros: %_dbpath /var/lib/rpm; rpm --initdb\n\
@@ -158,8 +197,8 @@ pub fn ensure(images: &[Image]) -> Result<Vec<(Image, Duration)>, String> {
     let mut built = Vec::new();
     for &img in images {
         // The rpm images start from debian12.
-        let chain: &[Image] = if img == Image::Debian {
-            &[Image::Debian]
+        let chain: &[Image] = if img.is_debootstrapped() {
+            std::slice::from_ref(&img)
         } else {
             &[Image::Debian, img]
         };
@@ -189,7 +228,7 @@ fn build(img: Image) -> Result<(), String> {
         tmp.display()
     );
     let result = match img {
-        Image::Debian => build_debian(&tmp),
+        Image::Debian | Image::Debian11 | Image::Debian13 => build_debian(img, &tmp),
         Image::Dnf | Image::Zypper => build_rpm_image(img, &tmp),
     };
     if let Err(e) = result {
@@ -221,12 +260,12 @@ fn remove_other_versions(img: Image) {
     }
 }
 
-fn build_debian(tmp: &Path) -> Result<(), String> {
+fn build_debian(img: Image, tmp: &Path) -> Result<(), String> {
     let rootfs = tmp.join("rootfs");
     let mut cmd = std::process::Command::new("debootstrap");
     cmd.arg("--variant=minbase")
-        .arg(format!("--include={}", BASE_PACKAGES.join(",")))
-        .arg(SUITE)
+        .arg(format!("--include={}", img.base_packages().join(",")))
+        .arg(img.suite())
         .arg(&rootfs)
         .arg(mirror())
         .env("LC_ALL", "C");

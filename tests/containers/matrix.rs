@@ -12,6 +12,7 @@ mod fixtures;
 mod image;
 mod nspawn;
 mod rows;
+mod v1_updater;
 
 use std::io::Write;
 use std::path::PathBuf;

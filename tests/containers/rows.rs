@@ -24,6 +24,9 @@ use crate::fixtures::{
 use crate::image::{runs_dir, Image};
 use crate::nspawn::{Container, Init};
 
+#[path = "migration.rs"]
+mod migration;
+
 // ---------------------------------------------------------------------------
 // Rows, scenarios, results
 
@@ -33,14 +36,27 @@ pub enum Row {
     RpmDnf,
     SuseZypper,
     DebianCron,
+    /// Teleport's own shell updater installed first, ours over it
+    /// (migration.rs).
+    MigrateApt,
+    MigrateDnf,
+    MigrateZypper,
+    /// The debian-apt scenarios on Debian 11 and 13, with their own apt.
+    Debian11Apt,
+    Debian13Apt,
 }
 
 impl Row {
-    pub const ALL: [Row; 4] = [
+    pub const ALL: [Row; 9] = [
         Row::DebianApt,
         Row::RpmDnf,
         Row::SuseZypper,
         Row::DebianCron,
+        Row::MigrateApt,
+        Row::MigrateDnf,
+        Row::MigrateZypper,
+        Row::Debian11Apt,
+        Row::Debian13Apt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,23 +65,38 @@ impl Row {
             Row::RpmDnf => "rpm-dnf",
             Row::SuseZypper => "suse-zypper",
             Row::DebianCron => "debian-cron",
+            Row::MigrateApt => "migrate-apt",
+            Row::MigrateDnf => "migrate-dnf",
+            Row::MigrateZypper => "migrate-zypper",
+            Row::Debian11Apt => "debian11-apt",
+            Row::Debian13Apt => "debian13-apt",
         }
     }
 
     pub fn image(self) -> Image {
         match self {
-            Row::DebianApt | Row::DebianCron => Image::Debian,
-            Row::RpmDnf => Image::Dnf,
-            Row::SuseZypper => Image::Zypper,
+            Row::DebianApt | Row::DebianCron | Row::MigrateApt => Image::Debian,
+            Row::RpmDnf | Row::MigrateDnf => Image::Dnf,
+            Row::SuseZypper | Row::MigrateZypper => Image::Zypper,
+            Row::Debian11Apt => Image::Debian11,
+            Row::Debian13Apt => Image::Debian13,
         }
     }
 
     fn pm(self) -> Pm {
         match self {
-            Row::DebianApt | Row::DebianCron => Pm::Apt,
-            Row::RpmDnf => Pm::Dnf,
-            Row::SuseZypper => Pm::Zypper,
+            Row::DebianApt
+            | Row::DebianCron
+            | Row::MigrateApt
+            | Row::Debian11Apt
+            | Row::Debian13Apt => Pm::Apt,
+            Row::RpmDnf | Row::MigrateDnf => Pm::Dnf,
+            Row::SuseZypper | Row::MigrateZypper => Pm::Zypper,
         }
+    }
+
+    fn is_migration(self) -> bool {
+        matches!(self, Row::MigrateApt | Row::MigrateDnf | Row::MigrateZypper)
     }
 }
 
@@ -92,11 +123,17 @@ pub enum Scenario {
     CronAgentInstalled,
     CronUpdaterInstalled,
     CronUpdates,
+    MigV1Installed,
+    MigOursOver,
+    MigTimerRunsOurs,
+    MigNewerV1Ignored,
+    MigRemoved,
+    PinWithoutLibgpgme,
     TornDown,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 21] = [
+    pub const ALL: [Scenario; 27] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -117,6 +154,12 @@ impl Scenario {
         Scenario::CronAgentInstalled,
         Scenario::CronUpdaterInstalled,
         Scenario::CronUpdates,
+        Scenario::MigV1Installed,
+        Scenario::MigOursOver,
+        Scenario::MigTimerRunsOurs,
+        Scenario::MigNewerV1Ignored,
+        Scenario::MigRemoved,
+        Scenario::PinWithoutLibgpgme,
         Scenario::TornDown,
     ];
 
@@ -148,6 +191,12 @@ impl Scenario {
                 "no systemd: updater installed via apt, cron file in place, timer enabled on disk only"
             }
             Scenario::CronUpdates => "no systemd: the cron line, run as cron runs it, updates (15.4.3)",
+            Scenario::MigV1Installed => "Teleport's shell updater 15.4.3 (arch all, bash, timer wanted by teleport.service) installed",
+            Scenario::MigOursOver => "ours installed over it: config kept, timer taken over, agent not restarted",
+            Scenario::MigTimerRunsOurs => "the timer runs ours (not the bash one): update inside a window (15.4.3)",
+            Scenario::MigNewerV1Ignored => "Teleport's updater 15.4.4 in the repo: a routine upgrade keeps ours",
+            Scenario::MigRemoved => "ours removed: agent (same pid) and /etc/teleport-upgrade.d kept",
+            Scenario::PinWithoutLibgpgme => "no libgpgme on the host: runs; trusted-keys refused naming libgpgme.so.11 (exit 3)",
             Scenario::TornDown => "container torn down: no machine, mount or process left",
         }
     }
@@ -155,6 +204,19 @@ impl Scenario {
     /// Does `row` run this scenario?
     pub fn applies(self, row: Row) -> bool {
         use Scenario::*;
+        let migration = matches!(
+            self,
+            MigV1Installed | MigOursOver | MigTimerRunsOurs | MigNewerV1Ignored | MigRemoved
+        );
+        if row.is_migration() {
+            return migration || matches!(self, AgentUp | TornDown);
+        }
+        if migration {
+            return false;
+        }
+        if self == PinWithoutLibgpgme {
+            return row == Row::Debian11Apt;
+        }
         match row {
             Row::DebianCron => matches!(
                 self,
@@ -163,7 +225,7 @@ impl Scenario {
             _ => match self {
                 Yum => row == Row::RpmDnf,
                 CronNoopUnderSystemd => row == Row::DebianApt,
-                RpmAsBuilt => row != Row::DebianApt,
+                RpmAsBuilt => row.pm() != Pm::Apt,
                 CronAgentInstalled | CronUpdaterInstalled | CronUpdates => false,
                 _ => true,
             },
@@ -392,7 +454,11 @@ impl Pm {
                     .split_once('|')
                     // "ii " or "hi " (held): the second letter is the state.
                     .filter(|(status, _)| status.as_bytes().get(1) == Some(&b'i'))
-                    .map(|(_, v)| v.trim().to_string()))
+                    // Without the epoch (the updater's 1:), as rpm's %{VERSION}.
+                    .map(|(_, v)| {
+                        let v = v.trim();
+                        v.split_once(':').map_or(v, |x| x.1).to_string()
+                    }))
             }
             Pm::Dnf | Pm::Zypper => {
                 let o = c.exec(&["rpm", "-q", "--qf", "%{VERSION}", pkg])?;
@@ -877,6 +943,8 @@ pub fn run_row(row: Row, fx: &Fixtures, work: &Path) -> RowReport {
         let mut repo = repo;
         if row == Row::DebianCron {
             cron_row(&mut rec, &c, fx, &repo, &vs)
+        } else if row.is_migration() {
+            migration::migration_row(&mut rec, row, &c, fx, &mut repo, &vs, dir.path())
         } else {
             systemd_row(&mut rec, row, &c, fx, &mut repo, &vs)
         }
@@ -1027,6 +1095,36 @@ fn systemd_row(
     sut.config("health-timeout", "9")?;
     if let Some(installer) = pm.installer() {
         sut.config("installer", installer)?;
+    }
+
+    if row == Row::Debian11Apt {
+        rec.step(Scenario::PinWithoutLibgpgme, || {
+            let o = c.exec(&["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "libgpgme11"])?;
+            if o.stdout.starts_with("ii") {
+                return Err("libgpgme11 is installed in this image: nothing is shown".into());
+            }
+            // Inside a window: dry-run decides an update and audits trust
+            // (changing nothing).
+            sut.schedule_in_window()?;
+            vs.set("15.4.3", false);
+            let plain = c.exec(&["/usr/sbin/teleport-upgrade", "dry-run"])?;
+            if !plain.ok() {
+                return Err(format!("dry-run without libgpgme failed (exit {:?}):\n{}", plain.code, plain.tail(8)));
+            }
+            sut.config("trusted-keys", "# the release key\nA1B2C3D4E5F60718293A4B5C6D7E8F9012345678")?;
+            let pinned = c.exec(&["/usr/sbin/teleport-upgrade", "dry-run"])?;
+            c.remove(&format!("{CONFIG_DIR}/trusted-keys"))?;
+            if pinned.code != Some(3) || !pinned.stderr.contains("libgpgme.so.11") {
+                return Err(format!(
+                    "with trusted-keys and no libgpgme: exit {:?}, expected 3 naming libgpgme.so.11:\n{}",
+                    pinned.code,
+                    pinned.tail(8)
+                ));
+            }
+            sut.expect_agent("15.4.2")?;
+            let line = pinned.stderr.lines().find(|l| l.contains("libgpgme.so.11")).unwrap_or("").trim().to_string();
+            Ok(format!("dry-run exit 0 without libgpgme; with trusted-keys: exit 3: {line}"))
+        })?;
     }
 
     rec.step(Scenario::TimerFires, || {
