@@ -1057,7 +1057,6 @@ fn zypper_mirrorlist_repository() {
     mirrorlist_repository(Pm::Zypper)
 }
 
-
 // ---- apt: weakenings in ordinary apt syntax, seen as apt reads them, and
 // enforced away on the command line ----
 //

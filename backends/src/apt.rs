@@ -83,6 +83,40 @@ pub struct Apt {
     apt_config: Option<PathBuf>,
     /// The `-c` file that clears weakening lists ([`apt_trust::CLEARED`]).
     clear_file: PathBuf,
+    /// apt's version, asked once (`apt-get --version`) when a refresh
+    /// needs to know whether `--error-on=any` exists (apt 2.1.16 and
+    /// later; Ubuntu 20.04 ships 2.0).
+    version: std::sync::OnceLock<Option<AptVersion>>,
+}
+
+/// apt's version (`major.minor.patch`).
+pub type AptVersion = (u32, u32, u32);
+
+/// The first apt that knows `apt-get update --error-on=any`.
+pub const ERROR_ON_SINCE: AptVersion = (2, 1, 16);
+
+/// Parse the first line of `apt-get --version` (`apt 2.0.9 (amd64)`).
+pub fn parse_apt_version(out: &str) -> Option<AptVersion> {
+    let v = out.lines().next()?.strip_prefix("apt ")?;
+    let v = v.split_whitespace().next()?;
+    let mut it = v.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    let patch = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// For an apt without `--error-on=any`: the first line of a refresh's
+/// output that says something went wrong (`W:`, `E:`, `Err:`), which such
+/// an apt reports with exit 0 (a signature gone wrong over lists fetched
+/// earlier: "the previous index files will be used"). Stricter than
+/// `--error-on=any`, on purpose: the refresh reads only the Teleport
+/// source, so any warning there concerns it.
+pub fn refresh_problem_without_error_on(output: &str) -> Option<&str> {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("W:") || l.starts_with("E:") || l.starts_with("Err:"))
 }
 
 impl Apt {
@@ -120,6 +154,7 @@ impl Apt {
             keys,
             apt_config: None,
             clear_file,
+            version: std::sync::OnceLock::new(),
         };
         if let Some(root) = apt.system.root() {
             // apt-get aborts after an install when its log directory is
@@ -234,8 +269,38 @@ impl Apt {
     }
 
     fn refresh_cmd(&self, source: &Source) -> CommandLine {
-        self.apt_get(source)
-            .args(["-o", "APT::Get::List-Cleanup=0", "update", "--error-on=any"])
+        let cl = self
+            .apt_get(source)
+            .args(["-o", "APT::Get::List-Cleanup=0", "update"]);
+        if self.has_error_on() {
+            cl.arg("--error-on=any")
+        } else {
+            cl
+        }
+    }
+
+    /// apt's version, asked once; `None` when it cannot be told.
+    pub fn apt_version(&self) -> Option<AptVersion> {
+        *self.version.get_or_init(|| {
+            // Test-only stand-in for an older apt (debug builds only), so
+            // that the fallback below runs against the real apt here.
+            if cfg!(debug_assertions) {
+                if let Some(v) = std::env::var_os("TELEPORT_UPGRADE_TEST_APT_VERSION") {
+                    return parse_apt_version(&format!("apt {}", v.to_string_lossy()));
+                }
+            }
+            let fin = self
+                .runner
+                .run(&CommandLine::new("apt-get").arg("--version"))
+                .ok()?;
+            parse_apt_version(&fin.stdout)
+        })
+    }
+
+    /// Whether `apt-get update --error-on=any` exists (an apt whose
+    /// version cannot be read is taken to be current).
+    fn has_error_on(&self) -> bool {
+        !matches!(self.apt_version(), Some(v) if v < ERROR_ON_SINCE)
     }
 
     fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
@@ -693,6 +758,43 @@ impl Backend for Apt {
         let cl = self.refresh_cmd(source);
         let fin = self.run_classified(&cl, None)?;
         check_verified_output(&cl, &fin)?;
+        if !self.has_error_on() {
+            // apt before 2.1.16 (Ubuntu 20.04) has no --error-on=any and
+            // exits 0 when a signature fails over lists fetched earlier:
+            // its warnings are what count.
+            let text = fin.combined();
+            if let Some(line) = refresh_problem_without_error_on(&text) {
+                // The reason follows the `Err:` line; judge the whole output.
+                let lower = text.to_ascii_lowercase();
+                let untrusted = [
+                    "gpg error",
+                    "signature",
+                    "not signed",
+                    "no_pubkey",
+                    "expkeysig",
+                    "badsig",
+                    "is not signed",
+                ]
+                .iter()
+                .any(|m| lower.contains(m));
+                let why = format!(
+                    "`{cl}` (apt {} has no --error-on=any) warned: {}",
+                    self.apt_version()
+                        .map(|(a, b, c)| format!("{a}.{b}.{c}"))
+                        .unwrap_or_default(),
+                    redact(line)
+                );
+                return Err(if untrusted {
+                    Error::Untrusted { reason: why }
+                } else {
+                    Error::CommandFailed {
+                        command: cl.to_string(),
+                        status: "exit 0, with a warning".into(),
+                        tail: redact(line),
+                    }
+                });
+            }
+        }
         // A component the repository does not have (a channel that does not
         // exist, e.g. after a move to `stable/v17`) is only a warning, and
         // `--error-on=any` still exits 0: the source would then offer
@@ -1238,5 +1340,37 @@ mod tests {
             "http://127.0.0.1:9/debian",
             "bookworm/stable/v15"
         ));
+    }
+}
+
+#[cfg(test)]
+mod apt_version_tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_apt_get_version() {
+        assert_eq!(
+            parse_apt_version("apt 2.0.9 (amd64)\nSupported modules:"),
+            Some((2, 0, 9))
+        );
+        assert_eq!(parse_apt_version("apt 2.6.1 (amd64)"), Some((2, 6, 1)));
+        assert_eq!(parse_apt_version("apt 3.0.3 (arm64)"), Some((3, 0, 3)));
+        assert_eq!(
+            parse_apt_version("apt 2.2.4ubuntu1 (amd64)"),
+            Some((2, 2, 4))
+        );
+        assert_eq!(parse_apt_version("apt 1.8 (amd64)"), Some((1, 8, 0)));
+        assert_eq!(parse_apt_version("garbage"), None);
+        assert!((2, 0, 9) < ERROR_ON_SINCE && (2, 2, 4) >= ERROR_ON_SINCE);
+    }
+
+    #[test]
+    fn warnings_count_without_error_on() {
+        let ok = "Hit:1 http://127.0.0.1:1/ bookworm InRelease\nReading package lists...\n";
+        assert_eq!(refresh_problem_without_error_on(ok), None);
+        let bad = "Get:1 http://x bookworm InRelease [1 kB]\nErr:1 http://x bookworm InRelease\n  The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 0123\nW: GPG error: http://x bookworm InRelease: ...\n";
+        assert!(refresh_problem_without_error_on(bad)
+            .unwrap()
+            .starts_with("Err:"));
     }
 }
