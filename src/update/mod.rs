@@ -96,7 +96,8 @@ pub fn update_command(env: &Env, mode: Mode, dry_run: bool, out: &mut dyn Write)
 fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
     let path = state::path(&env.system);
     let mut st = state::load(&path);
-    let updated = rec.decision == Some(state::Decided::Update) && rec.installed_after.is_some();
+    let updated = (rec.decision == Some(state::Decided::Update) && rec.installed_after.is_some())
+        || done.resumed_update;
     if exit == Exit::Ok {
         st.last_success = Some(rec.time);
         if updated {
@@ -248,7 +249,9 @@ fn resume(
         rec.installed_before = Some(from.clone());
         rec.target = Some(to.clone());
     }
+    let was_update = matches!(j.plan.goal, plan::Goal::Update { .. });
     ctx.execute(j, done)?;
+    done.resumed_update = was_update;
     tracing::info!("finished the plan an earlier run left");
     Ok(())
 }
