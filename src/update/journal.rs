@@ -32,6 +32,7 @@ pub enum Before {
     Failed,
     Stopped,
     NoSystemd,
+    Unknown,
 }
 
 impl From<crate::health::AgentBefore> for Before {
@@ -42,6 +43,7 @@ impl From<crate::health::AgentBefore> for Before {
             A::Failed => Before::Failed,
             A::Stopped => Before::Stopped,
             A::NoSystemd => Before::NoSystemd,
+            A::Unknown => Before::Unknown,
         }
     }
 }
@@ -54,6 +56,7 @@ impl From<Before> for crate::health::AgentBefore {
             Before::Failed => A::Failed,
             Before::Stopped => A::Stopped,
             Before::NoSystemd => A::NoSystemd,
+            Before::Unknown => A::Unknown,
         }
     }
 }

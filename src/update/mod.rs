@@ -172,7 +172,10 @@ fn set_marker(config: &Config, present: bool) {
 /// The post-update health check, unless `health-timeout` is 0 or the
 /// agent was stopped before the update (the update does not start it).
 fn health_check(env: &Env, config: &Config, before: AgentBefore) -> Option<Check> {
-    if config.health_timeout.is_zero() || before == AgentBefore::Stopped {
+    if config.health_timeout.is_zero()
+        || before == AgentBefore::Stopped
+        || before == AgentBefore::Unknown
+    {
         return None;
     }
     let mut timeout = config.health_timeout;
@@ -550,6 +553,12 @@ fn execute_plan(
     };
     ctx.execute(j, done)?;
     let d = done;
+    if before == AgentBefore::Unknown && d.installed_after.is_some() {
+        tracing::warn!(
+            "the agent's health is unknown (systemd does not answer): the update is not verified"
+        );
+        d.unverified = true;
+    }
     if d.unverified {
         rec.detail = Some(format!(
             "{} (the agent's health could not be verified)",
