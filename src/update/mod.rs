@@ -169,6 +169,12 @@ fn set_marker(config: &Config, present: bool) {
     }
 }
 
+/// Whether the plan has a restart step: whenever systemd answers (a
+/// stopped agent's step only says that it is left stopped).
+fn restarts(before: AgentBefore) -> bool {
+    before.restart().is_some() || before == AgentBefore::Stopped
+}
+
 /// The post-update health check, unless `health-timeout` is 0 or the
 /// agent was stopped before the update (the update does not start it).
 fn health_check(env: &Env, config: &Config, before: AgentBefore) -> Option<Check> {
@@ -439,7 +445,7 @@ fn update_inner(
             let channel_to = planned.map(|_| t.major());
             let check = health_check(env, &config, before);
             let facts = Facts {
-                restart: before.restart().is_some(),
+                restart: restarts(before),
                 verify: check.is_some(),
                 channel_to,
             };
@@ -454,7 +460,7 @@ fn update_inner(
         }
         None => {
             let facts = Facts {
-                restart: before.restart().is_some(),
+                restart: restarts(before),
                 verify: false,
                 channel_to: None,
             };
