@@ -129,6 +129,10 @@ pub enum AgentBefore {
     /// systemd is not the init here (or `--root` is set): no restart; the
     /// readiness endpoint, when known, is the only health signal.
     NoSystemd,
+    /// systemd runs but cannot be asked (`systemctl` missing or failing):
+    /// the agent is neither restarted nor checked, and an update is
+    /// recorded as not verified (never as healthy).
+    Unknown,
 }
 
 impl AgentBefore {
@@ -146,7 +150,7 @@ impl AgentBefore {
         match self {
             AgentBefore::Running => Some(Restart::IfRunning),
             AgentBefore::Failed => Some(Restart::Start),
-            AgentBefore::Stopped | AgentBefore::NoSystemd => None,
+            AgentBefore::Stopped | AgentBefore::NoSystemd | AgentBefore::Unknown => None,
         }
     }
 }
@@ -166,15 +170,15 @@ pub fn agent_before(system: &System, runner: &Runner) -> AgentBefore {
         Ok(fin) if fin.success() => AgentBefore::from_active_state(&fin.stdout),
         Ok(fin) => {
             tracing::warn!(
-                "`{cl}` failed ({}: {}): treating {AGENT_UNIT} as stopped",
+                "`{cl}` failed ({}: {}): the agent's state is unknown; it is not restarted, and an update is not verified",
                 fin.status_text(),
                 fin.tail(2)
             );
-            AgentBefore::Stopped
+            AgentBefore::Unknown
         }
         Err(e) => {
-            tracing::warn!("cannot ask systemd about {AGENT_UNIT} ({e}): treating it as stopped");
-            AgentBefore::Stopped
+            tracing::warn!("cannot ask systemd about {AGENT_UNIT} ({e}): the agent's state is unknown; it is not restarted, and an update is not verified");
+            AgentBefore::Unknown
         }
     }
 }
@@ -256,6 +260,7 @@ mod tests {
             assert_eq!(b.restart(), restart, "{state:?}");
         }
         assert_eq!(AgentBefore::NoSystemd.restart(), None);
+        assert_eq!(AgentBefore::Unknown.restart(), None);
     }
 
     #[test]

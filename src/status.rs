@@ -193,7 +193,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     let service = health::service_health(&env.system, &env.runner);
     let service_health = service.unhealthy();
     let unfinished_plan =
-        match crate::update::journal::load(&crate::update::journal::path(&env.system)) {
+        match crate::update::journal::peek(&crate::update::journal::path(&env.system)) {
             Ok(j) => j.map(|j| j.describe(&env.system)),
             Err(e) => {
                 problems.push(e);

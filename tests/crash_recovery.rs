@@ -516,3 +516,28 @@ fn sigterm_during_health_wait_then_verified(kind: Kind) {
     assert_converged(&w, "15.4.3", "verified after SIGTERM");
 }
 each_backend!(sigterm_during_health_wait_then_verified);
+
+/// The health check's own boundaries (readiness answering 200): killed
+/// before or after it, the next run (outside the window) checks again or
+/// closes the plan.
+fn kill_at_the_verify_boundaries_then_converge(kind: Kind) {
+    for point in ["before-verify", "after-verify"] {
+        let w = World::new(kind, "15.4.2", "15.4.3");
+        w.schedule_in_window();
+        with_readyz(&w, Route::ok("ok"), "6");
+        use std::os::unix::process::ExitStatusExt;
+        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
+        assert_eq!(out.status.signal(), Some(9), "{kind:?} {point}");
+        assert!(journal(&w).exists(), "{kind:?} {point}");
+        w.schedule_outside_window();
+        let r = w.run(&["run"]);
+        r.expect(0)
+            .logs_contain("an earlier run left a plan unfinished");
+        if point == "before-verify" {
+            r.logs_contain("the agent is healthy");
+        }
+        assert_converged(&w, "15.4.3", point);
+        eprintln!("FAULT {kind:?} {point:<26} -> finished: 15.4.3 held, verified");
+    }
+}
+each_backend!(kill_at_the_verify_boundaries_then_converge);

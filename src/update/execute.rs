@@ -49,6 +49,8 @@ pub struct Done {
     pub repaired: Vec<String>,
     /// The health check could not be made: the update is not verified.
     pub unverified: bool,
+    /// A resumed plan finished an update (counted as one).
+    pub resumed_update: bool,
 }
 
 /// Why a step failed.

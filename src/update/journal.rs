@@ -32,6 +32,7 @@ pub enum Before {
     Failed,
     Stopped,
     NoSystemd,
+    Unknown,
 }
 
 impl From<crate::health::AgentBefore> for Before {
@@ -42,6 +43,7 @@ impl From<crate::health::AgentBefore> for Before {
             A::Failed => Before::Failed,
             A::Stopped => Before::Stopped,
             A::NoSystemd => Before::NoSystemd,
+            A::Unknown => Before::Unknown,
         }
     }
 }
@@ -54,6 +56,7 @@ impl From<Before> for crate::health::AgentBefore {
             Before::Failed => A::Failed,
             Before::Stopped => A::Stopped,
             Before::NoSystemd => A::NoSystemd,
+            Before::Unknown => A::Unknown,
         }
     }
 }
@@ -140,6 +143,16 @@ pub fn path(system: &System) -> PathBuf {
 /// parse is kept aside (`plan.json.corrupt`) and reported: the run then
 /// converges from what it observes.
 pub fn load(path: &Path) -> Result<Option<Journal>, String> {
+    load_as(path, true)
+}
+
+/// [`load`] for `status`, which changes nothing: a journal that does not
+/// parse is reported and left where it is.
+pub fn peek(path: &Path) -> Result<Option<Journal>, String> {
+    load_as(path, false)
+}
+
+fn load_as(path: &Path, keep_aside: bool) -> Result<Option<Journal>, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -151,6 +164,10 @@ pub fn load(path: &Path) -> Result<Option<Journal>, String> {
             "{} has schema {}, not 1: left as it is",
             path.display(),
             j.schema
+        )),
+        Err(e) if !keep_aside => Err(format!(
+            "{} does not parse ({e}); the next run keeps it aside and converges from what it observes",
+            path.display()
         )),
         Err(e) => {
             let aside = path.with_extension("json.corrupt");
@@ -209,6 +226,8 @@ mod tests {
         assert_eq!(load(&p), Ok(Some(j.clone())));
         assert_eq!(j.next_step().map(|s| s.name()), Some("install"));
         std::fs::write(&p, "{torn").unwrap();
+        assert!(peek(&p).unwrap_err().contains("does not parse"));
+        assert!(p.exists(), "status changes nothing");
         let e = load(&p).unwrap_err();
         assert!(e.contains("kept aside"), "{e}");
         assert!(!p.exists() && d.path().join("plan.json.corrupt").exists());

@@ -97,7 +97,8 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
     let path = state::path(&env.system);
     let mut st = state::load(&path);
     state::clear_old_recovery(&mut st);
-    let updated = rec.decision == Some(state::Decided::Update) && rec.installed_after.is_some();
+    let updated = (rec.decision == Some(state::Decided::Update) && rec.installed_after.is_some())
+        || done.resumed_update;
     if exit == Exit::Ok {
         st.last_success = Some(rec.time);
         if updated {
@@ -161,10 +162,19 @@ fn set_marker(config: &Config, present: bool, now: i64) {
     }
 }
 
+/// Whether the plan has a restart step: whenever systemd answers (a
+/// stopped agent's step only says that it is left stopped).
+fn restarts(before: AgentBefore) -> bool {
+    before.restart().is_some() || before == AgentBefore::Stopped
+}
+
 /// The post-update health check, unless `health-timeout` is 0 or the
 /// agent was stopped before the update (the update does not start it).
 fn health_check(env: &Env, config: &Config, before: AgentBefore) -> Option<Check> {
-    if config.health_timeout.is_zero() || before == AgentBefore::Stopped {
+    if config.health_timeout.is_zero()
+        || before == AgentBefore::Stopped
+        || before == AgentBefore::Unknown
+    {
         return None;
     }
     let mut timeout = config.health_timeout;
@@ -241,7 +251,9 @@ fn resume(
         rec.installed_before = Some(from.clone());
         rec.target = Some(to.clone());
     }
+    let was_update = matches!(j.plan.goal, plan::Goal::Update { .. });
     ctx.execute(j, done)?;
+    done.resumed_update = was_update;
     tracing::info!("finished the plan an earlier run left");
     Ok(())
 }
@@ -444,7 +456,7 @@ fn update_inner(
             let channel_to = planned.map(|_| t.major());
             let check = health_check(env, &config, before);
             let facts = Facts {
-                restart: before.restart().is_some(),
+                restart: restarts(before),
                 verify: check.is_some(),
                 channel_to,
             };
@@ -459,7 +471,7 @@ fn update_inner(
         }
         None => {
             let facts = Facts {
-                restart: before.restart().is_some(),
+                restart: restarts(before),
                 verify: false,
                 channel_to: None,
             };
@@ -558,6 +570,12 @@ fn execute_plan(
     };
     ctx.execute(j, done)?;
     let d = done;
+    if before == AgentBefore::Unknown && d.installed_after.is_some() {
+        tracing::warn!(
+            "the agent's health is unknown (systemd does not answer): the update is not verified"
+        );
+        d.unverified = true;
+    }
     if d.unverified {
         rec.detail = Some(format!(
             "{} (the agent's health could not be verified)",

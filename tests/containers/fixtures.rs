@@ -24,7 +24,15 @@ pub const UPDATER: &str = "teleport-ent-updater";
 /// Every agent version the repositories offer. 16.0.1 is never a target:
 /// it is there so that a routine upgrade would move an agent that is not
 /// held. [`BROKEN`] is among them.
-pub const AGENT_VERSIONS: &[&str] = &["15.4.2", "15.4.3", "15.4.4", "16.0.0", "16.0.1"];
+pub const AGENT_VERSIONS: &[&str] = &["15.4.2", "15.4.3", "15.4.4", "15.4.5", "16.0.0", "16.0.1"];
+/// The version whose postinst (%post) is slow: it touches
+/// [`SLOW_STARTED`], sleeps 10 s, then touches [`SLOW_DONE`] (the updater
+/// is stopped by systemd in the middle of it).
+pub const SLOW: &str = "15.4.5";
+pub const SLOW_STARTED: &str = "/run/slow-postinst-started";
+pub const SLOW_DONE: &str = "/run/slow-postinst-done";
+const SLOW_SCRIPT: &str =
+    "touch /run/slow-postinst-started\nsleep 10\ntouch /run/slow-postinst-done\n";
 /// The version whose agent crash-loops under systemd
 /// (`testkit::agent::deb_spec_broken`): the health check must roll it back.
 pub const BROKEN: &str = "15.4.4";
@@ -83,22 +91,28 @@ impl Fixtures {
         let agent_debs = AGENT_VERSIONS
             .iter()
             .map(|&v| {
-                let spec = if v == BROKEN {
+                let mut spec = if v == BROKEN {
                     testkit::agent::deb_spec_broken(AGENT, v)
                 } else {
                     testkit::agent::deb_spec(AGENT, v)
                 };
+                if v == SLOW {
+                    spec.postinst = Some(SLOW_SCRIPT.into());
+                }
                 build_deb(&spec, &debs)
             })
             .collect();
         let agent_rpms = AGENT_VERSIONS
             .iter()
             .map(|&v| {
-                let spec = if v == BROKEN {
+                let mut spec = if v == BROKEN {
                     testkit::agent::rpm_spec_broken(AGENT, v)
                 } else {
                     testkit::agent::rpm_spec(AGENT, v)
                 };
+                if v == SLOW {
+                    spec.post = Some(SLOW_SCRIPT.into());
+                }
                 let p = build_rpm(&spec, &rpms);
                 sign_rpm(&key, &p);
                 p

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use testkit::agent::{parse_starts, Start, START_LOG};
 
 use crate::fixtures::{
-    Fixtures, Repo, VersionServer, AGENT, APT_COMPONENT, APT_SUITE, BROKEN, UPDATER,
+    Fixtures, Repo, VersionServer, AGENT, APT_COMPONENT, APT_SUITE, BROKEN, SLOW, SLOW_DONE,
+    SLOW_STARTED, UPDATER,
 };
 use crate::image::{runs_dir, Image};
 use crate::nspawn::{Container, Init};
@@ -117,6 +118,7 @@ pub enum Scenario {
     FailedBrokenRolledBack,
     FailedStarted,
     RestartOnce,
+    StopDuringInstall,
     CronNoopUnderSystemd,
     UpdaterUpgraded,
     UpdaterRemoved,
@@ -133,7 +135,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 27] = [
+    pub const ALL: [Scenario; 28] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -148,6 +150,7 @@ impl Scenario {
         Scenario::FailedBrokenRolledBack,
         Scenario::FailedStarted,
         Scenario::RestartOnce,
+        Scenario::StopDuringInstall,
         Scenario::CronNoopUnderSystemd,
         Scenario::UpdaterUpgraded,
         Scenario::UpdaterRemoved,
@@ -181,6 +184,7 @@ impl Scenario {
             Scenario::FailedBrokenRolledBack => "agent failed before; critical 15.4.4 crash-loops: rolled back to 15.4.2, running again",
             Scenario::FailedStarted => "agent failed (crashed) before: critical update (16.0.0) starts it, healthy",
             Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollbacks')",
+            Scenario::StopDuringInstall => "systemctl stop during a slow install (15.4.5's postinst): the package step finishes, held, exit 8; the next timer run (outside the window) finishes the plan",
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
             Scenario::UpdaterUpgraded => "routine upgrade: updater upgraded, held agent kept, agent not restarted",
             Scenario::UpdaterRemoved => "updater removed: agent, its service and /etc/teleport-upgrade.d kept",
@@ -501,6 +505,8 @@ const CONFIG_DIR: &str = "/etc/teleport-upgrade.d";
 const STATE_FILE: &str = "/var/lib/teleport-upgrade/state.json";
 const TIMER: &str = "teleport-upgrade.timer";
 const SERVICE: &str = "teleport-upgrade.service";
+/// The updater's journal of the plan in progress.
+const PLAN_FILE: &str = "/var/lib/teleport-upgrade/plan.json";
 const AGENT_UNIT: &str = "teleport.service";
 const CRON_FILE: &str = "/etc/cron.d/teleport-upgrade";
 const TIMER_DROPIN: &str = "/etc/systemd/system/teleport-upgrade.timer.d/zz-container-matrix.conf";
@@ -1327,6 +1333,73 @@ fn systemd_row(
                 .first()
                 .map(|w| format!(", first: {}", w.trim()))
                 .unwrap_or_default()
+        ))
+    })?;
+
+    rec.step(Scenario::StopDuringInstall, || {
+        sut.schedule_in_window()?;
+        vs.set(SLOW, false);
+        c.ok(&["systemctl", "start", "--no-block", SERVICE])?;
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !c.exists(SLOW_STARTED) {
+            if Instant::now() > deadline {
+                return Err(format!("the slow postinst never started{}", sut.diagnostics()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // What systemd does on stop, shutdown or a start timeout: SIGTERM
+        // to the updater only (KillMode=mixed).
+        let o = c.exec_timeout(&["systemctl", "stop", SERVICE], Duration::from_secs(180))?;
+        if !o.ok() {
+            return Err(format!("systemctl stop {SERVICE}: {}", o.tail(5)));
+        }
+        if !c.exists(SLOW_DONE) {
+            return Err(format!(
+                "the package manager was cut short: the postinst did not finish{}",
+                sut.diagnostics()
+            ));
+        }
+        let status = sut.show(SERVICE, "ExecMainStatus")?;
+        if status != "8" {
+            return Err(format!(
+                "the stopped run exited {status}, expected 8{}",
+                sut.diagnostics()
+            ));
+        }
+        sut.expect_agent(SLOW)?;
+        if !pm.held(c)? {
+            return Err(format!("{AGENT} is not held after the stopped run"));
+        }
+        if sut.last_run("result")? != "interrupted" {
+            return Err(format!("last_run.result is not interrupted{}", sut.diagnostics()));
+        }
+        if !c.exists(PLAN_FILE) {
+            return Err(format!("no {PLAN_FILE}: the rest of the plan is lost"));
+        }
+        sut.schedule_outside_window()?;
+        let (result, status) = sut.fire_timer()?;
+        if result != "success" {
+            return Err(format!(
+                "the next timer run ended with Result={result}, status {status}{}",
+                sut.diagnostics()
+            ));
+        }
+        if c.exists(PLAN_FILE) {
+            return Err(format!("{PLAN_FILE} is left after the next run{}", sut.diagnostics()));
+        }
+        if !sut.journal().contains("an earlier run left a plan unfinished") {
+            return Err(format!("the next run did not resume the plan{}", sut.diagnostics()));
+        }
+        sut.expect_agent(SLOW)?;
+        if !pm.held(c)? {
+            return Err(format!("{AGENT} is not held after the next run"));
+        }
+        // The resumed plan restarted the agent once (the stopped run did not).
+        sut.expected_starts.push(SLOW.to_string());
+        sut.updates += 1;
+        let starts = sut.check_starts()?;
+        Ok(format!(
+            "postinst ran to its end; exit 8, held, plan left; the timer's run finished it; {starts}"
         ))
     })?;
 
