@@ -143,6 +143,11 @@ pub struct Config {
     /// New: the agent's diagnostic address (`diag-addr`, host:port) for
     /// `/readyz`; else read from /etc/teleport.yaml.
     pub diag_addr: Option<String>,
+    /// New: the FleetLock server's base URL (`fleet-lock`), validated by
+    /// [`crate::fleetlock::settings`].
+    pub fleet_lock: Option<String>,
+    /// New: the FleetLock group (`fleet-lock-group`, default `default`).
+    pub fleet_lock_group: Option<String>,
 }
 
 /// The `metrics-dir` setting.
@@ -341,6 +346,8 @@ impl Config {
                 }
             })
             .transpose()?;
+        let fleet_lock = read_value(&f("fleet-lock"))?;
+        let fleet_lock_group = read_value(&f("fleet-lock-group"))?;
         Ok(Config {
             dir: dir.to_path_buf(),
             endpoint,
@@ -355,6 +362,8 @@ impl Config {
             metrics,
             health_timeout,
             diag_addr,
+            fleet_lock,
+            fleet_lock_group,
         })
     }
 

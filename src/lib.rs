@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod decision;
 pub mod error;
+pub mod fleetlock;
 pub mod health;
 pub mod lock;
 pub mod metrics;

@@ -20,6 +20,9 @@ use super::signals;
 
 /// The prefix of an undo's error that is a stop signal, not a failure.
 const INTERRUPTED: &str = "interrupted by ";
+/// The prefix of an undo's error that leaves the journal for the next run
+/// (a FleetLock slot could not be given back).
+const RETRY: &str = "retry: ";
 
 /// Everything the steps act on.
 pub struct Ctx<'a> {
@@ -49,6 +52,10 @@ pub struct Done {
     pub repaired: Vec<String>,
     /// The health check could not be made: the update is not verified.
     pub unverified: bool,
+    /// The FleetLock slot this host keeps (its update was rolled back).
+    pub slot_kept: Option<crate::fleetlock::Kept>,
+    /// The FleetLock slot was given back.
+    pub slot_released: bool,
 }
 
 /// Why a step failed.
@@ -60,6 +67,27 @@ enum StepError {
     /// A stop signal arrived during the health wait: nothing is undone,
     /// the step stays to do.
     Interrupted(&'static str),
+    /// The step could not be done now and nothing needs undoing: the
+    /// journal stays, the next run does it again (giving a FleetLock slot
+    /// back).
+    Retry(AppError),
+}
+
+/// The FleetLock client for `group` as `id`, from the current
+/// configuration; `None` when `fleet-lock` is no longer set.
+fn fleet_client(
+    env: &Env,
+    group: &str,
+    id: &str,
+) -> Result<Option<crate::fleetlock::client::Client>, AppError> {
+    let config = crate::config::Config::load(&env.config_dir)?;
+    let Some(mut s) = crate::fleetlock::settings(&config)? else {
+        return Ok(None);
+    };
+    s.group = group.into();
+    crate::fleetlock::client::Client::new(&s, id)
+        .map(Some)
+        .map_err(AppError::NoSlot)
 }
 
 impl Ctx<'_> {
@@ -208,6 +236,37 @@ impl Ctx<'_> {
                     }
                 }
             }
+            Step::TakeSlot { group, id } => {
+                match fleet_client(self.env, group, id).map_err(StepError::App)? {
+                    None => {
+                        tracing::warn!(group = %group, "fleet-lock is no longer set: going on without a FleetLock slot")
+                    }
+                    Some(c) => {
+                        c.take().map_err(|e| {
+                            StepError::App(AppError::NoSlot(format!(
+                                "group {group}: {e}; nothing was changed, the next run tries again"
+                            )))
+                        })?;
+                        tracing::info!(group = %group, id = %id, "took a FleetLock slot");
+                    }
+                }
+            }
+            Step::ReleaseSlot { group, id } => {
+                match fleet_client(self.env, group, id).map_err(StepError::Retry)? {
+                    None => {
+                        tracing::warn!(group = %group, "fleet-lock is no longer set: cannot give the FleetLock slot back (free it on the lock server)")
+                    }
+                    Some(c) => {
+                        c.release().map_err(|e| {
+                            StepError::Retry(AppError::NoSlot(format!(
+                                "the update is done and healthy, but the slot of group {group} could not be given back: {e}; the next run gives it back"
+                            )))
+                        })?;
+                        tracing::info!(group = %group, id = %id, "gave the FleetLock slot back");
+                    }
+                }
+                done.slot_released = true;
+            }
             Step::KeepChannel => {
                 if let Some(m) = self.moved.take() {
                     m.remove_backup().map_err(Self::backend_err)?;
@@ -285,6 +344,15 @@ impl Ctx<'_> {
                 restart_as(self.env, health::Restart::Start)
                     .map_err(|e| format!("restarting the agent failed: {e}"))?;
             }
+            Undo::ReleaseSlot { group, id } => {
+                match fleet_client(self.env, group, id).map_err(|e| format!("{RETRY}{e}"))? {
+                    None => {
+                        tracing::warn!(group = %group, "fleet-lock is no longer set: cannot give the FleetLock slot back (free it on the lock server)")
+                    }
+                    Some(c) => c.release().map_err(|e| format!("{RETRY}{e}"))?,
+                }
+                done.slot_released = true;
+            }
             Undo::VerifyRollback => {
                 if let Some(check) = &self.check {
                     match check.wait(&self.env.runner) {
@@ -332,6 +400,10 @@ impl Ctx<'_> {
                     failpoint::hit(&format!("after-{}", step.name()))
                         .map_err(AppError::UpdateFailed)?;
                 }
+                Err(StepError::Retry(e)) => {
+                    // The journal stays: the next run does this step again.
+                    return Err(e);
+                }
                 Err(StepError::Interrupted(sig)) => {
                     return Err(AppError::Interrupted(format!(
                         "{sig} received during {}: stopped; the next run does it again ({})",
@@ -344,6 +416,7 @@ impl Ctx<'_> {
                         StepError::App(a) => a.to_string(),
                         StepError::Unhealthy(w) => w.clone(),
                         StepError::Interrupted(s) => s.to_string(),
+                        StepError::Retry(a) => a.to_string(),
                     };
                     j.phase = Phase::Undoing;
                     j.failed = Some(i);
@@ -389,10 +462,34 @@ impl Ctx<'_> {
         if rolls_back {
             tracing::error!(package = %pkg, failed = %new, back_to = %prev, "{pkg} {new} did not become healthy ({why}); rolling back to {prev}");
             done.failed_health = Some(why.clone());
+            // A rolled-back host keeps its FleetLock slot: once every slot
+            // is kept, the broken release stops spreading.
+            if let Some(Step::TakeSlot { group, id }) = j
+                .plan
+                .steps
+                .iter()
+                .take(failed)
+                .find(|s| matches!(s, Step::TakeSlot { .. }))
+            {
+                tracing::warn!(group = %group, id = %id, "keeping the FleetLock slot: {new} was rolled back here, so the rollout halts once every slot is kept (free the slot on the lock server once the release is fixed)");
+                done.slot_kept = Some(crate::fleetlock::Kept {
+                    group: group.clone(),
+                    id: id.clone(),
+                    since: self.env.clock.now(),
+                    why: format!("{pkg} {new} was rolled back: {why}"),
+                });
+            }
         }
         for u in &undos {
             failpoint::hit("before-undo").map_err(AppError::UpdateFailed)?;
             if let Err(e) = self.undo(u, done) {
+                if let Some(why) = e.strip_prefix(RETRY) {
+                    // The journal stays: the next run gives the slot back.
+                    return Err(AppError::NoSlot(format!(
+                        "after the failure ({}), the FleetLock slot could not be given back ({why}); the next run gives it back first",
+                        j.why.as_deref().unwrap_or("no reason recorded")
+                    )));
+                }
                 if let Some(sig) = e.strip_prefix(INTERRUPTED) {
                     // The journal stays: the next run undoes again.
                     return Err(AppError::Interrupted(format!(

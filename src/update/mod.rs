@@ -122,6 +122,11 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
         }
         _ => {}
     }
+    if let Some(k) = &done.slot_kept {
+        st.fleet_lock = Some(k.clone());
+    } else if done.slot_released {
+        st.fleet_lock = None;
+    }
     st.last_run = Some(rec);
     if let Err(e) = state::save(&path, &st) {
         tracing::warn!(file = %path.display(), "cannot write the state file: {e}");
@@ -459,6 +464,13 @@ fn update_inner(
             )
         }
     };
+    // FleetLock: a non-critical update runs under a slot.
+    let plan = match (target, &d) {
+        (Some(_), crate::decision::Decision::Update { reason }) => {
+            with_fleet_lock(env, &config, reason, plan)?
+        }
+        _ => plan,
+    };
     // The trust audit, before anything is downloaded.
     let downloads = plan.steps.contains(&plan::Step::Refresh);
     let audited = if downloads {
@@ -513,6 +525,38 @@ fn update_inner(
         rec,
         done,
     )
+}
+
+/// The update's plan under a FleetLock slot, when `fleet-lock` is set and
+/// the update is neither critical nor forced (those ignore the lock, said
+/// in the log).
+fn with_fleet_lock(
+    env: &Env,
+    config: &Config,
+    reason: &crate::decision::UpdateReason,
+    plan: Plan,
+) -> Result<Plan, AppError> {
+    use crate::decision::UpdateReason as R;
+    let Some(s) = crate::fleetlock::settings(config)? else {
+        return Ok(plan);
+    };
+    match reason {
+        R::Critical => {
+            tracing::warn!(group = %s.group, "the update is critical: not taking a FleetLock slot");
+            return Ok(plan);
+        }
+        R::Forced => {
+            tracing::warn!(group = %s.group, "the update is forced: not taking a FleetLock slot");
+            return Ok(plan);
+        }
+        R::InWindow { .. } | R::Unhealthy { .. } => {}
+    }
+    let file = env.system.path(crate::fleetlock::id::MACHINE_ID_FILE);
+    let id = crate::fleetlock::id::host_id(&file).map_err(|message| AppError::Config {
+        file: file.clone(),
+        message: format!("the FleetLock host id comes from it: {message}"),
+    })?;
+    Ok(plan.with_slot(&s.group, &id))
 }
 
 #[allow(clippy::too_many_arguments)]
