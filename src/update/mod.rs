@@ -409,6 +409,9 @@ fn update_inner(
             tracing::info!(file = %config.marker_path().display(), "marking the agent unhealthy for the next run");
         }
         set_marker(&config, outcome.marker_after);
+        if *d == crate::decision::Decision::UpToDate && outcome.repairs.is_empty() {
+            release_kept_slot(env, &config, rec.unhealthy.is_some(), done);
+        }
     }
 
     // Plan.
@@ -525,6 +528,43 @@ fn update_inner(
         rec,
         done,
     )
+}
+
+/// A FleetLock slot kept after a rollback is given back once the host is
+/// healthy at the target again: the target was changed to a version this
+/// host runs (the operator re-targeted the fleet away from the broken
+/// release). A failure is logged; the next run tries again.
+fn release_kept_slot(env: &Env, config: &Config, unhealthy: bool, done: &mut Done) {
+    let Some(k) = state::load(&state::path(&env.system)).fleet_lock else {
+        return;
+    };
+    if unhealthy {
+        tracing::warn!(group = %k.group, "keeping the FleetLock slot: the agent is not healthy");
+        return;
+    }
+    let client = match crate::fleetlock::settings(config) {
+        Ok(Some(mut s)) => {
+            s.group = k.group.clone();
+            crate::fleetlock::client::Client::new(&s, &k.id)
+        }
+        Ok(None) => {
+            tracing::warn!(group = %k.group, "a FleetLock slot is recorded as kept, but fleet-lock is not set: free it on the lock server");
+            return;
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match client
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.release().map_err(|e| e.to_string()))
+    {
+        Ok(()) => {
+            tracing::info!(group = %k.group, id = %k.id, "the agent is healthy at the target: gave back the FleetLock slot kept since the rollback ({})", k.why);
+            done.slot_released = true;
+        }
+        Err(e) => {
+            tracing::warn!(group = %k.group, "cannot give back the FleetLock slot kept since the rollback: {e}; the next run tries again")
+        }
+    }
 }
 
 /// The update's plan under a FleetLock slot, when `fleet-lock` is set and
