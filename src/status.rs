@@ -126,9 +126,7 @@ pub struct Status {
     /// Runs that did not end with exit 0, by result.
     pub failures: std::collections::BTreeMap<String, u64>,
     /// The FleetLock slot this host keeps after a rolled-back update (the
-    /// rollout halts once every slot of the group is kept); absent when
-    /// none is kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// rollout halts once every slot of the group is kept); none is kept.
     pub fleet_lock: Option<crate::fleetlock::Kept>,
     /// What could not be read.
     pub problems: Vec<String>,

@@ -248,7 +248,7 @@ fn twenty_hosts_three_slots_all_converge() {
         );
         assert_eq!(*codes[i].last().unwrap(), 0, "host {i}");
         assert!(h.root.is_held(PKG), "host {i} held");
-        assert!(h.status_json().get("fleet_lock").is_none(), "host {i}");
+        assert!(h.status_json()["fleet_lock"].is_null(), "host {i}");
     }
     check_record(&f.lock, SLOTS);
     let ev = f.lock.events();
@@ -388,7 +388,7 @@ fn a_broken_release_reaches_at_most_three_hosts() {
         let (code, log) = f.hosts[*i].run();
         assert_eq!(code, 0, "{log}");
         assert!(log.contains("gave back the FleetLock slot"), "{log}");
-        assert!(f.hosts[*i].status_json().get("fleet_lock").is_none());
+        assert!(f.hosts[*i].status_json()["fleet_lock"].is_null());
     }
     assert!(f.lock.holders("default").is_empty());
     check_record(&f.lock, SLOTS);

@@ -50,6 +50,10 @@ struct Body<'a> {
 struct Params<'a> {
     id: &'a str,
     group: &'a str,
+    /// The same id under the name early airlock releases read (their
+    /// example and `HTTPParams` say `node_uuid`); servers ignore fields
+    /// they do not know.
+    node_uuid: &'a str,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -106,6 +110,7 @@ impl Client {
             client_params: Params {
                 id: &self.id,
                 group: &self.settings.group,
+                node_uuid: &self.id,
             },
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -135,9 +140,16 @@ impl Client {
                     break;
                 }
             }
+            // airlock answers a plain-text error (a full semaphore: "all N
+            // semaphore slots currently locked"), the protocol's JSON one
+            // `{"kind", "value"}`.
             let e: ErrBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrBody {
-                kind: "unknown".into(),
-                value: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                kind: "error".into(),
+                value: String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect(),
             });
             Err(Error::Refused {
                 status,
