@@ -469,4 +469,52 @@ fn a_killed_run_never_leaks_a_slot() {
         assert_eq!(h.installed().as_deref(), Some("15.4.3"), "{point}");
     }
     check_record(&f.lock, SLOTS);
+
+    // Killed before the health check of a broken version: the next run
+    // checks, rolls back, and keeps the slot.
+    let h = &f.hosts[3];
+    f.set_target(BROKEN);
+    let out = h
+        .cmd(&["run"])
+        .env("TELEPORT_UPGRADE_FAILPOINT", "before-verify")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), None, "killed\n{log}");
+    assert_eq!(h.installed().as_deref(), Some(BROKEN), "{log}");
+    let (code, log) = h.run();
+    assert_eq!(code, 6, "{log}");
+    assert_eq!(h.installed().as_deref(), Some("15.4.2"), "{log}");
+    let s = h.status_json();
+    assert_eq!(s["fleet_lock"]["group"], "default", "{s}");
+    assert_eq!(
+        f.lock.holders("default"),
+        vec![s["fleet_lock"]["id"].as_str().unwrap().to_string()]
+    );
+    check_record(&f.lock, SLOTS);
+}
+
+/// `dry-run` shows the slot steps of the plan, and takes no slot.
+#[test]
+fn dry_run_shows_the_slot_steps() {
+    let f = Fleet::new("15.4.2", "15.4.3");
+    let out = f.hosts[0].cmd(&["dry-run"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("take a FleetLock slot of group default"),
+        "{text}"
+    );
+    assert!(
+        text.contains("give the FleetLock slot of group default back"),
+        "{text}"
+    );
+    assert!(
+        text.find("take a FleetLock").unwrap() < text.find("install 15.4.3").unwrap(),
+        "{text}"
+    );
+    assert!(
+        f.lock.requests().is_empty(),
+        "a dry run asks nothing of the lock server"
+    );
 }
