@@ -419,6 +419,14 @@ fn no_lock_server_no_change() {
     assert_eq!(code, 0, "{log}");
     assert_eq!(h.installed().as_deref(), Some("15.4.3"));
     assert!(f.lock.holders("default").is_empty(), "{log}");
+    // A fleet-lock setting that would speak plain http to another host is
+    // a configuration error (exit 2, naming the file), whatever is due.
+    let h = &f.hosts[2];
+    h.config("fleet-lock", "http://lock.example.com:3333");
+    let (code, log) = h.run();
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("fleet-lock") && log.contains("https"), "{log}");
+    assert_eq!(h.installed().as_deref(), Some("15.4.2"));
     // A critical update ignores the lock (even an unreachable one).
     let h = &f.hosts[1];
     f.vs.set_route(&format!("{CHANNEL}/critical"), Route::ok("yes"));

@@ -268,6 +268,9 @@ fn update_inner(
 ) -> Result<(), AppError> {
     let config = Config::load(&env.config_dir)?;
     let now = env.clock.now();
+    // An invalid fleet-lock setting is a configuration error on every run,
+    // not only when an update is due.
+    crate::fleetlock::settings(&config)?;
 
     // Resume, before anything else.
     resume(env, &config, dry_run, out, rec, done).inspect_err(|_| {
