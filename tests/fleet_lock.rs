@@ -413,6 +413,10 @@ fn no_lock_server_no_change() {
             Some("15.4.2"),
             "{mode:?}: nothing changed"
         );
+        assert!(
+            h.status_json()["unfinished_plan"].is_null(),
+            "{mode:?}: nothing blocks the next runs"
+        );
     }
     f.lock.set_mode(Mode::Serve);
     let (code, log) = h.run();
@@ -500,6 +504,48 @@ fn a_killed_run_never_leaks_a_slot() {
         vec![s["fleet_lock"]["id"].as_str().unwrap().to_string()]
     );
     check_record(&f.lock, SLOTS);
+}
+
+/// The lock server cannot be told that a healthy host gives its slot
+/// back: the update stands (exit 0), the slot is recorded as kept (status
+/// says so), and the next run, healthy at the target, gives it back. A
+/// run never blocks on the lock server once its update is done.
+#[test]
+fn a_release_the_server_missed_is_given_back_later() {
+    let f = Fleet::new("15.4.2", "15.4.3");
+    let h = &f.hosts[0];
+    let out = h
+        .cmd(&["run"])
+        .env("TELEPORT_UPGRADE_FAILPOINT", "before-release-slot")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "killed");
+    assert_eq!(f.lock.holders("default").len(), 1);
+    f.lock.set_mode(Mode::Unreachable);
+    let (code, log) = h.run();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("cannot give the FleetLock slot back"), "{log}");
+    assert_eq!(h.installed().as_deref(), Some("15.4.3"));
+    let s = h.status_json();
+    assert!(
+        s["fleet_lock"]["why"].as_str().unwrap().contains("failed"),
+        "{s}"
+    );
+    assert!(
+        s["unfinished_plan"].is_null(),
+        "no journal left to block: {s}"
+    );
+    assert_eq!(
+        f.lock.holders("default").len(),
+        1,
+        "still held on the server"
+    );
+    f.lock.set_mode(Mode::Serve);
+    let (code, log) = h.run();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("gave back the FleetLock slot"), "{log}");
+    assert!(f.lock.holders("default").is_empty());
+    assert!(h.status_json()["fleet_lock"].is_null());
 }
 
 /// `dry-run` shows the slot steps of the plan, and takes no slot.

@@ -20,9 +20,6 @@ use super::signals;
 
 /// The prefix of an undo's error that is a stop signal, not a failure.
 const INTERRUPTED: &str = "interrupted by ";
-/// The prefix of an undo's error that leaves the journal for the next run
-/// (a FleetLock slot could not be given back).
-const RETRY: &str = "retry: ";
 
 /// Everything the steps act on.
 pub struct Ctx<'a> {
@@ -67,10 +64,6 @@ enum StepError {
     /// A stop signal arrived during the health wait: nothing is undone,
     /// the step stays to do.
     Interrupted(&'static str),
-    /// The step could not be done now and nothing needs undoing: the
-    /// journal stays, the next run does it again (giving a FleetLock slot
-    /// back).
-    Retry(AppError),
 }
 
 /// The FleetLock client for `group` as `id`, from the current
@@ -252,20 +245,7 @@ impl Ctx<'_> {
                 }
             }
             Step::ReleaseSlot { group, id } => {
-                match fleet_client(self.env, group, id).map_err(StepError::Retry)? {
-                    None => {
-                        tracing::warn!(group = %group, "fleet-lock is no longer set: cannot give the FleetLock slot back (free it on the lock server)")
-                    }
-                    Some(c) => {
-                        c.release().map_err(|e| {
-                            StepError::Retry(AppError::NoSlot(format!(
-                                "the update is done and healthy, but the slot of group {group} could not be given back: {e}; the next run gives it back"
-                            )))
-                        })?;
-                        tracing::info!(group = %group, id = %id, "gave the FleetLock slot back");
-                    }
-                }
-                done.slot_released = true;
+                self.give_back(group, id, "after the healthy update", done);
             }
             Step::KeepChannel => {
                 if let Some(m) = self.moved.take() {
@@ -297,6 +277,34 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Give the FleetLock slot back. When the lock server cannot be told,
+    /// the slot is recorded as kept in the state file (`status` shows it)
+    /// and the next healthy run at the target gives it back: a run never
+    /// fails, nor blocks the next ones, on it.
+    fn give_back(&self, group: &str, id: &str, when: &str, done: &mut Done) {
+        let r = fleet_client(self.env, group, id)
+            .map_err(|e| e.to_string())
+            .and_then(|c| match c {
+                None => Err("fleet-lock is no longer set".to_string()),
+                Some(c) => c.release().map_err(|e| e.to_string()),
+            });
+        match r {
+            Ok(()) => {
+                tracing::info!(group = %group, id = %id, "gave the FleetLock slot back");
+                done.slot_released = true;
+            }
+            Err(e) => {
+                tracing::warn!(group = %group, id = %id, "cannot give the FleetLock slot back {when}: {e}; recorded as kept, the next healthy run at the target gives it back");
+                done.slot_kept = Some(crate::fleetlock::Kept {
+                    group: group.into(),
+                    id: id.into(),
+                    since: self.env.clock.now(),
+                    why: format!("giving it back {when} failed: {e}"),
+                });
+            }
+        }
     }
 
     fn undo(&mut self, u: &Undo, done: &mut Done) -> Result<(), String> {
@@ -345,13 +353,7 @@ impl Ctx<'_> {
                     .map_err(|e| format!("restarting the agent failed: {e}"))?;
             }
             Undo::ReleaseSlot { group, id } => {
-                match fleet_client(self.env, group, id).map_err(|e| format!("{RETRY}{e}"))? {
-                    None => {
-                        tracing::warn!(group = %group, "fleet-lock is no longer set: cannot give the FleetLock slot back (free it on the lock server)")
-                    }
-                    Some(c) => c.release().map_err(|e| format!("{RETRY}{e}"))?,
-                }
-                done.slot_released = true;
+                self.give_back(group, id, "after taking it failed (it may hold one)", done);
             }
             Undo::VerifyRollback => {
                 if let Some(check) = &self.check {
@@ -400,10 +402,6 @@ impl Ctx<'_> {
                     failpoint::hit(&format!("after-{}", step.name()))
                         .map_err(AppError::UpdateFailed)?;
                 }
-                Err(StepError::Retry(e)) => {
-                    // The journal stays: the next run does this step again.
-                    return Err(e);
-                }
                 Err(StepError::Interrupted(sig)) => {
                     return Err(AppError::Interrupted(format!(
                         "{sig} received during {}: stopped; the next run does it again ({})",
@@ -416,7 +414,6 @@ impl Ctx<'_> {
                         StepError::App(a) => a.to_string(),
                         StepError::Unhealthy(w) => w.clone(),
                         StepError::Interrupted(s) => s.to_string(),
-                        StepError::Retry(a) => a.to_string(),
                     };
                     j.phase = Phase::Undoing;
                     j.failed = Some(i);
@@ -483,13 +480,6 @@ impl Ctx<'_> {
         for u in &undos {
             failpoint::hit("before-undo").map_err(AppError::UpdateFailed)?;
             if let Err(e) = self.undo(u, done) {
-                if let Some(why) = e.strip_prefix(RETRY) {
-                    // The journal stays: the next run gives the slot back.
-                    return Err(AppError::NoSlot(format!(
-                        "after the failure ({}), the FleetLock slot could not be given back ({why}); the next run gives it back first",
-                        j.why.as_deref().unwrap_or("no reason recorded")
-                    )));
-                }
                 if let Some(sig) = e.strip_prefix(INTERRUPTED) {
                     // The journal stays: the next run undoes again.
                     return Err(AppError::Interrupted(format!(
