@@ -150,6 +150,11 @@ pub struct Config {
     /// executables (`verify-interval`, seconds, 0 to 604800; 0 verifies in
     /// full every run; default 86400).
     pub verify_interval: Duration,
+    /// New: the FleetLock server's base URL (`fleet-lock`), validated by
+    /// [`crate::fleetlock::settings`].
+    pub fleet_lock: Option<String>,
+    /// New: the FleetLock group (`fleet-lock-group`, default `default`).
+    pub fleet_lock_group: Option<String>,
 }
 
 /// The `metrics-dir` setting.
@@ -361,6 +366,8 @@ impl Config {
             ),
             None => crate::integrity_cache::DEFAULT_INTERVAL,
         };
+        let fleet_lock = read_value(&f("fleet-lock"))?;
+        let fleet_lock_group = read_value(&f("fleet-lock-group"))?;
         Ok(Config {
             dir: dir.to_path_buf(),
             unhealthy_interval,
@@ -377,6 +384,8 @@ impl Config {
             metrics,
             health_timeout,
             diag_addr,
+            fleet_lock,
+            fleet_lock_group,
         })
     }
 

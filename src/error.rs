@@ -34,7 +34,8 @@ pub enum Exit {
 pub const EXIT_CODES_HELP: &str = "\
 EXIT CODES:
     0  nothing to do, waiting for a window, stood down, or updated
-    1  could not learn the target version from the version server
+    1  could not learn the target version from the version server, or no
+       FleetLock slot (lock server unreachable or all slots taken)
     2  usage or configuration error
     3  refused: invalid answer from the version server, or a trust failure
        (unsigned or wrongly signed repository, weakened verification)
@@ -76,13 +77,19 @@ pub enum AppError {
 
     #[error("interrupted: {0}")]
     Interrupted(String),
+
+    /// No FleetLock slot: the lock server is unreachable, failing, or
+    /// every slot is taken. Nothing was changed; the next run tries again
+    /// (the "could not learn" class, exit 1).
+    #[error("no FleetLock slot: {0}")]
+    NoSlot(String),
 }
 
 impl AppError {
     pub fn exit(&self) -> Exit {
         match self {
             AppError::Config { .. } | AppError::Usage(_) => Exit::Usage,
-            AppError::Target { .. } => Exit::NoTarget,
+            AppError::Target { .. } | AppError::NoSlot(_) => Exit::NoTarget,
             AppError::Refused(_) => Exit::Refused,
             AppError::UpdateFailed(_) => Exit::UpdateFailed,
             AppError::Locked(_) => Exit::Locked,

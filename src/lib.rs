@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod decision;
 pub mod error;
+pub mod fleetlock;
 pub mod fsread;
 pub mod health;
 pub mod integrity_cache;

@@ -182,6 +182,10 @@ pub struct State {
     pub recovered: Option<Recovered>,
     /// Repairs made (see [`LastRun::repairs`]).
     pub repairs_total: u64,
+    /// The FleetLock slot this host keeps after a rolled-back update (the
+    /// fleet's rollout halts once every slot is kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_lock: Option<crate::fleetlock::Kept>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -128,6 +128,9 @@ pub struct Status {
     pub rollbacks_total: u64,
     /// Runs that did not end with exit 0, by result.
     pub failures: std::collections::BTreeMap<String, u64>,
+    /// The FleetLock slot this host keeps after a rolled-back update (the
+    /// rollout halts once every slot of the group is kept); none is kept.
+    pub fleet_lock: Option<crate::fleetlock::Kept>,
     /// What could not be read.
     pub problems: Vec<String>,
 }
@@ -243,6 +246,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         updates_total: st.updates_total,
         rollbacks_total: st.rollbacks_total,
         failures: st.failures.clone(),
+        fleet_lock: st.fleet_lock.clone(),
         problems,
     })
 }
@@ -377,6 +381,16 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if let Some(m) = &s.channel_move_unfinished {
         writeln!(out, "  unfinished:  channel move {m}")?;
+    }
+    if let Some(k) = &s.fleet_lock {
+        writeln!(
+            out,
+            "  fleet lock:  KEEPS a slot of group {} (as {}) since {}: {}; free it on the lock server once the release is fixed",
+            k.group,
+            k.id,
+            crate::schedule::rfc3339(k.since),
+            k.why
+        )?;
     }
     if let Some(t) = &s.trust {
         match &t.refused {

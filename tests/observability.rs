@@ -45,6 +45,7 @@ const STATUS_KEYS: &[&str] = &[
     "updates_total",
     "rollbacks_total",
     "failures",
+    "fleet_lock",
     "problems",
 ];
 

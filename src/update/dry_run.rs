@@ -86,6 +86,8 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
             None => Vec::new(),
         },
         Step::KeepChannel => Vec::new(),
+        Step::TakeSlot { .. } => vec!["POST <fleet-lock>/v1/pre-reboot (fleet-lock-protocol: true); no slot: nothing is changed, exit 1".into()],
+        Step::ReleaseSlot { .. } => vec!["POST <fleet-lock>/v1/steady-state (fleet-lock-protocol: true)".into()],
     }
 }
 

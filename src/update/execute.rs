@@ -51,6 +51,10 @@ pub struct Done {
     pub unverified: bool,
     /// A resumed plan finished an update (counted as one).
     pub resumed_update: bool,
+    /// The FleetLock slot this host keeps (its update was rolled back).
+    pub slot_kept: Option<crate::fleetlock::Kept>,
+    /// The FleetLock slot was given back.
+    pub slot_released: bool,
 }
 
 /// Why a step failed.
@@ -62,6 +66,23 @@ enum StepError {
     /// A stop signal arrived during the health wait: nothing is undone,
     /// the step stays to do.
     Interrupted(&'static str),
+}
+
+/// The FleetLock client for `group` as `id`, from the current
+/// configuration; `None` when `fleet-lock` is no longer set.
+fn fleet_client(
+    env: &Env,
+    group: &str,
+    id: &str,
+) -> Result<Option<crate::fleetlock::client::Client>, AppError> {
+    let config = crate::config::Config::load(&env.config_dir)?;
+    let Some(mut s) = crate::fleetlock::settings(&config)? else {
+        return Ok(None);
+    };
+    s.group = group.into();
+    crate::fleetlock::client::Client::new(&s, id)
+        .map(Some)
+        .map_err(AppError::NoSlot)
 }
 
 impl Ctx<'_> {
@@ -223,6 +244,24 @@ impl Ctx<'_> {
                     }
                 }
             }
+            Step::TakeSlot { group, id } => {
+                match fleet_client(self.env, group, id).map_err(StepError::App)? {
+                    None => {
+                        tracing::warn!(group = %group, "fleet-lock is no longer set: going on without a FleetLock slot")
+                    }
+                    Some(c) => {
+                        c.take().map_err(|e| {
+                            StepError::App(AppError::NoSlot(format!(
+                                "group {group}: {e}; nothing was changed, the next run tries again"
+                            )))
+                        })?;
+                        tracing::info!(group = %group, id = %id, "took a FleetLock slot");
+                    }
+                }
+            }
+            Step::ReleaseSlot { group, id } => {
+                self.give_back(group, id, "after the healthy update", done);
+            }
             Step::KeepChannel => {
                 if let Some(m) = self.moved.take() {
                     m.remove_backup().map_err(Self::backend_err)?;
@@ -253,6 +292,34 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Give the FleetLock slot back. When the lock server cannot be told,
+    /// the slot is recorded as kept in the state file (`status` shows it)
+    /// and the next healthy run at the target gives it back: a run never
+    /// fails, nor blocks the next ones, on it.
+    fn give_back(&self, group: &str, id: &str, when: &str, done: &mut Done) {
+        let r = fleet_client(self.env, group, id)
+            .map_err(|e| e.to_string())
+            .and_then(|c| match c {
+                None => Err("fleet-lock is no longer set".to_string()),
+                Some(c) => c.release().map_err(|e| e.to_string()),
+            });
+        match r {
+            Ok(()) => {
+                tracing::info!(group = %group, id = %id, "gave the FleetLock slot back");
+                done.slot_released = true;
+            }
+            Err(e) => {
+                tracing::warn!(group = %group, id = %id, "cannot give the FleetLock slot back {when}: {e}; recorded as kept, the next healthy run at the target gives it back");
+                done.slot_kept = Some(crate::fleetlock::Kept {
+                    group: group.into(),
+                    id: id.into(),
+                    since: self.env.clock.now(),
+                    why: format!("giving it back {when} failed: {e}"),
+                });
+            }
+        }
     }
 
     fn undo(&mut self, u: &Undo, done: &mut Done) -> Result<(), String> {
@@ -299,6 +366,9 @@ impl Ctx<'_> {
                 // start limit (`try-restart` would leave it down).
                 restart_as(self.env, health::Restart::Start)
                     .map_err(|e| format!("restarting the agent failed: {e}"))?;
+            }
+            Undo::ReleaseSlot { group, id } => {
+                self.give_back(group, id, "after taking it failed (it may hold one)", done);
             }
             Undo::VerifyRollback => {
                 if let Some(check) = &self.check {
@@ -404,6 +474,23 @@ impl Ctx<'_> {
         if rolls_back {
             tracing::error!(package = %pkg, failed = %new, back_to = %prev, "{pkg} {new} did not become healthy ({why}); rolling back to {prev}");
             done.failed_health = Some(why.clone());
+            // A rolled-back host keeps its FleetLock slot: once every slot
+            // is kept, the broken release stops spreading.
+            if let Some(Step::TakeSlot { group, id }) = j
+                .plan
+                .steps
+                .iter()
+                .take(failed)
+                .find(|s| matches!(s, Step::TakeSlot { .. }))
+            {
+                tracing::warn!(group = %group, id = %id, "keeping the FleetLock slot: {new} was rolled back here, so the rollout halts once every slot is kept (free the slot on the lock server once the release is fixed)");
+                done.slot_kept = Some(crate::fleetlock::Kept {
+                    group: group.clone(),
+                    id: id.clone(),
+                    since: self.env.clock.now(),
+                    why: format!("{pkg} {new} was rolled back: {why}"),
+                });
+            }
         }
         for u in &undos {
             failpoint::hit("before-undo").map_err(AppError::UpdateFailed)?;

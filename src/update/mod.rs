@@ -124,6 +124,11 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
         }
         _ => {}
     }
+    if let Some(k) = &done.slot_kept {
+        st.fleet_lock = Some(k.clone());
+    } else if done.slot_released {
+        st.fleet_lock = None;
+    }
     st.last_run = Some(rec);
     if let Err(e) = state::save(&path, &st) {
         tracing::warn!(file = %path.display(), "cannot write the state file: {e}");
@@ -268,6 +273,9 @@ fn update_inner(
 ) -> Result<(), AppError> {
     let config = Config::load(&env.config_dir)?;
     let now = env.clock.now();
+    // An invalid fleet-lock setting is a configuration error on every run,
+    // not only when an update is due.
+    crate::fleetlock::settings(&config)?;
 
     // Resume, before anything else.
     resume(env, &config, dry_run, out, rec, done).inspect_err(|_| {
@@ -427,6 +435,9 @@ fn update_inner(
             tracing::info!(file = %config.marker_path().display(), "marking the agent unhealthy for the next run");
         }
         set_marker(&config, outcome.marker_after, now);
+        if *d == crate::decision::Decision::UpToDate && outcome.repairs.is_empty() {
+            release_kept_slot(env, &config, rec.unhealthy.is_some(), done);
+        }
     }
 
     // Plan.
@@ -482,6 +493,13 @@ fn update_inner(
             )
         }
     };
+    // FleetLock: a non-critical update runs under a slot.
+    let plan = match (target, &d) {
+        (Some(_), crate::decision::Decision::Update { reason }) => {
+            with_fleet_lock(env, &config, reason, plan)?
+        }
+        _ => plan,
+    };
     // The trust audit, before anything is downloaded.
     let downloads = plan.steps.contains(&plan::Step::Refresh);
     let audited = if downloads {
@@ -536,6 +554,75 @@ fn update_inner(
         rec,
         done,
     )
+}
+
+/// A FleetLock slot kept after a rollback is given back once the host is
+/// healthy at the target again: the target was changed to a version this
+/// host runs (the operator re-targeted the fleet away from the broken
+/// release). A failure is logged; the next run tries again.
+fn release_kept_slot(env: &Env, config: &Config, unhealthy: bool, done: &mut Done) {
+    let Some(k) = state::load(&state::path(&env.system)).fleet_lock else {
+        return;
+    };
+    if unhealthy {
+        tracing::warn!(group = %k.group, "keeping the FleetLock slot: the agent is not healthy");
+        return;
+    }
+    let client = match crate::fleetlock::settings(config) {
+        Ok(Some(mut s)) => {
+            s.group = k.group.clone();
+            crate::fleetlock::client::Client::new(&s, &k.id)
+        }
+        Ok(None) => {
+            tracing::warn!(group = %k.group, "a FleetLock slot is recorded as kept, but fleet-lock is not set: free it on the lock server");
+            return;
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match client
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.release().map_err(|e| e.to_string()))
+    {
+        Ok(()) => {
+            tracing::info!(group = %k.group, id = %k.id, "the agent is healthy at the target: gave back the FleetLock slot kept since the rollback ({})", k.why);
+            done.slot_released = true;
+        }
+        Err(e) => {
+            tracing::warn!(group = %k.group, "cannot give back the FleetLock slot kept since the rollback: {e}; the next run tries again")
+        }
+    }
+}
+
+/// The update's plan under a FleetLock slot, when `fleet-lock` is set and
+/// the update is neither critical nor forced (those ignore the lock, said
+/// in the log).
+fn with_fleet_lock(
+    env: &Env,
+    config: &Config,
+    reason: &crate::decision::UpdateReason,
+    plan: Plan,
+) -> Result<Plan, AppError> {
+    use crate::decision::UpdateReason as R;
+    let Some(s) = crate::fleetlock::settings(config)? else {
+        return Ok(plan);
+    };
+    match reason {
+        R::Critical => {
+            tracing::warn!(group = %s.group, "the update is critical: not taking a FleetLock slot");
+            return Ok(plan);
+        }
+        R::Forced => {
+            tracing::warn!(group = %s.group, "the update is forced: not taking a FleetLock slot");
+            return Ok(plan);
+        }
+        R::InWindow { .. } | R::Unhealthy { .. } => {}
+    }
+    let file = env.system.path(crate::fleetlock::id::MACHINE_ID_FILE);
+    let id = crate::fleetlock::id::host_id(&file).map_err(|message| AppError::Config {
+        file: file.clone(),
+        message: format!("the FleetLock host id comes from it: {message}"),
+    })?;
+    Ok(plan.with_slot(&s.group, &id))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -47,6 +47,11 @@ pub enum Step {
     Verify,
     /// Keep a channel move the install needed (drop its backup).
     KeepChannel,
+    /// Take a FleetLock slot of `group` as `id` (before the first change
+    /// of a non-critical update; see [`crate::fleetlock`]).
+    TakeSlot { group: String, id: String },
+    /// Give the FleetLock slot back: the new version verified healthy.
+    ReleaseSlot { group: String, id: String },
 }
 
 /// What undoes a step.
@@ -61,6 +66,9 @@ pub enum Undo {
     RestartAgent,
     /// Check that the version before is healthy.
     VerifyRollback,
+    /// Give the FleetLock slot back (only when nothing was changed yet: a
+    /// rolled-back host keeps its slot).
+    ReleaseSlot { group: String, id: String },
 }
 
 impl Step {
@@ -76,6 +84,8 @@ impl Step {
             Step::Restart => "restart",
             Step::Verify => "verify",
             Step::KeepChannel => "keep-channel",
+            Step::TakeSlot { .. } => "take-slot",
+            Step::ReleaseSlot { .. } => "release-slot",
         }
     }
 
@@ -107,6 +117,10 @@ impl Step {
                 });
                 v
             }
+            Step::TakeSlot { group, id } => vec![Undo::ReleaseSlot {
+                group: group.clone(),
+                id: id.clone(),
+            }],
             _ => Vec::new(),
         }
     }
@@ -120,6 +134,9 @@ impl Step {
                 channel_to: Some(_),
                 ..
             } => vec![Undo::RestoreChannel],
+            // The server may have granted the slot before the answer was
+            // lost: giving it back is a no-op when it did not.
+            Step::TakeSlot { .. } => self.undo(),
             _ => Vec::new(),
         }
     }
@@ -150,6 +167,12 @@ impl fmt::Display for Step {
             Step::Restart => f.write_str("restart the agent"),
             Step::Verify => f.write_str("wait for the agent to be healthy"),
             Step::KeepChannel => f.write_str("keep the channel move (drop its backup)"),
+            Step::TakeSlot { group, id } => {
+                write!(f, "take a FleetLock slot of group {group} (as {id})")
+            }
+            Step::ReleaseSlot { group, .. } => {
+                write!(f, "give the FleetLock slot of group {group} back")
+            }
         }
     }
 }
@@ -161,6 +184,9 @@ impl fmt::Display for Undo {
             Undo::InstallPrevious { version } => write!(f, "install {version} again and hold it"),
             Undo::RestartAgent => f.write_str("start the agent again"),
             Undo::VerifyRollback => f.write_str("check that it is healthy"),
+            Undo::ReleaseSlot { group, .. } => {
+                write!(f, "give the FleetLock slot of group {group} back")
+            }
         }
     }
 }
@@ -250,6 +276,26 @@ impl Plan {
         })
     }
 
+    /// The same plan under a FleetLock slot: take it before the first
+    /// step, give it back right after the health check (after the last
+    /// step when health is not checked).
+    pub fn with_slot(mut self, group: &str, id: &str) -> Plan {
+        let (group, id) = (group.to_string(), id.to_string());
+        let at = match self.steps.iter().position(|s| *s == Step::Verify) {
+            Some(v) => v + 1,
+            None => self.steps.len(),
+        };
+        self.steps.insert(
+            at,
+            Step::ReleaseSlot {
+                group: group.clone(),
+                id: id.clone(),
+            },
+        );
+        self.steps.insert(0, Step::TakeSlot { group, id });
+        self
+    }
+
     /// Whether a failure of step `i` is the new version failing its
     /// health check (a failed restart counts when health is checked): then
     /// the previous version is put back, rather than the update failing.
@@ -268,12 +314,22 @@ impl Plan {
         let step = &self.steps[failed];
         let mut v = step.partial_undo();
         let full = self.failure_rolls_back(failed);
+        // Nothing of the agent was changed (nor attempted) before the
+        // failing step: only then is a FleetLock slot given back.
+        let unchanged = !self.steps[..=failed]
+            .iter()
+            .any(|s| matches!(s, Step::Install { .. } | Step::Reinstall { .. }));
         for s in self.steps[..failed].iter().rev() {
             for u in s.undo() {
                 // Before the health check, a failure keeps the version the
                 // package manager installed (exit 4); a channel move is
-                // always put back.
-                if (full || u == Undo::RestoreChannel) && !v.contains(&u) {
+                // always put back; a slot is kept once anything changed.
+                let wanted = match u {
+                    Undo::ReleaseSlot { .. } => unchanged,
+                    Undo::RestoreChannel => true,
+                    _ => full,
+                };
+                if wanted && !v.contains(&u) {
                     v.push(u);
                 }
             }
@@ -305,6 +361,7 @@ mod tests {
                 Undo::InstallPrevious { version } => format!("install-previous {version}"),
                 Undo::RestartAgent => "restart-agent".into(),
                 Undo::VerifyRollback => "verify-rollback".into(),
+                Undo::ReleaseSlot { .. } => "release-slot".into(),
             })
             .collect()
     }
@@ -473,5 +530,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Under a FleetLock slot: taken first, given back after the health
+    /// check; a failure before any change gives it back, any later failure
+    /// (a failed install, a rollback) keeps it.
+    #[test]
+    fn slot_steps_and_undos() {
+        let p = Plan::update("15.4.2", "16.0.0", ALL).with_slot("default", "abc");
+        assert_eq!(
+            names(&p),
+            vec![
+                "take-slot",
+                "finish-transaction",
+                "refresh",
+                "install",
+                "hold",
+                "restart",
+                "verify",
+                "release-slot",
+                "keep-channel",
+            ]
+        );
+        let at = |n: &str| p.steps.iter().position(|s| s.name() == n).unwrap();
+        assert_eq!(
+            undo_names(&p.undo_for_failure(at("take-slot"))),
+            vec!["release-slot"]
+        );
+        assert_eq!(
+            undo_names(&p.undo_for_failure(at("refresh"))),
+            vec!["release-slot"]
+        );
+        assert_eq!(
+            undo_names(&p.undo_for_failure(at("install"))),
+            vec!["restore-channel"]
+        );
+        assert_eq!(
+            undo_names(&p.undo_for_failure(at("verify"))),
+            vec![
+                "restore-channel",
+                "install-previous 15.4.2",
+                "restart-agent",
+                "verify-rollback"
+            ],
+            "a rolled-back host keeps its slot"
+        );
+        assert!(!undo_names(&p.undo_for_failure(at("release-slot")))
+            .contains(&"release-slot".to_string()));
+        let plain = Plan::update("15.4.2", "15.4.3", PLAIN).with_slot("g", "i");
+        assert_eq!(
+            names(&plain),
+            vec![
+                "take-slot",
+                "finish-transaction",
+                "refresh",
+                "install",
+                "hold",
+                "release-slot"
+            ]
+        );
+        let j = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Plan>(&j).unwrap(), p);
     }
 }

@@ -7,6 +7,7 @@ pub mod aptrepo;
 pub mod aptroot;
 pub mod channels;
 pub mod deb;
+pub mod fleetlock;
 pub mod gpg;
 pub mod http;
 pub mod rpm;
