@@ -157,6 +157,13 @@ pub struct LastRun {
     /// finished, executables reinstalled), one line each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repairs: Vec<String>,
+    /// The cluster's version (the proxy's `server_version`), when the
+    /// cluster-compatibility guard learned it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_version: Option<String>,
+    /// The guard's verdict on the target, as a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_guard: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -406,6 +406,43 @@ fn update_inner(
         set_marker(&config, outcome.marker_after);
     }
 
+    // The cluster-compatibility guard, before anything is planned (its
+    // verdict is recorded for `status` whatever the decision; it refuses
+    // only an update).
+    if let Target::Version(t) = &answer.target {
+        let learned = crate::cluster::learn(
+            &env.system,
+            &endpoint,
+            insecure,
+            &client,
+            &rt,
+            answer.find_body.as_deref(),
+        );
+        let v = crate::cluster::verdict(t, learned.as_ref().map_err(String::as_str));
+        rec.cluster_version = v.cluster().map(|c| c.to_string());
+        rec.cluster_guard = Some(v.to_string());
+        if dry_run {
+            let _ = writeln!(
+                out,
+                "cluster:   {} ({v}; cluster-guard {})",
+                v.cluster()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                config.cluster_guard.word()
+            );
+        }
+        match v.refusal(config.cluster_guard) {
+            Some(r) if d.is_update() => return Err(AppError::Refused(r)),
+            _ if matches!(v, crate::cluster::Verdict::Unknown(_)) => {
+                tracing::warn!(
+                    cluster_guard = config.cluster_guard.word(),
+                    "{v}; proceeding"
+                )
+            }
+            _ => tracing::info!(cluster = ?v.cluster().map(|c| c.to_string()), "{v}"),
+        }
+    }
+
     // Plan.
     let target = match (&answer.target, d.is_update()) {
         (Target::Version(t), true) => Some(t),
