@@ -73,6 +73,8 @@ const fn const_format_after() -> &'static str {
         "    metrics-dir    directory for teleport_upgrade.prom, or none\n",
         "    health-timeout seconds to wait for a healthy agent after an update (default 300, 0 off)\n",
         "    diag-addr      host:port of the agent's /readyz (default: diag_addr in /etc/teleport.yaml)\n",
+        "    restart-mode   reload (default): a routine update reloads the running agent\n",
+        "                   (sessions kept); restart: always restart it\n",
         "    cluster-guard  best-effort (default) or required: refuse a target when the cluster's\n",
         "                   version (the proxy's server_version) cannot be learned\n",
         "\n",

@@ -179,6 +179,125 @@ pub fn agent_before(system: &System, runner: &Runner) -> AgentBefore {
     }
 }
 
+/// Whether a change to the agent's package may reload the agent
+/// (`systemctl reload`: Teleport's graceful restart on SIGHUP, open
+/// sessions kept) rather than restart it: `restart-mode` is `reload`, the
+/// agent was running, and the update is a routine one. `Err` says why it
+/// restarts hard: critical and unhealthy updates, a crashed agent, and
+/// `restart-mode` = `restart`. (Rollbacks and repairs always restart.)
+pub fn may_reload(
+    mode: crate::config::RestartMode,
+    before: AgentBefore,
+    reason: &crate::decision::UpdateReason,
+) -> Result<(), &'static str> {
+    use crate::decision::UpdateReason as R;
+    if mode == crate::config::RestartMode::Restart {
+        return Err("restart-mode is restart");
+    }
+    match before {
+        AgentBefore::Running => {}
+        AgentBefore::Failed => return Err("the agent had failed"),
+        AgentBefore::Stopped | AgentBefore::NoSystemd => {
+            return Err("the agent is not running under systemd")
+        }
+    }
+    match reason {
+        R::Critical => Err("the update is critical"),
+        R::Unhealthy { .. } => Err("the agent is unhealthy"),
+        R::Forced | R::InWindow { .. } => Ok(()),
+    }
+}
+
+/// The processes of the agent's unit (its cgroup) and its main PID, which
+/// a reload hands over to the new binary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Processes {
+    pub main_pid: u32,
+    pub pids: std::collections::BTreeSet<u32>,
+}
+
+/// Read `MainPID` and the unit's cgroup members (`cgroup.procs`, cgroup v2
+/// or v1's `systemd` hierarchy). `None` when systemd does not say.
+pub fn unit_processes(runner: &Runner) -> Option<Processes> {
+    let cl =
+        CommandLine::new("systemctl").args(["show", "--property=MainPID,ControlGroup", AGENT_UNIT]);
+    let fin = runner.run(&cl).ok()?;
+    let mut p = Processes::default();
+    let mut cgroup = String::new();
+    for l in fin.stdout.lines() {
+        if let Some(v) = l.strip_prefix("MainPID=") {
+            p.main_pid = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = l.strip_prefix("ControlGroup=") {
+            cgroup = v.trim().to_string();
+        }
+    }
+    if !cgroup.is_empty() && !cgroup.contains("..") {
+        for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/systemd"] {
+            if let Ok(t) = std::fs::read_to_string(format!("{base}{cgroup}/cgroup.procs")) {
+                p.pids = t.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                break;
+            }
+        }
+    }
+    if p.main_pid != 0 {
+        p.pids.insert(p.main_pid);
+    }
+    Some(p)
+}
+
+/// Reload the agent gracefully: `systemctl reload` when the unit can
+/// reload (`CanReload=yes`, Teleport's `ExecReload=`), else, or when the
+/// reload fails, `systemctl try-restart` (the reason logged). Returns the
+/// processes from before the reload when it reloaded (the health check
+/// then waits for the new binary to take over), `None` when it restarted
+/// instead or did nothing (no systemd, `--root`).
+pub fn reload_agent(system: &System, runner: &Runner) -> Result<Option<Processes>, String> {
+    if !systemd_running(system) {
+        tracing::info!(
+            "not reloading {AGENT_UNIT}: systemd is not running here (or --root is set)"
+        );
+        return Ok(None);
+    }
+    let show = |prop: &str| {
+        let cl = CommandLine::new("systemctl").args([
+            "show",
+            &format!("--property={prop}"),
+            "--value",
+            AGENT_UNIT,
+        ]);
+        runner
+            .run(&cl)
+            .map(|f| f.stdout.trim().to_string())
+            .unwrap_or_default()
+    };
+    if show("NeedDaemonReload") == "yes" {
+        let cl = CommandLine::new("systemctl").arg("daemon-reload");
+        tracing::info!(command = %cl, "the package changed the agent's unit");
+        runner.run_ok(&cl).map_err(|e| e.to_string())?;
+    }
+    let fallback = |why: String| -> Result<Option<Processes>, String> {
+        tracing::warn!("cannot reload {AGENT_UNIT} ({why}): restarting it with try-restart instead (open sessions are cut)");
+        for cl in restart_commands(Restart::IfRunning, false) {
+            runner.run_ok(&cl).map_err(|e| e.to_string())?;
+        }
+        Ok(None)
+    };
+    let can = show("CanReload");
+    if can != "yes" {
+        return fallback(format!(
+            "the unit has no ExecReload= (CanReload={})",
+            if can.is_empty() { "?" } else { &can }
+        ));
+    }
+    let before = unit_processes(runner).unwrap_or_default();
+    let cl = CommandLine::new("systemctl").args(["reload", AGENT_UNIT]);
+    tracing::info!(command = %cl, main_pid = before.main_pid, "reloading the agent (graceful restart: open sessions are kept)");
+    match runner.run_ok(&cl) {
+        Ok(_) => Ok(Some(before)),
+        Err(e) => fallback(format!("`{cl}` failed: {e}")),
+    }
+}
+
 /// How the agent is restarted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restart {
@@ -256,6 +375,56 @@ mod tests {
             assert_eq!(b.restart(), restart, "{state:?}");
         }
         assert_eq!(AgentBefore::NoSystemd.restart(), None);
+    }
+
+    #[test]
+    fn reload_or_restart_table() {
+        use crate::config::RestartMode::{Reload, Restart as Hard};
+        use crate::decision::UpdateReason as R;
+        let window = R::InWindow {
+            window: crate::schedule::Window { start: 0, stop: 1 },
+        };
+        let sick = R::Unhealthy { why: "x".into() };
+        for (mode, before, reason, want) in [
+            (Reload, AgentBefore::Running, &window, Ok(())),
+            (Reload, AgentBefore::Running, &R::Forced, Ok(())),
+            (
+                Reload,
+                AgentBefore::Running,
+                &R::Critical,
+                Err("the update is critical"),
+            ),
+            (
+                Reload,
+                AgentBefore::Running,
+                &sick,
+                Err("the agent is unhealthy"),
+            ),
+            (
+                Reload,
+                AgentBefore::Failed,
+                &window,
+                Err("the agent had failed"),
+            ),
+            (
+                Reload,
+                AgentBefore::NoSystemd,
+                &window,
+                Err("the agent is not running under systemd"),
+            ),
+            (
+                Hard,
+                AgentBefore::Running,
+                &window,
+                Err("restart-mode is restart"),
+            ),
+        ] {
+            assert_eq!(
+                may_reload(mode, before, reason),
+                want,
+                "{mode:?} {before:?} {reason:?}"
+            );
+        }
     }
 
     #[test]

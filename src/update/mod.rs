@@ -474,14 +474,23 @@ fn update_inner(
                 verify: check.is_some(),
                 channel_to,
             };
-            (
-                Plan::update(
-                    installed.version.as_str(),
-                    &t.package_version().to_string(),
-                    facts,
-                ),
-                check,
-            )
+            let mut plan = Plan::update(
+                installed.version.as_str(),
+                &t.package_version().to_string(),
+                facts,
+            );
+            if let crate::decision::Decision::Update { reason } = d {
+                match health::may_reload(config.restart_mode, before, reason) {
+                    Ok(()) => plan = plan.reload_instead_of_restart(),
+                    Err(why) if facts.restart => {
+                        tracing::info!(
+                            "restarting the agent after the update, not reloading it: {why}"
+                        )
+                    }
+                    Err(_) => {}
+                }
+            }
+            (plan, check)
         }
         None => {
             let facts = Facts {
