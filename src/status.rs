@@ -200,7 +200,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
                 None
             }
         };
-    let marker = config.marker_path().exists();
+    let marker = config.marker_path().exists() || state::v1_marker(&env.system).exists();
     Ok(Status {
         schema: 1,
         updater_version: env!("CARGO_PKG_VERSION"),

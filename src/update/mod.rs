@@ -153,7 +153,17 @@ fn write_metrics(env: &Env, st: &state::State) {
     }
 }
 
-fn set_marker(config: &Config, present: bool) {
+fn set_marker(env: &Env, config: &Config, present: bool) {
+    if !present {
+        // v1's marker (a host migrating from the shipped updater) is
+        // consumed like ours.
+        let v1 = state::v1_marker(&env.system);
+        if let Err(e) = std::fs::remove_file(&v1) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %v1.display(), "cannot remove v1's unhealthy marker: {e}");
+            }
+        }
+    }
     let p = config.marker_path();
     let r = if present {
         state::write_atomic(&p, b"")
@@ -344,7 +354,7 @@ fn update_inner(
     }
 
     rec.in_window = Some(schedule.current(now).is_some());
-    let marker_present = config.marker_path().exists();
+    let marker_present = config.marker_path().exists() || state::v1_marker(&env.system).exists();
     let service = health::service_health(&env.system, &env.runner);
     let service_unhealthy = service.unhealthy();
     let schedule_unhealthy = schedule.unhealthy_reason(now);
@@ -403,7 +413,7 @@ fn update_inner(
         if outcome.marker_after {
             tracing::info!(file = %config.marker_path().display(), "marking the agent unhealthy for the next run");
         }
-        set_marker(&config, outcome.marker_after);
+        set_marker(env, &config, outcome.marker_after);
     }
 
     // The cluster-compatibility guard, before anything is planned (its
