@@ -76,6 +76,7 @@ const fn const_format_after() -> &'static str {
         "    diag-addr      host:port of the agent's /readyz (default: diag_addr in /etc/teleport.yaml)\n",
         "    restart-mode   reload (default): a routine update reloads the running agent\n",
         "                   (sessions kept); restart: always restart it\n",
+        "    recheck-delay  seconds after a first unhealthy sighting to look again (default 300, 0 off)\n",
         "    cluster-guard  best-effort (default) or required: refuse a target when the cluster's\n",
         "                   version (the proxy's server_version) cannot be learned\n",
         "\n",

@@ -298,6 +298,61 @@ pub fn reload_agent(system: &System, runner: &Runner) -> Result<Option<Processes
     }
 }
 
+/// The transient timer of the re-check after a first unhealthy sighting.
+pub const RECHECK_UNIT: &str = "teleport-upgrade-recheck";
+
+/// The command that arranges the re-check `delay` from now: a transient
+/// timer (gone once it elapsed) whose service starts the updater's own
+/// unit (with its limits and sandboxing; a run already in progress makes
+/// it a no-op).
+pub fn recheck_command(delay: std::time::Duration) -> CommandLine {
+    CommandLine::new("systemd-run").args([
+        format!("--on-active={}s", delay.as_secs()),
+        format!("--unit={RECHECK_UNIT}"),
+        "--description=teleport-upgrade: re-check an unhealthy agent".to_string(),
+        "--timer-property=AccuracySec=1s".to_string(),
+        "--timer-property=RemainAfterElapse=no".to_string(),
+        "--collect".to_string(),
+        "--quiet".to_string(),
+        "systemctl".to_string(),
+        "start".to_string(),
+        "--no-block".to_string(),
+        "teleport-upgrade.service".to_string(),
+    ])
+}
+
+/// After a first unhealthy sighting: arrange the second one `delay` from
+/// now instead of at the next timer run (only on a systemd host, never
+/// under `--root`). Best-effort: a failure is logged.
+pub fn arrange_recheck(system: &System, runner: &Runner, delay: std::time::Duration) {
+    let cl = recheck_command(delay);
+    if delay.is_zero() {
+        return;
+    }
+    if !systemd_running(system) {
+        tracing::info!(command = %cl, "not arranging a re-check in {} s: systemd is not running here (or --root is set); the next timer run looks again", delay.as_secs());
+        return;
+    }
+    match runner.run(&cl) {
+        Ok(f) if f.success() => tracing::info!(
+            command = %cl,
+            "arranged a re-check in {} s ({RECHECK_UNIT}.timer): an agent still unhealthy then is updated if an update is due",
+            delay.as_secs()
+        ),
+        Ok(f) if f.tail(3).contains("already") => {
+            tracing::info!("a re-check is already arranged ({RECHECK_UNIT}.timer)")
+        }
+        Ok(f) => tracing::warn!(
+            "cannot arrange a re-check (`{cl}`: {}: {}); the next timer run looks again",
+            f.status_text(),
+            f.tail(2)
+        ),
+        Err(e) => tracing::warn!(
+            "cannot arrange a re-check (`{cl}`: {e}); the next timer run looks again"
+        ),
+    }
+}
+
 /// How the agent is restarted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restart {
@@ -425,6 +480,14 @@ mod tests {
                 "{mode:?} {before:?} {reason:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_recheck_is_a_transient_timer_starting_the_updater_unit() {
+        assert_eq!(
+            recheck_command(std::time::Duration::from_secs(300)).to_string(),
+            "systemd-run --on-active=300s --unit=teleport-upgrade-recheck '--description=teleport-upgrade: re-check an unhealthy agent' --timer-property=AccuracySec=1s --timer-property=RemainAfterElapse=no --collect --quiet systemctl start --no-block teleport-upgrade.service"
+        );
     }
 
     #[test]

@@ -414,6 +414,10 @@ fn update_inner(
             tracing::info!(file = %config.marker_path().display(), "marking the agent unhealthy for the next run");
         }
         set_marker(env, &config, outcome.marker_after);
+        if outcome.marker_after && !marker_present {
+            // The first unhealthy sighting: the second comes minutes later.
+            health::arrange_recheck(&env.system, &env.runner, config.recheck_delay);
+        }
     }
 
     // The cluster-compatibility guard, before anything is planned (its
