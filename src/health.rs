@@ -10,6 +10,11 @@ pub const AGENT_UNIT: &str = "teleport.service";
 /// The source of "now". Production uses the system clock; tests inject one.
 pub trait Clock {
     fn now(&self) -> i64;
+
+    /// Wait `d` (tests inject a clock that records instead).
+    fn sleep(&self, d: std::time::Duration) {
+        std::thread::sleep(d)
+    }
 }
 
 pub struct SystemClock;

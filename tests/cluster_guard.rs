@@ -158,3 +158,30 @@ fn unreachable_proxy() {
     w.run(&["run"]).expect(0).logs_contain("could not apply");
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
 }
+
+fn find_with_jitter(now: bool, jitter: u64) -> Route {
+    Route::ok(format!(
+        r#"{{"server_version":"15.4.3","auto_update":{{"agent_version":"15.4.3","agent_auto_update":{now},"agent_update_jitter_seconds":{jitter}}}}}"#
+    ))
+}
+
+/// `agent_update_jitter_seconds` makes a window update wait a random delay
+/// up to it (1 s here, so the test barely waits); a critical update does
+/// not wait.
+#[test]
+fn find_jitter_delays_a_window_update_only() {
+    let w = World::new(Kind::Apt, "15.4.2", "15.4.2");
+    w.schedule_in_window();
+    w.set_vs_route("/webapi/find", find_with_jitter(false, 1));
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("random delay up to 1 s (agent_update_jitter_seconds");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    let w = World::new(Kind::Apt, "15.4.2", "15.4.2");
+    w.schedule_outside_window();
+    w.set_vs_route("/webapi/find", find_with_jitter(true, 1));
+    let r = w.run(&["run"]);
+    r.expect(0);
+    assert!(!r.stderr().contains("random delay"), "{}", r.stderr());
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+}

@@ -14,6 +14,7 @@
 pub mod dry_run;
 pub mod execute;
 pub mod failpoint;
+pub mod jitter;
 pub mod journal;
 pub mod plan;
 pub mod signals;
@@ -559,6 +560,29 @@ fn update_inner(
     if installer == Installer::Nop {
         tracing::info!("installer is nop: not changing {}", installed.name);
         return Ok(());
+    }
+
+    // Server-supplied jitter, for a routine update only.
+    if let (
+        Some(j),
+        crate::decision::Decision::Update {
+            reason: crate::decision::UpdateReason::InWindow { .. },
+        },
+    ) = (
+        answer.find_body.as_deref().and_then(jitter::jitter_seconds),
+        d,
+    ) {
+        let wait = jitter::delay(j, jitter::random());
+        tracing::info!(
+            "waiting {} s before updating: the proxy asks for a random delay up to {j} s (agent_update_jitter_seconds; at most {} s here)",
+            wait.as_secs(),
+            jitter::MAX_JITTER.as_secs()
+        );
+        jitter::wait(env.clock, wait).map_err(|sig| {
+            AppError::Interrupted(format!(
+                "{sig} received during the jitter wait; nothing changed"
+            ))
+        })?;
     }
 
     // Execute.
