@@ -202,9 +202,8 @@ pub fn may_reload(
     match before {
         AgentBefore::Running => {}
         AgentBefore::Failed => return Err("the agent had failed"),
-        AgentBefore::Stopped | AgentBefore::NoSystemd => {
-            return Err("the agent is not running under systemd")
-        }
+        AgentBefore::Stopped => return Err("the agent is not running"),
+        AgentBefore::NoSystemd => return Err("systemd is not running here"),
     }
     match reason {
         R::Critical => Err("the update is critical"),
@@ -470,7 +469,7 @@ mod tests {
                 Reload,
                 AgentBefore::NoSystemd,
                 &window,
-                Err("the agent is not running under systemd"),
+                Err("systemd is not running here"),
             ),
             (
                 Hard,

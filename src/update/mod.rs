@@ -448,11 +448,14 @@ fn update_inner(
         }
         match v.refusal(config.cluster_guard) {
             Some(r) if d.is_update() => return Err(AppError::Refused(r)),
-            _ if matches!(v, crate::cluster::Verdict::Unknown(_)) => {
+            _ if matches!(v, crate::cluster::Verdict::Unknown(_)) && d.is_update() => {
                 tracing::warn!(
                     cluster_guard = config.cluster_guard.word(),
                     "{v}; proceeding"
                 )
+            }
+            _ if matches!(v, crate::cluster::Verdict::Unknown(_)) => {
+                tracing::info!(cluster_guard = config.cluster_guard.word(), "{v}")
             }
             _ => tracing::info!(cluster = ?v.cluster().map(|c| c.to_string()), "{v}"),
         }
