@@ -262,6 +262,11 @@ pub fn reload_agent(system: &System, runner: &Runner) -> Result<Option<Processes
         );
         return Ok(None);
     }
+    reload_via(runner)
+}
+
+/// [`reload_agent`]'s commands, through `runner`'s `systemctl`.
+fn reload_via(runner: &Runner) -> Result<Option<Processes>, String> {
     let show = |prop: &str| {
         let cl = CommandLine::new("systemctl").args([
             "show",
@@ -492,6 +497,55 @@ mod tests {
             recheck_command(std::time::Duration::from_secs(300)).to_string(),
             "systemd-run --on-active=300s --unit=teleport-upgrade-recheck '--description=teleport-upgrade: re-check an unhealthy agent' --timer-property=AccuracySec=1s --timer-property=RemainAfterElapse=no --collect --quiet systemctl start --no-block teleport-upgrade.service"
         );
+    }
+
+    /// The reload and its fallbacks, against a stand-in `systemctl` on
+    /// PATH that answers `CanReload` and fails `reload` as told, and
+    /// records every call.
+    #[test]
+    fn reload_falls_back_to_try_restart() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("calls");
+        let script = format!(
+            "#!/bin/sh\necho \"$*\" >>{log}\ncase \"$*\" in\n  *CanReload*) cat {dir}/can ;;\n  *NeedDaemonReload*) echo no ;;\n  *MainPID*) echo MainPID=42; echo ControlGroup= ;;\n  reload*) exit $(cat {dir}/reload_rc) ;;\nesac\nexit 0\n",
+            log = log.display(),
+            dir = d.path().display()
+        );
+        let bin = d.path().join("systemctl");
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let runner = Runner {
+            path: Some(d.path().as_os_str().to_owned()),
+            ..Runner::default()
+        };
+        let calls = || {
+            let c = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            c.lines()
+                .filter(|l| !l.starts_with("show"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        for (can, rc, reloaded, want) in [
+            ("yes", "0", true, vec!["reload teleport.service"]),
+            (
+                "yes",
+                "1",
+                false,
+                vec!["reload teleport.service", "try-restart teleport.service"],
+            ),
+            ("no", "0", false, vec!["try-restart teleport.service"]),
+        ] {
+            std::fs::write(d.path().join("can"), format!("{can}\n")).unwrap();
+            std::fs::write(d.path().join("reload_rc"), rc).unwrap();
+            let r = reload_via(&runner).unwrap();
+            assert_eq!(r.is_some(), reloaded, "CanReload={can} reload rc {rc}");
+            if let Some(p) = r {
+                assert_eq!(p.main_pid, 42);
+            }
+            assert_eq!(calls(), want, "CanReload={can} reload rc {rc}");
+        }
     }
 
     #[test]
