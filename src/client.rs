@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::Endpoint;
 use crate::error::AppError;
-use crate::target::{parse_critical_body, parse_version_body, Target};
+use crate::target::{parse_critical_body, parse_version_body, Target, TargetVersion};
 
 /// The largest body accepted from the version server.
 pub const MAX_BODY: usize = 4096;
@@ -42,6 +42,10 @@ pub struct Answer {
     /// Set when `/critical` could not be read (then `critical` is false).
     pub critical_warning: Option<String>,
     pub via: Via,
+    /// The proxy's `/webapi/find` document, when it was asked and answered
+    /// (its `server_version` feeds the cluster-compatibility guard, its
+    /// `agent_update_jitter_seconds` the jitter).
+    pub find_body: Option<Vec<u8>>,
 }
 
 /// The part of the proxy's `/webapi/find` answer that matters here.
@@ -194,20 +198,47 @@ impl Client {
     /// `/webapi/find`'s agent version and update signal, when the proxy
     /// gives them. A proxy that does not answer, or answers without them,
     /// is `Ok(None)`: the v1 files decide.
-    async fn find(&self) -> Result<Option<(Target, bool)>, String> {
+    #[allow(clippy::type_complexity)]
+    async fn find(&self) -> (Result<Option<(Target, bool)>, String>, Option<Vec<u8>>) {
         let Some(url) = &self.find else {
-            return Ok(None);
+            return (Ok(None), None);
         };
         match self.get_url(url, "webapi/find", MAX_FIND_BODY).await {
-            Ok(body) => parse_find_body(&body),
+            Ok(body) => (parse_find_body(&body), Some(body)),
             Err(e) => {
                 tracing::debug!(
                     "no agent version from /webapi/find ({}); using /version",
                     e.unwrap_or_else(|x| x)
                 );
-                Ok(None)
+                (Ok(None), None)
             }
         }
+    }
+
+    /// The cluster's version from the proxy at `base` (`scheme://host:port`):
+    /// the `server_version` of the first of `leaves` (`webapi/find`,
+    /// `webapi/ping`) that gives one.
+    pub async fn cluster_version(
+        &self,
+        base: &str,
+        leaves: &[&str],
+    ) -> Result<TargetVersion, String> {
+        let mut tried = Vec::new();
+        for leaf in leaves {
+            let url = format!("{base}/{leaf}");
+            let got =
+                tokio::time::timeout(REQUEST_TIMEOUT, self.get_url(&url, leaf, MAX_FIND_BODY))
+                    .await
+                    .unwrap_or_else(|_| Err(Ok("timed out".into())));
+            match got {
+                Ok(body) => match crate::cluster::server_version_of(&body)? {
+                    Some(v) => return Ok(v),
+                    None => tried.push(format!("{url} gave no server_version")),
+                },
+                Err(e) => tried.push(format!("{url}: {}", e.unwrap_or_else(|x| x))),
+            }
+        }
+        Err(tried.join("; "))
     }
 
     /// Ask for `/version`, `/critical` and (from a proxy) `/webapi/find` at
@@ -215,13 +246,12 @@ impl Client {
     /// wins (RFD 184), with `agent_auto_update` as the update-now signal.
     pub async fn fetch(&self) -> Result<Answer, AppError> {
         let all = async { tokio::join!(self.get("version"), self.get("critical"), self.find()) };
-        let (version, critical, find) =
-            tokio::time::timeout(OVERALL_TIMEOUT, all)
-                .await
-                .map_err(|_| AppError::Target {
-                    endpoint: self.shown.clone(),
-                    detail: format!("no answer within {} s", OVERALL_TIMEOUT.as_secs()),
-                })?;
+        let (version, critical, (find, find_body)) = tokio::time::timeout(OVERALL_TIMEOUT, all)
+            .await
+            .map_err(|_| AppError::Target {
+                endpoint: self.shown.clone(),
+                detail: format!("no answer within {} s", OVERALL_TIMEOUT.as_secs()),
+            })?;
         match find {
             Ok(Some((target, now))) => {
                 return Ok(Answer {
@@ -229,6 +259,7 @@ impl Client {
                     critical: now,
                     critical_warning: None,
                     via: Via::Find,
+                    find_body,
                 })
             }
             Ok(None) => {}
@@ -269,6 +300,7 @@ impl Client {
             critical,
             critical_warning,
             via: Via::VersionFiles,
+            find_body,
         })
     }
 }

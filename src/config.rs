@@ -98,6 +98,15 @@ impl Endpoint {
         })
     }
 
+    /// `scheme://host[:port]`, `https://` unless `insecure`.
+    pub fn origin(&self, insecure: bool) -> String {
+        let scheme = if insecure { "http" } else { "https" };
+        match self.port {
+            Some(p) => format!("{scheme}://{}:{p}", self.host),
+            None => format!("{scheme}://{}", self.host),
+        }
+    }
+
     /// The base URL, `https://` unless `insecure`.
     pub fn base_url(&self, insecure: bool) -> String {
         let scheme = if insecure { "http" } else { "https" };
@@ -155,6 +164,28 @@ pub struct Config {
     pub fleet_lock: Option<String>,
     /// New: the FleetLock group (`fleet-lock-group`, default `default`).
     pub fleet_lock_group: Option<String>,
+    /// New: what happens when the cluster's version cannot be learned
+    /// (`cluster-guard`: `best-effort`, the default, or `required`).
+    pub cluster_guard: crate::cluster::GuardMode,
+    /// v1's `restart-mode`: `reload` (the default) or `restart`.
+    pub restart_mode: RestartMode,
+    /// v1's `repository`: the apt list name
+    /// (`sources.list.d/<repository>.list`) or the yum/zypper repo id.
+    pub repository: Option<String>,
+    /// New: how long after a run first sees the agent unhealthy the
+    /// re-check runs (`recheck-delay`, seconds; 0 turns it off).
+    pub recheck_delay: Duration,
+}
+
+/// v1's `restart-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartMode {
+    /// Reload a running agent (Teleport's graceful restart: open sessions
+    /// are kept); critical and unhealthy updates still restart it.
+    #[default]
+    Reload,
+    /// Always restart.
+    Restart,
 }
 
 /// The `metrics-dir` setting.
@@ -368,6 +399,57 @@ impl Config {
         };
         let fleet_lock = read_value(&f("fleet-lock"))?;
         let fleet_lock_group = read_value(&f("fleet-lock-group"))?;
+        let cluster_guard = read_value(&f("cluster-guard"))?
+            .map(|v| crate::cluster::GuardMode::parse(&v).map_err(|m| cfg_err("cluster-guard", m)))
+            .transpose()?
+            .unwrap_or_default();
+        let restart_mode = match read_value(&f("restart-mode"))?.as_deref() {
+            None | Some("reload") => RestartMode::Reload,
+            Some("restart") => RestartMode::Restart,
+            Some(v) => {
+                return Err(cfg_err(
+                    "restart-mode",
+                    format!("expected reload or restart, got {v:?}"),
+                ))
+            }
+        };
+        let repository = read_value(&f("repository"))?
+            .map(|v| {
+                if !v.is_empty()
+                    && v.len() <= 100
+                    && !v.starts_with(['.', '-'])
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+                {
+                    Ok(v)
+                } else {
+                    Err(cfg_err(
+                        "repository",
+                        format!("{v:?} is not a repository name (letters, digits, . _ : -)"),
+                    ))
+                }
+            })
+            .transpose()?;
+        if repository.is_some() && source_file.is_some() {
+            return Err(cfg_err(
+                "repository",
+                "set either repository or source-file, not both".into(),
+            ));
+        }
+        let recheck_delay = match read_value(&f("recheck-delay"))? {
+            Some(v) => Duration::from_secs(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| *s == 0 || (60..=3600).contains(s))
+                    .ok_or_else(|| {
+                        cfg_err(
+                            "recheck-delay",
+                            format!("expected seconds from 60 to 3600, or 0 (off), got {v:?}"),
+                        )
+                    })?,
+            ),
+            None => Duration::from_secs(300),
+        };
         Ok(Config {
             dir: dir.to_path_buf(),
             unhealthy_interval,
@@ -386,6 +468,10 @@ impl Config {
             diag_addr,
             fleet_lock,
             fleet_lock_group,
+            cluster_guard,
+            restart_mode,
+            repository,
+            recheck_delay,
         })
     }
 

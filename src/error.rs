@@ -37,7 +37,8 @@ EXIT CODES:
     1  could not learn the target version from the version server, or no
        FleetLock slot (lock server unreachable or all slots taken)
     2  usage or configuration error
-    3  refused: invalid answer from the version server, or a trust failure
+    3  refused: invalid answer from the version server, a target above the
+       cluster's version or more than one major below it, or a trust failure
        (unsigned or wrongly signed repository, weakened verification)
     4  the update was attempted and failed (the agent may be unchanged)
     5  another teleport-upgrade run holds the lock, or the package manager

@@ -10,6 +10,11 @@ pub const AGENT_UNIT: &str = "teleport.service";
 /// The source of "now". Production uses the system clock; tests inject one.
 pub trait Clock {
     fn now(&self) -> i64;
+
+    /// Wait `d` (tests inject a clock that records instead).
+    fn sleep(&self, d: std::time::Duration) {
+        std::thread::sleep(d)
+    }
 }
 
 pub struct SystemClock;
@@ -183,6 +188,185 @@ pub fn agent_before(system: &System, runner: &Runner) -> AgentBefore {
     }
 }
 
+/// Whether a change to the agent's package may reload the agent
+/// (`systemctl reload`: Teleport's graceful restart on SIGHUP, open
+/// sessions kept) rather than restart it: `restart-mode` is `reload`, the
+/// agent was running, and the update is a routine one. `Err` says why it
+/// restarts hard: critical and unhealthy updates, a crashed agent, and
+/// `restart-mode` = `restart`. (Rollbacks and repairs always restart.)
+pub fn may_reload(
+    mode: crate::config::RestartMode,
+    before: AgentBefore,
+    reason: &crate::decision::UpdateReason,
+) -> Result<(), &'static str> {
+    use crate::decision::UpdateReason as R;
+    if mode == crate::config::RestartMode::Restart {
+        return Err("restart-mode is restart");
+    }
+    match before {
+        AgentBefore::Running => {}
+        AgentBefore::Failed => return Err("the agent had failed"),
+        AgentBefore::Stopped => return Err("the agent is not running"),
+        AgentBefore::NoSystemd => return Err("systemd is not running here"),
+        AgentBefore::Unknown => return Err("systemd does not say whether the agent runs"),
+    }
+    match reason {
+        R::Critical => Err("the update is critical"),
+        R::Unhealthy { .. } => Err("the agent is unhealthy"),
+        R::Forced | R::InWindow { .. } => Ok(()),
+    }
+}
+
+/// The processes of the agent's unit (its cgroup) and its main PID, which
+/// a reload hands over to the new binary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Processes {
+    pub main_pid: u32,
+    pub pids: std::collections::BTreeSet<u32>,
+}
+
+/// Read `MainPID` and the unit's cgroup members (`cgroup.procs`, cgroup v2
+/// or v1's `systemd` hierarchy). `None` when systemd does not say.
+pub fn unit_processes(runner: &Runner) -> Option<Processes> {
+    let cl =
+        CommandLine::new("systemctl").args(["show", "--property=MainPID,ControlGroup", AGENT_UNIT]);
+    let fin = runner.run(&cl).ok()?;
+    let mut p = Processes::default();
+    let mut cgroup = String::new();
+    for l in fin.stdout.lines() {
+        if let Some(v) = l.strip_prefix("MainPID=") {
+            p.main_pid = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = l.strip_prefix("ControlGroup=") {
+            cgroup = v.trim().to_string();
+        }
+    }
+    if !cgroup.is_empty() && !cgroup.contains("..") {
+        for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/systemd"] {
+            if let Ok(t) = std::fs::read_to_string(format!("{base}{cgroup}/cgroup.procs")) {
+                p.pids = t.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                break;
+            }
+        }
+    }
+    if p.main_pid != 0 {
+        p.pids.insert(p.main_pid);
+    }
+    Some(p)
+}
+
+/// Reload the agent gracefully: `systemctl reload` when the unit can
+/// reload (`CanReload=yes`, Teleport's `ExecReload=`), else, or when the
+/// reload fails, `systemctl try-restart` (the reason logged). Returns the
+/// processes from before the reload when it reloaded (the health check
+/// then waits for the new binary to take over), `None` when it restarted
+/// instead or did nothing (no systemd, `--root`).
+pub fn reload_agent(system: &System, runner: &Runner) -> Result<Option<Processes>, String> {
+    if !systemd_running(system) {
+        tracing::info!(
+            "not reloading {AGENT_UNIT}: systemd is not running here (or --root is set)"
+        );
+        return Ok(None);
+    }
+    reload_via(runner)
+}
+
+/// [`reload_agent`]'s commands, through `runner`'s `systemctl`.
+fn reload_via(runner: &Runner) -> Result<Option<Processes>, String> {
+    let show = |prop: &str| {
+        let cl = CommandLine::new("systemctl").args([
+            "show",
+            &format!("--property={prop}"),
+            "--value",
+            AGENT_UNIT,
+        ]);
+        runner
+            .run(&cl)
+            .map(|f| f.stdout.trim().to_string())
+            .unwrap_or_default()
+    };
+    if show("NeedDaemonReload") == "yes" {
+        let cl = CommandLine::new("systemctl").arg("daemon-reload");
+        tracing::info!(command = %cl, "the package changed the agent's unit");
+        runner.run_ok(&cl).map_err(|e| e.to_string())?;
+    }
+    let fallback = |why: String| -> Result<Option<Processes>, String> {
+        tracing::warn!("cannot reload {AGENT_UNIT} ({why}): restarting it with try-restart instead (open sessions are cut)");
+        for cl in restart_commands(Restart::IfRunning, false) {
+            runner.run_ok(&cl).map_err(|e| e.to_string())?;
+        }
+        Ok(None)
+    };
+    let can = show("CanReload");
+    if can != "yes" {
+        return fallback(format!(
+            "the unit has no ExecReload= (CanReload={})",
+            if can.is_empty() { "?" } else { &can }
+        ));
+    }
+    let before = unit_processes(runner).unwrap_or_default();
+    let cl = CommandLine::new("systemctl").args(["reload", AGENT_UNIT]);
+    tracing::info!(command = %cl, main_pid = before.main_pid, "reloading the agent (graceful restart: open sessions are kept)");
+    match runner.run_ok(&cl) {
+        Ok(_) => Ok(Some(before)),
+        Err(e) => fallback(format!("`{cl}` failed: {e}")),
+    }
+}
+
+/// The transient timer of the re-check after a first unhealthy sighting.
+pub const RECHECK_UNIT: &str = "teleport-upgrade-recheck";
+
+/// The command that arranges the re-check `delay` from now: a transient
+/// timer (gone once it elapsed) whose service starts the updater's own
+/// unit (with its limits and sandboxing; a run already in progress makes
+/// it a no-op).
+pub fn recheck_command(delay: std::time::Duration) -> CommandLine {
+    CommandLine::new("systemd-run").args([
+        format!("--on-active={}s", delay.as_secs()),
+        format!("--unit={RECHECK_UNIT}"),
+        "--description=teleport-upgrade: re-check an unhealthy agent".to_string(),
+        "--timer-property=AccuracySec=1s".to_string(),
+        "--timer-property=RemainAfterElapse=no".to_string(),
+        "--collect".to_string(),
+        "--quiet".to_string(),
+        "systemctl".to_string(),
+        "start".to_string(),
+        "--no-block".to_string(),
+        "teleport-upgrade.service".to_string(),
+    ])
+}
+
+/// After a first unhealthy sighting: arrange the second one `delay` from
+/// now instead of at the next timer run (only on a systemd host, never
+/// under `--root`). Best-effort: a failure is logged.
+pub fn arrange_recheck(system: &System, runner: &Runner, delay: std::time::Duration) {
+    let cl = recheck_command(delay);
+    if delay.is_zero() {
+        return;
+    }
+    if !systemd_running(system) {
+        tracing::info!(command = %cl, "not arranging a re-check in {} s: systemd is not running here (or --root is set); the next timer run looks again", delay.as_secs());
+        return;
+    }
+    match runner.run(&cl) {
+        Ok(f) if f.success() => tracing::info!(
+            command = %cl,
+            "arranged a re-check in {} s ({RECHECK_UNIT}.timer): an agent still unhealthy then is updated if an update is due",
+            delay.as_secs()
+        ),
+        Ok(f) if f.tail(3).contains("already") => {
+            tracing::info!("a re-check is already arranged ({RECHECK_UNIT}.timer)")
+        }
+        Ok(f) => tracing::warn!(
+            "cannot arrange a re-check (`{cl}`: {}: {}); the next timer run looks again",
+            f.status_text(),
+            f.tail(2)
+        ),
+        Err(e) => tracing::warn!(
+            "cannot arrange a re-check (`{cl}`: {e}); the next timer run looks again"
+        ),
+    }
+}
+
 /// How the agent is restarted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restart {
@@ -261,6 +445,113 @@ mod tests {
         }
         assert_eq!(AgentBefore::NoSystemd.restart(), None);
         assert_eq!(AgentBefore::Unknown.restart(), None);
+    }
+
+    #[test]
+    fn reload_or_restart_table() {
+        use crate::config::RestartMode::{Reload, Restart as Hard};
+        use crate::decision::UpdateReason as R;
+        let window = R::InWindow {
+            window: crate::schedule::Window { start: 0, stop: 1 },
+        };
+        let sick = R::Unhealthy { why: "x".into() };
+        for (mode, before, reason, want) in [
+            (Reload, AgentBefore::Running, &window, Ok(())),
+            (Reload, AgentBefore::Running, &R::Forced, Ok(())),
+            (
+                Reload,
+                AgentBefore::Running,
+                &R::Critical,
+                Err("the update is critical"),
+            ),
+            (
+                Reload,
+                AgentBefore::Running,
+                &sick,
+                Err("the agent is unhealthy"),
+            ),
+            (
+                Reload,
+                AgentBefore::Failed,
+                &window,
+                Err("the agent had failed"),
+            ),
+            (
+                Reload,
+                AgentBefore::NoSystemd,
+                &window,
+                Err("systemd is not running here"),
+            ),
+            (
+                Hard,
+                AgentBefore::Running,
+                &window,
+                Err("restart-mode is restart"),
+            ),
+        ] {
+            assert_eq!(
+                may_reload(mode, before, reason),
+                want,
+                "{mode:?} {before:?} {reason:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_recheck_is_a_transient_timer_starting_the_updater_unit() {
+        assert_eq!(
+            recheck_command(std::time::Duration::from_secs(300)).to_string(),
+            "systemd-run --on-active=300s --unit=teleport-upgrade-recheck '--description=teleport-upgrade: re-check an unhealthy agent' --timer-property=AccuracySec=1s --timer-property=RemainAfterElapse=no --collect --quiet systemctl start --no-block teleport-upgrade.service"
+        );
+    }
+
+    /// The reload and its fallbacks, against a stand-in `systemctl` on
+    /// PATH that answers `CanReload` and fails `reload` as told, and
+    /// records every call.
+    #[test]
+    fn reload_falls_back_to_try_restart() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("calls");
+        let script = format!(
+            "#!/bin/sh\necho \"$*\" >>{log}\ncase \"$*\" in\n  *CanReload*) cat {dir}/can ;;\n  *NeedDaemonReload*) echo no ;;\n  *MainPID*) echo MainPID=42; echo ControlGroup= ;;\n  reload*) exit $(cat {dir}/reload_rc) ;;\nesac\nexit 0\n",
+            log = log.display(),
+            dir = d.path().display()
+        );
+        let bin = d.path().join("systemctl");
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let runner = Runner {
+            path: Some(d.path().as_os_str().to_owned()),
+            ..Runner::default()
+        };
+        let calls = || {
+            let c = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            c.lines()
+                .filter(|l| !l.starts_with("show"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        for (can, rc, reloaded, want) in [
+            ("yes", "0", true, vec!["reload teleport.service"]),
+            (
+                "yes",
+                "1",
+                false,
+                vec!["reload teleport.service", "try-restart teleport.service"],
+            ),
+            ("no", "0", false, vec!["try-restart teleport.service"]),
+        ] {
+            std::fs::write(d.path().join("can"), format!("{can}\n")).unwrap();
+            std::fs::write(d.path().join("reload_rc"), rc).unwrap();
+            let r = reload_via(&runner).unwrap();
+            assert_eq!(r.is_some(), reloaded, "CanReload={can} reload rc {rc}");
+            if let Some(p) = r {
+                assert_eq!(p.main_pid, 42);
+            }
+            assert_eq!(calls(), want, "CanReload={can} reload rc {rc}");
+        }
     }
 
     #[test]

@@ -55,6 +55,65 @@ pub fn managed_by_v2(system: &System) -> Option<String> {
     (!disabled).then(|| V2_CONFIG.to_string())
 }
 
+/// The repository definition v1's `repository` names (as the target
+/// sees it): apt's `/etc/apt/sources.list.d/<name>.list` (or
+/// `<name>.sources`), or the `.repo` file that defines the yum/dnf/zypper
+/// repository id `[<name>]`.
+pub fn repository_file(
+    system: &System,
+    kind: backends::BackendKind,
+    name: &str,
+    config: &Config,
+) -> Result<PathBuf, AppError> {
+    use backends::BackendKind as K;
+    let err = |message: String| AppError::Config {
+        file: config.dir.join("repository"),
+        message,
+    };
+    let dirs: &[&str] = match kind {
+        K::Apt => {
+            for ext in ["list", "sources"] {
+                let p = format!("/etc/apt/sources.list.d/{name}.{ext}");
+                if system.path(&p).is_file() {
+                    return Ok(PathBuf::from(p));
+                }
+            }
+            return Err(err(format!(
+                "no /etc/apt/sources.list.d/{name}.list (or {name}.sources)"
+            )));
+        }
+        K::Zypper => &["/etc/zypp/repos.d"],
+        _ => &[
+            "/etc/yum.repos.d",
+            "/etc/yum/repos.d",
+            "/etc/distro.repos.d",
+        ],
+    };
+    let header = format!("[{name}]");
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(system.path(d)) else {
+            continue;
+        };
+        let mut files: Vec<_> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".repo"))
+            .collect();
+        files.sort();
+        for f in files {
+            let p = format!("{d}/{f}");
+            let text = std::fs::read_to_string(system.path(&p)).unwrap_or_default();
+            if text.lines().any(|l| l.trim() == header) {
+                return Ok(PathBuf::from(p));
+            }
+        }
+    }
+    Err(err(format!(
+        "no .repo file under {} defines the repository {header}",
+        dirs.join(", ")
+    )))
+}
+
 /// The backend named by `installer`, or detected; `None` for `nop` when no
 /// package manager can be found for read-only queries.
 pub fn select_backend(
@@ -67,7 +126,11 @@ pub fn select_backend(
         ..Options::default()
     };
     let build = |k| {
-        backends::backend_for(k, env.system.clone(), opts.clone()).map_err(AppError::from_backend)
+        let mut opts = opts.clone();
+        if let Some(name) = &config.repository {
+            opts.source_file = Some(repository_file(&env.system, k, name, config)?);
+        }
+        backends::backend_for(k, env.system.clone(), opts).map_err(AppError::from_backend)
     };
     match config.installer {
         Some(Installer::Backend(k)) => Ok((Some(build(k)?), Installer::Backend(k))),

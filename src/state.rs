@@ -9,6 +9,25 @@ use backends::System;
 
 pub const STATE_FILE: &str = "/var/lib/teleport-upgrade/state.json";
 
+/// The state directory's default; v1's `TELEPORT_UPGRADE_STATE` moves it.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/teleport-upgrade";
+pub const ENV_STATE: &str = "TELEPORT_UPGRADE_STATE";
+
+/// The state directory (as a host path): `$TELEPORT_UPGRADE_STATE` when it
+/// is an absolute path (as v1 reads it), else the default.
+pub fn dir(system: &System) -> PathBuf {
+    match std::env::var(ENV_STATE) {
+        Ok(d) if d.starts_with('/') && !d.split('/').any(|s| s == "..") => system.path(d),
+        _ => system.path(DEFAULT_STATE_DIR),
+    }
+}
+
+/// The unhealthy marker of the shipped v1 updater (`<state dir>/state-unhealthy`):
+/// on a host migrating from v1 it counts as this updater's marker.
+pub fn v1_marker(system: &System) -> PathBuf {
+    dir(system).join("state-unhealthy")
+}
+
 /// An enum of words, stored as the word (so the JSON schema keeps its
 /// strings), with `Other` for a word this version does not know (a state
 /// file written by another version is still read).
@@ -157,6 +176,13 @@ pub struct LastRun {
     /// finished, executables reinstalled), one line each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repairs: Vec<String>,
+    /// The cluster's version (the proxy's `server_version`), when the
+    /// cluster-compatibility guard learned it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_version: Option<String>,
+    /// The guard's verdict on the target, as a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_guard: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -198,7 +224,7 @@ pub struct FailedTarget {
 }
 
 pub fn path(system: &System) -> PathBuf {
-    system.path(STATE_FILE)
+    dir(system).join("state.json")
 }
 
 /// A state file that could not be used as it was: kept aside, with what

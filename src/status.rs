@@ -95,6 +95,11 @@ pub struct Status {
     /// From the last run (status does not ask the version server).
     pub target: Option<String>,
     pub critical: Option<bool>,
+    /// The cluster's version, from the last run's cluster-compatibility
+    /// guard.
+    pub cluster_version: Option<String>,
+    /// The guard's verdict on the last run's target.
+    pub cluster_guard: Option<String>,
     pub schedule: String,
     pub window_current: Option<WindowView>,
     pub window_next: Option<WindowView>,
@@ -203,7 +208,8 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
                 None
             }
         };
-    let marker = crate::marker::Marker::read(&config.marker_path()).is_present();
+    let marker = crate::marker::Marker::read(&config.marker_path()).is_present()
+        || crate::marker::Marker::read(&state::v1_marker(&env.system)).is_present();
     Ok(Status {
         schema: 1,
         updater_version: env!("CARGO_PKG_VERSION"),
@@ -214,6 +220,8 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         installed,
         target: last.as_ref().and_then(|l| l.target.clone()),
         critical: last.as_ref().and_then(|l| l.critical),
+        cluster_version: last.as_ref().and_then(|l| l.cluster_version.clone()),
+        cluster_guard: last.as_ref().and_then(|l| l.cluster_guard.clone()),
         schedule: schedule.to_string(),
         window_current: schedule.current(now).map(|w| WindowView::new(w, offset)),
         window_next: schedule.next(now).map(|w| WindowView::new(w, offset)),
@@ -324,6 +332,13 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             _ => "",
         }
     )?;
+    if let Some(g) = &s.cluster_guard {
+        writeln!(
+            out,
+            "  cluster:     {} ({g}; as of the last run)",
+            opt(&s.cluster_version)
+        )?;
+    }
     writeln!(out, "  schedule:    {}", s.schedule)?;
     match &s.window_current {
         Some(w) => writeln!(

@@ -28,6 +28,31 @@ pub struct Check {
     pub systemd: bool,
     /// `http://host:port/readyz`.
     pub readyz: Option<String>,
+    /// Set after a graceful reload: the unit's processes before it. The
+    /// agent is healthy only once a new process (the new binary) has taken
+    /// over (see [`handed_over`]); `NRestarts` does not move on a reload.
+    pub reloaded: Option<crate::health::Processes>,
+}
+
+/// After a reload, whether the new binary took over: the main PID changed,
+/// or a process that was not there before the reload runs in the unit
+/// (Teleport's new process, while the old one drains its sessions).
+/// A new version that fails after the reload leaves only the old
+/// processes: not healthy, so it is rolled back.
+pub fn handed_over(
+    before: &crate::health::Processes,
+    now: &crate::health::Processes,
+) -> Result<(), String> {
+    if now.main_pid != 0 && !before.pids.contains(&now.main_pid) {
+        return Ok(());
+    }
+    if now.pids.iter().any(|p| !before.pids.contains(p)) {
+        return Ok(());
+    }
+    Err(format!(
+        "after the reload no new process took over in {AGENT_UNIT} (MainPID {} is the process from before the reload): the new version did not start",
+        now.main_pid
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +76,7 @@ impl Check {
             interval: (stable / 5).clamp(Duration::from_millis(100), Duration::from_secs(2)),
             systemd,
             readyz,
+            reloaded: None,
         }
     }
 
@@ -58,6 +84,9 @@ impl Check {
         let mut s = Vec::new();
         if self.systemd {
             s.push(format!("{AGENT_UNIT} active and not restarting"));
+        }
+        if self.systemd && self.reloaded.is_some() {
+            s.push("the new process taken over from the reload".to_string());
         }
         if let Some(u) = &self.readyz {
             s.push(format!("{u} answering 200"));
@@ -106,6 +135,12 @@ impl Check {
                         }
                     }
                     Err(e) => bad = Some(e),
+                }
+                if let (None, Some(before)) = (&bad, &self.reloaded) {
+                    let now = crate::health::unit_processes(runner).unwrap_or_default();
+                    if let Err(e) = handed_over(before, &now) {
+                        bad = Some(e);
+                    }
                 }
             }
             if bad.is_none() {
@@ -267,6 +302,34 @@ mod tests {
         assert!(valid_addr("[::1]:3000"));
         assert!(!valid_addr("host:0"));
         assert!(!valid_addr("host"));
+    }
+
+    #[test]
+    fn a_reload_is_healthy_only_once_the_new_process_took_over() {
+        use crate::health::Processes;
+        let p = |main: u32, pids: &[u32]| Processes {
+            main_pid: main,
+            pids: pids.iter().copied().collect(),
+        };
+        let before = p(100, &[100, 120]);
+        for (now, ok, what) in [
+            (
+                p(100, &[100, 120]),
+                false,
+                "nothing new: the new binary failed",
+            ),
+            (p(100, &[100]), false, "a session child ended, nothing new"),
+            (p(100, &[100, 120, 300]), true, "forked, the old one drains"),
+            (p(300, &[300]), true, "the old one exited, MainPID moved"),
+            (
+                p(300, &[300, 100]),
+                true,
+                "MainPID moved, old still draining",
+            ),
+            (p(0, &[]), false, "nothing at all"),
+        ] {
+            assert_eq!(handed_over(&before, &now).is_ok(), ok, "{what}");
+        }
     }
 
     #[test]

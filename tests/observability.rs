@@ -25,6 +25,8 @@ const STATUS_KEYS: &[&str] = &[
     "installed",
     "target",
     "critical",
+    "cluster_version",
+    "cluster_guard",
     "schedule",
     "window_current",
     "window_next",

@@ -81,6 +81,13 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
                 health::AGENT_UNIT
             )],
         },
+        Step::Reload => vec![
+            format!("systemctl reload {}", health::AGENT_UNIT),
+            format!(
+                "(systemctl try-restart {} when it cannot reload or the reload fails)",
+                health::AGENT_UNIT
+            ),
+        ],
         Step::Verify => match v.check {
             Some(c) => vec![format!("wait for {}", c.describe())],
             None => Vec::new(),

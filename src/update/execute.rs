@@ -230,6 +230,21 @@ impl Ctx<'_> {
                     }
                 })?;
             }
+            Step::Reload => {
+                let before =
+                    health::reload_agent(&self.env.system, &self.env.runner).map_err(|e| {
+                        if self.check.is_some() {
+                            StepError::Unhealthy(format!("the reload failed: {e}"))
+                        } else {
+                            StepError::App(AppError::UpdateFailed(format!(
+                                "changed the package, but the reload failed: {e}"
+                            )))
+                        }
+                    })?;
+                if let (Some(check), Some(b)) = (self.check.as_mut(), before) {
+                    check.reloaded = Some(b);
+                }
+            }
             Step::Verify => {
                 if let Some(check) = &self.check {
                     tracing::info!("waiting for the agent to be healthy: {}", check.describe());
@@ -366,6 +381,10 @@ impl Ctx<'_> {
                 // start limit (`try-restart` would leave it down).
                 restart_as(self.env, health::Restart::Start)
                     .map_err(|e| format!("restarting the agent failed: {e}"))?;
+                // The rollback restarted hard: no reload to hand over.
+                if let Some(check) = self.check.as_mut() {
+                    check.reloaded = None;
+                }
             }
             Undo::ReleaseSlot { group, id } => {
                 self.give_back(group, id, "after taking it failed (it may hold one)", done);

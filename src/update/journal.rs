@@ -136,7 +136,9 @@ impl Journal {
 }
 
 pub fn path(system: &System) -> PathBuf {
-    system.path(JOURNAL_FILE)
+    // In the state directory (`TELEPORT_UPGRADE_STATE` moves it).
+    let _ = JOURNAL_FILE;
+    crate::state::dir(system).join("plan.json")
 }
 
 /// The journal left by an earlier run, if any. A journal that does not

@@ -14,6 +14,7 @@
 pub mod dry_run;
 pub mod execute;
 pub mod failpoint;
+pub mod jitter;
 pub mod journal;
 pub mod plan;
 pub mod signals;
@@ -160,7 +161,17 @@ fn write_metrics(env: &Env, st: &state::State) {
     }
 }
 
-fn set_marker(config: &Config, present: bool, now: i64) {
+fn set_marker(env: &Env, config: &Config, present: bool, now: i64) {
+    if !present {
+        // v1's marker (a host migrating from the shipped updater) is
+        // consumed like ours.
+        let v1 = state::v1_marker(&env.system);
+        if let Err(e) = std::fs::remove_file(&v1) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %v1.display(), "cannot remove v1's unhealthy marker: {e}");
+            }
+        }
+    }
     let p = config.marker_path();
     if let Err(e) = crate::marker::set(&p, present, now) {
         tracing::warn!(file = %p.display(), "cannot update the unhealthy marker: {e}");
@@ -367,9 +378,20 @@ fn update_inner(
     }
 
     rec.in_window = Some(schedule.current(now).is_some());
-    let marker = crate::marker::Marker::read(&config.marker_path());
+    // Ours, or v1's `state-unhealthy` on a host migrating from the shipped
+    // updater: the earlier one counts.
+    let marker = match (
+        crate::marker::Marker::read(&config.marker_path()),
+        crate::marker::Marker::read(&state::v1_marker(&env.system)),
+    ) {
+        (crate::marker::Marker::Since(a), crate::marker::Marker::Since(b)) => {
+            crate::marker::Marker::Since(a.min(b))
+        }
+        (crate::marker::Marker::Absent, m) | (m, crate::marker::Marker::Absent) => m,
+    };
+    let marker_seen = marker.is_present();
     let marker_present = marker.counts(now, config.unhealthy_interval);
-    if marker.is_present() && !marker_present {
+    if marker_seen && !marker_present {
         tracing::info!(
             file = %config.marker_path().display(),
             interval_s = config.unhealthy_interval.as_secs(),
@@ -434,9 +456,53 @@ fn update_inner(
         if outcome.marker_after {
             tracing::info!(file = %config.marker_path().display(), "marking the agent unhealthy for the next run");
         }
-        set_marker(&config, outcome.marker_after, now);
+        set_marker(env, &config, outcome.marker_after, now);
+        if outcome.marker_after && !marker_seen {
+            // The first unhealthy sighting: the second comes minutes later.
+            health::arrange_recheck(&env.system, &env.runner, config.recheck_delay);
+        }
         if *d == crate::decision::Decision::UpToDate && outcome.repairs.is_empty() {
             release_kept_slot(env, &config, rec.unhealthy.is_some(), done);
+        }
+    }
+
+    // The cluster-compatibility guard, before anything is planned (its
+    // verdict is recorded for `status` whatever the decision; it refuses
+    // only an update).
+    if let Target::Version(t) = &answer.target {
+        let learned = crate::cluster::learn(
+            &env.system,
+            &endpoint,
+            insecure,
+            &client,
+            &rt,
+            answer.find_body.as_deref(),
+        );
+        let v = crate::cluster::verdict(t, learned.as_ref().map_err(String::as_str));
+        rec.cluster_version = v.cluster().map(|c| c.to_string());
+        rec.cluster_guard = Some(v.to_string());
+        if dry_run {
+            let _ = writeln!(
+                out,
+                "cluster:   {} ({v}; cluster-guard {})",
+                v.cluster()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                config.cluster_guard.word()
+            );
+        }
+        match v.refusal(config.cluster_guard) {
+            Some(r) if d.is_update() => return Err(AppError::Refused(r)),
+            _ if matches!(v, crate::cluster::Verdict::Unknown(_)) && d.is_update() => {
+                tracing::warn!(
+                    cluster_guard = config.cluster_guard.word(),
+                    "{v}; proceeding"
+                )
+            }
+            _ if matches!(v, crate::cluster::Verdict::Unknown(_)) => {
+                tracing::info!(cluster_guard = config.cluster_guard.word(), "{v}")
+            }
+            _ => tracing::info!(cluster = ?v.cluster().map(|c| c.to_string()), "{v}"),
         }
     }
 
@@ -471,14 +537,23 @@ fn update_inner(
                 verify: check.is_some(),
                 channel_to,
             };
-            (
-                Plan::update(
-                    installed.version.as_str(),
-                    &t.package_version().to_string(),
-                    facts,
-                ),
-                check,
-            )
+            let mut plan = Plan::update(
+                installed.version.as_str(),
+                &t.package_version().to_string(),
+                facts,
+            );
+            if let crate::decision::Decision::Update { reason } = d {
+                match health::may_reload(config.restart_mode, before, reason) {
+                    Ok(()) => plan = plan.reload_instead_of_restart(),
+                    Err(why) if facts.restart => {
+                        tracing::info!(
+                            "restarting the agent after the update, not reloading it: {why}"
+                        )
+                    }
+                    Err(_) => {}
+                }
+            }
+            (plan, check)
         }
         None => {
             let facts = Facts {
@@ -540,6 +615,29 @@ fn update_inner(
     if installer == Installer::Nop {
         tracing::info!("installer is nop: not changing {}", installed.name);
         return Ok(());
+    }
+
+    // Server-supplied jitter, for a routine update only.
+    if let (
+        Some(j),
+        crate::decision::Decision::Update {
+            reason: crate::decision::UpdateReason::InWindow { .. },
+        },
+    ) = (
+        answer.find_body.as_deref().and_then(jitter::jitter_seconds),
+        d,
+    ) {
+        let wait = jitter::delay(j, jitter::random());
+        tracing::info!(
+            "waiting {} s before updating: the proxy asks for a random delay up to {j} s (agent_update_jitter_seconds; at most {} s here)",
+            wait.as_secs(),
+            jitter::MAX_JITTER.as_secs()
+        );
+        jitter::wait(env.clock, wait).map_err(|sig| {
+            AppError::Interrupted(format!(
+                "{sig} received during the jitter wait; nothing changed"
+            ))
+        })?;
     }
 
     // Execute.

@@ -43,6 +43,11 @@ pub enum Step {
     /// Restart the agent as it was before (`try-restart`, or `start` when
     /// it had failed).
     Restart,
+    /// Reload the running agent (`systemctl reload`: Teleport's graceful
+    /// restart, open sessions kept; `try-restart` when the unit cannot
+    /// reload or the reload fails). Replaces `Restart` in a routine update
+    /// under `restart-mode` = `reload`.
+    Reload,
     /// Wait for the agent to become healthy.
     Verify,
     /// Keep a channel move the install needed (drop its backup).
@@ -82,6 +87,7 @@ impl Step {
             Step::Reinstall { .. } => "reinstall",
             Step::Hold => "hold",
             Step::Restart => "restart",
+            Step::Reload => "reload",
             Step::Verify => "verify",
             Step::KeepChannel => "keep-channel",
             Step::TakeSlot { .. } => "take-slot",
@@ -165,6 +171,9 @@ impl fmt::Display for Step {
             Step::Reinstall { version } => write!(f, "reinstall {version}"),
             Step::Hold => f.write_str("hold the agent package"),
             Step::Restart => f.write_str("restart the agent"),
+            Step::Reload => f.write_str(
+                "reload the agent (graceful restart: open sessions kept; try-restart if it cannot reload)",
+            ),
             Step::Verify => f.write_str("wait for the agent to be healthy"),
             Step::KeepChannel => f.write_str("keep the channel move (drop its backup)"),
             Step::TakeSlot { group, id } => {
@@ -248,6 +257,22 @@ impl Plan {
         }
     }
 
+    /// The same plan with the restart made a graceful reload.
+    pub fn reload_instead_of_restart(mut self) -> Plan {
+        for s in &mut self.steps {
+            if *s == Step::Restart {
+                *s = Step::Reload;
+            }
+        }
+        self
+    }
+
+    fn restarts(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::Restart | Step::Reload))
+    }
+
     /// The plan of the repairs at `installed`; `None` when nothing needs
     /// repair.
     pub fn repair(installed: &str, r: &Repairs, f: Facts) -> Option<Plan> {
@@ -303,7 +328,7 @@ impl Plan {
         let verified = self.steps.contains(&Step::Verify);
         match self.steps.get(i) {
             Some(Step::Verify) => true,
-            Some(Step::Restart) => verified,
+            Some(Step::Restart | Step::Reload) => verified,
             _ => false,
         }
     }
@@ -335,7 +360,8 @@ impl Plan {
             }
         }
         if v.iter().any(|u| matches!(u, Undo::InstallPrevious { .. })) {
-            if self.steps.contains(&Step::Restart) {
+            // A rollback restarts hard, also after a reload.
+            if self.restarts() {
                 v.push(Undo::RestartAgent);
             }
             if self.steps.contains(&Step::Verify) {
@@ -387,7 +413,8 @@ mod tests {
             Vec<&'static str>,
             Vec<(&'static str, Vec<&'static str>)>,
         );
-        let rows: Vec<Row> = vec![
+        let rows: Vec<Row> =
+            vec![
             (
                 "update, agent running, health checked, channel movable",
                 Plan::update("15.4.2", "16.0.0", ALL),
@@ -422,6 +449,23 @@ mod tests {
                             "restart-agent",
                             "verify-rollback",
                         ],
+                    ),
+                ],
+            ),
+            (
+                "routine update reloaded (restart-mode reload): rolled back with a hard restart",
+                Plan::update("15.4.2", "15.4.3", Facts { channel_to: None, ..ALL })
+                    .reload_instead_of_restart(),
+                vec!["finish-transaction", "refresh", "install", "hold", "reload", "verify"],
+                vec![
+                    ("hold", vec![]),
+                    (
+                        "reload",
+                        vec!["install-previous 15.4.2", "restart-agent", "verify-rollback"],
+                    ),
+                    (
+                        "verify",
+                        vec!["install-previous 15.4.2", "restart-agent", "verify-rollback"],
                     ),
                 ],
             ),
