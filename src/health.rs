@@ -521,8 +521,11 @@ mod tests {
         let bin = d.path().join("systemctl");
         std::fs::write(&bin, script).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The stand-in first; the script's own tools (cat) from the system.
+        let mut path = d.path().as_os_str().to_owned();
+        path.push(":/usr/bin:/bin");
         let runner = Runner {
-            path: Some(d.path().as_os_str().to_owned()),
+            path: Some(path),
             ..Runner::default()
         };
         let calls = || {
