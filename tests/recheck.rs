@@ -17,7 +17,21 @@ fn a_first_unhealthy_sighting_plans_a_recheck() {
         .logs_contain("not arranging a re-check in 300 s")
         .logs_contain("systemd-run --on-active=300s --unit=teleport-upgrade-recheck");
     assert!(w.marker());
-    // The second sighting updates and arranges nothing.
+    // A run at once (before unhealthy-interval) is no second sighting, and
+    // arranges no second re-check.
+    let r = w.run(&["run"]);
+    r.expect(0).logs_contain("younger than unhealthy-interval");
+    assert!(!r.stderr().contains("re-check"), "{}", r.stderr());
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    // The re-check, 300 s after the first sighting (the marker as it would
+    // be then), updates and arranges nothing.
+    let marker = w.config_dir().join("mark-unhealthy");
+    let first: i64 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::write(&marker, format!("{}\n", first - 300)).unwrap();
     let r = w.run(&["run"]);
     r.expect(0)
         .logs_contain("unhealthy on two consecutive runs");

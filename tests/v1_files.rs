@@ -63,6 +63,14 @@ fn v1_state_dir_and_marker() {
     let v1 = w.root.file("/var/lib/v1-state/state-unhealthy");
     std::fs::create_dir_all(v1.parent().unwrap()).unwrap();
     std::fs::write(&v1, "").unwrap();
+    // written by v1's run ten minutes ago (v1's marker is empty: its time is
+    // its modification time, and it counts once unhealthy-interval old)
+    std::fs::File::options()
+        .write(true)
+        .open(&v1)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .unwrap();
     run(&["run"])
         .expect(0)
         .logs_contain("unhealthy on two consecutive runs");
