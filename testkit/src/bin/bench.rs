@@ -777,6 +777,11 @@ fn bare_update_steps(fx: &Fixture, root: &AptRoot, work: &Path) -> Vec<Step> {
         ),
     )
     .unwrap();
+    std::fs::write(
+        work.join("enforce.conf"),
+        backends::apt_trust::clear_file_text(),
+    )
+    .unwrap();
     let work_s = work.display().to_string();
     let relocate = |s: &str| s.replace(&private, &work_s);
 
