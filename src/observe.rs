@@ -32,6 +32,14 @@ pub fn package_state(
     source: Option<&Source>,
     integrity: Integrity,
 ) -> PackageState {
+    let unlocated;
+    let source = match source {
+        None if !b.hold_needs_source() => {
+            unlocated = Source::unlocated();
+            Some(&unlocated)
+        }
+        s => s,
+    };
     let held = source.and_then(|s| match b.is_held(s, pkg) {
         Ok(h) => Some(h),
         Err(e) => {

@@ -289,6 +289,20 @@ impl Apt {
                     return parse_apt_version(&format!("apt {}", v.to_string_lossy()));
                 }
             }
+            // On the host, the apt that runs is the one dpkg's database
+            // records: read it in process (no fork on the update path).
+            // Under --root the host's apt runs, not the root's: ask it.
+            if self.system.root().is_none() {
+                if let Some(v) = std::fs::read_to_string(self.admindir().join("status"))
+                    .ok()
+                    .and_then(|t| crate::dpkg_status::find(&t, "apt").ok())
+                    .and_then(|e| e.into_iter().find(|e| e.status == "installed"))
+                    .and_then(|e| e.version)
+                    .and_then(|v| parse_apt_version(&format!("apt {v}")))
+                {
+                    return Some(v);
+                }
+            }
             let fin = self
                 .runner
                 .run(&CommandLine::new("apt-get").arg("--version"))
@@ -750,8 +764,28 @@ impl Backend for Apt {
         }
     }
 
-    fn unfinished_transaction(&self, _pkg: &PkgName) -> Result<Option<String>> {
-        self.interrupted()
+    fn unfinished_transaction(&self, pkg: &PkgName) -> Result<Option<String>> {
+        // Read in process on every run (no `dpkg --audit` fork on a no-op):
+        // dpkg's journal, then the agent package's own state in `status`.
+        // `status_entries` is `None` when the journal has pending entries
+        // or the file cannot be read: then ask dpkg.
+        let Some(entries) = self.status_entries(pkg) else {
+            return self.interrupted();
+        };
+        Ok(entries
+            .iter()
+            .find(|e| {
+                e.flag == "reinstreq"
+                    || matches!(
+                        e.status.as_str(),
+                        "half-configured"
+                            | "unpacked"
+                            | "half-installed"
+                            | "triggers-awaited"
+                            | "triggers-pending"
+                    )
+            })
+            .map(|e| format!("{pkg} is {} in dpkg's status ({})", e.status, e.abbrev())))
     }
 
     fn refresh(&self, source: &Source) -> Result<()> {
@@ -848,6 +882,10 @@ impl Backend for Apt {
     fn unhold(&self, _source: &Source, pkg: &PkgName) -> Result<()> {
         self.run_classified(&self.selection_cmd(pkg, "install"), None)
             .map(|_| ())
+    }
+
+    fn hold_needs_source(&self) -> bool {
+        false // the hold is dpkg's selection state
     }
 
     fn is_held(&self, _source: &Source, pkg: &PkgName) -> Result<bool> {

@@ -178,6 +178,13 @@ pub trait Backend: Send + Sync {
     /// [`Backend::installed`] afterwards.
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()>;
 
+    /// Whether [`Backend::is_held`] needs the real repository definition
+    /// (dnf's `exclude=` lives in it); when not, a caller may pass any
+    /// source, e.g. [`Source::unlocated`], and skip finding the repository.
+    fn hold_needs_source(&self) -> bool {
+        true
+    }
+
     /// Keep routine upgrades from moving `pkg`.
     fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()>;
 

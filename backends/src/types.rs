@@ -172,6 +172,20 @@ pub struct Source {
     pub uris: Vec<String>,
 }
 
+impl Source {
+    /// No repository: for the operations that do not need one (see
+    /// `Backend::hold_needs_source`).
+    pub fn unlocated() -> Source {
+        Source {
+            file: PathBuf::new(),
+            description: String::new(),
+            id: String::new(),
+            keyrings: Vec::new(),
+            uris: Vec::new(),
+        }
+    }
+}
+
 /// One observation of the trust audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustFinding {

@@ -326,7 +326,7 @@ fn update_inner(
     rec.package = Some(installed.name.to_string());
     rec.installed_before = Some(installed.version.to_string());
     tracing::info!(package = %installed.name, installed = %installed.version, installer = rec.installer.as_deref().unwrap_or(""), "found the agent package");
-    let source = match backend.locate_source(&installed.name) {
+    let locate = || match backend.locate_source(&installed.name) {
         Ok(s) => {
             tracing::info!(source = %s.description, "found the repository that serves {}", installed.name);
             Ok(s)
@@ -336,10 +336,19 @@ fn update_inner(
             Err(e)
         }
     };
+    // The repository is needed now only when the hold is kept in it (dnf's
+    // `exclude=`); apt's hold is in dpkg's database, so a no-op there asks
+    // apt nothing (`apt-cache policy` costs a process and grows with the
+    // package lists), and the repository is found when a plan needs it.
+    let mut source = if backend.hold_needs_source() {
+        Some(locate())
+    } else {
+        None
+    };
     let package = observe::package_state(
         backend.as_ref(),
         &installed.name,
-        source.as_ref().ok(),
+        source.as_ref().and_then(|s| s.as_ref().ok()),
         observe::Integrity {
             version: installed.version.to_string(),
             now,
@@ -514,7 +523,10 @@ fn update_inner(
     if target.is_none() && outcome.repairs.is_empty() {
         return Ok(());
     }
-    let source = source.map_err(AppError::from_backend)?;
+    let source = source
+        .take()
+        .unwrap_or_else(locate)
+        .map_err(AppError::from_backend)?;
     let source = finish_interrupted_move(backend.as_ref(), source, dry_run, out)?;
     let before = health::agent_before(&env.system, &env.runner);
     let mut channel_line = None;
