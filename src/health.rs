@@ -217,33 +217,71 @@ pub fn may_reload(
     }
 }
 
-/// The processes of the agent's unit (its cgroup) and its main PID, which
-/// a reload hands over to the new binary.
+/// The processes of the agent's unit (its cgroup) that run the agent's
+/// program, and its main PID, which a reload hands over to the new binary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Processes {
     pub main_pid: u32,
+    /// The main PID and the unit's processes whose executable is the
+    /// program of the unit's `ExecStart=` (a helper the agent or its
+    /// `ExecReload=` runs, such as `kill`, is not the agent). When that
+    /// program is not known, every process of the unit.
     pub pids: std::collections::BTreeSet<u32>,
 }
 
-/// Read `MainPID` and the unit's cgroup members (`cgroup.procs`, cgroup v2
-/// or v1's `systemd` hierarchy). `None` when systemd does not say.
+/// The program of a unit's `ExecStart=` as `systemctl show` prints it:
+/// `{ path=/usr/local/bin/teleport ; argv[]=... ; ... }`.
+pub fn exec_start_program(show: &str) -> Option<std::path::PathBuf> {
+    let rest = show.split("path=").nth(1)?;
+    let path = rest.split([' ', ';']).next()?.trim();
+    path.starts_with('/')
+        .then(|| std::path::PathBuf::from(path))
+}
+
+/// Whether `/proc/<pid>/exe`'s target `link` is `program` (the kernel
+/// appends " (deleted)" once the package replaced the file: the old
+/// process still runs the agent's program).
+pub fn runs_program(link: &std::path::Path, program: &std::path::Path) -> bool {
+    let link = link.to_string_lossy();
+    let link = link.strip_suffix(" (deleted)").unwrap_or(&link);
+    std::path::Path::new(link) == program
+}
+
+/// Read `MainPID`, `ExecStart` and the unit's cgroup members
+/// (`cgroup.procs`, cgroup v2 or v1's `systemd` hierarchy). `None` when
+/// systemd does not say.
 pub fn unit_processes(runner: &Runner) -> Option<Processes> {
-    let cl =
-        CommandLine::new("systemctl").args(["show", "--property=MainPID,ControlGroup", AGENT_UNIT]);
+    let cl = CommandLine::new("systemctl").args([
+        "show",
+        "--property=MainPID,ControlGroup,ExecStart",
+        AGENT_UNIT,
+    ]);
     let fin = runner.run(&cl).ok()?;
     let mut p = Processes::default();
     let mut cgroup = String::new();
+    let mut program = None;
     for l in fin.stdout.lines() {
         if let Some(v) = l.strip_prefix("MainPID=") {
             p.main_pid = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = l.strip_prefix("ControlGroup=") {
             cgroup = v.trim().to_string();
+        } else if let Some(v) = l.strip_prefix("ExecStart=") {
+            // The program as the kernel names it (links resolved).
+            program = exec_start_program(v).map(|p| std::fs::canonicalize(&p).unwrap_or(p));
         }
     }
     if !cgroup.is_empty() && !cgroup.contains("..") {
         for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/systemd"] {
             if let Ok(t) = std::fs::read_to_string(format!("{base}{cgroup}/cgroup.procs")) {
-                p.pids = t.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                p.pids = t
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .filter(|pid: &u32| match &program {
+                        Some(prog) => std::fs::read_link(format!("/proc/{pid}/exe"))
+                            .is_ok_and(|l| runs_program(&l, prog)),
+                        None => true,
+                    })
+                    .collect();
                 break;
             }
         }
@@ -554,6 +592,27 @@ mod tests {
                 assert_eq!(p.main_pid, 42);
             }
             assert_eq!(calls(), want, "CanReload={can} reload rc {rc}");
+        }
+    }
+
+    #[test]
+    fn only_the_agents_program_counts_as_the_agent() {
+        use std::path::Path;
+        assert_eq!(
+            exec_start_program("{ path=/usr/local/bin/teleport ; argv[]=/usr/local/bin/teleport start --config /etc/teleport.yaml ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }"),
+            Some("/usr/local/bin/teleport".into())
+        );
+        assert_eq!(exec_start_program(""), None);
+        assert_eq!(exec_start_program("{ path=teleport ; }"), None);
+        let prog = Path::new("/usr/bin/teleport");
+        for (link, yes) in [
+            ("/usr/bin/teleport", true),
+            ("/usr/bin/teleport (deleted)", true),
+            ("/usr/bin/kill", false),
+            ("/usr/bin/dash", false),
+            ("/usr/bin/teleport-old", false),
+        ] {
+            assert_eq!(runs_program(Path::new(link), prog), yes, "{link}");
         }
     }
 

@@ -35,8 +35,10 @@ pub struct Check {
 }
 
 /// After a reload, whether the new binary took over: the main PID changed,
-/// or a process that was not there before the reload runs in the unit
-/// (Teleport's new process, while the old one drains its sessions).
+/// or a process that was not there before the reload runs the agent's
+/// program in the unit (Teleport's new process, while the old one drains
+/// its sessions; a helper such as `ExecReload=`'s `kill` does not count,
+/// see [`crate::health::unit_processes`]).
 /// A new version that fails after the reload leaves only the old
 /// processes: not healthy, so it is rolled back.
 pub fn handed_over(

@@ -56,6 +56,9 @@ pub struct Fixtures {
     pub key_asc: PathBuf,
     pub agent_debs: Vec<PathBuf>,
     pub agent_rpms: Vec<PathBuf>,
+    /// The agent program unpatched: copied into a container as the
+    /// connection probe (`probe <out> <go-file>`).
+    pub agent_program: PathBuf,
     pub updater: UpdaterBuild,
     pub updater_next: UpdaterBuild,
 }
@@ -86,15 +89,19 @@ impl Fixtures {
         let key_asc = dir.path().join("RPM-GPG-KEY-teleport");
         key.export_armored(&key_asc);
 
+        // The agent program (graceful restarts like Teleport's), built once;
+        // each package carries a copy patched with its version.
+        let agent_program = testkit::agent::build_program(dir.path())?;
+        let program = std::fs::read(&agent_program).map_err(|e| e.to_string())?;
         let debs = dir.path().join("debs");
         let rpms = dir.path().join("rpms");
         let agent_debs = AGENT_VERSIONS
             .iter()
             .map(|&v| {
                 let mut spec = if v == BROKEN {
-                    testkit::agent::deb_spec_broken(AGENT, v)
+                    testkit::agent::deb_spec_broken(&program, AGENT, v)
                 } else {
-                    testkit::agent::deb_spec(AGENT, v)
+                    testkit::agent::deb_spec(&program, AGENT, v)
                 };
                 if v == SLOW {
                     spec.postinst = Some(SLOW_SCRIPT.into());
@@ -106,9 +113,9 @@ impl Fixtures {
             .iter()
             .map(|&v| {
                 let mut spec = if v == BROKEN {
-                    testkit::agent::rpm_spec_broken(AGENT, v)
+                    testkit::agent::rpm_spec_broken(&program, AGENT, v)
                 } else {
-                    testkit::agent::rpm_spec(AGENT, v)
+                    testkit::agent::rpm_spec(&program, AGENT, v)
                 };
                 if v == SLOW {
                     spec.post = Some(SLOW_SCRIPT.into());
@@ -143,6 +150,7 @@ impl Fixtures {
             key_asc,
             agent_debs,
             agent_rpms,
+            agent_program,
             updater,
             updater_next,
         })

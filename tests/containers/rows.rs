@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use testkit::agent::{parse_starts, Start, START_LOG};
+use testkit::agent::{parse_starts, Start, Via, START_LOG};
 
 use crate::fixtures::{
     Fixtures, Repo, VersionServer, AGENT, APT_COMPONENT, APT_SUITE, BROKEN, SLOW, SLOW_DONE,
@@ -117,6 +117,8 @@ pub enum Scenario {
     StoppedLeftStopped,
     FailedBrokenRolledBack,
     FailedStarted,
+    UnhealthyRecovered,
+    HealthUnknown,
     RestartOnce,
     StopDuringInstall,
     CronNoopUnderSystemd,
@@ -135,7 +137,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 28] = [
+    pub const ALL: [Scenario; 30] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -149,6 +151,8 @@ impl Scenario {
         Scenario::StoppedLeftStopped,
         Scenario::FailedBrokenRolledBack,
         Scenario::FailedStarted,
+        Scenario::UnhealthyRecovered,
+        Scenario::HealthUnknown,
         Scenario::RestartOnce,
         Scenario::StopDuringInstall,
         Scenario::CronNoopUnderSystemd,
@@ -173,16 +177,18 @@ impl Scenario {
                 "updater .rpm exactly as scripts/build-packages builds it: dnf/zypper accept it"
             }
             Scenario::UpdaterInstalled => "updater package installed via the package manager: timer enabled+active, agent untouched",
-            Scenario::TimerFires => "the timer fires teleport-upgrade.service: update inside a window (15.4.3)",
+            Scenario::TimerFires => "the timer fires teleport-upgrade.service: update inside a window (15.4.3), a graceful reload: an open connection is served on by 15.4.2, a new one by 15.4.3",
             Scenario::OutsideWindow => "outside a window: nothing happens (target 16.0.0)",
-            Scenario::Critical => "critical update outside the window (16.0.0)",
-            Scenario::Rollback => "fleet rollback to a lower target inside a window (15.4.3)",
-            Scenario::BrokenRolledBack => "the timer's run updates to 15.4.4, which crash-loops: rolled back to 15.4.3, exit 6",
+            Scenario::Critical => "critical update outside the window (16.0.0): a hard restart, not a reload",
+            Scenario::Rollback => "fleet rollback to a lower target inside a window (15.4.3); the unit has no ExecReload=: try-restart instead, said why",
+            Scenario::BrokenRolledBack => "the timer's run updates to 15.4.4 and reloads; 15.4.4 never takes over (the old process serves on): rolled back to 15.4.3, exit 6",
             Scenario::BrokenNotRetried => "the next run, same target 15.4.4 in a window: not retried, agent untouched",
             Scenario::Yum => "installer `yum` (yum -> dnf symlink, as on RHEL 8+): update (16.0.0)",
             Scenario::StoppedLeftStopped => "agent stopped by the operator: updated (15.4.2), left stopped, no health wait",
             Scenario::FailedBrokenRolledBack => "agent failed before; critical 15.4.4 crash-loops: rolled back to 15.4.2, running again",
             Scenario::FailedStarted => "agent failed (crashed) before: critical update (16.0.0) starts it, healthy",
+            Scenario::UnhealthyRecovered => "agent fails, target 15.4.3 outside the window: the next run arranges a re-check (60 s); the re-check updates it (measured: failure -> 15.4.3 running)",
+            Scenario::HealthUnknown => "systemd runs but systemctl cannot reach it (its sockets masked): status says unknown; an update (15.4.2) installs and holds, restarts nothing, is not counted verified",
             Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollbacks')",
             Scenario::StopDuringInstall => "systemctl stop during a slow install (15.4.5's postinst): the package step finishes, held, exit 8; the next timer run (outside the window) finishes the plan",
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
@@ -229,6 +235,8 @@ impl Scenario {
             _ => match self {
                 Yum => row == Row::RpmDnf,
                 CronNoopUnderSystemd => row == Row::DebianApt,
+                // Backend-independent, and a minute long: one row.
+                UnhealthyRecovered | HealthUnknown => row == Row::DebianApt,
                 RpmAsBuilt => row.pm() != Pm::Apt,
                 CronAgentInstalled | CronUpdaterInstalled | CronUpdates => false,
                 _ => true,
@@ -521,6 +529,11 @@ struct Sut<'a> {
     updates: usize,
 }
 
+/// The connection probe (the agent program, unpatched) and its files.
+const PROBE: &str = "/usr/local/bin/agent-probe";
+const PROBE_OUT: &str = "/run/agent-probe.out";
+const PROBE_GO: &str = "/run/agent-probe.go";
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -612,7 +625,15 @@ impl<'a> Sut<'a> {
         }
         let running = self.show(AGENT_UNIT, "ActiveState")? == "active";
         if let Some(last) = starts.last().filter(|_| running) {
-            let main_pid = self.show(AGENT_UNIT, "MainPID")?;
+            // After a graceful reload the old process exits once it has
+            // drained its connections; systemd then reads the new main PID
+            // from the PID file.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut main_pid = self.show(AGENT_UNIT, "MainPID")?;
+            while main_pid != last.pid.to_string() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                main_pid = self.show(AGENT_UNIT, "MainPID")?;
+            }
             if main_pid != last.pid.to_string() {
                 return Err(format!(
                     "teleport.service's MainPID is {main_pid}, but the last start was pid {}",
@@ -728,13 +749,17 @@ impl<'a> Sut<'a> {
         ))
     }
 
-    /// After a run that updated to [`BROKEN`], whose agent crash-looped:
+    /// After a run that updated to [`BROKEN`], which never became healthy:
     /// the run (systemd's `result`, exit `status`) ended in exit 6, the
     /// agent is `back_to` again, held and running, state.json counts
     /// `rollbacks` and names the failed target, and the start log since
-    /// `seen` entries shows the broken version at least twice (the loop,
-    /// systemd restarting it), then `back_to` (started by the rollback, and
-    /// maybe once before by systemd's own restart once its files were back).
+    /// `seen` entries shows the broken version at least `min_broken` times
+    /// (a crash loop after a restart: systemd restarting it; once after a
+    /// reload: the new process that never took over), then `back_to`
+    /// (started by the rollback, and maybe once before by systemd's own
+    /// restart once its files were back). The journal's rollback line names
+    /// `why`.
+    #[allow(clippy::too_many_arguments)]
     fn expect_rolled_back(
         &mut self,
         result: &str,
@@ -742,6 +767,8 @@ impl<'a> Sut<'a> {
         seen: usize,
         back_to: &str,
         rollbacks: u64,
+        min_broken: usize,
+        why: &str,
     ) -> Result<String, String> {
         if result != "exit-code" || status != "6" {
             return Err(format!(
@@ -782,13 +809,16 @@ impl<'a> Sut<'a> {
             .skip(broken)
             .filter(|s| s.version == back_to)
             .count();
-        if broken < 2 || back < 1 || broken + back != new.len() {
+        if broken < min_broken || back < 1 || broken + back != new.len() {
             return Err(format!(
-                "the start log since the run shows {:?}; expected {BROKEN} at least twice (a crash loop), then {back_to}",
+                "the start log since the run shows {:?}; expected {BROKEN} at least {min_broken} time(s), then {back_to}",
                 new.iter().map(|s| s.version.as_str()).collect::<Vec<_>>()
             ));
         }
-        if let Some(s) = new.iter().find(|s| s.upgrader != "unit") {
+        if let Some(s) = new
+            .iter()
+            .find(|s| s.via == Via::Start && s.upgrader != "unit")
+        {
             return Err(format!(
                 "a start ran with TELEPORT_EXT_UPGRADER={}",
                 s.upgrader
@@ -802,6 +832,12 @@ impl<'a> Sut<'a> {
             .rev()
             .find(|l| l.contains("did not become healthy") && l.contains("rolling back"))
             .ok_or_else(|| format!("the journal has no rollback line:\n{journal}"))?;
+        if !line.contains(why) {
+            return Err(format!(
+                "the rollback line does not say {why:?}: {}",
+                line.trim()
+            ));
+        }
         Ok(format!(
             "exit 6; {BROKEN} started {broken} time(s), {back_to} back ({now}); journal: {}",
             line.trim()
@@ -878,11 +914,18 @@ impl<'a> Sut<'a> {
         self.expected_starts.push(version.to_string());
         self.updates += 1;
         let starts = self.check_starts()?;
-        let last = self.starts()?.pop().unwrap();
-        if last.upgrader != "unit" {
+        let mut all = self.starts()?;
+        let last = all.pop().unwrap();
+        // A process started by a graceful reload inherits the environment
+        // of the one it replaces; one started by systemd gets the drop-in's.
+        let want = match last.via {
+            Via::Start => "unit".to_string(),
+            Via::Reload => all.last().map(|s| s.upgrader.clone()).unwrap_or_default(),
+        };
+        if last.upgrader != want {
             return Err(format!(
-                "the restarted agent ran with TELEPORT_EXT_UPGRADER={}, expected unit (the updater's drop-in)",
-                last.upgrader
+                "the new agent ({:?}) ran with TELEPORT_EXT_UPGRADER={}, expected {want}",
+                last.via, last.upgrader
             ));
         }
         Ok(format!("{detail}; held; {starts}"))
@@ -904,6 +947,76 @@ impl<'a> Sut<'a> {
         argv.extend([job.shell(), "-c".into(), job.command.clone()]);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         self.c.exec_raw(&argv)
+    }
+
+    /// How the agent's last process came to run.
+    fn last_via(&self) -> Result<Via, String> {
+        self.starts()?
+            .pop()
+            .map(|s| s.via)
+            .ok_or_else(|| "the start log is empty".to_string())
+    }
+
+    /// A client holding one connection to the agent open (its own transient
+    /// unit, outside the agent's cgroup), having asked its version once.
+    fn start_probe(&self, fx: &Fixtures) -> Result<String, String> {
+        let c = self.c;
+        let bytes = std::fs::read(&fx.agent_program).map_err(|e| e.to_string())?;
+        c.write_mode(PROBE, bytes, 0o755)?;
+        let _ = c.remove(PROBE_OUT);
+        let _ = c.remove(PROBE_GO);
+        c.ok(&[
+            "systemd-run",
+            "--unit=agent-probe",
+            "--collect",
+            "--quiet",
+            PROBE,
+            "probe",
+            PROBE_OUT,
+            PROBE_GO,
+        ])?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(v) = self.probe_lines().remove("before") {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the probe did not connect: {:?}",
+                    c.read(PROBE_OUT).unwrap_or_default()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Let the probe ask again, on its open connection and on a new one;
+    /// its answers (`before`, `after`, `new`).
+    fn finish_probe(&self) -> Result<BTreeMap<String, String>, String> {
+        self.c.write(PROBE_GO, "")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = self.probe_lines();
+            if lines.contains_key("done") || lines.contains_key("timeout") {
+                return Ok(lines);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the probe did not finish: {lines:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn probe_lines(&self) -> BTreeMap<String, String> {
+        self.c
+            .read(PROBE_OUT)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (l.to_string(), String::new()),
+            })
+            .collect()
     }
 
     /// The random 0-299 s delay of the cron line is pinned to 0: a `shuf`
@@ -992,6 +1105,12 @@ fn setup_agent(
     url: &str,
     with_systemd: bool,
 ) -> Result<String, String> {
+    // The containers share the host's loopback: the agent's port is this
+    // test process's (rows run one after the other; another test process
+    // running rows at the same time gets another).
+    let port = 30000 + std::process::id() % 30000;
+    sut.c
+        .write(testkit::agent::PORT_FILE, format!("{port}\n"))?;
     sut.pm.configure(sut.c, fx, url)?;
     sut.pm.install_agent(sut.c, "15.4.2")?;
     sut.expect_agent("15.4.2")?;
@@ -1136,6 +1255,11 @@ fn systemd_row(
     rec.step(Scenario::TimerFires, || {
         sut.schedule_in_window()?;
         vs.set("15.4.3", false);
+        let before = sut.start_probe(fx)?;
+        if before != "15.4.2" {
+            return Err(format!("the probe's first answer is {before:?}, expected 15.4.2"));
+        }
+        let restarts = sut.show(AGENT_UNIT, "NRestarts")?;
         let (result, _) = sut.fire_timer()?;
         if result != "success" {
             return Err(format!(
@@ -1143,8 +1267,32 @@ fn systemd_row(
                 sut.diagnostics()
             ));
         }
+        // The run is over: the new version took over while the connection
+        // stayed open to the old process.
+        let answers = sut.finish_probe()?;
+        let (after, new) = (
+            answers.get("after").cloned().unwrap_or_default(),
+            answers.get("new").cloned().unwrap_or_default(),
+        );
+        if after != "15.4.2" || new != "15.4.3" {
+            return Err(format!(
+                "the probe got {answers:?}: expected the open connection served by 15.4.2 (after=15.4.2) and a new one by 15.4.3 (new=15.4.3){}",
+                sut.diagnostics()
+            ));
+        }
         let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
-        Ok(format!("timer triggered the service; {d}"))
+        if sut.last_via()? != Via::Reload {
+            return Err(format!("15.4.3 was not started by a reload{}", sut.diagnostics()));
+        }
+        if sut.show(AGENT_UNIT, "NRestarts")? != restarts {
+            return Err("systemd counted a restart".into());
+        }
+        if !sut.journal().contains("reloading the agent (graceful restart") {
+            return Err(format!("the journal shows no reload{}", sut.diagnostics()));
+        }
+        Ok(format!(
+            "timer triggered the service; systemctl reload; the open connection answered 15.4.2 after the update, a new one 15.4.3; NRestarts {restarts}; {d}"
+        ))
     })?;
 
     rec.step(Scenario::OutsideWindow, || {
@@ -1166,14 +1314,45 @@ fn systemd_row(
     rec.step(Scenario::Critical, || {
         vs.set("16.0.0", true);
         sut.start_service()?;
-        sut.expect_update("16.0.0", "critical")
+        let d = sut.expect_update("16.0.0", "critical")?;
+        if sut.last_via()? != Via::Start {
+            return Err(format!(
+                "a critical update reloaded the agent{}",
+                sut.diagnostics()
+            ));
+        }
+        Ok(format!("restarted by systemd (not a reload); {d}"))
     })?;
 
     rec.step(Scenario::Rollback, || {
+        // An agent unit without ExecReload= (an operator's drop-in clears
+        // it): the reload falls back to a restart, and the journal says why.
+        let dropin = "/etc/systemd/system/teleport.service.d/zz-matrix-no-reload.conf";
+        c.write(dropin, "[Service]\nExecReload=\n")?;
+        c.ok(&["systemctl", "daemon-reload"])?;
         sut.schedule_in_window()?;
         vs.set("15.4.3", false);
-        sut.start_service()?;
-        sut.expect_update("15.4.3", "inside the maintenance window")
+        let run = sut.start_service();
+        c.remove(dropin)?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        run?;
+        let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
+        if sut.last_via()? != Via::Start {
+            return Err(format!(
+                "15.4.3 was not restarted by systemd{}",
+                sut.diagnostics()
+            ));
+        }
+        let journal = sut.journal();
+        let line = journal
+            .lines()
+            .rev()
+            .find(|l| l.contains("cannot reload teleport.service"))
+            .ok_or_else(|| format!("the journal does not say why it did not reload:\n{journal}"))?;
+        if !line.contains("CanReload=no") {
+            return Err(format!("the fallback line gives no reason: {line}"));
+        }
+        Ok(format!("{d}; journal: {}", line.trim()))
     })?;
 
     rec.step(Scenario::BrokenRolledBack, || {
@@ -1181,7 +1360,27 @@ fn systemd_row(
         vs.set(BROKEN, false);
         let seen = sut.starts()?.len();
         let (result, status) = sut.fire_timer()?;
-        sut.expect_rolled_back(&result, &status, seen, "15.4.3", 1)
+        let d = sut.expect_rolled_back(
+            &result,
+            &status,
+            seen,
+            "15.4.3",
+            1,
+            1,
+            "no new process took over",
+        )?;
+        let reloaded = sut
+            .starts()?
+            .iter()
+            .skip(seen)
+            .any(|s| s.version == BROKEN && s.via == Via::Reload);
+        if !reloaded {
+            return Err(format!(
+                "{BROKEN} was not started by a reload{}",
+                sut.diagnostics()
+            ));
+        }
+        Ok(d)
     })?;
 
     rec.step(Scenario::BrokenNotRetried, || {
@@ -1283,7 +1482,7 @@ fn systemd_row(
         vs.set(BROKEN, true);
         let seen = sut.starts()?.len();
         let (result, status) = sut.run_service()?;
-        sut.expect_rolled_back(&result, &status, seen, "15.4.2", 2)
+        sut.expect_rolled_back(&result, &status, seen, "15.4.2", 2, 2, "restart loop")
     })?;
 
     rec.step(Scenario::FailedStarted, || {
@@ -1308,6 +1507,158 @@ fn systemd_row(
         }
         Ok(format!("reset-failed + restart; {d}"))
     })?;
+
+    if row == Row::DebianApt {
+        rec.step(Scenario::UnhealthyRecovered, || {
+        // The shortest re-check the configuration accepts (the defaults are
+        // 300 s each).
+        const DELAY: u64 = 60;
+        sut.config("recheck-delay", &DELAY.to_string())?;
+        sut.config("unhealthy-interval", "45")?;
+        sut.schedule_outside_window()?;
+        vs.set("15.4.3", false);
+        let t0 = Instant::now();
+        sut.fail_agent()?;
+        // The next timer run (fired at once here): the first sighting.
+        let (result, _) = sut.fire_timer()?;
+        let first = t0.elapsed();
+        let (decision, detail) = (sut.last_run("decision")?, sut.last_run("detail")?);
+        if result != "success" || decision != "wait" || !detail.contains("unhealthy") {
+            return Err(format!(
+                "the first run: Result={result}, decided {decision:?} ({detail:?}); expected a wait marking the agent unhealthy{}",
+                sut.diagnostics()
+            ));
+        }
+        let timer = "teleport-upgrade-recheck.timer";
+        if sut.show(timer, "ActiveState")? != "active" {
+            return Err(format!("no re-check: {timer} is not active{}", sut.diagnostics()));
+        }
+        // The re-check: the second sighting, the update, the agent started.
+        let deadline = Instant::now() + Duration::from_secs(DELAY + 180);
+        let running = loop {
+            let last = sut.starts()?.pop();
+            if let Some(last) = last.filter(|s| s.version == "15.4.3") {
+                if sut.show(AGENT_UNIT, "MainPID")? == last.pid.to_string() {
+                    break t0.elapsed();
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "15.4.3 is not running {} s after the failure{}",
+                    t0.elapsed().as_secs(),
+                    sut.diagnostics()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        // Let the re-check's run finish before anything else.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while sut.show(SERVICE, "ActiveState")? != "inactive" {
+            if Instant::now() > deadline {
+                return Err(format!("the re-check's run does not end{}", sut.diagnostics()));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        c.remove(&format!("{CONFIG_DIR}/recheck-delay"))?;
+        c.remove(&format!("{CONFIG_DIR}/unhealthy-interval"))?;
+        let d = sut.expect_update("15.4.3", "unhealthy")?;
+        if sut.show(SERVICE, "Result")? != "success" {
+            return Err(format!("the re-check's run failed{}", sut.diagnostics()));
+        }
+        if sut.last_via()? != Via::Start {
+            return Err("an unhealthy update reloaded instead of restarting".into());
+        }
+        let after_first = running.saturating_sub(first);
+        if after_first > Duration::from_secs(DELAY + 60) {
+            return Err(format!(
+                "15.4.3 ran {:.1} s after the first run, re-check delay {DELAY} s",
+                after_first.as_secs_f64()
+            ));
+        }
+        Ok(format!(
+            "measured: unit failed at 0 s; first run over at {:.1} s (marked, re-check in {DELAY} s); 15.4.3 running at {:.1} s ({:.1} s after the first run); {d}",
+            first.as_secs_f64(),
+            running.as_secs_f64(),
+            after_first.as_secs_f64()
+        ))
+    })?;
+    }
+
+    if row == Row::DebianApt {
+        rec.step(Scenario::HealthUnknown, || {
+            // systemd keeps running (/run/systemd/system is there), but in
+            // this mount namespace systemctl reaches neither its private
+            // socket nor the system bus.
+            let masked = |argv: &[&str]| {
+                let mut v = vec![
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    "mount --bind /dev/null /run/systemd/private && mount --bind /dev/null /run/dbus/system_bus_socket && exec \"$@\"",
+                    "masked",
+                ];
+                v.extend_from_slice(argv);
+                c.exec(&v)
+            };
+            let plain = masked(&["systemctl", "is-active", AGENT_UNIT])?;
+            if plain.ok() || plain.stdout.trim() == "active" {
+                return Err(format!(
+                    "masking the sockets did not stop systemctl: {}",
+                    plain.tail(3)
+                ));
+            }
+            let st = masked(&["/usr/sbin/teleport-upgrade", "status", "--json"])?;
+            let json: serde_json::Value = serde_json::from_str(&st.stdout)
+                .map_err(|e| format!("status --json: {e}: {}", st.tail(5)))?;
+            let state = json["health"]["service_state"].as_str().unwrap_or("");
+            if state != "unknown" {
+                return Err(format!(
+                    "status says the agent's service is {state:?}, expected unknown"
+                ));
+            }
+            sut.schedule_in_window()?;
+            vs.set("15.4.2", false);
+            let pid = sut.show(AGENT_UNIT, "MainPID")?;
+            let seen = sut.starts()?.len();
+            let run = masked(&["/usr/sbin/teleport-upgrade", "run"])?;
+            if !run.ok() {
+                return Err(format!(
+                    "the run exited {:?}:\n{}",
+                    run.code,
+                    run.tail(10)
+                ));
+            }
+            sut.expect_agent("15.4.2")?;
+            if !pm.held(c)? {
+                return Err(format!("{AGENT} is not held after the update"));
+            }
+            let detail = sut.last_run("detail")?;
+            if !detail.contains("could not be verified") {
+                return Err(format!(
+                    "last_run.detail {detail:?} does not say the update is unverified"
+                ));
+            }
+            if sut.show(AGENT_UNIT, "MainPID")? != pid || sut.starts()?.len() != seen {
+                return Err("the agent was restarted although its state was unknown".into());
+            }
+            sut.updates += 1;
+            let warn = run
+                .stderr
+                .lines()
+                .chain(run.stdout.lines())
+                .find(|l| l.contains("health is unknown"))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            Ok(format!(
+                "`systemctl is-active` fails there (exit {:?}); status: unknown; run exit 0, 15.4.2 held, agent not restarted; {detail}; log: {warn}",
+                plain.code
+            ))
+        })?;
+    }
 
     rec.step(Scenario::RestartOnce, || {
         let starts = sut.check_starts()?;
