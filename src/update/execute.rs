@@ -49,6 +49,10 @@ pub struct Done {
     pub repaired: Vec<String>,
     /// The health check could not be made: the update is not verified.
     pub unverified: bool,
+    /// The restart (and the health check after it) could not be made:
+    /// systemd does not answer. The plan stays in the journal: the next
+    /// run finishes it.
+    pub deferred: bool,
     /// A resumed plan finished an update (counted as one).
     pub resumed_update: bool,
     /// The FleetLock slot this host keeps (its update was rolled back).
@@ -66,6 +70,21 @@ enum StepError {
     /// A stop signal arrived during the health wait: nothing is undone,
     /// the step stays to do.
     Interrupted(&'static str),
+    /// The step cannot be made now and is not a failure (the agent's state
+    /// is unknown: systemd does not answer): it and the rest of the plan
+    /// stay in the journal for the next run.
+    Deferred(String),
+}
+
+/// The restart of an agent whose state is unknown waits for the next run.
+fn defer_if_unknown(before: AgentBefore) -> Result<(), StepError> {
+    if before == AgentBefore::Unknown {
+        return Err(StepError::Deferred(format!(
+            "systemd does not answer about {}: its restart and health check wait for the next run",
+            health::AGENT_UNIT
+        )));
+    }
+    Ok(())
 }
 
 /// The FleetLock client for `group` as `id`, from the current
@@ -220,6 +239,7 @@ impl Ctx<'_> {
                 }
             }
             Step::Restart => {
+                defer_if_unknown(self.before)?;
                 restart(self.env, self.before).map_err(|e| {
                     if self.check.is_some() {
                         StepError::Unhealthy(format!("the restart failed: {e}"))
@@ -231,6 +251,7 @@ impl Ctx<'_> {
                 })?;
             }
             Step::Reload => {
+                defer_if_unknown(self.before)?;
                 let before =
                     health::reload_agent(&self.env.system, &self.env.runner).map_err(|e| {
                         if self.check.is_some() {
@@ -443,11 +464,30 @@ impl Ctx<'_> {
                         j.describe(&self.env.system)
                     )));
                 }
+                Err(StepError::Deferred(why)) => {
+                    // The journal stays as it is: this step is still to do.
+                    tracing::warn!(
+                        "{why}; left in {}: {}",
+                        self.journal_path.display(),
+                        j.plan.steps[i..]
+                            .iter()
+                            .map(|s| s.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    done.deferred = true;
+                    done.unverified = true;
+                    // This run ends well and counts the update.
+                    j.counted = matches!(j.plan.goal, super::plan::Goal::Update { .. });
+                    self.save(&j)?;
+                    return Ok(());
+                }
                 Err(e) => {
                     let why = match &e {
                         StepError::App(a) => a.to_string(),
                         StepError::Unhealthy(w) => w.clone(),
                         StepError::Interrupted(s) => s.to_string(),
+                        StepError::Deferred(w) => w.clone(),
                     };
                     j.phase = Phase::Undoing;
                     j.failed = Some(i);

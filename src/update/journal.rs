@@ -77,6 +77,10 @@ pub struct Journal {
     /// The step that failed, and why.
     pub failed: Option<usize>,
     pub why: Option<String>,
+    /// The run that wrote it counted the update already (it installed,
+    /// then deferred the restart): finishing the plan is not another one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counted: bool,
 }
 
 impl Journal {
@@ -92,6 +96,7 @@ impl Journal {
             phase: Phase::Forward,
             failed: None,
             why: None,
+            counted: false,
         }
     }
 

@@ -181,7 +181,16 @@ fn set_marker(env: &Env, config: &Config, present: bool, now: i64) {
 /// Whether the plan has a restart step: whenever systemd answers (a
 /// stopped agent's step only says that it is left stopped).
 fn restarts(before: AgentBefore) -> bool {
-    before.restart().is_some() || before == AgentBefore::Stopped
+    // Unknown: the restart is planned, and deferred while systemd does not
+    // answer (the plan stays in the journal for the next run).
+    before.restart().is_some() || before == AgentBefore::Stopped || before == AgentBefore::Unknown
+}
+
+/// Whether the plan checks the new version's health: `check` is there, or
+/// the agent's state is unknown now (the check then comes with the
+/// deferred restart, once systemd answers).
+fn verifies(config: &Config, before: AgentBefore, check: &Option<Check>) -> bool {
+    check.is_some() || (before == AgentBefore::Unknown && !config.health_timeout.is_zero())
 }
 
 /// The post-update health check, unless `health-timeout` is 0 or the
@@ -245,7 +254,13 @@ fn resume(
     let source = backend
         .locate_source(&pkg)
         .map_err(AppError::from_backend)?;
-    let before: AgentBefore = j.agent_before.into();
+    let mut before: AgentBefore = j.agent_before.into();
+    if before == AgentBefore::Unknown {
+        // The run that made the plan could not ask systemd (its restart and
+        // health check were deferred): ask again now.
+        before = health::agent_before(&env.system, &env.runner);
+        tracing::info!(agent = ?before, "asked systemd again about the agent the plan could not restart");
+    }
     let verify = j.plan.steps.contains(&plan::Step::Verify);
     let mut ctx = Ctx {
         env,
@@ -267,7 +282,7 @@ fn resume(
         rec.installed_before = Some(from.clone());
         rec.target = Some(to.clone());
     }
-    let was_update = matches!(j.plan.goal, plan::Goal::Update { .. });
+    let was_update = matches!(j.plan.goal, plan::Goal::Update { .. }) && !j.counted;
     ctx.execute(j, done)?;
     done.resumed_update = was_update;
     tracing::info!("finished the plan an earlier run left");
@@ -546,7 +561,7 @@ fn update_inner(
             let check = health_check(env, &config, before);
             let facts = Facts {
                 restart: restarts(before),
-                verify: check.is_some(),
+                verify: verifies(&config, before, &check),
                 channel_to,
             };
             let mut plan = Plan::update(
@@ -775,8 +790,13 @@ fn execute_plan(
     }
     if d.unverified {
         rec.detail = Some(format!(
-            "{} (the agent's health could not be verified)",
-            rec.detail.clone().unwrap_or_default()
+            "{} (the agent's health could not be verified{})",
+            rec.detail.clone().unwrap_or_default(),
+            if d.deferred {
+                "; its restart and health check are left in the plan for the next run"
+            } else {
+                ""
+            }
         ));
     }
     if let Some(v) = &d.installed_after {

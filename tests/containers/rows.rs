@@ -188,7 +188,7 @@ impl Scenario {
             Scenario::FailedBrokenRolledBack => "agent failed before; critical 15.4.4 crash-loops: rolled back to 15.4.2, running again",
             Scenario::FailedStarted => "agent failed (crashed) before: critical update (16.0.0) starts it, healthy",
             Scenario::UnhealthyRecovered => "agent fails, target 15.4.3 outside the window: the next run arranges a re-check (60 s); the re-check updates it (measured: failure -> 15.4.3 running)",
-            Scenario::HealthUnknown => "systemd runs but systemctl cannot reach it (its sockets masked): status says unknown; an update (15.4.2) installs and holds, restarts nothing, is not counted verified",
+            Scenario::HealthUnknown => "systemd runs but systemctl cannot reach it (its sockets masked): status says unknown; an update (15.4.2) installs and holds, leaves restart+verify in the plan; the next run with systemd does them",
             Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollbacks')",
             Scenario::StopDuringInstall => "systemctl stop during a slow install (15.4.5's postinst): the package step finishes, held, exit 8; the next timer run (outside the window) finishes the plan",
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
@@ -1645,16 +1645,48 @@ fn systemd_row(
                 return Err("the agent was restarted although its state was unknown".into());
             }
             sut.updates += 1;
-            let warn = run
-                .stderr
-                .lines()
-                .chain(run.stdout.lines())
-                .find(|l| l.contains("health is unknown"))
-                .unwrap_or("")
-                .trim()
-                .to_string();
+            let counted = sut.state()?["updates_total"].as_u64().unwrap_or(0);
+            // The restart and the health check wait in the plan.
+            if !c.exists(PLAN_FILE) {
+                return Err(format!("no {PLAN_FILE}: the deferred restart is lost"));
+            }
+            let st = c.exec(&["/usr/sbin/teleport-upgrade", "status", "--json"])?;
+            let json: serde_json::Value = serde_json::from_str(&st.stdout)
+                .map_err(|e| format!("status --json: {e}: {}", st.tail(5)))?;
+            if json["unfinished_plan"].is_null() {
+                return Err("status does not show the unfinished plan".into());
+            }
+            // Still no systemd: deferred again, not counted again.
+            let again = masked(&["/usr/sbin/teleport-upgrade", "run"])?;
+            if !again.ok() || !c.exists(PLAN_FILE) || sut.starts()?.len() != seen {
+                return Err(format!(
+                    "a second run without systemd: exit {:?}, plan left: {}:\n{}",
+                    again.code,
+                    c.exists(PLAN_FILE),
+                    again.tail(8)
+                ));
+            }
+            // systemd answers again: the next run restarts and checks it.
+            sut.start_service()?;
+            if c.exists(PLAN_FILE) {
+                return Err(format!("{PLAN_FILE} is left{}", sut.diagnostics()));
+            }
+            let journal = sut.journal();
+            if !journal.contains("an earlier run left a plan unfinished")
+                || !journal.contains("the agent is healthy")
+            {
+                return Err(format!("the next run did not finish the restart and check:\n{journal}"));
+            }
+            sut.expected_starts.push("15.4.2".into());
+            let starts = sut.check_starts()?;
+            let total = sut.state()?["updates_total"].as_u64().unwrap_or(0);
+            if total != counted {
+                return Err(format!(
+                    "updates_total {counted} after the update, {total} after finishing its plan: counted twice"
+                ));
+            }
             Ok(format!(
-                "`systemctl is-active` fails there (exit {:?}); status: unknown; run exit 0, 15.4.2 held, agent not restarted; {detail}; log: {warn}",
+                "`systemctl is-active` fails there (exit {:?}); status: unknown; run exit 0, 15.4.2 held, agent not restarted, restart+verify left in plan.json ({detail}); again without systemd: still left; with systemd: restarted, healthy, plan closed, counted once; {starts}",
                 plain.code
             ))
         })?;
