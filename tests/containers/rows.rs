@@ -119,6 +119,7 @@ pub enum Scenario {
     FailedStarted,
     UnhealthyRecovered,
     HealthUnknown,
+    ReloadFails,
     RestartOnce,
     StopDuringInstall,
     CronNoopUnderSystemd,
@@ -137,7 +138,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 30] = [
+    pub const ALL: [Scenario; 31] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -153,6 +154,7 @@ impl Scenario {
         Scenario::FailedStarted,
         Scenario::UnhealthyRecovered,
         Scenario::HealthUnknown,
+        Scenario::ReloadFails,
         Scenario::RestartOnce,
         Scenario::StopDuringInstall,
         Scenario::CronNoopUnderSystemd,
@@ -189,6 +191,7 @@ impl Scenario {
             Scenario::FailedStarted => "agent failed (crashed) before: critical update (16.0.0) starts it, healthy",
             Scenario::UnhealthyRecovered => "agent fails, target 15.4.3 outside the window: the next run arranges a re-check (60 s); the re-check updates it (measured: failure -> 15.4.3 running)",
             Scenario::HealthUnknown => "systemd runs but systemctl cannot reach it (its sockets masked): status says unknown; an update (15.4.2) installs and holds, leaves restart+verify in the plan; the next run with systemd does them",
+            Scenario::ReloadFails => "the agent's ExecReload= fails: the window update (15.4.3) restarts it with try-restart instead, said why",
             Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollbacks')",
             Scenario::StopDuringInstall => "systemctl stop during a slow install (15.4.5's postinst): the package step finishes, held, exit 8; the next timer run (outside the window) finishes the plan",
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
@@ -236,7 +239,7 @@ impl Scenario {
                 Yum => row == Row::RpmDnf,
                 CronNoopUnderSystemd => row == Row::DebianApt,
                 // Backend-independent, and a minute long: one row.
-                UnhealthyRecovered | HealthUnknown => row == Row::DebianApt,
+                UnhealthyRecovered | HealthUnknown | ReloadFails => row == Row::DebianApt,
                 RpmAsBuilt => row.pm() != Pm::Apt,
                 CronAgentInstalled | CronUpdaterInstalled | CronUpdates => false,
                 _ => true,
@@ -1689,6 +1692,43 @@ fn systemd_row(
                 "`systemctl is-active` fails there (exit {:?}); status: unknown; run exit 0, 15.4.2 held, agent not restarted, restart+verify left in plan.json ({detail}); again without systemd: still left; with systemd: restarted, healthy, plan closed, counted once; {starts}",
                 plain.code
             ))
+        })?;
+    }
+
+    if row == Row::DebianApt {
+        rec.step(Scenario::ReloadFails, || {
+            // The unit can reload (CanReload=yes), but its reload command
+            // fails: `systemctl reload` exits non-zero.
+            let dropin = "/etc/systemd/system/teleport.service.d/zz-matrix-reload-fails.conf";
+            c.write(dropin, "[Service]\nExecReload=\nExecReload=/bin/false\n")?;
+            c.ok(&["systemctl", "daemon-reload"])?;
+            sut.schedule_in_window()?;
+            vs.set("15.4.3", false);
+            let run = sut.start_service();
+            c.remove(dropin)?;
+            c.ok(&["systemctl", "daemon-reload"])?;
+            run?;
+            let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
+            if sut.last_via()? != Via::Start {
+                return Err(format!(
+                    "15.4.3 was not restarted by systemd{}",
+                    sut.diagnostics()
+                ));
+            }
+            let journal = sut.journal();
+            let line = journal
+                .lines()
+                .rev()
+                .find(|l| l.contains("cannot reload teleport.service"))
+                .ok_or_else(|| {
+                    format!("the journal does not say why it did not reload:\n{journal}")
+                })?;
+            if !line.contains("`systemctl reload teleport.service` failed") {
+                return Err(format!(
+                    "the fallback line does not name the failed reload: {line}"
+                ));
+            }
+            Ok(format!("{d}; journal: {}", line.trim()))
         })?;
     }
 
