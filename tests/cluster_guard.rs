@@ -4,15 +4,9 @@
 //! zypper; a cluster whose version cannot be learned lets the run proceed
 //! unless `cluster-guard` is `required`.
 
-mod common;
-#[macro_use]
-#[path = "common/multi.rs"]
-mod multi;
-#[path = "common/rpmworld.rs"]
-mod rpmworld;
-
-use multi::{Kind, World};
+use testkit::each_backend;
 use testkit::http::Route;
+use testkit::world::{Kind, World};
 
 fn server_version(v: &str) -> Route {
     Route::ok(format!(

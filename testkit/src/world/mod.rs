@@ -1,0 +1,264 @@
+//! The worlds the end-to-end tests share: an alternate root with the fake
+//! agent installed by the real package manager (apt/dpkg, dnf/rpm or
+//! zypper/rpm), a repository signed by a throwaway key the root trusts,
+//! and a version server on loopback; the real `teleport-upgrade` binary is
+//! run with `--root` against it.
+//!
+//! - [`apt::AptWorld`]: apt-get/dpkg.
+//! - [`rpm::RpmWorld`]: dnf or zypper with rpm.
+//! - [`World`] ([`multi`]): either, so a scenario is written once and run
+//!   on each backend ([`each_backend!`](crate::each_backend)).
+//!
+//! The binary is found by [`binary()`]: the root package's tests run the
+//! `teleport-upgrade` cargo built for them.
+
+pub mod apt;
+pub mod multi;
+pub mod rpm;
+
+pub use multi::{Kind, World};
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const PKG: &str = "teleport-ent";
+pub const CHANNEL: &str = "/v1/webapi/automaticupgrades/channel/default";
+pub const KEYRING: &str = "/usr/share/keyrings/teleport-archive-keyring.asc";
+/// Where the updater keeps its state, inside a root.
+pub const STATE_FILE: &str = "/var/lib/teleport-upgrade/state.json";
+
+/// The versions every test repository serves.
+pub const VERSIONS: &[&str] = &["15.4.2", "15.4.3", "15.4.4", "16.0.0"];
+/// A version whose package makes the agent unhealthy: it ships
+/// [`BROKEN_MARKER`], which the readiness stand-in answers 503 for.
+pub const BROKEN: &str = "15.4.4";
+pub const BROKEN_MARKER: &str = "/usr/share/teleport-test/broken";
+/// A version that is built (to install directly) but published nowhere.
+pub const UNPUBLISHED: &str = "15.4.1";
+
+/// The name of the binary the worlds run.
+pub const BINARY_NAME: &str = "teleport-upgrade";
+
+/// The `teleport-upgrade` binary the worlds run: cargo's
+/// `CARGO_BIN_EXE_teleport-upgrade` when the test process has it (cargo
+/// sets it at run time since 1.94), else the binary cargo builds beside
+/// the test executable's `deps/` directory (`target/<profile>/`) for the
+/// root package's integration tests. Each test file that runs it checks
+/// the answer against its compile-time `env!("CARGO_BIN_EXE_...")` once
+/// (see `tests/common/mod.rs`).
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os(format!("CARGO_BIN_EXE_{BINARY_NAME}")) {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let profile = exe
+            .parent()
+            .filter(|d| d.ends_with("deps"))
+            .and_then(Path::parent)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: not a cargo test executable (in target/<profile>/deps); \
+                     set CARGO_BIN_EXE_{BINARY_NAME}",
+                    exe.display()
+                )
+            });
+        let bin = profile.join(BINARY_NAME);
+        assert!(
+            bin.is_file(),
+            "{}: no {BINARY_NAME} binary beside the test executable; set CARGO_BIN_EXE_{BINARY_NAME}",
+            bin.display()
+        );
+        bin
+    })
+}
+
+/// A fresh directory for fixtures that live as long as the test process
+/// (built once, shared by its tests): `<target>/tmp/<name>-<pid>`, the
+/// directory cargo gives integration tests as `CARGO_TARGET_TMPDIR`.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let target = binary()
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/teleport-upgrade");
+    let dir = target
+        .join("tmp")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// The repository site with two channels (`stable/v15`, `stable/v16`),
+/// built once per test process (see [`crate::channels`]).
+pub fn channel_site() -> &'static crate::channels::ChannelSite {
+    static S: OnceLock<crate::channels::ChannelSite> = OnceLock::new();
+    S.get_or_init(|| crate::channels::ChannelSite::build(&scratch_dir("channel-site")))
+}
+
+/// The files `version`'s fake agent package ships beyond the agent's own:
+/// the [`BROKEN`] version ships [`BROKEN_MARKER`].
+pub fn extra_files(version: &str) -> Vec<(String, Vec<u8>, u32)> {
+    if version == BROKEN {
+        vec![(
+            BROKEN_MARKER.to_string(),
+            b"broken on purpose\n".to_vec(),
+            0o644,
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The agent's schedule file: one window open now, one tomorrow.
+pub fn schedule_in_window() -> String {
+    let n = now();
+    format!(
+        "# generated by teleport\n{} {}\n{} {}",
+        n - 600,
+        n + 3000,
+        n + 86400,
+        n + 90000
+    )
+}
+
+/// The agent's schedule file: windows only in the future.
+pub fn schedule_outside_window() -> String {
+    let n = now();
+    format!(
+        "# generated by teleport\n{} {}\n{} {}",
+        n + 3600,
+        n + 7200,
+        n + 86400,
+        n + 90000
+    )
+}
+
+/// Make the version server `vs` advertise `body` as the target.
+pub fn set_target(vs: &crate::http::Server, body: &str) {
+    vs.set_route(
+        &format!("{CHANNEL}/version"),
+        crate::http::Route::ok(body.as_bytes().to_vec()),
+    );
+}
+
+/// Make the version server `vs` answer `body` for "critical".
+pub fn set_critical(vs: &crate::http::Server, body: &str) {
+    vs.set_route(
+        &format!("{CHANNEL}/critical"),
+        crate::http::Route::ok(body.as_bytes().to_vec()),
+    );
+}
+
+/// Write the updater's configuration file `name` in `root` (a host path).
+pub fn write_config(root: &Path, name: &str, value: &str) {
+    let dir = root.join("etc/teleport-upgrade.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{value}\n")).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+}
+
+/// The updater on `root`: `teleport-upgrade --root ROOT ARGS`, with the C
+/// locale, no configuration override from the caller's environment, and
+/// stdin closed.
+pub fn command(root: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(binary());
+    c.arg("--root").arg(root).args(args);
+    c.env_remove("TELEPORT_UPGRADE_CONFIG");
+    c.env("LC_ALL", "C");
+    c.stdin(Stdio::null());
+    c
+}
+
+/// `status --json` of the updater on `root`, parsed.
+pub fn status_json(root: &Path) -> serde_json::Value {
+    let out = command(root, &["status", "--json"]).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The updater's state file in `root`, parsed.
+pub fn read_state(root: &Path) -> serde_json::Value {
+    let p = root.join(STATE_FILE.trim_start_matches('/'));
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A finished run of the binary.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Assert the exit code, showing the logs when it differs.
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn logs_contain(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr().contains(needle),
+            "logs lack {needle:?}\n--- stderr\n{}",
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// One `#[test]` per backend for `fn name(Kind)` defined beside the call:
+/// `<name>::apt`, `<name>::dnf`, `<name>::zypper`. With a second argument,
+/// a closure `|kind| ...` is the body instead of `fn name`.
+#[macro_export]
+macro_rules! each_backend {
+    ($name:ident) => {
+        $crate::each_backend!($name, super::$name);
+    };
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn apt() {
+                ($body)($crate::world::Kind::Apt)
+            }
+            #[test]
+            fn dnf() {
+                ($body)($crate::world::Kind::Dnf)
+            }
+            #[test]
+            fn zypper() {
+                ($body)($crate::world::Kind::Zypper)
+            }
+        }
+    };
+}
