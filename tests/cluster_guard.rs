@@ -14,12 +14,6 @@ fn server_version(v: &str) -> Route {
     ))
 }
 
-fn status(w: &World) -> serde_json::Value {
-    let r = w.run(&["status", "--json"]);
-    r.expect(0);
-    serde_json::from_str(&r.stdout()).unwrap()
-}
-
 /// `/version` advertises 15.4.3 while the proxy runs 15.4.2: refused
 /// (exit 3, both versions and the rule named), nothing changed. Control:
 /// the same run against a 15.4.3 cluster updates, so the refusal is the
@@ -34,7 +28,7 @@ fn target_above_the_cluster_is_refused(kind: Kind) {
         .logs_contain("15.4.3 is newer than the cluster's version 15.4.2")
         .logs_contain("never run a newer version");
     assert_eq!(w.package_db(), db, "{kind:?}: nothing changed");
-    let s = status(&w);
+    let s = w.status_json();
     assert_eq!(s["cluster_version"], "15.4.2");
     assert!(
         s["cluster_guard"]
@@ -54,7 +48,7 @@ fn target_above_the_cluster_is_refused(kind: Kind) {
         .expect(0)
         .logs_contain("compatible with the cluster's version 15.4.3");
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
-    assert_eq!(status(&w)["cluster_version"], "15.4.3");
+    assert_eq!(w.status_json()["cluster_version"], "15.4.3");
 }
 each_backend!(target_above_the_cluster_is_refused);
 
@@ -97,10 +91,7 @@ fn ping_gives_the_cluster_version() {
 #[test]
 fn static_server_uses_teleport_yaml_or_says_why() {
     let w = World::new(Kind::Apt, "15.4.2", "15.4.3");
-    let World::Apt(a) = &w else { unreachable!() };
-    a.vs.set_route("/static/version", Route::ok("15.4.3"));
-    a.vs.set_route("/static/critical", Route::ok("no"));
-    w.config("endpoint", &format!("127.0.0.1:{}/static", a.vs.port()));
+    w.use_static_version_server("15.4.3");
     w.schedule_in_window();
     w.set_vs_route("/webapi/find", server_version("15.4.2"));
     // required, and nothing names the proxy: refused.
@@ -116,7 +107,7 @@ fn static_server_uses_teleport_yaml_or_says_why() {
         &yaml,
         format!(
             "version: v3\nteleport:\n  proxy_server: 127.0.0.1:{}\n",
-            a.vs.port()
+            w.vs_port()
         ),
     )
     .unwrap();
@@ -132,7 +123,7 @@ fn static_server_uses_teleport_yaml_or_says_why() {
         .logs_contain("could not apply")
         .logs_contain("static version server");
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
-    assert_eq!(status(&w)["cluster_version"], serde_json::Value::Null);
+    assert_eq!(w.status_json()["cluster_version"], serde_json::Value::Null);
 }
 
 /// The proxy does not answer at all: best-effort proceeds, required

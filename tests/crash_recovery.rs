@@ -24,24 +24,29 @@ use testkit::world::{self, Kind, World};
 
 const PKG: &str = world::PKG;
 
-fn root(w: &World) -> PathBuf {
-    match w {
-        World::Apt(a) => a.root.path().to_path_buf(),
-        World::Rpm(r) => r.root.path().to_path_buf(),
-    }
-}
-
+/// The updater's command on `w`, with `failpoint` (or none) as
+/// `TELEPORT_UPGRADE_FAILPOINT`.
 fn cmd(w: &World, args: &[&str], failpoint: Option<&str>) -> Command {
-    let mut c = Command::new(world::binary());
-    c.arg("--root").arg(root(w)).args(args);
-    c.env_remove("TELEPORT_UPGRADE_CONFIG");
+    let mut c = w.cmd(args);
     c.env_remove("TELEPORT_UPGRADE_FAILPOINT");
-    c.env("LC_ALL", "C");
-    c.stdin(Stdio::null());
     if let Some(p) = failpoint {
         c.env("TELEPORT_UPGRADE_FAILPOINT", p);
     }
     c
+}
+
+/// Run the update, killed (SIGKILL, by the binary's fail point) at `point`.
+#[track_caller]
+fn run_killed_at(w: &World, point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = cmd(w, &["run"], Some(point)).output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{:?} {point}: killed\n{}",
+        w.kind(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Whether the agent is held, read from each package manager's own record:
@@ -117,14 +122,7 @@ fn kill_at_every_boundary_then_converge(kind: Kind) {
     for point in POINTS {
         let w = World::new(kind, "15.4.2", "15.4.3");
         w.schedule_in_window();
-        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{kind:?} {point}: killed\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_killed_at(&w, point);
         assert!(
             journal(&w).exists(),
             "{kind:?} {point}: the journal is left"
@@ -332,23 +330,7 @@ fn sigterm_during_the_postinst_lets_dpkg_finish() {
     let debs_dir = w.dir.path().join("slow-debs");
     std::fs::create_dir_all(&debs_dir).unwrap();
     let slow = testkit::deb::build_deb(&spec, &debs_dir);
-    let repo = testkit::aptrepo::AptRepo::build(
-        &w.dir.path().join("slow-repo"),
-        "bookworm",
-        "stable/v15",
-        &[slow],
-        Some(&w.key),
-    );
-    let server = testkit::http::Server::start(repo.dir());
-    w.root.write(
-        "/etc/apt/sources.list.d/teleport.list",
-        format!(
-            "deb [signed-by={}] {}/ bookworm stable/v15\n",
-            world::KEYRING,
-            server.url()
-        )
-        .as_bytes(),
-    );
+    let _server = w.publish_only("slow-repo", &[slow]);
     w.vs.set_route("/readyz", Route::ok("ok"));
     w.config("diag-addr", &format!("127.0.0.1:{}", w.vs.port()));
     w.config("health-timeout", "10");
@@ -409,9 +391,7 @@ fn kill_during_the_rollback_then_rolled_back(kind: Kind) {
         Route::ok("ok"),
     );
     with_readyz(&w, gate, "2");
-    use std::os::unix::process::ExitStatusExt;
-    let out = cmd(&w, &["run"], Some("before-undo")).output().unwrap();
-    assert_eq!(out.status.signal(), Some(9), "{kind:?}: killed in the undo");
+    run_killed_at(&w, "before-undo");
     assert_eq!(w.installed().as_deref(), Some(world::BROKEN));
     let dry = w.run(&["dry-run"]);
     assert!(
@@ -429,15 +409,6 @@ fn kill_during_the_rollback_then_rolled_back(kind: Kind) {
 }
 each_backend!(kill_during_the_rollback_then_rolled_back);
 
-fn site() -> &'static testkit::channels::ChannelSite {
-    static S: std::sync::OnceLock<testkit::channels::ChannelSite> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("crash-site-{}", std::process::id()));
-        testkit::channels::ChannelSite::build(&dir)
-    })
-}
-
 /// A major update that moves the channel (stable/v15 -> stable/v16),
 /// killed right after the move, after the install, or before keeping the
 /// move: the next run, outside the window, finishes it: 16.0.0 installed
@@ -445,16 +416,9 @@ fn site() -> &'static testkit::channels::ChannelSite {
 fn kill_around_a_channel_move_then_converge(kind: Kind) {
     for point in ["after-channel-move", "after-install", "before-keep-channel"] {
         let w = World::new(kind, "15.4.3", "16.0.0");
-        w.point_at_channel_site(site());
+        w.point_at_channel_site(world::channel_site());
         w.schedule_in_window();
-        use std::os::unix::process::ExitStatusExt;
-        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{kind:?} {point}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_killed_at(&w, point);
         w.schedule_outside_window();
         let r = w.run(&["run"]);
         r.expect(0);
@@ -520,9 +484,7 @@ fn kill_at_the_verify_boundaries_then_converge(kind: Kind) {
         let w = World::new(kind, "15.4.2", "15.4.3");
         w.schedule_in_window();
         with_readyz(&w, Route::ok("ok"), "6");
-        use std::os::unix::process::ExitStatusExt;
-        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
-        assert_eq!(out.status.signal(), Some(9), "{kind:?} {point}");
+        run_killed_at(&w, point);
         assert!(journal(&w).exists(), "{kind:?} {point}");
         w.schedule_outside_window();
         let r = w.run(&["run"]);

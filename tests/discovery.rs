@@ -77,22 +77,7 @@ fn a_debian_revision_is_found_when_the_version_is_not_offered_as_written() {
     let w = AptWorld::new("15.4.2", "16.0.1");
     let dir = w.dir.path().join("revision");
     let deb = testkit::deb::build_deb(&world::apt::deb_spec("16.0.1-1"), &dir.join("debs"));
-    let repo = testkit::aptrepo::AptRepo::build(
-        &dir.join("repo"),
-        "bookworm",
-        "stable/v15",
-        &[deb],
-        Some(&w.key),
-    );
-    let server = testkit::http::Server::start(repo.dir());
-    w.root.write(
-        "/etc/apt/sources.list.d/teleport.list",
-        format!(
-            "deb [signed-by={KEYRING}] {}/ bookworm stable/v15\n",
-            server.url()
-        )
-        .as_bytes(),
-    );
+    let _server = w.publish_only("revision/repo", &[deb]);
     w.schedule_in_window();
     w.run(&["run"])
         .expect(0)

@@ -18,7 +18,7 @@ use testkit::aptroot::AptRoot;
 use testkit::fleetlock::{FleetLock, Mode, Op};
 use testkit::gpg::Key;
 use testkit::http::{Route, Server};
-use testkit::world::apt::{self, debs};
+use testkit::world::apt;
 use testkit::world::{self, schedule_in_window, BROKEN, BROKEN_MARKER, CHANNEL, PKG};
 
 const HOSTS: usize = 20;
@@ -43,15 +43,7 @@ struct Fleet {
 impl Fleet {
     fn new(installed: &str, target: &str) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let key = Key::generate(&dir.path().join("keys"), "Teleport Test <test@example.com>");
-        let repo = AptRepo::build(
-            &dir.path().join("repo"),
-            "bookworm",
-            "stable/v15",
-            debs(),
-            Some(&key),
-        );
-        let repo_server = Server::start(repo.dir());
+        let (key, repo, repo_server) = apt::signed_repo(dir.path());
         let vs = apt::version_server(dir.path(), target);
         let lock = FleetLock::start(SLOTS);
         let schedule = schedule_in_window();

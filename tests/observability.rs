@@ -46,17 +46,11 @@ const STATUS_KEYS: &[&str] = &[
     "problems",
 ];
 
-fn status(w: &World) -> serde_json::Value {
-    let r = w.run(&["status", "--json"]);
-    r.expect(0);
-    serde_json::from_str(&r.stdout()).unwrap()
-}
-
 fn status_schema(kind: Kind) {
     let w = World::new(kind, "15.4.2", "15.4.3");
     w.schedule_outside_window();
     w.run(&["run"]).expect(0);
-    let s = status(&w);
+    let s = w.status_json();
     let keys: BTreeSet<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -97,7 +91,7 @@ fn status_shows_a_refused_audit_and_counts_failures(kind: Kind) {
     // A pinned fingerprint the keyring does not hold.
     w.config("trusted-keys", &"A".repeat(40));
     w.run(&["run"]).expect(3);
-    let s = status(&w);
+    let s = w.status_json();
     assert_eq!(s["trust"]["result"], "refused", "{s:#}");
     assert!(
         s["trust"]["refused"]
@@ -315,4 +309,15 @@ fn help_documents_commands_and_exit_codes() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// The worlds (`testkit::world`) run the binary cargo built for these
+/// tests: the path they find at run time is the one cargo names at build
+/// time.
+#[test]
+fn the_worlds_run_the_binary_cargo_built() {
+    assert_eq!(
+        world::binary(),
+        std::path::Path::new(env!("CARGO_BIN_EXE_teleport-upgrade"))
+    );
 }

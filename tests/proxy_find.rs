@@ -63,10 +63,7 @@ fn find_falls_back_and_refuses_hostile_versions() {
 #[test]
 fn a_static_version_server_is_not_asked_for_find() {
     let w = World::new(Kind::Apt, "15.4.2", "15.4.3");
-    let World::Apt(a) = &w else { unreachable!() };
-    a.vs.set_route("/static/version", Route::ok("15.4.3"));
-    a.vs.set_route("/static/critical", Route::ok("no"));
-    w.config("endpoint", &format!("127.0.0.1:{}/static", a.vs.port()));
+    w.use_static_version_server("15.4.3");
     w.set_vs_route("/webapi/find", find("16.0.0", true));
     w.schedule_in_window();
     w.run(&["run"]).expect(0);

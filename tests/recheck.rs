@@ -23,13 +23,7 @@ fn a_first_unhealthy_sighting_plans_a_recheck() {
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     // The re-check, 300 s after the first sighting (the marker as it would
     // be then), updates and arranges nothing.
-    let marker = w.config_dir().join("mark-unhealthy");
-    let first: i64 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    std::fs::write(&marker, format!("{}\n", first - 300)).unwrap();
+    w.backdate_marker(300);
     let r = w.run(&["run"]);
     r.expect(0)
         .logs_contain("unhealthy on two consecutive runs");

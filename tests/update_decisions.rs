@@ -178,26 +178,20 @@ fn missing_schedule_marks_first_then_updates() {
         .logs_contain("marked, and the next run updates");
     assert!(w.marker(), "the first unhealthy run writes the marker");
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
-    let marker = w.config_dir().join("mark-unhealthy");
-    let first: i64 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let first = w.marker_time();
     // A second run at once is not a second observation (unhealthy-interval,
     // 5 minutes by default): no update, and the marker keeps its first time.
     w.run(&["run"])
         .expect(0)
         .logs_contain("younger than unhealthy-interval");
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
-    let kept: i64 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(kept, first, "the marker's time is never pushed forward");
+    assert_eq!(
+        w.marker_time(),
+        first,
+        "the marker's time is never pushed forward"
+    );
     // Ten minutes later (the marker written then), the next run updates.
-    std::fs::write(&marker, format!("{}\n", first - 600)).unwrap();
+    w.backdate_marker(600);
     w.run(&["run"])
         .expect(0)
         .logs_contain("unhealthy on two consecutive runs");

@@ -49,6 +49,22 @@ pub fn deb(version: &str) -> PathBuf {
     all_debs()[i].clone()
 }
 
+/// A throwaway key (under `dir/keys`) and the repository of [`debs()`]
+/// (`bookworm`, `stable/v15`, under `dir/repo`) signed by it, served on
+/// loopback.
+pub fn signed_repo(dir: &Path) -> (Key, AptRepo, Server) {
+    let key = Key::generate(&dir.join("keys"), "Teleport Test <test@example.com>");
+    let repo = AptRepo::build(
+        &dir.join("repo"),
+        "bookworm",
+        "stable/v15",
+        debs(),
+        Some(&key),
+    );
+    let server = Server::start(repo.dir());
+    (key, repo, server)
+}
+
 /// A version server on loopback (its files under `dir/vs`) advertising
 /// `target`, not critical.
 pub fn version_server(dir: &Path, target: &str) -> Server {
@@ -92,15 +108,7 @@ impl AptWorld {
     /// `target` (not critical). No schedule yet.
     pub fn new(installed: &str, target: &str) -> AptWorld {
         let dir = tempfile::tempdir().unwrap();
-        let key = Key::generate(&dir.path().join("keys"), "Teleport Test <test@example.com>");
-        let repo = AptRepo::build(
-            &dir.path().join("repo"),
-            "bookworm",
-            "stable/v15",
-            debs(),
-            Some(&key),
-        );
-        let repo_server = Server::start(repo.dir());
+        let (key, repo, repo_server) = signed_repo(dir.path());
         let vs = version_server(dir.path(), target);
         let root = AptRoot::new(&dir.path().join("root"));
         install_agent(&root, installed, &key, &repo_server.url(), vs.port());
@@ -186,6 +194,45 @@ impl AptWorld {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Serve `debs` instead (a repository under `<world>/<name>`, signed by
+    /// the world's key) and point the Teleport source at it. The returned
+    /// server must live as long as the runs that use it.
+    pub fn publish_only(&self, name: &str, debs: &[PathBuf]) -> Server {
+        let repo = AptRepo::build(
+            &self.dir.path().join(name),
+            "bookworm",
+            "stable/v15",
+            debs,
+            Some(&self.key),
+        );
+        let server = Server::start(repo.dir());
+        self.root.write(
+            "/etc/apt/sources.list.d/teleport.list",
+            format!(
+                "deb [signed-by={KEYRING}] {}/ bookworm stable/v15\n",
+                server.url()
+            )
+            .as_bytes(),
+        );
+        server
+    }
+
+    /// When the unhealthy marker says the agent was first seen unhealthy.
+    pub fn marker_time(&self) -> i64 {
+        let p = self.config_dir().join("mark-unhealthy");
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}: {text:?}", p.display()))
+    }
+
+    /// Move the marker's first sighting `secs` into the past (as a run that
+    /// late would find it).
+    pub fn backdate_marker(&self, secs: i64) {
+        let first = self.marker_time();
+        self.config("mark-unhealthy", &(first - secs).to_string());
     }
 
     pub fn held(&self) -> bool {

@@ -183,9 +183,21 @@ impl World {
         super::read_state(self.root_path())
     }
 
-    /// `status --json`, parsed.
+    /// `status --json` (asserted to exit 0), parsed.
     pub fn status_json(&self) -> serde_json::Value {
-        super::status_json(self.root_path())
+        let r = self.run(&["status", "--json"]);
+        r.expect(0);
+        serde_json::from_str(&r.stdout())
+            .unwrap_or_else(|e| panic!("status --json: {e}\n{}", r.stdout()))
+    }
+
+    /// Point the updater at a static, self-hosted version server (`/static`
+    /// on the version server's host, not a proxy's channel path)
+    /// advertising `target`, not critical.
+    pub fn use_static_version_server(&self, target: &str) {
+        self.set_vs_route("/static/version", Route::ok(target.as_bytes().to_vec()));
+        self.set_vs_route("/static/critical", Route::ok("no"));
+        self.config("endpoint", &format!("127.0.0.1:{}/static", self.vs_port()));
     }
 
     pub fn state_file(&self) -> PathBuf {
