@@ -131,7 +131,7 @@ fn diag_addr_comes_from_teleport_yaml() {
     a.remove_config("diag-addr");
     w.write(
         "/etc/teleport.yaml",
-        &format!("teleport:\n  nodename: test\n  diag_addr: \"127.0.0.1:{port}\"\n"),
+        format!("teleport:\n  nodename: test\n  diag_addr: \"127.0.0.1:{port}\"\n"),
     );
     w.run(&["run"]).expect(6);
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));

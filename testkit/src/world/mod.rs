@@ -4,10 +4,10 @@
 //! and a version server on loopback; the real `teleport-upgrade` binary is
 //! run with `--root` against it.
 //!
-//! - [`apt::AptWorld`]: apt-get/dpkg.
-//! - [`rpm::RpmWorld`]: dnf or zypper with rpm.
-//! - [`World`] ([`multi`]): either, so a scenario is written once and run
-//!   on each backend ([`each_backend!`](crate::each_backend)).
+//! - `apt::AptWorld`: apt-get/dpkg.
+//! - `rpm::RpmWorld`: dnf or zypper with rpm.
+//! - `World` (`multi`): either, so a scenario is written once and run on
+//!   each backend (`each_backend!`).
 //!
 //! The binary is found by [`binary()`]: the root package's tests run the
 //! `teleport-upgrade` cargo built for them.
