@@ -45,9 +45,8 @@ pub const BINARY_NAME: &str = "teleport-upgrade";
 /// `CARGO_BIN_EXE_teleport-upgrade` when the test process has it (cargo
 /// sets it at run time since 1.94), else the binary cargo builds beside
 /// the test executable's `deps/` directory (`target/<profile>/`) for the
-/// root package's integration tests. Each test file that runs it checks
-/// the answer against its compile-time `env!("CARGO_BIN_EXE_...")` once
-/// (see `tests/common/mod.rs`).
+/// root package's integration tests. `tests/observability.rs` checks the
+/// answer against cargo's compile-time `env!("CARGO_BIN_EXE_...")`.
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
