@@ -4,26 +4,14 @@
 //! zypper; a cluster whose version cannot be learned lets the run proceed
 //! unless `cluster-guard` is `required`.
 
-mod common;
-#[macro_use]
-#[path = "common/multi.rs"]
-mod multi;
-#[path = "common/rpmworld.rs"]
-mod rpmworld;
-
-use multi::{Kind, World};
+use testkit::each_backend;
 use testkit::http::Route;
+use testkit::world::{Kind, World};
 
 fn server_version(v: &str) -> Route {
     Route::ok(format!(
         r#"{{"server_version":"{v}","proxy":{{"ssh":{{}}}},"auth":{{}}}}"#
     ))
-}
-
-fn status(w: &World) -> serde_json::Value {
-    let r = w.run(&["status", "--json"]);
-    r.expect(0);
-    serde_json::from_str(&r.stdout()).unwrap()
 }
 
 /// `/version` advertises 15.4.3 while the proxy runs 15.4.2: refused
@@ -40,7 +28,7 @@ fn target_above_the_cluster_is_refused(kind: Kind) {
         .logs_contain("15.4.3 is newer than the cluster's version 15.4.2")
         .logs_contain("never run a newer version");
     assert_eq!(w.package_db(), db, "{kind:?}: nothing changed");
-    let s = status(&w);
+    let s = w.status_json();
     assert_eq!(s["cluster_version"], "15.4.2");
     assert!(
         s["cluster_guard"]
@@ -60,7 +48,7 @@ fn target_above_the_cluster_is_refused(kind: Kind) {
         .expect(0)
         .logs_contain("compatible with the cluster's version 15.4.3");
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
-    assert_eq!(status(&w)["cluster_version"], "15.4.3");
+    assert_eq!(w.status_json()["cluster_version"], "15.4.3");
 }
 each_backend!(target_above_the_cluster_is_refused);
 
@@ -103,10 +91,7 @@ fn ping_gives_the_cluster_version() {
 #[test]
 fn static_server_uses_teleport_yaml_or_says_why() {
     let w = World::new(Kind::Apt, "15.4.2", "15.4.3");
-    let World::Apt(a) = &w else { unreachable!() };
-    a.vs.set_route("/static/version", Route::ok("15.4.3"));
-    a.vs.set_route("/static/critical", Route::ok("no"));
-    w.config("endpoint", &format!("127.0.0.1:{}/static", a.vs.port()));
+    w.use_static_version_server("15.4.3");
     w.schedule_in_window();
     w.set_vs_route("/webapi/find", server_version("15.4.2"));
     // required, and nothing names the proxy: refused.
@@ -122,7 +107,7 @@ fn static_server_uses_teleport_yaml_or_says_why() {
         &yaml,
         format!(
             "version: v3\nteleport:\n  proxy_server: 127.0.0.1:{}\n",
-            a.vs.port()
+            w.vs_port()
         ),
     )
     .unwrap();
@@ -138,7 +123,7 @@ fn static_server_uses_teleport_yaml_or_says_why() {
         .logs_contain("could not apply")
         .logs_contain("static version server");
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
-    assert_eq!(status(&w)["cluster_version"], serde_json::Value::Null);
+    assert_eq!(w.status_json()["cluster_version"], serde_json::Value::Null);
 }
 
 /// The proxy does not answer at all: best-effort proceeds, required

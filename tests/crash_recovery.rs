@@ -12,41 +12,41 @@
 //! journal (finish the plan) or the converge (hold, finish the transaction)
 //! can bring the host to where it should be; a plain `wait` would not.
 
-mod common;
-#[macro_use]
-#[path = "common/multi.rs"]
-mod multi;
-#[path = "common/rpmworld.rs"]
-mod rpmworld;
-
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use multi::{Kind, World};
+use testkit::each_backend;
 use testkit::http::Route;
+use testkit::world::apt::AptWorld;
+use testkit::world::{self, Kind, World};
 
-const PKG: &str = common::PKG;
+const PKG: &str = world::PKG;
 
-fn root(w: &World) -> PathBuf {
-    match w {
-        World::Apt(a) => a.root.path().to_path_buf(),
-        World::Rpm(r) => r.root.path().to_path_buf(),
-    }
-}
-
+/// The updater's command on `w`, with `failpoint` (or none) as
+/// `TELEPORT_UPGRADE_FAILPOINT`.
 fn cmd(w: &World, args: &[&str], failpoint: Option<&str>) -> Command {
-    let mut c = Command::new(common::BIN);
-    c.arg("--root").arg(root(w)).args(args);
-    c.env_remove("TELEPORT_UPGRADE_CONFIG");
+    let mut c = w.cmd(args);
     c.env_remove("TELEPORT_UPGRADE_FAILPOINT");
-    c.env("LC_ALL", "C");
-    c.stdin(Stdio::null());
     if let Some(p) = failpoint {
         c.env("TELEPORT_UPGRADE_FAILPOINT", p);
     }
     c
+}
+
+/// Run the update, killed (SIGKILL, by the binary's fail point) at `point`.
+#[track_caller]
+fn run_killed_at(w: &World, point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = cmd(w, &["run"], Some(point)).output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{:?} {point}: killed\n{}",
+        w.kind(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Whether the agent is held, read from each package manager's own record:
@@ -55,7 +55,7 @@ fn cmd(w: &World, args: &[&str], failpoint: Option<&str>) -> Command {
 fn held(w: &World) -> bool {
     match w {
         World::Apt(a) => a.held(),
-        World::Rpm(r) if r.pm == rpmworld::Pm::Dnf => {
+        World::Rpm(r) if r.pm == world::rpm::Pm::Dnf => {
             let text = std::fs::read_to_string(r.root.file(r.pm.repo_file())).unwrap();
             text.lines()
                 .any(|l| l.trim_start().starts_with("exclude") && l.contains(PKG))
@@ -122,14 +122,7 @@ fn kill_at_every_boundary_then_converge(kind: Kind) {
     for point in POINTS {
         let w = World::new(kind, "15.4.2", "15.4.3");
         w.schedule_in_window();
-        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{kind:?} {point}: killed\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_killed_at(&w, point);
         assert!(
             journal(&w).exists(),
             "{kind:?} {point}: the journal is left"
@@ -264,11 +257,11 @@ each_backend!(kill_during_health_wait_then_verified);
 /// ... or, still unhealthy (15.4.4 ships the marker the readiness
 /// stand-in answers 503 for), rolls it back and records the failed target.
 fn kill_during_health_wait_then_rolled_back(kind: Kind) {
-    let w = World::new(kind, "15.4.2", common::BROKEN);
+    let w = World::new(kind, "15.4.2", world::BROKEN);
     w.schedule_in_window();
     let gate = || {
         Route::gate(
-            &w.file(common::BROKEN_MARKER),
+            &w.file(world::BROKEN_MARKER),
             Route::status(503, "not ready"),
             Route::ok("ok"),
         )
@@ -277,7 +270,7 @@ fn kill_during_health_wait_then_rolled_back(kind: Kind) {
     let (mut child, _rx) = spawn_until(&w, "waiting for the agent to be healthy");
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(w.installed().as_deref(), Some(common::BROKEN));
+    assert_eq!(w.installed().as_deref(), Some(world::BROKEN));
     with_readyz(&w, gate(), "2");
     w.schedule_outside_window();
     let r = w.run(&["run"]);
@@ -288,7 +281,7 @@ fn kill_during_health_wait_then_rolled_back(kind: Kind) {
     let st = w.state();
     assert_eq!(
         st["failed_target"]["version"],
-        common::BROKEN,
+        world::BROKEN,
         "{kind:?} {st:#}"
     );
     // The next run does not retry it, and converges nothing more.
@@ -329,31 +322,15 @@ fn give_root_a_shell(root: &std::path::Path) {
 /// the next plain run, outside the window, finishes it.
 #[test]
 fn sigterm_during_the_postinst_lets_dpkg_finish() {
-    let w = common::World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     give_root_a_shell(w.root.path());
-    let mut spec = common::deb_spec("15.4.3");
+    let mut spec = world::apt::deb_spec("15.4.3");
     spec.postinst =
         Some("touch /var/tmp/postinst-started\nsleep 3\ntouch /var/tmp/postinst-done\n".into());
     let debs_dir = w.dir.path().join("slow-debs");
     std::fs::create_dir_all(&debs_dir).unwrap();
     let slow = testkit::deb::build_deb(&spec, &debs_dir);
-    let repo = testkit::aptrepo::AptRepo::build(
-        &w.dir.path().join("slow-repo"),
-        "bookworm",
-        "stable/v15",
-        &[slow],
-        Some(&w.key),
-    );
-    let server = testkit::http::Server::start(repo.dir());
-    w.root.write(
-        "/etc/apt/sources.list.d/teleport.list",
-        format!(
-            "deb [signed-by={}] {}/ bookworm stable/v15\n",
-            common::KEYRING,
-            server.url()
-        )
-        .as_bytes(),
-    );
+    let _server = w.publish_only("slow-repo", &[slow]);
     w.vs.set_route("/readyz", Route::ok("ok"));
     w.config("diag-addr", &format!("127.0.0.1:{}", w.vs.port()));
     w.config("health-timeout", "10");
@@ -406,18 +383,16 @@ fn sigterm_during_the_postinst_lets_dpkg_finish() {
 /// the next run applies the undos again and ends rolled back (exit 6),
 /// the failed target recorded.
 fn kill_during_the_rollback_then_rolled_back(kind: Kind) {
-    let w = World::new(kind, "15.4.2", common::BROKEN);
+    let w = World::new(kind, "15.4.2", world::BROKEN);
     w.schedule_in_window();
     let gate = Route::gate(
-        &w.file(common::BROKEN_MARKER),
+        &w.file(world::BROKEN_MARKER),
         Route::status(503, "not ready"),
         Route::ok("ok"),
     );
     with_readyz(&w, gate, "2");
-    use std::os::unix::process::ExitStatusExt;
-    let out = cmd(&w, &["run"], Some("before-undo")).output().unwrap();
-    assert_eq!(out.status.signal(), Some(9), "{kind:?}: killed in the undo");
-    assert_eq!(w.installed().as_deref(), Some(common::BROKEN));
+    run_killed_at(&w, "before-undo");
+    assert_eq!(w.installed().as_deref(), Some(world::BROKEN));
     let dry = w.run(&["dry-run"]);
     assert!(
         dry.stdout().contains("would undo it first"),
@@ -430,18 +405,9 @@ fn kill_during_the_rollback_then_rolled_back(kind: Kind) {
         .logs_contain("an earlier run left a plan unfinished");
     assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{kind:?}");
     assert!(held(&w) && fully_installed(&w) && !journal(&w).exists());
-    assert_eq!(w.state()["failed_target"]["version"], common::BROKEN);
+    assert_eq!(w.state()["failed_target"]["version"], world::BROKEN);
 }
 each_backend!(kill_during_the_rollback_then_rolled_back);
-
-fn site() -> &'static testkit::channels::ChannelSite {
-    static S: std::sync::OnceLock<testkit::channels::ChannelSite> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("crash-site-{}", std::process::id()));
-        testkit::channels::ChannelSite::build(&dir)
-    })
-}
 
 /// A major update that moves the channel (stable/v15 -> stable/v16),
 /// killed right after the move, after the install, or before keeping the
@@ -450,16 +416,9 @@ fn site() -> &'static testkit::channels::ChannelSite {
 fn kill_around_a_channel_move_then_converge(kind: Kind) {
     for point in ["after-channel-move", "after-install", "before-keep-channel"] {
         let w = World::new(kind, "15.4.3", "16.0.0");
-        w.point_at_channel_site(site());
+        w.point_at_channel_site(world::channel_site());
         w.schedule_in_window();
-        use std::os::unix::process::ExitStatusExt;
-        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{kind:?} {point}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_killed_at(&w, point);
         w.schedule_outside_window();
         let r = w.run(&["run"]);
         r.expect(0);
@@ -525,9 +484,7 @@ fn kill_at_the_verify_boundaries_then_converge(kind: Kind) {
         let w = World::new(kind, "15.4.2", "15.4.3");
         w.schedule_in_window();
         with_readyz(&w, Route::ok("ok"), "6");
-        use std::os::unix::process::ExitStatusExt;
-        let out = cmd(&w, &["run"], Some(point)).output().unwrap();
-        assert_eq!(out.status.signal(), Some(9), "{kind:?} {point}");
+        run_killed_at(&w, point);
         assert!(journal(&w).exists(), "{kind:?} {point}");
         w.schedule_outside_window();
         let r = w.run(&["run"]);
@@ -541,3 +498,27 @@ fn kill_at_the_verify_boundaries_then_converge(kind: Kind) {
     }
 }
 each_backend!(kill_at_the_verify_boundaries_then_converge);
+
+/// What a dpkg killed mid-run leaves (an unpacked, unconfigured package
+/// and a journal entry) is recovered before the next install.
+#[test]
+fn an_interrupted_dpkg_is_recovered_before_installing() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    w.schedule_in_window();
+    // An unpacked-but-unconfigured package and a journal entry: what a dpkg
+    // killed mid-run leaves behind.
+    let status = w.root.file("/var/lib/dpkg/status");
+    let text = std::fs::read_to_string(&status).unwrap();
+    std::fs::write(
+        &status,
+        text.replace(
+            "Status: install ok installed",
+            "Status: install ok unpacked",
+        ),
+    )
+    .unwrap();
+    std::fs::write(w.root.file("/var/lib/dpkg/updates/0001"), b"").unwrap();
+    let r = w.run(&["run"]);
+    r.expect(0).logs_contain("dpkg was interrupted");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+}

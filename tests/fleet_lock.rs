@@ -6,21 +6,20 @@
 //!
 //! Health without systemd: each host's `/readyz` is its own loopback
 //! stand-in answering 503 while the installed package ships
-//! `common::BROKEN_MARKER` (only the BROKEN version does).
+//! `world::BROKEN_MARKER` (only the BROKEN version does).
 
-mod common;
-
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{deb, debs, schedule_in_window, BIN, BROKEN, BROKEN_MARKER, CHANNEL, KEYRING, PKG};
 use testkit::aptrepo::AptRepo;
 use testkit::aptroot::AptRoot;
 use testkit::fleetlock::{FleetLock, Mode, Op};
 use testkit::gpg::Key;
 use testkit::http::{Route, Server};
+use testkit::world::apt;
+use testkit::world::{self, schedule_in_window, BROKEN, BROKEN_MARKER, CHANNEL, PKG};
 
 const HOSTS: usize = 20;
 const SLOTS: usize = 3;
@@ -44,35 +43,14 @@ struct Fleet {
 impl Fleet {
     fn new(installed: &str, target: &str) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let key = Key::generate(&dir.path().join("keys"), "Teleport Test <test@example.com>");
-        let repo = AptRepo::build(
-            &dir.path().join("repo"),
-            "bookworm",
-            "stable/v15",
-            debs(),
-            Some(&key),
-        );
-        let repo_server = Server::start(repo.dir());
-        let vs_root = dir.path().join("vs");
-        std::fs::create_dir_all(&vs_root).unwrap();
-        let vs = Server::start(&vs_root);
-        vs.set_route(&format!("{CHANNEL}/version"), Route::ok(target));
-        vs.set_route(&format!("{CHANNEL}/critical"), Route::ok("no"));
+        let (key, repo, repo_server) = apt::signed_repo(dir.path());
+        let vs = apt::version_server(dir.path(), target);
         let lock = FleetLock::start(SLOTS);
         let schedule = schedule_in_window();
         let hosts = (0..HOSTS)
             .map(|i| {
                 let root = AptRoot::new(&dir.path().join(format!("host{i:02}")));
-                root.dpkg_install(&deb(installed));
-                key.export_armored(&root.file(KEYRING));
-                root.write(
-                    "/etc/apt/sources.list.d/teleport.list",
-                    format!(
-                        "deb [signed-by={KEYRING}] {}/ bookworm stable/v15\n",
-                        repo_server.url()
-                    )
-                    .as_bytes(),
-                );
+                apt::install_agent(&root, installed, &key, &repo_server.url(), vs.port());
                 let machine_id = format!("{:032x}", 0x5eed_0000_u128 + i as u128 * 7919);
                 root.write("/etc/machine-id", format!("{machine_id}\n").as_bytes());
                 let rz_dir = dir.path().join(format!("readyz{i:02}"));
@@ -91,9 +69,6 @@ impl Fleet {
                     _readyz: readyz,
                     machine_id,
                 };
-                h.config("endpoint", &format!("127.0.0.1:{}{CHANNEL}", vs.port()));
-                h.config("insecure", "yes");
-                h.config("installer", "apt");
                 h.config("schedule", &schedule);
                 h.config("fleet-lock", &lock.url());
                 h.config("diag-addr", &format!("127.0.0.1:{}", h._readyz.port()));
@@ -120,19 +95,11 @@ impl Fleet {
 
 impl Host {
     fn config(&self, name: &str, value: &str) {
-        self.root.write(
-            &format!("/etc/teleport-upgrade.d/{name}"),
-            format!("{value}\n").as_bytes(),
-        );
+        world::write_config(self.root.path(), name, value);
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(self.root.path()).args(args);
-        c.env_remove("TELEPORT_UPGRADE_CONFIG");
-        c.env("LC_ALL", "C");
-        c.stdin(Stdio::null());
-        c
+        world::command(self.root.path(), args)
     }
 
     fn run(&self) -> (i32, String) {
@@ -148,18 +115,11 @@ impl Host {
     }
 
     fn state(&self) -> serde_json::Value {
-        let p = self.root.file("/var/lib/teleport-upgrade/state.json");
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+        world::read_state(self.root.path())
     }
 
     fn status_json(&self) -> serde_json::Value {
-        let out = self.cmd(&["status", "--json"]).output().unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "status --json: {e}: {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        world::status_json(self.root.path())
     }
 
     /// Whether apt ever installed `version` in this root: its history

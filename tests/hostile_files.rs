@@ -4,19 +4,17 @@
 //! damaged or foreign state files. None of them may hang a run, redirect a
 //! write, or make a rolled-back target be retried.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::World;
+use testkit::world::apt::AptWorld;
 
 const OLD_LOCK: &str = "/run/lock/teleport-upgrade.lock";
 const NEW_LOCK_DIR: &str = "/run/teleport-upgrade";
 
 #[test]
 fn a_symlink_and_a_users_flock_at_the_old_lock_path_neither_block_nor_redirect() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.schedule_in_window();
     let victim = w.root.file("/etc/victim");
     std::fs::write(&victim, "precious\n").unwrap();
@@ -51,7 +49,7 @@ fn a_symlink_and_a_users_flock_at_the_old_lock_path_neither_block_nor_redirect()
 
 #[test]
 fn a_symlink_planted_at_the_new_lock_path_is_refused_and_never_written_through() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.schedule_in_window();
     let victim = w.root.file("/etc/victim");
     std::fs::write(&victim, "precious\n").unwrap();
@@ -78,7 +76,7 @@ fn a_symlink_planted_at_the_new_lock_path_is_refused_and_never_written_through()
 
 #[test]
 fn status_names_the_lock_holder_from_the_kernel() {
-    let w = World::new("15.4.2", "15.4.2");
+    let w = AptWorld::new("15.4.2", "15.4.2");
     w.schedule_outside_window();
     w.run(&["run"]).expect(0);
     let lock = w.root.file("/run/teleport-upgrade/lock");
@@ -107,7 +105,7 @@ fn status_names_the_lock_holder_from_the_kernel() {
 
 #[test]
 fn fifos_devices_and_oversized_files_are_refused_without_hanging() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.schedule_in_window();
     let endpoint = w.config_dir().join("endpoint");
     let good = std::fs::read_to_string(&endpoint).unwrap();
@@ -164,7 +162,7 @@ fn damaged_state(how: &str) -> String {
 #[test]
 fn a_damaged_state_file_never_forgets_the_rolled_back_target() {
     for how in ["truncated", "wrong type", "newer schema"] {
-        let w = World::new("15.4.2", "15.4.3");
+        let w = AptWorld::new("15.4.2", "15.4.3");
         w.schedule_in_window();
         let state = w.root.file("/var/lib/teleport-upgrade/state.json");
         std::fs::create_dir_all(state.parent().unwrap()).unwrap();

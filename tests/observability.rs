@@ -1,16 +1,11 @@
 //! What an operator reads: `status --json` (a stable schema) and the
 //! Prometheus textfile, on every backend, after real runs.
 
-mod common;
-#[macro_use]
-#[path = "common/multi.rs"]
-mod multi;
-#[path = "common/rpmworld.rs"]
-mod rpmworld;
-
 use std::collections::BTreeSet;
 
-use multi::{Kind, World};
+use testkit::each_backend;
+use testkit::world::apt::AptWorld;
+use testkit::world::{self, Kind, World};
 
 /// The top-level keys of `status --json` schema 1. Adding a key is
 /// allowed (update this list and the README); removing or renaming one is a
@@ -51,17 +46,11 @@ const STATUS_KEYS: &[&str] = &[
     "problems",
 ];
 
-fn status(w: &World) -> serde_json::Value {
-    let r = w.run(&["status", "--json"]);
-    r.expect(0);
-    serde_json::from_str(&r.stdout()).unwrap()
-}
-
 fn status_schema(kind: Kind) {
     let w = World::new(kind, "15.4.2", "15.4.3");
     w.schedule_outside_window();
     w.run(&["run"]).expect(0);
-    let s = status(&w);
+    let s = w.status_json();
     let keys: BTreeSet<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -74,7 +63,7 @@ fn status_schema(kind: Kind) {
     assert_eq!(s["critical"], false);
     assert!(s["window_current"].is_null());
     let next = &s["window_next"];
-    assert!(next["start"].as_i64().unwrap() > common::now());
+    assert!(next["start"].as_i64().unwrap() > world::now());
     assert!(next["start_utc"].as_str().unwrap().ends_with('Z'));
     assert!(next["start_local"].is_string(), "{next}");
     assert_eq!(s["health"]["marker"], false);
@@ -102,7 +91,7 @@ fn status_shows_a_refused_audit_and_counts_failures(kind: Kind) {
     // A pinned fingerprint the keyring does not hold.
     w.config("trusted-keys", &"A".repeat(40));
     w.run(&["run"]).expect(3);
-    let s = status(&w);
+    let s = w.status_json();
     assert_eq!(s["trust"]["result"], "refused", "{s:#}");
     assert!(
         s["trust"]["refused"]
@@ -161,7 +150,7 @@ fn metrics_after_runs(kind: Kind) {
         1.0
     );
     let t = value(&m, "teleport_upgrade_last_success_timestamp_seconds", &[]);
-    assert!((t - common::now() as f64).abs() < 120.0, "{t}");
+    assert!((t - world::now() as f64).abs() < 120.0, "{t}");
 
     // A refused run: counted by reason, the last success kept.
     w.set_target("15.4.2");
@@ -230,7 +219,7 @@ each_backend!(metrics_after_runs);
 /// it off.
 #[test]
 fn metrics_default_directory_and_none() {
-    let w = common::World::new("15.4.2", "15.4.2");
+    let w = AptWorld::new("15.4.2", "15.4.2");
     w.schedule_outside_window();
     let default = w
         .root
@@ -247,4 +236,88 @@ fn metrics_default_directory_and_none() {
     assert!(!default.exists(), "metrics-dir none");
     w.config("metrics-dir", "relative/dir");
     w.run(&["run"]).expect(2).logs_contain("metrics-dir");
+}
+
+// ---- status as text, and the CLI ----
+
+#[test]
+fn status_reports_versions_windows_and_the_last_run() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    w.schedule_outside_window();
+    w.run(&["run"]).expect(0);
+    let r = w.run(&["status", "--json"]);
+    r.expect(0);
+    let s: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(s["schema"], 1);
+    assert_eq!(s["package"], "teleport-ent");
+    assert_eq!(s["installer"], "apt");
+    assert_eq!(s["installed"], "15.4.2");
+    assert_eq!(s["target"], "15.4.3");
+    assert_eq!(s["critical"], false);
+    assert!(s["window_current"].is_null());
+    assert!(s["window_next"]["start"].as_i64().unwrap() > world::now());
+    assert_eq!(s["last_run"]["decision"], "wait");
+    assert_eq!(s["lock_holder"], serde_json::Value::Null);
+    let human = w.run(&["status"]);
+    human.expect(0);
+    for needle in [
+        "installed:   15.4.2",
+        "target:      15.4.3",
+        "next window:",
+        "last run:",
+        "lock:        free",
+    ] {
+        assert!(
+            human.stdout().contains(needle),
+            "{needle}\n{}",
+            human.stdout()
+        );
+    }
+}
+
+#[test]
+fn help_documents_commands_and_exit_codes() {
+    let out = std::process::Command::new(world::binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "run",
+        "dry-run",
+        "force",
+        "status",
+        "version",
+        "EXIT CODES",
+        "5  another teleport-upgrade run holds the lock",
+        "--root",
+        "endpoint",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from --help");
+    }
+    let v = std::process::Command::new(world::binary())
+        .args(["version", "--raw"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let bad = std::process::Command::new(world::binary())
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// The worlds (`testkit::world`) run the binary cargo built for these
+/// tests: the path they find at run time is the one cargo names at build
+/// time.
+#[test]
+fn the_worlds_run_the_binary_cargo_built() {
+    assert_eq!(
+        world::binary(),
+        std::path::Path::new(env!("CARGO_BIN_EXE_teleport-upgrade"))
+    );
 }

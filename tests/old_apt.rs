@@ -5,19 +5,18 @@
 //! debug-only switch that it is 2.0.9: without `--error-on=any` the real apt
 //! behaves as 2.0 does, which the first assertion proves.
 
-mod common;
-
-use common::World;
+use testkit::world::apt::AptWorld;
+use testkit::world::Run;
 
 const OLD: (&str, &str) = ("TELEPORT_UPGRADE_TEST_APT_VERSION", "2.0.9");
 
-fn run_old(w: &World, args: &[&str]) -> common::Run {
-    common::Run(w.cmd(args).env(OLD.0, OLD.1).output().unwrap())
+fn run_old(w: &AptWorld, args: &[&str]) -> Run {
+    Run(w.cmd(args).env(OLD.0, OLD.1).output().unwrap())
 }
 
 #[test]
 fn without_error_on_an_update_still_works_and_a_key_gone_wrong_is_refused() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.schedule_in_window();
     // The refresh does not pass the option an old apt would reject.
     let dry = run_old(&w, &["dry-run"]);

@@ -20,10 +20,6 @@ use std::sync::OnceLock;
 #[path = "containers/v1_updater.rs"]
 mod v1_updater;
 
-#[path = "common/mod.rs"]
-#[allow(unused_imports)]
-mod common;
-
 const PKG: &str = "teleport-ent-updater";
 const BIN: &str = env!("CARGO_BIN_EXE_teleport-upgrade");
 
@@ -1511,7 +1507,7 @@ fn arm64_smoke_the_aarch64_binary_updates_through_apt() {
         return;
     }
     let (bin, libc) = aarch64_binary();
-    let w = common::World::new("15.4.2", "15.4.3");
+    let w = testkit::world::apt::AptWorld::new("15.4.2", "15.4.3");
     w.schedule_in_window();
     let run = |args: &[&str]| -> Output {
         let mut c = Command::new(QEMU);

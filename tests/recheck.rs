@@ -3,13 +3,11 @@
 //! timer). Without systemd (here: `--root`) the command is planned and
 //! logged, not run; the container matrix runs it under systemd.
 
-mod common;
-
-use common::World;
+use testkit::world::apt::AptWorld;
 
 #[test]
 fn a_first_unhealthy_sighting_plans_a_recheck() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.config("schedule", ""); // unhealthy: no window ahead
     w.run(&["run"])
         .expect(0)
@@ -25,13 +23,7 @@ fn a_first_unhealthy_sighting_plans_a_recheck() {
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     // The re-check, 300 s after the first sighting (the marker as it would
     // be then), updates and arranges nothing.
-    let marker = w.config_dir().join("mark-unhealthy");
-    let first: i64 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    std::fs::write(&marker, format!("{}\n", first - 300)).unwrap();
+    w.backdate_marker(300);
     let r = w.run(&["run"]);
     r.expect(0)
         .logs_contain("unhealthy on two consecutive runs");
@@ -41,11 +33,11 @@ fn a_first_unhealthy_sighting_plans_a_recheck() {
 
 #[test]
 fn recheck_delay_is_configurable_and_zero_turns_it_off() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.config("schedule", "");
     w.config("recheck-delay", "90");
     w.run(&["run"]).expect(0).logs_contain("--on-active=90s");
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.config("schedule", "");
     w.config("recheck-delay", "0");
     let r = w.run(&["run"]);

@@ -9,22 +9,19 @@
 //! cause. A case a backend cannot have (apt packages carry no signature of
 //! their own) says so in the table instead of passing silently.
 //!
-//! `matrix!` turns each row into `<row>::apt`, `<row>::dnf` and
-//! `<row>::zypper`.
-
-mod common;
-#[macro_use]
-#[path = "common/multi.rs"]
-mod multi;
-#[path = "common/rpmworld.rs"]
-mod rpmworld;
+//! `matrix!` (`testkit::each_backend!`) turns each row into `<row>::apt`, `<row>::dnf` and
+//! `<row>::zypper`. The last section has the refusals of apt's own
+//! sources and configuration (verification switched off in a source, no
+//! `signed-by`, `AllowUnauthenticated`, stale lists), on apt alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::KEYRING;
-use multi::{Kind, World};
+use testkit::each_backend;
 use testkit::gpg::Key;
+use testkit::world::apt::AptWorld;
+use testkit::world::rpm::{Pm, RpmWorld};
+use testkit::world::{self, Kind, Run, World, KEYRING, PKG};
 
 /// Keys the pinning cases put in the repository's keyring, made once per
 /// test process and exported armored (the keys themselves are dropped, so
@@ -51,10 +48,7 @@ impl Keys {
 fn keys() -> &'static Keys {
     static K: OnceLock<Keys> = OnceLock::new();
     K.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("refusal-keys-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = world::scratch_dir("refusal-keys");
         let homes = tempfile::tempdir().unwrap();
         let made: Vec<(&'static str, Key)> = vec![
             (
@@ -127,21 +121,7 @@ fn check(kind: Kind, case: fn(&World) -> Expect) {
 
 macro_rules! matrix {
     ($name:ident, $case:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn apt() {
-                check(Kind::Apt, $case)
-            }
-            #[test]
-            fn dnf() {
-                check(Kind::Dnf, $case)
-            }
-            #[test]
-            fn zypper() {
-                check(Kind::Zypper, $case)
-            }
-        }
+        each_backend!($name, |kind| check(kind, $case));
     };
 }
 
@@ -182,8 +162,8 @@ matrix!(unsigned_package, |w| {
     World::Rpm(r) => {
         r.point_at("unsignedrpm");
         match r.pm {
-            rpmworld::Pm::Dnf => refused(&["teleport-ent-15.4.3", "is not signed"]),
-            rpmworld::Pm::Zypper => refused(&["Package is not signed"]),
+            world::rpm::Pm::Dnf => refused(&["teleport-ent-15.4.3", "is not signed"]),
+            world::rpm::Pm::Zypper => refused(&["Package is not signed"]),
         }
     }
 }
@@ -194,8 +174,8 @@ matrix!(package_signed_by_a_foreign_key, |w| match w {
     World::Rpm(r) => {
         r.point_at("foreignrpm");
         match r.pm {
-            rpmworld::Pm::Dnf => refused(&["not correct for this package"]),
-            rpmworld::Pm::Zypper => refused(&["NOKEY"]),
+            world::rpm::Pm::Dnf => refused(&["not correct for this package"]),
+            world::rpm::Pm::Zypper => refused(&["NOKEY"]),
         }
     }
 });
@@ -242,7 +222,7 @@ fn switch_offs(w: &World) -> Vec<SwitchOff> {
     }
     fn rpm_settings(w: &World, set: &[(&'static str, Option<&'static str>)]) {
         let World::Rpm(r) = w else { unreachable!() };
-        let mut s = rpmworld::settings();
+        let mut s = world::rpm::settings();
         for (k, v) in set {
             match v {
                 Some(v) => match s.iter_mut().find(|(sk, _)| sk == k) {
@@ -257,8 +237,8 @@ fn switch_offs(w: &World) -> Vec<SwitchOff> {
     fn main_conf(w: &World, text: &'static str) {
         let World::Rpm(r) = w else { unreachable!() };
         let file = match r.pm {
-            rpmworld::Pm::Dnf => "/etc/dnf/dnf.conf",
-            rpmworld::Pm::Zypper => "/etc/zypp/zypp.conf",
+            world::rpm::Pm::Dnf => "/etc/dnf/dnf.conf",
+            world::rpm::Pm::Zypper => "/etc/zypp/zypp.conf",
         };
         r.root.write(file, text);
     }
@@ -467,21 +447,7 @@ fn control(kind: Kind, extra_expiring_key: bool) {
 
 macro_rules! matrix_control {
     ($name:ident, $extra:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn apt() {
-                control(Kind::Apt, $extra)
-            }
-            #[test]
-            fn dnf() {
-                control(Kind::Dnf, $extra)
-            }
-            #[test]
-            fn zypper() {
-                control(Kind::Zypper, $extra)
-            }
-        }
+        each_backend!($name, |kind| control(kind, $extra));
     };
 }
 
@@ -514,20 +480,14 @@ fn a_malformed_trusted_keys_file_is_a_configuration_error() {
 // (`TELEPORT_UPGRADE_TEST_SKIP_AUDIT`, honoured by debug builds only): the
 // options the updater forces on the command line refuse it alone.
 
-use rpmworld::{Pm, RpmWorld};
-
 /// The updater's run in `w`, with `env` added to the caller's environment.
-fn run_with_env(w: &RpmWorld, args: &[&str], env: &[(String, String)]) -> common::Run {
-    let mut c = std::process::Command::new(common::BIN);
-    c.arg("--root").arg(w.root.path()).args(args);
-    c.env_remove("TELEPORT_UPGRADE_CONFIG");
+fn run_with_env(w: &RpmWorld, args: &[&str], env: &[(String, String)]) -> Run {
+    let mut c = world::command(w.root.path(), args);
     c.env_remove("TELEPORT_UPGRADE_TEST_SKIP_AUDIT");
-    c.env("LC_ALL", "C");
     for (k, v) in env {
         c.env(k, v);
     }
-    c.stdin(std::process::Stdio::null());
-    common::Run(c.output().unwrap())
+    Run(c.output().unwrap())
 }
 
 /// The plain package manager in `w`'s root, without any option of the
@@ -562,7 +522,7 @@ fn plain_install_with(w: &RpmWorld, env: &[(String, String)], host_key: bool) ->
                 // --installroot: name the root's key as a host would.
                 c.arg(format!(
                     "--setopt=teleport.gpgkey=file://{}",
-                    w.root.file(rpmworld::KEY_IN_ROOT).display()
+                    w.root.file(world::rpm::KEY_IN_ROOT).display()
                 ));
             }
             cmds.push(c);
@@ -661,7 +621,7 @@ fn check_weakening(row: Weakening) {
 fn with_settings(
     set: &[(&'static str, Option<&'static str>)],
 ) -> Vec<(&'static str, &'static str)> {
-    let mut s = rpmworld::settings();
+    let mut s = world::rpm::settings();
     for (k, v) in set {
         match v {
             Some(v) => match s.iter_mut().find(|(sk, _)| sk == k) {
@@ -801,7 +761,7 @@ mod enforced {
 #[test]
 fn dnf_repo_id_defined_twice() {
     fn setup(w: &RpmWorld) {
-        let f = rpmworld::fixture();
+        let f = world::rpm::fixture();
         w.root.write(
             "/etc/pki/rpm-gpg/RPM-GPG-KEY-mirror",
             std::fs::read(&f.foreign_key).unwrap(),
@@ -809,7 +769,7 @@ fn dnf_repo_id_defined_twice() {
         // dnf reads gpgkey paths on the host: name them so.
         let keys = format!(
             "file://{} file://{}",
-            w.root.file(rpmworld::KEY_IN_ROOT).display(),
+            w.root.file(world::rpm::KEY_IN_ROOT).display(),
             w.root.file("/etc/pki/rpm-gpg/RPM-GPG-KEY-mirror").display()
         );
         w.root.write(
@@ -820,7 +780,7 @@ fn dnf_repo_id_defined_twice() {
                 &[("gpgcheck", "1"), ("repo_gpgcheck", "1"), ("gpgkey", &keys)],
             ),
         );
-        w.config("trusted-keys", &rpmworld::fixture().release_fingerprint);
+        w.config("trusted-keys", &world::rpm::fixture().release_fingerprint);
     }
     // (1) Plain dnf takes the mirror's definition: a foreign-signed agent.
     let w = RpmWorld::new(Pm::Dnf, "15.4.2", "15.4.3");
@@ -831,7 +791,9 @@ fn dnf_repo_id_defined_twice() {
         .root
         .rpm(&["-q", "--qf", "%{RSAHEADER:pgpsig}\n", "teleport-ent"]);
     let sig = String::from_utf8_lossy(&sig.stdout).to_string();
-    let foreign = rpmworld::fixture().foreign_fingerprint.to_ascii_lowercase();
+    let foreign = world::rpm::fixture()
+        .foreign_fingerprint
+        .to_ascii_lowercase();
     assert!(
         foreign.ends_with(&sig.trim().rsplit(' ').next().unwrap().to_ascii_lowercase()),
         "the plain dnf installed the mirror's (foreign-signed) package: {sig}"
@@ -871,7 +833,7 @@ fn zypper_alias_defined_twice() {
         testkit::rpm::RpmRepo::repo_file(
             "teleport",
             &w.repo_url("foreignrpm"),
-            &rpmworld::settings(),
+            &world::rpm::settings(),
         ),
     );
     expect_refused(
@@ -901,7 +863,7 @@ fn callers_rpmmacros(pm: Pm) {
     // (1) The plain tool with the caller's HOME uses another database.
     let w = RpmWorld::new(pm, "15.4.2", "15.4.3");
     if pm == Pm::Zypper {
-        w.write_repo_file("good", &rpmworld::settings());
+        w.write_repo_file("good", &world::rpm::settings());
     }
     let out = plain_install(&w, &home(&w));
     assert!(other_db(&w).is_dir(), "{pm:?}: no second database:\n{out}");
@@ -981,20 +943,11 @@ fn dnf_exclude_hold_keeps_mode_owner_and_link() {
     assert_kept(&def, &target, "exclude hold");
 }
 
-fn channel_site() -> &'static testkit::channels::ChannelSite {
-    static S: OnceLock<testkit::channels::ChannelSite> = OnceLock::new();
-    S.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("refusal-site-{}", std::process::id()));
-        testkit::channels::ChannelSite::build(&dir)
-    })
-}
-
 /// A channel move (stable/v15 -> stable/v16) rewrites the link's target in
 /// place, mode and owner kept; so does its backup.
 fn channel_move_keeps_mode_owner_and_link(kind: Kind) {
     let w = World::new(kind, "15.4.3", "16.0.0");
-    w.point_at_channel_site(channel_site());
+    w.point_at_channel_site(world::channel_site());
     w.schedule_in_window();
     let def = w.repo_definition_path();
     let target = link_and_protect(&def);
@@ -1032,7 +985,7 @@ fn mirrorlist_repository(pm: Pm) {
         "mirrorlist={}/mirrors/teleport.txt\n",
         w.repo_server.url()
     ));
-    for (k, v) in rpmworld::settings() {
+    for (k, v) in world::rpm::settings() {
         text.push_str(&format!("{k}={v}\n"));
     }
     w.root.write(pm.repo_file(), &text);
@@ -1071,20 +1024,20 @@ fn zypper_mirrorlist_repository() {
 /// must name, and whether the audit refuses before any package operation.
 struct AptWeakening {
     label: &'static str,
-    apply: fn(&common::World) -> Vec<(String, String)>,
-    needles: fn(&common::World) -> Vec<String>,
+    apply: fn(&AptWorld) -> Vec<(String, String)>,
+    needles: fn(&AptWorld) -> Vec<String>,
     before_any_fetch: bool,
 }
 
 const WEAK_ON: &str =
     "Acquire::AllowInsecureRepositories \"on\";\nAPT::Get::AllowUnauthenticated \"on\";\n";
 
-fn weak_conf(w: &common::World, text: &str) {
+fn weak_conf(w: &AptWorld, text: &str) {
     w.root.write("/etc/apt/apt.conf.d/99weak", text.as_bytes());
 }
 
 /// A file outside the root's apt.conf.d holding `text` (host path).
-fn outside_file(w: &common::World, text: &str) -> PathBuf {
+fn outside_file(w: &AptWorld, text: &str) -> PathBuf {
     let p = w.dir.path().join("elsewhere/weak.conf");
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(&p, text).unwrap();
@@ -1211,7 +1164,7 @@ fn apt_weakenings() -> Vec<AptWeakening> {
 
 /// The plain apt-get, in the same root and with the caller's environment
 /// `env`, installs the unsigned 15.4.3; then the root is put back.
-fn prove_plain_apt_installs_unsigned(w: &common::World, env: &[(String, String)], label: &str) {
+fn prove_plain_apt_installs_unsigned(w: &AptWorld, env: &[(String, String)], label: &str) {
     let apt = |args: &[&str]| {
         let mut c = w.root.command("apt-get");
         for (k, v) in env {
@@ -1232,7 +1185,7 @@ fn prove_plain_apt_installs_unsigned(w: &common::World, env: &[(String, String)]
         "{label}: the weakening is not real: plain apt-get did not install the unsigned package\n{up}\n{inst}"
     );
     // Back to the state the updater must find and leave.
-    w.root.dpkg_install(&common::deb("15.4.2"));
+    w.root.dpkg_install(&world::apt::deb("15.4.2"));
     for d in ["/var/lib/apt/lists", "/var/cache/apt/archives"] {
         for e in std::fs::read_dir(w.root.file(d)).unwrap().flatten() {
             if e.path().is_file() {
@@ -1245,20 +1198,20 @@ fn prove_plain_apt_installs_unsigned(w: &common::World, env: &[(String, String)]
 
 /// Run the updater (with `env`, plus `extra`), and check the refusal.
 fn expect_apt_refusal(
-    w: &common::World,
+    w: &AptWorld,
     env: &[(String, String)],
     needles: &[String],
     label: &str,
     before_any_fetch: bool,
 ) {
-    let db = dpkg_db(w);
+    let db = w.package_db();
     let requests = w.repo_server.requests().len();
     let mut c = w.cmd(&["run"]);
     for (k, v) in env {
         c.env(k, v);
     }
     let out = c.output().unwrap();
-    let r = common::Run(out);
+    let r = world::Run(out);
     eprintln!("{label}:\n{}", r.stderr());
     assert_eq!(r.code(), 3, "{label}: exit\n{}", r.stderr());
     for n in needles {
@@ -1273,7 +1226,7 @@ fn expect_apt_refusal(
         Some("15.4.2"),
         "{label}: the agent moved"
     );
-    assert_eq!(dpkg_db(w), db, "{label}: the dpkg status changed");
+    assert_eq!(w.package_db(), db, "{label}: the dpkg status changed");
     assert!(!w.held(), "{label}: a hold appeared");
     if before_any_fetch {
         assert_eq!(
@@ -1285,20 +1238,10 @@ fn expect_apt_refusal(
     assert_eq!(w.state()["last_run"]["result"], "refused", "{label}");
 }
 
-/// dpkg's view of every package (version, selection, status).
-fn dpkg_db(w: &common::World) -> String {
-    let out = std::process::Command::new("dpkg-query")
-        .arg(format!("--admindir={}", w.root.admindir().display()))
-        .args(["-W", "-f", "${Package} ${Version} ${Status}\\n"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The audit sees weakening `i` as apt reads it and refuses, naming it.
 fn audit_refuses(i: usize) {
     let row = &apt_weakenings()[i];
-    let w = common::World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.schedule_in_window();
     w.repo.sign_with(None);
     let env = (row.apply)(&w);
@@ -1319,7 +1262,7 @@ fn audit_refuses(i: usize) {
 /// refuses the repository.
 fn enforcement_refuses(i: usize) {
     let row = &apt_weakenings()[i];
-    let w = common::World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.schedule_in_window();
     w.repo.sign_with(None);
     let mut env = (row.apply)(&w);
@@ -1366,7 +1309,7 @@ fn every_apt_weakening_has_its_rows() {
 /// apt-get (and dpkg, dpkg-query, apt-config): never used.
 #[test]
 fn a_hostile_path_is_not_used() {
-    let w = common::World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.schedule_in_window();
     let evil = w.dir.path().join("evil-bin");
     std::fs::create_dir_all(&evil).unwrap();
@@ -1411,7 +1354,7 @@ fn a_hostile_path_is_not_used() {
 
     let mut c = w.cmd(&["run"]);
     c.env("PATH", &path).env("LD_LIBRARY_PATH", &evil);
-    let r = common::Run(c.output().unwrap());
+    let r = world::Run(c.output().unwrap());
     eprintln!("{}", r.stderr());
     r.expect(0).logs_contain("LD_LIBRARY_PATH");
     assert_eq!(
@@ -1480,7 +1423,7 @@ fn a_redirect_off_loopback_is_refused_and_the_other_host_never_asked() {
     let w = World::new(Kind::Apt, "15.4.2", "15.4.3");
     w.schedule_in_window();
     w.set_vs_route(
-        &format!("{}/version", common::CHANNEL),
+        &format!("{}/version", world::CHANNEL),
         testkit::http::Route::redirect(&url),
     );
     let answer = {
@@ -1489,7 +1432,7 @@ fn a_redirect_off_loopback_is_refused_and_the_other_host_never_asked() {
         write!(
             c,
             "GET {}/version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-            common::CHANNEL
+            world::CHANNEL
         )
         .unwrap();
         let mut text = String::new();
@@ -1531,7 +1474,7 @@ fn with_credentials(w: &World) {
                 .replace("http://", &format!("http://teleport:{TOKEN}@"));
             r.root.write(
                 r.pm.repo_file(),
-                testkit::rpm::RpmRepo::repo_file("teleport", &url, &rpmworld::settings()),
+                testkit::rpm::RpmRepo::repo_file("teleport", &url, &world::rpm::settings()),
             );
         }
     }
@@ -1542,7 +1485,7 @@ fn credentials_never_printed(kind: Kind) {
     w.schedule_in_window();
     with_credentials(&w);
     let mut seen = String::new();
-    let mut show = |label: &str, r: &common::Run| {
+    let mut show = |label: &str, r: &world::Run| {
         seen.push_str(&format!("--- {label}\n{}{}", r.stdout(), r.stderr()));
     };
     let dry = w.run(&["dry-run"]);
@@ -1562,7 +1505,7 @@ fn credentials_never_printed(kind: Kind) {
     show("status --json", &json);
     // A failing run: a version the repository does not have.
     w.set_target("15.4.9");
-    w.config("schedule", &common::schedule_in_window());
+    w.config("schedule", &world::schedule_in_window());
     let fail = w.run(&["force", "-v"]);
     assert_ne!(fail.code(), 0, "{kind:?}: the failing run");
     show("failing run", &fail);
@@ -1600,8 +1543,110 @@ fn the_loopback_version_server_never_goes_through_a_proxy() {
         c.env(k, &p);
     }
     c.env_remove("no_proxy").env_remove("NO_PROXY");
-    let r = common::Run(c.output().unwrap());
+    let r = world::Run(c.output().unwrap());
     r.expect(0);
     assert!(r.stdout().contains("target:    15.4.3"), "{}", r.stdout());
     assert_eq!(proxy.asked(), 0, "the proxy was asked");
+}
+
+// ---- apt's sources and configuration, on apt alone ----
+//
+// Every refusal leaves the agent unchanged and exits 3.
+
+fn assert_refused(w: &AptWorld, needle: &str) {
+    w.schedule_in_window();
+    let r = w.run(&["run"]);
+    r.expect(3);
+    assert!(
+        r.stderr().to_lowercase().contains(&needle.to_lowercase()),
+        "logs lack {needle:?}\n{}",
+        r.stderr()
+    );
+    assert_eq!(
+        w.installed().as_deref(),
+        Some("15.4.2"),
+        "a refusal must leave the agent unchanged"
+    );
+    assert_eq!(w.state()["last_run"]["result"], "refused");
+}
+
+#[test]
+fn repository_signed_by_an_unknown_key_is_refused() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    let other = testkit::gpg::Key::generate(&w.dir.path().join("other"), "Mallory <m@example.com>");
+    w.repo.sign_with(Some(&other));
+    assert_refused(&w, "NO_PUBKEY");
+}
+
+#[test]
+fn unsigned_repository_is_refused() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    w.repo.sign_with(None);
+    assert_refused(&w, "signed");
+}
+
+#[test]
+fn tampered_package_is_refused() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    w.repo
+        .tamper(&format!("{PKG}_15.4.3_{}.deb", testkit::deb::host_arch()));
+    assert_refused(&w, "mismatch");
+}
+
+#[test]
+fn stale_lists_do_not_hide_a_key_gone_wrong() {
+    // Yesterday the key worked and the lists were fetched; today the
+    // repository is signed by another key. apt-get update alone would only
+    // warn and use the old lists.
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.run(&["run"]).expect(0);
+    w.run(&["force"]).expect(0); // already at target
+    let other = testkit::gpg::Key::generate(&w.dir.path().join("other"), "Mallory <m@example.com>");
+    w.repo.sign_with(Some(&other));
+    w.set_target("15.4.2");
+    let r = w.run(&["run"]);
+    r.expect(3);
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+}
+
+#[test]
+fn a_source_that_switches_verification_off_is_refused() {
+    for opt in ["trusted=yes", "allow-insecure=yes", "allow-weak=yes"] {
+        let w = AptWorld::new("15.4.2", "15.4.3");
+        w.root.write(
+            "/etc/apt/sources.list.d/teleport.list",
+            format!(
+                "deb [signed-by={KEYRING} {opt}] {}/ bookworm stable/v15\n",
+                w.repo_server.url()
+            )
+            .as_bytes(),
+        );
+        assert_refused(&w, opt);
+        assert_eq!(
+            w.repo_server.requests().len(),
+            0,
+            "{opt}: refused before any package operation"
+        );
+    }
+}
+
+#[test]
+fn a_source_without_signed_by_is_refused() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    w.root.write(
+        "/etc/apt/sources.list.d/teleport.list",
+        format!("deb {}/ bookworm stable/v15\n", w.repo_server.url()).as_bytes(),
+    );
+    assert_refused(&w, "not restricted to a keyring");
+}
+
+#[test]
+fn apt_configuration_that_allows_unauthenticated_is_refused() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    w.root.write(
+        "/etc/apt/apt.conf.d/99insecure",
+        b"APT::Get::AllowUnauthenticated \"true\";\n",
+    );
+    assert_refused(&w, "99insecure:1");
 }

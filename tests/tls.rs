@@ -4,8 +4,8 @@
 //! The TLS server is a stand-in (Python's http.server behind ssl), as a
 //! self-hosted static version server would be.
 
-mod common;
-use common::*;
+use testkit::world::apt::AptWorld;
+use testkit::world::CHANNEL;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -153,7 +153,7 @@ fn serve(dir: &Path, c: &Path, k: &Path, redirect_to: &str) -> Tls {
     }
 }
 
-fn tls_world(w: &World, port: u16) {
+fn tls_world(w: &AptWorld, port: u16) {
     w.remove_config("insecure");
     w.config("endpoint", &format!("127.0.0.1:{port}{CHANNEL}"));
     w.schedule_in_window();
@@ -161,7 +161,7 @@ fn tls_world(w: &World, port: u16) {
 
 #[test]
 fn a_self_signed_server_is_refused_unless_its_ca_is_configured() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     let d = w.dir.path().join("tls");
     std::fs::create_dir_all(&d).unwrap();
     let (ca, c, k) = cert(&d, "IP:127.0.0.1");
@@ -179,7 +179,7 @@ fn a_self_signed_server_is_refused_unless_its_ca_is_configured() {
 
 #[test]
 fn a_certificate_for_another_name_is_refused() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     let d = w.dir.path().join("tls");
     std::fs::create_dir_all(&d).unwrap();
     let (ca, c, k) = cert(&d, "DNS:proxy.example.com");
@@ -193,7 +193,7 @@ fn a_certificate_for_another_name_is_refused() {
 
 #[test]
 fn a_redirect_from_https_to_http_is_refused() {
-    let w = World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     let d = w.dir.path().join("tls");
     std::fs::create_dir_all(&d).unwrap();
     let (ca, c, k) = cert(&d, "IP:127.0.0.1");

@@ -2,14 +2,9 @@
 //! or the yum/zypper repo id), `restart-mode`, `TELEPORT_UPGRADE_STATE`,
 //! and its unhealthy marker `<state dir>/state-unhealthy`.
 
-mod common;
-#[macro_use]
-#[path = "common/multi.rs"]
-mod multi;
-#[path = "common/rpmworld.rs"]
-mod rpmworld;
-
-use multi::{Kind, World};
+use testkit::each_backend;
+use testkit::world::apt::AptWorld;
+use testkit::world::{self, Kind, World};
 
 /// A v1 configuration directory (`repository` = `teleport`, v1's default,
 /// and `restart-mode` = `reload`) works unchanged; a repository name that
@@ -44,7 +39,7 @@ each_backend!(v1_directory_works_unchanged);
 /// marker the same run only marks.
 #[test]
 fn v1_state_dir_and_marker() {
-    let w = common::World::new("15.4.2", "15.4.3");
+    let w = AptWorld::new("15.4.2", "15.4.3");
     w.config("schedule", ""); // unhealthy: no window ahead
     let run = |args: &[&str]| {
         let out = w
@@ -52,10 +47,10 @@ fn v1_state_dir_and_marker() {
             .env("TELEPORT_UPGRADE_STATE", "/var/lib/v1-state")
             .output()
             .unwrap();
-        common::Run(out)
+        world::Run(out)
     };
     // Control: a first sighting only marks.
-    let fresh = common::World::new("15.4.2", "15.4.3");
+    let fresh = AptWorld::new("15.4.2", "15.4.3");
     fresh.config("schedule", "");
     fresh.run(&["run"]).expect(0);
     assert_eq!(fresh.installed().as_deref(), Some("15.4.2"));

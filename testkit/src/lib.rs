@@ -1,4 +1,5 @@
-//! Fixtures for the tests, the demo and the benchmarks, built with the real
+//! Fixtures for the tests, the demo (`tools/demo`) and the benchmarks
+//! (`tools/bench`), built with the real
 //! tools (gpg, dpkg-deb, apt-ftparchive, rpmbuild, createrepo_c).
 //! Nothing here fakes a package manager.
 
@@ -12,3 +13,4 @@ pub mod gpg;
 pub mod http;
 pub mod rpm;
 pub mod rpmbase;
+pub mod world;

@@ -1,16 +1,12 @@
-//! The integrity check of the agent's executables is cheap when nothing
+//! The agent's executables are checked on every run, and repaired: a
+//! damaged binary at the right version is reinstalled (outside the window
+//! too). The check is cheap when nothing
 //! changed (a `stat` against the record of the last full verification) and
 //! still repairs every kind of damage: through the real binary against real
 //! apt/dpkg, dnf/rpm and zypper/rpm.
 
-mod common;
-#[macro_use]
-#[path = "common/multi.rs"]
-mod multi;
-#[path = "common/rpmworld.rs"]
-mod rpmworld;
-
-use multi::{Kind, World};
+use testkit::each_backend;
+use testkit::world::{Kind, World};
 
 const RECORD: &str = "/var/lib/teleport-upgrade/integrity.json";
 
@@ -138,3 +134,34 @@ fn damage_below_the_filesystem_is_found_by_the_periodic_full_check(kind: Kind) {
     assert_eq!(w.state()["last_run"]["decision"], "repair");
 }
 each_backend!(damage_below_the_filesystem_is_found_by_the_periodic_full_check);
+
+/// The right version with a damaged binary is reinstalled (outside the
+/// window too: the agent is broken), then verifies.
+fn a_damaged_binary_is_repaired(kind: Kind) {
+    let w = World::new(kind, "15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("the installed version is the target");
+    w.damage_agent_binary();
+    let dry = w.run(&["dry-run"]);
+    dry.expect(0);
+    assert!(
+        dry.stdout().contains("repair:") && dry.stdout().contains("/usr/bin/teleport"),
+        "{}",
+        dry.stdout()
+    );
+    let r = w.run(&["run"]);
+    eprintln!("{kind:?}:\n{}", r.stderr());
+    r.expect(0)
+        .logs_contain("do not verify")
+        .logs_contain("repaired");
+    let text = std::fs::read_to_string(w.file("/usr/bin/teleport")).unwrap();
+    assert!(text.contains("15.4.3"), "{text}");
+    assert_eq!(w.state()["last_run"]["decision"], "repair");
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("the installed version is the target");
+    assert_eq!(w.state()["last_run"]["decision"], "up-to-date");
+}
+each_backend!(a_damaged_binary_is_repaired);
