@@ -175,7 +175,16 @@ pub struct Config {
     /// New: how long after a run first sees the agent unhealthy the
     /// re-check runs (`recheck-delay`, seconds; 0 turns it off).
     pub recheck_delay: Duration,
+    /// New: a routine update is not started when less than this is left
+    /// of the current maintenance window (`window-margin`, seconds; at
+    /// most a quarter of the window; 0 turns it off).
+    pub window_margin: Duration,
 }
+
+/// `window-margin`'s default: a real agent package (200-500 MB) takes
+/// minutes to download and install, and the restart must land inside the
+/// window.
+pub const DEFAULT_WINDOW_MARGIN: Duration = Duration::from_secs(300);
 
 /// v1's `restart-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -450,6 +459,19 @@ impl Config {
             ),
             None => Duration::from_secs(300),
         };
+        let window_margin = match read_value(&f("window-margin"))? {
+            Some(v) => {
+                Duration::from_secs(v.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(
+                    || {
+                        cfg_err(
+                            "window-margin",
+                            format!("expected seconds from 0 (off) to 3600, got {v:?}"),
+                        )
+                    },
+                )?)
+            }
+            None => DEFAULT_WINDOW_MARGIN,
+        };
         Ok(Config {
             dir: dir.to_path_buf(),
             unhealthy_interval,
@@ -472,6 +494,7 @@ impl Config {
             restart_mode,
             repository,
             recheck_delay,
+            window_margin,
         })
     }
 

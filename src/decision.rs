@@ -41,6 +41,16 @@ pub struct Observed {
     pub v2: Option<String>,
     /// The agent package as the package manager has it.
     pub package: PackageState,
+    /// Seconds: a routine update is not started when less than this is
+    /// left of the current window (at most a quarter of the window), so
+    /// that its restart does not land after the window closed.
+    pub window_margin: i64,
+}
+
+/// The margin that applies to `window`: `margin`, at most a quarter of
+/// the window (a short window still gets its updates).
+pub fn effective_margin(window: &Window, margin: i64) -> i64 {
+    margin.clamp(0, ((window.stop - window.start) / 4).max(0))
 }
 
 /// The agent package's state besides its version: what a run converges
@@ -142,6 +152,13 @@ pub enum WaitReason {
     /// The target failed its health check here and was rolled back: not
     /// retried until the target changes or the update is critical.
     FailedBefore,
+    /// Inside a window, but too little of it is left for the update's
+    /// restart to land inside it (`window-margin`).
+    WindowClosing {
+        window: Window,
+        margin: i64,
+        next: Option<Window>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -235,8 +252,13 @@ fn decide_version(o: &Observed) -> Outcome {
             reason: WaitReason::FailedBefore,
         });
     }
+    let mut closing = None;
     if let Some(window) = o.schedule.current(o.now) {
-        return update(UpdateReason::InWindow { window });
+        let margin = effective_margin(&window, o.window_margin);
+        if window.stop - o.now > margin {
+            return update(UpdateReason::InWindow { window });
+        }
+        closing = Some((window, margin));
     }
     let unhealthy = o
         .schedule
@@ -252,8 +274,15 @@ fn decide_version(o: &Observed) -> Outcome {
             repairs: Repairs::default(),
         },
         None => done(Decision::Wait {
-            reason: WaitReason::OutsideWindow {
-                next: o.schedule.next(o.now),
+            reason: match closing {
+                Some((window, margin)) => WaitReason::WindowClosing {
+                    window,
+                    margin,
+                    next: o.schedule.next(window.stop),
+                },
+                None => WaitReason::OutsideWindow {
+                    next: o.schedule.next(o.now),
+                },
             },
         }),
     }
@@ -307,6 +336,15 @@ impl fmt::Display for Decision {
                     f,
                     "wait: the agent looks unhealthy ({why}); marked, and the next run updates if it still is"
                 ),
+                WaitReason::WindowClosing { window, margin, next } => write!(
+                    f,
+                    "wait: the maintenance window closes at {}, in less than window-margin ({margin} s): an update started now could restart the agent after it; {}",
+                    rfc3339(window.stop),
+                    match next {
+                        Some(w) => format!("next window starts {}", rfc3339(w.start)),
+                        None => "no later window is scheduled".into(),
+                    }
+                ),
                 WaitReason::FailedBefore => f.write_str(
                     "wait: this target failed its health check on this host and was rolled back; it is retried only when the target changes, the update is critical, or with force"
                 ),
@@ -336,6 +374,8 @@ mod tests {
         Empty,
         Garbage,
         InWindow,
+        /// Inside a window with 2 minutes left (less than the margin).
+        Closing,
         Future,
         Past,
     }
@@ -358,6 +398,13 @@ mod tests {
                 S::Empty => Schedule::Empty,
                 S::Garbage => Schedule::parse("hello world\n"),
                 S::InWindow => Schedule::parse(&format!("{} {}\n", NOW - 60, NOW + 3540)),
+                S::Closing => Schedule::parse(&format!(
+                    "{} {}\n{} {}\n",
+                    NOW - 3480,
+                    NOW + 120,
+                    NOW + 86400,
+                    NOW + 90000
+                )),
                 S::Future => Schedule::parse(&format!("{} {}\n", NOW + 3600, NOW + 7200)),
                 S::Past => Schedule::parse(&format!("{} {}\n", NOW - 7200, NOW - 3600)),
             },
@@ -367,6 +414,7 @@ mod tests {
             failed_target: None,
             v2: None,
             package: PackageState::default(),
+            window_margin: 300,
         }
     }
 
@@ -406,6 +454,42 @@ mod tests {
         }
     }
 
+    /// The margin is at most a quarter of the window; 0 turns it off; a
+    /// window closing in exactly the margin waits.
+    #[test]
+    fn the_window_margin_scales_down_for_short_windows() {
+        let w = |start: i64, stop: i64| Window { start, stop };
+        assert_eq!(effective_margin(&w(0, 3600), 300), 300);
+        assert_eq!(effective_margin(&w(0, 600), 300), 150);
+        assert_eq!(effective_margin(&w(0, 3600), 0), 0);
+        assert_eq!(effective_margin(&w(10, 10), 300), 0);
+        let mut o = observed(Mode::Run, T::Newer, false, S::InWindow, false, false);
+        for (start, stop, margin, want) in [
+            // a 10-minute window, 3 minutes left: a quarter is 150 s
+            (NOW - 420, NOW + 180, 300, "update:window"),
+            (NOW - 450, NOW + 150, 300, "wait:window-closing"),
+            (NOW - 3480, NOW + 120, 0, "update:window"),
+            (NOW - 3300, NOW + 300, 300, "wait:window-closing"),
+            (NOW - 3299, NOW + 301, 300, "update:window"),
+        ] {
+            o.schedule = Schedule::parse(&format!("{start} {stop}\n"));
+            o.window_margin = margin;
+            assert_eq!(word(&decide(&o)), want, "{start} {stop} margin {margin}");
+        }
+        o.schedule = Schedule::parse(&format!(
+            "{} {}\n{} {}\n",
+            NOW - 3480,
+            NOW + 120,
+            NOW + 3600,
+            NOW + 7200
+        ));
+        let d = decide(&o).decision.to_string();
+        assert!(
+            d.contains("window-margin (300 s)") && d.contains("next window starts"),
+            "{d}"
+        );
+    }
+
     fn word(o: &Outcome) -> String {
         match &o.decision {
             Decision::Update { reason } => format!(
@@ -423,6 +507,7 @@ mod tests {
                     WaitReason::OutsideWindow { .. } => "outside",
                     WaitReason::FirstUnhealthy { .. } => "first-unhealthy",
                     WaitReason::FailedBefore => "failed-before",
+                    WaitReason::WindowClosing { .. } => "window-closing",
                 }
             ),
             d => d.word().to_string(),
@@ -574,6 +659,78 @@ mod tests {
                 true,
                 false,
                 "update:window",
+                false,
+            ),
+            // the window closes in less than the margin: wait, unless
+            // critical, forced or unhealthy (they ignore windows)
+            (
+                Run,
+                T::Newer,
+                false,
+                Closing,
+                false,
+                false,
+                "wait:window-closing",
+                false,
+            ),
+            (
+                Run,
+                T::Older,
+                false,
+                Closing,
+                false,
+                true,
+                "wait:window-closing",
+                false,
+            ),
+            (
+                Run,
+                T::Newer,
+                true,
+                Closing,
+                false,
+                false,
+                "update:critical",
+                false,
+            ),
+            (
+                Force,
+                T::Newer,
+                false,
+                Closing,
+                false,
+                false,
+                "update:forced",
+                false,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Closing,
+                true,
+                false,
+                "wait:first-unhealthy",
+                true,
+            ),
+            (
+                Run,
+                T::Newer,
+                false,
+                Closing,
+                true,
+                true,
+                "update:unhealthy",
+                false,
+            ),
+            (
+                Run,
+                T::Same,
+                false,
+                Closing,
+                false,
+                false,
+                "up-to-date",
                 false,
             ),
             // outside the window, healthy: wait

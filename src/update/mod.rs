@@ -447,6 +447,7 @@ fn update_inner(
             .map(|f| f.version),
         v2,
         package,
+        window_margin: config.window_margin.as_secs() as i64,
     };
 
     // Decide.

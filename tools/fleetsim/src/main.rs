@@ -253,6 +253,7 @@ fn simulate(p: &Params) -> Report {
                         held: Some(true),
                         ..Default::default()
                     },
+                    window_margin: teleport_upgrade::config::DEFAULT_WINDOW_MARGIN.as_secs() as i64,
                 };
                 let out = decide(&o);
                 host.marker = out.marker_after;
