@@ -91,6 +91,13 @@ fn lock_list(c: &Container) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// The updater's whole journal (every run of the row).
+fn full_journal(c: &Container) -> String {
+    c.exec(&["journalctl", "-u", SERVICE, "--no-pager", "-o", "cat"])
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+}
+
 /// The lock the plugin writes for the installed agent: `NAME-E:V-R.*`.
 fn exact_lock(c: &Container) -> Result<String, String> {
     let evr = c.ok(&[
@@ -224,7 +231,7 @@ pub(super) fn versionlock_scenarios(
                 Pm::Dnf.repo_file()
             ));
         }
-        let journal = sut.journal();
+        let journal = full_journal(c);
         for needle in ["versionlock add", "the hold is the versionlock now"] {
             if !journal.contains(needle) {
                 return Err(format!("the journal has no {needle:?}:\n{journal}"));
@@ -301,7 +308,7 @@ pub(super) fn versionlock_scenarios(
         let (result, status) = sut.run_service()?;
         let r = sut.expect_rolled_back(&result, &status, seen, "15.4.3", rollbacks + 1)?;
         let back = expect_exact_lock(c)?;
-        let journal = sut.journal();
+        let journal = full_journal(c);
         let broken_lock = format!("versionlocked {AGENT}-0:{BROKEN}-");
         if !journal.contains(&broken_lock) {
             return Err(format!(
