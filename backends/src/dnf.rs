@@ -699,7 +699,10 @@ pub struct LockEntry {
 
 impl LockEntry {
     /// An entry of the list; `None` for anything else (a bare name, a
-    /// glob, text that is not an entry).
+    /// glob, a version that does not start with a digit, text that is not
+    /// an entry). Split from the right as rpm's NEVRA is: the arch (only a
+    /// known one, or `*`), the release, the version with its epoch; the
+    /// rest is the name.
     pub fn parse(line: &str) -> Option<LockEntry> {
         let raw = line.trim();
         let (exclude, s) = match raw.strip_prefix('!') {
@@ -747,7 +750,7 @@ impl LockEntry {
     /// epoch matches any epoch, as the plugin's query does.
     pub fn locks(&self, evr: &Evr) -> bool {
         !self.exclude
-            && self.epoch.as_deref().is_none_or(|e| e == evr.epoch)
+            && self.epoch.as_deref().map_or(true, |e| e == evr.epoch)
             && self.version == evr.version
             && self.release == evr.release
     }
@@ -1018,7 +1021,9 @@ impl Backend for Dnf {
         ];
         match self.hold_method() {
             HoldMethod::Versionlock => {
-                v.push(self.versionlock_cmd("add", &[format!("{pkg}-<epoch>:{version}-<release>")]));
+                v.push(
+                    self.versionlock_cmd("add", &[format!("{pkg}-<epoch>:{version}-<release>")]),
+                );
                 v.push(CommandLine::new("#").args([
                     "then".to_string(),
                     "versionlock".into(),
@@ -1141,12 +1146,20 @@ mod tests {
         assert_eq!(x.raw, "!teleport-ent-0:16.0.1-1.*");
         let fips = LockEntry::parse("teleport-ent-fips-2:15.4.3-1.el8.x86_64").unwrap();
         assert_eq!(
-            (fips.name.as_str(), fips.epoch.as_deref(), fips.release.as_str(), fips.arch.as_deref()),
+            (
+                fips.name.as_str(),
+                fips.epoch.as_deref(),
+                fips.release.as_str(),
+                fips.arch.as_deref()
+            ),
             ("teleport-ent-fips", Some("2"), "1.el8", Some("x86_64"))
         );
         // NEVR without arch: the release keeps its dots.
         let nevr = LockEntry::parse("teleport-ent-15.4.3-1.el8").unwrap();
-        assert_eq!((nevr.epoch, nevr.release.as_str(), nevr.arch), (None, "1.el8", None));
+        assert_eq!(
+            (nevr.epoch, nevr.release.as_str(), nevr.arch),
+            (None, "1.el8", None)
+        );
     }
 
     #[test]
@@ -1180,7 +1193,10 @@ mod tests {
         assert!(!l("teleport-ent-1:15.4.3-1.*").locks(&evr));
         assert!(!l("!teleport-ent-0:15.4.3-1.*").locks(&evr));
         let e1 = Evr::parse("1:16.0.0-2").unwrap();
-        assert_eq!((e1.epoch.as_str(), e1.version.as_str(), e1.release.as_str()), ("1", "16.0.0", "2"));
+        assert_eq!(
+            (e1.epoch.as_str(), e1.version.as_str(), e1.release.as_str()),
+            ("1", "16.0.0", "2")
+        );
         assert!(l("teleport-ent-1:16.0.0-2.*").locks(&e1));
         assert_eq!(Evr::parse("15.4.3"), None);
         assert_eq!(Evr::parse("x:15.4.3-1"), None);
@@ -1201,8 +1217,15 @@ mod tests {
         let p = PkgName::parse("teleport-ent").unwrap();
         let v = PkgVersion::parse("15.4.3").unwrap();
         let cmds: Vec<String> = d.plan(&src, &p, &v).iter().map(|c| c.to_string()).collect();
-        assert!(cmds[1].contains("--disableplugin=versionlock") && cmds[1].contains("install"), "{cmds:?}");
-        assert!(cmds[2].contains("versionlock add") && cmds[2].contains("teleport-ent-<epoch>:15.4.3-<release>"), "{cmds:?}");
+        assert!(
+            cmds[1].contains("--disableplugin=versionlock") && cmds[1].contains("install"),
+            "{cmds:?}"
+        );
+        assert!(
+            cmds[2].contains("versionlock add")
+                && cmds[2].contains("teleport-ent-<epoch>:15.4.3-<release>"),
+            "{cmds:?}"
+        );
         assert!(cmds[3].contains("exclude=teleport-ent"), "{cmds:?}");
     }
 }

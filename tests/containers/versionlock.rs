@@ -81,7 +81,11 @@ fn plugin_debs() -> Result<Vec<PathBuf>, String> {
 fn lock_list(c: &Container) -> Result<Vec<String>, String> {
     let o = c.exec(&["dnf", "-q", "--disablerepo=*", "versionlock", "list"])?;
     if !o.ok() {
-        return Err(format!("dnf versionlock list: exit {:?}\n{}", o.code, o.tail(4)));
+        return Err(format!(
+            "dnf versionlock list: exit {:?}\n{}",
+            o.code,
+            o.tail(4)
+        ));
     }
     Ok(o.stdout
         .lines()
@@ -149,7 +153,10 @@ fn would_upgrade(c: &Container, plugin: bool) -> Result<bool, String> {
 /// take 16.0.1 (the control), with it, it would not.
 fn lock_keeps(c: &Container, lock: &str) -> Result<(), String> {
     if !would_upgrade(c, false)? {
-        return Err("even without the plugin dnf would not upgrade the agent: the control shows nothing".into());
+        return Err(
+            "even without the plugin dnf would not upgrade the agent: the control shows nothing"
+                .into(),
+        );
     }
     if would_upgrade(c, true)? {
         return Err(format!("dnf would upgrade the agent despite {lock}"));
