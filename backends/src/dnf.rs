@@ -11,7 +11,16 @@
 //! * Exact versions: `dnf install -y <pkg>-<ver>` upgrades or downgrades.
 //! * Holds: `dnf versionlock` when the plugin answers (host only), else the
 //!   v1 way: `exclude=<pkg>` in the repository's section, and our own
-//!   install passes `--disableexcludes=<id>`.
+//!   install passes `--disableexcludes=<id>`. A versionlock names one exact
+//!   version (`teleport-ent-0:15.4.3-1.*`), so the hold is "a lock entry of
+//!   exactly the installed epoch:version-release"; an install (or a
+//!   rollback) moves it: the new exact lock is added first, then the other
+//!   lock entries of the package are deleted, then an `exclude=` of the
+//!   package in the repository's section (an earlier run's hold, before the
+//!   plugin was installed) is removed, so the host is never unheld on the
+//!   way. When the versionlock cannot be made, the hold falls back to
+//!   `exclude=` (logged). Our own install, reinstall and downgrade pass
+//!   `--disableplugin=versionlock`.
 //! * Repair: `dnf reinstall <pkg>-<ver>`, restricted like the install and
 //!   with `--disableexcludes=<id>`: with our `exclude=` hold and without
 //!   it, dnf answers "Error: No packages marked for reinstall." (exit 1).
@@ -27,7 +36,7 @@
 //!   command that may have started one.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::apt::installed_as;
@@ -64,6 +73,9 @@ pub struct Dnf {
     kind: BackendKind,
     program: String,
     hold_method: OnceLock<HoldMethod>,
+    /// The probe's `versionlock list` output, used once by the first
+    /// look at the lock list (saves a dnf start on a no-op run).
+    probed_list: Mutex<Option<String>>,
 }
 
 impl Dnf {
@@ -90,6 +102,7 @@ impl Dnf {
             kind,
             program: program.to_string(),
             hold_method: OnceLock::new(),
+            probed_list: Mutex::new(None),
         })
     }
 
@@ -115,7 +128,10 @@ impl Dnf {
                 .cmd()
                 .args(["-q", "-C", "--disablerepo=*", "versionlock", "list"]);
             match self.runner.run(&cl) {
-                Ok(f) if f.success() => HoldMethod::Versionlock,
+                Ok(f) if f.success() => {
+                    *self.probed_list.lock().unwrap_or_else(|e| e.into_inner()) = Some(f.stdout);
+                    HoldMethod::Versionlock
+                }
                 _ => HoldMethod::Exclude,
             }
         })
@@ -309,19 +325,122 @@ impl Dnf {
         cl.args(["reinstall".to_string(), format!("{pkg}-{version}")])
     }
 
-    fn versionlock_cmd(&self, action: &str, pkg: &PkgName) -> CommandLine {
-        let cl = self
-            .cmd()
+    /// `dnf versionlock <action> <specs>`, touching no repository.
+    fn versionlock_cmd<S: AsRef<str>>(&self, action: &str, specs: &[S]) -> CommandLine {
+        self.cmd()
             .arg("-y")
             .args(self.root_args(None))
             .arg("--setopt=exit_on_lock=True")
             .args(global_enforcement_args())
-            .args(["--disablerepo=*", "versionlock", action]);
-        if action == "list" {
-            cl
-        } else {
-            cl.arg(pkg.as_str())
+            .args(["--disablerepo=*", "versionlock", action])
+            .args(specs.iter().map(|s| s.as_ref().to_string()))
+    }
+
+    /// The lines of `dnf versionlock list` (the lock list's entries).
+    fn lock_list(&self) -> Result<Vec<String>> {
+        let probed = self
+            .probed_list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let text = match probed {
+            Some(t) => t,
+            None => {
+                let cl = self.versionlock_cmd::<&str>("list", &[]);
+                let fin = self.runner.run(&cl)?;
+                if !fin.success() {
+                    return Err(self.classify(&cl, &fin, None));
+                }
+                fin.stdout
+            }
+        };
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The versionlock entries (locks, not `!` excludes) of `pkg`.
+    fn locks_of(&self, pkg: &PkgName) -> Result<Vec<LockEntry>> {
+        Ok(self
+            .lock_list()?
+            .iter()
+            .filter_map(|l| LockEntry::parse(l))
+            .filter(|e| !e.exclude && e.name == pkg.as_str())
+            .collect())
+    }
+
+    /// The installed (epoch, version, release) of `pkg`.
+    fn installed_evr(&self, pkg: &PkgName) -> Result<Evr> {
+        let inst = self.installed(pkg)?.ok_or_else(|| Error::NotInstalled {
+            package: pkg.to_string(),
+        })?;
+        Evr::parse(inst.version.as_str()).ok_or_else(|| Error::Parse {
+            what: "the installed version (epoch:version-release)".into(),
+            detail: format!("{pkg} {}", inst.version),
+        })
+    }
+
+    /// Lock exactly the installed version: add that lock, then delete the
+    /// package's other lock entries, then remove an `exclude=` hold of the
+    /// package from the repository's section; checked afterwards.
+    fn versionlock_hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        let evr = self.installed_evr(pkg)?;
+        let spec = evr.spec(pkg);
+        let locks = self.locks_of(pkg)?;
+        if !locks.iter().any(|e| e.locks(&evr)) {
+            self.run_classified(&self.versionlock_cmd("add", &[&spec]), None)?;
         }
+        let stale: Vec<&str> = locks
+            .iter()
+            .filter(|e| !e.locks(&evr))
+            .map(|e| e.raw.as_str())
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(package = %pkg, "deleting versionlock entries of other versions: {}", stale.join(" "));
+            self.run_classified(&self.versionlock_cmd("delete", &stale), None)?;
+        }
+        let now = self.locks_of(pkg)?;
+        if !now.iter().any(|e| e.locks(&evr)) {
+            return Err(Error::CommandFailed {
+                command: self.versionlock_cmd("add", &[&spec]).to_string(),
+                status: "exit 0".into(),
+                tail: format!(
+                    "the lock list has no entry for {spec} afterwards: {}",
+                    now.iter()
+                        .map(|e| e.raw.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            });
+        }
+        tracing::info!(package = %pkg, "versionlocked {spec}");
+        if rpmdb::excludes(&rpmdb::read_ini(&source.file)?, &source.id, pkg.as_str()) {
+            tracing::info!(package = %pkg, "the hold is the versionlock now: removing exclude={pkg} from [{}]", source.id);
+            self.edit_repo_exclude(source, pkg, false)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `pkg` is held against routine upgrades: an `exclude=` of
+    /// it, or (with the plugin) a versionlock of exactly its installed
+    /// version.
+    fn held_now(&self, source: &Source, pkg: &PkgName) -> Result<bool> {
+        let secs = rpmdb::read_ini(&source.file)?;
+        if rpmdb::excludes(&secs, &source.id, pkg.as_str()) {
+            return Ok(true);
+        }
+        if self.hold_method() == HoldMethod::Versionlock {
+            let locks = self.locks_of(pkg)?;
+            if locks.is_empty() {
+                return Ok(false);
+            }
+            let evr = self.installed_evr(pkg)?;
+            return Ok(locks.iter().any(|e| e.locks(&evr)));
+        }
+        Ok(false)
     }
 
     /// The pseudo-command shown in a dry run for the exclude edit.
@@ -519,6 +638,122 @@ pub fn global_enforcement_args() -> Vec<String> {
         "--setopt=repo_gpgcheck=True".into(),
         "--setopt=localpkg_gpgcheck=True".into(),
     ]
+}
+
+/// An installed package's epoch, version and release (`[E:]V-R`, the
+/// epoch 0 when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evr {
+    pub epoch: String,
+    pub version: String,
+    pub release: String,
+}
+
+impl Evr {
+    /// `[E:]V-R` as rpm reports it; `None` without a release.
+    pub fn parse(s: &str) -> Option<Evr> {
+        let (epoch, vr) = match s.split_once(':') {
+            Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+                (e.to_string(), rest)
+            }
+            Some(_) => return None,
+            None => ("0".to_string(), s),
+        };
+        let (version, release) = vr.rsplit_once('-')?;
+        if version.is_empty() || release.is_empty() || version.contains(':') {
+            return None;
+        }
+        Some(Evr {
+            epoch,
+            version: version.into(),
+            release: release.into(),
+        })
+    }
+
+    /// The spec `dnf versionlock add` locks exactly: `NAME-E:V-R`.
+    pub fn spec(&self, pkg: &PkgName) -> String {
+        format!("{pkg}-{}:{}-{}", self.epoch, self.version, self.release)
+    }
+}
+
+/// Architectures an entry of the lock list may end with (the plugin writes
+/// `.*`, an operator may name one).
+const LOCK_ARCHES: &[&str] = &[
+    "*", "noarch", "x86_64", "aarch64", "i686", "i386", "ppc64le", "s390x", "armv7hl",
+];
+
+/// One entry of the versionlock plugin's list (`dnf versionlock list`):
+/// `[!]NAME-[E:]V-R[.ARCH]` (the plugin writes `NAME-E:V-R.*`); `!` makes
+/// it an exclude of that version, not a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockEntry {
+    /// The line as listed (what `versionlock delete` matches exactly).
+    pub raw: String,
+    pub exclude: bool,
+    pub name: String,
+    pub epoch: Option<String>,
+    pub version: String,
+    pub release: String,
+    pub arch: Option<String>,
+}
+
+impl LockEntry {
+    /// An entry of the list; `None` for anything else (a bare name, a
+    /// glob, a version that does not start with a digit, text that is not
+    /// an entry). Split from the right as rpm's NEVRA is: the arch (only a
+    /// known one, or `*`), the release, the version with its epoch; the
+    /// rest is the name.
+    pub fn parse(line: &str) -> Option<LockEntry> {
+        let raw = line.trim();
+        let (exclude, s) = match raw.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        if s.is_empty() || s.contains(char::is_whitespace) {
+            return None;
+        }
+        let (nevr, arch) = match s.rsplit_once('.') {
+            Some((head, a)) if LOCK_ARCHES.contains(&a) => (head, Some(a.to_string())),
+            _ => (s, None),
+        };
+        let (nev, release) = nevr.rsplit_once('-')?;
+        let (name, ev) = nev.rsplit_once('-')?;
+        let (epoch, version) = match ev.split_once(':') {
+            Some((e, v)) => {
+                if e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                (Some(e.to_string()), v)
+            }
+            None => (None, ev),
+        };
+        let plain = |x: &str| !x.is_empty() && !x.contains([':', '*', '?', '[', '-']);
+        if name.is_empty()
+            || !plain(version)
+            || !plain(release)
+            || !version.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(LockEntry {
+            raw: raw.to_string(),
+            exclude,
+            name: name.to_string(),
+            epoch,
+            version: version.to_string(),
+            release: release.to_string(),
+            arch,
+        })
+    }
+
+    /// Does this (lock) entry lock exactly `evr`? An entry without an
+    /// epoch matches any epoch, as the plugin's query does.
+    pub fn locks(&self, evr: &Evr) -> bool {
+        !self.exclude
+            && self.epoch.as_deref().map_or(true, |e| e == evr.epoch)
+            && self.version == evr.version
+            && self.release == evr.release
+    }
 }
 
 impl Backend for Dnf {
@@ -726,10 +961,17 @@ impl Backend for Dnf {
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
+        // A versionlock names one version: a held package's hold moves
+        // with the install (as zypper's lock is restored), with no gap.
+        let was_held = self.hold_method() == HoldMethod::Versionlock
+            && self.held_now(source, pkg).unwrap_or(true);
         let cl = self.install_cmd(source, pkg, version.as_str());
         let r = self.run_classified(&cl, Some((pkg, version.as_str(), source)));
         self.end_gpg_agents(&source.id);
         let fin = r?;
+        if was_held {
+            self.hold(source, pkg)?;
+        }
         // rpm scriptlet failures are not fatal to dnf (exit 0): say so.
         let text = fin.combined();
         if let Some(l) = text
@@ -743,41 +985,33 @@ impl Backend for Dnf {
 
     fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
         match self.hold_method() {
-            HoldMethod::Versionlock => {
-                // `add` locks the installed version: replace an older lock.
-                let _ = self.runner.run(&self.versionlock_cmd("delete", pkg));
-                self.run_classified(&self.versionlock_cmd("add", pkg), None)
-                    .map(|_| ())
-            }
+            HoldMethod::Versionlock => match self.versionlock_hold(source, pkg) {
+                Ok(()) => Ok(()),
+                // Never unheld: the v1 way instead.
+                Err(e) => {
+                    tracing::warn!(package = %pkg, "the versionlock could not be made ({e}); holding with exclude={pkg} in [{}] instead", source.id);
+                    self.edit_repo_exclude(source, pkg, true).map_err(|x| {
+                        tracing::error!("the exclude= hold failed too: {x}");
+                        e
+                    })
+                }
+            },
             HoldMethod::Exclude => self.edit_repo_exclude(source, pkg, true),
         }
     }
 
     fn unhold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
         if self.hold_method() == HoldMethod::Versionlock {
-            let fin = self.runner.run(&self.versionlock_cmd("delete", pkg))?;
-            if !fin.success() && !fin.combined().contains("No package found") {
-                return Err(self.classify(&self.versionlock_cmd("delete", pkg), &fin, None));
+            let raws: Vec<String> = self.locks_of(pkg)?.into_iter().map(|e| e.raw).collect();
+            if !raws.is_empty() {
+                self.run_classified(&self.versionlock_cmd("delete", &raws), None)?;
             }
         }
         self.edit_repo_exclude(source, pkg, false)
     }
 
     fn is_held(&self, source: &Source, pkg: &PkgName) -> Result<bool> {
-        let secs = rpmdb::read_ini(&source.file)?;
-        if rpmdb::excludes(&secs, &source.id, pkg.as_str()) {
-            return Ok(true);
-        }
-        if self.hold_method() == HoldMethod::Versionlock {
-            let fin = self.runner.run(&self.versionlock_cmd("list", pkg))?;
-            let prefix = format!("{pkg}-");
-            return Ok(fin.stdout.lines().any(|l| {
-                l.trim()
-                    .strip_prefix(&prefix)
-                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
-            }));
-        }
-        Ok(false)
+        self.held_now(source, pkg)
     }
 
     fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine> {
@@ -787,8 +1021,21 @@ impl Backend for Dnf {
         ];
         match self.hold_method() {
             HoldMethod::Versionlock => {
-                v.push(self.versionlock_cmd("delete", pkg));
-                v.push(self.versionlock_cmd("add", pkg));
+                v.push(
+                    self.versionlock_cmd("add", &[format!("{pkg}-<epoch>:{version}-<release>")]),
+                );
+                v.push(CommandLine::new("#").args([
+                    "then".to_string(),
+                    "versionlock".into(),
+                    "delete".into(),
+                    format!("the other versionlock entries of {pkg},"),
+                    "and".into(),
+                    "remove".into(),
+                    format!("exclude={pkg}"),
+                    "from".into(),
+                    "section".into(),
+                    source.id.clone(),
+                ]));
             }
             HoldMethod::Exclude => v.push(self.exclude_note(source, pkg, true)),
         }
@@ -875,5 +1122,110 @@ mod tests {
                 "{cl}"
             );
         }
+    }
+
+    #[test]
+    fn the_plugins_own_entries_parse() {
+        // As dnf-plugins-core 4.3.1 writes them (pkgtup2spec: arch ignored).
+        let e = LockEntry::parse("teleport-ent-0:15.4.3-1.*").unwrap();
+        assert_eq!(
+            e,
+            LockEntry {
+                raw: "teleport-ent-0:15.4.3-1.*".into(),
+                exclude: false,
+                name: "teleport-ent".into(),
+                epoch: Some("0".into()),
+                version: "15.4.3".into(),
+                release: "1".into(),
+                arch: Some("*".into()),
+            }
+        );
+        let x = LockEntry::parse("!teleport-ent-0:16.0.1-1.*").unwrap();
+        assert!(x.exclude);
+        assert_eq!(x.name, "teleport-ent");
+        assert_eq!(x.raw, "!teleport-ent-0:16.0.1-1.*");
+        let fips = LockEntry::parse("teleport-ent-fips-2:15.4.3-1.el8.x86_64").unwrap();
+        assert_eq!(
+            (
+                fips.name.as_str(),
+                fips.epoch.as_deref(),
+                fips.release.as_str(),
+                fips.arch.as_deref()
+            ),
+            ("teleport-ent-fips", Some("2"), "1.el8", Some("x86_64"))
+        );
+        // NEVR without arch: the release keeps its dots.
+        let nevr = LockEntry::parse("teleport-ent-15.4.3-1.el8").unwrap();
+        assert_eq!(
+            (nevr.epoch, nevr.release.as_str(), nevr.arch),
+            (None, "1.el8", None)
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_exact_entry_is_refused() {
+        for l in [
+            "",
+            "teleport-ent",
+            "teleport-ent-15.4.3",
+            "teleport-ent-0:15.4.*-1.*",
+            "teleport-ent-x:15.4.3-1.*",
+            "teleport-ent-0:15.4.3-.*",
+            "-0:15.4.3-1.*",
+            "teleport-ent-0:15.4.3-1 extra",
+            "Last metadata expiration check: 0:00:01 ago",
+        ] {
+            assert_eq!(LockEntry::parse(l), None, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn a_lock_holds_exactly_its_version() {
+        let evr = Evr::parse("15.4.3-1").unwrap();
+        assert_eq!(evr.epoch, "0");
+        let p = PkgName::parse("teleport-ent").unwrap();
+        assert_eq!(evr.spec(&p), "teleport-ent-0:15.4.3-1");
+        let l = |s: &str| LockEntry::parse(s).unwrap();
+        assert!(l("teleport-ent-0:15.4.3-1.*").locks(&evr));
+        assert!(l("teleport-ent-15.4.3-1.x86_64").locks(&evr));
+        assert!(!l("teleport-ent-0:15.4.2-1.*").locks(&evr));
+        assert!(!l("teleport-ent-0:15.4.3-10.*").locks(&evr));
+        assert!(!l("teleport-ent-1:15.4.3-1.*").locks(&evr));
+        assert!(!l("!teleport-ent-0:15.4.3-1.*").locks(&evr));
+        let e1 = Evr::parse("1:16.0.0-2").unwrap();
+        assert_eq!(
+            (e1.epoch.as_str(), e1.version.as_str(), e1.release.as_str()),
+            ("1", "16.0.0", "2")
+        );
+        assert!(l("teleport-ent-1:16.0.0-2.*").locks(&e1));
+        assert_eq!(Evr::parse("15.4.3"), None);
+        assert_eq!(Evr::parse("x:15.4.3-1"), None);
+    }
+
+    #[test]
+    fn the_dry_run_shows_the_versionlock_hold() {
+        let d = Dnf::new(System::host(), Options::default())
+            .unwrap()
+            .with_hold_method(HoldMethod::Versionlock);
+        let src = Source {
+            file: PathBuf::from("/etc/yum.repos.d/teleport.repo"),
+            description: "repo teleport".into(),
+            id: "teleport".into(),
+            keyrings: vec![],
+            uris: vec![],
+        };
+        let p = PkgName::parse("teleport-ent").unwrap();
+        let v = PkgVersion::parse("15.4.3").unwrap();
+        let cmds: Vec<String> = d.plan(&src, &p, &v).iter().map(|c| c.to_string()).collect();
+        assert!(
+            cmds[1].contains("--disableplugin=versionlock") && cmds[1].contains("install"),
+            "{cmds:?}"
+        );
+        assert!(
+            cmds[2].contains("versionlock add")
+                && cmds[2].contains("teleport-ent-<epoch>:15.4.3-<release>"),
+            "{cmds:?}"
+        );
+        assert!(cmds[3].contains("exclude=teleport-ent"), "{cmds:?}");
     }
 }

@@ -27,6 +27,8 @@ use crate::nspawn::{Container, Init};
 
 #[path = "migration.rs"]
 mod migration;
+#[path = "versionlock.rs"]
+mod versionlock;
 
 // ---------------------------------------------------------------------------
 // Rows, scenarios, results
@@ -133,12 +135,15 @@ pub enum Scenario {
     MigTimerRunsOurs,
     MigNewerV1Ignored,
     MigRemoved,
+    VersionlockHolds,
+    VersionlockRepaired,
+    VersionlockMoves,
     PinWithoutLibgpgme,
     TornDown,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 31] = [
+    pub const ALL: [Scenario; 34] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -168,6 +173,9 @@ impl Scenario {
         Scenario::MigTimerRunsOurs,
         Scenario::MigNewerV1Ignored,
         Scenario::MigRemoved,
+        Scenario::VersionlockHolds,
+        Scenario::VersionlockRepaired,
+        Scenario::VersionlockMoves,
         Scenario::PinWithoutLibgpgme,
         Scenario::TornDown,
     ];
@@ -209,6 +217,9 @@ impl Scenario {
             Scenario::MigTimerRunsOurs => "the timer runs ours (not the bash one): update inside a window (15.4.3)",
             Scenario::MigNewerV1Ignored => "Teleport's updater 15.4.4 in the repo: a routine upgrade keeps ours",
             Scenario::MigRemoved => "ours removed: agent (same pid) and /etc/teleport-upgrade.d kept",
+            Scenario::VersionlockHolds => "dnf's versionlock plugin installed: the next update (16.0.0) holds with exactly its versionlock, the old exclude= removed; status held; dnf upgrade keeps it",
+            Scenario::VersionlockRepaired => "versionlock deleted by the operator: a plain run outside the window restores it (a repair); dnf upgrade keeps the agent",
+            Scenario::VersionlockMoves => "a fleet rollback (15.4.3) and a rolled-back broken update (15.4.4) move the versionlock: one lock, on the installed version",
             Scenario::PinWithoutLibgpgme => "no libgpgme on the host: runs; trusted-keys refused naming libgpgme.so.11 (exit 3)",
             Scenario::TornDown => "container torn down: no machine, mount or process left",
         }
@@ -236,7 +247,9 @@ impl Scenario {
                 CronAgentInstalled | CronUpdaterInstalled | CronUpdates | TornDown
             ),
             _ => match self {
-                Yum => row == Row::RpmDnf,
+                Yum | VersionlockHolds | VersionlockRepaired | VersionlockMoves => {
+                    row == Row::RpmDnf
+                }
                 CronNoopUnderSystemd => row == Row::DebianApt,
                 // Backend-independent, and a minute long: one row.
                 UnhealthyRecovered | HealthUnknown | ReloadFails => row == Row::DebianApt,
@@ -1825,6 +1838,10 @@ fn systemd_row(
             "postinst ran to its end; exit 8, held, plan left; the timer's run finished it; {starts}"
         ))
     })?;
+
+    if row == Row::RpmDnf {
+        versionlock::versionlock_scenarios(rec, &mut sut, vs)?;
+    }
 
     if row == Row::DebianApt {
         rec.step(Scenario::CronNoopUnderSystemd, || {
