@@ -9,20 +9,13 @@
 //! Also: a package manager that is busy (its lock held by a transaction
 //! still running) is waited for and never repaired meanwhile (exit 5).
 
-mod common;
-#[macro_use]
-#[path = "common/multi.rs"]
-mod multi;
-#[path = "common/rpmworld.rs"]
-mod rpmworld;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use multi::{Kind, World};
-use rpmworld::Pm;
-
-const PKG: &str = common::PKG;
+use testkit::each_backend;
+use testkit::world::multi::{Kind, World};
+use testkit::world::rpm::{self as rpmworld, Pm};
+use testkit::world::{apt as common, PKG};
 
 fn root(w: &World) -> PathBuf {
     match w {
