@@ -965,6 +965,45 @@ impl<'a> Sut<'a> {
         self.c.exec_raw(&argv)
     }
 
+    /// A window update to 15.4.3 with the agent unit changed by a drop-in
+    /// (`name`, `dropin`) so that it cannot reload: the updater restarts it
+    /// with try-restart instead (a start by systemd) and its journal line
+    /// says why (`reason`).
+    fn update_with_reload_fallback(
+        &mut self,
+        name: &str,
+        dropin: &str,
+        reason: &str,
+    ) -> Result<String, String> {
+        let c = self.c;
+        let path = format!("/etc/systemd/system/teleport.service.d/zz-matrix-{name}.conf");
+        c.write(&path, dropin)?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        self.schedule_in_window()?;
+        self.vs.set("15.4.3", false);
+        let run = self.start_service();
+        c.remove(&path)?;
+        c.ok(&["systemctl", "daemon-reload"])?;
+        run?;
+        let d = self.expect_update("15.4.3", "inside the maintenance window")?;
+        if self.last_via()? != Via::Start {
+            return Err(format!(
+                "15.4.3 was not restarted by systemd{}",
+                self.diagnostics()
+            ));
+        }
+        let journal = self.journal();
+        let line = journal
+            .lines()
+            .rev()
+            .find(|l| l.contains("cannot reload teleport.service"))
+            .ok_or_else(|| format!("the journal does not say why it did not reload:\n{journal}"))?;
+        if !line.contains(reason) {
+            return Err(format!("the fallback line does not say {reason:?}: {line}"));
+        }
+        Ok(format!("{d}; journal: {}", line.trim()))
+    }
+
     /// How the agent's last process came to run.
     fn last_via(&self) -> Result<Via, String> {
         self.starts()?
@@ -1342,33 +1381,8 @@ fn systemd_row(
 
     rec.step(Scenario::Rollback, || {
         // An agent unit without ExecReload= (an operator's drop-in clears
-        // it): the reload falls back to a restart, and the journal says why.
-        let dropin = "/etc/systemd/system/teleport.service.d/zz-matrix-no-reload.conf";
-        c.write(dropin, "[Service]\nExecReload=\n")?;
-        c.ok(&["systemctl", "daemon-reload"])?;
-        sut.schedule_in_window()?;
-        vs.set("15.4.3", false);
-        let run = sut.start_service();
-        c.remove(dropin)?;
-        c.ok(&["systemctl", "daemon-reload"])?;
-        run?;
-        let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
-        if sut.last_via()? != Via::Start {
-            return Err(format!(
-                "15.4.3 was not restarted by systemd{}",
-                sut.diagnostics()
-            ));
-        }
-        let journal = sut.journal();
-        let line = journal
-            .lines()
-            .rev()
-            .find(|l| l.contains("cannot reload teleport.service"))
-            .ok_or_else(|| format!("the journal does not say why it did not reload:\n{journal}"))?;
-        if !line.contains("CanReload=no") {
-            return Err(format!("the fallback line gives no reason: {line}"));
-        }
-        Ok(format!("{d}; journal: {}", line.trim()))
+        // it): CanReload=no.
+        sut.update_with_reload_fallback("no-reload", "[Service]\nExecReload=\n", "CanReload=no")
     })?;
 
     rec.step(Scenario::BrokenRolledBack, || {
@@ -1712,36 +1726,11 @@ fn systemd_row(
         rec.step(Scenario::ReloadFails, || {
             // The unit can reload (CanReload=yes), but its reload command
             // fails: `systemctl reload` exits non-zero.
-            let dropin = "/etc/systemd/system/teleport.service.d/zz-matrix-reload-fails.conf";
-            c.write(dropin, "[Service]\nExecReload=\nExecReload=/bin/false\n")?;
-            c.ok(&["systemctl", "daemon-reload"])?;
-            sut.schedule_in_window()?;
-            vs.set("15.4.3", false);
-            let run = sut.start_service();
-            c.remove(dropin)?;
-            c.ok(&["systemctl", "daemon-reload"])?;
-            run?;
-            let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
-            if sut.last_via()? != Via::Start {
-                return Err(format!(
-                    "15.4.3 was not restarted by systemd{}",
-                    sut.diagnostics()
-                ));
-            }
-            let journal = sut.journal();
-            let line = journal
-                .lines()
-                .rev()
-                .find(|l| l.contains("cannot reload teleport.service"))
-                .ok_or_else(|| {
-                    format!("the journal does not say why it did not reload:\n{journal}")
-                })?;
-            if !line.contains("`systemctl reload teleport.service` failed") {
-                return Err(format!(
-                    "the fallback line does not name the failed reload: {line}"
-                ));
-            }
-            Ok(format!("{d}; journal: {}", line.trim()))
+            sut.update_with_reload_fallback(
+                "reload-fails",
+                "[Service]\nExecReload=\nExecReload=/bin/false\n",
+                "`systemctl reload teleport.service` failed",
+            )
         })?;
     }
 
