@@ -1,4 +1,4 @@
-//! Shared by the issue 6 tests (channels, integrity): one release site with
+//! Shared by the channel-file and package-integrity tests: one release site with
 //! channels `stable/v15` and `stable/v16` (testkit's [`ChannelSite`]), and
 //! one alternate root per test for apt, dnf or zypper, with the Teleport
 //! repository defined on `stable/v15` and an agent installed from it.
@@ -26,7 +26,7 @@ pub fn site() -> &'static ChannelSite {
     S.get_or_init(|| {
         let t = Instant::now();
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "issue6-site-{}",
+            "backend-site-{}",
             std::env::current_exe()
                 .ok()
                 .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))

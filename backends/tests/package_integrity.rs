@@ -1,17 +1,17 @@
-//! Integrity (issue 6) with the real dpkg/apt-get, rpm/dnf and rpm/zypper:
+//! Integrity with the real dpkg/apt-get, rpm/dnf and rpm/zypper:
 //! the agent's executable damaged (overwritten, truncated, removed, or its
 //! mode changed) is reported by `verify_files`, and `reinstall` of the
 //! installed version from the Teleport source repairs it; changes to the
 //! configuration file, to documents and to modification times are not
 //! reported, and an administrator's configuration survives the repair.
 
-mod issue6_common;
+mod site;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
 use backends::{Backend, Error, FileFault, FileProblem, Source};
-use issue6_common::*;
+use site::*;
 use testkit::channels::{AGENT_CONFFILE, AGENT_HELPER};
 
 const BIN: &str = "/usr/bin/teleport";

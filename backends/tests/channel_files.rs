@@ -1,15 +1,15 @@
-//! Channel moves (issue 6) with the real apt-get, dnf and zypper: a root on
+//! Channel moves with the real apt-get, dnf and zypper: a root on
 //! `stable/v15` with 15.4.3 installed is moved to `stable/v16`, found again,
 //! refreshed and updated to 16.0.0; a move to `stable/v17` (not served)
 //! fails and `restore()` brings the definition back byte for byte, and the
 //! old channel works again.
 
-mod issue6_common;
+mod site;
 
 use std::path::Path;
 
 use backends::{Backend, Channel, Error, Source};
-use issue6_common::*;
+use site::*;
 
 /// A Teleport definition with company: comments, a `deb-src` line, and an
 /// entry of another repository that also says `stable/v15`, none of which
