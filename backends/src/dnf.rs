@@ -1092,18 +1092,23 @@ impl Backend for Dnf {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_package_call_forces_verification_and_the_repository() {
-        let d = Dnf::new(System::host(), Options::default())
-            .unwrap()
-            .with_hold_method(HoldMethod::Exclude);
-        let src = Source {
+    /// The Teleport repository as the tests' plans name it.
+    fn teleport_repo() -> Source {
+        Source {
             file: PathBuf::from("/etc/yum.repos.d/teleport.repo"),
             description: "repo teleport".into(),
             id: "teleport".into(),
             keyrings: vec![],
             uris: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn every_package_call_forces_verification_and_the_repository() {
+        let d = Dnf::new(System::host(), Options::default())
+            .unwrap()
+            .with_hold_method(HoldMethod::Exclude);
+        let src = teleport_repo();
         let p = PkgName::parse("teleport-ent").unwrap();
         let v = PkgVersion::parse("15.4.3").unwrap();
         let mut cmds = d.plan(&src, &p, &v);
@@ -1207,13 +1212,7 @@ mod tests {
         let d = Dnf::new(System::host(), Options::default())
             .unwrap()
             .with_hold_method(HoldMethod::Versionlock);
-        let src = Source {
-            file: PathBuf::from("/etc/yum.repos.d/teleport.repo"),
-            description: "repo teleport".into(),
-            id: "teleport".into(),
-            keyrings: vec![],
-            uris: vec![],
-        };
+        let src = teleport_repo();
         let p = PkgName::parse("teleport-ent").unwrap();
         let v = PkgVersion::parse("15.4.3").unwrap();
         let cmds: Vec<String> = d.plan(&src, &p, &v).iter().map(|c| c.to_string()).collect();
