@@ -231,9 +231,12 @@ pub fn learn(
         return rt.block_on(client.cluster_version(&base, &["webapi/ping"]));
     }
     let yaml = system.path(TELEPORT_YAML);
-    let text = std::fs::read_to_string(&yaml).map_err(|e| {
-        format!("the endpoint {endpoint} is a static version server, not a proxy's channel path, and {TELEPORT_YAML} cannot be read ({e}) to find the proxy")
-    })?;
+    let text = crate::fsread::read_text(&yaml, crate::fsread::CONFIG_CAP)
+        .map_err(|e| e.to_string())
+        .and_then(|t| t.ok_or_else(|| "it does not exist".to_string()))
+        .map_err(|e| {
+            format!("the endpoint {endpoint} is a static version server, not a proxy's channel path, and {TELEPORT_YAML} cannot be read ({e}) to find the proxy")
+        })?;
     let (key, addr) = proxy_from_teleport_yaml(&text).ok_or_else(|| {
         format!("the endpoint {endpoint} is a static version server, not a proxy's channel path, and {TELEPORT_YAML} names no proxy_server or auth_server as host:port")
     })?;

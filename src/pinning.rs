@@ -337,11 +337,14 @@ pub fn check(
     let mut sets = Vec::new();
     for path in &source.keyrings {
         let shown = system.display_path(path);
-        let bytes = std::fs::read(path).map_err(|e| {
-            format!(
-                "cannot read {shown}, the keyring the Teleport repository is restricted to: {e}"
-            )
-        })?;
+        let bytes = crate::fsread::read_bounded(path, crate::fsread::STATE_CAP * 16)
+            .map_err(|e| e.to_string())
+            .and_then(|b| b.ok_or_else(|| "it does not exist".to_string()))
+            .map_err(|e| {
+                format!(
+                    "cannot read {shown}, the keyring the Teleport repository is restricted to: {e}"
+                )
+            })?;
         let keys = read_keys(&bytes).map_err(|e| format!("{shown}: {e}"))?;
         sets.push(KeySet {
             origin: Origin::RepoKeyring(shown),

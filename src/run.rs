@@ -102,7 +102,9 @@ pub fn repository_file(
         files.sort();
         for f in files {
             let p = format!("{d}/{f}");
-            let text = std::fs::read_to_string(system.path(&p)).unwrap_or_default();
+            let text = crate::fsread::read_text(&system.path(&p), crate::fsread::CONFIG_CAP)
+                .map_err(|e| err(e.to_string()))?
+                .unwrap_or_default();
             if text.lines().any(|l| l.trim() == header) {
                 return Ok(PathBuf::from(p));
             }
@@ -180,29 +182,54 @@ pub struct Audit {
     pub pinned_key_expires: Option<i64>,
 }
 
+/// The proof that the trust audit (and the key pin, when `trusted-keys`
+/// is set) of a source passed in this run: only [`audit`] makes one, and a
+/// plan that installs cannot be built without it
+/// ([`crate::update::plan::Plan::update`]).
+#[derive(Debug, Clone)]
+pub struct Trusted {
+    audit: Audit,
+}
+
+impl Trusted {
+    /// What the audit checked and warned about.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// A proof for the plan's own unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Trusted {
+        Trusted {
+            audit: Audit::default(),
+        }
+    }
+}
+
 /// The preflight trust audit of `source`: refused (exit 3) when the
 /// configuration weakens verification or the pinned key is missing,
-/// expired or revoked.
+/// expired or revoked. What the command line neutralises is a warning.
 pub fn audit(
     env: &Env,
     backend: &dyn Backend,
     source: &backends::Source,
     config: &Config,
     now: i64,
-) -> Result<Audit, AppError> {
+) -> Result<Trusted, AppError> {
     let report = backend
         .audit_trust(source)
         .map_err(AppError::from_backend)?;
     let mut a = Audit {
         checked: report.checked,
+        warnings: report.warnings.iter().map(|w| w.to_string()).collect(),
         ..Audit::default()
     };
     if let Some(pins) = &config.trusted_keys {
         let pinned =
             pinning::check(backend, source, &env.runner, pins, now).map_err(AppError::Refused)?;
         a.checked.extend(pinned.checked);
-        a.warnings = pinned.warnings;
+        a.warnings.extend(pinned.warnings);
         a.pinned_key_expires = pinned.expires;
     }
-    Ok(a)
+    Ok(Trusted { audit: a })
 }

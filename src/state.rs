@@ -183,6 +183,10 @@ pub struct LastRun {
     /// The guard's verdict on the target, as a sentence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_guard: Option<String>,
+    /// The unfinished plan an earlier run left, abandoned by this run
+    /// (what it was, and why a fresh run would not make it now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abandoned: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -208,6 +212,8 @@ pub struct State {
     pub recovered: Option<Recovered>,
     /// Repairs made (see [`LastRun::repairs`]).
     pub repairs_total: u64,
+    /// Unfinished plans abandoned (see [`LastRun::abandoned`]).
+    pub abandoned_total: u64,
     /// The FleetLock slot this host keeps after a rolled-back update (the
     /// fleet's rollout halts once every slot is kept).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -242,6 +248,10 @@ pub struct Recovered {
     pub kept_as: Option<String>,
     /// The rolled-back target the damaged file still held.
     pub failed_target: Option<String>,
+    /// The file could not be searched whole (too large, unreadable): no
+    /// rolled-back target found does not mean there was none.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 impl Recovered {
@@ -254,9 +264,10 @@ impl Recovered {
                 .as_ref()
                 .map(|k| format!(", kept as {k}"))
                 .unwrap_or_default(),
-            match &self.failed_target {
-                Some(v) => format!("the rolled-back target {v} was recovered from it"),
-                None => "no rolled-back target was recorded in it".into(),
+            match (&self.failed_target, self.partial) {
+                (Some(v), _) => format!("the rolled-back target {v} was recovered from it"),
+                (None, false) => "no rolled-back target was recorded in it".into(),
+                (None, true) => "whether it recorded a rolled-back target could not be told (it could not be searched whole)".into(),
             }
         )
     }
@@ -271,13 +282,72 @@ enum Read {
     Good(State),
     /// Unusable: why, and what could be recovered.
     Bad(String, State),
+    /// Unusable and not searched whole: why, and what could be recovered.
+    Partial(String, State),
+}
+
+/// The most of an oversized state file searched for its rolled-back target
+/// (read in slices: memory stays bounded).
+const SEARCH_CAP: u64 = 256 * 1024 * 1024;
+
+/// Search an oversized regular file for its last `"failed_target"` object,
+/// in slices (memory stays bounded). Also says whether the file was
+/// searched whole.
+fn salvage_large(path: &Path) -> (State, bool) {
+    use std::io::{Read as _, Seek, SeekFrom};
+    const KEY: &[u8] = b"\"failed_target\"";
+    const SLICE: usize = 64 * 1024;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (State::default(), false);
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return (State::default(), false);
+    }
+    let (mut offset, mut last, mut carry) = (0u64, None, Vec::new());
+    let mut buf = vec![0u8; SLICE];
+    let whole = loop {
+        if offset >= SEARCH_CAP {
+            break false;
+        }
+        let n = match f.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => n,
+            Err(_) => break false,
+        };
+        let start = offset - carry.len() as u64;
+        carry.extend_from_slice(&buf[..n]);
+        if let Some(at) = carry.windows(KEY.len()).rposition(|w| w == KEY) {
+            last = Some(start + at as u64);
+        }
+        offset += n as u64;
+        let keep = carry.len().min(KEY.len() - 1);
+        carry.drain(..carry.len() - keep);
+    };
+    let mut st = State::default();
+    if let Some(at) = last {
+        let mut tail = Vec::new();
+        if f.seek(SeekFrom::Start(at)).is_ok()
+            && (&mut f).take(SLICE as u64).read_to_end(&mut tail).is_ok()
+        {
+            st = salvage(&tail);
+        }
+    }
+    (st, whole)
 }
 
 fn read(path: &Path) -> Read {
     let bytes = match crate::fsread::read_bounded(path, crate::fsread::STATE_CAP) {
         Ok(None) => return Read::Absent,
         Ok(Some(b)) => b,
-        Err(e) => return Read::Bad(e.to_string(), State::default()),
+        Err(e @ crate::fsread::ReadError::TooLarge(_)) => {
+            let (st, whole) = salvage_large(path);
+            return if whole && st.failed_target.is_none() {
+                Read::Bad(e.to_string(), st)
+            } else {
+                Read::Partial(e.to_string(), st)
+            };
+        }
+        Err(e) => return Read::Partial(e.to_string(), State::default()),
     };
     match serde_json::from_slice::<State>(&bytes) {
         Ok(st) if st.schema <= SCHEMA => Read::Good(st),
@@ -367,10 +437,14 @@ pub fn clear_old_recovery(st: &mut State) {
 /// result is written back at once so that later reads in the same run (and
 /// `status`) see it.
 pub fn load(path: &Path) -> State {
-    match read(path) {
-        Read::Absent => State::default(),
-        Read::Good(st) => st,
-        Read::Bad(why, mut st) => {
+    let (why, mut st, partial) = match read(path) {
+        Read::Absent => return State::default(),
+        Read::Good(st) => return st,
+        Read::Bad(why, st) => (why, st, false),
+        Read::Partial(why, st) => (why, st, true),
+    };
+    {
+        {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
@@ -394,6 +468,7 @@ pub fn load(path: &Path) -> State {
                 why,
                 kept_as,
                 failed_target: st.failed_target.as_ref().map(|f| f.version.clone()),
+                partial,
             });
             let note = st.recovered.as_ref().unwrap().describe();
             tracing::warn!(file = %path.display(), "{note}");
@@ -414,8 +489,14 @@ pub fn peek(path: &Path) -> (State, Option<String>) {
             let note = st.recovered.as_ref().map(Recovered::describe);
             (st, note)
         }
-        Read::Bad(why, st) => {
+        r @ (Read::Bad(..) | Read::Partial(..)) => {
+            let (why, st, partial) = match r {
+                Read::Bad(w, s) => (w, s, false),
+                Read::Partial(w, s) => (w, s, true),
+                _ => unreachable!(),
+            };
             let r = Recovered {
+                partial,
                 why,
                 failed_target: st.failed_target.as_ref().map(|f| f.version.clone()),
                 ..Default::default()

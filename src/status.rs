@@ -166,7 +166,10 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
                                 Err(e) => problems
                                     .push(format!("cannot tell whether {} is held: {e}", i.name)),
                             }
-                            trust = Some(trust_view(audit(env, b.as_ref(), &src, &config, now)));
+                            trust = Some(trust_view(
+                                audit(env, b.as_ref(), &src, &config, now)
+                                    .map(|t| t.audit().clone()),
+                            ));
                         }
                         Err(e) => problems.push(e.to_string()),
                     }

@@ -48,7 +48,9 @@ pub fn app_specific(machine: &[u8; 16]) -> String {
 
 /// The host's id, from the machine id file at `path`.
 pub fn host_id(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::fsread::read_text(path, crate::fsread::CONFIG_CAP)
+        .map_err(|e| e.to_string())
+        .and_then(|t| t.ok_or_else(|| "it does not exist".to_string()))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let m = parse_machine_id(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(app_specific(&m))

@@ -1,30 +1,59 @@
-//! `dry-run`'s report: the plan `run` would execute, step by step, with
-//! the commands each step runs (from the backends' own command builders,
-//! [`Backend::plan`] and [`Backend::plan_reinstall`]) and what undoes it.
+//! `dry-run`'s report: the plan `run` would execute (the same
+//! [`Plan`] value, built by the same planner through the same gates), step
+//! by step, with the commands each step runs (from the backends' own
+//! command builders, [`Backend::plan`] and [`Backend::plan_reinstall`]) and
+//! what undoes it. Each command is shown once.
 
 use std::io::Write;
 
 use backends::{Backend, CommandLine, Installed, PkgVersion, Source};
 
 use crate::health::{self, AgentBefore};
-use crate::run::Audit;
 use crate::verify::Check;
 
-use super::journal::{Journal, Phase};
+use super::observation::Seen;
 use super::plan::{Plan, Step};
+use super::planning::Planned;
 
 /// What the report shows besides the plan.
-pub struct View<'a> {
-    pub backend: &'a dyn Backend,
-    pub source: &'a Source,
-    pub installed: &'a Installed,
-    pub before: AgentBefore,
-    pub check: Option<&'a Check>,
-    pub audit: Option<&'a Result<Audit, crate::error::AppError>>,
-    /// `installer` is `nop`: the plan is shown, never executed.
-    pub nop: bool,
-    /// The channel move the install may need, described.
-    pub channel: Option<String>,
+struct View<'a> {
+    backend: &'a dyn Backend,
+    source: &'a Source,
+    installed: &'a Installed,
+    before: AgentBefore,
+    check: Option<&'a Check>,
+}
+
+/// Print what `run` would do: the trust audit's verdict, the channel move
+/// it may need, and its plan.
+pub fn print(seen: &Seen, p: &Planned, out: &mut dyn Write) {
+    match &p.trust {
+        Some(Ok(t)) => {
+            let a = t.audit();
+            let _ = writeln!(out, "trust:     ok ({})", a.checked.join("; "));
+            for w in &a.warnings {
+                let _ = writeln!(out, "trust:     WARNING: {w}");
+            }
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(out, "trust:     REFUSED: {e}");
+        }
+        None => {}
+    }
+    if let Some(c) = &p.channel {
+        let _ = writeln!(out, "channel:   {c}");
+    }
+    let (Some(plan), Some(source)) = (&p.plan, &p.source) else {
+        return;
+    };
+    let v = View {
+        backend: seen.backend.as_ref(),
+        source,
+        installed: &seen.installed,
+        before: seen.observed.agent,
+        check: p.check.as_ref(),
+    };
+    print_plan(&v, plan, out);
 }
 
 /// The commands of the backend's update (or reinstall) sequence, split by
@@ -49,6 +78,7 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
     let version = |x: &str| PkgVersion::parse(x).unwrap_or_else(|_| v.installed.version.clone());
     let show = |c: &[CommandLine]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     match s {
+        Step::Jitter { .. } => Vec::new(),
         Step::FinishTransaction => {
             vec!["(only when a transaction was interrupted: dpkg --configure -a; rpm -e of the older of two versions)".into()]
         }
@@ -88,7 +118,7 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
                 health::AGENT_UNIT
             ),
         ],
-        Step::Verify => match v.check {
+        Step::Verify => match v.check.filter(|c| c.systemd || c.readyz.is_some()) {
             Some(c) => vec![format!("wait for {}", c.describe())],
             None => Vec::new(),
         },
@@ -99,22 +129,7 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
 }
 
 /// Print `plan` as `run` would execute it.
-pub fn print_plan(v: &View, plan: &Plan, out: &mut dyn Write) {
-    match v.audit {
-        Some(Ok(r)) => {
-            let _ = writeln!(out, "trust:     ok ({})", r.checked.join("; "));
-        }
-        Some(Err(e)) => {
-            let _ = writeln!(out, "trust:     REFUSED: {e}");
-        }
-        None => {}
-    }
-    if let Some(c) = &v.channel {
-        let _ = writeln!(out, "channel:   {c}");
-    }
-    if v.nop {
-        let _ = writeln!(out, "installer is nop: the plan is never executed");
-    }
+fn print_plan(v: &View, plan: &Plan, out: &mut dyn Write) {
     let _ = writeln!(out, "plan:");
     for (i, s) in plan.steps.iter().enumerate() {
         let _ = writeln!(out, "  {}. {s}", i + 1);
@@ -127,17 +142,8 @@ pub fn print_plan(v: &View, plan: &Plan, out: &mut dyn Write) {
             let _ = writeln!(out, "       on failure: {}", list.join("; "));
         }
     }
-    // The old report's summary lines, which tests and operators read.
-    let _ = writeln!(out, "would run:");
-    for s in &plan.steps {
-        for c in commands(v, s) {
-            if !c.starts_with('(') && !c.starts_with("wait for") {
-                let _ = writeln!(out, "  {c}");
-            }
-        }
-    }
     if let (Some(c), Some(Step::Install { from, .. })) = (
-        v.check,
+        v.check.filter(|c| c.systemd || c.readyz.is_some()),
         plan.steps
             .iter()
             .find(|s| matches!(s, Step::Install { .. })),
@@ -147,24 +153,5 @@ pub fn print_plan(v: &View, plan: &Plan, out: &mut dyn Write) {
             "then:      wait for {}; otherwise roll back to {from}",
             c.describe()
         );
-    }
-}
-
-/// What `run` would do about an unfinished plan.
-pub fn print_resume(j: &Journal, out: &mut dyn Write) {
-    match j.phase {
-        Phase::Forward => {
-            let _ = writeln!(out, "would finish it first:");
-            for s in &j.plan.steps[j.done.min(j.plan.steps.len())..] {
-                let _ = writeln!(out, "  {s}");
-            }
-        }
-        Phase::Undoing => {
-            let _ = writeln!(out, "would undo it first:");
-            let failed = j.failed.unwrap_or(j.done).min(j.plan.steps.len() - 1);
-            for u in j.plan.undo_for_failure(failed) {
-                let _ = writeln!(out, "  {u}");
-            }
-        }
     }
 }

@@ -15,7 +15,7 @@ use crate::verify::{Check, Verdict};
 
 use super::failpoint;
 use super::journal::{self, Journal, Phase};
-use super::plan::{Step, Undo};
+use super::plan::{Goal, Step, Undo};
 use super::signals;
 
 /// The prefix of an undo's error that is a stop signal, not a failure.
@@ -33,9 +33,9 @@ pub struct Ctx<'a> {
     /// The channel move this run made (its restore and keep need no
     /// re-reading of the file, which the hold may have edited since).
     pub moved: Option<backends::ChannelMove>,
-    /// The plan is a repair (set by [`Ctx::execute`]): a hold it makes is
-    /// counted as one.
-    pub repairing: bool,
+    /// What the plan is for (set by [`Ctx::execute`]): a hold a repair
+    /// makes is counted as one; a rollback restarts with `start`.
+    pub goal: Goal,
 }
 
 /// What an executed plan achieved.
@@ -53,8 +53,11 @@ pub struct Done {
     /// systemd does not answer. The plan stays in the journal: the next
     /// run finishes it.
     pub deferred: bool,
-    /// A resumed plan finished an update (counted as one).
-    pub resumed_update: bool,
+    /// The update was counted by the run that started it (it installed,
+    /// then deferred the restart): finishing it is not another one.
+    pub counted_before: bool,
+    /// The unfinished plan an earlier run left was abandoned: what, and why.
+    pub abandoned: Option<String>,
     /// The FleetLock slot this host keeps (its update was rolled back).
     pub slot_kept: Option<crate::fleetlock::Kept>,
     /// The FleetLock slot was given back.
@@ -62,7 +65,7 @@ pub struct Done {
 }
 
 /// Why a step failed.
-enum StepError {
+pub(super) enum StepError {
     /// The update (or repair) failed.
     App(AppError),
     /// The new version did not become healthy (or did not restart).
@@ -76,20 +79,9 @@ enum StepError {
     Deferred(String),
 }
 
-/// The restart of an agent whose state is unknown waits for the next run.
-fn defer_if_unknown(before: AgentBefore) -> Result<(), StepError> {
-    if before == AgentBefore::Unknown {
-        return Err(StepError::Deferred(format!(
-            "systemd does not answer about {}: its restart and health check wait for the next run",
-            health::AGENT_UNIT
-        )));
-    }
-    Ok(())
-}
-
 /// The FleetLock client for `group` as `id`, from the current
 /// configuration; `None` when `fleet-lock` is no longer set.
-fn fleet_client(
+pub(super) fn fleet_client(
     env: &Env,
     group: &str,
     id: &str,
@@ -120,19 +112,11 @@ impl Ctx<'_> {
         }
     }
 
-    fn version(v: &str) -> Result<PkgVersion, StepError> {
-        PkgVersion::parse(v).map_err(|e| {
-            StepError::App(AppError::UpdateFailed(format!(
-                "the plan names an invalid version {v:?}: {e}"
-            )))
-        })
-    }
-
-    fn backend_err(e: backends::Error) -> StepError {
+    pub(super) fn backend_err(e: backends::Error) -> StepError {
         StepError::App(AppError::from_backend(e))
     }
 
-    fn installed_version(&self) -> Result<Option<PkgVersion>, StepError> {
+    pub(super) fn installed_version(&self) -> Result<Option<PkgVersion>, StepError> {
         Ok(self
             .backend
             .installed(&self.pkg)
@@ -140,201 +124,11 @@ impl Ctx<'_> {
             .map(|i| i.version))
     }
 
-    fn step(&mut self, step: &Step, done: &mut Done) -> Result<(), StepError> {
-        let b = self.backend;
-        match step {
-            Step::FinishTransaction => {
-                if let Some(what) = b.recover_package(&self.pkg).map_err(Self::backend_err)? {
-                    let msg = format!("finished an interrupted package transaction ({what})");
-                    tracing::warn!(package = %self.pkg, "repaired: {msg}");
-                    done.repaired.push(msg);
-                }
-            }
-            Step::Refresh => b.refresh(&self.source).map_err(Self::backend_err)?,
-            Step::Install { to, channel_to, .. } => {
-                // The package's files are about to change: the record of
-                // the last verification no longer describes them (the next
-                // no-op verifies in full, then records).
-                crate::integrity_cache::forget(b.system());
-                let version = Self::version(to)?;
-                let now = self.installed_version()?;
-                if now.as_ref().is_some_and(|v| v.same_upstream(&version)) {
-                    tracing::info!(package = %self.pkg, "{} is already installed", version);
-                } else {
-                    match b.install_exact(&self.source, &self.pkg, &version) {
-                        Ok(()) => {}
-                        Err(backends::Error::VersionNotFound { detail, .. })
-                            if channel_to.is_some() =>
-                        {
-                            let m = channel_to.unwrap();
-                            tracing::info!("{version} is not offered by the configured channel ({detail}); moving the channel to stable/v{m}");
-                            self.moved =
-                                b.move_channel(&self.source, m).map_err(Self::backend_err)?;
-                            failpoint::hit("after-channel-move")
-                                .map_err(|e| StepError::App(AppError::UpdateFailed(e)))?;
-                            self.source =
-                                b.reload_source(&self.source).map_err(Self::backend_err)?;
-                            b.refresh(&self.source).map_err(Self::backend_err)?;
-                            b.install_exact(&self.source, &self.pkg, &version)
-                                .map_err(Self::backend_err)?;
-                        }
-                        Err(e) => return Err(Self::backend_err(e)),
-                    }
-                }
-                let after = self.installed_version()?;
-                match after {
-                    Some(v) if v.same_upstream(&version) => {
-                        done.installed_after = Some(v.to_string())
-                    }
-                    other => {
-                        return Err(Self::backend_err(backends::Error::VerifyFailed {
-                            package: self.pkg.to_string(),
-                            found: other.map(|v| v.to_string()).unwrap_or("nothing".into()),
-                            wanted: version.to_string(),
-                        }))
-                    }
-                }
-            }
-            Step::Reinstall { version } => {
-                let v = Self::version(version)?;
-                b.reinstall(&self.source, &self.pkg, &v)
-                    .map_err(Self::backend_err)?;
-                crate::integrity_cache::forget(b.system());
-                let left = b.verify_files(&self.pkg).map_err(Self::backend_err)?;
-                if left.is_empty() {
-                    crate::integrity_cache::record_verified(
-                        b.system(),
-                        b,
-                        &self.pkg,
-                        &v.to_string(),
-                        self.env.clock.now(),
-                    );
-                } else {
-                    return Err(StepError::App(AppError::UpdateFailed(format!(
-                        "reinstalled {} {v}, but its executables still do not verify: {}",
-                        self.pkg,
-                        left.iter()
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))));
-                }
-                let msg = format!("reinstalled {v}, and its executables verify");
-                tracing::info!(package = %self.pkg, "repaired: {msg}");
-                done.repaired.push(msg);
-                done.installed_after = Some(v.to_string());
-            }
-            Step::Hold => {
-                if !b
-                    .is_held(&self.source, &self.pkg)
-                    .map_err(Self::backend_err)?
-                {
-                    b.hold(&self.source, &self.pkg).map_err(Self::backend_err)?;
-                    tracing::info!(package = %self.pkg, "held the agent package");
-                    if self.repairing {
-                        tracing::warn!(package = %self.pkg, "repaired: the agent package was not held; held it");
-                        done.repaired
-                            .push("held the agent package (it was not held)".into());
-                    }
-                }
-            }
-            Step::Restart => {
-                defer_if_unknown(self.before)?;
-                restart(self.env, self.before).map_err(|e| {
-                    if self.check.is_some() {
-                        StepError::Unhealthy(format!("the restart failed: {e}"))
-                    } else {
-                        StepError::App(AppError::UpdateFailed(format!(
-                            "changed the package, but the restart failed: {e}"
-                        )))
-                    }
-                })?;
-            }
-            Step::Reload => {
-                defer_if_unknown(self.before)?;
-                let before =
-                    health::reload_agent(&self.env.system, &self.env.runner).map_err(|e| {
-                        if self.check.is_some() {
-                            StepError::Unhealthy(format!("the reload failed: {e}"))
-                        } else {
-                            StepError::App(AppError::UpdateFailed(format!(
-                                "changed the package, but the reload failed: {e}"
-                            )))
-                        }
-                    })?;
-                if let (Some(check), Some(b)) = (self.check.as_mut(), before) {
-                    check.reloaded = Some(b);
-                }
-            }
-            Step::Verify => {
-                if let Some(check) = &self.check {
-                    tracing::info!("waiting for the agent to be healthy: {}", check.describe());
-                    match check.wait(&self.env.runner) {
-                        Verdict::Healthy(how) => tracing::info!("the agent is healthy: {how}"),
-                        Verdict::Unverifiable => {
-                            tracing::warn!("cannot verify the agent's health here: systemd is not running and no diagnostic address is known (set diag-addr, or diag_addr in /etc/teleport.yaml)");
-                            done.unverified = true;
-                        }
-                        Verdict::Unhealthy(why) => return Err(StepError::Unhealthy(why)),
-                        Verdict::Interrupted(sig) => return Err(StepError::Interrupted(sig)),
-                    }
-                }
-            }
-            Step::TakeSlot { group, id } => {
-                match fleet_client(self.env, group, id).map_err(StepError::App)? {
-                    None => {
-                        tracing::warn!(group = %group, "fleet-lock is no longer set: going on without a FleetLock slot")
-                    }
-                    Some(c) => {
-                        c.take().map_err(|e| {
-                            StepError::App(AppError::NoSlot(format!(
-                                "group {group}: {e}; nothing was changed, the next run tries again"
-                            )))
-                        })?;
-                        tracing::info!(group = %group, id = %id, "took a FleetLock slot");
-                    }
-                }
-            }
-            Step::ReleaseSlot { group, id } => {
-                self.give_back(group, id, "after the healthy update", done);
-            }
-            Step::KeepChannel => {
-                if let Some(m) = self.moved.take() {
-                    m.remove_backup().map_err(Self::backend_err)?;
-                    tracing::info!(file = %m.file.display(), "kept the channel move ({})", m.describe());
-                    return Ok(());
-                }
-                // Resumed: the backup on disk is this plan's move, which is
-                // kept (the hold may have edited the file since).
-                match b
-                    .interrupted_channel_move(&self.source)
-                    .map_err(Self::backend_err)?
-                {
-                    Some(backends::channel::Interrupted::Undo(m)) => {
-                        m.remove_backup().map_err(Self::backend_err)?;
-                        tracing::info!(file = %m.file.display(), "kept the channel move ({})", m.describe());
-                    }
-                    Some(backends::channel::Interrupted::Edited { file, backup }) => {
-                        std::fs::remove_file(&backup).map_err(|e| {
-                            StepError::App(AppError::UpdateFailed(format!(
-                                "cannot remove {}: {e}",
-                                backup.display()
-                            )))
-                        })?;
-                        tracing::info!(file = %file.display(), "kept the channel move (removed {})", backup.display());
-                    }
-                    None => {}
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Give the FleetLock slot back. When the lock server cannot be told,
     /// the slot is recorded as kept in the state file (`status` shows it)
     /// and the next healthy run at the target gives it back: a run never
     /// fails, nor blocks the next ones, on it.
-    fn give_back(&self, group: &str, id: &str, when: &str, done: &mut Done) {
+    pub(super) fn give_back(&self, group: &str, id: &str, when: &str, done: &mut Done) {
         let r = fleet_client(self.env, group, id)
             .map_err(|e| e.to_string())
             .and_then(|c| match c {
@@ -427,12 +221,28 @@ impl Ctx<'_> {
 
     /// Execute `j`'s plan from its first step not done. The journal is
     /// written before the first step and after each one.
-    pub fn execute(&mut self, mut j: Journal, done: &mut Done) -> Result<(), AppError> {
-        self.repairing = j.plan.goal == super::plan::Goal::Repair;
+    pub fn execute(&mut self, j: Journal, done: &mut Done) -> Result<(), AppError> {
+        self.goal = j.plan.goal.clone();
         if j.phase == Phase::Undoing {
             return self.undo_all(j, done);
         }
         self.save(&j)?;
+        let r = self.forward(j, done);
+        if let (Goal::Rollback { to, failed, .. }, Err(e)) = (&self.goal, &r) {
+            if !matches!(e, AppError::Interrupted(_)) {
+                let msg = format!(
+                    "{} {failed} did not become healthy; putting {to} back failed: {e}",
+                    self.pkg
+                );
+                tracing::error!("ROLLBACK FAILED: {msg}");
+                return Err(AppError::RollbackFailed(msg));
+            }
+        }
+        r
+    }
+
+    /// Execute the steps of `j` not done yet, in order.
+    fn forward(&mut self, mut j: Journal, done: &mut Done) -> Result<(), AppError> {
         while let Some(step) = j.next_step().cloned() {
             let i = j.done;
             let in_bookkeeping =
@@ -453,7 +263,7 @@ impl Ctx<'_> {
             match r {
                 Ok(()) => {
                     j.done += 1;
-                    self.save(&j)?;
+                    self.save_or_hold(&j, step.is_package_operation())?;
                     failpoint::hit(&format!("after-{}", step.name()))
                         .map_err(AppError::UpdateFailed)?;
                 }
@@ -478,7 +288,7 @@ impl Ctx<'_> {
                     done.deferred = true;
                     done.unverified = true;
                     // This run ends well and counts the update.
-                    j.counted = matches!(j.plan.goal, super::plan::Goal::Update { .. });
+                    j.counted = matches!(j.plan.goal, Goal::Update { .. });
                     self.save(&j)?;
                     return Ok(());
                 }
@@ -511,7 +321,42 @@ impl Ctx<'_> {
                 j.plan.steps.len()
             )));
         }
+        if let Goal::Rollback { to, failed, .. } = &j.plan.goal {
+            return Err(AppError::RolledBack(format!(
+                "{} {failed} did not become healthy ({}); {to} is back; {failed} is not retried until the target changes or the update is critical",
+                self.pkg,
+                j.why.as_deref().unwrap_or("an earlier run found it so")
+            )));
+        }
         Ok(())
+    }
+
+    /// Save the journal; when that fails after a package operation (a full
+    /// disk, a read-only file system), the agent is held first, whatever
+    /// version is installed, then the failure is reported: the hold never
+    /// depends on the bookkeeping.
+    fn save_or_hold(&mut self, j: &Journal, after_package_op: bool) -> Result<(), AppError> {
+        let Err(e) = self.save(j) else {
+            return Ok(());
+        };
+        if after_package_op {
+            let held = self.backend.is_held(&self.source, &self.pkg).and_then(|h| {
+                if h {
+                    Ok(())
+                } else {
+                    self.backend.hold(&self.source, &self.pkg)
+                }
+            });
+            match held {
+                Ok(()) => {
+                    tracing::warn!(package = %self.pkg, "the plan journal cannot be written: the agent package is held at the installed version first")
+                }
+                Err(h) => {
+                    tracing::error!(package = %self.pkg, "the plan journal cannot be written, and the agent package cannot be held: {h}")
+                }
+            }
+        }
+        Err(e)
     }
 
     /// Apply the undos of `j`'s failed step; the journal is closed
@@ -525,10 +370,10 @@ impl Ctx<'_> {
         let undos = j.plan.undo_for_failure(failed);
         let rolls_back = j.plan.failure_rolls_back(failed);
         let (pkg, new, prev) = match &j.plan.goal {
-            super::plan::Goal::Update { from, to } => {
-                (self.pkg.to_string(), to.clone(), from.clone())
+            Goal::Update { from, to } => (self.pkg.to_string(), to.clone(), from.clone()),
+            Goal::Repair | Goal::Rollback { .. } => {
+                (self.pkg.to_string(), String::new(), String::new())
             }
-            super::plan::Goal::Repair => (self.pkg.to_string(), String::new(), String::new()),
         };
         if rolls_back {
             tracing::error!(package = %pkg, failed = %new, back_to = %prev, "{pkg} {new} did not become healthy ({why}); rolling back to {prev}");
@@ -597,7 +442,7 @@ pub fn restart(env: &Env, before: AgentBefore) -> Result<(), String> {
     restart_as(env, how)
 }
 
-fn restart_as(env: &Env, how: health::Restart) -> Result<(), String> {
+pub(super) fn restart_as(env: &Env, how: health::Restart) -> Result<(), String> {
     match health::restart_agent(&env.system, &env.runner, how) {
         Ok(true) => {
             tracing::info!("restarted {}", health::AGENT_UNIT);

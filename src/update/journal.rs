@@ -112,6 +112,9 @@ impl Journal {
                 format!("update of {} from {from} to {to}", self.package)
             }
             super::plan::Goal::Repair => format!("repair of {}", self.package),
+            super::plan::Goal::Rollback { to, failed, .. } => {
+                format!("rollback of {} to {to} (after {failed})", self.package)
+            }
         };
         let at = match (self.phase, self.next_step()) {
             (Phase::Undoing, _) => format!(
@@ -146,45 +149,138 @@ pub fn path(system: &System) -> PathBuf {
     crate::state::dir(system).join("plan.json")
 }
 
-/// The journal left by an earlier run, if any. A journal that does not
-/// parse is kept aside (`plan.json.corrupt`) and reported: the run then
-/// converges from what it observes.
+/// The journal left by an earlier run, if any. A journal that cannot be
+/// used (not a regular file, too large, does not parse, steps it does not
+/// have) is set aside (`plan.json.corrupt-<unix time>`) and reported: the
+/// run then converges from what it observes.
 pub fn load(path: &Path) -> Result<Option<Journal>, String> {
     load_as(path, true)
 }
 
-/// [`load`] for `status`, which changes nothing: a journal that does not
-/// parse is reported and left where it is.
+/// [`load`] for `status`, which changes nothing: a journal that cannot be
+/// used is reported and left where it is.
 pub fn peek(path: &Path) -> Result<Option<Journal>, String> {
     load_as(path, false)
 }
 
+/// Why `j` cannot be followed: a step index past its steps, a schema this
+/// version does not know.
+fn inconsistent(j: &Journal) -> Option<String> {
+    let n = j.plan.steps.len();
+    if j.schema != 1 {
+        return Some(format!("it has schema {}, not 1", j.schema));
+    }
+    if j.done > n {
+        return Some(format!("it says {} steps are done, of {n}", j.done));
+    }
+    match (j.phase, j.failed) {
+        (_, Some(i)) if i >= n => Some(format!("its failed step {i} is past its {n} steps")),
+        (Phase::Undoing, None) => Some("it is undoing, but names no failed step".into()),
+        _ => None,
+    }
+}
+
 fn load_as(path: &Path, keep_aside: bool) -> Result<Option<Journal>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    let bad = match crate::fsread::read_bounded(path, crate::fsread::STATE_CAP) {
+        Ok(None) => return Ok(None),
+        Err(e) => e.to_string(),
+        Ok(Some(bytes)) => match serde_json::from_slice::<Journal>(&bytes) {
+            Ok(j) => match inconsistent(&j) {
+                None => return Ok(Some(j)),
+                Some(why) => why,
+            },
+            Err(e) => format!("it does not parse ({e})"),
+        },
     };
-    match serde_json::from_slice::<Journal>(&bytes) {
-        Ok(j) if j.schema == 1 => Ok(Some(j)),
-        Ok(j) => Err(format!(
-            "{} has schema {}, not 1: left as it is",
+    if !keep_aside {
+        return Err(format!(
+            "{}: {bad}; the next run sets it aside and converges from what it observes",
+            path.display()
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = path.with_file_name(format!("plan.json.corrupt-{now}"));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => Err(format!(
+            "{}: {bad}; set aside as {}",
             path.display(),
-            j.schema
+            aside.display()
         )),
-        Err(e) if !keep_aside => Err(format!(
-            "{} does not parse ({e}); the next run keeps it aside and converges from what it observes",
+        Err(e) => Err(format!(
+            "{}: {bad}; it cannot be set aside ({e}), and is ignored",
             path.display()
         )),
-        Err(e) => {
-            let aside = path.with_extension("json.corrupt");
-            let _ = std::fs::rename(path, &aside);
-            Err(format!(
-                "{} does not parse ({e}); kept aside as {}",
-                path.display(),
-                aside.display()
-            ))
+    }
+}
+
+impl Journal {
+    /// The plan as the decision sees it.
+    pub fn unfinished(&self) -> crate::decision::Unfinished {
+        use super::plan::Goal;
+        use crate::decision::Unfinished as U;
+        let other = |what: &str| U::Other {
+            what: format!("{what} ({})", self.plan.steps.len()),
+        };
+        let version = |v: &str| backends::PkgVersion::parse(v).ok();
+        match (&self.plan.goal, self.phase) {
+            (Goal::Update { from, to }, Phase::Forward) => match version(from) {
+                Some(from) => U::Update {
+                    from,
+                    to: to.clone(),
+                    counted: self.counted,
+                },
+                None => other("an update from an invalid version"),
+            },
+            (Goal::Update { from, to }, Phase::Undoing)
+                if self.failed.is_some_and(|i| self.plan.failure_rolls_back(i)) =>
+            {
+                match version(from) {
+                    Some(from) => U::RollingBack {
+                        from,
+                        to: to.clone(),
+                        why: self
+                            .why
+                            .clone()
+                            .unwrap_or_else(|| "no reason recorded".into()),
+                    },
+                    None => other("a rollback to an invalid version"),
+                }
+            }
+            (Goal::Rollback { to, failed, .. }, _) => match version(to) {
+                Some(from) => U::RollingBack {
+                    from,
+                    to: failed.clone(),
+                    why: self
+                        .why
+                        .clone()
+                        .unwrap_or_else(|| "its rollback was interrupted".into()),
+                },
+                None => other("a rollback to an invalid version"),
+            },
+            (Goal::Update { .. }, Phase::Undoing) => U::Other {
+                what: format!(
+                    "an update that failed ({}) and was being undone",
+                    self.why.as_deref().unwrap_or("no reason recorded")
+                ),
+            },
+            (Goal::Repair, _) => U::Other {
+                what: "a repair".into(),
+            },
         }
+    }
+
+    /// The FleetLock slot the plan took (its take-slot step is done), if
+    /// any: given back when the plan is abandoned.
+    pub fn slot_taken(&self) -> Option<(String, String)> {
+        self.plan.steps[..self.done.min(self.plan.steps.len())]
+            .iter()
+            .find_map(|s| match s {
+                Step::TakeSlot { group, id } => Some((group.clone(), id.clone())),
+                _ => None,
+            })
     }
 }
 
@@ -226,6 +322,7 @@ mod tests {
                 verify: true,
                 channel_to: None,
             },
+            &crate::run::Trusted::for_tests(),
         );
         let mut j = Journal::new(5, "run", "teleport-ent", Before::NoSystemd, plan);
         j.done = 2;
@@ -236,8 +333,8 @@ mod tests {
         assert!(peek(&p).unwrap_err().contains("does not parse"));
         assert!(p.exists(), "status changes nothing");
         let e = load(&p).unwrap_err();
-        assert!(e.contains("kept aside"), "{e}");
-        assert!(!p.exists() && d.path().join("plan.json.corrupt").exists());
+        assert!(e.contains("set aside"), "{e}");
+        assert!(!p.exists());
         remove(&p).unwrap();
     }
 }

@@ -16,13 +16,19 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::decision::Outcome;
 pub use crate::decision::Repairs;
+use crate::run::Trusted;
 
 /// One step of a plan. Every step is idempotent: a run that resumes a plan
 /// executes a step again when its "done" mark was not written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
+    /// Wait a random delay up to `max_seconds` (the proxy's
+    /// `agent_update_jitter_seconds`, capped): spreads a fleet's routine
+    /// updates over the start of the window.
+    Jitter { max_seconds: u64 },
     /// Finish an interrupted package transaction (`dpkg --configure -a`).
     FinishTransaction,
     /// Refresh the metadata of the agent's repository only.
@@ -81,6 +87,7 @@ impl Step {
     /// (`before-<name>`, `after-<name>`).
     pub fn name(&self) -> &'static str {
         match self {
+            Step::Jitter { .. } => "jitter",
             Step::FinishTransaction => "finish-transaction",
             Step::Refresh => "refresh",
             Step::Install { .. } => "install",
@@ -151,6 +158,9 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Step::Jitter { max_seconds } => {
+                write!(f, "wait a random delay of up to {max_seconds} s (the proxy's jitter)")
+            }
             Step::FinishTransaction => {
                 f.write_str("finish an interrupted package transaction, if any")
             }
@@ -215,8 +225,18 @@ pub struct Facts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Goal {
-    Update { from: String, to: String },
+    Update {
+        from: String,
+        to: String,
+    },
     Repair,
+    /// Put `to` back after `failed` did not become healthy (an earlier
+    /// run's rollback, made again): it has no rollback of its own.
+    Rollback {
+        from: String,
+        to: String,
+        failed: String,
+    },
 }
 
 /// Ordered steps and what they are for.
@@ -227,8 +247,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of an update from `from` to `to`.
-    pub fn update(from: &str, to: &str, f: Facts) -> Plan {
+    /// The plan of an update from `from` to `to`: only with the proof
+    /// that the trust audit of the source it installs from passed.
+    pub fn update(from: &str, to: &str, f: Facts, _trusted: &Trusted) -> Plan {
         let mut steps = vec![
             Step::FinishTransaction,
             Step::Refresh,
@@ -257,6 +278,20 @@ impl Plan {
         }
     }
 
+    /// The same plan after a jitter wait of up to `max_seconds`.
+    pub fn after_jitter(mut self, max_seconds: u64) -> Plan {
+        self.steps.insert(0, Step::Jitter { max_seconds });
+        self
+    }
+
+    /// Whether the plan installs anything (an install, a reinstall, or a
+    /// rollback's install of the version before).
+    pub fn installs(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::Install { .. } | Step::Reinstall { .. }))
+    }
+
     /// The same plan with the restart made a graceful reload.
     pub fn reload_instead_of_restart(mut self) -> Plan {
         for s in &mut self.steps {
@@ -273,9 +308,40 @@ impl Plan {
             .any(|s| matches!(s, Step::Restart | Step::Reload))
     }
 
+    /// The plan of putting `to` back after `failed` failed its health
+    /// check (the agent is at `from`): install, hold, restart, check; a
+    /// failure is the rollback's failure, nothing is undone.
+    pub fn rollback(from: &str, to: &str, failed: &str, f: Facts, trusted: &Trusted) -> Plan {
+        let mut plan = Plan::update(
+            from,
+            to,
+            Facts {
+                channel_to: None,
+                ..f
+            },
+            trusted,
+        );
+        plan.goal = Goal::Rollback {
+            from: from.into(),
+            to: to.into(),
+            failed: failed.into(),
+        };
+        plan
+    }
+
     /// The plan of the repairs at `installed`; `None` when nothing needs
-    /// repair.
-    pub fn repair(installed: &str, r: &Repairs, f: Facts) -> Option<Plan> {
+    /// repair. A reinstall downloads: it is planned only with the proof
+    /// that the trust audit passed.
+    pub fn repair(
+        installed: &str,
+        r: &Repairs,
+        f: Facts,
+        trusted: Option<&Trusted>,
+    ) -> Option<Plan> {
+        let r = &Repairs {
+            damaged: r.damaged.clone().filter(|_| trusted.is_some()),
+            ..r.clone()
+        };
         if r.is_empty() {
             return None;
         }
@@ -325,6 +391,9 @@ impl Plan {
     /// health check (a failed restart counts when health is checked): then
     /// the previous version is put back, rather than the update failing.
     pub fn failure_rolls_back(&self, i: usize) -> bool {
+        if !matches!(self.goal, Goal::Update { .. }) {
+            return false;
+        }
         let verified = self.steps.contains(&Step::Verify);
         match self.steps.get(i) {
             Some(Step::Verify) => true,
@@ -372,268 +441,42 @@ impl Plan {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(p: &Plan) -> Vec<&'static str> {
-        p.steps.iter().map(Step::name).collect()
+/// The plan of `o`, or `None` when nothing is to be done. The update runs
+/// when the decision is one, no gate refused it and the trust audit passed
+/// (`trusted`); otherwise the fallback repairs converge the host. A FleetLock
+/// slot is taken as `slot` (group, id) when the decision says so.
+pub fn build(
+    o: &Outcome,
+    installed: &str,
+    f: Facts,
+    slot: Option<(&str, &str)>,
+    trusted: Option<&Trusted>,
+) -> Option<Plan> {
+    if o.hands_off {
+        return None;
     }
-
-    fn undo_names(v: &[Undo]) -> Vec<String> {
-        v.iter()
-            .map(|u| match u {
-                Undo::RestoreChannel => "restore-channel".to_string(),
-                Undo::InstallPrevious { version } => format!("install-previous {version}"),
-                Undo::RestartAgent => "restart-agent".into(),
-                Undo::VerifyRollback => "verify-rollback".into(),
-                Undo::ReleaseSlot { .. } => "release-slot".into(),
-            })
-            .collect()
-    }
-
-    const ALL: Facts = Facts {
-        restart: true,
-        verify: true,
-        channel_to: Some(16),
-    };
-    const PLAIN: Facts = Facts {
-        restart: false,
-        verify: false,
-        channel_to: None,
-    };
-
-    /// Plan order and undo order for each kind of decision: (what, plan,
-    /// [(failing step, undos)]).
-    #[test]
-    fn plan_and_undo_order_table() {
-        type Row = (
-            &'static str,
-            Plan,
-            Vec<&'static str>,
-            Vec<(&'static str, Vec<&'static str>)>,
-        );
-        let rows: Vec<Row> =
-            vec![
-            (
-                "update, agent running, health checked, channel movable",
-                Plan::update("15.4.2", "16.0.0", ALL),
-                vec![
-                    "finish-transaction",
-                    "refresh",
-                    "install",
-                    "hold",
-                    "restart",
-                    "verify",
-                    "keep-channel",
-                ],
-                vec![
-                    ("finish-transaction", vec![]),
-                    ("refresh", vec![]),
-                    ("install", vec!["restore-channel"]),
-                    ("hold", vec!["restore-channel"]),
-                    (
-                        "restart",
-                        vec![
-                            "restore-channel",
-                            "install-previous 15.4.2",
-                            "restart-agent",
-                            "verify-rollback",
-                        ],
-                    ),
-                    (
-                        "verify",
-                        vec![
-                            "restore-channel",
-                            "install-previous 15.4.2",
-                            "restart-agent",
-                            "verify-rollback",
-                        ],
-                    ),
-                ],
-            ),
-            (
-                "routine update reloaded (restart-mode reload): rolled back with a hard restart",
-                Plan::update("15.4.2", "15.4.3", Facts { channel_to: None, ..ALL })
-                    .reload_instead_of_restart(),
-                vec!["finish-transaction", "refresh", "install", "hold", "reload", "verify"],
-                vec![
-                    ("hold", vec![]),
-                    (
-                        "reload",
-                        vec!["install-previous 15.4.2", "restart-agent", "verify-rollback"],
-                    ),
-                    (
-                        "verify",
-                        vec!["install-previous 15.4.2", "restart-agent", "verify-rollback"],
-                    ),
-                ],
-            ),
-            (
-                "update, no systemd, no health signal, channel fixed",
-                Plan::update("15.4.2", "15.4.3", PLAIN),
-                vec!["finish-transaction", "refresh", "install", "hold"],
-                vec![("install", vec![]), ("hold", vec![])],
-            ),
-            (
-                "update without systemd, readiness checked",
-                Plan::update(
-                    "15.4.2",
-                    "15.4.3",
-                    Facts {
-                        verify: true,
-                        ..PLAIN
-                    },
-                ),
-                vec!["finish-transaction", "refresh", "install", "hold", "verify"],
-                vec![("verify", vec!["install-previous 15.4.2", "verify-rollback"])],
-            ),
-        ];
-        for (what, plan, order, undos) in rows {
-            assert_eq!(names(&plan), order, "{what}: plan order");
-            for (failing, want) in undos {
-                let i = plan.steps.iter().position(|s| s.name() == failing).unwrap();
-                assert_eq!(
-                    undo_names(&plan.undo_for_failure(i)),
-                    want,
-                    "{what}: undo when {failing} fails"
-                );
+    match (&o.update, &o.refused, trusted) {
+        (Some(u), None, Some(t)) => {
+            let mut plan = match &u.rollback_of {
+                Some(failed) => Plan::rollback(u.from.as_str(), &u.to, failed, f, t),
+                None => Plan::update(u.from.as_str(), &u.to, f, t),
+            };
+            if u.reload.is_ok() {
+                plan = plan.reload_instead_of_restart();
             }
-        }
-    }
-
-    #[test]
-    fn repair_plans() {
-        let r = |interrupted: bool, unheld: bool, damaged: bool| Repairs {
-            interrupted: interrupted.then(|| "iF".to_string()),
-            unheld,
-            damaged: damaged.then(|| "/usr/bin/teleport".to_string()),
-        };
-        assert_eq!(Plan::repair("15.4.3", &r(false, false, false), ALL), None);
-        for (rep, facts, want) in [
-            (r(false, true, false), ALL, vec!["hold"]),
-            (
-                r(true, false, false),
-                ALL,
-                vec!["finish-transaction", "hold"],
-            ),
-            (
-                r(false, false, true),
-                ALL,
-                vec!["refresh", "reinstall", "hold", "restart"],
-            ),
-            (
-                r(true, true, true),
-                PLAIN,
-                vec!["finish-transaction", "refresh", "reinstall", "hold"],
-            ),
-        ] {
-            let p = Plan::repair("15.4.3", &rep, facts).unwrap();
-            assert_eq!(names(&p), want, "{rep:?}");
-            // A repair never rolls anything back.
-            for i in 0..p.steps.len() {
-                assert!(p.undo_for_failure(i).is_empty(), "{rep:?} step {i}");
+            if let (true, Some((group, id))) = (u.slot, slot) {
+                plan = plan.with_slot(group, id);
             }
-        }
-    }
-
-    /// Invariants over every update plan: a rollback always comes after
-    /// the channel is restored, and ends with a restart and check when the
-    /// plan had them; nothing before the install is ever undone.
-    #[test]
-    fn undo_invariants() {
-        for restart in [false, true] {
-            for verify in [false, true] {
-                for channel_to in [None, Some(16)] {
-                    let f = Facts {
-                        restart,
-                        verify,
-                        channel_to,
-                    };
-                    let p = Plan::update("15.4.2", "16.0.0", f);
-                    let install = p.steps.iter().position(|s| s.name() == "install").unwrap();
-                    for i in 0..p.steps.len() {
-                        let u = p.undo_for_failure(i);
-                        if i < install {
-                            assert!(u.is_empty(), "{f:?} {i}");
-                        }
-                        if let Some(k) = u
-                            .iter()
-                            .position(|u| matches!(u, Undo::InstallPrevious { .. }))
-                        {
-                            if let Some(c) = u.iter().position(|u| *u == Undo::RestoreChannel) {
-                                assert!(c < k, "{f:?}: channel restored first");
-                            }
-                            assert_eq!(u.contains(&Undo::RestartAgent), restart, "{f:?}");
-                            assert_eq!(u.contains(&Undo::VerifyRollback), verify, "{f:?}");
-                        }
-                    }
-                    // The journal round-trips the plan.
-                    let j = serde_json::to_string(&p).unwrap();
-                    assert_eq!(serde_json::from_str::<Plan>(&j).unwrap(), p);
-                }
+            if let Some(j) = u.jitter {
+                plan = plan.after_jitter(j);
             }
+            Some(plan)
         }
-    }
-
-    /// Under a FleetLock slot: taken first, given back after the health
-    /// check; a failure before any change gives it back, any later failure
-    /// (a failed install, a rollback) keeps it.
-    #[test]
-    fn slot_steps_and_undos() {
-        let p = Plan::update("15.4.2", "16.0.0", ALL).with_slot("default", "abc");
-        assert_eq!(
-            names(&p),
-            vec![
-                "take-slot",
-                "finish-transaction",
-                "refresh",
-                "install",
-                "hold",
-                "restart",
-                "verify",
-                "release-slot",
-                "keep-channel",
-            ]
-        );
-        let at = |n: &str| p.steps.iter().position(|s| s.name() == n).unwrap();
-        assert_eq!(
-            undo_names(&p.undo_for_failure(at("take-slot"))),
-            vec!["release-slot"]
-        );
-        assert_eq!(
-            undo_names(&p.undo_for_failure(at("refresh"))),
-            vec!["release-slot"]
-        );
-        assert_eq!(
-            undo_names(&p.undo_for_failure(at("install"))),
-            vec!["restore-channel"]
-        );
-        assert_eq!(
-            undo_names(&p.undo_for_failure(at("verify"))),
-            vec![
-                "restore-channel",
-                "install-previous 15.4.2",
-                "restart-agent",
-                "verify-rollback"
-            ],
-            "a rolled-back host keeps its slot"
-        );
-        assert!(!undo_names(&p.undo_for_failure(at("release-slot")))
-            .contains(&"release-slot".to_string()));
-        let plain = Plan::update("15.4.2", "15.4.3", PLAIN).with_slot("g", "i");
-        assert_eq!(
-            names(&plain),
-            vec![
-                "take-slot",
-                "finish-transaction",
-                "refresh",
-                "install",
-                "hold",
-                "release-slot"
-            ]
-        );
-        let j = serde_json::to_string(&p).unwrap();
-        assert_eq!(serde_json::from_str::<Plan>(&j).unwrap(), p);
+        (Some(_), _, _) => Plan::repair(installed, &o.fallback, f, None),
+        (None, _, t) => Plan::repair(installed, &o.repairs, f, t),
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,197 @@
+//! Record: what a run did, into the state file and the metrics; and what
+//! a decision leaves behind whatever the plan (the unhealthy marker, the
+//! re-check, a FleetLock slot kept since a rollback).
+
+use crate::config::Config;
+use crate::decision::{Decision, Outcome};
+use crate::error::{AppError, Exit};
+use crate::health;
+use crate::metrics;
+use crate::run::Env;
+use crate::state::{self, LastRun};
+
+use super::execute::Done;
+use super::observation::Seen;
+
+/// End the run: the exit code, the record (not for a dry run).
+pub fn finish(
+    env: &Env,
+    mut rec: LastRun,
+    done: Done,
+    result: Result<(), AppError>,
+    dry_run: bool,
+) -> Exit {
+    let exit = match &result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            tracing::error!("{e}");
+            rec.error = Some(e.to_string());
+            e.exit()
+        }
+    };
+    rec.result = exit.into();
+    rec.exit_code = exit as u8;
+    if done.installed_after.is_some() {
+        rec.installed_after = done.installed_after.clone();
+    }
+    if done.failed_health.is_some() {
+        rec.failed_health = done.failed_health.clone();
+    }
+    rec.repairs = done.repaired.clone();
+    rec.abandoned = done.abandoned.clone();
+    if !dry_run {
+        record(env, rec, exit, &done);
+    }
+    exit
+}
+
+/// What the decision leaves behind, whatever is planned: the unhealthy
+/// marker (and the re-check after a first sighting), and a FleetLock slot
+/// kept since a rollback given back once the host is healthy at the target.
+pub fn after_decision(
+    env: &Env,
+    config: &Config,
+    seen: &Seen,
+    o: &Outcome,
+    rec: &LastRun,
+    done: &mut Done,
+) {
+    let now = seen.observed.now;
+    if o.marker_after {
+        tracing::info!(file = %config.marker_path().display(), "marking the agent unhealthy for the next run");
+    }
+    set_marker(env, config, o.marker_after, now);
+    if o.marker_after && !seen.marker_seen {
+        // The first unhealthy sighting: the second comes minutes later.
+        health::arrange_recheck(&env.system, &env.runner, config.recheck_delay);
+    }
+    if o.decision == Decision::UpToDate && o.repairs.is_empty() {
+        release_kept_slot(env, config, rec.unhealthy.is_some(), done);
+    }
+}
+
+fn set_marker(env: &Env, config: &Config, present: bool, now: i64) {
+    if !present {
+        // v1's marker (a host migrating from the shipped updater) is
+        // consumed like ours.
+        let v1 = state::v1_marker(&env.system);
+        if let Err(e) = std::fs::remove_file(&v1) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %v1.display(), "cannot remove v1's unhealthy marker: {e}");
+            }
+        }
+    }
+    let p = config.marker_path();
+    if let Err(e) = crate::marker::set(&p, present, now) {
+        tracing::warn!(file = %p.display(), "cannot update the unhealthy marker: {e}");
+    }
+}
+
+/// Write what the run did into the state file and the metrics.
+fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
+    let path = state::path(&env.system);
+    let mut st = state::load(&path);
+    state::clear_old_recovery(&mut st);
+    let updated = rec.decision == Some(state::Decided::Update)
+        && rec.installed_after.is_some()
+        && !done.counted_before;
+    if exit == Exit::Ok {
+        st.last_success = Some(rec.time);
+        if updated {
+            st.last_update = Some(rec.time);
+            st.updates_total += 1;
+        }
+    }
+    st.repairs_total += done.repaired.len() as u64;
+    if done.abandoned.is_some() {
+        st.abandoned_total += 1;
+    }
+    if exit != Exit::Ok {
+        *st.failures.entry(rec.result.to_string()).or_default() += 1;
+    }
+    match exit {
+        Exit::Ok if updated => st.failed_target = None,
+        Exit::RolledBack | Exit::RollbackFailed => {
+            if exit == Exit::RolledBack {
+                st.rollbacks_total += 1;
+            }
+            st.failed_target = rec.target.clone().map(|version| state::FailedTarget {
+                version,
+                time: rec.time,
+                why: rec.failed_health.clone().unwrap_or_default(),
+            });
+        }
+        _ => {}
+    }
+    if let Some(k) = &done.slot_kept {
+        st.fleet_lock = Some(k.clone());
+    } else if done.slot_released {
+        st.fleet_lock = None;
+    }
+    st.last_run = Some(rec);
+    if let Err(e) = state::save(&path, &st) {
+        tracing::warn!(file = %path.display(), "cannot write the state file: {e}");
+    }
+    write_metrics(env, &st);
+}
+
+/// The Prometheus textfile, where `metrics-dir` (or its default) says.
+fn write_metrics(env: &Env, st: &state::State) {
+    let setting = match Config::load(&env.config_dir) {
+        Ok(c) => c.metrics,
+        Err(_) => crate::config::Metrics::Default,
+    };
+    let dir = match setting {
+        crate::config::Metrics::Off => None,
+        crate::config::Metrics::Dir(d) => Some(env.system.path(d)),
+        crate::config::Metrics::Default => {
+            let d = env.system.path(metrics::DEFAULT_DIR);
+            d.is_dir().then_some(d)
+        }
+    };
+    if let Some(dir) = dir {
+        match metrics::write(&dir, st) {
+            Ok(p) => tracing::debug!(file = %p.display(), "wrote the metrics"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "cannot write the metrics file: {e}")
+            }
+        }
+    }
+}
+
+/// A FleetLock slot kept after a rollback is given back once the host is
+/// healthy at the target again: the target was changed to a version this
+/// host runs (the operator re-targeted the fleet away from the broken
+/// release). A failure is logged; the next run tries again.
+fn release_kept_slot(env: &Env, config: &Config, unhealthy: bool, done: &mut Done) {
+    let Some(k) = state::load(&state::path(&env.system)).fleet_lock else {
+        return;
+    };
+    if unhealthy {
+        tracing::warn!(group = %k.group, "keeping the FleetLock slot: the agent is not healthy");
+        return;
+    }
+    let client = match crate::fleetlock::settings(config) {
+        Ok(Some(mut s)) => {
+            s.group = k.group.clone();
+            crate::fleetlock::client::Client::new(&s, &k.id)
+        }
+        Ok(None) => {
+            tracing::warn!(group = %k.group, "a FleetLock slot is recorded as kept, but fleet-lock is not set: free it on the lock server");
+            return;
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match client
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.release().map_err(|e| e.to_string()))
+    {
+        Ok(()) => {
+            tracing::info!(group = %k.group, id = %k.id, "the agent is healthy at the target: gave back the FleetLock slot kept since the rollback ({})", k.why);
+            done.slot_released = true;
+        }
+        Err(e) => {
+            tracing::warn!(group = %k.group, "cannot give back the FleetLock slot kept since the rollback: {e}; the next run tries again")
+        }
+    }
+}
