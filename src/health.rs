@@ -213,6 +213,7 @@ pub fn may_reload(
     match reason {
         R::Critical => Err("the update is critical"),
         R::RollBack { .. } => Err("a rollback restarts the agent"),
+        R::Finish => Err("finishing an earlier run's update restarts the agent"),
         R::Unhealthy { .. } => Err("the agent is unhealthy"),
         R::Forced | R::InWindow { .. } => Ok(()),
     }

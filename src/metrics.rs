@@ -154,16 +154,44 @@ pub fn render(state: &State) -> String {
         "teleport_upgrade_agent_unhealthy {}",
         u8::from(last.is_some_and(|l| l.unhealthy.is_some()))
     );
+    counters(&mut o, state);
+    o
+}
 
+/// The counters of the state file.
+fn counters(o: &mut String, state: &State) {
+    let last = state.last_run.as_ref();
     family(
-        &mut o,
+        o,
+        "teleport_upgrade_abandoned_plans_total",
+        "counter",
+        "Unfinished plans of earlier runs abandoned (a fresh run would not make them).",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_abandoned_plans_total {}",
+        state.abandoned_total
+    );
+    family(
+        o,
+        "teleport_upgrade_trust_warnings",
+        "gauge",
+        "Findings of the last trust audit that the command line neutralises (see status).",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_trust_warnings {}",
+        last.map(|l| l.trust_warnings.len()).unwrap_or(0)
+    );
+    family(
+        o,
         "teleport_upgrade_updates_total",
         "counter",
         "Successful updates of the agent package.",
     );
     let _ = writeln!(o, "teleport_upgrade_updates_total {}", state.updates_total);
     family(
-        &mut o,
+        o,
         "teleport_upgrade_rollbacks_total",
         "counter",
         "Updates rolled back because the agent did not become healthy.",
@@ -174,7 +202,7 @@ pub fn render(state: &State) -> String {
         state.rollbacks_total
     );
     family(
-        &mut o,
+        o,
         "teleport_upgrade_failures_total",
         "counter",
         "Runs that did not end well, by reason.",
@@ -186,7 +214,6 @@ pub fn render(state: &State) -> String {
             state.failures.get(r).copied().unwrap_or(0)
         );
     }
-    o
 }
 
 /// Write the file atomically into `dir`.

@@ -183,6 +183,10 @@ pub struct LastRun {
     /// The guard's verdict on the target, as a sentence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_guard: Option<String>,
+    /// What the trust audit warned about (settings the command line
+    /// neutralises), file and line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trust_warnings: Vec<String>,
     /// The unfinished plan an earlier run left, abandoned by this run
     /// (what it was, and why a fresh run would not make it now).
     #[serde(skip_serializing_if = "Option::is_none")]

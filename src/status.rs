@@ -205,7 +205,12 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     let service_health = service.unhealthy();
     let unfinished_plan =
         match crate::update::journal::peek(&crate::update::journal::path(&env.system)) {
-            Ok(j) => j.map(|j| j.describe(&env.system)),
+            Ok(j) => j.map(|j| {
+                format!(
+                    "{}; the next run continues it only if a fresh run would make the same update now, and abandons it otherwise (dry-run says which)",
+                    j.describe(&env.system)
+                )
+            }),
             Err(e) => {
                 problems.push(e);
                 None

@@ -8,9 +8,12 @@
 //! debug builds), from `SIGTERM` while dpkg runs a postinst, and from
 //! `kill -9` during the health wait.
 //!
-//! The run after a kill happens OUTSIDE the maintenance window: only the
-//! journal (finish the plan) or the converge (hold, finish the transaction)
-//! can bring the host to where it should be; a plain `wait` would not.
+//! The run after a kill happens OUTSIDE the maintenance window: an update
+//! whose install is done is finished (restart, health check, rollback),
+//! one that had not installed yet is abandoned (a fresh run would not
+//! update now), and the host is converged either way (held, transaction
+//! finished). The full table of changes since the kill is
+//! `tests/resume_table.rs`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -115,7 +118,9 @@ const POINTS: &[&str] = &[
 ];
 
 /// Kill the update 15.4.2 -> 15.4.3 at every step boundary; the next plain
-/// run, outside the window, finishes it.
+/// run, outside the window, finishes it when its install is done, and
+/// otherwise abandons it (a fresh run would wait): never installs outside
+/// the window, always converges (held, no journal left).
 fn kill_at_every_boundary_then_converge(kind: Kind) {
     let started = Instant::now();
     let mut table = Vec::new();
@@ -128,6 +133,7 @@ fn kill_at_every_boundary_then_converge(kind: Kind) {
             "{kind:?} {point}: the journal is left"
         );
         let after_kill = (w.installed(), held(&w));
+        let installed = after_kill.0.as_deref() == Some("15.4.3");
         // status and dry-run say what the next run will do.
         let s = w.run(&["status", "--json"]);
         let s: serde_json::Value = serde_json::from_str(&s.stdout()).unwrap();
@@ -138,20 +144,33 @@ fn kill_at_every_boundary_then_converge(kind: Kind) {
                 .contains("15.4.3"),
             "{kind:?} {point}: status shows the plan: {s:#}"
         );
+        w.schedule_outside_window();
         let dry = w.run(&["dry-run"]);
+        let says = if installed {
+            "resume:    finish it"
+        } else {
+            "resume:    abandon it"
+        };
         assert!(
-            dry.stdout().contains("would finish it first"),
-            "{kind:?} {point}: dry-run says it: {}",
+            dry.stdout().contains(says),
+            "{kind:?} {point}: dry-run says {says:?}: {}",
             dry.stdout()
         );
-        w.schedule_outside_window();
         let r = w.run(&["run"]);
         r.expect(0)
             .logs_contain("an earlier run left a plan unfinished");
-        assert_converged(&w, "15.4.3", point);
+        let want = if installed { "15.4.3" } else { "15.4.2" };
+        assert_converged(&w, want, point);
+        if !installed {
+            r.logs_contain("abandoned the unfinished plan");
+            let st = w.state();
+            assert_eq!(st["abandoned_total"], 1, "{kind:?} {point}: {st:#}");
+        }
         table.push(format!(
-            "{kind:?} {point:<26} killed: {:?} held={} -> finished: 15.4.3 held",
-            after_kill.0, after_kill.1
+            "{kind:?} {point:<26} killed: {:?} held={} -> next run outside the window: {want} held ({})",
+            after_kill.0,
+            after_kill.1,
+            if installed { "finished" } else { "abandoned" }
         ));
     }
     for row in table {
@@ -182,6 +201,11 @@ fn failed_step_undoes_and_closes_the_journal(kind: Kind) {
     w.schedule_outside_window();
     w.run(&["run"]).expect(0);
     assert_converged(&w, "15.4.3", "after a failed hold");
+    assert_eq!(
+        w.state()["abandoned_total"],
+        0,
+        "{kind:?}: nothing was left to abandon"
+    );
 }
 each_backend!(failed_step_undoes_and_closes_the_journal);
 
@@ -395,7 +419,7 @@ fn kill_during_the_rollback_then_rolled_back(kind: Kind) {
     assert_eq!(w.installed().as_deref(), Some(world::BROKEN));
     let dry = w.run(&["dry-run"]);
     assert!(
-        dry.stdout().contains("would undo it first"),
+        dry.stdout().contains("resume:    finish its rollback"),
         "{kind:?}: {}",
         dry.stdout()
     );
@@ -411,8 +435,9 @@ each_backend!(kill_during_the_rollback_then_rolled_back);
 
 /// A major update that moves the channel (stable/v15 -> stable/v16),
 /// killed right after the move, after the install, or before keeping the
-/// move: the next run, outside the window, finishes it: 16.0.0 installed
-/// and held, the definition on stable/v16, no backup left.
+/// move: the next run, outside the window, finishes it once installed
+/// (16.0.0 held, the definition on stable/v16), and otherwise abandons it
+/// and puts the definition back (15.4.3 held, stable/v15); no backup left.
 fn kill_around_a_channel_move_then_converge(kind: Kind) {
     for point in ["after-channel-move", "after-install", "before-keep-channel"] {
         let w = World::new(kind, "15.4.3", "16.0.0");
@@ -422,10 +447,14 @@ fn kill_around_a_channel_move_then_converge(kind: Kind) {
         w.schedule_outside_window();
         let r = w.run(&["run"]);
         r.expect(0);
-        assert_converged(&w, "16.0.0", point);
+        let (want, channel, other) = match point {
+            "after-channel-move" => ("15.4.3", "stable/v15", "stable/v16"),
+            _ => ("16.0.0", "stable/v16", "stable/v15"),
+        };
+        assert_converged(&w, want, point);
         let def = w.repo_definition();
         assert!(
-            def.contains("stable/v16") && !def.contains("stable/v15"),
+            def.contains(channel) && !def.contains(other),
             "{kind:?} {point}: {def}"
         );
         let backup = format!(
@@ -437,7 +466,7 @@ fn kill_around_a_channel_move_then_converge(kind: Kind) {
             "{kind:?} {point}: backup removed\n{}",
             r.stderr()
         );
-        eprintln!("FAULT {kind:?} {point:<26} -> finished: 16.0.0 held, stable/v16, no backup");
+        eprintln!("FAULT {kind:?} {point:<26} -> {want} held, {channel}, no backup");
     }
 }
 each_backend!(kill_around_a_channel_move_then_converge);

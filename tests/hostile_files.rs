@@ -155,13 +155,21 @@ fn damaged_state(how: &str) -> String {
         "truncated" => good[..good.len() - 40].to_string(),
         "wrong type" => good.replace("\"updates_total\": 3", "\"updates_total\": \"three\""),
         "newer schema" => good.replace("\"schema\": 1", "\"schema\": 7"),
+        // Over the 1 MiB cap, the failed target at its end.
+        "oversized" => good.replace(
+            "\"updates_total\": 3,",
+            &format!(
+                "\"updates_total\": 3,\n  \"note\": \"{}\",",
+                "x".repeat(1536 * 1024)
+            ),
+        ),
         _ => unreachable!(),
     }
 }
 
 #[test]
 fn a_damaged_state_file_never_forgets_the_rolled_back_target() {
-    for how in ["truncated", "wrong type", "newer schema"] {
+    for how in ["truncated", "wrong type", "newer schema", "oversized"] {
         let w = AptWorld::new("15.4.2", "15.4.3");
         w.schedule_in_window();
         let state = w.root.file("/var/lib/teleport-upgrade/state.json");
@@ -200,5 +208,73 @@ fn a_damaged_state_file_never_forgets_the_rolled_back_target() {
         w.set_critical("yes");
         w.run(&["run"]).expect(0);
         assert_eq!(w.installed().as_deref(), Some("15.4.3"), "{how}");
+    }
+}
+
+/// The plan journal as a FIFO, a link to `/dev/zero`, or a plan whose
+/// failed step is past its steps: no run hangs, aborts or reads without
+/// bound; the journal is set aside (status reports it and moves nothing),
+/// and the run goes on as a fresh one.
+#[test]
+fn a_hostile_or_inconsistent_journal_is_set_aside() {
+    let inconsistent = r#"{"schema":1,"time":1,"command":"run","package":"teleport-ent",
+"agent_before":"no-systemd","plan":{"goal":{"kind":"update","from":"15.4.2","to":"15.4.3"},
+"steps":[{"step":"refresh"}]},"done":0,"phase":"undoing","failed":7,"why":"x"}"#;
+    for how in ["fifo", "dev-zero", "inconsistent"] {
+        let w = AptWorld::new("15.4.2", "15.4.3");
+        w.schedule_in_window();
+        let plan = w.root.file("/var/lib/teleport-upgrade/plan.json");
+        std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+        match how {
+            "fifo" => nix::unistd::mkfifo(&plan, nix::sys::stat::Mode::S_IRWXU).unwrap(),
+            "dev-zero" => std::os::unix::fs::symlink("/dev/zero", &plan).unwrap(),
+            _ => std::fs::write(&plan, inconsistent).unwrap(),
+        }
+        let t = Instant::now();
+        let s = w.run(&["status", "--json"]);
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{how}: status does not hang"
+        );
+        let s: serde_json::Value = serde_json::from_str(&s.stdout()).unwrap();
+        assert!(
+            s["problems"].to_string().contains("plan.json"),
+            "{how}: status reports it: {s:#}"
+        );
+        assert!(
+            plan.symlink_metadata().is_ok(),
+            "{how}: status moves nothing"
+        );
+        let r = w.run(&["run"]);
+        r.expect(0).logs_contain("set aside");
+        assert!(t.elapsed() < Duration::from_secs(60), "{how}: no hang");
+        assert_eq!(
+            w.installed().as_deref(),
+            Some("15.4.3"),
+            "{how}: a fresh run"
+        );
+        assert!(plan.symlink_metadata().is_err(), "{how}: set aside");
+    }
+}
+
+/// `/etc/teleport.yaml` as a FIFO or a link to `/dev/zero` (the cluster
+/// guard reads it to find the proxy behind a static version server): the
+/// guard cannot apply, said at once; the run neither hangs nor grows.
+#[test]
+fn a_hostile_teleport_yaml_does_not_hang_the_cluster_guard() {
+    for how in ["fifo", "dev-zero"] {
+        let w = AptWorld::new("15.4.2", "15.4.3");
+        w.schedule_in_window();
+        let yaml = w.root.file("/etc/teleport.yaml");
+        let _ = std::fs::remove_file(&yaml);
+        match how {
+            "fifo" => nix::unistd::mkfifo(&yaml, nix::sys::stat::Mode::S_IRWXU).unwrap(),
+            _ => std::os::unix::fs::symlink("/dev/zero", &yaml).unwrap(),
+        }
+        let t = Instant::now();
+        let r = w.run(&["run"]);
+        r.expect(0)
+            .logs_contain("/etc/teleport.yaml cannot be read");
+        assert!(t.elapsed() < Duration::from_secs(60), "{how}: no hang");
     }
 }

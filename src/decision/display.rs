@@ -21,6 +21,9 @@ impl fmt::Display for Decision {
                     rfc3339(window.start),
                     rfc3339(window.stop)
                 ),
+                UpdateReason::Finish => f.write_str(
+                    "update: finish the update an earlier run installed (restart and check the agent)",
+                ),
                 UpdateReason::RollBack { failed, why } => write!(
                     f,
                     "update: put the version before {failed} back ({failed} did not become healthy: {why}; its rollback was interrupted)"

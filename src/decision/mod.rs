@@ -161,6 +161,9 @@ pub enum UpdateReason {
     Unhealthy {
         why: String,
     },
+    /// An earlier run installed the target and was stopped before it
+    /// restarted and checked the agent: that is finished now.
+    Finish,
     /// An earlier run's update to `failed` did not become healthy (`why`)
     /// and was stopped while rolling back: the rollback is made again.
     RollBack {
@@ -233,6 +236,12 @@ pub struct UpdateSpec {
     pub jitter: Option<u64>,
     /// Reload the agent instead of restarting it; `Err` says why not.
     pub reload: Result<(), &'static str>,
+    /// The FleetLock slot is held already (an earlier run of this update
+    /// took it): it is given back, not taken again.
+    pub slot_held: bool,
+    /// Steps an earlier run of this update made already, not made again
+    /// (finishing an installed update: no refresh, no second restart).
+    pub skip: Vec<&'static str>,
 }
 
 /// The decision and everything it implies for this run.
@@ -246,7 +255,9 @@ pub struct Outcome {
     /// installs, finishes and holds anyway).
     pub repairs: Repairs,
     /// What the run converges when its update cannot run (refused by a
-    /// gate): finish an interrupted transaction, hold what is installed.
+    /// gate) after an earlier run left a plan unfinished: finish an
+    /// interrupted transaction, hold what is installed. (A fresh run that
+    /// is refused changes nothing.)
     pub fallback: Repairs,
     /// The update to run, when the decision is one.
     pub update: Option<UpdateSpec>,
@@ -306,6 +317,37 @@ pub fn decide(o: &Observed) -> Outcome {
             out.update = update_spec(o, &out.decision, from.clone());
             out
         }
+        (
+            Resume::Finish,
+            Some(Unfinished::Update {
+                from,
+                to,
+                slot,
+                done,
+                ..
+            }),
+        ) => {
+            let mut out = Outcome::of(Decision::Update {
+                reason: UpdateReason::Finish,
+            });
+            let mut skip = vec!["refresh", "jitter"];
+            skip.extend(
+                ["restart", "reload", "verify"]
+                    .into_iter()
+                    .filter(|s| done.iter().any(|d| d == s)),
+            );
+            out.update = Some(UpdateSpec {
+                from: from.clone(),
+                to: to.clone(),
+                rollback_of: None,
+                slot: *slot && o.fleet_lock,
+                jitter: None,
+                reload: Err("finishing an earlier run's update restarts the agent"),
+                slot_held: *slot,
+                skip,
+            });
+            out
+        }
         (Resume::RollBack, Some(Unfinished::RollingBack { from, to, why })) => {
             let mut out = Outcome::of(Decision::Update {
                 reason: UpdateReason::RollBack {
@@ -320,6 +362,8 @@ pub fn decide(o: &Observed) -> Outcome {
                 slot: false,
                 jitter: None,
                 reload: Err("a rollback restarts the agent"),
+                slot_held: false,
+                skip: Vec::new(),
             });
             out
         }
@@ -329,9 +373,12 @@ pub fn decide(o: &Observed) -> Outcome {
             out
         }
     };
+    out.resume = resume;
     let p = &o.package;
     let stood_down = matches!(out.decision, Decision::StandDown { .. });
-    if !stood_down {
+    // A refused update changes nothing on a fresh run; after an
+    // interrupted plan the host is converged all the same.
+    if !stood_down && o.unfinished.is_some() {
         out.fallback = Repairs {
             interrupted: p.interrupted.clone(),
             unheld: p.held == Some(false),
@@ -349,11 +396,17 @@ pub fn decide(o: &Observed) -> Outcome {
             ..out.fallback.clone()
         },
     };
-    if out.update.as_ref().is_some_and(|u| u.rollback_of.is_none()) {
+    // The guard judges what is to be installed: not an install already
+    // made (finished), nor the version before (a rollback).
+    if out.update.is_some()
+        && matches!(
+            out.resume,
+            Resume::None | Resume::Continue | Resume::Abandon { .. }
+        )
+    {
         out.refused = o.guard.clone();
     }
     out.hands_off = o.installer_nop;
-    out.resume = resume;
     out
 }
 
@@ -378,6 +431,8 @@ fn update_spec(o: &Observed, d: &Decision, from: PkgVersion) -> Option<UpdateSpe
             .filter(|j| routine && *j > 0)
             .map(|j| j.min(crate::update::jitter::MAX_JITTER.as_secs())),
         reload: crate::health::may_reload(o.restart_mode, o.agent, reason),
+        slot_held: false,
+        skip: Vec::new(),
     })
 }
 

@@ -6,12 +6,18 @@
 //! transaction the package manager left half-done, hold whatever version is
 //! installed, put back a repository definition it edited. It never starts
 //! or repeats a download or an install that the current decision does not
-//! want: an update is continued only when a fresh run, from the version
-//! the update started from, would make the same update now (same target;
-//! window open, unhealthy, critical or forced; installer and schedule not
-//! `nop`); its plan is then built again and goes through the same gates as
-//! a fresh one (trust audit and key pin, cluster guard). Anything else is
-//! abandoned: logged, counted and shown in `status`.
+//! want:
+//! - an update whose install is done (the target is installed) is
+//!   finished: the pending restart and health check, a rollback if the new
+//!   version is unhealthy (an install, through the same gates);
+//! - an update not installed yet is continued only when a fresh run, from
+//!   the version the update started from, would make the same update now
+//!   (same target; window open, unhealthy, critical or forced; installer
+//!   and schedule not `nop`); its plan is then built again and goes through
+//!   the same gates as a fresh one (trust audit and key pin, cluster guard);
+//! - an interrupted rollback is made again, through the same gates.
+//!
+//! Anything else is abandoned: logged, counted and shown in `status`.
 
 use std::fmt;
 
@@ -30,6 +36,10 @@ pub enum Unfinished {
         from: PkgVersion,
         to: String,
         counted: bool,
+        /// It had taken a FleetLock slot.
+        slot: bool,
+        /// The names of its steps that are done.
+        done: Vec<String>,
     },
     /// The rollback of an update to `to` that did not become healthy
     /// (`why`): `from` is to be put back.
@@ -51,6 +61,9 @@ pub enum Resume {
     None,
     /// A fresh run would make the same update: its plan is built again.
     Continue,
+    /// Its install is done: the plan is built again to restart and check
+    /// the new version (and roll it back if it is unhealthy).
+    Finish,
     /// The rollback of a failed update is made again.
     RollBack,
     /// Closed once the host is converged; nothing more of it is done.
@@ -63,6 +76,7 @@ impl Resume {
         match self {
             Resume::None => "none",
             Resume::Continue => "continue",
+            Resume::Finish => "finish",
             Resume::RollBack => "roll-back",
             Resume::Abandon { .. } => "abandon",
         }
@@ -75,6 +89,9 @@ impl fmt::Display for Resume {
             Resume::None => f.write_str("no unfinished plan"),
             Resume::Continue => f.write_str(
                 "continue it: a fresh run would make the same update now (its plan is built again and passes the same checks)",
+            ),
+            Resume::Finish => f.write_str(
+                "finish it: its install is done; restart and check the new version (a rollback passes the same checks as an update)",
             ),
             Resume::RollBack => f.write_str("finish its rollback (through the same checks as an update)"),
             Resume::Abandon { why } => write!(f, "abandon it once the host is converged: {why}"),
@@ -100,6 +117,11 @@ pub fn judge(o: &Observed) -> Resume {
             why: format!("{what}; this run converges the host from what it observes"),
         },
         Unfinished::RollingBack { .. } => Resume::RollBack,
+        Unfinished::Update { from, to, .. }
+            if PkgVersion::parse(to).is_ok_and(|to| o.installed.same_upstream(&to)) =>
+        {
+            Resume::Finish
+        }
         Unfinished::Update { from, to, .. } => {
             let fresh = decide_version(&Observed {
                 installed: from.clone(),

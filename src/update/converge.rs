@@ -69,7 +69,7 @@ pub fn retire(
     };
     let what = j.describe(&env.system);
     let why = match (resume, rebuilt) {
-        (Resume::Continue | Resume::RollBack, true) => {
+        (Resume::Continue | Resume::Finish | Resume::RollBack, true) => {
             tracing::info!("the unfinished plan is built again: {resume}");
             if dry_run {
                 let _ = writeln!(out, "resume:    {resume}");

@@ -231,6 +231,11 @@ impl Journal {
                     from,
                     to: to.clone(),
                     counted: self.counted,
+                    slot: self.slot_taken().is_some(),
+                    done: self.plan.steps[..self.done.min(self.plan.steps.len())]
+                        .iter()
+                        .map(|s| s.name().to_string())
+                        .collect(),
                 },
                 None => other("an update from an invalid version"),
             },

@@ -118,13 +118,16 @@ fn drive(
     if !dry_run {
         record::after_decision(env, &config, &seen, &outcome, rec, done);
     }
-    let planned = planning::plan(env, &config, &mut seen, &outcome, dry_run, out)?;
+    let planned = planning::plan(env, &config, &mut seen, &outcome, dry_run, out, rec)?;
     let rebuilt = planned.runs_update();
     converge::retire(env, journal, &outcome.resume, rebuilt, dry_run, out, done);
     if dry_run {
         dry_run::print(&seen, &planned, out);
     } else if let Some(plan) = &planned.plan {
         execute_plan(env, &seen, &planned, plan.clone(), rec, done)?;
+        if rebuilt && outcome.resume != crate::decision::Resume::None {
+            tracing::info!("finished the plan an earlier run left ({})", outcome.resume);
+        }
     }
     planned.refusal.map_or(Ok(()), Err)
 }

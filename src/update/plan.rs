@@ -466,10 +466,14 @@ pub fn build(
             }
             if let (true, Some((group, id))) = (u.slot, slot) {
                 plan = plan.with_slot(group, id);
+                if u.slot_held {
+                    plan.steps.retain(|s| !matches!(s, Step::TakeSlot { .. }));
+                }
             }
             if let Some(j) = u.jitter {
                 plan = plan.after_jitter(j);
             }
+            plan.steps.retain(|s| !u.skip.contains(&s.name()));
             Some(plan)
         }
         (Some(_), _, _) => Plan::repair(installed, &o.fallback, f, None),

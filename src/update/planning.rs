@@ -10,7 +10,7 @@ use std::io::Write;
 use backends::Source;
 
 use crate::config::Config;
-use crate::decision::Outcome;
+use crate::decision::{Outcome, Resume};
 use crate::error::AppError;
 use crate::health::AgentBefore;
 use crate::run::{audit, Env, Trusted};
@@ -55,6 +55,7 @@ pub fn plan(
     o: &Outcome,
     dry_run: bool,
     out: &mut dyn Write,
+    rec: &mut crate::state::LastRun,
 ) -> Result<Planned, AppError> {
     let mut p = Planned {
         plan: None,
@@ -73,7 +74,14 @@ pub fn plan(
         return Ok(p);
     }
     let source = seen.source()?;
-    let source = finish_interrupted_move(seen.backend.as_ref(), source, dry_run, out)?;
+    // A channel move an earlier run left is undone first, unless it is the
+    // move of the update being finished (kept by its keep-channel step).
+    let finishing = o.resume == Resume::Finish;
+    let source = if finishing {
+        source
+    } else {
+        finish_interrupted_move(seen.backend.as_ref(), source, dry_run, out)?
+    };
     let before = seen.observed.agent;
     let update = o.update.as_ref().filter(|_| o.refused.is_none());
     if update.is_some() {
@@ -86,6 +94,7 @@ pub fn plan(
             for w in &t.audit().warnings {
                 tracing::warn!("trust: {w}");
             }
+            rec.trust_warnings = t.audit().warnings.clone();
             for c in &t.audit().checked {
                 tracing::info!("trust: {c}");
             }
@@ -101,7 +110,13 @@ pub fn plan(
     }
     let mut channel_to = None;
     if let (Some(u), crate::target::Target::Version(t)) = (update, &seen.observed.target) {
-        if u.rollback_of.is_none() {
+        if finishing {
+            let moved = seen
+                .backend
+                .interrupted_channel_move(&source)
+                .map_err(AppError::from_backend)?;
+            channel_to = moved.map(|_| t.major());
+        } else if u.rollback_of.is_none() {
             let m = seen
                 .backend
                 .plan_channel_move(&source, t.major())
