@@ -143,8 +143,15 @@ pub fn render(state: &State) -> String {
         "teleport_upgrade_in_window {}",
         u8::from(last.and_then(|l| l.in_window).unwrap_or(false))
     );
+    counters(&mut o, state);
+    o
+}
+
+/// The counters of the state file.
+fn counters(o: &mut String, state: &State) {
+    let last = state.last_run.as_ref();
     family(
-        &mut o,
+        o,
         "teleport_upgrade_agent_unhealthy",
         "gauge",
         "1 when the last run saw the agent unhealthy.",
@@ -154,13 +161,6 @@ pub fn render(state: &State) -> String {
         "teleport_upgrade_agent_unhealthy {}",
         u8::from(last.is_some_and(|l| l.unhealthy.is_some()))
     );
-    counters(&mut o, state);
-    o
-}
-
-/// The counters of the state file.
-fn counters(o: &mut String, state: &State) {
-    let last = state.last_run.as_ref();
     family(
         o,
         "teleport_upgrade_abandoned_plans_total",

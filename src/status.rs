@@ -140,6 +140,39 @@ pub struct Status {
     pub problems: Vec<String>,
 }
 
+/// What `status` shows of the agent's repository: its description, an
+/// unfinished channel move, the hold, the trust audit.
+type SourceView = (
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    Option<TrustView>,
+);
+
+fn source_view(
+    env: &Env,
+    config: &Config,
+    b: &dyn backends::Backend,
+    i: &backends::Installed,
+    now: i64,
+    problems: &mut Vec<String>,
+) -> Option<SourceView> {
+    let src = b
+        .locate_source(&i.name)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok()?;
+    let unfinished = unfinished_move(b, &src, problems);
+    let held = match b.is_held(&src, &i.name) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            problems.push(format!("cannot tell whether {} is held: {e}", i.name));
+            None
+        }
+    };
+    let trust = trust_view(audit(env, b, &src, config, now).map(|t| t.audit().clone()));
+    Some((Some(src.description.clone()), unfinished, held, Some(trust)))
+}
+
 pub fn gather(env: &Env) -> Result<Status, AppError> {
     let config = Config::load(&env.config_dir)?;
     let now = env.clock.now();
@@ -157,21 +190,8 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
             };
             match installed_agent(b.as_ref(), &config) {
                 Ok(i) => {
-                    match b.locate_source(&i.name) {
-                        Ok(src) => {
-                            source = Some(src.description.clone());
-                            unfinished = unfinished_move(b.as_ref(), &src, &mut problems);
-                            match b.is_held(&src, &i.name) {
-                                Ok(h) => held = Some(h),
-                                Err(e) => problems
-                                    .push(format!("cannot tell whether {} is held: {e}", i.name)),
-                            }
-                            trust = Some(trust_view(
-                                audit(env, b.as_ref(), &src, &config, now)
-                                    .map(|t| t.audit().clone()),
-                            ));
-                        }
-                        Err(e) => problems.push(e.to_string()),
+                    if let Some(v) = source_view(env, &config, b.as_ref(), &i, now, &mut problems) {
+                        (source, unfinished, held, trust) = v;
                     }
                     (
                         Some(inst_name),
@@ -405,6 +425,11 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(m) = &s.channel_move_unfinished {
         writeln!(out, "  unfinished:  channel move {m}")?;
     }
+    print_tail(s, out)
+}
+
+/// The second half of the human report: lock, trust, last run, totals.
+fn print_tail(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(k) = &s.fleet_lock {
         writeln!(
             out,
@@ -445,6 +470,9 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             }
             if let Some(e) = &l.error {
                 writeln!(out, "               error: {e}")?;
+            }
+            if let Some(a) = &l.abandoned {
+                writeln!(out, "               abandoned: {a}")?;
             }
         }
         None => writeln!(out, "  last run:    never")?,

@@ -376,15 +376,11 @@ pub fn decide(o: &Observed) -> Outcome {
     out.resume = resume;
     let p = &o.package;
     let stood_down = matches!(out.decision, Decision::StandDown { .. });
-    // A refused update changes nothing on a fresh run; after an
-    // interrupted plan the host is converged all the same.
-    if !stood_down && o.unfinished.is_some() {
-        out.fallback = Repairs {
-            interrupted: p.interrupted.clone(),
-            unheld: p.held == Some(false),
-            damaged: None,
-        };
-    }
+    let converge = Repairs {
+        interrupted: p.interrupted.clone(),
+        unheld: p.held == Some(false),
+        damaged: None,
+    };
     out.repairs = match &out.decision {
         Decision::StandDown { .. } | Decision::Update { .. } => Repairs::default(),
         d => Repairs {
@@ -393,9 +389,14 @@ pub fn decide(o: &Observed) -> Outcome {
             } else {
                 None
             },
-            ..out.fallback.clone()
+            ..converge.clone()
         },
     };
+    // A refused update changes nothing on a fresh run; after an
+    // interrupted plan the host is converged all the same.
+    if !stood_down && o.unfinished.is_some() {
+        out.fallback = converge;
+    }
     // The guard judges what is to be installed: not an install already
     // made (finished), nor the version before (a rollback).
     if out.update.is_some()

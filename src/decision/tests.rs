@@ -172,12 +172,11 @@ fn word(o: &Outcome) -> String {
 /// marker present => decision, marker after.
 type Row = (Mode, T, bool, S, bool, bool, &'static str, bool);
 
-/// The decision table.
-#[test]
-fn table() {
+/// The decision table's rows.
+const ROWS: &[Row] = {
     use Mode::*;
     use S::*;
-    let rows: &[Row] = &[
+    &[
         // stand down beats everything, even critical and force
         (Run, T::Newer, true, Nop, true, true, "stand-down", false),
         (
@@ -510,8 +509,13 @@ fn table() {
             "update:unhealthy",
             false,
         ),
-    ];
-    for (i, &(mode, t, crit, s, svc, marker, want, marker_after)) in rows.iter().enumerate() {
+    ]
+};
+
+/// The decision table.
+#[test]
+fn table() {
+    let rows = ROWS;    for (i, &(mode, t, crit, s, svc, marker, want, marker_after)) in rows.iter().enumerate() {
         let out = decide(&observed(mode, t, crit, s, svc, marker));
         assert_eq!(
             word(&out),

@@ -229,7 +229,7 @@ impl Ctx<'_> {
         self.save(&j)?;
         let r = self.forward(j, done);
         if let (Goal::Rollback { to, failed, .. }, Err(e)) = (&self.goal, &r) {
-            if !matches!(e, AppError::Interrupted(_)) {
+            if !matches!(e, AppError::Interrupted(_) | AppError::RolledBack(_)) {
                 let msg = format!(
                     "{} {failed} did not become healthy; putting {to} back failed: {e}",
                     self.pkg
@@ -325,7 +325,9 @@ impl Ctx<'_> {
             return Err(AppError::RolledBack(format!(
                 "{} {failed} did not become healthy ({}); {to} is back; {failed} is not retried until the target changes or the update is critical",
                 self.pkg,
-                j.why.as_deref().unwrap_or("an earlier run found it so")
+                done.failed_health
+                    .as_deref()
+                    .unwrap_or("an earlier run found it so")
             )));
         }
         Ok(())
@@ -380,12 +382,12 @@ impl Ctx<'_> {
             done.failed_health = Some(why.clone());
             // A rolled-back host keeps its FleetLock slot: once every slot
             // is kept, the broken release stops spreading.
-            if let Some(Step::TakeSlot { group, id }) = j
-                .plan
-                .steps
-                .iter()
-                .take(failed)
-                .find(|s| matches!(s, Step::TakeSlot { .. }))
+            // (Taken by this plan, or by an earlier run of the update
+            // this plan finishes: then only its release is planned.)
+            if let Some(Step::TakeSlot { group, id } | Step::ReleaseSlot { group, id }) =
+                j.plan.steps.iter().find(|s| {
+                    matches!(s, Step::TakeSlot { .. } | Step::ReleaseSlot { .. })
+                })
             {
                 tracing::warn!(group = %group, id = %id, "keeping the FleetLock slot: {new} was rolled back here, so the rollout halts once every slot is kept (free the slot on the lock server once the release is fixed)");
                 done.slot_kept = Some(crate::fleetlock::Kept {

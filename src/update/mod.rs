@@ -107,6 +107,12 @@ fn drive(
     };
     let mut seen = observation::observe(env, &config, ask)?;
     let outcome = decide(&seen.observed);
+    if let crate::decision::Decision::Update {
+        reason: crate::decision::UpdateReason::RollBack { why, .. },
+    } = &outcome.decision
+    {
+        done.failed_health = Some(why.clone());
+    }
     report::decision(
         &seen,
         &outcome,
