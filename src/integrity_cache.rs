@@ -217,6 +217,11 @@ pub fn verify(
     interval: Duration,
     record_clean: bool,
 ) -> backends::Result<Vec<backends::integrity::FileProblem>> {
+    if record_clean && backend.kind() == backends::BackendKind::Apt {
+        // What this run read of dpkg's database (held?, interrupted?, the
+        // version), for the next run to skip reading it (not in a dry run).
+        backends::dpkg_status::persist(system, now);
+    }
     match check(system, pkg.as_str(), version, now, interval) {
         Verdict::Unchanged { verified_at } => {
             tracing::debug!(

@@ -165,3 +165,45 @@ fn a_damaged_binary_is_repaired(kind: Kind) {
     assert_eq!(w.state()["last_run"]["decision"], "up-to-date");
 }
 each_backend!(a_damaged_binary_is_repaired);
+
+/// dpkg's database is read at most once per run, and not at all when a
+/// `stat` of `status` and `updates/` matches the last run's record; a
+/// change made by dpkg itself (a selection changed with `dpkg
+/// --set-selections`) is seen by the next run.
+#[test]
+fn a_change_of_dpkgs_database_is_seen_through_the_record() {
+    let w = testkit::world::apt::AptWorld::new("15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    let set = |selection: &str| {
+        let mut c = std::process::Command::new("dpkg");
+        c.arg(format!("--admindir={}", w.root.admindir().display()))
+            .arg("--set-selections")
+            .stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        let line = format!("teleport-ent {selection}\n");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        // older than the racy window, so that the next run records it
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+    };
+    set("hold");
+    let r = w.run(&["run", "-v"]);
+    r.expect(0).logs_contain("held=\"yes\"");
+    assert!(w.root.file(DPKG_RECORD).exists(), "recorded");
+    let r = w.run(&["run", "-v"]);
+    r.expect(0)
+        .logs_contain("held=\"yes\"")
+        .logs_contain("dpkg's database is unchanged since it was recorded");
+    set("install");
+    let r = w.run(&["run", "-v"]);
+    r.expect(0).logs_contain("held=\"no\"");
+    assert!(!r.stderr().contains("unchanged since it was recorded"));
+}
+
+const DPKG_RECORD: &str = "/var/lib/teleport-upgrade/dpkg-status.txt";
