@@ -435,6 +435,32 @@ pub fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+/// The digests dpkg recorded for `pkg`'s files (`info/<pkg>.md5sums`, or
+/// `info/<pkg>:<arch>.md5sums` for a multi-arch package), by absolute
+/// path as the target system sees it; empty when there is no such file.
+pub fn md5sums(admindir: &Path, pkg: &str) -> std::collections::HashMap<PathBuf, String> {
+    let info = admindir.join("info");
+    let mut text = std::fs::read_to_string(info.join(format!("{pkg}.md5sums"))).ok();
+    if text.is_none() {
+        let prefix = format!("{pkg}:");
+        if let Ok(rd) = std::fs::read_dir(&info) {
+            text = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| n.starts_with(&prefix) && n.ends_with(".md5sums"))
+                .and_then(|n| std::fs::read_to_string(info.join(n)).ok());
+        }
+    }
+    text.unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (sum, path) = l.split_once("  ")?;
+            (sum.len() == 32 && sum.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| (Path::new("/").join(path), sum.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,5 +608,23 @@ mod tests {
         assert!(parse_record(&text, Path::new("/elsewhere"), "teleport-ent", &state).is_none());
         let cut = &text[..text.len() - 10];
         assert!(parse_record(cut, &admindir, "teleport-ent", &state).is_none());
+    }
+
+    #[test]
+    fn md5sums_as_dpkg_records_them() {
+        let (_d, _sys, admindir) = admin("");
+        std::fs::create_dir_all(admindir.join("info")).unwrap();
+        assert!(md5sums(&admindir, "teleport-ent").is_empty());
+        std::fs::write(
+            admindir.join("info/teleport-ent:amd64.md5sums"),
+            "d41d8cd98f00b204e9800998ecf8427e  usr/bin/teleport\nnot a line\n0123  usr/bin/short\n",
+        )
+        .unwrap();
+        let m = md5sums(&admindir, "teleport-ent");
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m[Path::new("/usr/bin/teleport")],
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
     }
 }
