@@ -62,12 +62,19 @@ fn a_no_op_verifies_in_full_once_then_by_stat_and_still_repairs(kind: Kind) {
     w.run(&["run", "-v"])
         .expect(0)
         .logs_contain("unchanged since their last full verification");
+    // apt: dpkg's digests are in the record, so a changed file is checked
+    // on its own, at once; rpm: the package is verified in full
+    let sliced = kind == Kind::Apt;
+    assert_eq!(files.contains("\"md5\""), sliced, "{kind:?}: {files}");
+    let at_once = if sliced {
+        "verifying /usr/bin/teleport at once"
+    } else {
+        "verifying the executables in full: /usr/bin/teleport"
+    };
     for (name, damage) in damages() {
         damage(&w.file("/usr/bin/teleport"));
         let r = w.run(&["run", "-v"]);
-        r.expect(0)
-            .logs_contain("verifying the executables in full: /usr/bin/teleport")
-            .logs_contain("repaired");
+        r.expect(0).logs_contain(at_once).logs_contain("repaired");
         let text = std::fs::read_to_string(w.file("/usr/bin/teleport")).unwrap();
         assert!(text.contains("15.4.3"), "{kind:?} {name}: {text}");
         assert_eq!(
@@ -97,7 +104,8 @@ each_backend!(a_no_op_verifies_in_full_once_then_by_stat_and_still_repairs);
 
 /// A damage that `stat` cannot see (the record forged to match the damaged
 /// file, as a disk fault below the filesystem would leave it) is found by
-/// the periodic full verification.
+/// the periodic full verification (rpm), or by the next slice (apt; the
+/// slices' cycle is tested in `integrity_cache::slices`).
 fn damage_below_the_filesystem_is_found_by_the_periodic_full_check(kind: Kind) {
     let w = World::new(kind, "15.4.3", "15.4.3");
     w.schedule_outside_window();
@@ -120,6 +128,16 @@ fn damage_below_the_filesystem_is_found_by_the_periodic_full_check(kind: Kind) {
         }
     }
     std::fs::write(w.file(RECORD), r.to_string()).unwrap();
+    if kind == Kind::Apt {
+        // sliced: this package is smaller than one run's slice, so the
+        // next run hashes all of it
+        w.run(&["run", "-v"])
+            .expect(0)
+            .logs_contain("hashed the next slice")
+            .logs_contain("repaired");
+        assert_eq!(w.state()["last_run"]["decision"], "repair");
+        return;
+    }
     w.run(&["run", "-v"])
         .expect(0)
         .logs_contain("unchanged since their last full verification");
@@ -165,3 +183,45 @@ fn a_damaged_binary_is_repaired(kind: Kind) {
     assert_eq!(w.state()["last_run"]["decision"], "up-to-date");
 }
 each_backend!(a_damaged_binary_is_repaired);
+
+/// dpkg's database is read at most once per run, and not at all when a
+/// `stat` of `status` and `updates/` matches the last run's record; a
+/// change made by dpkg itself (a selection changed with `dpkg
+/// --set-selections`) is seen by the next run.
+#[test]
+fn a_change_of_dpkgs_database_is_seen_through_the_record() {
+    let w = testkit::world::apt::AptWorld::new("15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    let set = |selection: &str| {
+        let mut c = std::process::Command::new("dpkg");
+        c.arg(format!("--admindir={}", w.root.admindir().display()))
+            .arg("--set-selections")
+            .stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        let line = format!("teleport-ent {selection}\n");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        // older than the racy window, so that the next run records it
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+    };
+    set("hold");
+    let r = w.run(&["run", "-v"]);
+    r.expect(0).logs_contain("held=\"yes\"");
+    assert!(w.root.file(DPKG_RECORD).exists(), "recorded");
+    let r = w.run(&["run", "-v"]);
+    r.expect(0)
+        .logs_contain("held=\"yes\"")
+        .logs_contain("dpkg's database is unchanged since it was recorded");
+    set("install");
+    let r = w.run(&["run", "-v"]);
+    r.expect(0).logs_contain("held=\"no\"");
+    assert!(!r.stderr().contains("unchanged since it was recorded"));
+}
+
+const DPKG_RECORD: &str = "/var/lib/teleport-upgrade/dpkg-status.txt";

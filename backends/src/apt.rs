@@ -293,9 +293,7 @@ impl Apt {
             // records: read it in process (no fork on the update path).
             // Under --root the host's apt runs, not the root's: ask it.
             if self.system.root().is_none() {
-                if let Some(v) = std::fs::read_to_string(self.admindir().join("status"))
-                    .ok()
-                    .and_then(|t| crate::dpkg_status::find(&t, "apt").ok())
+                if let Some(v) = crate::dpkg_status::entries(&self.system, &self.admindir(), "apt")
                     .and_then(|e| e.into_iter().find(|e| e.status == "installed"))
                     .and_then(|e| e.version)
                     .and_then(|v| parse_apt_version(&format!("apt {v}")))
@@ -1077,19 +1075,7 @@ impl Apt {
     /// entries: a dpkg running or killed) or cannot be read, and
     /// `dpkg-query` must be asked instead.
     fn status_entries(&self, pkg: &PkgName) -> Option<Vec<crate::dpkg_status::Entry>> {
-        let admin = self.admindir();
-        if crate::dpkg_status::journal_pending(&admin) {
-            tracing::debug!("dpkg's journal has pending entries: asking dpkg-query");
-            return None;
-        }
-        let text = std::fs::read_to_string(admin.join("status")).ok()?;
-        match crate::dpkg_status::find(&text, pkg.as_str()) {
-            Ok(e) => Some(e),
-            Err(e) => {
-                tracing::debug!("dpkg's status file: {e}; asking dpkg-query");
-                None
-            }
-        }
+        crate::dpkg_status::entries(&self.system, &self.admindir(), pkg.as_str())
     }
 
     fn source_from_entries(&self, chosen: Vec<AptEntry>) -> Result<Source> {

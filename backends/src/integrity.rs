@@ -336,6 +336,144 @@ pub fn rpm_executables(out: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// MD5 (RFC 1321), the digest dpkg records for each file
+/// (`info/<pkg>.md5sums`), computed in process so that a file can be
+/// checked on its own, and in slices across runs: the state between
+/// 64-byte blocks ([`Md5State`]) can be saved and resumed.
+#[derive(Debug, Clone)]
+pub struct Md5 {
+    st: Md5State,
+    buf: [u8; 64],
+    buf_len: usize,
+}
+
+/// The state of an [`Md5`] between blocks: what a slice of a file leaves
+/// for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Md5State {
+    pub words: [u32; 4],
+    /// Bytes hashed so far.
+    pub len: u64,
+}
+
+impl Default for Md5State {
+    fn default() -> Self {
+        Md5State {
+            words: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476],
+            len: 0,
+        }
+    }
+}
+
+const MD5_S: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
+const MD5_K: [u32; 64] = [
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
+];
+
+fn md5_block(w: &mut [u32; 4], block: &[u8]) {
+    let mut m = [0u32; 16];
+    for (i, c) in block.chunks_exact(4).enumerate() {
+        m[i] = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    let [mut a, mut b, mut c, mut d] = *w;
+    for i in 0..64 {
+        let (f, g) = match i / 16 {
+            0 => ((b & c) | (!b & d), i),
+            1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+            2 => (b ^ c ^ d, (3 * i + 5) % 16),
+            _ => (c ^ (b | !d), (7 * i) % 16),
+        };
+        let s = MD5_S[(i / 16) * 4 + i % 4];
+        let t = a
+            .wrapping_add(f)
+            .wrapping_add(MD5_K[i])
+            .wrapping_add(m[g])
+            .rotate_left(s);
+        a = d;
+        d = c;
+        c = b;
+        b = b.wrapping_add(t);
+    }
+    w[0] = w[0].wrapping_add(a);
+    w[1] = w[1].wrapping_add(b);
+    w[2] = w[2].wrapping_add(c);
+    w[3] = w[3].wrapping_add(d);
+}
+
+impl Default for Md5 {
+    fn default() -> Self {
+        Md5::resume(Md5State::default())
+    }
+}
+
+impl Md5 {
+    /// Continue from a saved state.
+    pub fn resume(st: Md5State) -> Md5 {
+        Md5 {
+            st,
+            buf: [0; 64],
+            buf_len: 0,
+        }
+    }
+
+    /// The state to save; `None` in the middle of a block (save only after
+    /// a multiple of 64 bytes).
+    pub fn state(&self) -> Option<Md5State> {
+        (self.buf_len == 0).then_some(self.st)
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.st.len += data.len() as u64;
+        if self.buf_len > 0 {
+            let n = (64 - self.buf_len).min(data.len());
+            self.buf[self.buf_len..self.buf_len + n].copy_from_slice(&data[..n]);
+            self.buf_len += n;
+            data = &data[n..];
+            if self.buf_len < 64 {
+                return;
+            }
+            let block = self.buf;
+            md5_block(&mut self.st.words, &block);
+            self.buf_len = 0;
+        }
+        let mut blocks = data.chunks_exact(64);
+        for b in &mut blocks {
+            md5_block(&mut self.st.words, b);
+        }
+        let rest = blocks.remainder();
+        self.buf[..rest.len()].copy_from_slice(rest);
+        self.buf_len = rest.len();
+    }
+
+    /// The digest, as `md5sum` prints it (32 lowercase hex digits).
+    pub fn hex(mut self) -> String {
+        let bits = self.st.len.wrapping_mul(8);
+        let pad = if self.buf_len < 56 {
+            56 - self.buf_len
+        } else {
+            120 - self.buf_len
+        };
+        let mut tail = vec![0u8; pad];
+        tail[0] = 0x80;
+        self.update(&tail);
+        self.update(&bits.to_le_bytes());
+        debug_assert_eq!(self.buf_len, 0);
+        self.st
+            .words
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,5 +645,49 @@ mod tests {
                 PathBuf::from("/usr/bin/teleport")
             ]
         );
+    }
+
+    #[test]
+    fn md5_known_answers_and_resumption() {
+        let md5 = |d: &[u8]| {
+            let mut h = Md5::default();
+            h.update(d);
+            h.hex()
+        };
+        assert_eq!(md5(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            md5(b"The quick brown fox jumps over the lazy dog"),
+            "9e107d9d372bb6826bd81d3542a419d6"
+        );
+        let a = vec![b'a'; 1_000_000];
+        assert_eq!(md5(&a), "7707d6ae4e027c70eea2a935c2296f21");
+        // fed in odd pieces, and saved and resumed between blocks
+        let mut h = Md5::default();
+        h.update(&a[..7]);
+        assert_eq!(h.state(), None, "mid-block");
+        h.update(&a[7..640]);
+        let saved = h.state().unwrap();
+        let mut h = Md5::resume(saved);
+        for c in a[640..].chunks(1000) {
+            h.update(c);
+        }
+        assert_eq!(h.hex(), "7707d6ae4e027c70eea2a935c2296f21");
+        for n in [55, 56, 63, 64, 65, 119, 120] {
+            let d = vec![b'x'; n];
+            let out = std::process::Command::new("md5sum")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    use std::io::Write;
+                    c.stdin.take().unwrap().write_all(&d)?;
+                    c.wait_with_output()
+                });
+            if let Ok(o) = out {
+                let s = String::from_utf8_lossy(&o.stdout);
+                assert_eq!(md5(&d), s.split(' ').next().unwrap(), "{n} bytes");
+            }
+        }
     }
 }
