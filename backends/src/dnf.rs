@@ -144,14 +144,20 @@ impl Dnf {
         CommandLine::new(&self.program).env("HOME", crate::RPM_HOME)
     }
 
+    /// A list setting of the main configuration's `[main]` (empty when
+    /// unset).
+    fn main_list(&self, key: &str) -> Vec<String> {
+        rpmdb::read_ini(&self.config_file())
+            .ok()
+            .and_then(|v| v.into_iter().rev().find(|s| s.id == "main"))
+            .map(|m| m.list(key))
+            .unwrap_or_default()
+    }
+
     /// The directories dnf reads `.repo` files from, in its order: the
     /// main configuration's `reposdir=`, else dnf's defaults.
     fn repo_dirs(&self) -> Vec<PathBuf> {
-        let configured = rpmdb::read_ini(&self.config_file())
-            .ok()
-            .and_then(|v| v.into_iter().rev().find(|s| s.id == "main"))
-            .map(|m| m.list("reposdir"))
-            .unwrap_or_default();
+        let configured = self.main_list("reposdir");
         if configured.is_empty() {
             REPO_DIRS.iter().map(|d| self.system.path(d)).collect()
         } else {
@@ -596,6 +602,63 @@ impl Dnf {
         rpmdb::source_from(&self.system, sec)
     }
 
+    /// The variable directories dnf reads (`varsdir=` of the main
+    /// configuration, else dnf's defaults), as the target sees them.
+    fn vars_dirs(&self) -> Vec<String> {
+        let configured = self.main_list("varsdir");
+        if configured.is_empty() {
+            crate::dnf_vars::VARS_DIRS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            configured
+        }
+    }
+
+    /// Refuse when another section of dnf's effective set becomes
+    /// `chosen`'s id once dnf substitutes its variables (`[tele$x]` with
+    /// `/etc/dnf/vars/x` = `port`), naming both files.
+    fn refuse_variable_twins(&self, all: &[IniSection], chosen: &IniSection) -> Result<()> {
+        let vars = crate::dnf_vars::Vars::load(&self.system, &self.vars_dirs());
+        let twins: Vec<String> = all
+            .iter()
+            .filter(|s| crate::dnf_vars::has_vars(&s.id))
+            .filter(|s| crate::dnf_vars::may_be(&s.id, &vars, &chosen.id))
+            .map(|s| {
+                let from: Vec<String> = vars
+                    .files_used_by(&s.id)
+                    .iter()
+                    .map(|f| self.system.display_path(f))
+                    .collect();
+                format!(
+                    "[{}] ({}:{}){}",
+                    s.id,
+                    self.system.display_path(&s.file),
+                    s.line,
+                    if from.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with {}", from.join(", "))
+                    }
+                )
+            })
+            .collect();
+        if twins.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Untrusted {
+            reason: format!(
+                "repository [{id}] is defined more than once ({}:{} and {}): {} substitutes its variables in repo ids, so each of these may be [{id}] too; it uses only one definition, which need not be the one audited and pinned; remove or rename the other definitions",
+                self.system.display_path(&chosen.file),
+                chosen.line,
+                twins.join(" and "),
+                self.program,
+                id = chosen.id,
+            ),
+        })
+    }
+
     fn edit_repo_exclude(&self, source: &Source, pkg: &PkgName, add: bool) -> Result<()> {
         let text = std::fs::read_to_string(&source.file)
             .map_err(|e| Error::io(format!("reading {}", source.file.display()), e))?;
@@ -797,10 +860,14 @@ impl Backend for Dnf {
                 Err(several) => return Err(rpmdb::ambiguous(&self.system, pkg, &several)),
             }
         };
+        // Its id goes on every command line: a plain value only.
+        crate::names::check_repo_id(&self.system, &chosen, &self.program)?;
         // The repository audited must be the repository used: refuse an id
-        // that dnf's effective set defines twice.
+        // that dnf's effective set defines twice, written out or through
+        // dnf's variables.
         let all = self.effective_sections(chosen.file.parent());
         rpmdb::refuse_duplicates(&self.system, &all, &chosen.id, &self.program)?;
+        self.refuse_variable_twins(&all, &chosen)?;
         Ok(self.source_from(&chosen))
     }
 
