@@ -313,6 +313,12 @@ impl Dnf {
         let mut cl = self
             .base(source)
             .arg(format!("--disableexcludes={}", source.id));
+        if self.main_holds(pkg) {
+            // An `exclude=` of the package in `[main]` is a hold the
+            // install lifts, as the repository's own (versioned excludes
+            // are refused before: `refuse_forbidden`).
+            cl = cl.arg("--disableexcludes=main");
+        }
         if self.hold_method() == HoldMethod::Versionlock {
             cl = cl.arg("--disableplugin=versionlock");
         }
@@ -325,6 +331,9 @@ impl Dnf {
         let mut cl = self
             .base(source)
             .arg(format!("--disableexcludes={}", source.id));
+        if self.main_holds(pkg) {
+            cl = cl.arg("--disableexcludes=main");
+        }
         if self.hold_method() == HoldMethod::Versionlock {
             cl = cl.arg("--disableplugin=versionlock");
         }
@@ -435,7 +444,7 @@ impl Dnf {
     /// version.
     fn held_now(&self, source: &Source, pkg: &PkgName) -> Result<bool> {
         let secs = rpmdb::read_ini(&source.file)?;
-        if rpmdb::excludes(&secs, &source.id, pkg.as_str()) {
+        if rpmdb::excludes(&secs, &source.id, pkg.as_str()) || self.main_holds(pkg) {
             return Ok(true);
         }
         if self.hold_method() == HoldMethod::Versionlock {
@@ -447,6 +456,71 @@ impl Dnf {
             return Ok(locks.iter().any(|e| e.locks(&evr)));
         }
         Ok(false)
+    }
+
+    /// The `[main]` sections of every main configuration dnf reads.
+    fn main_sections(&self) -> Vec<IniSection> {
+        self.config_files()
+            .iter()
+            .filter_map(|f| rpmdb::read_ini(f).ok())
+            .flatten()
+            .filter(|s| s.id == "main")
+            .collect()
+    }
+
+    /// Whether an `exclude=` of `[main]` keeps every version of `pkg` out
+    /// (an operator's hold: dnf will not move the package).
+    fn main_holds(&self, pkg: &PkgName) -> bool {
+        crate::excludes::exclude_lines(&self.main_sections(), &["main"])
+            .iter()
+            .any(|l| crate::excludes::holds(&l.pattern, pkg.as_str()))
+    }
+
+    /// Refuse to install `version` of `pkg` when an operator's exclude
+    /// (the repository's section, `[main]`, the versionlock list's `!`
+    /// entries) forbids that version: the install lifts holds, never an
+    /// operator's "not this version". Names the line.
+    fn refuse_forbidden(&self, source: &Source, pkg: &PkgName, version: &str) -> Result<()> {
+        let mut lines =
+            crate::excludes::exclude_lines(&rpmdb::read_ini(&source.file)?, &[&source.id]);
+        lines.extend(crate::excludes::exclude_lines(
+            &self.main_sections(),
+            &["main"],
+        ));
+        if self.hold_method() == HoldMethod::Versionlock {
+            lines.extend(crate::excludes::versionlock_excludes(
+                &self.lock_list()?,
+                PathBuf::from("the versionlock list"),
+            ));
+        }
+        let release = self.installed_evr(pkg).map(|e| e.release).ok();
+        let mut releases = vec!["1"];
+        if let Some(r) = release.as_deref() {
+            releases.push(r);
+        }
+        let bad = crate::excludes::forbidding(&lines, pkg.as_str(), version, &releases);
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Untrusted {
+            reason: format!(
+                "{pkg} {version} is excluded by the operator: {}; the updater does not install a version an exclude forbids (remove the line, or target another version)",
+                bad.iter()
+                    .map(|l| if l.line == 0 {
+                        format!("!{} in {}", l.pattern, l.file.display())
+                    } else {
+                        format!(
+                            "exclude={} in [{}] ({}:{})",
+                            l.pattern,
+                            l.section,
+                            self.system.display_path(&l.file),
+                            l.line
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
     }
 
     /// The pseudo-command shown in a dry run for the exclude edit.
@@ -1030,6 +1104,7 @@ impl Backend for Dnf {
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
         // A versionlock names one version: a held package's hold moves
         // with the install (as zypper's lock is restored), with no gap.
+        self.refuse_forbidden(source, pkg, version.as_str())?;
         let was_held = self.hold_method() == HoldMethod::Versionlock
             && self.held_now(source, pkg).unwrap_or(true);
         let cl = self.install_cmd(source, pkg, version.as_str());

@@ -18,6 +18,7 @@ pub mod detect;
 pub mod dnf;
 pub mod dnf_vars;
 pub mod dpkg_status;
+pub mod excludes;
 pub mod integrity;
 pub mod names;
 pub mod redact;
