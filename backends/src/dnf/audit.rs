@@ -15,54 +15,80 @@ impl super::Dnf {
             return Ok(r);
         }
         let sec = self.section(source)?;
-        let file = self.shown(&source.file);
         let mut report = TrustReport::default();
         let mut refusals: Vec<TrustFinding> = Vec::new();
         let mut main: Vec<IniSection> = Vec::new();
         for f in self.config_files() {
             main.extend(rpmdb::read_ini(&f)?.into_iter().filter(|s| s.id == "main"));
         }
-        // Effective value of a boolean: the repository's, else the last main
-        // configuration's, else dnf's default (off).
-        let effective = |key: &str| -> (Option<bool>, Option<TrustFinding>) {
-            if let Some((b, line)) = sec.bool(key) {
+        self.audit_signature_checks(&sec, &main, &mut report, &mut refusals);
+        let keys = self.audit_keys(&sec, &main, &mut refusals);
+        crate::audit_verdict(
+            report,
+            refusals,
+            format!("[{}] names its signing key(s): {}", sec.id, keys.join(" ")),
+        )
+    }
+
+    /// The effective value of a boolean: the repository's, else the last
+    /// main configuration's, else dnf's default (off, `None`); with where
+    /// it is set.
+    fn effective(
+        &self,
+        sec: &IniSection,
+        main: &[IniSection],
+        key: &str,
+    ) -> (Option<bool>, Option<TrustFinding>) {
+        let file = self.shown(&sec.file);
+        if let Some((b, line)) = sec.bool(key) {
+            return (
+                Some(b),
+                Some(TrustFinding {
+                    file: file.clone(),
+                    line: Some(line),
+                    setting: format!("{key}={}", sec.value(key).unwrap_or("")),
+                    message: String::new(),
+                }),
+            );
+        }
+        for m in main.iter().rev() {
+            if let Some((b, line)) = m.bool(key) {
                 return (
                     Some(b),
                     Some(TrustFinding {
-                        file: file.clone(),
+                        file: self.shown(&m.file),
                         line: Some(line),
-                        setting: format!("{key}={}", sec.value(key).unwrap_or("")),
+                        setting: format!("{key}={}", m.value(key).unwrap_or("")),
                         message: String::new(),
                     }),
                 );
             }
-            for m in main.iter().rev() {
-                if let Some((b, line)) = m.bool(key) {
-                    return (
-                        Some(b),
-                        Some(TrustFinding {
-                            file: self.shown(&m.file),
-                            line: Some(line),
-                            setting: format!("{key}={}", m.value(key).unwrap_or("")),
-                            message: String::new(),
-                        }),
-                    );
-                }
-            }
-            (None, None)
-        };
+        }
+        (None, None)
+    }
+
+    /// `gpgcheck` and `repo_gpgcheck` on for the repository (refusals),
+    /// and the offs it overrides or that touch local files (warnings).
+    fn audit_signature_checks(
+        &self,
+        sec: &IniSection,
+        main: &[IniSection],
+        report: &mut TrustReport,
+        refusals: &mut Vec<TrustFinding>,
+    ) {
+        let file = self.shown(&sec.file);
         for key in ["gpgcheck", "repo_gpgcheck"] {
             let what = if key == "gpgcheck" {
                 "package signatures"
             } else {
                 "repository metadata signatures"
             };
-            match effective(key) {
+            match self.effective(sec, main, key) {
                 (Some(true), Some(f)) => {
                     report.checked.push(format!("{key} is on for [{}] ({}:{})", sec.id, f.file.display(), f.line.unwrap_or(0)));
                     // An off in a main configuration that the repository
                     // overrides is worth a warning, not a refusal.
-                    for m in &main {
+                    for m in main {
                         if let Some((false, line)) = m.bool(key) {
                             report.warnings.push(TrustFinding {
                                 file: self.shown(&m.file),
@@ -85,7 +111,7 @@ impl super::Dnf {
                 }),
             }
         }
-        for m in &main {
+        for m in main {
             if let Some((false, line)) = m.bool("localpkg_gpgcheck") {
                 report.warnings.push(TrustFinding {
                     file: self.shown(&m.file),
@@ -95,6 +121,17 @@ impl super::Dnf {
                 });
             }
         }
+    }
+
+    /// The repository names a signing key, fetched from a file that exists
+    /// or over verified TLS; the keys it names.
+    fn audit_keys(
+        &self,
+        sec: &IniSection,
+        main: &[IniSection],
+        refusals: &mut Vec<TrustFinding>,
+    ) -> Vec<String> {
+        let file = self.shown(&sec.file);
         let keys = sec.gpgkeys();
         let key_line = sec.get("gpgkey").map(|e| e.line);
         if keys.is_empty() {
@@ -135,10 +172,6 @@ impl super::Dnf {
                 });
             }
         }
-        crate::audit_verdict(
-            report,
-            refusals,
-            format!("[{}] names its signing key(s): {}", sec.id, keys.join(" ")),
-        )
+        keys
     }
 }
