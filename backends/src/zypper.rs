@@ -4,13 +4,13 @@
 //!   else from `.repo` sections under `/etc/zypp/repos.d` that point at
 //!   Teleport's release host or carry `teleport` in their alias or file
 //!   name. Refresh and install name that repository only.
-//! * Exact versions: `zypper -n install --oldpackage --repo <alias>
+//! * Exact versions: `zypper -n install --oldpackage --repo=<alias>
 //!   <pkg>=<ver>`. Without `--oldpackage` a downgrade prints "Nothing to
 //!   do." and exits 0; the caller verifies the installed version anyway.
 //! * Holds: `zypper addlock` / `removelock`. A locked package cannot be
 //!   changed, so [`Backend::install_exact`] removes our lock first and puts
 //!   it back afterwards, whatever the outcome.
-//! * Repair: `zypper install --force --repo <alias> <pkg>=<ver>`, with our
+//! * Repair: `zypper install --force --repo=<alias> <pkg>=<ver>`, with our
 //!   lock lifted around it: on a locked package zypper answers "cannot
 //!   install both ... Solution 1: remove lock" and exits 4.
 //! * Keys are never imported by this backend (`--gpg-auto-import-keys`
@@ -171,8 +171,11 @@ impl Zypper {
     }
 
     fn refresh_cmd(&self, source: &Source) -> CommandLine {
-        self.zypper_for(source)
-            .args(["refresh", "--force", source.id.as_str()])
+        self.zypper_for(source).args([
+            "refresh".to_string(),
+            "--force".into(),
+            format!("--repo={}", source.id),
+        ])
     }
 
     fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
@@ -181,8 +184,7 @@ impl Zypper {
             "install".into(),
             "--oldpackage".into(),
             "--no-recommends".into(),
-            "--repo".into(),
-            source.id.clone(),
+            format!("--repo={}", source.id),
             format!("{pkg}={version}"),
         ])
     }
@@ -194,8 +196,7 @@ impl Zypper {
             "install".into(),
             "--force".into(),
             "--no-recommends".into(),
-            "--repo".into(),
-            source.id.clone(),
+            format!("--repo={}", source.id),
             format!("{pkg}={version}"),
         ])
     }
@@ -327,6 +328,9 @@ impl Zypper {
         let cached: Vec<&str> = secs
             .iter()
             .map(|s| s.id.as_str())
+            // A name that is not a plain value is never put on a command
+            // line (the chosen repository is refused for it).
+            .filter(|id| crate::names::problem(id, true).is_none())
             .filter(|id| raw.join(id).is_dir())
             .collect();
         if cached.is_empty() {
@@ -334,7 +338,7 @@ impl Zypper {
         }
         let mut cl = self.zypper().args(["--no-refresh", "--xmlout", "search"]);
         for id in cached {
-            cl = cl.args(["--repo", id]);
+            cl = cl.arg(format!("--repo={id}"));
         }
         let cl = cl.args(["-s", "--match-exact", pkg.as_str()]);
         if self.prepare_conf().is_err() {
@@ -480,6 +484,8 @@ impl Backend for Zypper {
                 Err(several) => return Err(rpmdb::ambiguous(&self.system, pkg, &several)),
             }
         };
+        // Its alias goes on every command line: a plain value only.
+        crate::names::check_repo_id(&self.system, &chosen, "zypper")?;
         let mut dirs = vec![dir];
         if let Some(d) = chosen.file.parent() {
             if !dirs.iter().any(|x| x == d) {
@@ -868,9 +874,11 @@ mod tests {
         }
         let refresh = z.refresh_cmd(&src);
         assert!(
-            refresh
-                .args
-                .ends_with(&["refresh".to_string(), "--force".into(), "teleport".into()]),
+            refresh.args.ends_with(&[
+                "refresh".to_string(),
+                "--force".into(),
+                "--repo=teleport".into()
+            ]),
             "{refresh}"
         );
         assert!(
@@ -879,7 +887,7 @@ mod tests {
         );
         let install = z.install_cmd(&src, &p, "15.4.3");
         assert!(
-            install.args.windows(2).any(|w| w == ["--repo", "teleport"]),
+            install.args.iter().any(|a| a == "--repo=teleport"),
             "{install}"
         );
     }

@@ -191,7 +191,7 @@ all_backends!(reinstall_is_exact_and_planned, |pm| {
     let want = match pm {
         Pm::Apt => "install --reinstall -y --no-install-recommends --allow-downgrades --allow-change-held-packages teleport-ent=15.4.3",
         Pm::Dnf => "--disableexcludes=teleport reinstall teleport-ent-15.4.3-1",
-        Pm::Zypper => "install --force --no-recommends --repo teleport teleport-ent=15.4.3-1",
+        Pm::Zypper => "install --force --no-recommends --repo=teleport teleport-ent=15.4.3-1",
     };
     assert!(all.contains(want), "{all}");
     assert!(

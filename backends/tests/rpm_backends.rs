@@ -718,7 +718,7 @@ both!(plan_shows_exact_restricted_verified_commands, |pm| {
         Pm::Zypper => {
             assert!(
                 all.contains(
-                    "install --oldpackage --no-recommends --repo teleport teleport-ent=15.4.3"
+                    "install --oldpackage --no-recommends --repo=teleport teleport-ent=15.4.3"
                 ),
                 "{all}"
             );

@@ -285,4 +285,64 @@ locks:
     pub fn run(&self, args: &[&str]) -> Run {
         Run(super::command(self.root.path(), args).output().unwrap())
     }
+
+    /// The plain package manager in this root, as an operator would run
+    /// it (none of the updater's options): dnf with the root's
+    /// `dnf.conf` and `yum.repos.d`, zypper with the root's `zypp.conf`;
+    /// `args` follow. Its exit status and output.
+    pub fn plain(&self, args: &[&str]) -> (i32, String) {
+        let root = self.root.path().display().to_string();
+        let mut c = self.root.command(self.pm.installer());
+        match self.pm {
+            Pm::Dnf => {
+                c.args([
+                    "-y".to_string(),
+                    format!("--installroot={root}"),
+                    format!("--config={}", self.root.file("/etc/dnf/dnf.conf").display()),
+                    format!(
+                        "--setopt=reposdir={}",
+                        self.root.file("/etc/yum.repos.d").display()
+                    ),
+                ]);
+            }
+            Pm::Zypper => {
+                c.env("ZYPP_CONF", self.root.file("/etc/zypp/zypp.conf"));
+                c.args(["--non-interactive", "--root", &root]);
+            }
+        }
+        c.args(args).stdin(std::process::Stdio::null());
+        let out = c.output().unwrap();
+        self.root.end_gpg_agents();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// Whether the installed agent is signed by the fixture's foreign key.
+    pub fn installed_is_foreign_signed(&self) -> bool {
+        let out = self.root.rpm(&["-q", "--qf", "%{RSAHEADER:pgpsig}\n", PKG]);
+        let sig = String::from_utf8_lossy(&out.stdout).to_string();
+        let key_id = sig.trim().rsplit(' ').next().unwrap_or("").to_string();
+        !key_id.is_empty()
+            && fixture()
+                .foreign_fingerprint
+                .to_ascii_lowercase()
+                .ends_with(&key_id.to_ascii_lowercase())
+    }
+
+    /// Put the fixture's foreign key in the root at `path` and return a
+    /// `gpgkey=` value naming it and the release key by their host paths
+    /// (dnf reads gpgkey paths on the host even with `--installroot`).
+    pub fn foreign_and_release_keys(&self, path: &str) -> String {
+        self.root
+            .write(path, std::fs::read(&fixture().foreign_key).unwrap());
+        format!(
+            "file://{} file://{}",
+            self.root.file(KEY_IN_ROOT).display(),
+            self.root.file(path).display()
+        )
+    }
 }

@@ -1,0 +1,177 @@
+//! The trust audit: the repository's section and the main configuration
+//! keep package and metadata signatures on, and name a key fetched safely.
+
+use crate::rpmdb::{self, IniSection};
+use crate::types::{Source, TrustFinding, TrustReport};
+use crate::Result;
+
+impl super::Dnf {
+    pub(super) fn audit(&self, source: &Source) -> Result<TrustReport> {
+        if crate::test_skip_audit() {
+            let mut r = TrustReport::default();
+            r.checked.push(
+                "TELEPORT_UPGRADE_TEST_SKIP_AUDIT: the dnf audit was skipped (test build)".into(),
+            );
+            return Ok(r);
+        }
+        let sec = self.section(source)?;
+        let mut report = TrustReport::default();
+        let mut refusals: Vec<TrustFinding> = Vec::new();
+        let mut main: Vec<IniSection> = Vec::new();
+        for f in self.config_files() {
+            main.extend(rpmdb::read_ini(&f)?.into_iter().filter(|s| s.id == "main"));
+        }
+        self.audit_signature_checks(&sec, &main, &mut report, &mut refusals);
+        let keys = self.audit_keys(&sec, &main, &mut refusals);
+        crate::audit_verdict(
+            report,
+            refusals,
+            format!("[{}] names its signing key(s): {}", sec.id, keys.join(" ")),
+        )
+    }
+
+    /// The effective value of a boolean: the repository's, else the last
+    /// main configuration's, else dnf's default (off, `None`); with where
+    /// it is set.
+    fn effective(
+        &self,
+        sec: &IniSection,
+        main: &[IniSection],
+        key: &str,
+    ) -> (Option<bool>, Option<TrustFinding>) {
+        let file = self.shown(&sec.file);
+        if let Some((b, line)) = sec.bool(key) {
+            return (
+                Some(b),
+                Some(TrustFinding {
+                    file: file.clone(),
+                    line: Some(line),
+                    setting: format!("{key}={}", sec.value(key).unwrap_or("")),
+                    message: String::new(),
+                }),
+            );
+        }
+        for m in main.iter().rev() {
+            if let Some((b, line)) = m.bool(key) {
+                return (
+                    Some(b),
+                    Some(TrustFinding {
+                        file: self.shown(&m.file),
+                        line: Some(line),
+                        setting: format!("{key}={}", m.value(key).unwrap_or("")),
+                        message: String::new(),
+                    }),
+                );
+            }
+        }
+        (None, None)
+    }
+
+    /// `gpgcheck` and `repo_gpgcheck` on for the repository (refusals),
+    /// and the offs it overrides or that touch local files (warnings).
+    fn audit_signature_checks(
+        &self,
+        sec: &IniSection,
+        main: &[IniSection],
+        report: &mut TrustReport,
+        refusals: &mut Vec<TrustFinding>,
+    ) {
+        let file = self.shown(&sec.file);
+        for key in ["gpgcheck", "repo_gpgcheck"] {
+            let what = if key == "gpgcheck" {
+                "package signatures"
+            } else {
+                "repository metadata signatures"
+            };
+            match self.effective(sec, main, key) {
+                (Some(true), Some(f)) => {
+                    report.checked.push(format!("{key} is on for [{}] ({}:{})", sec.id, f.file.display(), f.line.unwrap_or(0)));
+                    // An off in a main configuration that the repository
+                    // overrides is worth a warning, not a refusal.
+                    for m in main {
+                        if let Some((false, line)) = m.bool(key) {
+                            report.warnings.push(TrustFinding {
+                                file: self.shown(&m.file),
+                                line: Some(line),
+                                setting: format!("{key}={}", m.value(key).unwrap_or("")),
+                                message: format!("turns {what} off for every repository that does not set {key} itself; [{}] overrides it", sec.id),
+                            });
+                        }
+                    }
+                }
+                (Some(false), Some(mut f)) => {
+                    f.message = format!("turns {what} off for [{}]; set {key}=1 in its section of {}", sec.id, file.display());
+                    refusals.push(f);
+                }
+                _ => refusals.push(TrustFinding {
+                    file: file.clone(),
+                    line: Some(sec.line),
+                    setting: key.to_string(),
+                    message: format!("[{}] does not set {key}, and dnf's default is off: {what} would not be checked; add {key}=1 to the section", sec.id),
+                }),
+            }
+        }
+        for m in main {
+            if let Some((false, line)) = m.bool("localpkg_gpgcheck") {
+                report.warnings.push(TrustFinding {
+                    file: self.shown(&m.file),
+                    line: Some(line),
+                    setting: format!("localpkg_gpgcheck={}", m.value("localpkg_gpgcheck").unwrap_or("")),
+                    message: "local package files are installed without a signature check (this updater installs from the repository only); set localpkg_gpgcheck=1".into(),
+                });
+            }
+        }
+    }
+
+    /// The repository names a signing key, fetched from a file that exists
+    /// or over verified TLS; the keys it names.
+    fn audit_keys(
+        &self,
+        sec: &IniSection,
+        main: &[IniSection],
+        refusals: &mut Vec<TrustFinding>,
+    ) -> Vec<String> {
+        let file = self.shown(&sec.file);
+        let keys = sec.gpgkeys();
+        let key_line = sec.get("gpgkey").map(|e| e.line);
+        if keys.is_empty() {
+            refusals.push(TrustFinding {
+                file: file.clone(),
+                line: Some(sec.line),
+                setting: "gpgkey".into(),
+                message: format!("[{}] names no signing key; add gpgkey=https://yum.releases.teleport.dev/gpg (or a file:// path of the installed key)", sec.id),
+            });
+        }
+        let sslverify_off = sec
+            .bool("sslverify")
+            .or_else(|| main.iter().rev().find_map(|m| m.bool("sslverify")))
+            .is_some_and(|(b, _)| !b);
+        for k in &keys {
+            if let Some(p) = rpmdb::file_url_path(k) {
+                if !self.system.path(p).is_file() {
+                    refusals.push(TrustFinding {
+                        file: file.clone(),
+                        line: key_line,
+                        setting: format!("gpgkey={k}"),
+                        message: format!("the key file {p} does not exist; install the Teleport release key there"),
+                    });
+                }
+            } else if k.starts_with("http://") || k.starts_with("ftp://") {
+                refusals.push(TrustFinding {
+                    file: file.clone(),
+                    line: key_line,
+                    setting: format!("gpgkey={k}"),
+                    message: "the key is fetched without transport security and dnf -y imports it: whoever is on the path picks the key; use https:// or a file:// path".into(),
+                });
+            } else if sslverify_off {
+                refusals.push(TrustFinding {
+                    file: file.clone(),
+                    line: key_line,
+                    setting: "sslverify=0".into(),
+                    message: format!("the key {k} is fetched over unverified TLS and dnf -y imports it; remove sslverify=0"),
+                });
+            }
+        }
+        keys
+    }
+}

@@ -1,0 +1,125 @@
+//! Running dnf: failures classified (trust, lock, version not offered),
+//! the wait for another dnf's lock, and the gpg-agents dnf leaves behind.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::EXIT_LOCKED;
+use crate::cmd::{CommandLine, Finished};
+use crate::rpmdb;
+use crate::types::{PkgName, Source};
+use crate::Error;
+use crate::Result;
+
+impl super::Dnf {
+    pub(super) fn classify(
+        &self,
+        cl: &CommandLine,
+        fin: &Finished,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Error {
+        let text = fin.combined();
+        if let Some(line) = rpmdb::trust_failure_line(&text) {
+            return Error::Untrusted {
+                reason: format!(
+                    "{} reported a signature, key or checksum failure ({}): {line}",
+                    self.program,
+                    fin.status_text()
+                ),
+            };
+        }
+        if fin.code == Some(EXIT_LOCKED) || text.contains("already locked by") {
+            return Error::Locked {
+                detail: rpmdb::line_with(&text, &["already locked by"], fin.tail(2)),
+            };
+        }
+        if let Some((pkg, version, source)) = pkg {
+            if text.contains("Unable to find a match")
+                || text.contains("No match for argument")
+                || (text.contains("No package") && text.contains("available"))
+            {
+                return Error::VersionNotFound {
+                    package: pkg.to_string(),
+                    version: version.to_string(),
+                    source_desc: source.description.clone(),
+                    detail: rpmdb::line_with(
+                        &text,
+                        &[
+                            "Unable to find a match",
+                            "No match for argument",
+                            "No package",
+                        ],
+                        fin.tail(2),
+                    ),
+                };
+            }
+        }
+        Error::CommandFailed {
+            command: cl.to_string(),
+            status: fin.status_text(),
+            tail: fin.tail(6),
+        }
+    }
+
+    /// Run `cl`, retrying while another dnf holds the lock, up to
+    /// `lock_wait`; then classify a failure.
+    pub(super) fn run_classified(
+        &self,
+        cl: &CommandLine,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<Finished> {
+        tracing::info!(command = %cl, "running");
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let fin = self.runner.run(cl)?;
+            if fin.success() {
+                return Ok(fin);
+            }
+            let err = self.classify(cl, &fin, pkg);
+            let left = self.opts.lock_wait.saturating_sub(started.elapsed());
+            if matches!(err, Error::Locked { .. }) && !left.is_zero() {
+                tracing::info!("{} is locked by another process; waiting", self.program);
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    /// End the gpg-agents dnf started for `id`'s metadata checks (every
+    /// repository's when `id` is empty).
+    pub(super) fn end_gpg_agents(&self, id: &str) {
+        if self.runner.find("gpgconf").is_none() {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(self.cachedir()) else {
+            return;
+        };
+        let prefix = if id.is_empty() {
+            String::new()
+        } else {
+            format!("{id}-")
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let home = e.path().join("pubring");
+            if name.starts_with(&prefix) && home.is_dir() {
+                let cl = CommandLine::new("gpgconf")
+                    .env("GNUPGHOME", home.display().to_string())
+                    .args([
+                        "--homedir".to_string(),
+                        home.display().to_string(),
+                        "--kill".into(),
+                        "gpg-agent".into(),
+                    ]);
+                let _ = self.runner.run(&cl);
+            }
+        }
+    }
+
+    pub(super) fn shown(&self, p: &Path) -> PathBuf {
+        PathBuf::from(self.system.display_path(p))
+    }
+}

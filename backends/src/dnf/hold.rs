@@ -1,0 +1,348 @@
+//! Holds: the versionlock entries (`Evr`, `LockEntry`) and their edits,
+//! the `exclude=` hold, and an operator's excludes (held, or forbidding
+//! the target).
+
+use std::path::PathBuf;
+
+use super::{global_enforcement_args, HoldMethod};
+use crate::cmd::CommandLine;
+use crate::rpmdb::{self, IniSection};
+use crate::types::{PkgName, Source};
+use crate::{Backend, Error, Result};
+
+impl super::Dnf {
+    /// `dnf versionlock <action> <specs>`, touching no repository.
+    pub(super) fn versionlock_cmd<S: AsRef<str>>(&self, action: &str, specs: &[S]) -> CommandLine {
+        self.cmd()
+            .arg("-y")
+            .args(self.root_args(None))
+            .arg("--setopt=exit_on_lock=True")
+            .args(global_enforcement_args())
+            .args(["--disablerepo=*", "versionlock", action])
+            .args(specs.iter().map(|s| s.as_ref().to_string()))
+    }
+
+    /// The lines of `dnf versionlock list` (the lock list's entries).
+    pub(super) fn lock_list(&self) -> Result<Vec<String>> {
+        let probed = self
+            .probed_list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let text = match probed {
+            Some(t) => t,
+            None => {
+                let cl = self.versionlock_cmd::<&str>("list", &[]);
+                let fin = self.runner.run(&cl)?;
+                if !fin.success() {
+                    return Err(self.classify(&cl, &fin, None));
+                }
+                fin.stdout
+            }
+        };
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The versionlock entries (locks, not `!` excludes) of `pkg`.
+    pub(super) fn locks_of(&self, pkg: &PkgName) -> Result<Vec<LockEntry>> {
+        Ok(self
+            .lock_list()?
+            .iter()
+            .filter_map(|l| LockEntry::parse(l))
+            .filter(|e| !e.exclude && e.name == pkg.as_str())
+            .collect())
+    }
+
+    /// The installed (epoch, version, release) of `pkg`.
+    pub(super) fn installed_evr(&self, pkg: &PkgName) -> Result<Evr> {
+        let inst = self.installed(pkg)?.ok_or_else(|| Error::NotInstalled {
+            package: pkg.to_string(),
+        })?;
+        Evr::parse(inst.version.as_str()).ok_or_else(|| Error::Parse {
+            what: "the installed version (epoch:version-release)".into(),
+            detail: format!("{pkg} {}", inst.version),
+        })
+    }
+
+    /// Lock exactly the installed version: add that lock, then delete the
+    /// package's other lock entries, then remove an `exclude=` hold of the
+    /// package from the repository's section; checked afterwards.
+    pub(super) fn versionlock_hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        let evr = self.installed_evr(pkg)?;
+        let spec = evr.spec(pkg);
+        let locks = self.locks_of(pkg)?;
+        if !locks.iter().any(|e| e.locks(&evr)) {
+            self.run_classified(&self.versionlock_cmd("add", &[&spec]), None)?;
+        }
+        let stale: Vec<&str> = locks
+            .iter()
+            .filter(|e| !e.locks(&evr))
+            .map(|e| e.raw.as_str())
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(package = %pkg, "deleting versionlock entries of other versions: {}", stale.join(" "));
+            self.run_classified(&self.versionlock_cmd("delete", &stale), None)?;
+        }
+        let now = self.locks_of(pkg)?;
+        if !now.iter().any(|e| e.locks(&evr)) {
+            return Err(Error::CommandFailed {
+                command: self.versionlock_cmd("add", &[&spec]).to_string(),
+                status: "exit 0".into(),
+                tail: format!(
+                    "the lock list has no entry for {spec} afterwards: {}",
+                    now.iter()
+                        .map(|e| e.raw.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            });
+        }
+        tracing::info!(package = %pkg, "versionlocked {spec}");
+        if rpmdb::excludes(&rpmdb::read_ini(&source.file)?, &source.id, pkg.as_str()) {
+            tracing::info!(package = %pkg, "the hold is the versionlock now: removing exclude={pkg} from [{}]", source.id);
+            self.edit_repo_exclude(source, pkg, false)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `pkg` is held against routine upgrades: an `exclude=` of
+    /// it, or (with the plugin) a versionlock of exactly its installed
+    /// version.
+    pub(super) fn held_now(&self, source: &Source, pkg: &PkgName) -> Result<bool> {
+        let secs = rpmdb::read_ini(&source.file)?;
+        if rpmdb::excludes(&secs, &source.id, pkg.as_str()) || self.main_holds(pkg) {
+            return Ok(true);
+        }
+        if self.hold_method() == HoldMethod::Versionlock {
+            let locks = self.locks_of(pkg)?;
+            if locks.is_empty() {
+                return Ok(false);
+            }
+            let evr = self.installed_evr(pkg)?;
+            return Ok(locks.iter().any(|e| e.locks(&evr)));
+        }
+        Ok(false)
+    }
+
+    /// The `[main]` sections of every main configuration dnf reads.
+    pub(super) fn main_sections(&self) -> Vec<IniSection> {
+        self.config_files()
+            .iter()
+            .filter_map(|f| rpmdb::read_ini(f).ok())
+            .flatten()
+            .filter(|s| s.id == "main")
+            .collect()
+    }
+
+    /// Whether an `exclude=` of `[main]` keeps every version of `pkg` out
+    /// (an operator's hold: dnf will not move the package).
+    pub(super) fn main_holds(&self, pkg: &PkgName) -> bool {
+        crate::excludes::exclude_lines(&self.main_sections(), &["main"])
+            .iter()
+            .any(|l| crate::excludes::holds(&l.pattern, pkg.as_str()))
+    }
+
+    /// Refuse to install `version` of `pkg` when an operator's exclude
+    /// (the repository's section, `[main]`, the versionlock list's `!`
+    /// entries) forbids that version: the install lifts holds, never an
+    /// operator's "not this version". Names the line.
+    pub(super) fn refuse_forbidden(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &str,
+    ) -> Result<()> {
+        let mut lines =
+            crate::excludes::exclude_lines(&rpmdb::read_ini(&source.file)?, &[&source.id]);
+        lines.extend(crate::excludes::exclude_lines(
+            &self.main_sections(),
+            &["main"],
+        ));
+        if self.hold_method() == HoldMethod::Versionlock {
+            lines.extend(crate::excludes::versionlock_excludes(
+                &self.lock_list()?,
+                PathBuf::from("the versionlock list"),
+            ));
+        }
+        let release = self.installed_evr(pkg).map(|e| e.release).ok();
+        let mut releases = vec!["1"];
+        if let Some(r) = release.as_deref() {
+            releases.push(r);
+        }
+        let bad = crate::excludes::forbidding(&lines, pkg.as_str(), version, &releases);
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Untrusted {
+            reason: format!(
+                "{pkg} {version} is excluded by the operator: {}; the updater does not install a version an exclude forbids (remove the line, or target another version)",
+                bad.iter()
+                    .map(|l| if l.line == 0 {
+                        format!("!{} in {}", l.pattern, l.file.display())
+                    } else {
+                        format!(
+                            "exclude={} in [{}] ({}:{})",
+                            l.pattern,
+                            l.section,
+                            self.system.display_path(&l.file),
+                            l.line
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+
+    /// The pseudo-command shown in a dry run for the exclude edit.
+    pub(super) fn exclude_note(&self, source: &Source, pkg: &PkgName, add: bool) -> CommandLine {
+        CommandLine::new("#").args([
+            if add { "add" } else { "remove" }.to_string(),
+            format!("exclude={pkg}"),
+            if add { "to" } else { "from" }.into(),
+            "section".into(),
+            source.id.clone(),
+            "of".into(),
+            self.system.display_path(&source.file),
+        ])
+    }
+
+    pub(super) fn edit_repo_exclude(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        add: bool,
+    ) -> Result<()> {
+        let text = std::fs::read_to_string(&source.file)
+            .map_err(|e| Error::io(format!("reading {}", source.file.display()), e))?;
+        if let Some(new) = rpmdb::edit_exclude(&text, &source.id, pkg.as_str(), add) {
+            tracing::info!(file = %source.file.display(), repo = %source.id, add, "editing exclude= of the repository");
+            // Mode and owner kept (a 0600 file with credentials stays
+            // 0600), a symlink stays a symlink.
+            crate::write_atomic_in_place(&source.file, self.system.root(), new.as_bytes())
+                .map_err(|e| Error::io(format!("writing {}", source.file.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// An installed package's epoch, version and release (`[E:]V-R`, the
+/// epoch 0 when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evr {
+    pub epoch: String,
+    pub version: String,
+    pub release: String,
+}
+
+impl Evr {
+    /// `[E:]V-R` as rpm reports it; `None` without a release.
+    pub fn parse(s: &str) -> Option<Evr> {
+        let (epoch, vr) = match s.split_once(':') {
+            Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+                (e.to_string(), rest)
+            }
+            Some(_) => return None,
+            None => ("0".to_string(), s),
+        };
+        let (version, release) = vr.rsplit_once('-')?;
+        if version.is_empty() || release.is_empty() || version.contains(':') {
+            return None;
+        }
+        Some(Evr {
+            epoch,
+            version: version.into(),
+            release: release.into(),
+        })
+    }
+
+    /// The spec `dnf versionlock add` locks exactly: `NAME-E:V-R`.
+    pub fn spec(&self, pkg: &PkgName) -> String {
+        format!("{pkg}-{}:{}-{}", self.epoch, self.version, self.release)
+    }
+}
+
+/// Architectures an entry of the lock list may end with (the plugin writes
+/// `.*`, an operator may name one).
+const LOCK_ARCHES: &[&str] = &[
+    "*", "noarch", "x86_64", "aarch64", "i686", "i386", "ppc64le", "s390x", "armv7hl",
+];
+
+/// One entry of the versionlock plugin's list (`dnf versionlock list`):
+/// `[!]NAME-[E:]V-R[.ARCH]` (the plugin writes `NAME-E:V-R.*`); `!` makes
+/// it an exclude of that version, not a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockEntry {
+    /// The line as listed (what `versionlock delete` matches exactly).
+    pub raw: String,
+    pub exclude: bool,
+    pub name: String,
+    pub epoch: Option<String>,
+    pub version: String,
+    pub release: String,
+    pub arch: Option<String>,
+}
+
+impl LockEntry {
+    /// An entry of the list; `None` for anything else (a bare name, a
+    /// glob, a version that does not start with a digit, text that is not
+    /// an entry). Split from the right as rpm's NEVRA is: the arch (only a
+    /// known one, or `*`), the release, the version with its epoch; the
+    /// rest is the name.
+    pub fn parse(line: &str) -> Option<LockEntry> {
+        let raw = line.trim();
+        let (exclude, s) = match raw.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        if s.is_empty() || s.contains(char::is_whitespace) {
+            return None;
+        }
+        let (nevr, arch) = match s.rsplit_once('.') {
+            Some((head, a)) if LOCK_ARCHES.contains(&a) => (head, Some(a.to_string())),
+            _ => (s, None),
+        };
+        let (nev, release) = nevr.rsplit_once('-')?;
+        let (name, ev) = nev.rsplit_once('-')?;
+        let (epoch, version) = match ev.split_once(':') {
+            Some((e, v)) => {
+                if e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                (Some(e.to_string()), v)
+            }
+            None => (None, ev),
+        };
+        let plain = |x: &str| !x.is_empty() && !x.contains([':', '*', '?', '[', '-']);
+        if name.is_empty()
+            || !plain(version)
+            || !plain(release)
+            || !version.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(LockEntry {
+            raw: raw.to_string(),
+            exclude,
+            name: name.to_string(),
+            epoch,
+            version: version.to_string(),
+            release: release.to_string(),
+            arch,
+        })
+    }
+
+    /// Does this (lock) entry lock exactly `evr`? An entry without an
+    /// epoch matches any epoch, as the plugin's query does.
+    pub fn locks(&self, evr: &Evr) -> bool {
+        !self.exclude
+            && self.epoch.as_deref().map_or(true, |e| e == evr.epoch)
+            && self.version == evr.version
+            && self.release == evr.release
+    }
+}
