@@ -269,6 +269,8 @@ fn cell(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 const GENERATED: &str = "<!-- Generated from the tables in src/settings.rs and \
@@ -304,8 +306,8 @@ pub fn configuration_md() -> String {
             out,
             "- `{}`: {} {}",
             s.name,
-            sentence(s.meaning),
-            sentence(s.detail)
+            cell(&sentence(s.meaning)),
+            cell(&sentence(s.detail))
         );
     }
     out += "\n";
