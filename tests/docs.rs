@@ -84,3 +84,43 @@ fn every_relative_link_resolves() {
 fn the_link_finder_finds_links() {
     assert_eq!(links("a [b](c.md) d [e](f/g.md#h)"), ["c.md", "f/g.md#h"]);
 }
+
+/// `teleport-upgrade man` is one page that reads at 80 columns: rendered
+/// by man(1) at MANWIDTH=80 no line is wider, the settings and exit codes
+/// are there, and no other (unshipped) page is referred to.
+#[test]
+fn the_man_page_reads_at_80_columns() {
+    let bin = env!("CARGO_BIN_EXE_teleport-upgrade");
+    let out = std::process::Command::new(bin).arg("man").output().unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("teleport-upgrade.8");
+    std::fs::write(&page, &out.stdout).unwrap();
+    let shown = std::process::Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANWIDTH", "80")
+        .env("MAN_KEEP_FORMATTING", "")
+        .env_remove("MANPAGER")
+        .env_remove("PAGER")
+        .output()
+        .expect("man (apt-get install man-db)");
+    assert!(shown.status.success(), "{shown:?}");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {line:?}");
+    }
+    for needle in [
+        "CONFIGURATION",
+        "EXIT STATUS",
+        "window-margin",
+        "fleet-lock-group",
+        "What to do:",
+    ] {
+        assert!(text.contains(needle), "the man page lacks {needle:?}");
+    }
+    assert!(
+        !text.contains("teleport-upgrade-"),
+        "the man page refers to a subcommand page that is not shipped"
+    );
+}
