@@ -108,7 +108,10 @@ fn the_man_page_reads_at_80_columns() {
     assert!(shown.status.success(), "{shown:?}");
     let text = String::from_utf8_lossy(&shown.stdout);
     for line in text.lines() {
-        assert!(line.chars().count() <= 80, "wider than 80 columns: {line:?}");
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 columns: {line:?}"
+        );
     }
     for needle in [
         "CONFIGURATION",
