@@ -113,7 +113,10 @@ tu_upgrade() {
 
 # Before the package's files go away (not on upgrade). A run of the updater
 # that is in progress is not interrupted: it may be in the middle of a package
-# transaction.
+# transaction. "tu_remove nomark" (rpm): no removal mark, since rpm has no
+# "removed but configured" state (an install after an erase is a first
+# install), and a state directory made only for the mark would be left
+# behind by the erase.
 tu_remove() {
     if tu_systemd_running; then
         systemctl stop "$tu_timer" || tu_log "warning: could not stop $tu_timer"
@@ -121,7 +124,7 @@ tu_remove() {
     if tu_have_systemctl; then
         tu_unitfiles disable "$tu_timer" || tu_log "warning: could not disable $tu_timer"
     fi
-    if mkdir -p "$tu_state_dir" 2>/dev/null; then
+    if [ "${1:-}" != nomark ] && mkdir -p "$tu_state_dir" 2>/dev/null; then
         : > "$tu_removed_mark" || :
     fi
 }

@@ -236,27 +236,137 @@ pub fn read_value(path: &Path) -> Result<Option<String>, AppError> {
     }
 }
 
-/// `trusted-keys`: several lines, unlike the one-value files.
-fn read_pins(path: &Path) -> Result<Option<Pins>, AppError> {
-    let err = |message: String| AppError::Config {
-        file: path.to_path_buf(),
-        message,
-    };
-    match crate::fsread::read_text(path, crate::fsread::CONFIG_CAP) {
-        Ok(Some(text)) => Pins::parse(path, &text).map(Some).map_err(err),
-        Ok(None) => Ok(None),
-        Err(e) => Err(err(e.to_string())),
+/// Reads the settings of one directory, by their names in the table.
+struct Reader<'a> {
+    dir: &'a Path,
+}
+
+impl Reader<'_> {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(crate::settings::row(name).name)
+    }
+
+    fn err(&self, name: &str, message: String) -> AppError {
+        AppError::Config {
+            file: self.path(name),
+            message,
+        }
+    }
+
+    fn value(&self, name: &str) -> Result<Option<String>, AppError> {
+        read_value(&self.path(name))
+    }
+
+    fn parsed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, AppError> {
+        self.value(name)?
+            .map(|v| parse(&v).map_err(|m| self.err(name, m)))
+            .transpose()
+    }
+
+    fn yes_no(&self, name: &str) -> Result<bool, AppError> {
+        Ok(self.parsed(name, |v| yes_no(v))?.unwrap_or(false))
+    }
+
+    fn abs_path(&self, name: &str) -> Result<Option<PathBuf>, AppError> {
+        self.parsed(name, |v| {
+            let p = PathBuf::from(v);
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                Err(format!("{v:?} must be an absolute path"))
+            }
+        })
+    }
+
+    /// A seconds setting, within its row's limits, else its row's default.
+    fn seconds(&self, name: &str) -> Result<Duration, AppError> {
+        let row = crate::settings::row(name);
+        Ok(self
+            .parsed(name, |v| row.seconds(v))?
+            .unwrap_or_else(|| row.default_duration()))
+    }
+
+    /// `trusted-keys`: several lines, unlike the one-value files.
+    fn pins(&self, name: &str) -> Result<Option<Pins>, AppError> {
+        let path = self.path(name);
+        match crate::fsread::read_text(&path, crate::fsread::CONFIG_CAP) {
+            Ok(Some(text)) => Pins::parse(&path, &text)
+                .map(Some)
+                .map_err(|m| self.err(name, m)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.err(name, e.to_string())),
+        }
     }
 }
 
-fn yes_no(file: &Path, v: &str) -> Result<bool, AppError> {
+fn yes_no(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "yes" | "true" => Ok(true),
         "no" | "false" => Ok(false),
-        _ => Err(AppError::Config {
-            file: file.to_path_buf(),
-            message: format!("expected yes or no, got {v:?}"),
-        }),
+        _ => Err(format!("expected yes or no, got {v:?}")),
+    }
+}
+
+fn parse_package(v: &str) -> Result<PkgName, String> {
+    if AGENT_PACKAGES.contains(&v) {
+        Ok(PkgName::parse(v).expect("known names are valid"))
+    } else {
+        Err(format!(
+            "{v:?} is not a Teleport agent package: expected teleport, teleport-ent or teleport-ent-fips"
+        ))
+    }
+}
+
+fn parse_installer(v: &str) -> Result<Installer, String> {
+    if v == "nop" {
+        Ok(Installer::Nop)
+    } else {
+        v.parse::<BackendKind>().map(Installer::Backend)
+    }
+}
+
+fn parse_metrics(v: &str) -> Result<Metrics, String> {
+    match v {
+        "none" => Ok(Metrics::Off),
+        _ if v.starts_with('/') => Ok(Metrics::Dir(PathBuf::from(v))),
+        _ => Err(format!("{v:?}: expected an absolute directory, or none")),
+    }
+}
+
+fn parse_diag_addr(v: &str) -> Result<String, String> {
+    if crate::verify::valid_addr(v) {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "expected host:port of the agent's diagnostic endpoint, got {v:?}"
+        ))
+    }
+}
+
+fn parse_restart_mode(v: &str) -> Result<RestartMode, String> {
+    match v {
+        "reload" => Ok(RestartMode::Reload),
+        "restart" => Ok(RestartMode::Restart),
+        _ => Err(format!("expected reload or restart, got {v:?}")),
+    }
+}
+
+fn parse_repository(v: &str) -> Result<String, String> {
+    if !v.is_empty()
+        && v.len() <= 100
+        && !v.starts_with(['.', '-'])
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+    {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "{v:?} is not a repository name (letters, digits, . _ : -)"
+        ))
     }
 }
 
@@ -275,226 +385,48 @@ impl Config {
         }
     }
 
+    /// Read and validate every setting of [`crate::settings::SETTINGS`]
+    /// (the table also gives each numeric setting's limits and default).
     pub fn load(dir: &Path) -> Result<Config, AppError> {
-        let f = |name: &str| dir.join(name);
-        let cfg_err = |name: &str, message: String| AppError::Config {
-            file: f(name),
-            message,
-        };
-        let endpoint = read_value(&f("endpoint"))?
-            .map(|v| Endpoint::parse(&v).map_err(|m| cfg_err("endpoint", m)))
-            .transpose()?;
-        let package = read_value(&f("package"))?
-            .map(|v| {
-                if AGENT_PACKAGES.contains(&v.as_str()) {
-                    Ok(PkgName::parse(&v).expect("known names are valid"))
-                } else {
-                    Err(cfg_err(
-                        "package",
-                        format!("{v:?} is not a Teleport agent package: expected teleport, teleport-ent or teleport-ent-fips"),
-                    ))
-                }
-            })
-            .transpose()?;
-        let installer = read_value(&f("installer"))?
-            .map(|v| {
-                if v == "nop" {
-                    Ok(Installer::Nop)
-                } else {
-                    v.parse::<BackendKind>()
-                        .map(Installer::Backend)
-                        .map_err(|m| cfg_err("installer", m))
-                }
-            })
-            .transpose()?;
-        let insecure = match read_value(&f("insecure"))? {
-            Some(v) => yes_no(&f("insecure"), &v)?,
-            None => false,
-        };
-        let debug = match read_value(&f("debug"))? {
-            Some(v) => yes_no(&f("debug"), &v)?,
-            None => false,
-        };
-        let path_value = |name: &str| -> Result<Option<PathBuf>, AppError> {
-            read_value(&f(name))?
-                .map(|v| {
-                    let p = PathBuf::from(&v);
-                    if p.is_absolute() {
-                        Ok(p)
-                    } else {
-                        Err(cfg_err(name, format!("{v:?} must be an absolute path")))
-                    }
-                })
-                .transpose()
-        };
-        let ca_file = path_value("ca-file")?;
-        let source_file = path_value("source-file")?;
-        let lock_wait = match read_value(&f("lock-timeout"))? {
-            Some(v) => {
-                Duration::from_secs(v.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(
-                    || {
-                        cfg_err(
-                            "lock-timeout",
-                            format!("expected seconds from 0 to 3600, got {v:?}"),
-                        )
-                    },
-                )?)
-            }
-            None => Duration::from_secs(120),
-        };
-        let trusted_keys = read_pins(&f("trusted-keys"))?;
-        let metrics = match read_value(&f("metrics-dir"))? {
-            None => Metrics::Default,
-            Some(v) if v == "none" => Metrics::Off,
-            Some(v) if v.starts_with('/') => Metrics::Dir(PathBuf::from(v)),
-            Some(v) => {
-                return Err(cfg_err(
-                    "metrics-dir",
-                    format!("{v:?}: expected an absolute directory, or none"),
-                ))
-            }
-        };
-        let health_timeout = match read_value(&f("health-timeout"))? {
-            Some(v) => {
-                Duration::from_secs(v.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(
-                    || {
-                        cfg_err(
-                            "health-timeout",
-                            format!("expected seconds from 0 (off) to 3600, got {v:?}"),
-                        )
-                    },
-                )?)
-            }
-            None => Duration::from_secs(300),
-        };
-        let diag_addr = read_value(&f("diag-addr"))?
-            .map(|v| {
-                if crate::verify::valid_addr(&v) {
-                    Ok(v)
-                } else {
-                    Err(cfg_err(
-                        "diag-addr",
-                        format!("expected host:port of the agent's diagnostic endpoint, got {v:?}"),
-                    ))
-                }
-            })
-            .transpose()?;
-        let unhealthy_interval = match read_value(&f("unhealthy-interval"))? {
-            Some(v) => {
-                Duration::from_secs(v.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(
-                    || {
-                        cfg_err(
-                            "unhealthy-interval",
-                            format!("expected seconds from 0 to 3600, got {v:?}"),
-                        )
-                    },
-                )?)
-            }
-            None => crate::marker::DEFAULT_INTERVAL,
-        };
-        let verify_interval = match read_value(&f("verify-interval"))? {
-            Some(v) => Duration::from_secs(
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|s| *s <= 7 * 86400)
-                    .ok_or_else(|| {
-                        cfg_err(
-                            "verify-interval",
-                            format!("expected seconds from 0 to 604800, got {v:?}"),
-                        )
-                    })?,
-            ),
-            None => crate::integrity_cache::DEFAULT_INTERVAL,
-        };
-        let fleet_lock = read_value(&f("fleet-lock"))?;
-        let fleet_lock_group = read_value(&f("fleet-lock-group"))?;
-        let cluster_guard = read_value(&f("cluster-guard"))?
-            .map(|v| crate::cluster::GuardMode::parse(&v).map_err(|m| cfg_err("cluster-guard", m)))
-            .transpose()?
-            .unwrap_or_default();
-        let restart_mode = match read_value(&f("restart-mode"))?.as_deref() {
-            None | Some("reload") => RestartMode::Reload,
-            Some("restart") => RestartMode::Restart,
-            Some(v) => {
-                return Err(cfg_err(
-                    "restart-mode",
-                    format!("expected reload or restart, got {v:?}"),
-                ))
-            }
-        };
-        let repository = read_value(&f("repository"))?
-            .map(|v| {
-                if !v.is_empty()
-                    && v.len() <= 100
-                    && !v.starts_with(['.', '-'])
-                    && v.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
-                {
-                    Ok(v)
-                } else {
-                    Err(cfg_err(
-                        "repository",
-                        format!("{v:?} is not a repository name (letters, digits, . _ : -)"),
-                    ))
-                }
-            })
-            .transpose()?;
+        let r = Reader { dir };
+        let source_file = r.abs_path("source-file")?;
+        let repository = r.parsed("repository", parse_repository)?;
         if repository.is_some() && source_file.is_some() {
-            return Err(cfg_err(
+            return Err(r.err(
                 "repository",
                 "set either repository or source-file, not both".into(),
             ));
         }
-        let recheck_delay = match read_value(&f("recheck-delay"))? {
-            Some(v) => Duration::from_secs(
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|s| *s == 0 || (60..=3600).contains(s))
-                    .ok_or_else(|| {
-                        cfg_err(
-                            "recheck-delay",
-                            format!("expected seconds from 60 to 3600, or 0 (off), got {v:?}"),
-                        )
-                    })?,
-            ),
-            None => Duration::from_secs(300),
-        };
-        let window_margin = match read_value(&f("window-margin"))? {
-            Some(v) => {
-                Duration::from_secs(v.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(
-                    || {
-                        cfg_err(
-                            "window-margin",
-                            format!("expected seconds from 0 (off) to 3600, got {v:?}"),
-                        )
-                    },
-                )?)
-            }
-            None => DEFAULT_WINDOW_MARGIN,
-        };
         Ok(Config {
             dir: dir.to_path_buf(),
-            unhealthy_interval,
-            verify_interval,
-            endpoint,
-            package,
-            installer,
-            insecure,
-            debug,
-            ca_file,
+            endpoint: r.parsed("endpoint", Endpoint::parse)?,
+            package: r.parsed("package", parse_package)?,
+            installer: r.parsed("installer", parse_installer)?,
+            insecure: r.yes_no("insecure")?,
+            debug: r.yes_no("debug")?,
+            ca_file: r.abs_path("ca-file")?,
             source_file,
-            lock_wait,
-            trusted_keys,
-            metrics,
-            health_timeout,
-            diag_addr,
-            fleet_lock,
-            fleet_lock_group,
-            cluster_guard,
-            restart_mode,
+            lock_wait: r.seconds("lock-timeout")?,
+            trusted_keys: r.pins("trusted-keys")?,
+            metrics: r
+                .parsed("metrics-dir", parse_metrics)?
+                .unwrap_or(Metrics::Default),
+            health_timeout: r.seconds("health-timeout")?,
+            diag_addr: r.parsed("diag-addr", parse_diag_addr)?,
+            unhealthy_interval: r.seconds("unhealthy-interval")?,
+            verify_interval: r.seconds("verify-interval")?,
+            // Validated by crate::fleetlock::settings, which needs `insecure`.
+            fleet_lock: r.value("fleet-lock")?,
+            fleet_lock_group: r.value("fleet-lock-group")?,
+            cluster_guard: r
+                .parsed("cluster-guard", crate::cluster::GuardMode::parse)?
+                .unwrap_or_default(),
+            restart_mode: r
+                .parsed("restart-mode", parse_restart_mode)?
+                .unwrap_or_default(),
             repository,
-            recheck_delay,
-            window_margin,
+            recheck_delay: r.seconds("recheck-delay")?,
+            window_margin: r.seconds("window-margin")?,
         })
     }
 
@@ -628,5 +560,29 @@ mod tests {
         assert!(matches!(err, AppError::Refused(_)), "{err}");
         std::fs::write(d.path().join("endpoint"), "localhost:8080/v1").unwrap();
         assert!(Config::load(d.path()).unwrap().version_server().unwrap().1);
+    }
+
+    /// Both directions between the table and `load`: every operator row
+    /// is read (its example changes the loaded configuration, its invalid
+    /// value is refused naming the file), and `load` asks for no name
+    /// outside the table (`settings::row` panics on one).
+    #[test]
+    fn load_reads_exactly_the_settings_of_the_table() {
+        use crate::settings::{Owner, SETTINGS};
+        let d = tempfile::tempdir().unwrap();
+        let blank = format!("{:?}", Config::load(d.path()).unwrap());
+        let operator = SETTINGS.iter().filter(|s| s.owner == Owner::Operator);
+        for s in operator {
+            let file = d.path().join(s.name);
+            std::fs::write(&file, s.example).unwrap();
+            let got = Config::load(d.path()).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            assert_ne!(format!("{got:?}"), blank, "{} is not read", s.name);
+            if let Some(bad) = s.invalid {
+                std::fs::write(&file, bad).unwrap();
+                let err = Config::load(d.path()).unwrap_err().to_string();
+                assert!(err.contains(s.name), "{}: {err}", s.name);
+            }
+            std::fs::remove_file(&file).unwrap();
+        }
     }
 }

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-/// Documented exit codes (also in `--help` and the README).
+/// Documented exit codes: their words, meanings and remedies are the rows
+/// of [`crate::exit_table::EXITS`], from which `--help`, the man page and
+/// the docs are generated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Exit {
@@ -30,25 +32,6 @@ pub enum Exit {
     /// the journal, and the next run finishes it.
     Interrupted = 8,
 }
-
-pub const EXIT_CODES_HELP: &str = "\
-EXIT CODES:
-    0  nothing to do, waiting for a window, stood down, or updated
-    1  could not learn the target version from the version server, or no
-       FleetLock slot (lock server unreachable or all slots taken)
-    2  usage or configuration error
-    3  refused: invalid answer from the version server, a target above the
-       cluster's version or more than one major below it, or a trust failure
-       (unsigned or wrongly signed repository, weakened verification)
-    4  the update was attempted and failed (the agent may be unchanged)
-    5  another teleport-upgrade run holds the lock, or the package manager
-       stays busy (an earlier transaction still running) past lock-timeout
-    6  updated, but the agent did not become healthy: rolled back to the
-       previous version (not retried until the target changes)
-    7  the agent did not become healthy and the rollback failed too:
-       the host needs an operator
-    8  stopped by SIGTERM/SIGINT/SIGHUP at a step boundary (a running
-       package operation was let finish); the next run finishes the plan";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

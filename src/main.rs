@@ -9,6 +9,7 @@ use teleport_upgrade::config::{self, Config, ENV_DIR};
 use teleport_upgrade::decision::Mode;
 use teleport_upgrade::error::Exit;
 use teleport_upgrade::health::SystemClock;
+use teleport_upgrade::reference::man_page;
 use teleport_upgrade::run::{update_command, Env};
 use teleport_upgrade::status::status_command;
 
@@ -127,10 +128,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "teleport-upgrade", &mut out);
             Exit::Ok
         }
-        Command::Man => match clap_mangen::Man::new(Cli::command())
-            .section("8")
-            .render(&mut out)
-        {
+        Command::Man => match out.write_all(man_page(&Cli::command()).as_bytes()) {
             Ok(()) => Exit::Ok,
             Err(_) => Exit::Usage,
         },

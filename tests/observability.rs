@@ -8,7 +8,7 @@ use testkit::world::apt::AptWorld;
 use testkit::world::{self, Kind, World};
 
 /// The top-level keys of `status --json` schema 1. Adding a key is
-/// allowed (update this list and the README); removing or renaming one is a
+/// allowed (update this list and docs/operators/commands.md); removing or renaming one is a
 /// new schema.
 const STATUS_KEYS: &[&str] = &[
     "schema",

@@ -184,16 +184,21 @@ fn deb_expected_files(b: &Built) -> BTreeSet<String> {
     let mut files: BTreeSet<String> = [
         "/etc/cron.d/teleport-upgrade",
         "/etc/teleport-upgrade.d/README",
-        "/lib/systemd/system/teleport-upgrade.service",
-        "/lib/systemd/system/teleport-upgrade.timer",
-        "/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf",
+        "/usr/lib/systemd/system/teleport-upgrade.service",
+        "/usr/lib/systemd/system/teleport-upgrade.timer",
+        "/usr/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf",
         "/usr/sbin/teleport-upgrade",
         "/usr/share/doc/teleport-ent-updater/changelog.Debian.gz",
         "/usr/share/doc/teleport-ent-updater/copyright",
+        "/usr/share/doc/teleport-ent-updater/third-party-licenses.txt",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // The operators' guides, which --help and the man page point to.
+    for guide in operator_guides() {
+        files.insert(format!("/usr/share/doc/teleport-ent-updater/{guide}"));
+    }
     if b.expect_man {
         files.insert("/usr/share/man/man8/teleport-upgrade.8.gz".into());
     }
@@ -211,10 +216,11 @@ fn rpm_expected_files(b: &Built) -> BTreeSet<String> {
         .into_iter()
         .filter(|f| !f.ends_with("changelog.Debian.gz"))
         .map(|f| {
-            if let Some(rest) = f.strip_prefix("/lib/systemd/") {
-                format!("/usr/lib/systemd/{rest}")
-            } else if f == "/usr/share/doc/teleport-ent-updater/copyright" {
-                "/usr/share/licenses/teleport-ent-updater/copyright".into()
+            if let Some(name) = f
+                .strip_prefix("/usr/share/doc/teleport-ent-updater/")
+                .filter(|n| *n == "copyright" || *n == "third-party-licenses.txt")
+            {
+                format!("/usr/share/licenses/teleport-ent-updater/{name}")
             } else if f == "/usr/share/zsh/vendor-completions/_teleport-upgrade" {
                 "/usr/share/zsh/site-functions/_teleport-upgrade".into()
             } else {
@@ -222,6 +228,18 @@ fn rpm_expected_files(b: &Built) -> BTreeSet<String> {
             }
         })
         .collect()
+}
+
+/// The file names of docs/operators/*.md, which both packages ship.
+fn operator_guides() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(repo().join("docs/operators"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .collect();
+    names.sort();
+    assert!(names.iter().any(|n| n == "exit-codes.md"), "{names:?}");
+    names
 }
 
 /// `dpkg-deb -c`: (mode, owner, path) of every entry.
@@ -347,10 +365,31 @@ fn rpm_contains_the_same_files() {
         .map(String::from)
         .collect();
     // rpm -ql also lists the directories the package owns.
-    let owned_dirs = BTreeSet::from([
-        "/etc/teleport-upgrade.d".to_string(),
-        "/usr/lib/systemd/system/teleport.service.d".to_string(),
-    ]);
+    let mut owned_dirs: BTreeSet<String> = [
+        "/etc/teleport-upgrade.d",
+        "/etc/cron.d",
+        "/usr/lib/systemd",
+        "/usr/lib/systemd/system",
+        "/usr/lib/systemd/system/teleport.service.d",
+        "/usr/share/doc/teleport-ent-updater",
+        "/usr/share/licenses/teleport-ent-updater",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if b.expect_completions {
+        owned_dirs.extend(
+            [
+                "/usr/share/bash-completion",
+                "/usr/share/bash-completion/completions",
+                "/usr/share/zsh",
+                "/usr/share/zsh/site-functions",
+                "/usr/share/fish",
+                "/usr/share/fish/vendor_completions.d",
+            ]
+            .map(String::from),
+        );
+    }
     let files: BTreeSet<String> = listed.difference(&owned_dirs).cloned().collect();
     assert_eq!(files, rpm_expected_files(b), "files in the .rpm");
     assert!(
@@ -523,7 +562,7 @@ fn systemd_units_verify() {
     // ExecStart must exist: point it at the packaged binary.
     let bin = root.join("usr/sbin/teleport-upgrade");
     let service =
-        fs::read_to_string(root.join("lib/systemd/system/teleport-upgrade.service")).unwrap();
+        fs::read_to_string(root.join("usr/lib/systemd/system/teleport-upgrade.service")).unwrap();
     assert!(service.contains("ExecStart=/usr/sbin/teleport-upgrade run\n"));
     fs::write(
         units.join("teleport-upgrade.service"),
@@ -531,7 +570,7 @@ fn systemd_units_verify() {
     )
     .unwrap();
     fs::copy(
-        root.join("lib/systemd/system/teleport-upgrade.timer"),
+        root.join("usr/lib/systemd/system/teleport-upgrade.timer"),
         units.join("teleport-upgrade.timer"),
     )
     .unwrap();
@@ -542,7 +581,7 @@ fn systemd_units_verify() {
     )
     .unwrap();
     fs::copy(
-        root.join("lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf"),
+        root.join("usr/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf"),
         units.join("teleport.service.d/teleport-upgrader-env.conf"),
     )
     .unwrap();
@@ -870,10 +909,10 @@ fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
     assert_eq!(status(&root), format!("rc {newer_version}"));
     assert!(!root.join("usr/sbin/teleport-upgrade").exists());
     assert!(!root
-        .join("lib/systemd/system/teleport-upgrade.timer")
+        .join("usr/lib/systemd/system/teleport-upgrade.timer")
         .exists());
     assert!(!root
-        .join("lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf")
+        .join("usr/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf")
         .exists());
     assert!(
         timer_link.symlink_metadata().is_err(),
@@ -1104,13 +1143,23 @@ fn deb_installs_over_teleports_shell_updater() {
         bin.starts_with(b"\x7fELF"),
         "/usr/sbin/teleport-upgrade is still the bash updater"
     );
-    let timer = fs::read_to_string(r.path("/lib/systemd/system/teleport-upgrade.timer")).unwrap();
+    let timer =
+        fs::read_to_string(r.path("/usr/lib/systemd/system/teleport-upgrade.timer")).unwrap();
+    // Teleport's units under /lib are gone with its package: no second
+    // teleport-upgrade.timer for systemd to find.
+    for v1 in [
+        "/lib/systemd/system/teleport-upgrade.timer",
+        "/lib/systemd/system/teleport-upgrade.service",
+        "/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf",
+    ] {
+        assert!(!r.path(v1).exists(), "{v1} is left from Teleport's package");
+    }
     assert!(
         timer.contains("OnUnitActiveSec=30min") && timer.contains("WantedBy=timers.target"),
         "{timer}"
     );
     let dropin = fs::read_to_string(
-        r.path("/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf"),
+        r.path("/usr/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf"),
     )
     .unwrap();
     assert!(
@@ -1556,4 +1605,220 @@ fn arm64_smoke_the_aarch64_binary_updates_through_apt() {
     );
     assert!(w.held(), "not held after the update");
     eprintln!("arm64 smoke (qemu user emulation):\n{}", text(&u));
+}
+
+/// The crates linked into the binary, as `cargo tree` sees them (normal
+/// dependencies only, no path packages): (name, version, licence).
+fn linked_crates() -> Vec<(String, String, String)> {
+    let out = run_ok(
+        Command::new(env!("CARGO"))
+            .current_dir(repo())
+            .args(["tree", "--locked", "-e", "normal", "--prefix", "none"])
+            .args(["--target", "x86_64-unknown-linux-gnu", "-p", PKG])
+            .args(["-f", "{p}\t{l}"]),
+    );
+    let mut crates: Vec<(String, String, String)> = out
+        .lines()
+        .filter(|l| !l.contains("(/") && !l.contains("(*)"))
+        .filter_map(|l| {
+            let (p, lic) = l.split_once('\t')?;
+            let mut words = p.split_whitespace();
+            let name = words.next()?.to_string();
+            let version = words.next()?.trim_start_matches('v').to_string();
+            Some((name, version, lic.trim().to_string()))
+        })
+        .collect();
+    crates.sort();
+    crates.dedup();
+    crates
+}
+
+/// The SPDX identifiers of a licence expression (`MIT OR Apache-2.0`,
+/// old `MIT/Apache-2.0`).
+fn licence_ids(expr: &str) -> Vec<String> {
+    expr.replace(['(', ')', '/'], " ")
+        .split_whitespace()
+        .filter(|w| !["OR", "AND", "WITH", "LLVM-exception"].contains(w))
+        .map(String::from)
+        .collect()
+}
+
+/// Both packages carry the licence notice of every crate in the binary,
+/// Debian's copyright names each crate and has a License paragraph for each
+/// licence, and rpm's License: field lists every licence.
+#[test]
+fn both_packages_carry_every_linked_crates_licence() {
+    if skip_all() {
+        return;
+    }
+    let b = built();
+    let crates = linked_crates();
+    assert!(crates.len() > 50, "cargo tree found only {crates:?}");
+    let deb_root = extract_deb(b, "licence-root");
+    let doc = deb_root.join("usr/share/doc/teleport-ent-updater");
+    let deb_notices = fs::read_to_string(doc.join("third-party-licenses.txt")).unwrap();
+    let copyright = fs::read_to_string(doc.join("copyright")).unwrap();
+    let rpm_root = b.dir.join("licence-rpm");
+    let _ = fs::remove_dir_all(&rpm_root);
+    fs::create_dir_all(&rpm_root).unwrap();
+    let cpio = run(Command::new("sh")
+        .current_dir(&rpm_root)
+        .arg("-c")
+        .arg(format!(
+            "rpm2cpio '{}' | cpio -idm --quiet",
+            b.rpm.display()
+        )));
+    assert!(cpio.status.success(), "rpm2cpio: {cpio:?}");
+    let lic = rpm_root.join("usr/share/licenses/teleport-ent-updater");
+    let rpm_notices = fs::read_to_string(lic.join("third-party-licenses.txt")).unwrap();
+    assert_eq!(deb_notices, rpm_notices, "the two packages' notices differ");
+    let rpm_license = run_ok(
+        Command::new("rpm")
+            .args(["-qp", "--qf", "%{LICENSE}"])
+            .arg(&b.rpm),
+    );
+    for (name, version, licence) in &crates {
+        assert!(
+            deb_notices.contains(&format!(" {name} {version} (")),
+            "no licence text of {name} {version} in third-party-licenses.txt"
+        );
+        assert!(
+            deb_notices.contains(&format!("  {name} {version}: ")),
+            "{name} {version} not in the summary of third-party-licenses.txt"
+        );
+        assert!(
+            copyright.contains(&format!("Files: cargo-registry/{name}-{version}/*")),
+            "debian copyright has no paragraph for {name} {version}"
+        );
+        for id in licence_ids(licence) {
+            assert!(
+                rpm_license.contains(&id),
+                "rpm License: lacks {id} ({name}): {rpm_license}"
+            );
+            let debian = match id.as_str() {
+                "MIT" => "Expat".to_string(),
+                "BSD-3-Clause" => "BSD-3-clause".to_string(),
+                other => other.to_string(),
+            };
+            assert!(
+                id == "Apache-2.0" || copyright.contains(&format!("\nLicense: {debian}\n")),
+                "debian copyright has no License: {debian} paragraph ({name})"
+            );
+        }
+    }
+    assert!(rpm_license.starts_with("Apache-2.0 AND "), "{rpm_license}");
+}
+
+/// Copy `program` (from the host) and the libraries it needs into `root`,
+/// so that rpm's chrooted scriptlets can run it.
+fn copy_into_root(root: &Path, program: &str) {
+    let host = which_host(program);
+    let dest = root.join(host.strip_prefix("/").unwrap());
+    fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    fs::copy(&host, &dest).unwrap();
+    let ldd = run_ok(Command::new("ldd").arg(&host));
+    for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+        let d = root.join(lib.trim_start_matches('/'));
+        if !d.exists() {
+            fs::create_dir_all(d.parent().unwrap()).unwrap();
+            fs::copy(lib, &d).unwrap();
+        }
+    }
+}
+
+fn which_host(program: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/bin", "/usr/sbin"] {
+        let p = Path::new(dir).join(program);
+        if p.is_file() {
+            return fs::canonicalize(p).unwrap();
+        }
+    }
+    panic!("{program} not found on the host");
+}
+
+/// Every directory under `root` (symbolic links not followed).
+fn dirs_under(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                let p = e.path();
+                out.insert(p.strip_prefix(root).unwrap().display().to_string());
+                todo.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `rpm -i` then `rpm -e` (scriptlets run, chrooted, with a shell and the
+/// tools they use) on a minimal host root: every directory the package
+/// created is gone again. The root holds what an RPM distribution's
+/// `filesystem` package provides, and no systemd, cron or completions.
+#[test]
+fn rpm_erase_leaves_no_directory_it_created() {
+    if skip_all() {
+        return;
+    }
+    let b = built();
+    let root = b.dir.join("rpm-erase-root");
+    let _ = fs::remove_dir_all(&root);
+    for d in [
+        "etc",
+        "usr/sbin",
+        "usr/bin",
+        "usr/lib",
+        "usr/share/man/man8",
+        "usr/share/doc",
+        "usr/share/licenses",
+        "var/lib/rpm",
+        "var/tmp",
+        "run",
+        "tmp",
+    ] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    // Merged /usr, as every current RPM distribution: /bin -> usr/bin.
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+    for p in ["sh", "mkdir", "rm", "rmdir"] {
+        copy_into_root(&root, p);
+    }
+    let sh = which_host("sh");
+    if !root.join("usr/bin/sh").exists() {
+        std::os::unix::fs::symlink(&sh, root.join("usr/bin/sh")).unwrap();
+    }
+    let rpm = |args: &[&str]| {
+        run(Command::new("rpm")
+            .arg("--root")
+            .arg(&root)
+            .args(["--dbpath", "/var/lib/rpm"])
+            .args(args))
+    };
+    let init = rpm(&["--initdb"]);
+    assert!(init.status.success(), "{init:?}");
+    let before = dirs_under(&root);
+    let inst = rpm(&["-i", "--nodeps", b.rpm.to_str().unwrap()]);
+    assert!(inst.status.success(), "rpm -i: {inst:?}");
+    let said = String::from_utf8_lossy(&inst.stderr);
+    assert!(
+        !said.contains("scriptlet failed"),
+        "the scriptlets did not run: {said}"
+    );
+    assert!(root.join("usr/sbin/teleport-upgrade").is_file());
+    assert!(root.join("usr/share/bash-completion/completions").is_dir() || !b.expect_completions);
+    let erase = rpm(&["-e", PKG]);
+    assert!(erase.status.success(), "rpm -e: {erase:?}");
+    let said = String::from_utf8_lossy(&erase.stderr);
+    assert!(
+        !said.contains("scriptlet failed"),
+        "the scriptlets did not run: {said}"
+    );
+    let after = dirs_under(&root);
+    let left: Vec<&String> = after.difference(&before).collect();
+    assert!(
+        left.is_empty(),
+        "rpm -e left directories it created: {left:?}"
+    );
 }

@@ -1967,7 +1967,7 @@ fn cron_row(
         // disk, for a later boot.
         let wants = "/etc/systemd/system/timers.target.wants/teleport-upgrade.timer";
         let target = c.read_link(wants);
-        if target.as_deref() != Some(Path::new("/lib/systemd/system/teleport-upgrade.timer")) {
+        if target.as_deref() != Some(Path::new("/usr/lib/systemd/system/teleport-upgrade.timer")) {
             return Err(format!(
                 "{wants} is {target:?}: the timer was not enabled on disk"
             ));
