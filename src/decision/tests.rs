@@ -515,7 +515,8 @@ const ROWS: &[Row] = {
 /// The decision table.
 #[test]
 fn table() {
-    let rows = ROWS;    for (i, &(mode, t, crit, s, svc, marker, want, marker_after)) in rows.iter().enumerate() {
+    let rows = ROWS;
+    for (i, &(mode, t, crit, s, svc, marker, want, marker_after)) in rows.iter().enumerate() {
         let out = decide(&observed(mode, t, crit, s, svc, marker));
         assert_eq!(
             word(&out),

@@ -384,10 +384,11 @@ impl Ctx<'_> {
             // is kept, the broken release stops spreading.
             // (Taken by this plan, or by an earlier run of the update
             // this plan finishes: then only its release is planned.)
-            if let Some(Step::TakeSlot { group, id } | Step::ReleaseSlot { group, id }) =
-                j.plan.steps.iter().find(|s| {
-                    matches!(s, Step::TakeSlot { .. } | Step::ReleaseSlot { .. })
-                })
+            if let Some(Step::TakeSlot { group, id } | Step::ReleaseSlot { group, id }) = j
+                .plan
+                .steps
+                .iter()
+                .find(|s| matches!(s, Step::TakeSlot { .. } | Step::ReleaseSlot { .. }))
             {
                 tracing::warn!(group = %group, id = %id, "keeping the FleetLock slot: {new} was rolled back here, so the rollout halts once every slot is kept (free the slot on the lock server once the release is fixed)");
                 done.slot_kept = Some(crate::fleetlock::Kept {

@@ -729,16 +729,23 @@ fn bare_update_steps(fx: &Fixture, root: &AptRoot, work: &Path) -> Vec<Step> {
         .expect("run dry-run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("would run:"),
+        out.status.success() && stdout.contains("plan:"),
         "dry-run failed ({}):\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    // The commands of the plan's steps, each shown once under its step.
     let lines: Vec<&str> = stdout
         .lines()
-        .skip_while(|l| !l.starts_with("would run:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
+        .skip_while(|l| !l.starts_with("plan:"))
+        .filter(|l| l.starts_with("       "))
+        .map(str::trim)
+        .filter(|l| {
+            !l.starts_with('(')
+                && !l.starts_with("on failure:")
+                && !l.starts_with("wait for")
+                && !l.starts_with("POST")
+        })
         .collect();
     assert_eq!(lines.len(), 3, "expected refresh, install, hold:\n{stdout}");
     // The dry run left apt's caches in the root (its `apt-cache policy`

@@ -254,6 +254,13 @@ fn simulate(p: &Params) -> Report {
                         ..Default::default()
                     },
                     window_margin: teleport_upgrade::config::DEFAULT_WINDOW_MARGIN.as_secs() as i64,
+                    installer_nop: false,
+                    agent: teleport_upgrade::health::AgentBefore::Running,
+                    restart_mode: teleport_upgrade::config::RestartMode::Reload,
+                    fleet_lock: false,
+                    jitter: None,
+                    guard: None,
+                    unfinished: None,
                 };
                 let out = decide(&o);
                 host.marker = out.marker_after;
@@ -263,7 +270,9 @@ fn simulate(p: &Params) -> Report {
                 host.why = match reason {
                     UpdateReason::Critical | UpdateReason::Forced => Why::Critical,
                     UpdateReason::Unhealthy { .. } => Why::Unhealthy,
-                    UpdateReason::InWindow { .. } => Why::Window,
+                    UpdateReason::InWindow { .. }
+                    | UpdateReason::Finish
+                    | UpdateReason::RollBack { .. } => Why::Window,
                 };
                 if let (Some(slots), false) = (p.slots, host.why == Why::Critical) {
                     if !host.slot {
