@@ -145,6 +145,34 @@ pub struct PinReport {
     pub expires: Option<i64>,
 }
 
+/// A pinned key in use: refused when revoked or expired, a warning when it
+/// expires soon; its expiry is reported.
+fn judge_pinned_key(k: &KeyInfo, now: i64, refusals: &mut Vec<String>, report: &mut PinReport) {
+    if k.revoked {
+        refusals.push(format!(
+            "the pinned key {k} is revoked; install the current Teleport release key and pin it"
+        ));
+        return;
+    }
+    match k.usable_until {
+        Some(t) if t <= now => refusals.push(format!(
+            "the pinned key {k} expired on {}; install the renewed Teleport release key",
+            rfc3339(t)
+        )),
+        Some(t) => {
+            if t - now < EXPIRY_WARNING_SECS {
+                report.warnings.push(format!(
+                    "the pinned key {k} expires on {} (in {} days); install the renewed Teleport release key before then",
+                    rfc3339(t),
+                    (t - now) / 86400
+                ));
+            }
+            report.expires = Some(report.expires.map_or(t, |e| e.min(t)));
+        }
+        None => {}
+    }
+}
+
 /// The verdict: refuse (with every reason) or accept with a report.
 pub fn evaluate(pins: &Pins, sets: &[KeySet], now: i64) -> Result<PinReport, String> {
     let pinfile = pins.file.display();
@@ -230,29 +258,7 @@ pub fn evaluate(pins: &Pins, sets: &[KeySet], now: i64) -> Result<PinReport, Str
         ));
     }
     for k in &pinned_in_use {
-        if k.revoked {
-            refusals.push(format!(
-                "the pinned key {k} is revoked; install the current Teleport release key and pin it"
-            ));
-            continue;
-        }
-        match k.usable_until {
-            Some(t) if t <= now => refusals.push(format!(
-                "the pinned key {k} expired on {}; install the renewed Teleport release key",
-                rfc3339(t)
-            )),
-            Some(t) => {
-                if t - now < EXPIRY_WARNING_SECS {
-                    report.warnings.push(format!(
-                        "the pinned key {k} expires on {} (in {} days); install the renewed Teleport release key before then",
-                        rfc3339(t),
-                        (t - now) / 86400
-                    ));
-                }
-                report.expires = Some(report.expires.map_or(t, |e| e.min(t)));
-            }
-            None => {}
-        }
+        judge_pinned_key(k, now, &mut refusals, &mut report);
     }
     if !refusals.is_empty() {
         return Err(refusals.join("; "));
@@ -447,18 +453,21 @@ mod tests {
         assert!(Pins::parse(Path::new("/x"), "# nothing\n").is_err());
     }
 
-    /// Each row: pins, key sets, expected verdict (Ok with a warning or
+    /// What a row of the verdict table expects.
+    enum Want {
+        Ok,
+        Warn,
+        Refuse(&'static str),
+    }
+
+    type VerdictRow = (&'static str, Vec<&'static str>, Vec<KeySet>, Want);
+
+    /// The rows: pins, key sets, expected verdict (Ok with a warning or
     /// not, or Err containing a word).
-    #[test]
-    fn verdict_table() {
-        enum Want {
-            Ok,
-            Warn,
-            Refuse(&'static str),
-        }
+    fn verdict_rows() -> Vec<VerdictRow> {
         use Want::*;
         let far = Some(NOW + 400 * DAY);
-        let rows: Vec<(&str, Vec<&str>, Vec<KeySet>, Want)> = vec![
+        vec![
             (
                 "pinned key only",
                 vec![A],
@@ -567,7 +576,13 @@ mod tests {
                 ],
                 Refuse("revoked"),
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn verdict_table() {
+        use Want::*;
+        let rows = verdict_rows();
         for (name, p, sets, want) in rows {
             let got = evaluate(&pins(&p), &sets, NOW);
             match (want, &got) {

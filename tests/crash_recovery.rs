@@ -551,3 +551,68 @@ fn an_interrupted_dpkg_is_recovered_before_installing() {
     r.expect(0).logs_contain("dpkg was interrupted");
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
 }
+
+/// The state directory's file system fills up at a step boundary (a real
+/// tmpfs, filled by the binary's `fill` fail point): the journal can no
+/// longer be written, the run fails (exit 4), and the agent is held at
+/// whatever version is installed: the hold never depends on the
+/// bookkeeping. Once space is freed, the next run (outside the window)
+/// converges: no journal left, held, the installed version kept.
+fn full_state_directory_keeps_the_agent_held(kind: Kind) {
+    for point in ["before-refresh", "before-install", "before-hold"] {
+        let w = World::new(kind, "15.4.2", "15.4.3");
+        w.schedule_in_window();
+        let dir = w.file("/var/lib/teleport-upgrade");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount a small tmpfs (the tests run as root)");
+        let filler = dir.join("filler");
+        // Once the disk is full, whatever the run frees (its integrity
+        // record, say) is taken again at once: it stays full.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let keeper = {
+            let (stop, filler, more) = (stop.clone(), filler.clone(), dir.join("filler2"));
+            std::thread::spawn(move || {
+                use std::io::Write;
+                use std::sync::atomic::Ordering;
+                while !filler.exists() && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let mut f = std::fs::File::create(&more).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = f.write_all(&[0u8; 512]);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                drop(f);
+                let _ = std::fs::remove_file(&more);
+            })
+        };
+        let out = cmd(&w, &["run"], Some(&format!("{point}:fill={}", filler.display())))
+            .output()
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        keeper.join().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        let installed = w.installed();
+        let was_held = held(&w);
+        std::fs::remove_file(&filler).unwrap();
+        assert_eq!(out.status.code(), Some(4), "{kind:?} {point}: exit 4\n{log}");
+        assert!(
+            log.contains("cannot write the plan journal"),
+            "{kind:?} {point}: the journal failed\n{log}"
+        );
+        assert!(was_held, "{kind:?} {point}: held at {installed:?} despite the full disk\n{log}");
+        w.schedule_outside_window();
+        let r = w.run(&["run"]);
+        let _ = Command::new("umount").arg(&dir).status();
+        r.expect(0);
+        assert!(held(&w), "{kind:?} {point}: held");
+        assert_eq!(w.installed(), installed, "{kind:?} {point}: nothing more installed");
+        eprintln!("FAULT {kind:?} {point:<16} full state directory -> exit 4, {installed:?} held; next run converges");
+    }
+}
+each_backend!(full_state_directory_keeps_the_agent_held);

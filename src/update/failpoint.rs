@@ -1,8 +1,11 @@
 //! Fail points for tests, in the spirit of Zincati's: at every step
 //! boundary the executor calls [`hit`] with `before-<step>` or
 //! `after-<step>` (also `before-undo`, `after-undo`, `during-verify`).
-//! `TELEPORT_UPGRADE_FAILPOINT=<point>[:kill|:fail]` makes the run kill
-//! itself with `SIGKILL` there (the default) or fail the step.
+//! `TELEPORT_UPGRADE_FAILPOINT=<point>[:kill|:fail|:fill=<file>]` makes
+//! the run kill itself with `SIGKILL` there (the default), fail the step,
+//! or fill the file system of `<file>` (writing zeros to it until the
+//! kernel says it is full, at most 256 MiB) and go on: a disk that fills up
+//! at that very moment.
 //!
 //! Honoured only in debug builds (`cfg(debug_assertions)`, what `cargo
 //! test` builds): a release build, what the packages ship, compiles [`hit`]
@@ -20,6 +23,20 @@ pub fn hit(point: &str) -> Result<(), String> {
     };
     let (name, action) = v.split_once(':').unwrap_or((v.as_str(), "kill"));
     if name != point {
+        return Ok(());
+    }
+    if let Some(file) = action.strip_prefix("fill=") {
+        use std::io::Write;
+        tracing::warn!("fail point {point}: filling the file system of {file}");
+        let mut f = std::fs::File::create(file).map_err(|e| format!("fail point {point}: {e}"))?;
+        // Whole chunks, then smaller ones: to the last byte that fits.
+        let (mut left, chunk) = (256usize << 20, vec![0u8; 64 * 1024]);
+        for size in [64 * 1024, 4096, 512, 1] {
+            while left >= size && f.write_all(&chunk[..size]).is_ok() {
+                left -= size;
+            }
+        }
+        let _ = f.sync_all();
         return Ok(());
     }
     match action {
