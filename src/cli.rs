@@ -50,7 +50,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
 
-    /// More detail in the logs (-v debug, -vv trace).
+    /// More detail in the logs (-v debug, -vv trace); `dry-run -v` shows
+    /// every command line in full, enforcement options included.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

@@ -108,6 +108,7 @@ fn main() -> ExitCode {
         config_dir,
         clock: &clock,
         runner: Runner::default(),
+        verbose: cli.verbose > 0,
     };
     let mut out = Redacting::new(std::io::stdout().lock());
     let exit = match cli.command {

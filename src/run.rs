@@ -20,6 +20,8 @@ pub struct Env<'a> {
     pub config_dir: PathBuf,
     pub clock: &'a dyn Clock,
     pub runner: Runner,
+    /// `-v`: `dry-run` shows every command line in full.
+    pub verbose: bool,
 }
 
 /// Read the schedule file: a missing file is `Missing`, an unreadable one

@@ -569,7 +569,10 @@ fn full_state_directory_keeps_the_agent_held(kind: Kind) {
             .arg(&dir)
             .status()
             .unwrap();
-        assert!(mounted.success(), "mount a small tmpfs (the tests run as root)");
+        assert!(
+            mounted.success(),
+            "mount a small tmpfs (the tests run as root)"
+        );
         let filler = dir.join("filler");
         // Once the disk is full, whatever the run frees (its integrity
         // record, say) is taken again at once: it stays full.
@@ -591,27 +594,42 @@ fn full_state_directory_keeps_the_agent_held(kind: Kind) {
                 let _ = std::fs::remove_file(&more);
             })
         };
-        let out = cmd(&w, &["run"], Some(&format!("{point}:fill={}", filler.display())))
-            .output()
-            .unwrap();
+        let out = cmd(
+            &w,
+            &["run"],
+            Some(&format!("{point}:fill={}", filler.display())),
+        )
+        .output()
+        .unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         keeper.join().unwrap();
         let log = String::from_utf8_lossy(&out.stderr).into_owned();
         let installed = w.installed();
         let was_held = held(&w);
         std::fs::remove_file(&filler).unwrap();
-        assert_eq!(out.status.code(), Some(4), "{kind:?} {point}: exit 4\n{log}");
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{kind:?} {point}: exit 4\n{log}"
+        );
         assert!(
             log.contains("cannot write the plan journal"),
             "{kind:?} {point}: the journal failed\n{log}"
         );
-        assert!(was_held, "{kind:?} {point}: held at {installed:?} despite the full disk\n{log}");
+        assert!(
+            was_held,
+            "{kind:?} {point}: held at {installed:?} despite the full disk\n{log}"
+        );
         w.schedule_outside_window();
         let r = w.run(&["run"]);
         let _ = Command::new("umount").arg(&dir).status();
         r.expect(0);
         assert!(held(&w), "{kind:?} {point}: held");
-        assert_eq!(w.installed(), installed, "{kind:?} {point}: nothing more installed");
+        assert_eq!(
+            w.installed(),
+            installed,
+            "{kind:?} {point}: nothing more installed"
+        );
         eprintln!("FAULT {kind:?} {point:<16} full state directory -> exit 4, {installed:?} held; next run converges");
     }
 }

@@ -22,11 +22,56 @@ struct View<'a> {
     installed: &'a Installed,
     before: AgentBefore,
     check: Option<&'a Check>,
+    /// Show command lines in full, enforcement options included.
+    verbose: bool,
+}
+
+/// A command line with its enforcement options (apt's `-c` and `-o`,
+/// dnf's `--setopt=`) and its environment summarised: they are the same
+/// on every line and forced on every call (`-v` shows them).
+fn summarise(line: &str) -> String {
+    let words: Vec<&str> = line.split(' ').collect();
+    let (mut env, mut opts, mut kept, mut i) = (0, 0, Vec::new(), 0);
+    while i < words.len() {
+        let w = words[i];
+        let is_env = kept.is_empty()
+            && w.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            });
+        if is_env {
+            env += 1;
+        } else if (w == "-o" || w == "-c") && i + 1 < words.len() {
+            opts += 1;
+            i += 1;
+        } else if w.starts_with("--setopt=")
+            || w.starts_with("-o") && w.len() > 2 && w.contains('=')
+        {
+            opts += 1;
+        } else {
+            kept.push(w);
+        }
+        i += 1;
+    }
+    if opts < 3 {
+        return line.to_string();
+    }
+    let mut out = Vec::new();
+    out.push(kept[0].to_string());
+    out.push(format!(
+        "[{opts} enforcement options{}; -v shows them]",
+        if env > 0 {
+            format!(", {env} environment variables")
+        } else {
+            String::new()
+        }
+    ));
+    out.extend(kept[1..].iter().map(|w| w.to_string()));
+    out.join(" ")
 }
 
 /// Print what `run` would do: the trust audit's verdict, the channel move
 /// it may need, and its plan.
-pub fn print(seen: &Seen, p: &Planned, out: &mut dyn Write) {
+pub fn print(seen: &Seen, p: &Planned, verbose: bool, out: &mut dyn Write) {
     match &p.trust {
         Some(Ok(t)) => {
             let a = t.audit();
@@ -52,6 +97,7 @@ pub fn print(seen: &Seen, p: &Planned, out: &mut dyn Write) {
         installed: &seen.installed,
         before: seen.observed.agent,
         check: p.check.as_ref(),
+        verbose,
     };
     print_plan(&v, plan, out);
 }
@@ -76,7 +122,14 @@ fn split(cmds: Vec<CommandLine>, version: &str) -> [Vec<CommandLine>; 3] {
 fn commands(v: &View, s: &Step) -> Vec<String> {
     let pkg = &v.installed.name;
     let version = |x: &str| PkgVersion::parse(x).unwrap_or_else(|_| v.installed.version.clone());
-    let show = |c: &[CommandLine]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let show = |c: &[CommandLine]| {
+        c.iter()
+            .map(|c| match v.verbose {
+                true => c.to_string(),
+                false => summarise(&c.to_string()),
+            })
+            .collect::<Vec<_>>()
+    };
     match s {
         Step::Jitter { .. } => Vec::new(),
         Step::FinishTransaction => {
@@ -153,5 +206,26 @@ fn print_plan(v: &View, plan: &Plan, out: &mut dyn Write) {
             "then:      wait for {}; otherwise roll back to {from}",
             c.describe()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summarise;
+
+    #[test]
+    fn enforcement_options_are_summarised() {
+        let apt = "DEBIAN_FRONTEND=noninteractive APT_CONFIG=/tmp/x/apt.conf apt-get -c /tmp/x/enforce.conf -o A=false -o B=true -q -o C=1 update --error-on=any";
+        assert_eq!(
+            summarise(apt),
+            "apt-get [4 enforcement options, 2 environment variables; -v shows them] -q update --error-on=any"
+        );
+        let dnf = "dnf --setopt=a=1 --setopt=b=2 --setopt=c=3 -y install teleport-ent-15.4.3";
+        assert_eq!(
+            summarise(dnf),
+            "dnf [3 enforcement options; -v shows them] -y install teleport-ent-15.4.3"
+        );
+        let short = "dpkg --set-selections";
+        assert_eq!(summarise(short), short);
     }
 }

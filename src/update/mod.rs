@@ -128,7 +128,7 @@ fn drive(
     let rebuilt = planned.runs_update();
     converge::retire(env, journal, &outcome.resume, rebuilt, dry_run, out, done);
     if dry_run {
-        dry_run::print(&seen, &planned, out);
+        dry_run::print(&seen, &planned, env.verbose, out);
     } else if let Some(plan) = &planned.plan {
         execute_plan(env, &seen, &planned, plan.clone(), rec, done)?;
         if rebuilt && outcome.resume != crate::decision::Resume::None {

@@ -723,7 +723,7 @@ fn shell_words(line: &str) -> Vec<String> {
 /// `locate_source`), and the paths rewritten to point there.
 fn bare_update_steps(fx: &Fixture, root: &AptRoot, work: &Path) -> Vec<Step> {
     let out = fx
-        .updater_cmd(root, &["dry-run"])
+        .updater_cmd(root, &["-v", "dry-run"])
         .stdin(Stdio::null())
         .output()
         .expect("run dry-run");
