@@ -96,7 +96,7 @@ pub const EXITS: &[ExitRow] = &[
         word: "interrupted",
         meaning: "stopped by SIGTERM, SIGINT or SIGHUP at a step boundary (a running \
                   package operation was let finish); the plan is in the journal",
-        todo: "nothing: the next run finishes the plan",
+        todo: "nothing: the next run finishes the plan if its install is done, continues it if a fresh run would make the same update, and abandons it otherwise (status and dry-run say which)",
     },
 ];
 
