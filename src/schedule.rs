@@ -112,10 +112,27 @@ impl Schedule {
     }
 
     /// The window `now` is in, if any.
+    /// The window `now` is in: the union of every window that contains it
+    /// and of those that overlap or touch that union (two overlapping
+    /// windows are one longer window: its end is the later end).
     pub fn current(&self, now: i64) -> Option<Window> {
-        match self {
-            Schedule::Windows(w) => w.iter().copied().find(|w| w.contains(now)),
-            _ => None,
+        let Schedule::Windows(ws) = self else {
+            return None;
+        };
+        let union = |a: Window, b: &Window| Window {
+            start: a.start.min(b.start),
+            stop: a.stop.max(b.stop),
+        };
+        let mut cur = ws.iter().filter(|w| w.contains(now)).copied().reduce(|a, b| union(a, &b))?;
+        loop {
+            let grown = ws
+                .iter()
+                .filter(|w| w.start <= cur.stop && w.stop >= cur.start)
+                .fold(cur, union);
+            if (grown.start, grown.stop) == (cur.start, cur.stop) {
+                return Some(cur);
+            }
+            cur = grown;
         }
     }
 
@@ -206,6 +223,24 @@ mod tests {
         assert_eq!(s.next(1700003700).unwrap().start, 1700086400);
         assert_eq!(s.unhealthy_reason(1700003700), None);
         assert!(s.unhealthy_reason(1700090000).is_some());
+    }
+
+    #[test]
+    fn overlapping_windows_are_one() {
+        let now = 1_800_000_000;
+        let s = Schedule::parse(&format!(
+            "{} {}\n{} {}\n{} {}\n",
+            now - 3000,
+            now + 100,
+            now - 60,
+            now + 3600,
+            now + 3600,
+            now + 4000
+        ));
+        let w = s.current(now).unwrap();
+        assert_eq!((w.start, w.stop), (now - 3000, now + 4000), "merged, touching included");
+        let apart = Schedule::parse(&format!("{} {}\n{} {}\n", now - 60, now + 100, now + 200, now + 300));
+        assert_eq!(apart.current(now).unwrap().stop, now + 100, "a gap keeps them apart");
     }
 
     #[test]

@@ -773,3 +773,19 @@ fn no_install_without_the_gates() {
         "the property is exercised ({installs} plans install)"
     );
 }
+
+/// Two overlapping windows, one closing in 100 s and one in an hour: the
+/// run is inside one long window (their union), so it updates; it used to
+/// wait for "no later window" and slip a day.
+#[test]
+fn overlapping_windows_are_merged() {
+    let mut o = observed(Mode::Run, T::Newer, false, S::InWindow, false, false);
+    o.schedule = Schedule::parse(&format!(
+        "{} {}\n{} {}\n",
+        NOW - 3000,
+        NOW + 100,
+        NOW - 60,
+        NOW + 3600
+    ));
+    assert_eq!(word(&decide(&o)), "update:window");
+}
