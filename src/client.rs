@@ -137,6 +137,12 @@ impl Client {
                     file: ca.to_path_buf(),
                     message: format!("not a PEM certificate bundle: {e}"),
                 })?;
+            if certs.is_empty() {
+                return Err(AppError::Config {
+                    file: ca.to_path_buf(),
+                    message: "the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----): the version server could not be verified against it".into(),
+                });
+            }
             for c in certs {
                 b = b.add_root_certificate(c);
             }

@@ -170,9 +170,16 @@ fn a_self_signed_server_is_refused_unless_its_ca_is_configured() {
     let r = w.run(&["run"]);
     r.expect(3).logs_contain("certificate");
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    // A CA file without any certificate is a configuration error naming
+    // it (it used to be accepted silently, and the server then refused).
+    std::fs::write(w.root.file("/etc/teleport-upgrade.d/ca.pem"), "# my CA goes here\n").unwrap();
+    w.config("ca-file", "/etc/teleport-upgrade.d/ca.pem");
+    w.run(&["run"])
+        .expect(2)
+        .logs_contain("ca.pem")
+        .logs_contain("holds no PEM certificate");
     // With the CA configured (inside the root, as any path), it is trusted.
     std::fs::copy(&ca, w.root.file("/etc/teleport-upgrade.d/ca.pem")).unwrap();
-    w.config("ca-file", "/etc/teleport-upgrade.d/ca.pem");
     w.run(&["run"]).expect(0).logs_contain("target=15.4.3");
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
 }
