@@ -124,6 +124,17 @@ pub fn select_backend(
     env: &Env,
     config: &Config,
 ) -> Result<(Option<Box<dyn Backend>>, Installer), AppError> {
+    if let Some(p) = &config.source_file {
+        if !env.system.path(p).is_file() {
+            return Err(AppError::Config {
+                file: config.dir.join("source-file"),
+                message: format!(
+                    "names {}, which is not a file here: name the repository definition that serves the agent",
+                    p.display()
+                ),
+            });
+        }
+    }
     let opts = Options {
         lock_wait: config.lock_wait,
         source_file: config.source_file.clone(),

@@ -39,6 +39,13 @@ fn no_repository_found_is_a_clear_error() {
     std::fs::remove_file(w.root.file("/etc/apt/sources.list.d/teleport.list")).unwrap();
     w.schedule_in_window();
     w.run(&["run"]).expect(4).logs_contain("source-file");
+    // a source-file that names nothing is a configuration error (exit 2)
+    // naming the setting, before anything is asked
+    w.config("source-file", "/etc/apt/sources.list.d/custom.list");
+    w.run(&["run"])
+        .expect(2)
+        .logs_contain("source-file")
+        .logs_contain("custom.list");
     // and the configured source-file fixes it
     w.root.write(
         "/etc/apt/sources.list.d/custom.list",
