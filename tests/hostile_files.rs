@@ -265,6 +265,11 @@ fn a_hostile_teleport_yaml_does_not_hang_the_cluster_guard() {
     for how in ["fifo", "dev-zero"] {
         let w = AptWorld::new("15.4.2", "15.4.3");
         w.schedule_in_window();
+        // A static version server (not a proxy's channel path): the guard
+        // looks for the proxy in teleport.yaml.
+        w.vs.set_route("/static/version", testkit::http::Route::ok("15.4.3"));
+        w.vs.set_route("/static/critical", testkit::http::Route::ok("no"));
+        w.config("endpoint", &format!("127.0.0.1:{}/static", w.vs.port()));
         let yaml = w.root.file("/etc/teleport.yaml");
         let _ = std::fs::remove_file(&yaml);
         match how {

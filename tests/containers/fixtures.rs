@@ -307,6 +307,17 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<PathBuf, String> {
     };
     copy("scripts/build-packages")?;
     copy("Cargo.toml")?;
+    // The licence notices, generated from the workspace (the copy has none
+    // of its sources; the dependencies are the same).
+    let mut notices = Command::new("python3");
+    notices
+        .arg(src.join("tools/licenses/collect.py"))
+        .arg("--out")
+        .arg(dest.join("licenses-generated"));
+    let o = run(&mut notices, None, Duration::from_secs(120))?;
+    if !o.ok() {
+        return Err(format!("tools/licenses/collect.py failed\n{}", o.tail(5)));
+    }
     for d in ["debian", "rpm", "systemd", "packaging"] {
         let mut cp = Command::new("cp");
         cp.arg("-a").arg(src.join(d)).arg(dest.join(d));
