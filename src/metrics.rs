@@ -64,14 +64,14 @@ pub fn render(state: &State) -> String {
     );
     family(
         &mut o,
-        "teleport_upgrade_last_update_timestamp_seconds",
+        "teleport_upgrade_last_check_timestamp_seconds",
         "gauge",
-        "Unix time of the last successful update of the agent.",
+        "Unix time of the last run the version server answered.",
     );
     let _ = writeln!(
         o,
-        "teleport_upgrade_last_update_timestamp_seconds {}",
-        state.last_update.unwrap_or(0)
+        "teleport_upgrade_last_check_timestamp_seconds {}",
+        state.last_check.unwrap_or(0)
     );
 
     family(
@@ -150,6 +150,18 @@ pub fn render(state: &State) -> String {
 /// The counters of the state file.
 fn counters(o: &mut String, state: &State) {
     let last = state.last_run.as_ref();
+    family(
+        o,
+        "teleport_upgrade_last_update_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful update of the agent.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_last_update_timestamp_seconds {}",
+        state.last_update.unwrap_or(0)
+    );
+
     family(
         o,
         "teleport_upgrade_agent_unhealthy",

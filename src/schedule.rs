@@ -123,7 +123,11 @@ impl Schedule {
             start: a.start.min(b.start),
             stop: a.stop.max(b.stop),
         };
-        let mut cur = ws.iter().filter(|w| w.contains(now)).copied().reduce(|a, b| union(a, &b))?;
+        let mut cur = ws
+            .iter()
+            .filter(|w| w.contains(now))
+            .copied()
+            .reduce(|a, b| union(a, &b))?;
         loop {
             let grown = ws
                 .iter()
@@ -238,9 +242,23 @@ mod tests {
             now + 4000
         ));
         let w = s.current(now).unwrap();
-        assert_eq!((w.start, w.stop), (now - 3000, now + 4000), "merged, touching included");
-        let apart = Schedule::parse(&format!("{} {}\n{} {}\n", now - 60, now + 100, now + 200, now + 300));
-        assert_eq!(apart.current(now).unwrap().stop, now + 100, "a gap keeps them apart");
+        assert_eq!(
+            (w.start, w.stop),
+            (now - 3000, now + 4000),
+            "merged, touching included"
+        );
+        let apart = Schedule::parse(&format!(
+            "{} {}\n{} {}\n",
+            now - 60,
+            now + 100,
+            now + 200,
+            now + 300
+        ));
+        assert_eq!(
+            apart.current(now).unwrap().stop,
+            now + 100,
+            "a gap keeps them apart"
+        );
     }
 
     #[test]

@@ -202,6 +202,10 @@ pub struct State {
     pub last_success: Option<i64>,
     /// Unix seconds of the last successful update.
     pub last_update: Option<i64>,
+    /// Unix seconds of the last run the version server answered (a long
+    /// outage shows here, and `status` warns after a day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<i64>,
     pub updates_total: u64,
     /// Updates rolled back because the agent did not become healthy.
     pub rollbacks_total: u64,

@@ -129,6 +129,8 @@ pub struct Status {
     pub last_run: Option<LastRun>,
     pub last_success: Option<i64>,
     pub last_update: Option<i64>,
+    /// The last run the version server answered.
+    pub last_check: Option<i64>,
     pub updates_total: u64,
     pub rollbacks_total: u64,
     /// Runs that did not end with exit 0, by result.
@@ -171,6 +173,22 @@ fn source_view(
     };
     let trust = trust_view(audit(env, b, &src, config, now).map(|t| t.audit().clone()));
     Some((Some(src.description.clone()), unfinished, held, Some(trust)))
+}
+
+/// A warning when the version server has not answered for over a day
+/// although runs were made (a long outage is otherwise silent).
+fn stale_check(st: &state::State, now: i64) -> Option<String> {
+    const DAY: i64 = 86_400;
+    let last_run = st.last_run.as_ref()?.time;
+    let since = st.last_check.unwrap_or(0);
+    (last_run - since > DAY && now - since > DAY).then(|| match st.last_check {
+        Some(t) => format!(
+            "the version server has not answered for {} hours (last answer {}): no update can be learned",
+            (now - t) / 3600,
+            rfc3339(t)
+        ),
+        None => "the version server has never answered a run here: no update can be learned".into(),
+    })
 }
 
 pub fn gather(env: &Env) -> Result<Status, AppError> {
@@ -218,6 +236,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     let lock_state = lock::state(&lock::path(&env.system));
     let (st, state_problem) = state::peek(&state::path(&env.system));
     problems.extend(state_problem);
+    problems.extend(stale_check(&st, now));
     let last = st.last_run.clone();
     let offset = local_offset();
     let schedule_health = schedule.unhealthy_reason(now);
@@ -279,6 +298,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         last_run: last,
         last_success: st.last_success,
         last_update: st.last_update,
+        last_check: st.last_check,
         updates_total: st.updates_total,
         rollbacks_total: st.rollbacks_total,
         failures: st.failures.clone(),
@@ -480,6 +500,16 @@ fn print_tail(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(t) = s.last_success {
         writeln!(out, "  last success: {}", rfc3339(t))?;
     }
+    if let Some(t) = s.last_check {
+        writeln!(
+            out,
+            "  last check:  {} (the version server answered)",
+            rfc3339(t)
+        )?;
+    }
+    if let Some(t) = s.last_update {
+        writeln!(out, "  last update: {}", rfc3339(t))?;
+    }
     writeln!(
         out,
         "  totals:      {} update(s), {} rollback(s), {} failed run(s)",
@@ -512,5 +542,28 @@ pub fn status_command(env: &Env, json: bool, out: &mut dyn Write) -> Exit {
             tracing::error!("{e}");
             e.exit()
         }
+    }
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    #[test]
+    fn a_version_server_silent_for_a_day_is_a_problem() {
+        let now = 1_800_000_000;
+        let mut st = state::State::default();
+        assert_eq!(stale_check(&st, now), None, "no run yet");
+        st.last_run = Some(state::LastRun {
+            time: now - 60,
+            ..Default::default()
+        });
+        st.last_check = Some(now - 3600);
+        assert_eq!(stale_check(&st, now), None, "answered an hour ago");
+        st.last_check = Some(now - 90_000);
+        let p = stale_check(&st, now).unwrap();
+        assert!(p.contains("25 hours"), "{p}");
+        st.last_check = None;
+        assert!(stale_check(&st, now).unwrap().contains("never answered"));
     }
 }

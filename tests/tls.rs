@@ -172,7 +172,11 @@ fn a_self_signed_server_is_refused_unless_its_ca_is_configured() {
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     // A CA file without any certificate is a configuration error naming
     // it (it used to be accepted silently, and the server then refused).
-    std::fs::write(w.root.file("/etc/teleport-upgrade.d/ca.pem"), "# my CA goes here\n").unwrap();
+    std::fs::write(
+        w.root.file("/etc/teleport-upgrade.d/ca.pem"),
+        "# my CA goes here\n",
+    )
+    .unwrap();
     w.config("ca-file", "/etc/teleport-upgrade.d/ca.pem");
     w.run(&["run"])
         .expect(2)

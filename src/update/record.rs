@@ -102,6 +102,9 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
             st.updates_total += 1;
         }
     }
+    if rec.target.is_some() {
+        st.last_check = Some(rec.time);
+    }
     st.repairs_total += done.repaired.len() as u64;
     if done.abandoned.is_some() {
         st.abandoned_total += 1;
