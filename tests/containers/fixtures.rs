@@ -318,7 +318,7 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<PathBuf, String> {
     if !o.ok() {
         return Err(format!("tools/licenses/collect.py failed\n{}", o.tail(5)));
     }
-    for d in ["debian", "rpm", "systemd", "packaging"] {
+    for d in ["debian", "rpm", "systemd", "packaging", "docs"] {
         let mut cp = Command::new("cp");
         cp.arg("-a").arg(src.join(d)).arg(dest.join(d));
         let o = run(&mut cp, None, Duration::from_secs(60))?;
