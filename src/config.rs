@@ -268,7 +268,7 @@ impl Reader<'_> {
     }
 
     fn yes_no(&self, name: &str) -> Result<bool, AppError> {
-        Ok(self.parsed(name, |v| yes_no(v))?.unwrap_or(false))
+        Ok(self.parsed(name, yes_no)?.unwrap_or(false))
     }
 
     fn abs_path(&self, name: &str) -> Result<Option<PathBuf>, AppError> {
