@@ -227,7 +227,11 @@ fn build_packages(
         .arg(out)
         .arg("--binary")
         .arg(binary)
-        .arg("--fast");
+        .arg("--fast")
+        // The crates in the binary are this repository's (a bumped tree
+        // differs only in its version): their licences are read here.
+        .arg("--licenses-of")
+        .arg(repo_root());
     let o = run(&mut cmd, None, Duration::from_secs(300))?;
     if !o.ok() {
         return Err(format!(
@@ -255,7 +259,8 @@ fn bumped(v: &str) -> Result<String, String> {
 }
 
 /// A copy of what `scripts/build-packages` reads (the script, Cargo.toml,
-/// debian/, rpm/, systemd/, packaging/) with the workspace version set to
+/// debian/, rpm/, systemd/, packaging/, docs/; the crates' licences come
+/// from this repository, `--licenses-of`) with the workspace version set to
 /// `version` and a matching debian/changelog entry. Nothing else differs.
 fn bumped_tree(dest: &Path, version: &str) -> Result<PathBuf, String> {
     let src = repo_root();
@@ -307,7 +312,7 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<PathBuf, String> {
     };
     copy("scripts/build-packages")?;
     copy("Cargo.toml")?;
-    for d in ["debian", "rpm", "systemd", "packaging"] {
+    for d in ["debian", "rpm", "systemd", "packaging", "docs"] {
         let mut cp = Command::new("cp");
         cp.arg("-a").arg(src.join(d)).arg(dest.join(d));
         let o = run(&mut cp, None, Duration::from_secs(60))?;
