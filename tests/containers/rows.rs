@@ -1967,7 +1967,16 @@ fn cron_row(
         // disk, for a later boot.
         let wants = "/etc/systemd/system/timers.target.wants/teleport-upgrade.timer";
         let target = c.read_link(wants);
-        if target.as_deref() != Some(Path::new("/usr/lib/systemd/system/teleport-upgrade.timer")) {
+        // The unit is in /usr/lib/systemd/system; Debian 12's systemctl
+        // finds it through /lib first (the same directory on merged /usr).
+        let enabled = [
+            "/usr/lib/systemd/system/teleport-upgrade.timer",
+            "/lib/systemd/system/teleport-upgrade.timer",
+        ];
+        if !enabled
+            .iter()
+            .any(|p| target.as_deref() == Some(Path::new(p)))
+        {
             return Err(format!(
                 "{wants} is {target:?}: the timer was not enabled on disk"
             ));
