@@ -1,0 +1,103 @@
+//! Running apt: failures classified, output that says something was not
+//! verified, and the private work files.
+
+use super::*;
+
+impl Apt {
+    pub(super) fn classify(
+        &self,
+        cl: &CommandLine,
+        fin: &Finished,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Error {
+        let text = fin.combined();
+        if let Some(m) = TRUST_FAILURES.iter().find(|m| text.contains(*m)) {
+            let line = text
+                .lines()
+                .find(|l| l.contains(m))
+                .unwrap_or(m)
+                .trim()
+                .to_string();
+            return Error::Untrusted {
+                reason: format!("apt reported a signature or integrity failure: {line}"),
+            };
+        }
+        if text.contains("Could not get lock")
+            || text.contains("Unable to acquire the dpkg frontend lock")
+        {
+            return Error::Locked {
+                detail: fin.tail(2),
+            };
+        }
+        if let Some((pkg, version, source)) = pkg {
+            if text.contains("was not found")
+                || text.contains("has no installation candidate")
+                || text.contains("Unable to locate package")
+            {
+                return Error::VersionNotFound {
+                    package: pkg.to_string(),
+                    version: version.to_string(),
+                    source_desc: source.description.clone(),
+                    detail: fin.tail(2),
+                };
+            }
+        }
+        Error::CommandFailed {
+            command: cl.to_string(),
+            status: fin.status_text(),
+            tail: fin.tail(6),
+        }
+    }
+
+    pub(super) fn run_classified(
+        &self,
+        cl: &CommandLine,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<Finished> {
+        tracing::info!(command = %cl, "running");
+        let fin = self.runner.run(cl)?;
+        if fin.success() {
+            Ok(fin)
+        } else {
+            Err(self.classify(cl, &fin, pkg))
+        }
+    }
+}
+
+/// `Err(Untrusted)` when a successful apt command's output says apt let
+/// something unverified through (it never should, with the enforcement).
+pub(super) fn check_verified_output(cl: &CommandLine, fin: &Finished) -> Result<()> {
+    let text = fin.combined();
+    if let Some(line) = text.lines().find(|l| {
+        let l = l.to_ascii_lowercase();
+        apt_trust::UNVERIFIED_OUTPUT
+            .iter()
+            .any(|m| l.contains(&m.to_ascii_lowercase()))
+    }) {
+        return Err(Error::Untrusted {
+            reason: redact(&format!(
+                "`{cl}` reported something unverified: {}",
+                line.trim()
+            )),
+        });
+    }
+    Ok(())
+}
+
+/// Write a file of the backend's private work directory (the generated
+/// `APT_CONFIG`, source list and inline keys): a fresh directory no other
+/// process reads while this one writes, deleted at exit, so neither a
+/// rename nor an fsync is needed (they cost milliseconds on every run).
+/// The file is created 0600 (the single-source list may hold credentials).
+pub(crate) fn write_work_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
