@@ -10,6 +10,9 @@ impl Apt {
         fin: &Finished,
         pkg: Option<(&PkgName, &str, &Source)>,
     ) -> Error {
+        if let Some(e) = crate::classify::access_failure(cl, fin) {
+            return e;
+        }
         let text = fin.combined();
         if let Some(m) = TRUST_FAILURES.iter().find(|m| text.contains(*m)) {
             let line = text

@@ -18,6 +18,9 @@ impl super::Dnf {
         fin: &Finished,
         pkg: Option<(&PkgName, &str, &Source)>,
     ) -> Error {
+        if let Some(e) = crate::classify::access_failure(cl, fin) {
+            return e;
+        }
         let text = fin.combined();
         if let Some(line) = rpmdb::trust_failure_line(&text) {
             return Error::Untrusted {

@@ -23,6 +23,9 @@ impl Zypper {
             }
             _ => {}
         }
+        if let Some(e) = crate::classify::access_failure(cl, fin) {
+            return Err(e);
+        }
         let text = fin.combined();
         if let Some(line) = rpmdb::trust_failure_line(&text) {
             return Err(Error::Untrusted {
