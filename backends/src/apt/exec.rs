@@ -72,7 +72,9 @@ impl Apt {
 pub(super) fn check_verified_output(cl: &CommandLine, fin: &Finished) -> Result<()> {
     let text = fin.combined();
     if let Some(line) = text.lines().find(|l| {
-        let l = l.to_ascii_lowercase();
+        // Words of apt's own messages, not of the URLs and names they
+        // quote: a mirror path `/insecure/` is not a finding.
+        let l = without_urls(l).to_ascii_lowercase();
         apt_trust::UNVERIFIED_OUTPUT
             .iter()
             .any(|m| l.contains(&m.to_ascii_lowercase()))
@@ -85,6 +87,24 @@ pub(super) fn check_verified_output(cl: &CommandLine, fin: &Finished) -> Result<
         });
     }
     Ok(())
+}
+
+/// `line` with every URL (`scheme://...` up to the next space or quote)
+/// left out.
+pub(super) fn without_urls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for word in line.split_inclusive([' ', '\'', '"', '\t']) {
+        let w = word.trim_start_matches(['[', '(', '<']);
+        if w.contains("://") {
+            // Keep the separator that ended the URL.
+            if let Some(c) = word.chars().last().filter(|c| " '\"\t".contains(*c)) {
+                out.push(c);
+            }
+            continue;
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// Write a file of the backend's private work directory (the generated

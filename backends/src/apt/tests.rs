@@ -1,4 +1,5 @@
 use super::discovery::entry_matches_origin;
+use super::exec::without_urls;
 use super::*;
 
 #[test]
@@ -122,4 +123,17 @@ mod apt_version_tests {
             .unwrap()
             .starts_with("Err:"));
     }
+}
+
+#[test]
+fn urls_are_left_out_of_the_words_judged() {
+    assert_eq!(
+        without_urls("Get:1 http://h/insecure/ bookworm InRelease [1 kB]"),
+        "Get:1  bookworm InRelease [1 kB]"
+    );
+    assert_eq!(
+        without_urls("W: The repository 'http://h/x bookworm Release' is not signed."),
+        "W: The repository ' bookworm Release' is not signed."
+    );
+    assert!(without_urls("N: insecure repositories are disabled").contains("insecure"));
 }
