@@ -1,12 +1,72 @@
-//! What the three adapters share when a command fails: recognising a
-//! repository that refused access (HTTP 401, 403, 407) before anything
-//! else. Such a failure says nothing about signatures: apt follows a 401
-//! on `InRelease` with "The repository ... is not signed", which must not
+//! One classifier for the failures of apt, dnf and zypper: each adapter
+//! says how its tool reports a trust failure, a lock held by another
+//! process and a version that is not offered ([`Signs`]); the order of the
+//! judgement is the same for all ([`classify`]).
+//!
+//! First of all, a repository that refused access (HTTP 401, 403, 407).
+//! Such a failure says nothing about signatures: apt follows a 401 on
+//! `InRelease` with "The repository ... is not signed", which must not
 //! turn a wrong password into a trust refusal. It is reported as a failed
 //! command with the HTTP status shown.
 
 use crate::cmd::{CommandLine, Finished};
+use crate::types::{PkgName, Source};
 use crate::Error;
+
+/// How one tool reports what [`classify`] tells apart. Each gets the
+/// finished command and its combined output.
+pub struct Signs<'a> {
+    /// The reason of a trust refusal, when the output reports one.
+    pub untrusted: &'a dyn Fn(&Finished, &str) -> Option<String>,
+    /// The detail of a lock held by another process, when that is why.
+    pub locked: &'a dyn Fn(&Finished, &str) -> Option<String>,
+    /// The detail of "the version is not offered", when that is why
+    /// (asked only for a command that installs a given version).
+    pub not_offered: &'a dyn Fn(&Finished, &str) -> Option<String>,
+}
+
+/// The error for a failed command: an access refusal, else a trust
+/// failure, else another process's lock, else a version not offered (when
+/// `pkg` names the package, version and source asked for), else
+/// `otherwise` (given the output).
+pub fn classify(
+    signs: &Signs<'_>,
+    cl: &CommandLine,
+    fin: &Finished,
+    pkg: Option<(&PkgName, &str, &Source)>,
+    otherwise: &dyn Fn(&str) -> Error,
+) -> Error {
+    if let Some(e) = access_failure(cl, fin) {
+        return e;
+    }
+    let text = fin.combined();
+    if let Some(reason) = (signs.untrusted)(fin, &text) {
+        return Error::Untrusted { reason };
+    }
+    if let Some(detail) = (signs.locked)(fin, &text) {
+        return Error::Locked { detail };
+    }
+    if let Some((pkg, version, source)) = pkg {
+        if let Some(detail) = (signs.not_offered)(fin, &text) {
+            return Error::VersionNotFound {
+                package: pkg.to_string(),
+                version: version.to_string(),
+                source_desc: source.description.clone(),
+                detail,
+            };
+        }
+    }
+    otherwise(&text)
+}
+
+/// The plain failure: the command, its status and the tail of its output.
+pub fn command_failed(cl: &CommandLine, fin: &Finished) -> Error {
+    Error::CommandFailed {
+        command: cl.to_string(),
+        status: fin.status_text(),
+        tail: fin.tail(6),
+    }
+}
 
 /// HTTP statuses that mean "not allowed to read", with their reason
 /// phrases as the tools print them.

@@ -10,46 +10,31 @@ impl Apt {
         fin: &Finished,
         pkg: Option<(&PkgName, &str, &Source)>,
     ) -> Error {
-        if let Some(e) = crate::classify::access_failure(cl, fin) {
-            return e;
-        }
-        let text = fin.combined();
-        if let Some(m) = TRUST_FAILURES.iter().find(|m| text.contains(*m)) {
-            let line = text
-                .lines()
-                .find(|l| l.contains(m))
-                .unwrap_or(m)
-                .trim()
-                .to_string();
-            return Error::Untrusted {
-                reason: format!("apt reported a signature or integrity failure: {line}"),
-            };
-        }
-        if text.contains("Could not get lock")
-            || text.contains("Unable to acquire the dpkg frontend lock")
-        {
-            return Error::Locked {
-                detail: fin.tail(2),
-            };
-        }
-        if let Some((pkg, version, source)) = pkg {
-            if text.contains("was not found")
+        let untrusted = |_: &Finished, text: &str| {
+            TRUST_FAILURES.iter().find(|m| text.contains(*m)).map(|m| {
+                let line = text.lines().find(|l| l.contains(m)).unwrap_or(m).trim();
+                format!("apt reported a signature or integrity failure: {line}")
+            })
+        };
+        let locked = |fin: &Finished, text: &str| {
+            (text.contains("Could not get lock")
+                || text.contains("Unable to acquire the dpkg frontend lock"))
+            .then(|| fin.tail(2))
+        };
+        let not_offered = |fin: &Finished, text: &str| {
+            (text.contains("was not found")
                 || text.contains("has no installation candidate")
-                || text.contains("Unable to locate package")
-            {
-                return Error::VersionNotFound {
-                    package: pkg.to_string(),
-                    version: version.to_string(),
-                    source_desc: source.description.clone(),
-                    detail: fin.tail(2),
-                };
-            }
-        }
-        Error::CommandFailed {
-            command: cl.to_string(),
-            status: fin.status_text(),
-            tail: fin.tail(6),
-        }
+                || text.contains("Unable to locate package"))
+            .then(|| fin.tail(2))
+        };
+        let signs = crate::classify::Signs {
+            untrusted: &untrusted,
+            locked: &locked,
+            not_offered: &not_offered,
+        };
+        crate::classify::classify(&signs, cl, fin, pkg, &|_| {
+            crate::classify::command_failed(cl, fin)
+        })
     }
 
     pub(super) fn run_classified(

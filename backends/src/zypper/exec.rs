@@ -23,48 +23,51 @@ impl Zypper {
             }
             _ => {}
         }
-        if let Some(e) = crate::classify::access_failure(cl, fin) {
-            return Err(e);
-        }
-        let text = fin.combined();
-        if let Some(line) = rpmdb::trust_failure_line(&text) {
-            return Err(Error::Untrusted {
-                reason: format!(
+        // A solver problem that names a lock is neither of the two below.
+        let lock_problem = |text: &str| text.contains("remove lock to allow");
+        let untrusted = |fin: &Finished, text: &str| {
+            rpmdb::trust_failure_line(text).map(|line| {
+                format!(
                     "zypper reported a signature, key or checksum failure ({}): {line}",
                     fin.status_text()
-                ),
-            });
-        }
-        let failed = |what: &str| Error::CommandFailed {
-            command: cl.to_string(),
-            status: format!("{}: {what}", fin.status_text()),
-            tail: fin.tail(6),
+                )
+            })
         };
-        if text.contains("remove lock to allow") {
-            return Err(failed("a lock keeps the package from changing (see `zypper locks`; a pattern lock such as `teleport*` is not ours to remove)"));
-        }
-        match fin.code {
-            Some(7) => Err(Error::Locked {
-                detail: rpmdb::line_with(&text, &["is locked"], fin.tail(2)),
-            }),
-            Some(104) => match pkg {
-                Some((pkg, version, source)) => Err(Error::VersionNotFound {
-                    package: pkg.to_string(),
-                    version: version.to_string(),
-                    source_desc: source.description.clone(),
-                    detail: rpmdb::line_with(&text, &["No provider", "not found"], fin.tail(2)),
-                }),
-                None => Err(failed("capability not found")),
-            },
-            Some(106) => Err(failed("some repositories were skipped because of an error")),
-            Some(107) => Err(failed(
-                "the package was installed but one of its rpm scripts (%post) failed",
-            )),
-            Some(8) => Err(failed("the installation failed (commit error)")),
-            Some(6) => Err(failed("no repositories are defined")),
-            Some(4) => Err(failed("zypper reported an error")),
-            _ => Err(failed("zypper failed")),
-        }
+        let locked = |fin: &Finished, text: &str| {
+            (fin.code == Some(7) && !lock_problem(text))
+                .then(|| rpmdb::line_with(text, &["is locked"], fin.tail(2)))
+        };
+        let not_offered = |fin: &Finished, text: &str| {
+            (fin.code == Some(104) && !lock_problem(text))
+                .then(|| rpmdb::line_with(text, &["No provider", "not found"], fin.tail(2)))
+        };
+        let signs = crate::classify::Signs {
+            untrusted: &untrusted,
+            locked: &locked,
+            not_offered: &not_offered,
+        };
+        let otherwise = |text: &str| {
+            let failed = |what: &str| Error::CommandFailed {
+                command: cl.to_string(),
+                status: format!("{}: {what}", fin.status_text()),
+                tail: fin.tail(6),
+            };
+            if lock_problem(text) {
+                return failed("a lock keeps the package from changing (see `zypper locks`; a pattern lock such as `teleport*` is not ours to remove)");
+            }
+            match fin.code {
+                Some(104) => failed("capability not found"),
+                Some(106) => failed("some repositories were skipped because of an error"),
+                Some(107) => {
+                    failed("the package was installed but one of its rpm scripts (%post) failed")
+                }
+                Some(8) => failed("the installation failed (commit error)"),
+                Some(6) => failed("no repositories are defined"),
+                Some(4) => failed("zypper reported an error"),
+                _ => failed("zypper failed"),
+            }
+        };
+        Err(crate::classify::classify(&signs, cl, fin, pkg, &otherwise))
     }
 
     pub(super) fn run_checked(
