@@ -320,20 +320,27 @@ impl Backend for Zypper {
     }
 
     fn is_held(&self, _source: &Source, pkg: &PkgName) -> Result<bool> {
-        let cl = self.zypper().args(["--xmlout", "locks"]);
+        // zypper's own view: the installed solvables each lock matches
+        // (a glob, a regex `^teleport-e.t$`, a capability), not the lock's
+        // text. No repository is read, let alone refreshed: an empty
+        // repos.d and `--disable-repositories` (reading the system's
+        // definitions would cache their metadata unaudited).
+        let none = self.private.path().join("none.d");
+        std::fs::create_dir_all(&none)
+            .map_err(|e| Error::io(format!("creating {}", none.display()), e))?;
+        let cl = self
+            .zypper()
+            .arg("--reposd-dir")
+            .arg(none.display().to_string())
+            .args([
+                "--disable-repositories",
+                "--no-refresh",
+                "--xmlout",
+                "locks",
+                "--solvables",
+            ]);
         let fin = self.run_checked(&cl, None)?;
-        // <lock number="1"><name>teleport-ent</name><type>package</type></lock>
-        Ok(fin
-            .stdout
-            .split("<lock ")
-            .skip(1)
-            .filter(|l| !l.contains("<type>") || l.contains("<type>package</type>"))
-            .filter_map(|l| {
-                let s = l.find("<name>")? + "<name>".len();
-                let e = l[s..].find("</name>")? + s;
-                Some(l[s..e].to_string())
-            })
-            .any(|n| rpmdb::glob_match(&n, pkg.as_str())))
+        Ok(locks_hold(&fin.stdout, pkg.as_str()))
     }
 
     fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine> {
@@ -394,6 +401,34 @@ impl Backend for Zypper {
     fn reload_source(&self, source: &Source) -> Result<Source> {
         Ok(self.source_from(&self.section(source)?))
     }
+}
+
+/// Whether `zypper --xmlout locks --solvables` output says a package lock
+/// keeps the installed `pkg` (a `<match ... name="pkg" ... installed="true">`
+/// under it). A zypper that lists no matches: a lock whose name is `pkg`
+/// or a glob matching it.
+pub fn locks_hold(xml: &str, pkg: &str) -> bool {
+    // <lock number="1"><name>teleport-ent</name><type>package</type>
+    //   <matches size="1"><match kind="package" name="teleport-ent" ... installed="true"></match></matches></lock>
+    xml.split("<lock ")
+        .skip(1)
+        .filter(|l| !l.contains("<type>") || l.contains("<type>package</type>"))
+        .any(|l| {
+            if l.contains("<matches") {
+                return l.split("<match ").skip(1).any(|m| {
+                    exec::xml_attr(m, "name").as_deref() == Some(pkg)
+                        && exec::xml_attr(m, "installed").as_deref() == Some("true")
+                });
+            }
+            let name = l
+                .find("<name>")
+                .and_then(|s| {
+                    let s = s + "<name>".len();
+                    l[s..].find("</name>").map(|e| &l[s..s + e])
+                })
+                .unwrap_or("");
+            rpmdb::glob_match(name, pkg)
+        })
 }
 
 #[cfg(test)]

@@ -154,3 +154,18 @@ fn xml_attributes() {
     assert_eq!(xml_attr(l, "repository").as_deref(), Some("Teleport & Co"));
     assert_eq!(xml_attr(l, "missing"), None);
 }
+
+#[test]
+fn locks_hold_as_zypper_matches_them() {
+    let regex = r#"<locks size="2"><lock number="1"><name>^teleport-e.t$</name><type>package</type><matches size="1"><match kind="package" name="teleport-ent" edition="15.4.2-1" arch="x86_64" installed="true" repo="@System"></match>
+</matches></lock>
+<lock number="2"><name>other*</name><type>package</type><matches size="0"/></lock>
+</locks>"#;
+    assert!(locks_hold(regex, "teleport-ent"));
+    assert!(!locks_hold(regex, "teleport-ent-fips"));
+    let candidate_only = r#"<lock number="1"><name>teleport-ent</name><type>package</type><matches size="1"><match kind="package" name="teleport-ent" edition="16.0.0-1" installed="false" repo="teleport"></match></matches></lock>"#;
+    assert!(!locks_hold(candidate_only, "teleport-ent"));
+    // An older zypper without matches: the lock's name as a glob.
+    let plain = r#"<lock number="1"><name>teleport*</name><type>package</type></lock>"#;
+    assert!(locks_hold(plain, "teleport-ent"));
+}
