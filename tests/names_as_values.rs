@@ -194,11 +194,11 @@ fn dnf_unsubstituted_variable_is_not_a_duplicate() {
     assert!(!w.installed_is_foreign_signed());
 }
 
-/// The Teleport file's alias is `-B`.
-fn dash_world() -> RpmWorld {
+/// The Teleport file's alias is `alias`.
+fn dash_world(alias: &str) -> RpmWorld {
     let w = RpmWorld::new(Pm::Zypper, "15.4.2", "15.4.3");
     w.schedule_in_window();
-    let mut text = testkit::rpm::RpmRepo::repo_file("-B", &w.repo_url("good"), &settings());
+    let mut text = testkit::rpm::RpmRepo::repo_file(alias, &w.repo_url("good"), &settings());
     text = text.replace("name=Teleport test repository", "name=Teleport dash");
     w.root.write("/etc/zypp/repos.d/teleport.repo", text);
     w
@@ -209,7 +209,7 @@ fn dash_world() -> RpmWorld {
 /// `--repo=-B` refreshes that repository. The updater refuses the alias.
 #[test]
 fn zypper_alias_that_is_an_option_is_refused() {
-    let w = dash_world();
+    let w = dash_world("-B");
     let (_, out) = w.plain(&["refresh", "--force", "-B"]);
     assert!(
         out.contains("Forcing building of repository cache") && !out.contains("Retrieving"),
@@ -222,12 +222,34 @@ fn zypper_alias_that_is_an_option_is_refused() {
         "--repo=-B did not refresh it: {out}"
     );
     drop(w);
-    let w = dash_world();
+    let w = dash_world("-B");
     expect_refused(
         &w,
         false,
         &[
             "[-B]",
+            "/etc/zypp/repos.d/teleport.repo:1",
+            "starts with `-`",
+        ],
+    );
+}
+
+/// zypper: the alias `--repo` after `--repo` is an option without its
+/// value ("The flag --repo requires a argument.", exit 2): every update
+/// would fail. The updater refuses the alias, naming the file.
+#[test]
+fn zypper_alias_that_is_an_option_name_is_refused() {
+    let w = dash_world("--repo");
+    let (code, out) = w.plain(&["refresh", "--force", "--repo"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("requires a argument"), "{out}");
+    drop(w);
+    let w = dash_world("--repo");
+    expect_refused(
+        &w,
+        false,
+        &[
+            "[--repo]",
             "/etc/zypp/repos.d/teleport.repo:1",
             "starts with `-`",
         ],

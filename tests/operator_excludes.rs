@@ -92,3 +92,23 @@ fn dnf_versioned_exclude_is_never_installed() {
         assert_eq!(w.package_db(), db);
     }
 }
+
+/// zypper: an operator's regex lock (`^teleport-e.t$`, as `zypper addlock`
+/// cannot write but `/etc/zypp/locks` holds) keeps the agent: plain zypper
+/// will not move it, and the updater reports it held (it judged the lock's
+/// text as a glob, and said `held: NO`).
+#[test]
+fn zypper_regex_lock_is_held() {
+    let w = RpmWorld::new(Pm::Zypper, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.root.write(
+        "/etc/zypp/locks",
+        "type: package\nmatch_type: regex\ncase_sensitive: on\nsolvable_name: ^teleport-e.t$\n",
+    );
+    let (_, out) = w.plain(&["refresh"]);
+    let (_, install) = w.plain(&["install", "--oldpackage", "teleport-ent=15.4.3"]);
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{out}\n{install}");
+    assert!(install.contains("lock"), "{install}");
+    let st = testkit::world::status_json(w.root.path());
+    assert_eq!(st["held"], true, "{st}");
+}

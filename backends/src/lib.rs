@@ -13,6 +13,7 @@
 pub mod apt;
 pub mod apt_trust;
 pub mod channel;
+pub mod classify;
 pub mod cmd;
 pub mod detect;
 pub mod dnf;

@@ -15,6 +15,17 @@ pub fn redact(text: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (head, tail) = rest.split_at(at + 3);
         out.push_str(head);
+        // A password may hold raw characters that end an authority
+        // elsewhere (`; , ? ' ] > "`, a space): the user information is
+        // everything up to the last '@' before the path's first '/' on
+        // this line. Masking too much is harmless; too little is not.
+        let line_end = tail.find(['\n', '\r']).unwrap_or(tail.len());
+        let path_start = tail[..line_end].find('/').unwrap_or(line_end);
+        if let Some(i) = tail[..path_start].rfind('@') {
+            out.push_str(MASK);
+            rest = &tail[i..];
+            continue;
+        }
         // The authority ends at the first of these; a '@' before it
         // separates user information from the host.
         let end = tail
@@ -64,6 +75,25 @@ mod tests {
         );
         // A password holding '@' is masked whole.
         assert_eq!(redact("https://u:p@ss@h/"), "https://***@h/");
+    }
+
+    #[test]
+    fn passwords_with_special_characters_are_masked_whole() {
+        for pw in [
+            "a;b", "a,b", "a?b", "a'b", "a]b", "a>b", "a\"b", "a b", "a#b", "a[b", "a<b", "a@b",
+            "a:b", "a%40b", "a&b", "a=b", "a+b", "a$b", "a!b", "a\tb",
+        ] {
+            for form in [
+                format!("deb [signed-by=/k] https://user:{pw}@mirror.example.com/debian bookworm"),
+                format!("baseurl=https://user:{pw}@mirror.example.com:8443/rpm"),
+                format!("'https://{pw}@h' failed"),
+                format!("E: Failed to fetch https://user:{pw}@h/dists/x/InRelease"),
+            ] {
+                let r = redact(&form);
+                assert!(!r.contains(pw), "{pw:?} shown in {r:?}");
+                assert!(r.contains("***@"), "{r:?}");
+            }
+        }
     }
 
     #[test]

@@ -18,47 +18,38 @@ impl super::Dnf {
         fin: &Finished,
         pkg: Option<(&PkgName, &str, &Source)>,
     ) -> Error {
-        let text = fin.combined();
-        if let Some(line) = rpmdb::trust_failure_line(&text) {
-            return Error::Untrusted {
-                reason: format!(
+        let untrusted = |fin: &Finished, text: &str| {
+            rpmdb::trust_failure_line(text).map(|line| {
+                format!(
                     "{} reported a signature, key or checksum failure ({}): {line}",
                     self.program,
                     fin.status_text()
-                ),
-            };
-        }
-        if fin.code == Some(EXIT_LOCKED) || text.contains("already locked by") {
-            return Error::Locked {
-                detail: rpmdb::line_with(&text, &["already locked by"], fin.tail(2)),
-            };
-        }
-        if let Some((pkg, version, source)) = pkg {
-            if text.contains("Unable to find a match")
-                || text.contains("No match for argument")
-                || (text.contains("No package") && text.contains("available"))
-            {
-                return Error::VersionNotFound {
-                    package: pkg.to_string(),
-                    version: version.to_string(),
-                    source_desc: source.description.clone(),
-                    detail: rpmdb::line_with(
-                        &text,
-                        &[
-                            "Unable to find a match",
-                            "No match for argument",
-                            "No package",
-                        ],
-                        fin.tail(2),
-                    ),
-                };
-            }
-        }
-        Error::CommandFailed {
-            command: cl.to_string(),
-            status: fin.status_text(),
-            tail: fin.tail(6),
-        }
+                )
+            })
+        };
+        let locked = |fin: &Finished, text: &str| {
+            (fin.code == Some(EXIT_LOCKED) || text.contains("already locked by"))
+                .then(|| rpmdb::line_with(text, &["already locked by"], fin.tail(2)))
+        };
+        let not_offered = |fin: &Finished, text: &str| {
+            const NOT_OFFERED: &[&str] = &[
+                "Unable to find a match",
+                "No match for argument",
+                "No package",
+            ];
+            (text.contains(NOT_OFFERED[0])
+                || text.contains(NOT_OFFERED[1])
+                || (text.contains(NOT_OFFERED[2]) && text.contains("available")))
+            .then(|| rpmdb::line_with(text, NOT_OFFERED, fin.tail(2)))
+        };
+        let signs = crate::classify::Signs {
+            untrusted: &untrusted,
+            locked: &locked,
+            not_offered: &not_offered,
+        };
+        crate::classify::classify(&signs, cl, fin, pkg, &|_| {
+            crate::classify::command_failed(cl, fin)
+        })
     }
 
     /// Run `cl`, retrying while another dnf holds the lock, up to

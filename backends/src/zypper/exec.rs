@@ -1,0 +1,144 @@
+//! Running zypper: exit codes and messages classified, and what zypper's
+//! cache says offers the package.
+
+use super::*;
+
+impl Zypper {
+    /// Map a finished zypper run to success or the right error.
+    pub(super) fn check(
+        &self,
+        cl: &CommandLine,
+        fin: &Finished,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<()> {
+        match fin.code {
+            Some(0) | Some(100) | Some(101) => return Ok(()),
+            Some(102) => {
+                tracing::warn!(command = %cl, "zypper: a reboot is needed to finish this update (exit 102)");
+                return Ok(());
+            }
+            Some(103) => {
+                tracing::warn!(command = %cl, "zypper: zypper itself was updated and must be run again (exit 103)");
+                return Ok(());
+            }
+            _ => {}
+        }
+        // A solver problem that names a lock is neither of the two below.
+        let lock_problem = |text: &str| text.contains("remove lock to allow");
+        let untrusted = |fin: &Finished, text: &str| {
+            rpmdb::trust_failure_line(text).map(|line| {
+                format!(
+                    "zypper reported a signature, key or checksum failure ({}): {line}",
+                    fin.status_text()
+                )
+            })
+        };
+        let locked = |fin: &Finished, text: &str| {
+            (fin.code == Some(7) && !lock_problem(text))
+                .then(|| rpmdb::line_with(text, &["is locked"], fin.tail(2)))
+        };
+        let not_offered = |fin: &Finished, text: &str| {
+            (fin.code == Some(104) && !lock_problem(text))
+                .then(|| rpmdb::line_with(text, &["No provider", "not found"], fin.tail(2)))
+        };
+        let signs = crate::classify::Signs {
+            untrusted: &untrusted,
+            locked: &locked,
+            not_offered: &not_offered,
+        };
+        let otherwise = |text: &str| {
+            let failed = |what: &str| Error::CommandFailed {
+                command: cl.to_string(),
+                status: format!("{}: {what}", fin.status_text()),
+                tail: fin.tail(6),
+            };
+            if lock_problem(text) {
+                return failed("a lock keeps the package from changing (see `zypper locks`; a pattern lock such as `teleport*` is not ours to remove)");
+            }
+            match fin.code {
+                Some(104) => failed("capability not found"),
+                Some(106) => failed("some repositories were skipped because of an error"),
+                Some(107) => {
+                    failed("the package was installed but one of its rpm scripts (%post) failed")
+                }
+                Some(8) => failed("the installation failed (commit error)"),
+                Some(6) => failed("no repositories are defined"),
+                Some(4) => failed("zypper reported an error"),
+                _ => failed("zypper failed"),
+            }
+        };
+        Err(crate::classify::classify(&signs, cl, fin, pkg, &otherwise))
+    }
+
+    pub(super) fn run_checked(
+        &self,
+        cl: &CommandLine,
+        pkg: Option<(&PkgName, &str, &Source)>,
+    ) -> Result<Finished> {
+        tracing::info!(command = %cl, "running");
+        self.prepare_conf()?;
+        let fin = self.runner.run(cl)?;
+        self.check(cl, &fin, pkg)?;
+        Ok(fin)
+    }
+
+    /// Repository names or aliases zypper's cache lists for `pkg`.
+    /// The repositories that offer `pkg` according to zypper's cache. Only
+    /// repositories already cached are asked: `zypper --no-refresh search`
+    /// would otherwise download (and cache) the metadata of an uncached
+    /// repository before its definition has been audited.
+    pub(super) fn cached_offers(&self, pkg: &PkgName, secs: &[IniSection]) -> Vec<String> {
+        let raw = self.system.path("/var/cache/zypp/raw");
+        let cached: Vec<&str> = secs
+            .iter()
+            .map(|s| s.id.as_str())
+            // A name that is not a plain value is never put on a command
+            // line (the chosen repository is refused for it).
+            .filter(|id| crate::names::problem(id, true).is_none())
+            .filter(|id| raw.join(id).is_dir())
+            .collect();
+        if cached.is_empty() {
+            return Vec::new();
+        }
+        let mut cl = self.zypper().args(["--no-refresh", "--xmlout", "search"]);
+        for id in cached {
+            cl = cl.arg(format!("--repo={id}"));
+        }
+        let cl = cl.args(["-s", "--match-exact", pkg.as_str()]);
+        if self.prepare_conf().is_err() {
+            return Vec::new();
+        }
+        let Ok(fin) = self.runner.run(&cl) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for line in fin.stdout.lines() {
+            let l = line.trim();
+            if !l.starts_with("<solvable ") || xml_attr(l, "name").as_deref() != Some(pkg.as_str())
+            {
+                continue;
+            }
+            if let Some(r) = xml_attr(l, "repository") {
+                if !r.is_empty() && r != "(System Packages)" && !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The value of `attr="..."` in one XML tag (zypper's `--xmlout`).
+pub(super) fn xml_attr(tag: &str, attr: &str) -> Option<String> {
+    let needle = format!(" {attr}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let end = tag[start..].find('"')? + start;
+    Some(
+        tag[start..end]
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
