@@ -39,6 +39,7 @@ const STATUS_KEYS: &[&str] = &[
     "last_run",
     "last_success",
     "last_update",
+    "last_check",
     "updates_total",
     "rollbacks_total",
     "failures",

@@ -356,8 +356,16 @@ fn dry_run_shows_the_decision_and_commands_and_changes_nothing() {
     assert!(out.contains("update --error-on=any"), "{out}");
     assert!(out.contains("install -y --no-install-recommends --allow-downgrades --allow-change-held-packages teleport-ent=15.4.3"), "{out}");
     assert!(out.contains("--set-selections"), "{out}");
-    // The plan never weakens verification: every apt call forces the
-    // strict value of each switch, and nothing else names them.
+    // Each command once, its enforcement options summarised ...
+    assert!(out.contains("enforcement options"), "{out}");
+    assert_eq!(out.matches("update --error-on=any").count(), 1, "{out}");
+    // ... and in full with -v: the plan never weakens verification: every
+    // apt call forces the strict value of each switch, and nothing else
+    // names them.
+    let r = w.run(&["-v", "dry-run"]);
+    r.expect(0);
+    let out = r.stdout();
+    assert_eq!(out.matches("update --error-on=any").count(), 1, "{out}");
     for weak in [
         "allow-unauthenticated",
         "trusted=yes",

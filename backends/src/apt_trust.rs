@@ -232,7 +232,7 @@ fn expand(p: &Path, out: &mut Vec<PathBuf>, depth: usize) {
         return;
     }
     out.push(p.to_path_buf());
-    let Ok(text) = std::fs::read_to_string(p) else {
+    let Ok(text) = crate::fsread::read_to_string(p) else {
         return;
     };
     for line in text.lines() {
@@ -258,7 +258,7 @@ pub fn locate(files: &[PathBuf], key: &str) -> Option<(PathBuf, usize)> {
     let leaf = key.rsplit("::").next().unwrap_or(key).to_ascii_lowercase();
     let mut found = None;
     for f in files {
-        let Ok(text) = std::fs::read_to_string(f) else {
+        let Ok(text) = crate::fsread::read_to_string(f) else {
             continue;
         };
         for (i, line) in text.lines().enumerate() {

@@ -90,7 +90,7 @@ impl OsRelease {
     pub fn read(system: &System) -> Option<Self> {
         ["/etc/os-release", "/usr/lib/os-release"]
             .iter()
-            .find_map(|p| std::fs::read_to_string(system.path(p)).ok())
+            .find_map(|p| crate::fsread::read_to_string(system.path(p)).ok())
             .map(|t| OsRelease::parse(&t))
     }
 

@@ -48,7 +48,7 @@ impl Vars {
                 if !f.is_file() {
                     continue;
                 }
-                let Ok(text) = std::fs::read_to_string(&f) else {
+                let Ok(text) = crate::fsread::read_to_string(&f) else {
                     continue;
                 };
                 let first = text.split('\n').next().unwrap_or("").to_string();

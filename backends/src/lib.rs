@@ -20,6 +20,7 @@ pub mod dnf;
 pub mod dnf_vars;
 pub mod dpkg_status;
 pub mod excludes;
+pub mod fsread;
 pub mod integrity;
 pub mod names;
 pub mod redact;

@@ -274,7 +274,7 @@ pub type Parsed = (Vec<AptEntry>, Vec<(usize, String)>);
 
 /// Parse one file by its extension.
 pub fn parse_file(path: &Path) -> std::io::Result<Parsed> {
-    let text = std::fs::read_to_string(path)?;
+    let text = crate::fsread::read_to_string(path)?;
     Ok(
         if path.extension().and_then(|e| e.to_str()) == Some("sources") {
             parse_deb822(path, &text)

@@ -114,7 +114,7 @@ impl Apt {
         let info = self.admindir().join("info");
         let mut text = None;
         for name in [format!("{pkg}.list")] {
-            if let Ok(t) = std::fs::read_to_string(info.join(&name)) {
+            if let Ok(t) = crate::fsread::read_db_text(info.join(&name)) {
                 text = Some(t);
             }
         }
@@ -124,7 +124,7 @@ impl Apt {
                 for e in rd.flatten() {
                     let n = e.file_name().to_string_lossy().into_owned();
                     if n.starts_with(&prefix) && n.ends_with(".list") {
-                        text = std::fs::read_to_string(e.path()).ok();
+                        text = crate::fsread::read_db_text(e.path()).ok();
                         break;
                     }
                 }

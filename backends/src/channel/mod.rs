@@ -192,7 +192,8 @@ pub fn rewrite_channel(text: &str, format: Format<'_>, to_major: u64) -> Result<
 }
 
 fn read_text(p: &Path) -> Result<String> {
-    let bytes = std::fs::read(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+    let bytes =
+        crate::fsread::read(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
     String::from_utf8(bytes).map_err(|_| Error::Parse {
         what: p.display().to_string(),
         detail: "not UTF-8 text".into(),

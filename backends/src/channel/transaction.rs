@@ -88,7 +88,7 @@ impl ChannelMove {
         format: Format<'_>,
     ) -> Result<Option<Interrupted>> {
         let backup = backup_path(real_path);
-        let old_text = match std::fs::read(&backup) {
+        let old_text = match crate::fsread::read(&backup) {
             Ok(b) => String::from_utf8(b).map_err(|_| Error::Parse {
                 what: backup.display().to_string(),
                 detail: "not UTF-8 text".into(),

@@ -218,7 +218,7 @@ impl super::Dnf {
         pkg: &PkgName,
         add: bool,
     ) -> Result<()> {
-        let text = std::fs::read_to_string(&source.file)
+        let text = crate::fsread::read_to_string(&source.file)
             .map_err(|e| Error::io(format!("reading {}", source.file.display()), e))?;
         if let Some(new) = rpmdb::edit_exclude(&text, &source.id, pkg.as_str(), add) {
             tracing::info!(file = %source.file.display(), repo = %source.id, add, "editing exclude= of the repository");

@@ -174,7 +174,7 @@ pub fn parse_ini(file: &Path, text: &str) -> Vec<IniSection> {
 
 /// Parse one file; a missing file gives no sections.
 pub fn read_ini(file: &Path) -> Result<Vec<IniSection>> {
-    match std::fs::read_to_string(file) {
+    match crate::fsread::read_to_string(file) {
         Ok(t) => Ok(parse_ini(file, &t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(Error::io(format!("reading {}", file.display()), e)),

@@ -174,7 +174,7 @@ pub fn root_macro_dbpath(system: &System) -> Option<String> {
     .collect();
     let mut dbpath = None;
     for f in macro_files(system) {
-        let Ok(text) = std::fs::read_to_string(&f) else {
+        let Ok(text) = crate::fsread::read_to_string(&f) else {
             continue;
         };
         for (name, value) in macro_definitions(&text) {

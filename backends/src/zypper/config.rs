@@ -18,7 +18,7 @@ impl Zypper {
     /// read it) with the signature settings of `[main]` forced on. A
     /// caller's `ZYPP_CONF` never reaches zypper: this file replaces it.
     pub(super) fn prepare_conf(&self) -> Result<()> {
-        let text = match std::fs::read_to_string(self.zypp_conf()) {
+        let text = match crate::fsread::read_to_string(self.zypp_conf()) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => {
