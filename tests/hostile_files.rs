@@ -283,3 +283,30 @@ fn a_hostile_teleport_yaml_does_not_hang_the_cluster_guard() {
         assert!(t.elapsed() < Duration::from_secs(60), "{how}: no hang");
     }
 }
+
+/// A repository definition that is a FIFO or a link to `/dev/zero` (the
+/// backends read the package managers' files through the same bounded
+/// reader): a clear error at once, nothing installed, no hang.
+#[test]
+fn a_hostile_repository_definition_is_refused_without_hanging() {
+    for how in ["fifo", "dev-zero"] {
+        let w = AptWorld::new("15.4.2", "15.4.3");
+        w.schedule_in_window();
+        let list = w.root.file("/etc/apt/sources.list.d/teleport.list");
+        std::fs::remove_file(&list).unwrap();
+        match how {
+            "fifo" => nix::unistd::mkfifo(&list, nix::sys::stat::Mode::S_IRWXU).unwrap(),
+            _ => std::os::unix::fs::symlink("/dev/zero", &list).unwrap(),
+        }
+        let t = Instant::now();
+        let r = w.run(&["run"]);
+        assert_ne!(r.code(), 0, "{how}: {}", r.stderr());
+        assert!(t.elapsed() < Duration::from_secs(60), "{how}: no hang");
+        assert!(
+            r.stderr().contains("FIFO") || r.stderr().contains("character device"),
+            "{how}: says what the file is\n{}",
+            r.stderr()
+        );
+        assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{how}");
+    }
+}

@@ -248,15 +248,18 @@ pub fn parse_deb822(file: &Path, text: &str) -> Parsed {
 /// `*.sources`, in apt's order.
 pub fn source_files(etc_apt: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    // Anything but a directory is listed: a FIFO or a device where a
+    // source file is expected is reported when it is read (bounded), not
+    // skipped in silence.
     let main = etc_apt.join("sources.list");
-    if main.is_file() {
+    if main.symlink_metadata().is_ok() && !main.is_dir() {
         out.push(main);
     }
     if let Ok(rd) = std::fs::read_dir(etc_apt.join("sources.list.d")) {
         let mut parts: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.is_file()
+                !p.is_dir()
                     && matches!(
                         p.extension().and_then(|e| e.to_str()),
                         Some("list") | Some("sources")
