@@ -67,6 +67,26 @@ pub enum FileFault {
 }
 
 impl FileFault {
+    /// The content differs (the digest), nothing else known.
+    pub const CONTENT: FileFault = FileFault::Changed {
+        digest: true,
+        size: false,
+        mode: false,
+        owner: false,
+        link: false,
+        unverified: false,
+    };
+
+    /// The file could not be read to check it.
+    pub const UNREADABLE: FileFault = FileFault::Changed {
+        digest: false,
+        size: false,
+        mode: false,
+        owner: false,
+        link: false,
+        unverified: true,
+    };
+
     /// Missing, or its content (digest, size or link target) changed.
     pub fn content_changed(&self) -> bool {
         match *self {
@@ -221,14 +241,7 @@ pub fn parse_dpkg_verify(out: &str) -> Result<Vec<VerifyLine>> {
         v.push(VerifyLine {
             path,
             attr,
-            fault: digest.then_some(FileFault::Changed {
-                digest: true,
-                size: false,
-                mode: false,
-                owner: false,
-                link: false,
-                unverified: false,
-            }),
+            fault: digest.then_some(FileFault::CONTENT),
         });
     }
     Ok(v)

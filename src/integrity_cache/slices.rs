@@ -46,7 +46,7 @@ fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u6
         return (0, Step::Fault(FileFault::Missing));
     };
     if file.seek(std::io::SeekFrom::Start(cur.offset)).is_err() {
-        return (0, Step::Fault(unreadable()));
+        return (0, Step::Fault(FileFault::UNREADABLE));
     }
     let mut h = Md5::resume(Md5State {
         words: cur.words,
@@ -57,7 +57,7 @@ fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u6
     while hashed < budget {
         let n = match read_full(&mut file, &mut buf) {
             Ok(n) => n,
-            Err(_) => return (hashed, Step::Fault(unreadable())),
+            Err(_) => return (hashed, Step::Fault(FileFault::UNREADABLE)),
         };
         h.update(&buf[..n]);
         hashed += n as u64;
@@ -68,7 +68,7 @@ fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u6
                 if same {
                     Step::Match
                 } else {
-                    Step::Fault(digest_differs())
+                    Step::Fault(FileFault::CONTENT)
                 },
             );
         }
@@ -90,28 +90,6 @@ fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
         }
     }
     Ok(n)
-}
-
-fn digest_differs() -> FileFault {
-    FileFault::Changed {
-        digest: true,
-        size: false,
-        mode: false,
-        owner: false,
-        link: false,
-        unverified: false,
-    }
-}
-
-fn unreadable() -> FileFault {
-    FileFault::Changed {
-        digest: false,
-        size: false,
-        mode: false,
-        owner: false,
-        link: false,
-        unverified: true,
-    }
 }
 
 /// Advance the sliced verification by this run's budget; the problem of a

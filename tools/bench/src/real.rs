@@ -5,7 +5,8 @@
 
 use super::*;
 
-/// Synthetic stanzas of the length of real ones (~800 bytes: dependencies,
+/// Synthetic stanzas of the length of real ones (~800 bytes: dependencies
+/// on each other, so that apt sees a consistent database,
 /// a multi-line description, a homepage, conffiles for some), each with a
 /// file list and md5sums of a handful of files, as a server's many
 /// installed packages. Returns the mean stanza length in bytes.
@@ -42,7 +43,7 @@ pub(crate) fn pad_dpkg_database(root: &AptRoot, count: usize) -> usize {
              Maintainer: Debian Synthetic Maintainers <pkg-synthetic-maintainers@lists.example.org>\n\
              Architecture: amd64\nMulti-Arch: same\nSource: synthetic-src-{i:04} (1.{i}.{}-{})\n\
              Version: 1.{i}.{}-{}+deb12u1\n\
-             Depends: libc6 (>= 2.34), libgcc-s1 (>= 3.0), libstdc++6 (>= 12), zlib1g (>= 1:1.2.0), libssl3 (>= 3.0.0)\n\
+             Depends: synthetic-pkg-{:04} (>= 1.0), synthetic-pkg-{:04} (>= 1.0), synthetic-pkg-{:04}\n\
              {conffiles}\
              Description: synthetic package {i} of a dpkg database the size of a real one\n \
              One of many packages the bench installs into a throwaway root so that\n \
@@ -54,7 +55,10 @@ pub(crate) fn pad_dpkg_database(root: &AptRoot, count: usize) -> usize {
             i % 13,
             i % 7,
             i % 13,
-            i % 7
+            i % 7,
+            i / 2,
+            i / 3,
+            i / 5,
         );
         let list: String = files.iter().map(|f| format!("{f}\n")).collect();
         std::fs::write(admin.join(format!("info/{name}.list")), list).unwrap();
@@ -159,42 +163,54 @@ fn as_if_30_minutes_later(root: &AptRoot) {
     std::fs::write(&p, r.to_string()).unwrap();
 }
 
+/// A root at the target with a `k`-package database, its first run (the
+/// full verification) reported, and every peer checked to be a no-op:
+/// (k, mean stanza bytes, MB of `status`, root).
+fn noop_root(
+    fx: &Fixture,
+    floor: &Path,
+    k: usize,
+    report: &mut Report,
+) -> (usize, usize, f64, AptRoot) {
+    let root = AptRoot::new(&fx.dir.path().join(format!("noop-{k}")));
+    let mean = pad_dpkg_database(&root, k);
+    let root = fx.finish_root(root, "15.4.3");
+    let mb = file_size(&root.admindir().join("status")) as f64 / 1e6;
+    // the first run after install: no integrity record, a full verification
+    let first = measure_ok(&mut fx.updater_cmd(&root, &["run"]), None, Output::Null);
+    report.plain(
+        &format!("first no-op after install ({k} packages; no integrity record: `dpkg --verify` of the whole agent): CPU time (n=1)"),
+        format!("{:.1} ms", ms(first.cpu)),
+        "—".into(),
+        f64::NAN,
+    );
+    assert_noop(
+        "the updater",
+        &mut fx.updater_cmd(&root, &["run"]),
+        "decision=\"up-to-date\"",
+    );
+    assert_noop(
+        "the v1 baseline",
+        &mut fx.baseline_cmd(&root),
+        "is up to date (15.4.3)",
+    );
+    assert_noop(
+        "the floor",
+        &mut floor_cmd(fx, floor, &root),
+        "up to date (15.4.3)",
+    );
+    (k, mean, mb, root)
+}
+
 /// The no-op of the real-size agent at each dpkg database size: the
 /// updater, the lean v1 shell and the floor program, all interleaved.
 pub(crate) fn bench_noop_scaling(fx: &Fixture, n: usize, sizes: &[usize], report: &mut Report) {
     eprintln!("== no-op, real-size agent, dpkg databases of {sizes:?} packages: updater vs lean v1 vs floor, {n} interleaved iterations");
     let floor = build_floor(fx.dir.path());
-    let mut roots = Vec::new();
-    for &k in sizes {
-        let root = AptRoot::new(&fx.dir.path().join(format!("noop-{k}")));
-        let mean = pad_dpkg_database(&root, k);
-        let root = fx.finish_root(root, "15.4.3");
-        let mb = file_size(&root.admindir().join("status")) as f64 / 1e6;
-        // the first run after install: no integrity record, a full verification
-        let first = measure_ok(&mut fx.updater_cmd(&root, &["run"]), None, Output::Null);
-        report.plain(
-            &format!("first no-op after install ({k} packages; no integrity record: `dpkg --verify` of the whole agent): CPU time (n=1)"),
-            format!("{:.1} ms", ms(first.cpu)),
-            "—".into(),
-            f64::NAN,
-        );
-        assert_noop(
-            "the updater",
-            &mut fx.updater_cmd(&root, &["run"]),
-            "decision=\"up-to-date\"",
-        );
-        assert_noop(
-            "the v1 baseline",
-            &mut fx.baseline_cmd(&root),
-            "is up to date (15.4.3)",
-        );
-        assert_noop(
-            "the floor",
-            &mut floor_cmd(fx, &floor, &root),
-            "up to date (15.4.3)",
-        );
-        roots.push((k, mean, mb, root));
-    }
+    let roots: Vec<_> = sizes
+        .iter()
+        .map(|&k| noop_root(fx, &floor, k, report))
+        .collect();
     // dpkg's database older than the updater's racy window (2 s), as on a
     // host where nothing was installed in the last seconds
     std::thread::sleep(Duration::from_secs(3));
