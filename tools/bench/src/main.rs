@@ -566,7 +566,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut updater = None;
     let mut baseline_script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench-v1-baseline.sh");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench-v1-baseline.sh");
     let mut quick = false;
     let mut only: Option<Vec<String>> = None;
     let mut out_file = None;
