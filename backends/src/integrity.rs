@@ -756,7 +756,7 @@ mod tests {
     #[ignore]
     fn md5_speed() {
         let data: Vec<u8> = (0..64u32 << 20)
-            .map(|i| (i * 2654435761u32 >> 13) as u8)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         let t = std::time::Instant::now();
         let mut h = Md5::default();
