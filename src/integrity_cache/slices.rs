@@ -9,8 +9,9 @@ use backends::System;
 
 use super::{FileStat, Record, Slice};
 
-/// The bytes a run hashes at least (8 MiB: about 15 ms of CPU for MD5).
-pub const SLICE_MIN: u64 = 8 << 20;
+/// The bytes a run hashes at least (1 MiB: about 2 ms of CPU for MD5);
+/// the pace of the runs decides the rest ([`slice_budget`]).
+pub const SLICE_MIN: u64 = 1 << 20;
 
 /// Reads are of this size; a slice stops at a multiple of it.
 const CHUNK: usize = 64 << 10;
@@ -45,7 +46,7 @@ fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u6
         return (0, Step::Fault(FileFault::Missing));
     };
     if file.seek(std::io::SeekFrom::Start(cur.offset)).is_err() {
-        return (0, Step::Fault(unreadable()));
+        return (0, Step::Fault(FileFault::UNREADABLE));
     }
     let mut h = Md5::resume(Md5State {
         words: cur.words,
@@ -56,7 +57,7 @@ fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u6
     while hashed < budget {
         let n = match read_full(&mut file, &mut buf) {
             Ok(n) => n,
-            Err(_) => return (hashed, Step::Fault(unreadable())),
+            Err(_) => return (hashed, Step::Fault(FileFault::UNREADABLE)),
         };
         h.update(&buf[..n]);
         hashed += n as u64;
@@ -67,7 +68,7 @@ fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u6
                 if same {
                     Step::Match
                 } else {
-                    Step::Fault(digest_differs())
+                    Step::Fault(FileFault::CONTENT)
                 },
             );
         }
@@ -89,28 +90,6 @@ fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
         }
     }
     Ok(n)
-}
-
-fn digest_differs() -> FileFault {
-    FileFault::Changed {
-        digest: true,
-        size: false,
-        mode: false,
-        owner: false,
-        link: false,
-        unverified: false,
-    }
-}
-
-fn unreadable() -> FileFault {
-    FileFault::Changed {
-        digest: false,
-        size: false,
-        mode: false,
-        owner: false,
-        link: false,
-        unverified: true,
-    }
 }
 
 /// Advance the sliced verification by this run's budget; the problem of a
@@ -397,8 +376,12 @@ mod tests {
     #[test]
     fn budgets() {
         const M: u64 = 1 << 20;
-        // 200 MB, runs every 30 min, a day: the minimum is enough
-        assert_eq!(slice_budget(200 * M, 1800, 86_000, 8 * M), 8 * M);
+        // 200 MB at the start of a day's cycle, runs every 30 min: 1/48
+        assert_eq!(slice_budget(192 * M, 1800, 86_400, M), 4 * M);
+        // half way, on pace: the same
+        assert_eq!(slice_budget(96 * M, 1800, 43_200, M), 4 * M);
+        // runs every minute: the minimum
+        assert_eq!(slice_budget(200 * M, 60, 86_000, 8 * M), 8 * M);
         // sparse runs: paced to finish before the deadline
         assert_eq!(slice_budget(200 * M, 36_000, 72_000, 8 * M), 100 * M);
         // the deadline passed: everything left
