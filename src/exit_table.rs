@@ -36,7 +36,8 @@ pub const EXITS: &[ExitRow] = &[
         word: "no-target",
         meaning: "could not learn the target version from the version server, or no \
                   FleetLock slot (lock server unreachable or failing, or every slot \
-                  taken); nothing was changed",
+                  taken; recorded with the result word no-slot in status and the \
+                  metrics); nothing was changed",
         todo: "check the endpoint setting and that the proxy answers \
                https://<endpoint>/version from this host; for FleetLock, see the \
                logged reason and docs/operators/fleet.md; the next timer run retries",

@@ -89,6 +89,9 @@ words! {
     RunResult {
         Ok = "ok",
         NoTarget = "no-target",
+        /// Exit 1 for want of a FleetLock slot (not a version server
+        /// problem: told apart in status and the metrics).
+        NoSlot = "no-slot",
         ConfigError = "config-error",
         Refused = "refused",
         UpdateFailed = "update-failed",

@@ -300,7 +300,7 @@ fn a_broken_release_reaches_at_most_three_hosts() {
                 Some(true),
                 "host {i} never installed {BROKEN}"
             );
-            assert_eq!(st["last_run"]["result"], "no-target", "host {i} waits");
+            assert_eq!(st["last_run"]["result"], "no-slot", "host {i} waits");
             assert!(
                 st["last_run"]["error"]
                     .as_str()

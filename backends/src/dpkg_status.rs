@@ -311,7 +311,7 @@ pub fn entries(system: &System, admindir: &Path, pkg: &str) -> Option<Vec<Entry>
         return None;
     }
     READS.with(|r| r.set(r.get() + 1));
-    let text = std::fs::read_to_string(admindir.join("status")).ok()?;
+    let text = crate::fsread::read_db_text(admindir.join("status")).ok()?;
     let found = match find(&text, pkg) {
         Ok(e) => e,
         Err(e) => {
@@ -388,7 +388,7 @@ fn parse_record(text: &str, admindir: &Path, pkg: &str, state: &DbState) -> Opti
 }
 
 fn recorded(system: &System, admindir: &Path, pkg: &str, state: &DbState) -> Option<Vec<Entry>> {
-    let text = std::fs::read_to_string(system.path(RECORD)).ok()?;
+    let text = crate::fsread::read_to_string(system.path(RECORD)).ok()?;
     parse_record(&text, admindir, pkg, state)
 }
 
@@ -415,7 +415,7 @@ pub fn persist(system: &System, now: i64) {
     }
     let text = record_text(&admindir, &state, &current);
     let path = system.path(RECORD);
-    if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+    if crate::fsread::read_to_string(&path).is_ok_and(|t| t == text) {
         return;
     }
     if let Err(e) = write_unsynced(&path, text.as_bytes()) {
@@ -440,7 +440,7 @@ pub fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// path as the target system sees it; empty when there is no such file.
 pub fn md5sums(admindir: &Path, pkg: &str) -> std::collections::HashMap<PathBuf, String> {
     let info = admindir.join("info");
-    let mut text = std::fs::read_to_string(info.join(format!("{pkg}.md5sums"))).ok();
+    let mut text = crate::fsread::read_db_text(info.join(format!("{pkg}.md5sums"))).ok();
     if text.is_none() {
         let prefix = format!("{pkg}:");
         if let Ok(rd) = std::fs::read_dir(&info) {
@@ -448,7 +448,7 @@ pub fn md5sums(admindir: &Path, pkg: &str) -> std::collections::HashMap<PathBuf,
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .find(|n| n.starts_with(&prefix) && n.ends_with(".md5sums"))
-                .and_then(|n| std::fs::read_to_string(info.join(n)).ok());
+                .and_then(|n| crate::fsread::read_db_text(info.join(n)).ok());
         }
     }
     text.unwrap_or_default()

@@ -29,7 +29,10 @@ pub fn finish(
             e.exit()
         }
     };
-    rec.result = exit.into();
+    rec.result = match &result {
+        Err(AppError::NoSlot(_)) => state::RunResult::NoSlot,
+        _ => exit.into(),
+    };
     rec.exit_code = exit as u8;
     if done.installed_after.is_some() {
         rec.installed_after = done.installed_after.clone();
