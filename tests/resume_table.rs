@@ -15,9 +15,17 @@ use std::process::Command;
 
 use testkit::world::{self, Kind, World};
 
-/// Where the update is killed: before anything is installed, or once
-/// 15.4.3 is installed (and held).
-const BOUNDARIES: &[&str] = &["before-refresh", "after-install", "after-hold"];
+/// Where the update is killed: every boundary of its package steps, before
+/// anything is installed (before and after the refresh) and once 15.4.3 is
+/// installed (unheld, then held). The health check's boundaries are
+/// `crash_recovery.rs`'s.
+const BOUNDARIES: &[&str] = &[
+    "before-refresh",
+    "before-install",
+    "after-install",
+    "before-hold",
+    "after-hold",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Change {
@@ -172,34 +180,27 @@ fn apt() {
     resume_table(Kind::Apt, ALL);
 }
 
+/// Every change but `installer` = nop: under `--root`, nop's read-only
+/// detection finds the host's apt, not the root's dnf or zypper (apt's
+/// table has the row).
+const RPM: &[Change] = &[
+    Nothing,
+    WindowClosed,
+    TargetWithdrawn,
+    TargetChanged,
+    ScheduleNop,
+    TrustBroken,
+    KeyPinMismatch,
+];
+
 #[test]
 fn dnf() {
-    // (`installer` = nop is not a row here: under --root, nop's read-only
-    // detection finds the host's apt, not the root's dnf; apt's row has it.)
-    resume_table(
-        Kind::Dnf,
-        &[
-            Nothing,
-            WindowClosed,
-            KeyPinMismatch,
-            TrustBroken,
-            TargetWithdrawn,
-        ],
-    );
+    resume_table(Kind::Dnf, RPM);
 }
 
 #[test]
 fn zypper() {
-    resume_table(
-        Kind::Zypper,
-        &[
-            Nothing,
-            ScheduleNop,
-            TrustBroken,
-            TargetChanged,
-            KeyPinMismatch,
-        ],
-    );
+    resume_table(Kind::Zypper, RPM);
 }
 
 /// The binary under test.
