@@ -24,6 +24,9 @@ struct View<'a> {
     check: Option<&'a Check>,
     /// Show command lines in full, enforcement options included.
     verbose: bool,
+    /// The version the hold applies to: the one the plan installs, else the
+    /// installed one.
+    held_at: Option<&'a str>,
 }
 
 /// A command line with its enforcement options (apt's `-c` and `-o`,
@@ -98,6 +101,10 @@ pub fn print(seen: &Seen, p: &Planned, verbose: bool, out: &mut dyn Write) {
         before: seen.observed.agent,
         check: p.check.as_ref(),
         verbose,
+        held_at: plan.steps.iter().find_map(|s| match s {
+            Step::Install { to, .. } => Some(to.as_str()),
+            _ => None,
+        }),
     };
     print_plan(&v, plan, out);
 }
@@ -151,8 +158,8 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
             show(&cmds[1.min(cmds.len())..])
         }
         Step::Hold => {
-            let x = v.installed.version.as_str();
-            let [_, _, h] = split(v.backend.plan(v.source, pkg, &v.installed.version), x);
+            let at = v.held_at.map(version).unwrap_or_else(|| v.installed.version.clone());
+            let [_, _, h] = split(v.backend.plan(v.source, pkg, &at), at.as_str());
             let mut out = show(&h);
             out.insert(0, "(when not held already)".into());
             out
