@@ -532,3 +532,35 @@ fn dry_run_shows_the_slot_steps() {
         "a dry run asks nothing of the lock server"
     );
 }
+
+/// A take the lock server answers with "no" (a full semaphore, or airlock's
+/// 500 `failed_lock`) granted nothing: the host does not follow it with a
+/// release (it used to, doubling the lock server's writes, and recorded a
+/// slot it never had when that release failed). Exit 1, `no-slot`,
+/// nothing changed.
+#[test]
+fn a_refused_take_is_not_followed_by_a_release() {
+    let f = Fleet::new("15.4.2", "15.4.3");
+    let h = &f.hosts[0];
+    for (how, set) in [
+        (
+            "full",
+            Box::new(|l: &FleetLock| l.set_slots(0)) as Box<dyn Fn(&FleetLock)>,
+        ),
+        ("500", Box::new(|l: &FleetLock| l.set_mode(Mode::Error500))),
+    ] {
+        set(&f.lock);
+        let before = f.lock.requests().len();
+        let (code, log) = h.run();
+        assert_eq!(code, 1, "{how}: {log}");
+        let reqs = f.lock.requests();
+        let paths: Vec<&str> = reqs[before..].iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, vec!["/v1/pre-reboot"], "{how}: only the take\n{log}");
+        assert_eq!(h.state()["last_run"]["result"], "no-slot", "{how}");
+        assert!(
+            h.status_json()["fleet_lock"].is_null(),
+            "{how}: no slot recorded as kept"
+        );
+        assert_eq!(h.installed().as_deref(), Some("15.4.2"), "{how}");
+    }
+}

@@ -77,6 +77,9 @@ pub(super) enum StepError {
     /// is unknown: systemd does not answer): it and the rest of the plan
     /// stay in the journal for the next run.
     Deferred(String),
+    /// The step was definitely declined and changed nothing (the lock
+    /// server answered "no slot"): nothing is undone, the plan is closed.
+    Declined(AppError),
 }
 
 /// The FleetLock client for `group` as `id`, from the current
@@ -267,6 +270,10 @@ impl Ctx<'_> {
                     failpoint::hit(&format!("after-{}", step.name()))
                         .map_err(AppError::UpdateFailed)?;
                 }
+                Err(StepError::Declined(a)) => {
+                    self.close();
+                    return Err(a);
+                }
                 Err(StepError::Interrupted(sig)) => {
                     return Err(AppError::Interrupted(format!(
                         "{sig} received during {}: stopped; the next run does it again ({})",
@@ -294,7 +301,7 @@ impl Ctx<'_> {
                 }
                 Err(e) => {
                     let why = match &e {
-                        StepError::App(a) => a.to_string(),
+                        StepError::App(a) | StepError::Declined(a) => a.to_string(),
                         StepError::Unhealthy(w) => w.clone(),
                         StepError::Interrupted(s) => s.to_string(),
                         StepError::Deferred(w) => w.clone(),

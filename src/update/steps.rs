@@ -62,9 +62,21 @@ impl Ctx<'_> {
                     }
                     Some(c) => {
                         c.take().map_err(|e| {
-                            StepError::App(AppError::NoSlot(format!(
+                            let no_slot = AppError::NoSlot(format!(
                                 "group {group}: {e}; nothing was changed, the next run tries again"
-                            )))
+                            ));
+                            match e {
+                                // The server answered: no slot was granted,
+                                // and there is nothing to give back.
+                                crate::fleetlock::client::Error::Refused { .. } => {
+                                    StepError::Declined(no_slot)
+                                }
+                                // No answer: the server may have granted
+                                // it; the undo gives it back.
+                                crate::fleetlock::client::Error::Unreachable(_) => {
+                                    StepError::App(no_slot)
+                                }
+                            }
                         })?;
                         tracing::info!(group = %group, id = %id, "took a FleetLock slot");
                     }
