@@ -392,6 +392,9 @@ fn sigterm_during_the_postinst_lets_dpkg_finish() {
         "the health check is left for the next run"
     );
     assert_eq!(w.state()["last_run"]["result"], "interrupted");
+    // The install completed before the signal: it is counted, once.
+    assert_eq!(w.state()["updates_total"], 1, "counted by the stopped run");
+    assert!(w.state()["last_update"].is_i64());
 
     w.schedule_outside_window();
     let r = w.run(&["run"]);
@@ -401,6 +404,7 @@ fn sigterm_during_the_postinst_lets_dpkg_finish() {
     assert!(!journal.exists());
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
     assert!(w.held());
+    assert_eq!(w.state()["updates_total"], 1, "not counted again");
 }
 
 /// Killed while undoing (the rollback of an unhealthy 15.4.4 had begun):

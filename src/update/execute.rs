@@ -56,6 +56,8 @@ pub struct Done {
     /// The update was counted by the run that started it (it installed,
     /// then deferred the restart): finishing it is not another one.
     pub counted_before: bool,
+    /// This run was stopped after the update's install and counts it.
+    pub counted_now: bool,
     /// The unfinished plan an earlier run left was abandoned: what, and why.
     pub abandoned: Option<String>,
     /// The FleetLock slot this host keeps (its update was rolled back).
@@ -251,6 +253,7 @@ impl Ctx<'_> {
             let in_bookkeeping =
                 step == Step::Hold && i > 0 && j.plan.steps[i - 1].is_package_operation();
             if let (Some(sig), false) = (signals::received(), in_bookkeeping) {
+                self.count_if_installed(&mut j, done);
                 return Err(AppError::Interrupted(format!(
                     "{sig} received: stopped before {} ({}); the next run finishes the plan",
                     step.name(),
@@ -275,6 +278,7 @@ impl Ctx<'_> {
                     return Err(a);
                 }
                 Err(StepError::Interrupted(sig)) => {
+                    self.count_if_installed(&mut j, done);
                     return Err(AppError::Interrupted(format!(
                         "{sig} received during {}: stopped; the next run does it again ({})",
                         step.name(),
@@ -338,6 +342,19 @@ impl Ctx<'_> {
             )));
         }
         Ok(())
+    }
+
+    /// A run stopped by a signal after the update's install counts the
+    /// update (the run that finishes the plan does not count it again).
+    fn count_if_installed(&self, j: &mut Journal, done: &mut Done) {
+        if matches!(j.plan.goal, Goal::Update { .. })
+            && done.installed_after.is_some()
+            && !j.counted
+        {
+            j.counted = true;
+            done.counted_now = true;
+            let _ = self.save(j);
+        }
     }
 
     /// Save the journal; when that fails after a package operation (a full

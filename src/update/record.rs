@@ -100,10 +100,10 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
         && !done.counted_before;
     if exit == Exit::Ok {
         st.last_success = Some(rec.time);
-        if updated {
-            st.last_update = Some(rec.time);
-            st.updates_total += 1;
-        }
+    }
+    if updated && (exit == Exit::Ok || done.counted_now) {
+        st.last_update = Some(rec.time);
+        st.updates_total += 1;
     }
     if rec.target.is_some() {
         st.last_check = Some(rec.time);
