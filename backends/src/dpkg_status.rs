@@ -297,33 +297,48 @@ pub fn forget_known() {
 /// truth (dpkg's journal has pending entries), cannot be read or does not
 /// parse: then `dpkg-query` must be asked.
 pub fn entries(system: &System, admindir: &Path, pkg: &str) -> Option<Vec<Entry>> {
+    entries_of(system, admindir, &[pkg]).and_then(|mut v| v.pop())
+}
+
+/// [`entries`] of several packages, with one read of `status` at most
+/// (the agent's candidate names, looked up in turn).
+pub fn entries_of(system: &System, admindir: &Path, pkgs: &[&str]) -> Option<Vec<Vec<Entry>>> {
     let state = DbState::of(admindir)?;
-    if let Some(e) = known(admindir, pkg, &state) {
-        return Some(e);
-    }
-    if let Some(e) = recorded(system, admindir, pkg, &state) {
-        tracing::debug!("dpkg's database is unchanged since it was recorded: not read");
-        remember(admindir, pkg, state, &e);
-        return Some(e);
-    }
-    if journal_pending(admindir) {
-        tracing::debug!("dpkg's journal has pending entries: asking dpkg-query");
-        return None;
-    }
-    READS.with(|r| r.set(r.get() + 1));
-    let text = crate::fsread::read_db_text(admindir.join("status")).ok()?;
-    let found = match find(&text, pkg) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::debug!("dpkg's status file: {e}; asking dpkg-query");
+    let mut out: Vec<Option<Vec<Entry>>> = pkgs
+        .iter()
+        .map(|pkg| {
+            known(admindir, pkg, &state).or_else(|| {
+                let e = recorded(system, admindir, pkg, &state)?;
+                tracing::debug!("dpkg's database is unchanged since it was recorded: not read");
+                remember(admindir, pkg, state, &e);
+                Some(e)
+            })
+        })
+        .collect();
+    if out.iter().any(Option::is_none) {
+        if journal_pending(admindir) {
+            tracing::debug!("dpkg's journal has pending entries: asking dpkg-query");
             return None;
         }
-    };
-    // Kept only when nothing changed while it was read.
-    if DbState::of(admindir) == Some(state) {
-        remember(admindir, pkg, state, &found);
+        READS.with(|r| r.set(r.get() + 1));
+        let text = crate::fsread::read_db_text(admindir.join("status")).ok()?;
+        // Kept only when nothing changed while it was read.
+        let unchanged = DbState::of(admindir) == Some(state);
+        for (pkg, slot) in pkgs.iter().zip(out.iter_mut()).filter(|(_, s)| s.is_none()) {
+            let found = match find(&text, pkg) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::debug!("dpkg's status file: {e}; asking dpkg-query");
+                    return None;
+                }
+            };
+            if unchanged {
+                remember(admindir, pkg, state, &found);
+            }
+            *slot = Some(found);
+        }
     }
-    Some(found)
+    out.into_iter().collect()
 }
 
 const MAGIC: &str = "teleport-upgrade dpkg-status 1";

@@ -412,6 +412,19 @@ impl Backend for Apt {
         &self.system
     }
 
+    fn first_installed(&self, candidates: &[PkgName]) -> Result<Option<Installed>> {
+        // One read of dpkg's status for every candidate (then each look-up
+        // below finds its answer in memory).
+        let names: Vec<&str> = candidates.iter().map(|c| c.as_str()).collect();
+        let _ = crate::dpkg_status::entries_of(&self.system, &self.admindir(), &names);
+        for c in candidates {
+            if let Some(i) = self.installed(c)? {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
     fn installed(&self, pkg: &PkgName) -> Result<Option<Installed>> {
         self.read_installed(pkg)
     }

@@ -1,0 +1,90 @@
+//! What a no-op run costs on an apt host, counted by the kernel: it starts
+//! no child process (the hold, the installed version and an interrupted
+//! transaction are read from dpkg's database in process; the repository
+//! is looked up only when a plan needs it) and opens dpkg's `status` file
+//! at most once, not at all once its stat matches the last run's record.
+//! Through the real binary under `strace -f` (Debian's strace).
+
+use std::process::Command;
+
+use testkit::world::apt::AptWorld;
+
+/// `execve` calls and opens of dpkg's `status` in one traced `run`.
+fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize) {
+    let mut c = w.cmd(&["run"]);
+    let program = c.get_program().to_owned();
+    let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = c
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut s = Command::new("strace");
+    s.args(["-f", "-qq", "-e", "trace=execve,openat", "-o"])
+        .arg(trace)
+        .arg(&program)
+        .args(&args);
+    s.env_clear();
+    for (k, v) in envs {
+        if let Some(v) = v {
+            s.env(k, v);
+        }
+    }
+    for k in ["PATH", "HOME"] {
+        if let Some(v) = std::env::var_os(k) {
+            s.env(k, v);
+        }
+    }
+    let out = s.output().expect("strace (Debian's strace package)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(trace).unwrap();
+    let execs = text
+        .lines()
+        .filter(|l| l.contains("execve(") && !l.contains("ENOENT"))
+        .count();
+    let status = w.root.file("/var/lib/dpkg/status");
+    let opens = text
+        .lines()
+        .filter(|l| l.contains("openat(") && l.contains(&format!("\"{}\"", status.display())))
+        .filter(|l| !l.contains("= -"))
+        .count();
+    (execs, opens)
+}
+
+#[test]
+fn an_apt_no_op_starts_no_child_and_reads_dpkgs_status_at_most_once() {
+    let w = AptWorld::new("15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    // The first run converges (holds the agent: dpkg runs) and records.
+    w.run(&["run"]).expect(0);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let d = tempfile::tempdir().unwrap();
+    let (execs, opens) = traced_run(&w, &d.path().join("t1"));
+    assert_eq!(execs, 1, "only the updater itself is executed");
+    assert!(
+        opens <= 1,
+        "dpkg's status opened {opens} times:\n{}",
+        std::fs::read_to_string(d.path().join("t1")).unwrap()
+    );
+    let (execs, opens) = traced_run(&w, &d.path().join("t2"));
+    assert_eq!(execs, 1, "only the updater itself is executed");
+    assert_eq!(
+        opens, 0,
+        "dpkg's status is not read when its stat is unchanged"
+    );
+    // Control: a change of dpkg's database is read (and the hold it
+    // undid is repaired, which runs dpkg and changes it again).
+    w.root.set_hold(world_pkg(), false);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (execs, opens) = traced_run(&w, &d.path().join("t3"));
+    assert!(opens >= 1, "a changed database is read");
+    assert!(execs > 1, "the hold is repaired (dpkg runs)");
+    assert!(w.held());
+}
+
+fn world_pkg() -> &'static str {
+    testkit::world::PKG
+}
