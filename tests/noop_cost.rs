@@ -11,7 +11,7 @@ use testkit::world::apt::AptWorld;
 
 /// `execve` calls and opens of dpkg's `status` in one traced `run`.
 fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize) {
-    let mut c = w.cmd(&["run"]);
+    let c = w.cmd(&["run"]);
     let program = c.get_program().to_owned();
     let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
     let envs: Vec<_> = c
