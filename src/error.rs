@@ -67,6 +67,12 @@ pub enum AppError {
     /// (the "could not learn" class, exit 1).
     #[error("no FleetLock slot: {0}")]
     NoSlot(String),
+
+    /// The repository does not offer the target (yet): a mirror lagging
+    /// behind the version server, most often. Nothing was installed; the
+    /// next run checks again (exit 4, result word `waiting-for-mirror`).
+    #[error("waiting for the mirror: {0}; nothing was changed, the next run checks again")]
+    NotOffered(String),
 }
 
 impl AppError {
@@ -75,7 +81,7 @@ impl AppError {
             AppError::Config { .. } | AppError::Usage(_) => Exit::Usage,
             AppError::Target { .. } | AppError::NoSlot(_) => Exit::NoTarget,
             AppError::Refused(_) => Exit::Refused,
-            AppError::UpdateFailed(_) => Exit::UpdateFailed,
+            AppError::UpdateFailed(_) | AppError::NotOffered(_) => Exit::UpdateFailed,
             AppError::Locked(_) => Exit::Locked,
             AppError::RolledBack(_) => Exit::RolledBack,
             AppError::RollbackFailed(_) => Exit::RollbackFailed,
@@ -90,6 +96,7 @@ impl AppError {
             backends::Error::Untrusted { reason } => AppError::Refused(reason),
             backends::Error::ToolMissing { .. } => AppError::Usage(e.to_string()),
             backends::Error::Locked { .. } => AppError::Locked(e.to_string()),
+            backends::Error::VersionNotFound { .. } => AppError::NotOffered(e.to_string()),
             other => AppError::UpdateFailed(other.to_string()),
         }
     }

@@ -64,7 +64,8 @@ pub const EXITS: &[ExitRow] = &[
         exit: Exit::UpdateFailed,
         word: "update-failed",
         meaning: "the update was attempted and failed; the agent is as the package \
-                  manager left it",
+                  manager left it (result word waiting-for-mirror when the repository \
+                  does not offer the target yet: nothing was installed)",
         todo: "read the package manager's error in the log (journalctl -u \
                teleport-upgrade), fix it, then run teleport-upgrade run",
     },
@@ -154,6 +155,7 @@ mod tests {
             AppError::RollbackFailed(s()),
             AppError::Interrupted(s()),
             AppError::NoSlot(s()),
+            AppError::NotOffered(s()),
         ];
         for e in &errors {
             assert_eq!(e.word(), row(e.exit()).word, "{e}");

@@ -95,6 +95,9 @@ words! {
         ConfigError = "config-error",
         Refused = "refused",
         UpdateFailed = "update-failed",
+        /// Exit 4 because the repository does not offer the target yet (a
+        /// lagging mirror): told apart from a failed update.
+        WaitingForMirror = "waiting-for-mirror",
         RolledBack = "rolled-back",
         RollbackFailed = "rollback-failed",
         Locked = "locked",

@@ -65,8 +65,14 @@ each_backend!(missing_target_fails_cleanly, |k: Kind| {
     eprintln!("{k:?} missing target:\n{}", r.stderr());
     r.expect(4)
         .logs_contain("15.9.9")
-        .logs_contain("is not offered");
+        .logs_contain("is not offered")
+        .logs_contain("waiting for the mirror");
     assert_installed(&w, k, "15.4.2", "a failed update leaves the agent");
+    assert_eq!(
+        w.state()["last_run"]["result"],
+        "waiting-for-mirror",
+        "{k:?}"
+    );
 });
 
 // (6) Metadata signed by an unknown key: exit 3, unchanged.
@@ -292,7 +298,9 @@ fn target_missing_from_the_repository_fails_cleanly() {
     r.expect(4).logs_contain("15.9.9");
     assert!(r.stderr().contains("not offered"), "{}", r.stderr());
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
-    assert_eq!(w.state()["last_run"]["result"], "update-failed");
+    // Its own result word: a lagging mirror is not a failed update.
+    assert_eq!(w.state()["last_run"]["result"], "waiting-for-mirror");
+    assert_eq!(w.state()["failures"]["waiting-for-mirror"], 1);
 }
 
 #[test]
