@@ -630,7 +630,10 @@ impl<'a> Sut<'a> {
         let got: Vec<&str> = starts.iter().map(|s| s.version.as_str()).collect();
         if got != want.iter().map(String::as_str).collect::<Vec<_>>() {
             return Err(format!(
-                "the agent's start log shows starts {got:?}, expected {want:?}"
+                "the agent's start log shows starts {got:?}, expected {want:?}\n--- journal of {AGENT_UNIT}\n{}",
+                self.c
+                    .ok(&["journalctl", "--no-pager", "-n", "40", "-u", AGENT_UNIT])
+                    .unwrap_or_else(|e| e)
             ));
         }
         let mut pids: Vec<u32> = starts.iter().map(|s| s.pid).collect();
@@ -1154,16 +1157,27 @@ fn torn_down(run_dir: &Path) -> Result<String, String> {
     Ok("no process, no mount, run directory removed".into())
 }
 
+/// A loopback TCP port nobody listens on or connects from now, from
+/// `first` up (below 32768, the kernel's ephemeral ports).
+fn free_port(first: u16) -> Result<u16, String> {
+    (first..32768)
+        .chain(20000..first)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .ok_or_else(|| "no free loopback port in 20000..32768".to_string())
+}
+
 fn setup_agent(
     sut: &mut Sut,
     fx: &Fixtures,
     url: &str,
     with_systemd: bool,
 ) -> Result<String, String> {
-    // The containers share the host's loopback: the agent's port is this
-    // test process's (rows run one after the other; another test process
-    // running rows at the same time gets another).
-    let port = 30000 + std::process::id() % 30000;
+    // The containers share the host's loopback: the agent's port is one
+    // that is free now, below the kernel's ephemeral range (32768 and up:
+    // an outgoing connection's local port there made the agent's bind fail
+    // once, and the agent never started), starting from this test
+    // process's own (another test process running rows gets another).
+    let port = free_port(20000 + (std::process::id() % 10000) as u16)?;
     sut.c
         .write(testkit::agent::PORT_FILE, format!("{port}\n"))?;
     sut.pm.configure(sut.c, fx, url)?;
