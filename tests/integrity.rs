@@ -127,10 +127,14 @@ fn damage_below_the_filesystem_is_found_by_the_periodic_full_check(kind: Kind) {
             f["ctime_nsec"] = stat.ctime_nsec().into();
         }
     }
+    if kind == Kind::Apt {
+        // sliced: half of verify-interval later, this package (smaller
+        // than a batch) is owed in full, so the next run hashes all of it
+        // (the runs in between hash nothing: see integrity_cache::slices)
+        r["verified_at"] = serde_json::json!(r["verified_at"].as_i64().unwrap() - 43_201);
+    }
     std::fs::write(w.file(RECORD), r.to_string()).unwrap();
     if kind == Kind::Apt {
-        // sliced: this package is smaller than one run's slice, so the
-        // next run hashes all of it
         w.run(&["run", "-v"])
             .expect(0)
             .logs_contain("hashed the next slice")

@@ -9,23 +9,38 @@ use backends::System;
 
 use super::{FileStat, Record, Slice};
 
-/// The bytes a run hashes at least (1 MiB: about 2 ms of CPU for MD5);
-/// the pace of the runs decides the rest ([`slice_budget`]).
-pub const SLICE_MIN: u64 = 1 << 20;
+/// The least a run hashes when it hashes at all (12 MiB: about 25 ms of
+/// CPU for MD5 here, well inside a no-op's 50 ms budget): the bytes owed
+/// accumulate over the runs in between, which hash nothing and write
+/// nothing ([`slice_budget`]).
+pub const SLICE_BATCH: u64 = 12 << 20;
 
 /// Reads are of this size; a slice stops at a multiple of it.
 const CHUNK: usize = 64 << 10;
 
-/// How many bytes this run hashes: at least `min`; more when, at the pace
-/// of the runs so far (`since_last` seconds since the previous slice), the
-/// `remaining` bytes would not be done in the `until_deadline` seconds left
-/// before `verify-interval` has passed; everything when that has passed.
-pub fn slice_budget(remaining: u64, since_last: i64, until_deadline: i64, min: u64) -> u64 {
+/// How many bytes this run hashes: what the pace owes, the `remaining`
+/// bytes spread over the `until_deadline` seconds left before
+/// `verify-interval` has passed, for the `since_last` seconds since the
+/// previous slice; nothing while that is less than `batch` (or than what
+/// remains, when less), so that most runs hash nothing and the others a
+/// batch; everything when the deadline has passed.
+///
+/// Every byte is still hashed within `verify-interval` when the runs are
+/// regular: what is owed lags the pace by less than a batch, and the last
+/// batch (`remaining` ≤ `batch`) is owed once the time since the previous
+/// slice reaches the time left, which a run meets before the deadline
+/// whenever the runs are closer together than half of what is left.
+pub fn slice_budget(remaining: u64, since_last: i64, until_deadline: i64, batch: u64) -> u64 {
     if until_deadline <= 0 {
         return remaining;
     }
     let paced = (remaining as u128 * since_last.max(0) as u128).div_ceil(until_deadline as u128);
-    min.max(paced.min(u64::MAX as u128) as u64)
+    let paced = paced.min(u64::MAX as u128) as u64;
+    if paced < batch.min(remaining) {
+        0
+    } else {
+        paced
+    }
 }
 
 /// What hashing (part of) a file found.
@@ -100,7 +115,7 @@ pub fn advance(
     rec: &mut Record,
     now: i64,
     interval: Duration,
-    min: u64,
+    batch: u64,
 ) -> Vec<FileProblem> {
     let size = |i: usize| rec.files[i].size;
     let total: u64 = (0..rec.files.len()).map(size).sum();
@@ -116,7 +131,11 @@ pub fn advance(
         0 => now - rec.verified_at,
         t => now - t,
     };
-    let mut budget = slice_budget(remaining, since, until, min);
+    let mut budget = slice_budget(remaining, since, until, batch);
+    if budget == 0 {
+        // Not owed a batch yet: nothing hashed, the record unchanged.
+        return Vec::new();
+    }
     if until <= 0 {
         tracing::debug!(
             "the last full verification is {}h old (verify-interval {}h): hashing the {} bytes left of the cycle now",
@@ -164,10 +183,10 @@ pub(super) fn slice_run(
     rec: &mut Record,
     now: i64,
     interval: Duration,
-    min: u64,
+    batch: u64,
 ) -> Vec<FileProblem> {
     let before = (rec.slice.file, rec.slice.offset);
-    let problems = advance(system, rec, now, interval, min);
+    let problems = advance(system, rec, now, interval, batch);
     tracing::debug!(
         verified = %crate::schedule::rfc3339(rec.verified_at),
         from = ?before,
@@ -273,8 +292,9 @@ mod tests {
         let mut rec = unchanged(&sys, 200);
         assert!(rec.sliceable());
         let mut at = Vec::new();
-        for run in 1..=5 {
-            let p = advance(&sys, &mut rec, 100 + run * 1800, DAY, 64 * K);
+        // a batch of 1 byte: every run hashes what it owes, whole chunks
+        for run in 1..=6 {
+            let p = advance(&sys, &mut rec, 100 + run * 1800, DAY, 1);
             assert!(p.is_empty(), "{p:?}");
             at.push((rec.slice.file, rec.slice.offset / K, rec.verified_at));
         }
@@ -284,14 +304,15 @@ mod tests {
                 (0, 64, 100),
                 (0, 128, 100),
                 (0, 192, 100),
-                (1, 64, 100), // 8 KiB to finish teleport, then one chunk of tsh
-                (0, 0, 100 + 5 * 1800), // tsh done: a new cycle
+                (1, 0, 100), // the 8 KiB left of teleport: what was owed
+                (1, 64, 100),
+                (0, 0, 100 + 6 * 1800), // tsh done: a new cycle
             ]
         );
-        assert_eq!(rec.slice.last_run, 100 + 5 * 1800);
+        assert_eq!(rec.slice.last_run, 100 + 6 * 1800);
         // the state survives the record
         save(&sys, &rec);
-        assert_eq!(unchanged(&sys, 100 + 5 * 1800 + 1).slice, rec.slice);
+        assert_eq!(unchanged(&sys, 100 + 6 * 1800 + 1).slice, rec.slice);
     }
 
     #[test]
@@ -376,16 +397,50 @@ mod tests {
     #[test]
     fn budgets() {
         const M: u64 = 1 << 20;
-        // 200 MB at the start of a day's cycle, runs every 30 min: 1/48
-        assert_eq!(slice_budget(192 * M, 1800, 86_400, M), 4 * M);
-        // half way, on pace: the same
-        assert_eq!(slice_budget(96 * M, 1800, 43_200, M), 4 * M);
-        // runs every minute: the minimum
-        assert_eq!(slice_budget(200 * M, 60, 86_000, 8 * M), 8 * M);
+        const B: u64 = SLICE_BATCH;
+        // 200 MB at the start of a day's cycle, a run 30 min after the
+        // last slice: 4 MiB owed, less than a batch: nothing
+        assert_eq!(slice_budget(192 * M, 1800, 86_400, B), 0);
+        // three runs later: a batch and more
+        assert_eq!(slice_budget(192 * M, 5400, 86_400, B), 12 * M);
+        assert_eq!(slice_budget(192 * M, 7200, 86_400, B), 16 * M);
         // sparse runs: paced to finish before the deadline
-        assert_eq!(slice_budget(200 * M, 36_000, 72_000, 8 * M), 100 * M);
+        assert_eq!(slice_budget(200 * M, 36_000, 72_000, B), 100 * M);
         // the deadline passed: everything left
-        assert_eq!(slice_budget(200 * M, 1800, 0, 8 * M), 200 * M);
-        assert_eq!(slice_budget(200 * M, 0, 86_000, 8 * M), 8 * M);
+        assert_eq!(slice_budget(200 * M, 1800, 0, B), 200 * M);
+        // back to back: nothing
+        assert_eq!(slice_budget(200 * M, 0, 86_000, B), 0);
+        // less than a batch left: owed in full once the time since the
+        // last slice reaches the time left
+        assert_eq!(slice_budget(5 * M, 1800, 3600, B), 0);
+        assert_eq!(slice_budget(5 * M, 1800, 1800, B), 5 * M);
+    }
+
+    #[test]
+    fn the_runs_between_batches_hash_and_write_nothing() {
+        // 300 KiB, batches of 64 KiB, runs every 30 min: about 6 KiB owed
+        // per run, so a batch every tenth run or so; every byte hashed
+        // within the day all the same.
+        let (_d, sys, _) = sliced_world();
+        let mut rec = unchanged(&sys, 200);
+        let (mut hashing, mut idle) = (0, 0);
+        let mut now = 100;
+        let cycle_done = loop {
+            now += 1800;
+            let before = rec.clone();
+            assert!(advance(&sys, &mut rec, now, DAY, 64 * K).is_empty());
+            if rec == before {
+                idle += 1;
+            } else {
+                hashing += 1;
+            }
+            if rec.verified_at != 100 {
+                break now;
+            }
+            assert!(now < 100 + 2 * DAY.as_secs() as i64, "never done");
+        };
+        assert!(cycle_done <= 100 + DAY.as_secs() as i64, "{cycle_done}");
+        assert!(idle > 4 * hashing, "{idle} idle runs, {hashing} hashing");
+        assert!(hashing >= 3, "{hashing}");
     }
 }
