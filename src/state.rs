@@ -525,12 +525,60 @@ pub fn peek(path: &Path) -> (State, Option<String>) {
 
 pub use backends::write_atomic;
 
+/// The fields every run rewrites (when it ran, what it decided, when the
+/// version server last answered): nothing depends on them surviving a
+/// crash.
+const VOLATILE: &[&str] = &["last_run", "last_success", "last_check"];
+
+/// `v` without its [`VOLATILE`] fields.
+fn durable_part(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(m) = v.as_object_mut() {
+        for k in VOLATILE {
+            m.remove(*k);
+        }
+    }
+    v
+}
+
+/// Write the state atomically (a temporary file renamed over it). With
+/// fsync of the file and its directory when anything but the
+/// [`VOLATILE`] fields differs from the file on disk (a rolled-back
+/// target, a kept FleetLock slot, the counters); without, when only those
+/// changed, as on every no-op: a crash then leaves the previous file (the
+/// rename not yet on disk) or, on the common filesystems, which flush a
+/// file's data before a rename over another (ext4's `auto_da_alloc`, XFS,
+/// btrfs), the new one; at worst a damaged file, which [`load`] salvages.
+/// Either way what matters survives, and a no-op does not wait for the
+/// disk twice.
 pub fn save(path: &Path, state: &State) -> std::io::Result<()> {
     let mut s = state.clone();
     s.schema = 1;
-    let mut bytes = serde_json::to_vec_pretty(&s).expect("state serializes");
+    let value = serde_json::to_value(&s).expect("state serializes");
+    let mut bytes = serde_json::to_vec_pretty(&value).expect("state serializes");
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    let on_disk = crate::fsread::read_bounded(path, crate::fsread::STATE_CAP)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    if on_disk.is_some_and(|old| durable_part(old) == durable_part(value)) {
+        write_unsynced(path, &bytes)
+    } else {
+        write_atomic(path, &bytes)
+    }
+}
+
+/// A temporary file (mode 0644) renamed over `path`, without fsync.
+fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use std::process::Command;
 
 use testkit::world::apt::AptWorld;
 
-/// `execve` calls and opens of dpkg's `status` in one traced `run`.
-fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize) {
+/// `execve` calls, opens of dpkg's `status` and `fsync`/`fdatasync` calls
+/// in one traced `run`.
+fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize, usize) {
     let c = w.cmd(&["run"]);
     let program = c.get_program().to_owned();
     let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
@@ -19,10 +20,16 @@ fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize) {
         .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
         .collect();
     let mut s = Command::new("strace");
-    s.args(["-f", "-qq", "-e", "trace=execve,openat", "-o"])
-        .arg(trace)
-        .arg(&program)
-        .args(&args);
+    s.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=execve,openat,fsync,fdatasync",
+        "-o",
+    ])
+    .arg(trace)
+    .arg(&program)
+    .args(&args);
     s.env_clear();
     for (k, v) in envs {
         if let Some(v) = v {
@@ -51,7 +58,11 @@ fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize) {
         .filter(|l| l.contains("openat(") && l.contains(&format!("\"{}\"", status.display())))
         .filter(|l| !l.contains("= -"))
         .count();
-    (execs, opens)
+    let syncs = text
+        .lines()
+        .filter(|l| l.contains("fsync(") || l.contains("fdatasync("))
+        .count();
+    (execs, opens, syncs)
 }
 
 #[test]
@@ -62,15 +73,21 @@ fn an_apt_no_op_starts_no_child_and_reads_dpkgs_status_at_most_once() {
     w.run(&["run"]).expect(0);
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let d = tempfile::tempdir().unwrap();
-    let (execs, opens) = traced_run(&w, &d.path().join("t1"));
+    let (execs, opens, _) = traced_run(&w, &d.path().join("t1"));
     assert_eq!(execs, 1, "only the updater itself is executed");
     assert!(
         opens <= 1,
         "dpkg's status opened {opens} times:\n{}",
         std::fs::read_to_string(d.path().join("t1")).unwrap()
     );
-    let (execs, opens) = traced_run(&w, &d.path().join("t2"));
+    let (execs, opens, syncs) = traced_run(&w, &d.path().join("t2"));
     assert_eq!(execs, 1, "only the updater itself is executed");
+    assert_eq!(
+        syncs,
+        0,
+        "a no-op waits for the disk (only volatile fields of the state changed):\n{}",
+        std::fs::read_to_string(d.path().join("t2")).unwrap()
+    );
     assert_eq!(
         opens, 0,
         "dpkg's status is not read when its stat is unchanged"
@@ -79,9 +96,13 @@ fn an_apt_no_op_starts_no_child_and_reads_dpkgs_status_at_most_once() {
     // undid is repaired, which runs dpkg and changes it again).
     w.root.set_hold(world_pkg(), false);
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let (execs, opens) = traced_run(&w, &d.path().join("t3"));
+    let (execs, opens, syncs) = traced_run(&w, &d.path().join("t3"));
     assert!(opens >= 1, "a changed database is read");
     assert!(execs > 1, "the hold is repaired (dpkg runs)");
+    assert!(
+        syncs >= 1,
+        "a repair (counted in the state) is written to disk with fsync"
+    );
     assert!(w.held());
 }
 
