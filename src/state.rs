@@ -232,6 +232,10 @@ pub struct State {
     /// fleet's rollout halts once every slot is kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet_lock: Option<crate::fleetlock::Kept>,
+    /// The lock server was last told that this id holds no slot of this
+    /// group (a release it answered): no start-up release is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_lock_clear: Option<crate::fleetlock::SlotId>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -65,6 +65,8 @@ pub struct Observed {
     pub restart_mode: RestartMode,
     /// `fleet-lock` is set: routine updates run under a slot.
     pub fleet_lock: bool,
+    /// What the state file says of this host's slot.
+    pub slot_record: crate::fleetlock::SlotRecord,
     /// The proxy's `agent_update_jitter_seconds`, when it sent one.
     pub jitter: Option<u64>,
     /// The cluster guard's refusal of the advertised target, if it refuses.
@@ -268,6 +270,11 @@ pub struct Outcome {
     pub hands_off: bool,
     /// What becomes of the plan an earlier run left unfinished.
     pub resume: Resume,
+    /// The FleetLock protocol's start-up release: this host has no record
+    /// of its slot (new, re-imaged, state lost, id or group changed) and
+    /// takes none in this run, so it tells the lock server it holds none
+    /// (a slot held under this id before the record was lost is freed).
+    pub release_at_start: bool,
 }
 
 impl Outcome {
@@ -281,6 +288,7 @@ impl Outcome {
             refused: None,
             hands_off: false,
             resume: Resume::None,
+            release_at_start: false,
         }
     }
 
@@ -408,6 +416,13 @@ pub fn decide(o: &Observed) -> Outcome {
         out.refused = o.guard.clone();
     }
     out.hands_off = o.installer_nop;
+    let takes_slot = out.update.as_ref().is_some_and(|u| u.slot);
+    let plan_took_slot = matches!(&o.unfinished, Some(Unfinished::Update { slot: true, .. }));
+    out.release_at_start = o.fleet_lock
+        && o.slot_record == crate::fleetlock::SlotRecord::Unknown
+        && !takes_slot
+        && !plan_took_slot
+        && !out.hands_off;
     out
 }
 
@@ -519,3 +534,7 @@ impl Decision {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "slot_tests.rs"]
+mod slot_tests;

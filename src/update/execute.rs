@@ -64,6 +64,11 @@ pub struct Done {
     pub slot_kept: Option<crate::fleetlock::Kept>,
     /// The FleetLock slot was given back.
     pub slot_released: bool,
+    /// A slot was asked for (the server may hold one for this host).
+    pub slot_asked: bool,
+    /// The lock server answered a release of this group and id: it holds
+    /// no slot for them.
+    pub clear: Option<crate::fleetlock::SlotId>,
 }
 
 /// Why a step failed.
@@ -101,6 +106,23 @@ pub(super) fn fleet_client(
         .map_err(AppError::NoSlot)
 }
 
+/// A lock request, made again while its failure is transient
+/// ([`crate::fleetlock::retry`]); a stop signal ends the pauses.
+pub(super) fn lock_call(
+    env: &Env,
+    op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
+) -> Result<(), crate::fleetlock::client::Error> {
+    crate::fleetlock::retry::retrying(op, super::jitter::random, |d| {
+        super::jitter::wait(env.clock, d).is_ok()
+    })
+    .map_err(|(e, n)| {
+        if n > 1 {
+            tracing::warn!("the lock server did not do it in {n} requests");
+        }
+        e
+    })
+}
+
 impl Ctx<'_> {
     fn save(&self, j: &Journal) -> Result<(), AppError> {
         journal::save(&self.journal_path, j).map_err(|e| {
@@ -129,6 +151,15 @@ impl Ctx<'_> {
             .map(|i| i.version))
     }
 
+    /// A lock request, made again while its failure is transient
+    /// ([`crate::fleetlock::retry`]); a stop signal ends the pauses.
+    pub(super) fn lock_call(
+        &self,
+        op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
+    ) -> Result<(), crate::fleetlock::client::Error> {
+        lock_call(self.env, op)
+    }
+
     /// Give the FleetLock slot back. When the lock server cannot be told,
     /// the slot is recorded as kept in the state file (`status` shows it)
     /// and the next healthy run at the target gives it back: a run never
@@ -138,12 +169,16 @@ impl Ctx<'_> {
             .map_err(|e| e.to_string())
             .and_then(|c| match c {
                 None => Err("fleet-lock is no longer set".to_string()),
-                Some(c) => c.release().map_err(|e| e.to_string()),
+                Some(c) => self.lock_call(|| c.release()).map_err(|e| e.to_string()),
             });
         match r {
             Ok(()) => {
                 tracing::info!(group = %group, id = %id, "gave the FleetLock slot back");
                 done.slot_released = true;
+                done.clear = Some(crate::fleetlock::SlotId {
+                    group: group.into(),
+                    id: id.into(),
+                });
             }
             Err(e) => {
                 tracing::warn!(group = %group, id = %id, "cannot give the FleetLock slot back {when}: {e}; recorded as kept, the next healthy run at the target gives it back");

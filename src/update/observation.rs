@@ -137,6 +137,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         agent: agent_before(&service),
         restart_mode: config.restart_mode,
         fleet_lock: crate::fleetlock::settings(config)?.is_some(),
+        slot_record: slot_record(env, config),
         jitter: server.jitter,
         guard: server.guard,
         unfinished: ask.unfinished,
@@ -148,6 +149,20 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         source,
         marker_seen,
     })
+}
+
+/// What the state file says of this host's FleetLock slot, for the
+/// current group and id (an id that cannot be read: no record).
+fn slot_record(env: &Env, config: &Config) -> crate::fleetlock::SlotRecord {
+    use crate::fleetlock::SlotRecord;
+    let st = state::load(&state::path(&env.system));
+    if st.fleet_lock.is_some() {
+        return SlotRecord::Kept;
+    }
+    match (super::planning::slot_id(env, config), st.fleet_lock_clear) {
+        (Ok(Some((group, id))), Some(c)) if c.group == group && c.id == id => SlotRecord::Clear,
+        _ => SlotRecord::Unknown,
+    }
 }
 
 /// What systemd said of the agent, as the restart after a change needs

@@ -165,7 +165,8 @@ struct Record {
     requests: Vec<Request>,
     refused: usize,
     conflicts: usize,
-    inject_conflicts: usize,
+    /// The next writes of this kind that meet a concurrent write.
+    inject_conflicts: (Option<Op>, usize),
 }
 
 pub struct FleetLock {
@@ -249,11 +250,36 @@ impl FleetLock {
         self.record.lock().unwrap().mode = Some(mode);
     }
 
-    /// The next `n` slot writes meet a write another client made to the
-    /// key in between (a real etcd write): airlock's 500 `failed_lock`
-    /// "conflict on semaphore detected, aborting".
-    pub fn inject_conflicts(&self, n: usize) {
-        self.record.lock().unwrap().inject_conflicts = n;
+    /// The next `n` writes of `op` (takes or releases) meet a write another
+    /// client made to the key in between (a real etcd write): airlock's
+    /// 500 `failed_lock` "conflict on semaphore detected, aborting".
+    pub fn inject_conflicts(&self, op: Op, n: usize) {
+        self.record.lock().unwrap().inject_conflicts = (Some(op), n);
+    }
+
+    /// Make `id` a holder of `group` in etcd, as if it had taken a slot
+    /// (before its host lost its record of it).
+    pub fn hold(&self, group: &str, id: &str) {
+        let rev = self.rewrite(group, |s| {
+            if let Err(at) = s.holders.binary_search(&id.to_string()) {
+                s.holders.insert(at, id.to_string());
+            }
+        });
+        assert!(rev > 0, "no semaphore for {group} yet");
+    }
+
+    /// Create the semaphore of every group, as airlock's first request does.
+    pub fn init(&self) {
+        let groups = self.record.lock().unwrap().groups.clone();
+        for (g, slots) in groups {
+            let empty = Semaphore {
+                total_slots: slots,
+                holders: vec![],
+            };
+            self.etcd
+                .put_if_version(key(&g).as_bytes(), 0, empty.to_json().as_bytes())
+                .expect("etcd txn");
+        }
     }
 
     /// The semaphore of `group` in etcd (`None`: no request created it).
@@ -598,8 +624,11 @@ fn handle(
     };
     let inject = {
         let mut r = record.lock().unwrap();
-        let i = r.inject_conflicts > 0;
-        r.inject_conflicts = r.inject_conflicts.saturating_sub(1);
+        let op = if take { Op::Take } else { Op::Release };
+        let i = r.inject_conflicts.0 == Some(op) && r.inject_conflicts.1 > 0;
+        if i {
+            r.inject_conflicts.1 -= 1;
+        }
         i
     };
     if inject {
@@ -735,7 +764,7 @@ mod tests {
         assert_eq!(s.max_holders("default"), 2);
         assert_eq!(s.refused(), 1);
         // A write between the read and the compare-and-swap: a conflict.
-        s.inject_conflicts(1);
+        s.inject_conflicts(Op::Release, 1);
         assert_eq!(
             post(p, "/v1/steady-state", true, &body("c")),
             (500, "{\"kind\":\"failed_lock\",\"value\":\"conflict on semaphore detected, aborting\"}\n".into())
