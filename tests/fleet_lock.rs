@@ -559,7 +559,7 @@ fn a_refused_take_is_not_followed_by_a_release() {
         (
             "store down",
             Box::new(|l: &FleetLock| l.set_mode(Mode::Error500)),
-            4,
+            teleport_upgrade::fleetlock::retry::TAKE_ATTEMPTS as usize,
         ),
     ] {
         set(&f.lock);

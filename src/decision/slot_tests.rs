@@ -58,4 +58,3 @@ fn start_up_release_table() {
         );
     }
 }
-

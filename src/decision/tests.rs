@@ -25,7 +25,14 @@ pub(super) enum S {
     Past,
 }
 
-pub(super) fn observed(mode: Mode, t: T, critical: bool, s: S, svc_bad: bool, marker: bool) -> Observed {
+pub(super) fn observed(
+    mode: Mode,
+    t: T,
+    critical: bool,
+    s: S,
+    svc_bad: bool,
+    marker: bool,
+) -> Observed {
     let target = |v: &str| Target::Version(TargetVersion::parse(v).unwrap());
     Observed {
         mode,

@@ -110,9 +110,10 @@ pub(super) fn fleet_client(
 /// ([`crate::fleetlock::retry`]); a stop signal ends the pauses.
 pub(super) fn lock_call(
     env: &Env,
+    attempts: u32,
     op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
 ) -> Result<(), crate::fleetlock::client::Error> {
-    crate::fleetlock::retry::retrying(op, super::jitter::random, |d| {
+    crate::fleetlock::retry::retrying(attempts, op, super::jitter::random, |d| {
         super::jitter::wait(env.clock, d).is_ok()
     })
     .map_err(|(e, n)| {
@@ -155,9 +156,10 @@ impl Ctx<'_> {
     /// ([`crate::fleetlock::retry`]); a stop signal ends the pauses.
     pub(super) fn lock_call(
         &self,
+        attempts: u32,
         op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
     ) -> Result<(), crate::fleetlock::client::Error> {
-        lock_call(self.env, op)
+        lock_call(self.env, attempts, op)
     }
 
     /// Give the FleetLock slot back. When the lock server cannot be told,
@@ -169,7 +171,9 @@ impl Ctx<'_> {
             .map_err(|e| e.to_string())
             .and_then(|c| match c {
                 None => Err("fleet-lock is no longer set".to_string()),
-                Some(c) => self.lock_call(|| c.release()).map_err(|e| e.to_string()),
+                Some(c) => self
+                    .lock_call(crate::fleetlock::retry::RELEASE_ATTEMPTS, || c.release())
+                    .map_err(|e| e.to_string()),
             });
         match r {
             Ok(()) => {

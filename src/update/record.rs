@@ -93,7 +93,10 @@ fn release_at_start(env: &Env, config: &Config, done: &mut Done) {
         .map_err(|e| e.to_string())
         .and_then(|c| {
             let c = c.ok_or("fleet-lock is not set")?;
-            super::execute::lock_call(env, || c.release()).map_err(|e| e.to_string())
+            super::execute::lock_call(env, crate::fleetlock::retry::RELEASE_ATTEMPTS, || {
+                c.release()
+            })
+            .map_err(|e| e.to_string())
         });
     match r {
         Ok(()) => {
@@ -229,10 +232,12 @@ fn release_kept_slot(env: &Env, config: &Config, unhealthy: bool, done: &mut Don
         }
         Err(e) => Err(e.to_string()),
     };
-    match client
+    match client.map_err(|e| e.to_string()).and_then(|c| {
+        super::execute::lock_call(env, crate::fleetlock::retry::RELEASE_ATTEMPTS, || {
+            c.release()
+        })
         .map_err(|e| e.to_string())
-        .and_then(|c| super::execute::lock_call(env, || c.release()).map_err(|e| e.to_string()))
-    {
+    }) {
         Ok(()) => {
             tracing::info!(group = %k.group, id = %k.id, "the agent is healthy at the target: gave back the FleetLock slot kept since the rollback ({})", k.why);
             done.slot_released = true;
