@@ -68,7 +68,7 @@ fn host(lock_url: &str, i: usize, retries: bool, t: &Tally) {
         id: None,
     };
     let c = Client::new(&s, &format!("host-{i:04}")).unwrap();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (i as u64 + 1) * 0x1000_0001;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ ((i as u64 + 1) * 0x1000_0001);
     for _ in 0..2000 {
         match call(&c, true, retries, &mut seed) {
             Ok(()) => {
