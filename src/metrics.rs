@@ -215,6 +215,13 @@ fn counters(o: &mut String, state: &State) {
     );
     family(
         o,
+        "teleport_upgrade_uncured_total",
+        "counter",
+        "Rollbacks of updates made while the agent was unhealthy (the update did not cure it).",
+    );
+    let _ = writeln!(o, "teleport_upgrade_uncured_total {}", state.uncured_total);
+    family(
+        o,
         "teleport_upgrade_failures_total",
         "counter",
         "Runs that did not end well, by reason.",

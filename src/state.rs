@@ -215,6 +215,10 @@ pub struct State {
     pub updates_total: u64,
     /// Updates rolled back because the agent did not become healthy.
     pub rollbacks_total: u64,
+    /// Rollbacks of updates made while the agent was unhealthy (they did
+    /// not cure it: the host, not necessarily the release).
+    #[serde(default)]
+    pub uncured_total: u64,
     /// Runs that did not end with exit 0, by result word.
     pub failures: std::collections::BTreeMap<String, u64>,
     /// The target that failed its health check here and was rolled back;

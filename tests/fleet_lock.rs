@@ -713,3 +713,27 @@ fn fleet_lock_id_tells_clones_apart() {
     assert_eq!(code, 2, "{log}");
     assert!(log.contains("fleet-lock-id"), "{log}");
 }
+
+/// Halt on the release, not on the host: an update made because the agent
+/// was unhealthy (two unhealthy runs) that does not cure it is rolled back
+/// and gives its slot back (counted as such: `uncured_total`); a host that
+/// was healthy before keeps its slot on a rollback (the tests above).
+#[test]
+fn an_update_that_does_not_cure_an_unhealthy_host_gives_its_slot_back() {
+    let f = Fleet::new("15.4.3", BROKEN);
+    let h = &f.hosts[0];
+    h.config("schedule", "");
+    h.config("mark-unhealthy", &(world::now() - 600).to_string());
+    let (code, log) = h.run();
+    assert_eq!(code, 6, "{log}");
+    assert!(log.contains("did not cure the agent"), "{log}");
+    assert_eq!(h.installed().as_deref(), Some("15.4.3"));
+    assert!(f.lock.holders("default").is_empty(), "given back: {log}");
+    let s = h.status_json();
+    assert!(s["fleet_lock"].is_null(), "{s}");
+    assert_eq!(
+        (s["rollbacks_total"].clone(), s["uncured_total"].clone()),
+        (1.into(), 1.into())
+    );
+    check_record(&f.lock, SLOTS);
+}

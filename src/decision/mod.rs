@@ -244,6 +244,12 @@ pub struct UpdateSpec {
     /// Steps an earlier run of this update made already, not made again
     /// (finishing an installed update: no refresh, no second restart).
     pub skip: Vec<&'static str>,
+    /// Halt on the release, not on the host: the host was unhealthy before
+    /// this update (it is made because of that, or the service was seen
+    /// failing), so a rollback says nothing of the release: the slot is
+    /// given back, and the rollback counted as an update that did not cure
+    /// the host. A host healthy before keeps its slot on a rollback.
+    pub release_slot_on_rollback: bool,
 }
 
 /// The decision and everything it implies for this run.
@@ -353,6 +359,7 @@ pub fn decide(o: &Observed) -> Outcome {
                 reload: Err("finishing an earlier run's update restarts the agent"),
                 slot_held: *slot,
                 skip,
+                release_slot_on_rollback: false,
             });
             out
         }
@@ -372,6 +379,7 @@ pub fn decide(o: &Observed) -> Outcome {
                 reload: Err("a rollback restarts the agent"),
                 slot_held: false,
                 skip: Vec::new(),
+                release_slot_on_rollback: false,
             });
             out
         }
@@ -449,6 +457,8 @@ fn update_spec(o: &Observed, d: &Decision, from: PkgVersion) -> Option<UpdateSpe
         reload: crate::health::may_reload(o.restart_mode, o.agent, reason),
         slot_held: false,
         skip: Vec::new(),
+        release_slot_on_rollback: matches!(reason, UpdateReason::Unhealthy { .. })
+            || o.service_unhealthy.is_some(),
     })
 }
 

@@ -58,3 +58,30 @@ fn start_up_release_table() {
         );
     }
 }
+
+/// A rollback keeps the slot only when the host was healthy before the
+/// update: an update made because the agent was unhealthy (or while its
+/// service was seen failing) gives it back on a rollback.
+#[test]
+fn release_on_rollback_table() {
+    // (window?, marker, service failing) -> (slot, release on rollback)
+    let rows: &[(S, bool, bool, bool, bool)] = &[
+        (S::InWindow, false, false, true, false),
+        (S::InWindow, false, true, true, true),
+        (S::Missing, true, false, true, true),
+        (S::Future, true, true, true, true),
+    ];
+    for &(s, marker, svc, slot, release) in rows {
+        let mut o = observed(Mode::Run, T::Newer, false, s, svc, marker);
+        o.fleet_lock = true;
+        let out = decide(&o);
+        let u = out
+            .update
+            .unwrap_or_else(|| panic!("{s:?} {marker} {svc}: {:?}", out.decision));
+        assert_eq!(
+            (u.slot, u.release_slot_on_rollback),
+            (slot, release),
+            "{s:?} {marker} {svc}"
+        );
+    }
+}

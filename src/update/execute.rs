@@ -69,6 +69,9 @@ pub struct Done {
     /// The lock server answered a release of this group and id: it holds
     /// no slot for them.
     pub clear: Option<crate::fleetlock::SlotId>,
+    /// An update made while the agent was unhealthy did not cure it (it was
+    /// rolled back).
+    pub uncured: bool,
 }
 
 /// Why a step failed.
@@ -246,7 +249,7 @@ impl Ctx<'_> {
                 }
             }
             Undo::ReleaseSlot { group, id } => {
-                self.give_back(group, id, "after taking it failed (it may hold one)", done);
+                self.give_back(group, id, "after the update failed", done);
             }
             Undo::VerifyRollback => {
                 if let Some(check) = &self.check {
@@ -447,11 +450,18 @@ impl Ctx<'_> {
             // is kept, the broken release stops spreading.
             // (Taken by this plan, or by an earlier run of the update
             // this plan finishes: then only its release is planned.)
-            if let Some(Step::TakeSlot { group, id } | Step::ReleaseSlot { group, id }) = j
+            let slot = j
                 .plan
                 .steps
                 .iter()
-                .find(|s| matches!(s, Step::TakeSlot { .. } | Step::ReleaseSlot { .. }))
+                .find(|s| matches!(s, Step::TakeSlot { .. } | Step::ReleaseSlot { .. }));
+            if j.plan.release_slot_on_rollback {
+                // The host was unhealthy before: its failure says nothing
+                // of the release (the undo gives the slot back).
+                tracing::warn!("{pkg} {new} did not cure the agent, which was unhealthy before the update: counted as such; the FleetLock slot is given back (the host is sick, not necessarily the release)");
+                done.uncured = true;
+            } else if let Some(Step::TakeSlot { group, id } | Step::ReleaseSlot { group, id }) =
+                slot
             {
                 tracing::warn!(group = %group, id = %id, "keeping the FleetLock slot: {new} was rolled back here, so the rollout halts once every slot is kept (free the slot on the lock server once the release is fixed)");
                 done.slot_kept = Some(crate::fleetlock::Kept {

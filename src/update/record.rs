@@ -157,6 +157,7 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
         Exit::RolledBack | Exit::RollbackFailed => {
             if exit == Exit::RolledBack {
                 st.rollbacks_total += 1;
+                st.uncured_total += u64::from(done.uncured);
             }
             st.failed_target = rec.target.clone().map(|version| state::FailedTarget {
                 version,
