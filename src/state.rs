@@ -240,7 +240,14 @@ pub struct State {
     /// group (a release it answered): no start-up release is due.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet_lock_clear: Option<crate::fleetlock::SlotId>,
+    /// Requests to the FleetLock server, by operation and result.
+    #[serde(default, skip_serializing_if = "LockRequests::is_empty")]
+    pub fleet_lock_requests: LockRequests,
 }
+
+/// Requests to the FleetLock server: operation (`take`, `release`) ->
+/// result (`ok`, or the error's word: `full`, `conflict`, ...) -> count.
+pub type LockRequests = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]

@@ -634,6 +634,11 @@ fn a_failed_release_is_retried_within_the_run() {
         .collect();
     assert_eq!(releases, vec![500, 500, 200], "{log}");
     assert_eq!(f.lock.conflicts(), 2);
+    // Counted by operation and result (the state, and the metrics).
+    assert_eq!(
+        h.state()["fleet_lock_requests"],
+        serde_json::json!({"release": {"conflict": 2, "ok": 1}, "take": {"ok": 1}})
+    );
     assert!(f.lock.holders("default").is_empty(), "{log}");
     assert!(h.status_json()["fleet_lock"].is_null(), "not kept: {log}");
     check_record(&f.lock, SLOTS);

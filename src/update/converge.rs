@@ -104,12 +104,8 @@ fn give_back(env: &Env, group: &str, id: &str, done: &mut Done) {
         .map_err(|e| e.to_string())
         .and_then(|c| match c {
             None => Ok(()),
-            Some(c) => {
-                super::execute::lock_call(env, crate::fleetlock::retry::RELEASE_ATTEMPTS, || {
-                    c.release()
-                })
-                .map_err(|e| e.to_string())
-            }
+            Some(c) => super::execute::lock_call(env, "release", done, || c.release())
+                .map_err(|e| e.to_string()),
         });
     match r {
         Ok(()) => {

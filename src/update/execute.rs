@@ -72,6 +72,8 @@ pub struct Done {
     /// An update made while the agent was unhealthy did not cure it (it was
     /// rolled back).
     pub uncured: bool,
+    /// Requests to the lock server, by operation and result word.
+    pub lock_requests: crate::state::LockRequests,
 }
 
 /// Why a step failed.
@@ -113,10 +115,28 @@ pub(super) fn fleet_client(
 /// ([`crate::fleetlock::retry`]); a stop signal ends the pauses.
 pub(super) fn lock_call(
     env: &Env,
-    attempts: u32,
-    op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
+    what: &'static str,
+    done: &mut Done,
+    mut op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
 ) -> Result<(), crate::fleetlock::client::Error> {
-    crate::fleetlock::retry::retrying(attempts, op, super::jitter::random, |d| {
+    use crate::fleetlock::retry::{RELEASE_ATTEMPTS, TAKE_ATTEMPTS};
+    let attempts = if what == "take" {
+        TAKE_ATTEMPTS
+    } else {
+        RELEASE_ATTEMPTS
+    };
+    let counted = || {
+        let r = op();
+        let word = r.as_ref().err().map_or("ok", |e| e.word());
+        *done
+            .lock_requests
+            .entry(what.to_string())
+            .or_default()
+            .entry(word.to_string())
+            .or_default() += 1;
+        r
+    };
+    crate::fleetlock::retry::retrying(attempts, counted, super::jitter::random, |d| {
         super::jitter::wait(env.clock, d).is_ok()
     })
     .map_err(|(e, n)| {
@@ -159,10 +179,11 @@ impl Ctx<'_> {
     /// ([`crate::fleetlock::retry`]); a stop signal ends the pauses.
     pub(super) fn lock_call(
         &self,
-        attempts: u32,
+        what: &'static str,
+        done: &mut Done,
         op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
     ) -> Result<(), crate::fleetlock::client::Error> {
-        lock_call(self.env, attempts, op)
+        lock_call(self.env, what, done, op)
     }
 
     /// Give the FleetLock slot back. When the lock server cannot be told,
@@ -175,7 +196,7 @@ impl Ctx<'_> {
             .and_then(|c| match c {
                 None => Err("fleet-lock is no longer set".to_string()),
                 Some(c) => self
-                    .lock_call(crate::fleetlock::retry::RELEASE_ATTEMPTS, || c.release())
+                    .lock_call("release", done, || c.release())
                     .map_err(|e| e.to_string()),
             });
         match r {

@@ -93,10 +93,8 @@ fn release_at_start(env: &Env, config: &Config, done: &mut Done) {
         .map_err(|e| e.to_string())
         .and_then(|c| {
             let c = c.ok_or("fleet-lock is not set")?;
-            super::execute::lock_call(env, crate::fleetlock::retry::RELEASE_ATTEMPTS, || {
-                c.release()
-            })
-            .map_err(|e| e.to_string())
+            super::execute::lock_call(env, "release", done, || c.release())
+                .map_err(|e| e.to_string())
         });
     match r {
         Ok(()) => {
@@ -170,6 +168,15 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
     if done.slot_asked {
         st.fleet_lock_clear = None;
     }
+    for (op, by) in &done.lock_requests {
+        for (word, n) in by {
+            *st.fleet_lock_requests
+                .entry(op.clone())
+                .or_default()
+                .entry(word.clone())
+                .or_default() += n;
+        }
+    }
     if let Some(k) = &done.slot_kept {
         st.fleet_lock = Some(k.clone());
         st.fleet_lock_clear = None;
@@ -234,10 +241,7 @@ fn release_kept_slot(env: &Env, config: &Config, unhealthy: bool, done: &mut Don
         Err(e) => Err(e.to_string()),
     };
     match client.map_err(|e| e.to_string()).and_then(|c| {
-        super::execute::lock_call(env, crate::fleetlock::retry::RELEASE_ATTEMPTS, || {
-            c.release()
-        })
-        .map_err(|e| e.to_string())
+        super::execute::lock_call(env, "release", done, || c.release()).map_err(|e| e.to_string())
     }) {
         Ok(()) => {
             tracing::info!(group = %k.group, id = %k.id, "the agent is healthy at the target: gave back the FleetLock slot kept since the rollback ({})", k.why);

@@ -62,21 +62,20 @@ impl Ctx<'_> {
                     }
                     Some(c) => {
                         done.slot_asked = true;
-                        self.lock_call(crate::fleetlock::retry::TAKE_ATTEMPTS, || c.take())
-                            .map_err(|e| {
-                                let no_slot = AppError::NoSlot(format!(
+                        self.lock_call("take", done, || c.take()).map_err(|e| {
+                            let no_slot = AppError::NoSlot(format!(
                                 "group {group}: {e}; nothing was changed, the next run tries again"
                             ));
-                                // The server answered: no slot was granted, and
-                                // there is nothing to give back. No answer (or
-                                // a failure that may have come after its
-                                // write): the undo gives it back.
-                                if e.definite() {
-                                    StepError::Declined(no_slot)
-                                } else {
-                                    StepError::App(no_slot)
-                                }
-                            })?;
+                            // The server answered: no slot was granted, and
+                            // there is nothing to give back. No answer (or
+                            // a failure that may have come after its
+                            // write): the undo gives it back.
+                            if e.definite() {
+                                StepError::Declined(no_slot)
+                            } else {
+                                StepError::App(no_slot)
+                            }
+                        })?;
                         tracing::info!(group = %group, id = %id, "took a FleetLock slot");
                     }
                 }
