@@ -153,14 +153,16 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
 
 /// What the state file says of this host's FleetLock slot, for the
 /// current group and id (an id that cannot be read: no record).
+/// Without `fleet-lock`, nothing is read (the decision ignores it).
 fn slot_record(env: &Env, config: &Config) -> crate::fleetlock::SlotRecord {
     use crate::fleetlock::SlotRecord;
+    let Ok(Some((group, id))) = super::planning::slot_id(env, config) else {
+        return SlotRecord::Unknown;
+    };
     let st = state::load(&state::path(&env.system));
-    if st.fleet_lock.is_some() {
-        return SlotRecord::Kept;
-    }
-    match (super::planning::slot_id(env, config), st.fleet_lock_clear) {
-        (Ok(Some((group, id))), Some(c)) if c.group == group && c.id == id => SlotRecord::Clear,
+    match (st.fleet_lock, st.fleet_lock_clear) {
+        (Some(_), _) => SlotRecord::Kept,
+        (None, Some(c)) if c.group == group && c.id == id => SlotRecord::Clear,
         _ => SlotRecord::Unknown,
     }
 }
