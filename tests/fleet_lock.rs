@@ -657,6 +657,10 @@ fn a_host_with_no_record_releases_at_start() {
     let derived = status_id(h);
     f.lock.hold("default", &derived);
     assert_eq!(f.lock.holders("default"), vec![derived.clone()]);
+    let out = h.cmd(&["dry-run"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("start-up release"), "dry-run says it: {text}");
+    assert!(f.lock.requests().is_empty(), "and asks nothing");
     let (code, log) = h.run();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("start-up release"), "{log}");
