@@ -164,6 +164,9 @@ pub struct Config {
     pub fleet_lock: Option<String>,
     /// New: the FleetLock group (`fleet-lock-group`, default `default`).
     pub fleet_lock_group: Option<String>,
+    /// New: this host's FleetLock id (`fleet-lock-id`), instead of the one
+    /// derived from the machine id.
+    pub fleet_lock_id: Option<String>,
     /// New: what happens when the cluster's version cannot be learned
     /// (`cluster-guard`: `best-effort`, the default, or `required`).
     pub cluster_guard: crate::cluster::GuardMode,
@@ -418,6 +421,7 @@ impl Config {
             // Validated by crate::fleetlock::settings, which needs `insecure`.
             fleet_lock: r.value("fleet-lock")?,
             fleet_lock_group: r.value("fleet-lock-group")?,
+            fleet_lock_id: r.parsed("fleet-lock-id", crate::fleetlock::parse_id)?,
             cluster_guard: r
                 .parsed("cluster-guard", crate::cluster::GuardMode::parse)?
                 .unwrap_or_default(),

@@ -144,6 +144,7 @@ pub fn render(state: &State) -> String {
         u8::from(last.and_then(|l| l.in_window).unwrap_or(false))
     );
     counters(&mut o, state);
+    lock_requests(&mut o, state);
     o
 }
 
@@ -215,6 +216,13 @@ fn counters(o: &mut String, state: &State) {
     );
     family(
         o,
+        "teleport_upgrade_uncured_total",
+        "counter",
+        "Rollbacks of updates made while the agent was unhealthy (the update did not cure it).",
+    );
+    let _ = writeln!(o, "teleport_upgrade_uncured_total {}", state.uncured_total);
+    family(
+        o,
         "teleport_upgrade_failures_total",
         "counter",
         "Runs that did not end well, by reason.",
@@ -225,6 +233,29 @@ fn counters(o: &mut String, state: &State) {
             "teleport_upgrade_failures_total{{reason=\"{r}\"}} {}",
             state.failures.get(r).copied().unwrap_or(0)
         );
+    }
+}
+
+/// The FleetLock requests, by operation and result (only those made).
+fn lock_requests(o: &mut String, state: &State) {
+    if state.fleet_lock_requests.is_empty() {
+        return;
+    }
+    family(
+        o,
+        "teleport_upgrade_fleet_lock_requests_total",
+        "counter",
+        "Requests to the FleetLock server, by operation (take, release) and result (ok, full, conflict, unknown-group, invalid-identity, store-down, unreachable, other).",
+    );
+    for (op, by) in &state.fleet_lock_requests {
+        for (word, n) in by {
+            let _ = writeln!(
+                o,
+                "teleport_upgrade_fleet_lock_requests_total{{op=\"{}\",result=\"{}\"}} {n}",
+                label(op),
+                label(word)
+            );
+        }
     }
 }
 
@@ -274,5 +305,28 @@ mod tests {
         assert!(text.contains("teleport_upgrade_last_run_result{result=\"refused\"} 1"));
         assert!(text.contains("teleport_upgrade_last_run_result{result=\"ok\"} 0"));
         assert!(text.contains("teleport_upgrade_last_run_exit_code 3"));
+    }
+
+    #[test]
+    fn lock_requests_by_operation_and_result() {
+        let mut st = State::default();
+        assert!(
+            !render(&st).contains("fleet_lock_requests"),
+            "none made: none shown"
+        );
+        st.fleet_lock_requests
+            .entry("release".into())
+            .or_default()
+            .insert("conflict".into(), 2);
+        st.fleet_lock_requests
+            .entry("take".into())
+            .or_default()
+            .insert("full".into(), 5);
+        let text = render(&st);
+        assert!(text.contains(
+            "teleport_upgrade_fleet_lock_requests_total{op=\"release\",result=\"conflict\"} 2"
+        ));
+        assert!(text
+            .contains("teleport_upgrade_fleet_lock_requests_total{op=\"take\",result=\"full\"} 5"));
     }
 }

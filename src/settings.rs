@@ -307,13 +307,30 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "fleet-lock-group",
         owner: Owner::Operator,
-        value: Value::Text("letters, digits, . and - (at most 64)"),
+        value: Value::Text("letters, digits, . and -"),
         default: "default",
         meaning: "the FleetLock group this host takes its slot in",
-        detail: "",
+        detail: "The protocol's group label, ^[a-zA-Z0-9.-]+$ (as Zincati \
+                 checks it); the lock server must know it (airlock: \
+                 [[lock.groups]]), or it answers unknown_group.",
         v1: false,
         example: "canary",
         invalid: None,
+    },
+    Setting {
+        name: "fleet-lock-id",
+        owner: Owner::Operator,
+        value: Value::Text("letters, digits, . _ : and - (at most 253)"),
+        default: "derived from /etc/machine-id",
+        meaning: "this host's FleetLock id, instead of the one derived from the machine id",
+        detail: "For hosts cloned from one image that share a machine id \
+                 (they would all hold one slot between them): give each a \
+                 unique id, e.g. its host name. At most 253 characters, a \
+                 DNS name's length. Changing it leaves a slot held under the \
+                 old id to free on the lock server.",
+        v1: false,
+        example: "web-17.example.com",
+        invalid: Some("a b"),
     },
     Setting {
         name: "schedule",

@@ -215,6 +215,10 @@ pub struct State {
     pub updates_total: u64,
     /// Updates rolled back because the agent did not become healthy.
     pub rollbacks_total: u64,
+    /// Rollbacks of updates made while the agent was unhealthy (they did
+    /// not cure it: the host, not necessarily the release).
+    #[serde(default)]
+    pub uncured_total: u64,
     /// Runs that did not end with exit 0, by result word.
     pub failures: std::collections::BTreeMap<String, u64>,
     /// The target that failed its health check here and was rolled back;
@@ -232,7 +236,18 @@ pub struct State {
     /// fleet's rollout halts once every slot is kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet_lock: Option<crate::fleetlock::Kept>,
+    /// The lock server was last told that this id holds no slot of this
+    /// group (a release it answered): no start-up release is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_lock_clear: Option<crate::fleetlock::SlotId>,
+    /// Requests to the FleetLock server, by operation and result.
+    #[serde(default, skip_serializing_if = "LockRequests::is_empty")]
+    pub fleet_lock_requests: LockRequests,
 }
+
+/// Requests to the FleetLock server: operation (`take`, `release`) ->
+/// result (`ok`, or the error's word: `full`, `conflict`, ...) -> count.
+pub type LockRequests = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]

@@ -133,6 +133,8 @@ pub struct Status {
     pub last_check: Option<i64>,
     pub updates_total: u64,
     pub rollbacks_total: u64,
+    /// Rollbacks of updates made while the agent was unhealthy.
+    pub uncured_total: u64,
     /// Runs that did not end with exit 0, by result.
     pub failures: std::collections::BTreeMap<String, u64>,
     /// The FleetLock slot this host keeps after a rolled-back update (the
@@ -301,6 +303,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         last_check: st.last_check,
         updates_total: st.updates_total,
         rollbacks_total: st.rollbacks_total,
+        uncured_total: st.uncured_total,
         failures: st.failures.clone(),
         fleet_lock: st.fleet_lock.clone(),
         problems,
@@ -512,9 +515,10 @@ fn print_tail(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "  totals:      {} update(s), {} rollback(s), {} failed run(s)",
+        "  totals:      {} update(s), {} rollback(s) ({} did not cure an unhealthy agent), {} failed run(s)",
         s.updates_total,
         s.rollbacks_total,
+        s.uncured_total,
         s.failures.values().sum::<u64>()
     )?;
     for p in &s.problems {

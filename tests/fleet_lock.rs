@@ -1,8 +1,9 @@
 //! FleetLock rollout control through the real binary: 20 updater
 //! processes, each in its own apt alternate root (real dpkg and apt-get),
 //! sharing one signed repository and one version server, run together
-//! inside a window against a FleetLock stand-in with 3 slots. A refused
-//! host runs again (as its timer would) until it is done.
+//! inside a window against a lock server that answers as airlock does and
+//! keeps airlock's semaphore in a real etcd (`testkit::fleetlock`), with 3
+//! slots. A refused host runs again (as its timer would) until it is done.
 //!
 //! Health without systemd: each host's `/readyz` is its own loopback
 //! stand-in answering 503 while the installed package ships
@@ -237,11 +238,15 @@ fn twenty_hosts_three_slots_all_converge() {
         .iter()
         .map(|c| c.iter().filter(|x| **x == 1).count())
         .sum();
+    let reqs = f.lock.requests();
     eprintln!(
-        "runs: {} ({} refused a slot); lock requests {}",
+        "runs: {} ({} refused a slot); lock requests {}, of which {} write conflicts ({:.1} %), {} full",
         codes.iter().map(Vec::len).sum::<usize>(),
         refused_runs,
-        f.lock.requests().len()
+        reqs.len(),
+        f.lock.conflicts(),
+        100.0 * f.lock.conflicts() as f64 / reqs.len().max(1) as f64,
+        f.lock.refused(),
     );
     // The ids are app-specific, never the raw machine ids; and every
     // request carried the protocol header.
@@ -336,9 +341,10 @@ fn a_broken_release_reaches_at_most_three_hosts() {
     let waiting = (0..HOSTS).find(|i| !rolled.contains(i)).unwrap();
     let (code, log) = f.hosts[waiting].run();
     assert_eq!(code, 1, "{log}");
+    assert!(log.contains("every slot of the group is taken"), "{log}");
     assert!(
-        log.contains("slots of group \"default\" are taken"),
-        "{log}"
+        log.contains("all 3 semaphore slots currently locked"),
+        "airlock's own words: {log}"
     );
 
     // Recovery: the operator re-targets the fleet to the version it runs;
@@ -362,7 +368,7 @@ fn no_lock_server_no_change() {
     let h = &f.hosts[0];
     for (mode, why) in [
         (Mode::Unreachable, "unreachable"),
-        (Mode::Error500, "HTTP 500"),
+        (Mode::Error500, "cannot reach its store"),
     ] {
         f.lock.set_mode(mode);
         let (code, log) = h.run();
@@ -533,21 +539,28 @@ fn dry_run_shows_the_slot_steps() {
     );
 }
 
-/// A take the lock server answers with "no" (a full semaphore, or airlock's
-/// 500 `failed_lock`) granted nothing: the host does not follow it with a
-/// release (it used to, doubling the lock server's writes, and recorded a
-/// slot it never had when that release failed). Exit 1, `no-slot`,
-/// nothing changed.
+/// A take the lock server answers with "no" (a full semaphore, airlock's
+/// 500 `failed_lock`; its etcd down, 500 `failed_sem_init`) granted
+/// nothing: the host does not follow it with a release (it used to,
+/// doubling the lock server's writes, and recorded a slot it never had
+/// when that release failed). Exit 1, `no-slot`, nothing changed. A
+/// transient answer (etcd down) is asked again within the run, a bounded
+/// number of times; a full group is not.
 #[test]
 fn a_refused_take_is_not_followed_by_a_release() {
     let f = Fleet::new("15.4.2", "15.4.3");
     let h = &f.hosts[0];
-    for (how, set) in [
+    for (how, set, takes) in [
         (
             "full",
             Box::new(|l: &FleetLock| l.set_slots(0)) as Box<dyn Fn(&FleetLock)>,
+            1,
         ),
-        ("500", Box::new(|l: &FleetLock| l.set_mode(Mode::Error500))),
+        (
+            "store down",
+            Box::new(|l: &FleetLock| l.set_mode(Mode::Error500)),
+            teleport_upgrade::fleetlock::retry::TAKE_ATTEMPTS as usize,
+        ),
     ] {
         set(&f.lock);
         let before = f.lock.requests().len();
@@ -555,7 +568,11 @@ fn a_refused_take_is_not_followed_by_a_release() {
         assert_eq!(code, 1, "{how}: {log}");
         let reqs = f.lock.requests();
         let paths: Vec<&str> = reqs[before..].iter().map(|r| r.path.as_str()).collect();
-        assert_eq!(paths, vec!["/v1/pre-reboot"], "{how}: only the take\n{log}");
+        assert_eq!(
+            paths,
+            vec!["/v1/pre-reboot"; takes],
+            "{how}: only the take\n{log}"
+        );
         assert_eq!(h.state()["last_run"]["result"], "no-slot", "{how}");
         assert!(
             h.status_json()["fleet_lock"].is_null(),
@@ -563,4 +580,169 @@ fn a_refused_take_is_not_followed_by_a_release() {
         );
         assert_eq!(h.installed().as_deref(), Some("15.4.2"), "{how}");
     }
+}
+
+/// airlock's answers are told apart and said as what they mean: a group
+/// the server does not know (400 `unknown_group`) is a configuration to
+/// fix, not a full group; asked once, never followed by a release.
+#[test]
+fn airlock_answers_are_told_apart() {
+    let f = Fleet::new("15.4.2", "15.4.3");
+    let h = &f.hosts[0];
+    h.config("fleet-lock-group", "canary");
+    let (code, log) = h.run();
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("does not know this group"), "{log}");
+    assert!(log.contains("unknown group \"canary\""), "{log}");
+    assert!(!log.contains("every slot of the group is taken"), "{log}");
+    let reqs = f.lock.requests();
+    assert_eq!(reqs.len(), 1, "asked once: {reqs:?}");
+    assert_eq!(
+        (reqs[0].status, reqs[0].kind.as_str()),
+        (400, "unknown_group")
+    );
+    assert_eq!(h.installed().as_deref(), Some("15.4.2"));
+    // The body is the protocol's, nothing more.
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&reqs[0].body).unwrap()["client_params"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["group", "id"]
+    );
+}
+
+/// A release that meets another host's write (airlock's 500 `failed_lock`
+/// "conflict on semaphore detected", real etcd compare-and-swap conflicts)
+/// is asked again within the run: the slot is given back, not recorded as
+/// kept until the next run.
+#[test]
+fn a_failed_release_is_retried_within_the_run() {
+    let f = Fleet::new("15.4.2", "15.4.3");
+    let h = &f.hosts[0];
+    f.lock.inject_conflicts(Op::Release, 2);
+    let (code, log) = h.run();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(h.installed().as_deref(), Some("15.4.3"));
+    let releases: Vec<u16> = f
+        .lock
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/steady-state")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(releases, vec![500, 500, 200], "{log}");
+    assert_eq!(f.lock.conflicts(), 2);
+    // Counted by operation and result (the state, and the metrics).
+    assert_eq!(
+        h.state()["fleet_lock_requests"],
+        serde_json::json!({"release": {"conflict": 2, "ok": 1}, "take": {"ok": 1}})
+    );
+    assert!(f.lock.holders("default").is_empty(), "{log}");
+    assert!(h.status_json()["fleet_lock"].is_null(), "not kept: {log}");
+    check_record(&f.lock, SLOTS);
+}
+
+/// The protocol's start-up release: a host whose record of its slot is
+/// lost (re-imaged, state file gone) while the lock server still holds
+/// one under its id frees it on its next run, even with nothing to
+/// update; once the server answered, later runs do not ask again.
+#[test]
+fn a_host_with_no_record_releases_at_start() {
+    let f = Fleet::new("15.4.3", "15.4.3");
+    let h = &f.hosts[0];
+    f.lock.init();
+    // A slot held under the host's id, and no record of it here.
+    let derived = status_id(h);
+    f.lock.hold("default", &derived);
+    assert_eq!(f.lock.holders("default"), vec![derived.clone()]);
+    let out = h.cmd(&["dry-run"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("start-up release"), "dry-run says it: {text}");
+    assert!(f.lock.requests().is_empty(), "and asks nothing");
+    let (code, log) = h.run();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("start-up release"), "{log}");
+    assert!(f.lock.holders("default").is_empty(), "freed: {log}");
+    let n = f.lock.requests().len();
+    let (code, log) = h.run();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(f.lock.requests().len(), n, "asked once only: {log}");
+    // A changed id has no record: released once under the new id.
+    h.config("fleet-lock-id", "web-17.example.com");
+    let (code, log) = h.run();
+    assert_eq!(code, 0, "{log}");
+    let last = f.lock.requests().last().cloned().unwrap();
+    assert_eq!(last.path, "/v1/steady-state");
+    assert!(
+        last.body.contains("\"id\":\"web-17.example.com\""),
+        "{}",
+        last.body
+    );
+}
+
+/// The id the host sends, derived from its machine id as the binary
+/// derives it (`fleetlock::id`).
+fn status_id(h: &Host) -> String {
+    let m = teleport_upgrade::fleetlock::id::parse_machine_id(&h.machine_id).unwrap();
+    teleport_upgrade::fleetlock::id::app_specific(&m)
+}
+
+/// `fleet-lock-id` replaces the derived id: hosts cloned from one image
+/// (one machine id) hold a slot each, not one between them.
+#[test]
+fn fleet_lock_id_tells_clones_apart() {
+    let f = Fleet::new("15.4.2", "15.4.3");
+    f.lock.set_slots(2);
+    let same = f.hosts[0].machine_id.clone();
+    for (i, h) in f.hosts[..2].iter().enumerate() {
+        h.root
+            .write("/etc/machine-id", format!("{same}\n").as_bytes());
+        h.config("fleet-lock-id", &format!("clone-{i}.example.com"));
+        h.config("health-timeout", "0");
+    }
+    // Killed while holding their slots: both are held at once.
+    for h in &f.hosts[..2] {
+        let out = h
+            .cmd(&["run"])
+            .env("TELEPORT_UPGRADE_FAILPOINT", "after-take-slot")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), None);
+    }
+    assert_eq!(
+        f.lock.holders("default"),
+        vec!["clone-0.example.com", "clone-1.example.com"]
+    );
+    // An invalid id is a configuration error naming the file.
+    let h = &f.hosts[2];
+    h.config("fleet-lock-id", "a b");
+    let (code, log) = h.run();
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("fleet-lock-id"), "{log}");
+}
+
+/// Halt on the release, not on the host: an update made because the agent
+/// was unhealthy (two unhealthy runs) that does not cure it is rolled back
+/// and gives its slot back (counted as such: `uncured_total`); a host that
+/// was healthy before keeps its slot on a rollback (the tests above).
+#[test]
+fn an_update_that_does_not_cure_an_unhealthy_host_gives_its_slot_back() {
+    let f = Fleet::new("15.4.3", BROKEN);
+    let h = &f.hosts[0];
+    h.config("schedule", "");
+    h.config("mark-unhealthy", &(world::now() - 600).to_string());
+    let (code, log) = h.run();
+    assert_eq!(code, 6, "{log}");
+    assert_eq!(h.installed().as_deref(), Some("15.4.3"));
+    assert!(f.lock.holders("default").is_empty(), "given back: {log}");
+    assert!(log.contains("did not cure the agent"), "{log}");
+    let s = h.status_json();
+    assert!(s["fleet_lock"].is_null(), "{s}");
+    assert_eq!(
+        (s["rollbacks_total"].clone(), s["uncured_total"].clone()),
+        (1.into(), 1.into())
+    );
+    check_record(&f.lock, SLOTS);
 }

@@ -42,6 +42,7 @@ const STATUS_KEYS: &[&str] = &[
     "last_check",
     "updates_total",
     "rollbacks_total",
+    "uncured_total",
     "failures",
     "fleet_lock",
     "problems",

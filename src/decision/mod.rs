@@ -65,6 +65,8 @@ pub struct Observed {
     pub restart_mode: RestartMode,
     /// `fleet-lock` is set: routine updates run under a slot.
     pub fleet_lock: bool,
+    /// What the state file says of this host's slot.
+    pub slot_record: crate::fleetlock::SlotRecord,
     /// The proxy's `agent_update_jitter_seconds`, when it sent one.
     pub jitter: Option<u64>,
     /// The cluster guard's refusal of the advertised target, if it refuses.
@@ -242,6 +244,12 @@ pub struct UpdateSpec {
     /// Steps an earlier run of this update made already, not made again
     /// (finishing an installed update: no refresh, no second restart).
     pub skip: Vec<&'static str>,
+    /// Halt on the release, not on the host: the host was unhealthy before
+    /// this update (it is made because of that, or the service was seen
+    /// failing), so a rollback says nothing of the release: the slot is
+    /// given back, and the rollback counted as an update that did not cure
+    /// the host. A host healthy before keeps its slot on a rollback.
+    pub release_slot_on_rollback: bool,
 }
 
 /// The decision and everything it implies for this run.
@@ -268,6 +276,11 @@ pub struct Outcome {
     pub hands_off: bool,
     /// What becomes of the plan an earlier run left unfinished.
     pub resume: Resume,
+    /// The FleetLock protocol's start-up release: this host has no record
+    /// of its slot (new, re-imaged, state lost, id or group changed) and
+    /// takes none in this run, so it tells the lock server it holds none
+    /// (a slot held under this id before the record was lost is freed).
+    pub release_at_start: bool,
 }
 
 impl Outcome {
@@ -281,6 +294,7 @@ impl Outcome {
             refused: None,
             hands_off: false,
             resume: Resume::None,
+            release_at_start: false,
         }
     }
 
@@ -345,6 +359,7 @@ pub fn decide(o: &Observed) -> Outcome {
                 reload: Err("finishing an earlier run's update restarts the agent"),
                 slot_held: *slot,
                 skip,
+                release_slot_on_rollback: false,
             });
             out
         }
@@ -364,6 +379,7 @@ pub fn decide(o: &Observed) -> Outcome {
                 reload: Err("a rollback restarts the agent"),
                 slot_held: false,
                 skip: Vec::new(),
+                release_slot_on_rollback: false,
             });
             out
         }
@@ -408,6 +424,13 @@ pub fn decide(o: &Observed) -> Outcome {
         out.refused = o.guard.clone();
     }
     out.hands_off = o.installer_nop;
+    let takes_slot = out.update.as_ref().is_some_and(|u| u.slot);
+    let plan_took_slot = matches!(&o.unfinished, Some(Unfinished::Update { slot: true, .. }));
+    out.release_at_start = o.fleet_lock
+        && o.slot_record == crate::fleetlock::SlotRecord::Unknown
+        && !takes_slot
+        && !plan_took_slot
+        && !out.hands_off;
     out
 }
 
@@ -434,6 +457,8 @@ fn update_spec(o: &Observed, d: &Decision, from: PkgVersion) -> Option<UpdateSpe
         reload: crate::health::may_reload(o.restart_mode, o.agent, reason),
         slot_held: false,
         skip: Vec::new(),
+        release_slot_on_rollback: matches!(reason, UpdateReason::Unhealthy { .. })
+            || o.service_unhealthy.is_some(),
     })
 }
 
@@ -519,3 +544,7 @@ impl Decision {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "slot_tests.rs"]
+mod slot_tests;

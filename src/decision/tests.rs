@@ -3,17 +3,17 @@ use super::*;
 use crate::decision::resume::{Resume, Unfinished};
 use crate::target::TargetVersion;
 
-const NOW: i64 = 1_800_000_000;
+pub(super) const NOW: i64 = 1_800_000_000;
 
 #[derive(Clone, Copy, Debug)]
-enum T {
+pub(super) enum T {
     None,
     Same,
     Newer,
     Older,
 }
 #[derive(Clone, Copy, Debug)]
-enum S {
+pub(super) enum S {
     Nop,
     Missing,
     Empty,
@@ -25,7 +25,14 @@ enum S {
     Past,
 }
 
-fn observed(mode: Mode, t: T, critical: bool, s: S, svc_bad: bool, marker: bool) -> Observed {
+pub(super) fn observed(
+    mode: Mode,
+    t: T,
+    critical: bool,
+    s: S,
+    svc_bad: bool,
+    marker: bool,
+) -> Observed {
     let target = |v: &str| Target::Version(TargetVersion::parse(v).unwrap());
     Observed {
         mode,
@@ -64,6 +71,7 @@ fn observed(mode: Mode, t: T, critical: bool, s: S, svc_bad: bool, marker: bool)
         agent: AgentBefore::Running,
         restart_mode: crate::config::RestartMode::Reload,
         fleet_lock: false,
+        slot_record: crate::fleetlock::SlotRecord::Clear,
         jitter: None,
         guard: None,
         unfinished: None,

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod id;
+pub mod retry;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,8 @@ pub struct Settings {
     /// Ends with `/` (the operations are joined to it).
     pub base: reqwest::Url,
     pub group: String,
+    /// `fleet-lock-id`: this host's id, instead of the derived one.
+    pub id: Option<String>,
 }
 
 /// A slot this host keeps (the state file and `status --json` key
@@ -39,6 +42,26 @@ pub struct Kept {
     pub since: i64,
     /// Why it is kept (the rolled-back version and its failure).
     pub why: String,
+}
+
+/// A group and an id: where a slot is (or is not) held.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlotId {
+    pub group: String,
+    pub id: String,
+}
+
+/// What this host's record says of its slot, for the current group and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRecord {
+    /// It keeps one (after a rollback, or a release the server missed).
+    Kept,
+    /// The lock server was last told it holds none.
+    Clear,
+    /// No record: a new or re-imaged host, a lost state file, a changed
+    /// id or group. The protocol's client starts by releasing.
+    Unknown,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -89,13 +112,36 @@ pub fn parse_url(raw: &str, insecure: bool) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-/// A group name as Zincati accepts it: letters, digits, `.` and `-`, at
-/// most 64 characters.
+/// A group label as the protocol defines it and Zincati checks it
+/// (`^[a-zA-Z0-9.-]+$`, `validate_group_label` in Zincati's
+/// `src/identity/mod.rs`): no length limit there; the file's own read cap
+/// bounds it here.
 pub fn valid_group(g: &str) -> bool {
     !g.is_empty()
-        && g.len() <= 64
         && g.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+/// The longest `fleet-lock-id`: a DNS name's 253 characters (a host name
+/// is the override the protocol suggests: "node name or UUID").
+pub const MAX_ID: usize = 253;
+
+/// A `fleet-lock-id` value: the protocol's id is any non-empty,
+/// case-sensitive label; this takes letters, digits, `.`, `_`, `:` and `-`
+/// (a host name, a UUID), at most [`MAX_ID`] characters.
+pub fn parse_id(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > MAX_ID {
+        return Err(format!("expected 1 to {MAX_ID} characters"));
+    }
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        return Err(format!(
+            "{v:?}: expected letters, digits, '.', '_', ':' and '-' (a host name or a UUID)"
+        ));
+    }
+    Ok(v.to_string())
 }
 
 /// The settings, `None` when `fleet-lock` is not set.
@@ -117,10 +163,26 @@ pub fn settings(config: &Config) -> Result<Option<Settings>, AppError> {
     if !valid_group(&group) {
         return Err(AppError::Config {
             file: config.dir.join("fleet-lock-group"),
-            message: format!("{group:?}: expected letters, digits, '.' and '-' (at most 64)"),
+            message: format!("{group:?}: expected letters, digits, '.' and '-'"),
         });
     }
-    Ok(Some(Settings { base, group }))
+    Ok(Some(Settings {
+        base,
+        group,
+        id: config.fleet_lock_id.clone(),
+    }))
+}
+
+/// This host's id: `fleet-lock-id`, else derived from the machine id file
+/// `machine_id` ([`id::host_id`]).
+pub fn host_id(s: &Settings, machine_id: &std::path::Path) -> Result<String, AppError> {
+    if let Some(id) = &s.id {
+        return Ok(id.clone());
+    }
+    id::host_id(machine_id).map_err(|message| AppError::Config {
+        file: machine_id.to_path_buf(),
+        message: format!("the FleetLock host id comes from it (or set fleet-lock-id): {message}"),
+    })
 }
 
 #[cfg(test)]
@@ -151,6 +213,19 @@ mod tests {
             assert!(parse_url(bad, insecure).is_err(), "{bad}");
         }
         assert!(valid_group("default") && valid_group("eu-west.1"));
-        assert!(!valid_group("") && !valid_group("a b") && !valid_group(&"a".repeat(65)));
+        assert!(!valid_group("") && !valid_group("a b") && !valid_group("a_b"));
+        assert!(
+            valid_group(&"a".repeat(65)),
+            "no length limit in the protocol"
+        );
+        assert_eq!(
+            parse_id("web-17.example.com").unwrap(),
+            "web-17.example.com"
+        );
+        assert!(parse_id("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").is_ok());
+        assert!(parse_id(&"a".repeat(253)).is_ok());
+        for bad in ["", "a b", "a/b", "é", &"a".repeat(254)] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -104,12 +104,17 @@ fn give_back(env: &Env, group: &str, id: &str, done: &mut Done) {
         .map_err(|e| e.to_string())
         .and_then(|c| match c {
             None => Ok(()),
-            Some(c) => c.release().map_err(|e| e.to_string()),
+            Some(c) => super::execute::lock_call(env, "release", done, || c.release())
+                .map_err(|e| e.to_string()),
         });
     match r {
         Ok(()) => {
             tracing::info!(group = %group, "gave back the FleetLock slot of the abandoned plan");
             done.slot_released = true;
+            done.clear = Some(crate::fleetlock::SlotId {
+                group: group.into(),
+                id: id.into(),
+            });
         }
         Err(e) => {
             tracing::warn!(group = %group, "cannot give back the FleetLock slot of the abandoned plan: {e}")

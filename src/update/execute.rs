@@ -64,6 +64,16 @@ pub struct Done {
     pub slot_kept: Option<crate::fleetlock::Kept>,
     /// The FleetLock slot was given back.
     pub slot_released: bool,
+    /// A slot was asked for (the server may hold one for this host).
+    pub slot_asked: bool,
+    /// The lock server answered a release of this group and id: it holds
+    /// no slot for them.
+    pub clear: Option<crate::fleetlock::SlotId>,
+    /// An update made while the agent was unhealthy did not cure it (it was
+    /// rolled back).
+    pub uncured: bool,
+    /// Requests to the lock server, by operation and result word.
+    pub lock_requests: crate::state::LockRequests,
 }
 
 /// Why a step failed.
@@ -101,6 +111,42 @@ pub(super) fn fleet_client(
         .map_err(AppError::NoSlot)
 }
 
+/// A lock request, made again while its failure is transient
+/// ([`crate::fleetlock::retry`]); a stop signal ends the pauses.
+pub(super) fn lock_call(
+    env: &Env,
+    what: &'static str,
+    done: &mut Done,
+    mut op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
+) -> Result<(), crate::fleetlock::client::Error> {
+    use crate::fleetlock::retry::{RELEASE_ATTEMPTS, TAKE_ATTEMPTS};
+    let attempts = if what == "take" {
+        TAKE_ATTEMPTS
+    } else {
+        RELEASE_ATTEMPTS
+    };
+    let counted = || {
+        let r = op();
+        let word = r.as_ref().err().map_or("ok", |e| e.word());
+        *done
+            .lock_requests
+            .entry(what.to_string())
+            .or_default()
+            .entry(word.to_string())
+            .or_default() += 1;
+        r
+    };
+    crate::fleetlock::retry::retrying(attempts, counted, super::jitter::random, |d| {
+        super::jitter::wait(env.clock, d).is_ok()
+    })
+    .map_err(|(e, n)| {
+        if n > 1 {
+            tracing::warn!("the lock server did not do it in {n} requests");
+        }
+        e
+    })
+}
+
 impl Ctx<'_> {
     fn save(&self, j: &Journal) -> Result<(), AppError> {
         journal::save(&self.journal_path, j).map_err(|e| {
@@ -129,6 +175,17 @@ impl Ctx<'_> {
             .map(|i| i.version))
     }
 
+    /// A lock request, made again while its failure is transient
+    /// ([`crate::fleetlock::retry`]); a stop signal ends the pauses.
+    pub(super) fn lock_call(
+        &self,
+        what: &'static str,
+        done: &mut Done,
+        op: impl FnMut() -> Result<(), crate::fleetlock::client::Error>,
+    ) -> Result<(), crate::fleetlock::client::Error> {
+        lock_call(self.env, what, done, op)
+    }
+
     /// Give the FleetLock slot back. When the lock server cannot be told,
     /// the slot is recorded as kept in the state file (`status` shows it)
     /// and the next healthy run at the target gives it back: a run never
@@ -138,12 +195,18 @@ impl Ctx<'_> {
             .map_err(|e| e.to_string())
             .and_then(|c| match c {
                 None => Err("fleet-lock is no longer set".to_string()),
-                Some(c) => c.release().map_err(|e| e.to_string()),
+                Some(c) => self
+                    .lock_call("release", done, || c.release())
+                    .map_err(|e| e.to_string()),
             });
         match r {
             Ok(()) => {
                 tracing::info!(group = %group, id = %id, "gave the FleetLock slot back");
                 done.slot_released = true;
+                done.clear = Some(crate::fleetlock::SlotId {
+                    group: group.into(),
+                    id: id.into(),
+                });
             }
             Err(e) => {
                 tracing::warn!(group = %group, id = %id, "cannot give the FleetLock slot back {when}: {e}; recorded as kept, the next healthy run at the target gives it back");
@@ -207,7 +270,7 @@ impl Ctx<'_> {
                 }
             }
             Undo::ReleaseSlot { group, id } => {
-                self.give_back(group, id, "after taking it failed (it may hold one)", done);
+                self.give_back(group, id, "after the update failed", done);
             }
             Undo::VerifyRollback => {
                 if let Some(check) = &self.check {
@@ -408,11 +471,18 @@ impl Ctx<'_> {
             // is kept, the broken release stops spreading.
             // (Taken by this plan, or by an earlier run of the update
             // this plan finishes: then only its release is planned.)
-            if let Some(Step::TakeSlot { group, id } | Step::ReleaseSlot { group, id }) = j
+            let slot = j
                 .plan
                 .steps
                 .iter()
-                .find(|s| matches!(s, Step::TakeSlot { .. } | Step::ReleaseSlot { .. }))
+                .find(|s| matches!(s, Step::TakeSlot { .. } | Step::ReleaseSlot { .. }));
+            if j.plan.release_slot_on_rollback {
+                // The host was unhealthy before: its failure says nothing
+                // of the release (the undo gives the slot back).
+                tracing::warn!("{pkg} {new} did not cure the agent, which was unhealthy before the update: counted as such; the FleetLock slot is given back (the host is sick, not necessarily the release)");
+                done.uncured = true;
+            } else if let Some(Step::TakeSlot { group, id } | Step::ReleaseSlot { group, id }) =
+                slot
             {
                 tracing::warn!(group = %group, id = %id, "keeping the FleetLock slot: {new} was rolled back here, so the rollout halts once every slot is kept (free the slot on the lock server once the release is fixed)");
                 done.slot_kept = Some(crate::fleetlock::Kept {

@@ -129,6 +129,9 @@ fn drive(
     converge::retire(env, journal, &outcome.resume, rebuilt, dry_run, out, done);
     if dry_run {
         dry_run::print(&seen, &planned, env.verbose, out);
+        if outcome.release_at_start {
+            let _ = writeln!(out, "fleet lock: would tell the lock server this host holds no slot (no record of one here: the protocol's start-up release)");
+        }
     } else if let Some(plan) = &planned.plan {
         execute_plan(env, &seen, &planned, plan.clone(), rec, done)?;
         if rebuilt && outcome.resume != crate::decision::Resume::None {

@@ -137,6 +137,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         agent: agent_before(&service),
         restart_mode: config.restart_mode,
         fleet_lock: crate::fleetlock::settings(config)?.is_some(),
+        slot_record: slot_record(env, config),
         jitter: server.jitter,
         guard: server.guard,
         unfinished: ask.unfinished,
@@ -148,6 +149,22 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         source,
         marker_seen,
     })
+}
+
+/// What the state file says of this host's FleetLock slot, for the
+/// current group and id (an id that cannot be read: no record).
+/// Without `fleet-lock`, nothing is read (the decision ignores it).
+fn slot_record(env: &Env, config: &Config) -> crate::fleetlock::SlotRecord {
+    use crate::fleetlock::SlotRecord;
+    let Ok(Some((group, id))) = super::planning::slot_id(env, config) else {
+        return SlotRecord::Unknown;
+    };
+    let st = state::load(&state::path(&env.system));
+    match (st.fleet_lock, st.fleet_lock_clear) {
+        (Some(_), _) => SlotRecord::Kept,
+        (None, Some(c)) if c.group == group && c.id == id => SlotRecord::Clear,
+        _ => SlotRecord::Unknown,
+    }
 }
 
 /// What systemd said of the agent, as the restart after a change needs

@@ -244,6 +244,11 @@ pub enum Goal {
 pub struct Plan {
     pub goal: Goal,
     pub steps: Vec<Step>,
+    /// A rollback gives the FleetLock slot back (the host was unhealthy
+    /// before the update: see `UpdateSpec::release_slot_on_rollback`);
+    /// otherwise a rolled-back host keeps it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub release_slot_on_rollback: bool,
 }
 
 impl Plan {
@@ -275,6 +280,7 @@ impl Plan {
                 to: to.into(),
             },
             steps,
+            release_slot_on_rollback: false,
         }
     }
 
@@ -364,6 +370,7 @@ impl Plan {
         Some(Plan {
             goal: Goal::Repair,
             steps,
+            release_slot_on_rollback: false,
         })
     }
 
@@ -408,6 +415,7 @@ impl Plan {
         let step = &self.steps[failed];
         let mut v = step.partial_undo();
         let full = self.failure_rolls_back(failed);
+        let mut release_last = None;
         // Nothing of the agent was changed (nor attempted) before the
         // failing step: only then is a FleetLock slot given back.
         let unchanged = !self.steps[..=failed]
@@ -419,6 +427,14 @@ impl Plan {
                 // package manager installed (exit 4); a channel move is
                 // always put back; a slot is kept once anything changed.
                 let wanted = match u {
+                    // Given back on a rollback too when the host was
+                    // unhealthy before (after the rollback's check).
+                    Undo::ReleaseSlot { .. }
+                        if !unchanged && full && self.release_slot_on_rollback =>
+                    {
+                        release_last = Some(u.clone());
+                        false
+                    }
                     Undo::ReleaseSlot { .. } => unchanged,
                     Undo::RestoreChannel => true,
                     _ => full,
@@ -437,6 +453,7 @@ impl Plan {
                 v.push(Undo::VerifyRollback);
             }
         }
+        v.extend(release_last);
         v
     }
 }
@@ -466,6 +483,7 @@ pub fn build(
             }
             if let (true, Some((group, id))) = (u.slot, slot) {
                 plan = plan.with_slot(group, id);
+                plan.release_slot_on_rollback = u.release_slot_on_rollback;
                 if u.slot_held {
                     plan.steps.retain(|s| !matches!(s, Step::TakeSlot { .. }));
                 }

@@ -292,3 +292,25 @@ fn slot_steps_and_undos() {
     let j = serde_json::to_string(&p).unwrap();
     assert_eq!(serde_json::from_str::<Plan>(&j).unwrap(), p);
 }
+
+/// A plan that gives its slot back on a rollback (the host was unhealthy
+/// before): the release comes last, after the rollback's check; before
+/// anything changed, as always, the release is the only undo.
+#[test]
+fn slot_given_back_on_rollback_when_the_host_was_unhealthy() {
+    let mut p = Plan::update("15.4.2", "15.4.3", ALL, &t()).with_slot("g", "i");
+    let at = |n: &str| p.steps.iter().position(|s| s.name() == n).unwrap();
+    let verify = at("verify");
+    let take = at("take-slot");
+    let kept = undo_names(&p.undo_for_failure(verify));
+    assert!(!kept.contains(&"release-slot".to_string()), "{kept:?}");
+    p.release_slot_on_rollback = true;
+    let given = undo_names(&p.undo_for_failure(verify));
+    assert_eq!(
+        given.last().map(String::as_str),
+        Some("release-slot"),
+        "{given:?}"
+    );
+    assert_eq!(&given[..given.len() - 1], &kept[..]);
+    assert_eq!(undo_names(&p.undo_for_failure(take)), vec!["release-slot"]);
+}

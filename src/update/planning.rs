@@ -149,15 +149,12 @@ pub fn plan(
 }
 
 /// The FleetLock group and this host's id, when `fleet-lock` is set.
-fn slot_id(env: &Env, config: &Config) -> Result<Option<(String, String)>, AppError> {
+pub(super) fn slot_id(env: &Env, config: &Config) -> Result<Option<(String, String)>, AppError> {
     let Some(s) = crate::fleetlock::settings(config)? else {
         return Ok(None);
     };
     let file = env.system.path(crate::fleetlock::id::MACHINE_ID_FILE);
-    let id = crate::fleetlock::id::host_id(&file).map_err(|message| AppError::Config {
-        file: file.clone(),
-        message: format!("the FleetLock host id comes from it: {message}"),
-    })?;
+    let id = crate::fleetlock::host_id(&s, &file)?;
     Ok(Some((s.group, id)))
 }
 

@@ -72,6 +72,40 @@ pub fn after_decision(
     if o.decision == Decision::UpToDate && o.repairs.is_empty() {
         release_kept_slot(env, config, rec.unhealthy.is_some(), done);
     }
+    if o.release_at_start {
+        release_at_start(env, config, done);
+    }
+}
+
+/// The FleetLock protocol's start-up release ([`Outcome::release_at_start`]):
+/// a slot held under this id before the host's record was lost is freed.
+/// A failure is logged; the next run tries again.
+fn release_at_start(env: &Env, config: &Config, done: &mut Done) {
+    let (group, id) = match super::planning::slot_id(env, config) {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!("cannot make the FleetLock start-up release: {e}");
+            return;
+        }
+    };
+    let r = super::execute::fleet_client(env, &group, &id)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            let c = c.ok_or("fleet-lock is not set")?;
+            super::execute::lock_call(env, "release", done, || c.release())
+                .map_err(|e| e.to_string())
+        });
+    match r {
+        Ok(()) => {
+            tracing::info!(group = %group, id = %id, "no record of a FleetLock slot here: told the lock server this host holds none (the protocol's start-up release)");
+            done.slot_released = true;
+            done.clear = Some(crate::fleetlock::SlotId { group, id });
+        }
+        Err(e) => {
+            tracing::warn!(group = %group, "no record of a FleetLock slot here, and the start-up release failed: {e}; the next run tries again")
+        }
+    }
 }
 
 fn set_marker(env: &Env, config: &Config, present: bool, now: i64) {
@@ -121,6 +155,7 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
         Exit::RolledBack | Exit::RollbackFailed => {
             if exit == Exit::RolledBack {
                 st.rollbacks_total += 1;
+                st.uncured_total += u64::from(done.uncured);
             }
             st.failed_target = rec.target.clone().map(|version| state::FailedTarget {
                 version,
@@ -130,10 +165,26 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
         }
         _ => {}
     }
+    if done.slot_asked {
+        st.fleet_lock_clear = None;
+    }
+    for (op, by) in &done.lock_requests {
+        for (word, n) in by {
+            *st.fleet_lock_requests
+                .entry(op.clone())
+                .or_default()
+                .entry(word.clone())
+                .or_default() += n;
+        }
+    }
     if let Some(k) = &done.slot_kept {
         st.fleet_lock = Some(k.clone());
+        st.fleet_lock_clear = None;
     } else if done.slot_released {
         st.fleet_lock = None;
+        if done.clear.is_some() {
+            st.fleet_lock_clear = done.clear.clone();
+        }
     }
     st.last_run = Some(rec);
     if let Err(e) = state::save(&path, &st) {
@@ -189,13 +240,16 @@ fn release_kept_slot(env: &Env, config: &Config, unhealthy: bool, done: &mut Don
         }
         Err(e) => Err(e.to_string()),
     };
-    match client
-        .map_err(|e| e.to_string())
-        .and_then(|c| c.release().map_err(|e| e.to_string()))
-    {
+    match client.map_err(|e| e.to_string()).and_then(|c| {
+        super::execute::lock_call(env, "release", done, || c.release()).map_err(|e| e.to_string())
+    }) {
         Ok(()) => {
             tracing::info!(group = %k.group, id = %k.id, "the agent is healthy at the target: gave back the FleetLock slot kept since the rollback ({})", k.why);
             done.slot_released = true;
+            done.clear = Some(crate::fleetlock::SlotId {
+                group: k.group.clone(),
+                id: k.id.clone(),
+            });
         }
         Err(e) => {
             tracing::warn!(group = %k.group, "cannot give back the FleetLock slot kept since the rollback: {e}; the next run tries again")

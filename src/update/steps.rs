@@ -61,21 +61,19 @@ impl Ctx<'_> {
                         tracing::warn!(group = %group, "fleet-lock is no longer set: going on without a FleetLock slot")
                     }
                     Some(c) => {
-                        c.take().map_err(|e| {
+                        done.slot_asked = true;
+                        self.lock_call("take", done, || c.take()).map_err(|e| {
                             let no_slot = AppError::NoSlot(format!(
                                 "group {group}: {e}; nothing was changed, the next run tries again"
                             ));
-                            match e {
-                                // The server answered: no slot was granted,
-                                // and there is nothing to give back.
-                                crate::fleetlock::client::Error::Refused { .. } => {
-                                    StepError::Declined(no_slot)
-                                }
-                                // No answer: the server may have granted
-                                // it; the undo gives it back.
-                                crate::fleetlock::client::Error::Unreachable(_) => {
-                                    StepError::App(no_slot)
-                                }
+                            // The server answered: no slot was granted, and
+                            // there is nothing to give back. No answer (or
+                            // a failure that may have come after its
+                            // write): the undo gives it back.
+                            if e.definite() {
+                                StepError::Declined(no_slot)
+                            } else {
+                                StepError::App(no_slot)
                             }
                         })?;
                         tracing::info!(group = %group, id = %id, "took a FleetLock slot");

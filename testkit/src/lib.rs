@@ -8,6 +8,7 @@ pub mod aptrepo;
 pub mod aptroot;
 pub mod channels;
 pub mod deb;
+pub mod etcd;
 pub mod fleetlock;
 pub mod gpg;
 pub mod http;

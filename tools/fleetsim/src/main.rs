@@ -258,6 +258,7 @@ fn simulate(p: &Params) -> Report {
                     agent: teleport_upgrade::health::AgentBefore::Running,
                     restart_mode: teleport_upgrade::config::RestartMode::Reload,
                     fleet_lock: false,
+                    slot_record: teleport_upgrade::fleetlock::SlotRecord::Clear,
                     jitter: None,
                     guard: None,
                     unfinished: None,
