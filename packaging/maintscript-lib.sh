@@ -130,6 +130,19 @@ tu_take_over_dropin() {
     fi
 }
 
+# Teleport's drop-in set aside by tu_take_over_dropin goes back (unless a
+# package put a new one in its place): when Teleport's package replaces
+# ours, and when ours is removed. On dpkg it is still a conffile of the
+# package name: missing, its next install would stop at a conffile prompt.
+tu_restore_dropin() {
+    [ -f "$tu_v1_dropin_aside" ] || return 0
+    if [ -e "$tu_v1_dropin" ]; then
+        rm -f "$tu_v1_dropin_aside" || :
+    else
+        mv -f "$tu_v1_dropin_aside" "$tu_v1_dropin" || tu_log "warning: could not restore $tu_v1_dropin"
+    fi
+}
+
 # Are the teleport-upgrade units now on disk ours (WantedBy=timers.target)?
 tu_units_ours() {
     for tu_d in usr/lib lib; do
@@ -157,13 +170,7 @@ tu_hand_back() {
             tu_unitfiles enable "$tu_timer" >&2 || tu_log "warning: could not enable $tu_timer"
         fi
     fi
-    if [ -f "$tu_v1_dropin_aside" ]; then
-        if [ -e "$tu_v1_dropin" ]; then
-            rm -f "$tu_v1_dropin_aside" || :
-        else
-            mv -f "$tu_v1_dropin_aside" "$tu_v1_dropin" || tu_log "warning: could not restore $tu_v1_dropin"
-        fi
-    fi
+    tu_restore_dropin
     if [ -f "$tu_cron" ]; then
         if [ "$(md5sum <"$tu_cron" | cut -d' ' -f1)" = "$tu_cron_md5" ]; then
             rm -f "$tu_cron" || :
@@ -213,8 +220,11 @@ tu_remove() {
     fi
 }
 
-# After the package's files are gone: forget the units and the drop-in.
+# After the package's files are gone: Teleport's drop-in back where it was
+# before ours came (if ours had set it aside), then forget the units and
+# the drop-in.
 tu_after_remove() {
+    tu_restore_dropin
     tu_daemon_reload
 }
 
@@ -243,8 +253,8 @@ tu_put_back() {
 
 # dpkg postrm "remove", before dpkg --purge deletes the package's conffiles:
 # a copy of each one the operator edited (its md5 differs from the
-# package's) and of each obsolete one (inherited from Teleport's package,
-# e.g. /etc/teleport-upgrade.d/package: the operator's value), for
+# package's) and of each obsolete one in /etc/teleport-upgrade.d (inherited
+# from Teleport's package, e.g. package: the operator's value), for
 # tu_purge to put back. After a plain removal the copies wait in the state
 # directory, which a re-install clears.
 tu_keep_edited_conffiles() {
@@ -253,7 +263,7 @@ tu_keep_edited_conffiles() {
     dpkg-query -W -f='${Conffiles}\n' teleport-ent-updater 2>/dev/null |
         while read -r tu_path tu_md5 tu_flag; do
             [ -n "$tu_path" ] && [ -f "$tu_root$tu_path" ] || continue
-            if [ "$tu_flag" = obsolete ] ||
+            if { [ "$tu_flag" = obsolete ] && [ "${tu_path#/etc/teleport-upgrade.d/}" != "$tu_path" ]; } ||
                 [ "$(md5sum <"$tu_root$tu_path" | cut -d' ' -f1)" != "$tu_md5" ]; then
                 tu_keep_copy "$tu_kept_dir" "$tu_root$tu_path"
             fi
