@@ -271,10 +271,11 @@ tu_keep_edited_conffiles() {
 }
 
 # rpm pre of an upgrade: rpm erases the old package's files that the new
-# one does not own, configuration or not. Teleport's package owns files in
-# /etc/teleport-upgrade.d (e.g. package) without marking them as such, so
-# its erase would delete the operator's values: keep a copy of every file
-# there, for tu_rpm_posttrans.
+# one does not own (an edited configuration file is saved as .rpmsave, any
+# other file just deleted). Teleport's package owns files in
+# /etc/teleport-upgrade.d (e.g. package) without marking them as
+# configuration, so its erase would delete the operator's values: keep a
+# copy of every file there, for tu_rpm_posttrans.
 tu_rpm_pre() {
     rm -rf "$tu_migrating_dir" || :
     [ -d "$tu_config_dir" ] || return 0
