@@ -170,28 +170,7 @@ pub(super) fn migration_row(
     rec.step(Scenario::AgentUp, || setup_agent(&mut sut, fx, &url, true))?;
 
     rec.step(Scenario::MigV1Installed, || {
-        publish_v1(repo, fx, "15.4.3", dir)?;
-        install_v1(pm, c)?;
-        let v = pm.installed(c, UPDATER)?;
-        if v.as_deref() != Some("15.4.3") {
-            return Err(format!("{UPDATER} is {v:?}, expected Teleport's 15.4.3"));
-        }
-        if !binary_is_bash(c)? {
-            return Err("/usr/sbin/teleport-upgrade is not the shell updater".into());
-        }
-        if !is_link(c, WANTS_AGENT)? {
-            return Err(format!("the shell updater's timer is not enabled ({WANTS_AGENT} missing)"));
-        }
-        let (enabled, active) = sut.timer_state()?;
-        // The control: Teleport's drop-in is what the agent's unit gets.
-        let unit = agent_unit(c)?;
-        if !unit.environment.contains("TELEPORT_EXT_UPGRADER_VERSION=15.4.3")
-            || !unit.exec_stop_post.contains(v1_updater::LAST_RESTART)
-            || !unit.dropins.contains(v1_updater::DROPIN)
-        {
-            return Err(format!("Teleport's drop-in is not in effect: {}", unit.shown()));
-        }
-        Ok(format!("Teleport's {UPDATER} 15.4.3 installed; {TIMER} {enabled}/{active}, wanted by {AGENT_UNIT}; its drop-in in effect (TELEPORT_EXT_UPGRADER_VERSION=15.4.3, ExecStopPost)"))
+        v1_installed(&sut, fx, repo, dir)
     })?;
 
     // The operator's configuration, as the shell updater used it (and the
@@ -548,4 +527,39 @@ fn ours_over(
     }
     let starts = sut.check_starts()?;
     Ok(format!("{how}: {UPDATER} {} over 15.4.3; configuration (an edited package included) kept; {TIMER} {enabled}/{active} through timers.target; agent unit: {}; timers {timers:?}; agent not restarted; {starts}", fx.updater.version, unit.shown()))
+}
+
+/// Teleport's 15.4.3 published and installed: its binary, its timer
+/// wanted by the agent's unit, and (the control) its drop-in in effect.
+fn v1_installed(sut: &Sut, fx: &Fixtures, repo: &mut Repo, dir: &Path) -> Result<String, String> {
+    let (c, pm) = (sut.c, sut.pm);
+    publish_v1(repo, fx, "15.4.3", dir)?;
+    install_v1(pm, c)?;
+    let v = pm.installed(c, UPDATER)?;
+    if v.as_deref() != Some("15.4.3") {
+        return Err(format!("{UPDATER} is {v:?}, expected Teleport's 15.4.3"));
+    }
+    if !binary_is_bash(c)? {
+        return Err("/usr/sbin/teleport-upgrade is not the shell updater".into());
+    }
+    if !is_link(c, WANTS_AGENT)? {
+        return Err(format!(
+            "the shell updater's timer is not enabled ({WANTS_AGENT} missing)"
+        ));
+    }
+    let (enabled, active) = sut.timer_state()?;
+    // The control: Teleport's drop-in is what the agent's unit gets.
+    let unit = agent_unit(c)?;
+    if !unit
+        .environment
+        .contains("TELEPORT_EXT_UPGRADER_VERSION=15.4.3")
+        || !unit.exec_stop_post.contains(v1_updater::LAST_RESTART)
+        || !unit.dropins.contains(v1_updater::DROPIN)
+    {
+        return Err(format!(
+            "Teleport's drop-in is not in effect: {}",
+            unit.shown()
+        ));
+    }
+    Ok(format!("Teleport's {UPDATER} 15.4.3 installed; {TIMER} {enabled}/{active}, wanted by {AGENT_UNIT}; its drop-in in effect (TELEPORT_EXT_UPGRADER_VERSION=15.4.3, ExecStopPost)"))
 }
