@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+#[path = "packaging/keep_edits.rs"]
+mod keep_edits;
 #[path = "containers/v1_updater.rs"]
 mod v1_updater;
 
@@ -470,10 +472,14 @@ fn maintainer_scripts_never_touch_the_agent_service() {
         for (i, line) in text.lines().enumerate() {
             let code = line.trim();
             // Not even in a comment: a plain grep finds nothing, but for the
-            // one line that names the directory of the shell updater's
-            // timer link (tu_take_over_timer), which only removes that link.
+            // line that names the directory of the shell updater's timer
+            // link (tu_take_over_timer), which only removes that link, and
+            // the one that names the shell updater's drop-in under /etc
+            // (tu_take_over_dropin / tu_hand_back), which only renames it.
             if line.trim_start()
                 == "tu_wants_dir=\"$tu_root/etc/systemd/system/teleport.service.wants\""
+                || line.trim_start()
+                    == "tu_v1_dropin=\"$tu_root/etc/systemd/system/teleport.service.d/teleport-upgrader-env.conf\""
             {
                 continue;
             }
@@ -1162,7 +1168,7 @@ fn deb_installs_over_teleports_shell_updater() {
     }
     let b = built();
     let r = DpkgRoot::new(b, "migration-root");
-    let v1 = v1_updater::build_deb("15.4.3", None, &b.dir.join("v1"));
+    let v1 = v1_updater::build_deb_for_dpkg_root("15.4.3", &b.dir.join("v1"));
     r.dpkg(&["-i", v1.to_str().unwrap()]);
     assert_eq!(r.version(), "ii 15.4.3");
     let wants_agent = r.path("/etc/systemd/system/teleport.service.wants/teleport-upgrade.timer");
@@ -1215,6 +1221,19 @@ fn deb_installs_over_teleports_shell_updater() {
         !dropin.contains("TELEPORT_EXT_UPGRADER_VERSION=15.4.3"),
         "the v1 drop-in is still there: {dropin}"
     );
+    // Teleport's drop-in under /etc (a conffile dpkg keeps) would override
+    // ours: set aside, renamed, so that systemd no longer reads it.
+    assert!(
+        !r.path(v1_updater::DROPIN).exists(),
+        "Teleport's drop-in is still in effect at {}",
+        v1_updater::DROPIN
+    );
+    assert!(r
+        .path(&format!(
+            "{}.disabled-by-teleport-ent-updater",
+            v1_updater::DROPIN
+        ))
+        .is_file());
     if systemctl {
         assert!(
             wants_agent.symlink_metadata().is_err(),

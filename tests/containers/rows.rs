@@ -134,7 +134,8 @@ pub enum Scenario {
     MigOursOver,
     MigTimerRunsOurs,
     MigNewerV1Ignored,
-    MigRemoved,
+    MigBackToV1,
+    MigRemovedThenV1,
     VersionlockHolds,
     VersionlockRepaired,
     VersionlockMoves,
@@ -143,7 +144,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 34] = [
+    pub const ALL: [Scenario; 35] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -172,7 +173,8 @@ impl Scenario {
         Scenario::MigOursOver,
         Scenario::MigTimerRunsOurs,
         Scenario::MigNewerV1Ignored,
-        Scenario::MigRemoved,
+        Scenario::MigBackToV1,
+        Scenario::MigRemovedThenV1,
         Scenario::VersionlockHolds,
         Scenario::VersionlockRepaired,
         Scenario::VersionlockMoves,
@@ -213,10 +215,11 @@ impl Scenario {
             }
             Scenario::CronUpdates => "no systemd: the cron line, run as cron runs it, updates (15.4.3)",
             Scenario::MigV1Installed => "Teleport's shell updater 15.4.3 (arch all, bash, timer wanted by teleport.service) installed",
-            Scenario::MigOursOver => "ours installed over it: config kept, timer taken over, agent not restarted",
+            Scenario::MigOursOver => "ours installed over it: no v1 drop-in, hook or timer link in effect (systemctl show teleport, list-timers), config kept byte for byte (an edited package too), timer taken over, agent not restarted",
             Scenario::MigTimerRunsOurs => "the timer runs ours (not the bash one): update inside a window (15.4.3)",
             Scenario::MigNewerV1Ignored => "Teleport's updater 15.4.4 in the repo: a routine upgrade keeps ours",
-            Scenario::MigRemoved => "ours removed: agent (same pid) and /etc/teleport-upgrade.d kept",
+            Scenario::MigRemovedThenV1 => "ours again, then purged (apt) or removed (rpm): the operator's package kept; Teleport's 15.4.4 installed: its drop-in and timer in effect, nothing of ours, the timer runs its updater",
+            Scenario::MigBackToV1 => "the way back: Teleport's 15.4.4 installed over ours: no timer link, drop-in, unit or cron file of ours; its drop-in and timer in effect, the timer runs its updater; agent not restarted",
             Scenario::VersionlockHolds => "dnf's versionlock plugin installed: the next update (16.0.0) holds with exactly its versionlock, the old exclude= removed; status held; dnf upgrade keeps it",
             Scenario::VersionlockRepaired => "versionlock deleted by the operator: a plain run outside the window restores it (a repair); dnf upgrade keeps the agent",
             Scenario::VersionlockMoves => "a fleet rollback (15.4.3) and a rolled-back broken update (15.4.4) move the versionlock: one lock, on the installed version",
@@ -230,7 +233,12 @@ impl Scenario {
         use Scenario::*;
         let migration = matches!(
             self,
-            MigV1Installed | MigOursOver | MigTimerRunsOurs | MigNewerV1Ignored | MigRemoved
+            MigV1Installed
+                | MigOursOver
+                | MigTimerRunsOurs
+                | MigNewerV1Ignored
+                | MigBackToV1
+                | MigRemovedThenV1
         );
         if row.is_migration() {
             return migration || matches!(self, AgentUp | TornDown);
