@@ -24,7 +24,9 @@
 //! * Repair: `dnf reinstall <pkg>-<ver>`, restricted like the install and
 //!   with `--disableexcludes=<id>`: with our `exclude=` hold and without
 //!   it, dnf answers "Error: No packages marked for reinstall." (exit 1).
-//! * Locks: `exit_on_lock=True` and retries until [`Options::lock_wait`].
+//! * Locks: `exit_on_lock=True` and retries until [`Options::lock_wait`],
+//!   also when rpm's transaction lock is taken by another rpm, dnf or
+//!   zypper ("can't create transaction lock"; its holder named).
 //! * Alternate roots: `--installroot`, `--setopt=reposdir=` (the directory
 //!   of the repository file), `--config=` (the root's `dnf.conf`, as dnf
 //!   would pick it), and `file://` gpgkeys resolved inside the root: dnf
