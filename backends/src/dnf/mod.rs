@@ -54,6 +54,7 @@ use crate::{Backend, BackendKind, Error, Options, Result};
 
 mod audit;
 mod discovery;
+mod effective;
 mod exec;
 mod hold;
 
