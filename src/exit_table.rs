@@ -1,7 +1,8 @@
 //! The one table of exit codes: number, word (state file and metrics),
 //! meaning and what to do. `--help`, the man page and
 //! docs/operators/exit-codes.md are generated from it
-//! ([`crate::reference`]); the tests below keep it equal to [`Exit`].
+//! ([`crate::reference`]); the tests below keep it equal to [`Exit`], and
+//! tests/exit_code_walk.rs produces every row through the binary.
 
 use crate::error::Exit;
 

@@ -124,7 +124,8 @@ impl super::Dnf {
                     sec.get(key).map(|e| e.line).unwrap_or(sec.line),
                     sec.value(key).unwrap_or("")
                 )),
-                (Some(false), None) => refusals.push(TrustFinding {
+                // Set, to a value only dnf resolves (a variable): off.
+                (Some(false), None) if sec.get(key).is_some() => refusals.push(TrustFinding {
                     file: file.clone(),
                     line: Some(sec.get(key).map(|e| e.line).unwrap_or(sec.line)),
                     setting: format!("{key}={}", sec.value(key).unwrap_or("")),
