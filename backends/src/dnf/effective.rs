@@ -75,13 +75,7 @@ impl super::Dnf {
             &mut head,
         )
         .ok()?;
-        let first = head.split(|b| *b == b'\n').next()?;
-        let interp = std::str::from_utf8(first.strip_prefix(b"#!")?).ok()?.trim();
-        let name = interp.rsplit('/').next()?;
-        (interp.starts_with('/')
-            && !interp.contains(char::is_whitespace)
-            && name.starts_with("python"))
-        .then(|| PathBuf::from(interp))
+        python_of_shebang(head.split(|b| *b == b'\n').next()?)
     }
 
     /// The question to dnf's library for `source`, when there is one.
@@ -126,6 +120,18 @@ impl super::Dnf {
     }
 }
 
+/// The interpreter of a `#!` line when it is a Python one, named by an
+/// absolute path with no arguments (`/usr/bin/python3`, RHEL 8's
+/// `/usr/libexec/platform-python`).
+pub fn python_of_shebang(first_line: &[u8]) -> Option<PathBuf> {
+    let interp = std::str::from_utf8(first_line.strip_prefix(b"#!")?)
+        .ok()?
+        .trim();
+    let name = interp.rsplit('/').next()?;
+    (interp.starts_with('/') && !interp.contains(char::is_whitespace) && name.contains("python"))
+        .then(|| PathBuf::from(interp))
+}
+
 /// The script's answer: `repo=present` then `gpgcheck=0|1`,
 /// `repo_gpgcheck=0|1`, `gpgkey=<urls>`; or `repo=absent` alone. Strict:
 /// anything else is an error.
@@ -162,6 +168,28 @@ pub fn parse_view(text: &str) -> std::result::Result<BTreeMap<String, String>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_interpreters_of_shebangs() {
+        for (line, want) in [
+            ("#!/usr/bin/python3", Some("/usr/bin/python3")),
+            (
+                "#!/usr/libexec/platform-python",
+                Some("/usr/libexec/platform-python"),
+            ),
+            ("#!/usr/bin/python3 -s", None),
+            ("#!/usr/bin/env python3", None),
+            ("#!python3", None),
+            ("#!/bin/sh", None),
+            ("\x7fELF", None),
+        ] {
+            assert_eq!(
+                python_of_shebang(line.as_bytes()),
+                want.map(PathBuf::from),
+                "{line}"
+            );
+        }
+    }
 
     #[test]
     fn view_parsed_strictly() {
