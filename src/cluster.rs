@@ -13,7 +13,12 @@
 //! first of `auth_servers` in the agent's `/etc/teleport.yaml`.
 //!
 //! When the version cannot be learned the guard does not apply and says
-//! why; `cluster-guard` = `required` makes that a refusal.
+//! why; `cluster-guard` = `required` makes that a refusal. The installed
+//! agent then stands in for the cluster below (`far_below_installed`): an
+//! agent that works is at most one major version below its cluster, so a
+//! target more than one major version below the installed agent (a
+//! `/version` of `0.0.1`, below anything published) can only break it, and
+//! is refused (exit 3) before anything changes.
 
 use std::fmt;
 
@@ -142,6 +147,27 @@ impl fmt::Display for Verdict {
             ),
         }
     }
+}
+
+/// The refusal of a target more than one major version below the
+/// installed agent's version (its upstream part, `15.4.2` of `15.4.2-1`):
+/// the installed agent's cluster is at least its own major, so such a
+/// target breaks Teleport's rule whatever the cluster. `None` when the
+/// installed version has no leading major number. Pure.
+pub fn far_below_installed(target: &TargetVersion, installed: &str) -> Option<String> {
+    let digits: String = installed
+        .split(':')
+        .next_back()
+        .unwrap_or("")
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let major: u64 = digits.parse().ok()?;
+    (major > target.major().saturating_add(1)).then(|| {
+        format!(
+            "target {target} is more than one major version below the installed agent {installed}, and the cluster's version is not known: an agent that works is at most one major version below its cluster, so this target could only break it ({RULE}); not updating (check the version the channel publishes)"
+        )
+    })
 }
 
 /// Where the cluster's proxy is, from the agent's `teleport.yaml`:
@@ -306,6 +332,26 @@ mod tests {
                     assert!(r.contains(target) && r.contains(c), "{r}");
                     assert!(r.contains(RULE), "{r}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn far_below_the_installed_agent() {
+        for (target, installed, refused) in [
+            ("0.0.1", "15.4.2", true),
+            ("13.4.0", "15.4.2-1", true),
+            ("13.4.0", "1:15.4.2-1", true),
+            ("14.0.0", "15.4.2", false),
+            ("15.4.1", "15.4.2", false),
+            ("16.0.0", "15.4.2", false),
+            ("0.0.1", "1.0.0", false),
+            ("0.0.1", "weird", false),
+        ] {
+            let r = far_below_installed(&v(target), installed);
+            assert_eq!(r.is_some(), refused, "{target} vs {installed}");
+            if let Some(r) = r {
+                assert!(r.contains(target) && r.contains(installed), "{r}");
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The one table of exit codes: number, word (state file and metrics),
 //! meaning and what to do. `--help`, the man page and
 //! docs/operators/exit-codes.md are generated from it
-//! ([`crate::reference`]); the tests below keep it equal to [`Exit`].
+//! ([`crate::reference`]); the tests below keep it equal to [`Exit`], and
+//! tests/exit_code_walk.rs produces every row through the binary.
 
 use crate::error::Exit;
 
@@ -53,7 +54,9 @@ pub const EXITS: &[ExitRow] = &[
         exit: Exit::Refused,
         word: "refused",
         meaning: "refused: an invalid answer from the version server, a target the \
-                  cluster-compatibility guard refuses, or a trust failure (unsigned \
+                  cluster-compatibility guard refuses (also, the cluster's version \
+                  unknown, a target more than one major version below the installed \
+                  agent, such as 0.0.1: nothing is changed), or a trust failure (unsigned \
                   or wrongly signed repository, tampered package, configuration \
                   that weakens verification)",
         todo: "read the logged reason: fix the repository's signing or the \

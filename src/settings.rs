@@ -287,7 +287,8 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "required: refuse a target when the cluster's version cannot be learned",
         detail: "best-effort installs a target the guard cannot check and logs why; \
                  a target above the cluster's version, or more than one major below it, \
-                 is refused either way (exit 3).",
+                 is refused either way (exit 3), and so is one more than one major \
+                 below the installed agent when the cluster's version is unknown.",
         v1: false,
         example: "required",
         invalid: Some("strict"),

@@ -75,6 +75,29 @@ each_backend!(missing_target_fails_cleanly, |k: Kind| {
     );
 });
 
+// (5b) A target below anything published (`0.0.1`), the cluster's version
+// unknown (a static version server): refused (exit 3) before any package
+// operation, `force` too; the agent and its hold unchanged. (Before: the
+// install was tried and failed, exit 4 "waiting for the mirror".)
+each_backend!(nonsense_low_target_is_refused, |k: Kind| {
+    let w = World::new(k, "15.4.2", "15.4.3");
+    w.set_target("0.0.1");
+    w.schedule_in_window();
+    for cmd in ["run", "force"] {
+        let r = w.run(&[cmd]);
+        eprintln!("{k:?} {cmd} target 0.0.1:\n{}", r.stderr());
+        r.expect(3)
+            .logs_contain("target 0.0.1 is more than one major version below the installed agent");
+        let ran = r
+            .stderr()
+            .lines()
+            .any(|l| l.contains("running") && (l.contains(" install") || l.contains("update")));
+        assert!(!ran, "{k:?} {cmd}: a package operation ran\n{}", r.stderr());
+        assert_installed(&w, k, "15.4.2", "a refused target leaves the agent");
+        assert_eq!(w.state()["last_run"]["result"], "refused", "{k:?} {cmd}");
+    }
+});
+
 // (6) Metadata signed by an unknown key: exit 3, unchanged.
 each_backend!(unknown_key_is_refused, |k: Kind| {
     let w = World::new(k, "15.4.2", "15.4.3");

@@ -1,11 +1,12 @@
 //! Fail points for tests, in the spirit of Zincati's: at every step
 //! boundary the executor calls [`hit`] with `before-<step>` or
 //! `after-<step>` (also `before-undo`, `after-undo`, `during-verify`).
-//! `TELEPORT_UPGRADE_FAILPOINT=<point>[:kill|:fail|:fill=<file>]` makes
-//! the run kill itself with `SIGKILL` there (the default), fail the step,
-//! or fill the file system of `<file>` (writing zeros to it until the
+//! `TELEPORT_UPGRADE_FAILPOINT=<point>[:kill|:fail|:fill=<file>|:pause=<ms>]`
+//! makes the run kill itself with `SIGKILL` there (the default), fail the
+//! step, fill the file system of `<file>` (writing zeros to it until the
 //! kernel says it is full, at most 256 MiB) and go on: a disk that fills up
-//! at that very moment.
+//! at that very moment; or pause `<ms>` milliseconds and go on (another
+//! process takes a lock at that very moment).
 //!
 //! Honoured only in debug builds (`cfg(debug_assertions)`, what `cargo
 //! test` builds): a release build, what the packages ship, compiles [`hit`]
@@ -37,6 +38,14 @@ pub fn hit(point: &str) -> Result<(), String> {
             }
         }
         let _ = f.sync_all();
+        return Ok(());
+    }
+    if let Some(ms) = action.strip_prefix("pause=") {
+        let ms: u64 = ms
+            .parse()
+            .map_err(|_| format!("fail point {point}: pause={ms}"))?;
+        tracing::warn!("fail point {point}: pausing {ms} ms");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
         return Ok(());
     }
     match action {

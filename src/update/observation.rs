@@ -106,7 +106,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
             record_clean: !ask.dry_run,
         },
     );
-    let server = ask_version_server(env, config, rec)?;
+    let server = ask_version_server(env, config, rec, installed.version.as_str())?;
     let (marker_seen, marker_present) = marker(env, config, now);
     let service = health::service_health(&env.system, &env.runner);
     let schedule_unhealthy = ask.schedule.unhealthy_reason(now);
@@ -208,7 +208,12 @@ struct Server {
     guard: Option<String>,
 }
 
-fn ask_version_server(env: &Env, config: &Config, rec: &mut LastRun) -> Result<Server, AppError> {
+fn ask_version_server(
+    env: &Env,
+    config: &Config,
+    rec: &mut LastRun,
+    installed: &str,
+) -> Result<Server, AppError> {
     let (endpoint, insecure) = config.version_server()?;
     let ca = config.ca_file.as_ref().map(|p| env.system.path(p));
     let client = Client::new(&endpoint, insecure, ca.as_deref())?;
@@ -240,6 +245,9 @@ fn ask_version_server(env: &Env, config: &Config, rec: &mut LastRun) -> Result<S
         rec.cluster_version = v.cluster().map(|c| c.to_string());
         rec.cluster_guard = Some(v.to_string());
         guard = v.refusal(config.cluster_guard);
+        if let crate::cluster::Verdict::Unknown(_) = &v {
+            guard = guard.or_else(|| crate::cluster::far_below_installed(t, installed));
+        }
         match &v {
             crate::cluster::Verdict::Unknown(_) if guard.is_none() => {
                 tracing::info!(cluster_guard = config.cluster_guard.word(), "{v}")

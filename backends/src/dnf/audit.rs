@@ -1,6 +1,7 @@
 //! The trust audit: the repository's section and the main configuration
 //! keep package and metadata signatures on, and name a key fetched safely.
 
+use super::effective::Effective;
 use crate::rpmdb::{self, IniSection};
 use crate::types::{Source, TrustFinding, TrustReport};
 use crate::Result;
@@ -21,7 +22,26 @@ impl super::Dnf {
         for f in self.config_files() {
             main.extend(rpmdb::read_ini(&f)?.into_iter().filter(|s| s.id == "main"));
         }
-        self.audit_signature_checks(&sec, &main, &mut report, &mut refusals);
+        // dnf's own view: the verdict on the checks; the files name where
+        // a setting comes from.
+        let eff = match self.effective(source) {
+            Ok(Some(e)) => {
+                report.checked.push(format!(
+                    "the checks are judged as dnf resolves them ({})",
+                    e.asked
+                ));
+                Some(e)
+            }
+            Ok(None) => {
+                report.checked.push("no dnf library to ask for dnf's view of the repository (yum, dnf5, or a dnf that is not a Python script): the checks are judged from the files".into());
+                None
+            }
+            Err(e) => {
+                tracing::warn!("dnf's view of the repository could not be read ({e}): the checks are judged from the files");
+                None
+            }
+        };
+        self.audit_signature_checks(&sec, &main, eff.as_ref(), &mut report, &mut refusals);
         let keys = self.audit_keys(&sec, &main, &mut refusals);
         crate::audit_verdict(
             report,
@@ -33,7 +53,7 @@ impl super::Dnf {
     /// The effective value of a boolean: the repository's, else the last
     /// main configuration's, else dnf's default (off, `None`); with where
     /// it is set.
-    fn effective(
+    fn file_setting(
         &self,
         sec: &IniSection,
         main: &[IniSection],
@@ -73,6 +93,7 @@ impl super::Dnf {
         &self,
         sec: &IniSection,
         main: &[IniSection],
+        eff: Option<&Effective>,
         report: &mut TrustReport,
         refusals: &mut Vec<TrustFinding>,
     ) {
@@ -83,7 +104,33 @@ impl super::Dnf {
             } else {
                 "repository metadata signatures"
             };
-            match self.effective(sec, main, key) {
+            let (from_files, found) = self.file_setting(sec, main, key);
+            let from_dnf = eff.and_then(|e| e.bool(key));
+            if let (Some(d), Some(f)) = (from_dnf, from_files) {
+                if d != f {
+                    tracing::info!(
+                        "dnf resolves {key} to {} for [{}], the files alone read {}",
+                        d as u8,
+                        sec.id,
+                        f as u8
+                    );
+                }
+            }
+            match (from_dnf.or(from_files), found) {
+                (Some(true), None) => report.checked.push(format!(
+                    "{key} is on for [{}] as dnf resolves it ({}:{}: {key}={})",
+                    sec.id,
+                    file.display(),
+                    sec.get(key).map(|e| e.line).unwrap_or(sec.line),
+                    sec.value(key).unwrap_or("")
+                )),
+                // Set, to a value only dnf resolves (a variable): off.
+                (Some(false), None) if sec.get(key).is_some() => refusals.push(TrustFinding {
+                    file: file.clone(),
+                    line: Some(sec.get(key).map(|e| e.line).unwrap_or(sec.line)),
+                    setting: format!("{key}={}", sec.value(key).unwrap_or("")),
+                    message: format!("dnf resolves {key} to 0 for [{}]: {what} would not be checked; set {key}=1 in its section", sec.id),
+                }),
                 (Some(true), Some(f)) => {
                     report.checked.push(format!("{key} is on for [{}] ({}:{})", sec.id, f.file.display(), f.line.unwrap_or(0)));
                     // An off in a main configuration that the repository
@@ -100,7 +147,12 @@ impl super::Dnf {
                     }
                 }
                 (Some(false), Some(mut f)) => {
-                    f.message = format!("turns {what} off for [{}]; set {key}=1 in its section of {}", sec.id, file.display());
+                    let why = if from_files == Some(true) {
+                        " (dnf resolves it to 0, though the files read on)"
+                    } else {
+                        ""
+                    };
+                    f.message = format!("turns {what} off for [{}]{why}; set {key}=1 in its section of {}", sec.id, file.display());
                     refusals.push(f);
                 }
                 _ => refusals.push(TrustFinding {

@@ -27,7 +27,12 @@ impl super::Dnf {
                 )
             })
         };
+        // dnf's own lock, or rpm's transaction lock taken by another rpm,
+        // dnf or zypper after the busy check.
         let locked = |fin: &Finished, text: &str| {
+            if let Some(d) = rpmdb::transaction_lock_taken(text, &self.system) {
+                return Some(d);
+            }
             (fin.code == Some(EXIT_LOCKED) || text.contains("already locked by"))
                 .then(|| rpmdb::line_with(text, &["already locked by"], fin.tail(2)))
         };
@@ -70,7 +75,11 @@ impl super::Dnf {
             let err = self.classify(cl, &fin, pkg);
             let left = self.opts.lock_wait.saturating_sub(started.elapsed());
             if matches!(err, Error::Locked { .. }) && !left.is_zero() {
-                tracing::info!("{} is locked by another process; waiting", self.program);
+                tracing::info!(
+                    "{} is locked by another process ({err}); waiting up to {} s",
+                    self.program,
+                    left.as_secs()
+                );
                 std::thread::sleep(pause.min(left));
                 pause = (pause * 2).min(Duration::from_secs(5));
                 continue;

@@ -24,7 +24,9 @@
 //! * Repair: `dnf reinstall <pkg>-<ver>`, restricted like the install and
 //!   with `--disableexcludes=<id>`: with our `exclude=` hold and without
 //!   it, dnf answers "Error: No packages marked for reinstall." (exit 1).
-//! * Locks: `exit_on_lock=True` and retries until [`Options::lock_wait`].
+//! * Locks: `exit_on_lock=True` and retries until [`Options::lock_wait`],
+//!   also when rpm's transaction lock is taken by another rpm, dnf or
+//!   zypper ("can't create transaction lock"; its holder named).
 //! * Alternate roots: `--installroot`, `--setopt=reposdir=` (the directory
 //!   of the repository file), `--config=` (the root's `dnf.conf`, as dnf
 //!   would pick it), and `file://` gpgkeys resolved inside the root: dnf
@@ -52,6 +54,7 @@ use crate::{Backend, BackendKind, Error, Options, Result};
 
 mod audit;
 mod discovery;
+mod effective;
 mod exec;
 mod hold;
 
@@ -86,6 +89,9 @@ pub struct Dnf {
     /// The probe's `versionlock list` output, used once by the first
     /// look at the lock list (saves a dnf start on a no-op run).
     probed_list: Mutex<Option<String>>,
+    /// A private `HOME` whose `.rpmmacros` names the root's database,
+    /// when it is not where the host's rpm keeps its own (see [`Dnf::home`]).
+    home: OnceLock<Option<tempfile::TempDir>>,
 }
 
 impl Dnf {
@@ -113,6 +119,7 @@ impl Dnf {
             program: program.to_string(),
             hold_method: OnceLock::new(),
             probed_list: Mutex::new(None),
+            home: OnceLock::new(),
         })
     }
 
@@ -151,7 +158,38 @@ impl Dnf {
     /// `HOME`, so that a caller's `~/.rpmmacros` (`%_dbpath`, ...) does
     /// not reach rpm.
     fn cmd(&self) -> CommandLine {
-        CommandLine::new(&self.program).env("HOME", crate::RPM_HOME)
+        CommandLine::new(&self.program).env("HOME", self.home())
+    }
+
+    /// The `HOME` of dnf's calls: root's, or, in a root whose rpm database
+    /// is not where the host's rpm keeps its own (an image with
+    /// `/var/lib/rpm` built on a Debian host, whose rpm says `~/.rpmdb`),
+    /// a private one whose `.rpmmacros` sets `%_dbpath` to the root's:
+    /// dnf has no `--dbpath`, and would otherwise write a second, empty
+    /// database in the root while the updater reads the root's own.
+    fn home(&self) -> String {
+        let private = self.home.get_or_init(|| {
+            self.system.root()?;
+            let db = rpmdb::dbpath(&self.system, &self.runner)?;
+            let made = crate::private_dir("teleport-upgrade-dnf.").and_then(|d| {
+                crate::write_private(&d.path().join(".rpmmacros"), format!("%_dbpath {db}\n").as_bytes())?;
+                Ok(d)
+            });
+            match made {
+                Ok(d) => {
+                    tracing::info!("the root's rpm database is {db}: dnf is told so (%_dbpath in a private HOME)");
+                    Some(d)
+                }
+                Err(e) => {
+                    tracing::warn!("cannot tell dnf the root's rpm database is {db}: {e}");
+                    None
+                }
+            }
+        });
+        match private {
+            Some(d) => d.path().display().to_string(),
+            None => crate::RPM_HOME.to_string(),
+        }
     }
 
     /// A list setting of the main configuration's `[main]` (empty when

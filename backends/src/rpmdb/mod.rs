@@ -32,11 +32,13 @@ mod classify;
 mod discovery;
 mod hold;
 mod ini;
+mod lock;
 
 pub use classify::*;
 pub use discovery::*;
 pub use hold::*;
 pub use ini::*;
+pub use lock::*;
 
 /// Places an rpm database is found in, most common first.
 const DB_DIRS: &[&str] = &["/var/lib/rpm", "/usr/lib/sysimage/rpm", "/root/.rpmdb"];

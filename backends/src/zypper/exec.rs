@@ -33,7 +33,12 @@ impl Zypper {
                 )
             })
         };
+        // zypp's lock (after ZYPP_LOCK_TIMEOUT), or rpm's transaction lock
+        // taken by another rpm, dnf or zypper after the busy check.
         let locked = |fin: &Finished, text: &str| {
+            if let Some(d) = rpmdb::transaction_lock_taken(text, &self.system) {
+                return Some(d);
+            }
             (fin.code == Some(7) && !lock_problem(text))
                 .then(|| rpmdb::line_with(text, &["is locked"], fin.tail(2)))
         };
@@ -77,9 +82,29 @@ impl Zypper {
     ) -> Result<Finished> {
         tracing::info!(command = %cl, "running");
         self.prepare_conf()?;
-        let fin = self.runner.run(cl)?;
-        self.check(cl, &fin, pkg)?;
-        Ok(fin)
+        // zypper waits for zypp's own lock (ZYPP_LOCK_TIMEOUT); rpm's
+        // transaction lock, taken by another tool, is waited for here.
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(250);
+        loop {
+            let fin = self.runner.run(cl)?;
+            match self.check(cl, &fin, pkg) {
+                Ok(()) => return Ok(fin),
+                Err(err @ Error::Locked { .. }) => {
+                    let left = self.opts.lock_wait.saturating_sub(started.elapsed());
+                    if left.is_zero() || fin.code == Some(7) {
+                        return Err(err);
+                    }
+                    tracing::info!(
+                        "zypper is locked by another process ({err}); waiting up to {} s",
+                        left.as_secs()
+                    );
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Repository names or aliases zypper's cache lists for `pkg`.

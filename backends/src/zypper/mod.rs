@@ -17,6 +17,9 @@
 //!   would trust whatever key the repository ships): the Teleport key must
 //!   already be in the rpm database. In non-interactive mode zypper rejects
 //!   unknown keys and unsigned files.
+//! * rpm's transaction lock taken by another rpm, dnf or zypper ("can't
+//!   create transaction lock") is waited for, up to
+//!   [`Options::lock_wait`], its holder named.
 //! * Exit codes: 7 locked (after `ZYPP_LOCK_TIMEOUT`), 104 not found, 8
 //!   commit error, 4 refresh failure; signature failures are recognised by
 //!   their message whatever the code. 102/103 are success with a notice.
