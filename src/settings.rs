@@ -229,7 +229,7 @@ pub const SETTINGS: &[Setting] = &[
         value: secs(0, 3600, false, 300),
         default: "",
         meaning: "seconds between two unhealthy observations for the second to count",
-        detail: "0 is v1's rule: any earlier run counts.",
+        detail: "0 is v1's rule: any earlier run counts. Also the time between the two checks that must both advertise a target below the installed version before it is installed (critical and forced updates do not wait); 0: any earlier check counts.",
         v1: false,
         example: "600",
         invalid: Some("-1"),

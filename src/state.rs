@@ -232,6 +232,26 @@ pub struct State {
     /// fleet's rollout halts once every slot is kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet_lock: Option<crate::fleetlock::Kept>,
+    /// A target below the installed version seen by a check and not
+    /// installed yet (it is once a check `unhealthy-interval` later still
+    /// advertises it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_target: Option<crate::decision::LowerSeen>,
+    /// Checks whose answer contradicted the lower target an earlier check
+    /// saw (proxies that disagree).
+    pub disagreements_total: u64,
+    /// The last of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_disagreement: Option<Disagreement>,
+}
+
+/// The version server's answers disagreed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Disagreement {
+    /// Unix seconds.
+    pub time: i64,
+    /// What, as a sentence.
+    pub what: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -64,6 +64,11 @@ pub struct Done {
     pub slot_kept: Option<crate::fleetlock::Kept>,
     /// The FleetLock slot was given back.
     pub slot_released: bool,
+    /// The lower target to record (`Some(None)`: none; `None`: the run
+    /// decided nothing, the record is kept).
+    pub lower_target: Option<Option<crate::decision::LowerSeen>>,
+    /// The version server's answers disagreed (counted).
+    pub disagreement: Option<String>,
 }
 
 /// Why a step failed.

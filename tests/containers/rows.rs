@@ -190,7 +190,7 @@ impl Scenario {
             Scenario::TimerFires => "the timer fires teleport-upgrade.service: update inside a window (15.4.3), a graceful reload: an open connection is served on by 15.4.2, a new one by 15.4.3",
             Scenario::OutsideWindow => "outside a window: nothing happens (target 16.0.0)",
             Scenario::Critical => "critical update outside the window (16.0.0): a hard restart, not a reload",
-            Scenario::Rollback => "fleet rollback to a lower target inside a window (15.4.3); the unit has no ExecReload=: try-restart instead, said why",
+            Scenario::Rollback => "fleet rollback to a lower target inside a window (15.4.3), installed on the second check that sees it; the unit has no ExecReload=: try-restart instead, said why",
             Scenario::BrokenRolledBack => "the timer's run updates to 15.4.4 and reloads; 15.4.4 never takes over (the old process serves on): rolled back to 15.4.3, exit 6",
             Scenario::BrokenNotRetried => "the next run, same target 15.4.4 in a window: not retried, agent untouched",
             Scenario::Yum => "installer `yum` (yum -> dnf symlink, as on RHEL 8+): update (16.0.0)",
@@ -1007,6 +1007,36 @@ impl<'a> Sut<'a> {
         Ok(format!("{d}; journal: {}", line.trim()))
     }
 
+    /// A first check that sees `version` below the installed agent: the
+    /// run waits and records it (no flapping: a lower target is installed
+    /// only when a second check, `unhealthy-interval` later, still sees
+    /// it). `unhealthy-interval` is set to 0 so that the next check
+    /// confirms it; `done_sighting` puts the default back.
+    fn sight_lower(&mut self, version: &str) -> Result<String, String> {
+        let installed = self.agent_version()?;
+        self.config("unhealthy-interval", "0")?;
+        self.schedule_in_window()?;
+        self.vs.set(version, false);
+        self.start_service()?;
+        let (decision, detail) = (self.last_run("decision")?, self.last_run("detail")?);
+        let recorded = self.state()?["lower_target"]["version"].clone();
+        if self.agent_version()? != installed
+            || decision != "wait"
+            || !detail.contains("below the installed version")
+            || recorded != version
+        {
+            return Err(format!(
+                "the first check of the lower target {version} did not wait (decision {decision}: {detail}; recorded {recorded}){}",
+                self.diagnostics()
+            ));
+        }
+        Ok(format!("first check of {version}: waited, recorded"))
+    }
+
+    fn done_sighting(&self) -> Result<(), String> {
+        self.c.remove(&format!("{CONFIG_DIR}/unhealthy-interval"))
+    }
+
     /// How the agent's last process came to run.
     fn last_via(&self) -> Result<Via, String> {
         self.starts()?
@@ -1394,9 +1424,17 @@ fn systemd_row(
     })?;
 
     rec.step(Scenario::Rollback, || {
-        // An agent unit without ExecReload= (an operator's drop-in clears
-        // it): CanReload=no.
-        sut.update_with_reload_fallback("no-reload", "[Service]\nExecReload=\n", "CanReload=no")
+        // The lower target is seen by a first check (no change), then
+        // installed by the second. An agent unit without ExecReload= (an
+        // operator's drop-in clears it): CanReload=no.
+        let first = sut.sight_lower("15.4.3")?;
+        let d = sut.update_with_reload_fallback(
+            "no-reload",
+            "[Service]\nExecReload=\n",
+            "CanReload=no",
+        );
+        sut.done_sighting()?;
+        Ok(format!("{first}; second check: {}", d?))
     })?;
 
     rec.step(Scenario::BrokenRolledBack, || {
@@ -1483,9 +1521,12 @@ fn systemd_row(
 
     rec.step(Scenario::StoppedLeftStopped, || {
         c.ok(&["systemctl", "stop", AGENT_UNIT])?;
+        // A lower target: installed on the second check that sees it.
+        sut.sight_lower("15.4.2")?;
         sut.schedule_in_window()?;
         vs.set("15.4.2", false);
         sut.start_service()?;
+        sut.done_sighting()?;
         sut.expect_agent("15.4.2")?;
         if !pm.held(c)? {
             return Err(format!("{AGENT} is not held after the update"));
@@ -1663,11 +1704,15 @@ fn systemd_row(
                     "status says the agent's service is {state:?}, expected unknown"
                 ));
             }
+            // A lower target: installed on the second check that sees it
+            // (the first one made with systemd reachable).
+            sut.sight_lower("15.4.2")?;
             sut.schedule_in_window()?;
             vs.set("15.4.2", false);
             let pid = sut.show(AGENT_UNIT, "MainPID")?;
             let seen = sut.starts()?.len();
             let run = masked(&["/usr/sbin/teleport-upgrade", "run"])?;
+            sut.done_sighting()?;
             if !run.ok() {
                 return Err(format!(
                     "the run exited {:?}:\n{}",

@@ -301,10 +301,14 @@ pub(super) fn versionlock_scenarios(
     })?;
 
     rec.step(Scenario::VersionlockMoves, || {
-        // A fleet rollback to a lower version.
+        // A fleet rollback to a lower version: installed on the second
+        // check that sees it.
+        sut.sight_lower("15.4.3")?;
         sut.schedule_in_window()?;
         vs.set("15.4.3", false);
-        sut.start_service()?;
+        let second = sut.start_service();
+        sut.done_sighting()?;
+        second?;
         let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
         let lock = expect_exact_lock(c)?;
         // A critical update to the broken build, rolled back by the health
