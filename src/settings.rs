@@ -196,7 +196,7 @@ pub const SETTINGS: &[Setting] = &[
         value: secs(0, 3600, false, 120),
         default: "",
         meaning: "seconds to wait for the package manager's lock",
-        detail: "A package manager still busy after this exits 5.",
+        detail: "A package manager still busy after this exits 5. On apt hosts: dpkg's locks and apt's lists and archives locks (which apt itself does not wait for).",
         v1: false,
         example: "30",
         invalid: Some("forever"),
