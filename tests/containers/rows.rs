@@ -27,6 +27,8 @@ use crate::nspawn::{Container, Init};
 
 #[path = "migration.rs"]
 mod migration;
+#[path = "needrestart.rs"]
+mod needrestart;
 #[path = "versionlock.rs"]
 mod versionlock;
 
@@ -130,6 +132,7 @@ pub enum Scenario {
     UnhealthyRecovered,
     HealthUnknown,
     ReloadFails,
+    Needrestart,
     RestartOnce,
     StopDuringInstall,
     CronNoopUnderSystemd,
@@ -151,7 +154,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 34] = [
+    pub const ALL: [Scenario; 35] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -168,6 +171,7 @@ impl Scenario {
         Scenario::UnhealthyRecovered,
         Scenario::HealthUnknown,
         Scenario::ReloadFails,
+        Scenario::Needrestart,
         Scenario::RestartOnce,
         Scenario::StopDuringInstall,
         Scenario::CronNoopUnderSystemd,
@@ -208,6 +212,7 @@ impl Scenario {
             Scenario::UnhealthyRecovered => "agent fails, target 15.4.3 outside the window: the next run arranges a re-check (60 s); the re-check updates it (measured: failure -> 15.4.3 running)",
             Scenario::HealthUnknown => "systemd runs but systemctl cannot reach it (its sockets masked): status says unknown; an update (15.4.2) installs and holds, leaves restart+verify in the plan; the next run with systemd does them",
             Scenario::ReloadFails => "the agent's ExecReload= fails: the window update (15.4.3) restarts it with try-restart instead, said why",
+            Scenario::Needrestart => "Debian's needrestart -r a after the agent's executable is replaced: without the updater's /etc/needrestart/conf.d file it restarts teleport.service; with it, the agent keeps its process (listed as deferred)",
             Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollbacks')",
             Scenario::StopDuringInstall => "systemctl stop during a slow install (15.4.5's postinst): the package step finishes, held, exit 8; the next timer run (outside the window) finishes the plan",
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
@@ -261,6 +266,8 @@ impl Scenario {
                 CronNoopUnderSystemd => row == Row::DebianApt,
                 // Backend-independent, and a minute long: one row.
                 UnhealthyRecovered | HealthUnknown | ReloadFails => row == Row::DebianApt,
+                // Debian 12's needrestart and its perl (.debs of that release).
+                Needrestart => row == Row::DebianApt,
                 RpmAsBuilt => row.pm() != Pm::Apt,
                 CronAgentInstalled | CronUpdaterInstalled | CronUpdates => false,
                 _ => true,
@@ -1799,6 +1806,9 @@ fn systemd_row(
                 "[Service]\nExecReload=\nExecReload=/bin/false\n",
                 "`systemctl reload teleport.service` failed",
             )
+        })?;
+        rec.step(Scenario::Needrestart, || {
+            needrestart::needrestart_scenario(&mut sut)
         })?;
     }
 
