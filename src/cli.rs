@@ -20,7 +20,8 @@ the agent package to exactly that version, from the Teleport repository only, wh
   - now is strictly inside a maintenance window of the agent's `schedule` file, or
   - the agent has looked unhealthy on two consecutive runs (the schedule is missing, \
 empty, stale or unreadable, or teleport.service has failed).
-A lower target is installed too: that is how a fleet is rolled back. A schedule \
+A lower target is installed too (that is how a fleet is rolled back), once two checks \
+`unhealthy-interval` apart advertise it, or at once when critical. A schedule \
 of `nop` means another updater manages this host: stand down. After an update the \
 package is held so that routine upgrades cannot move it, and the agent is restarted.
 

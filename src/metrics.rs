@@ -198,6 +198,17 @@ fn counters(o: &mut String, state: &State) {
     );
     family(
         o,
+        "teleport_upgrade_version_disagreements_total",
+        "counter",
+        "Checks whose answer contradicted the lower target an earlier check saw (proxies of different versions).",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_version_disagreements_total {}",
+        state.disagreements_total
+    );
+    family(
+        o,
         "teleport_upgrade_updates_total",
         "counter",
         "Successful updates of the agent package.",

@@ -86,13 +86,21 @@ pub fn package_state(
     }
 }
 
-/// The lock files of `kind`'s package database, as host paths.
+/// The lock files of `kind`'s package database, as host paths. apt's
+/// also: the lists lock (`apt-get update` takes it; apt-daily holds it for
+/// minutes) and the archives lock (the download), which apt's
+/// `DPkg::Lock::Timeout` does not wait for: apt fails at once on them.
 fn lock_files(system: &System, kind: BackendKind) -> Vec<PathBuf> {
     match kind {
-        BackendKind::Apt => ["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"]
-            .iter()
-            .map(|p| system.path(p))
-            .collect(),
+        BackendKind::Apt => [
+            "/var/lib/dpkg/lock-frontend",
+            "/var/lib/dpkg/lock",
+            "/var/lib/apt/lists/lock",
+            "/var/cache/apt/archives/lock",
+        ]
+        .iter()
+        .map(|p| system.path(p))
+        .collect(),
         _ => ["/var/lib/rpm", "/usr/lib/sysimage/rpm", "/root/.rpmdb"]
             .iter()
             .map(|d| system.path(d).join(".rpm.lock"))

@@ -243,6 +243,26 @@ pub struct State {
     /// Requests to the FleetLock server, by operation and result.
     #[serde(default, skip_serializing_if = "LockRequests::is_empty")]
     pub fleet_lock_requests: LockRequests,
+    /// A target below the installed version seen by a check and not
+    /// installed yet (it is once a check `unhealthy-interval` later still
+    /// advertises it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_target: Option<crate::decision::LowerSeen>,
+    /// Checks whose answer contradicted the lower target an earlier check
+    /// saw (proxies that disagree).
+    pub disagreements_total: u64,
+    /// The last of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_disagreement: Option<Disagreement>,
+}
+
+/// The version server's answers disagreed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Disagreement {
+    /// Unix seconds.
+    pub time: i64,
+    /// What, as a sentence.
+    pub what: String,
 }
 
 /// Requests to the FleetLock server: operation (`take`, `release`) ->

@@ -140,6 +140,13 @@ pub struct Status {
     /// The FleetLock slot this host keeps after a rolled-back update (the
     /// rollout halts once every slot of the group is kept); none is kept.
     pub fleet_lock: Option<crate::fleetlock::Kept>,
+    /// A target below the installed version seen by a check and not
+    /// installed yet (no flapping: a second check must confirm it).
+    pub lower_target: Option<crate::decision::LowerSeen>,
+    /// Checks whose answer contradicted the lower target an earlier check
+    /// saw, and the last of them.
+    pub disagreements_total: u64,
+    pub last_disagreement: Option<state::Disagreement>,
     /// What could not be read.
     pub problems: Vec<String>,
 }
@@ -306,6 +313,9 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         uncured_total: st.uncured_total,
         failures: st.failures.clone(),
         fleet_lock: st.fleet_lock.clone(),
+        lower_target: st.lower_target.clone(),
+        disagreements_total: st.disagreements_total,
+        last_disagreement: st.last_disagreement.clone(),
         problems,
     })
 }
@@ -383,6 +393,23 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             _ => "",
         }
     )?;
+    if let Some(l) = &s.lower_target {
+        writeln!(
+            out,
+            "  lower:       {} (below the installed version) advertised since {}: installed once a check unhealthy-interval later still advertises it",
+            l.version,
+            rfc3339(l.since)
+        )?;
+    }
+    if let Some(d) = &s.last_disagreement {
+        writeln!(
+            out,
+            "  disagree:    {} (at {}; {} in all)",
+            d.what,
+            rfc3339(d.time),
+            s.disagreements_total
+        )?;
+    }
     if let Some(g) = &s.cluster_guard {
         writeln!(
             out,

@@ -70,6 +70,9 @@ fn an_interrupted_channel_move_is_undone(kind: Kind) {
     w.point_at_channel_site(world::channel_site());
     w.schedule_in_window();
     let operator = w.repo_definition();
+    // The lower target is installed on the second check that sees it (the
+    // first one holds the agent: dnf's hold is an `exclude=` line).
+    w.sight_lower_target();
     let backup = w.interrupt_channel_move(world::channel_site(), 16);
     assert!(w.repo_definition().contains("stable/v16"));
 

@@ -7,10 +7,13 @@
 //! (the weakness is real), on a twin world.
 //!
 //! Also: a package manager that is busy (its lock held by a transaction
-//! still running) is waited for and never repaired meanwhile (exit 5).
+//! still running) is waited for and never repaired meanwhile (exit 5);
+//! apt's lists and archives locks, which `DPkg::Lock::Timeout` does not
+//! cover, are waited for the same way.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use testkit::each_backend;
 use testkit::world::multi::{Kind, World};
@@ -324,4 +327,78 @@ fn exclude_edit_keeps_symlink_and_mode_dnf() {
     );
     let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o600, "mode kept");
+}
+
+/// apt's lists lock (`apt-get update` takes it) and archives lock (the
+/// download), held by another process as apt-daily and unattended-upgrades
+/// hold them at first boot and every morning. The plain apt-get fails at
+/// once on them, even with `DPkg::Lock::Timeout` (which covers only dpkg's
+/// locks); the updater waits up to lock-timeout, names the holder, then
+/// exits 5 ("locked") with nothing changed; once free, the next run
+/// updates.
+#[test]
+fn apt_lists_and_archives_locks_are_waited_for() {
+    for lock in ["/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock"] {
+        let w = common::AptWorld::new("15.4.2", "15.4.3");
+        w.schedule_in_window();
+        w.config("lock-timeout", "2");
+        let line = w.host_sources_line();
+        if lock.contains("archives") {
+            let o = w.root.apt_get_with_sources(&line, &["update"]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let path = w.root.file(lock);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut holder = hold_fcntl_lock(&path);
+        let pid = holder.id();
+        // The plain tool: fails at once, naming the lock.
+        let plain_args: &[&str] = if lock.contains("lists") {
+            &["-o", "DPkg::Lock::Timeout=5", "update"]
+        } else {
+            &[
+                "-o",
+                "DPkg::Lock::Timeout=5",
+                "-y",
+                "install",
+                "--download-only",
+                "teleport-ent=15.4.3",
+            ]
+        };
+        let t0 = Instant::now();
+        let plain = w.root.apt_get_with_sources(&line, plain_args);
+        let text = String::from_utf8_lossy(&plain.stderr).into_owned();
+        assert!(
+            !plain.status.success() && text.contains("Could not get lock") && text.contains(lock),
+            "{lock}: plain apt-get: {text}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{lock}: apt did not wait"
+        );
+        let held_before = w.held();
+        let t0 = Instant::now();
+        let r = w.run(&["run"]);
+        r.expect(5)
+            .logs_contain("the package manager is busy")
+            .logs_contain(&format!("{lock} is locked by process {pid}"));
+        assert!(
+            t0.elapsed() >= Duration::from_secs(2),
+            "{lock}: waited lock-timeout"
+        );
+        assert_eq!(
+            w.installed().as_deref(),
+            Some("15.4.2"),
+            "{lock}: nothing changed"
+        );
+        assert_eq!(w.held(), held_before, "{lock}: nothing changed");
+        assert_eq!(w.state()["last_run"]["result"], "locked", "{lock}");
+        drop(holder.stdin.take());
+        holder.wait().unwrap();
+        w.run(&["run"]).expect(0);
+        assert_eq!(
+            w.installed().as_deref(),
+            Some("15.4.3"),
+            "{lock}: once free"
+        );
+    }
 }

@@ -45,6 +45,9 @@ const STATUS_KEYS: &[&str] = &[
     "uncured_total",
     "failures",
     "fleet_lock",
+    "lower_target",
+    "disagreements_total",
+    "last_disagreement",
     "problems",
 ];
 
@@ -156,6 +159,9 @@ fn metrics_after_runs(kind: Kind) {
 
     // A refused run: counted by reason, the last success kept.
     w.set_target("15.4.2");
+    w.sight_lower_target(); // a lower target is installed on its second check
+    let m = parse(&std::fs::read_to_string(&file).unwrap());
+    let t = value(&m, "teleport_upgrade_last_success_timestamp_seconds", &[]);
     w.resign_with_unknown_key();
     w.run(&["run"]).expect(3);
     let m = parse(&std::fs::read_to_string(&file).unwrap());

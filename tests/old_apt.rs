@@ -28,10 +28,15 @@ fn without_error_on_an_update_still_works_and_a_key_gone_wrong_is_refused() {
     );
     run_old(&w, &["run"]).expect(0);
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    // A lower target, seen by a first check (it is installed on the second).
+    w.set_target("15.4.2");
+    run_old(&w, &["run"])
+        .expect(0)
+        .logs_contain("below the installed version");
+    testkit::world::backdate_lower_target(w.root.path(), 600);
     // Today the repository is signed by another key.
     let other = testkit::gpg::Key::generate(&w.dir.path().join("other"), "Mallory <m@example.com>");
     w.repo.sign_with(Some(&other));
-    w.set_target("15.4.2");
     // The weakening is real: apt-get update without --error-on exits 0
     // with only warnings, over the lists it fetched before.
     let plain = w

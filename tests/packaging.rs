@@ -186,6 +186,7 @@ fn deb_expected_files(b: &Built) -> BTreeSet<String> {
     let mut files: BTreeSet<String> = [
         "/etc/cron.d/teleport-upgrade",
         "/etc/teleport-upgrade.d/README",
+        "/etc/needrestart/conf.d/teleport-ent-updater.conf",
         "/usr/lib/systemd/system/teleport-upgrade.service",
         "/usr/lib/systemd/system/teleport-upgrade.timer",
         "/usr/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf",
@@ -304,7 +305,8 @@ fn deb_contains_exactly_the_expected_files() {
         "the .deb ships files under /var"
     );
 
-    // conffiles: exactly the cron file and the README.
+    // conffiles: exactly the cron file, the README and the needrestart
+    // configuration.
     let ctl = b.dir.join("deb-control");
     let _ = fs::remove_dir_all(&ctl);
     run_ok(Command::new("dpkg-deb").arg("-e").arg(&b.deb).arg(&ctl));
@@ -314,7 +316,8 @@ fn deb_contains_exactly_the_expected_files() {
         conffiles,
         BTreeSet::from([
             "/etc/cron.d/teleport-upgrade",
-            "/etc/teleport-upgrade.d/README"
+            "/etc/teleport-upgrade.d/README",
+            "/etc/needrestart/conf.d/teleport-ent-updater.conf"
         ])
     );
     assert!(ctl.join("md5sums").is_file(), "no md5sums");
@@ -371,6 +374,8 @@ fn rpm_contains_the_same_files() {
     let mut owned_dirs: BTreeSet<String> = [
         "/etc/teleport-upgrade.d",
         "/etc/cron.d",
+        "/etc/needrestart",
+        "/etc/needrestart/conf.d",
         "/usr/lib/systemd",
         "/usr/lib/systemd/system",
         "/usr/lib/systemd/system/teleport.service.d",
@@ -430,7 +435,8 @@ fn rpm_contains_the_same_files() {
         config,
         BTreeSet::from([
             "/etc/cron.d/teleport-upgrade",
-            "/etc/teleport-upgrade.d/README"
+            "/etc/teleport-upgrade.d/README",
+            "/etc/needrestart/conf.d/teleport-ent-updater.conf"
         ]),
         "{flags}"
     );
@@ -438,7 +444,7 @@ fn rpm_contains_the_same_files() {
         .lines()
         .filter(|l| l.rsplit(' ').next().unwrap().contains('c'))
         .collect();
-    assert_eq!(any_config.len(), 2, "config files: {any_config:?}");
+    assert_eq!(any_config.len(), 3, "config files: {any_config:?}");
 }
 
 /// Every maintainer script / scriptlet of both packages, as (name, text).

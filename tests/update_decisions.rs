@@ -47,13 +47,20 @@ each_backend!(critical_outside_window_updates, |k: Kind| {
     assert_installed(&w, k, "15.4.3", "a critical update ignores the window");
 });
 
-// (4) Downgrade (fleet rollback) in the window.
+// (4) Downgrade (fleet rollback) in the window: installed on the second
+// check that sees it (unhealthy-interval after the first), once.
 each_backend!(downgrade_in_window, |k: Kind| {
     let w = World::new(k, "15.4.3", "15.4.2");
     assert_installed(&w, k, "15.4.3", "before");
     w.schedule_in_window();
+    w.sight_lower_target();
+    assert_installed(&w, k, "15.4.3", "a lower target seen once waits");
     w.run(&["run"]).expect(0);
     assert_installed(&w, k, "15.4.2", "rolled back");
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("the installed version is the target");
+    assert_eq!(w.state()["lower_target"], serde_json::Value::Null, "{k:?}");
 });
 
 // (5) Target missing from the repository: exit 4, unchanged.
@@ -300,6 +307,8 @@ fn same_version_touches_nothing() {
 fn downgrade_is_a_fleet_rollback() {
     let w = AptWorld::new("15.4.3", "15.4.2");
     w.schedule_in_window();
+    w.sight_lower_target();
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
     w.run(&["run"]).expect(0);
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     assert!(w.held());

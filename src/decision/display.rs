@@ -52,6 +52,12 @@ impl fmt::Display for Decision {
                         None => "no later window is scheduled".into(),
                     }
                 ),
+                WaitReason::LowerUnconfirmed { target, since, confirm_at } => write!(
+                    f,
+                    "wait: the target {target} is below the installed version, first seen {}; it is installed when a check from {} still advertises it (two checks unhealthy-interval apart: answers of proxies that disagree do not flip the agent), or at once when critical",
+                    rfc3339(*since),
+                    rfc3339(*confirm_at)
+                ),
                 WaitReason::FailedBefore => f.write_str(
                     "wait: this target failed its health check on this host and was rolled back; it is retried only when the target changes, the update is critical, or with force"
                 ),

@@ -8,6 +8,7 @@
 //! ([`crate::update::plan`]) only turns the outcome into steps.
 
 mod display;
+pub mod downgrade;
 pub mod resume;
 
 use backends::PkgVersion;
@@ -18,6 +19,7 @@ use crate::health::AgentBefore;
 use crate::schedule::{Schedule, Window};
 use crate::target::Target;
 
+pub use downgrade::LowerSeen;
 pub use resume::{Resume, Unfinished};
 
 /// How the run was asked for.
@@ -73,6 +75,12 @@ pub struct Observed {
     pub guard: Option<String>,
     /// A plan an earlier run left unfinished (its journal).
     pub unfinished: Option<Unfinished>,
+    /// A target below the installed version that an earlier check saw
+    /// (the state file), and when it first saw it.
+    pub lower_seen: Option<LowerSeen>,
+    /// Seconds (`unhealthy-interval`): a lower target is installed only
+    /// when seen on two checks at least this far apart (or critical).
+    pub confirm_interval: i64,
 }
 
 /// The margin that applies to `window`: `margin`, at most a quarter of
@@ -196,6 +204,15 @@ pub enum WaitReason {
         margin: i64,
         next: Option<Window>,
     },
+    /// The target is below the installed version and not confirmed yet:
+    /// it is installed once a check at or after `confirm_at` (Unix
+    /// seconds) still advertises it (no flapping between the versions of
+    /// proxies that disagree).
+    LowerUnconfirmed {
+        target: String,
+        since: i64,
+        confirm_at: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -281,6 +298,11 @@ pub struct Outcome {
     /// takes none in this run, so it tells the lock server it holds none
     /// (a slot held under this id before the record was lost is freed).
     pub release_at_start: bool,
+    /// The lower target to record in the state file for the next check
+    /// (`None`: the target is not below the installed version).
+    pub lower_after: Option<LowerSeen>,
+    /// The version server's answers disagree (what, as a sentence).
+    pub disagreement: Option<String>,
 }
 
 impl Outcome {
@@ -295,6 +317,8 @@ impl Outcome {
             hands_off: false,
             resume: Resume::None,
             release_at_start: false,
+            lower_after: None,
+            disagreement: None,
         }
     }
 
@@ -309,7 +333,9 @@ impl Outcome {
 /// Decide. Order: stand down on `nop`; nothing on `none`; nothing when the
 /// installed version is the target; update when forced, critical, strictly
 /// inside a window, or unhealthy on two consecutive runs; otherwise wait.
-/// A target below the installed version is an update too (fleet rollback).
+/// A target below the installed version is an update too (fleet rollback),
+/// once it is confirmed: seen on two checks at least `unhealthy-interval`
+/// apart ([`downgrade`]), unless critical or forced.
 ///
 /// An unfinished plan is judged first ([`resume::judge`]): an update is
 /// continued only when a fresh run from the version it started from would
@@ -431,6 +457,8 @@ pub fn decide(o: &Observed) -> Outcome {
         && !takes_slot
         && !plan_took_slot
         && !out.hands_off;
+    out.lower_after = downgrade::seen_after(&o.target, &o.installed, o.lower_seen.as_ref(), o.now);
+    out.disagreement = downgrade::disagreement(&o.target, o.lower_seen.as_ref());
     out
 }
 
@@ -463,6 +491,42 @@ fn update_spec(o: &Observed, d: &Decision, from: PkgVersion) -> Option<UpdateSpe
 }
 
 fn decide_version(o: &Observed) -> Outcome {
+    confirm_lower(o, decide_target(o))
+}
+
+/// No flapping: a routine or unhealthy update to a target below the
+/// installed version waits until a second check, `unhealthy-interval`
+/// after the first, still advertises it (forced and critical updates do
+/// not wait). An unhealthy agent's marker is kept for that check.
+fn confirm_lower(o: &Observed, out: Outcome) -> Outcome {
+    let (Decision::Update { reason }, Target::Version(t)) = (&out.decision, &o.target) else {
+        return out;
+    };
+    let gated = matches!(
+        reason,
+        UpdateReason::InWindow { .. } | UpdateReason::Unhealthy { .. }
+    );
+    if !gated || !downgrade::is_lower(t, &o.installed) {
+        return out;
+    }
+    let word = t.to_string();
+    let seen = o.lower_seen.as_ref().filter(|s| s.version == word);
+    match downgrade::unconfirmed(&word, seen, o.now, o.confirm_interval) {
+        None => out,
+        Some(confirm_at) => Outcome {
+            marker_after: matches!(reason, UpdateReason::Unhealthy { .. }),
+            ..Outcome::of(Decision::Wait {
+                reason: WaitReason::LowerUnconfirmed {
+                    since: seen.map_or(o.now, |s| s.since),
+                    target: word,
+                    confirm_at,
+                },
+            })
+        },
+    }
+}
+
+fn decide_target(o: &Observed) -> Outcome {
     let done = Outcome::of;
     if let Some(d) = stand_down(&o.schedule, o.v2.as_deref()) {
         return done(d);

@@ -10,7 +10,10 @@ pub(super) enum T {
     None,
     Same,
     Newer,
+    /// 15.4.2, below the installed version, seen by no earlier check.
     Older,
+    /// 15.4.2, first seen by a check 10 minutes ago (confirmed).
+    OlderSeen,
 }
 #[derive(Clone, Copy, Debug)]
 pub(super) enum S {
@@ -41,7 +44,7 @@ pub(super) fn observed(
             T::None => Target::NoTarget,
             T::Same => target("15.4.3"),
             T::Newer => target("16.0.0"),
-            T::Older => target("15.4.2"),
+            T::Older | T::OlderSeen => target("15.4.2"),
         },
         critical,
         schedule: match s {
@@ -75,6 +78,11 @@ pub(super) fn observed(
         jitter: None,
         guard: None,
         unfinished: None,
+        lower_seen: matches!(t, T::OlderSeen).then(|| LowerSeen {
+            version: "15.4.2".into(),
+            since: NOW - 600,
+        }),
+        confirm_interval: 300,
     }
 }
 
@@ -170,6 +178,7 @@ fn word(o: &Outcome) -> String {
                 WaitReason::FirstUnhealthy { .. } => "first-unhealthy",
                 WaitReason::FailedBefore => "failed-before",
                 WaitReason::WindowClosing { .. } => "window-closing",
+                WaitReason::LowerUnconfirmed { .. } => "lower-unconfirmed",
             }
         ),
         d => d.word().to_string(),
@@ -291,7 +300,8 @@ const ROWS: &[Row] = {
             "update:critical",
             false,
         ),
-        // strictly inside a window; a downgrade too (fleet rollback)
+        // strictly inside a window; a downgrade too (fleet rollback), once
+        // confirmed: seen on two checks unhealthy-interval apart
         (
             Run,
             T::Newer,
@@ -304,12 +314,76 @@ const ROWS: &[Row] = {
         ),
         (
             Run,
-            T::Older,
+            T::OlderSeen,
             false,
             InWindow,
             false,
             true,
             "update:window",
+            false,
+        ),
+        // no flapping: a lower target seen first waits for a second check
+        (
+            Run,
+            T::Older,
+            false,
+            InWindow,
+            false,
+            false,
+            "wait:lower-unconfirmed",
+            false,
+        ),
+        // unhealthy twice, but the lower target is new: wait for its
+        // second check, the marker kept for it
+        (
+            Run,
+            T::Older,
+            false,
+            Missing,
+            true,
+            true,
+            "wait:lower-unconfirmed",
+            true,
+        ),
+        // a lower target seen first outside a window: recorded, waits
+        (
+            Run,
+            T::Older,
+            false,
+            Future,
+            false,
+            false,
+            "wait:outside",
+            false,
+        ),
+        (
+            Run,
+            T::OlderSeen,
+            false,
+            Future,
+            true,
+            true,
+            "update:unhealthy",
+            false,
+        ),
+        (
+            Force,
+            T::Older,
+            false,
+            Future,
+            false,
+            false,
+            "update:forced",
+            false,
+        ),
+        (
+            Run,
+            T::Older,
+            true,
+            Future,
+            false,
+            false,
+            "update:critical",
             false,
         ),
         (
@@ -336,7 +410,7 @@ const ROWS: &[Row] = {
         ),
         (
             Run,
-            T::Older,
+            T::OlderSeen,
             false,
             Closing,
             false,
@@ -407,7 +481,7 @@ const ROWS: &[Row] = {
         ),
         (
             Run,
-            T::Older,
+            T::OlderSeen,
             false,
             Future,
             false,
@@ -539,7 +613,7 @@ fn table() {
 /// Invariants over every combination of inputs.
 #[test]
 fn invariants_over_all_combinations() {
-    let ts = [T::None, T::Same, T::Newer, T::Older];
+    let ts = [T::None, T::Same, T::Newer, T::Older, T::OlderSeen];
     let ss = [
         S::Nop,
         S::Missing,
@@ -577,14 +651,23 @@ fn invariants_over_all_combinations() {
                                     "a routine update outside a window needs two unhealthy runs"
                                 );
                             }
-                            if matches!(t, T::Newer | T::Older)
+                            if matches!(t, T::Older) && mode == Mode::Run && !crit {
+                                assert!(!upd, "a lower target seen once is not installed");
+                            }
+                            if matches!(t, T::Older | T::OlderSeen) {
+                                assert!(out.lower_after.is_some(), "a lower target is recorded");
+                            } else {
+                                assert!(out.lower_after.is_none());
+                            }
+                            if matches!(t, T::Newer | T::OlderSeen)
                                 && !matches!(s, S::Nop)
                                 && (crit || mode == Mode::Force || matches!(s, S::InWindow))
                             {
                                 assert!(upd, "{:?}", (mode, t, crit, s, svc, marker));
                             }
                             if out.marker_after {
-                                assert!(!marker && !upd);
+                                assert!(!upd);
+                                assert!(!marker || word(&out) == "wait:lower-unconfirmed");
                             }
                             let _ = out.decision.to_string();
                         }
@@ -593,193 +676,50 @@ fn invariants_over_all_combinations() {
             }
         }
     }
-    assert_eq!(n, 448);
+    assert_eq!(n, 560);
 }
 
-/// An unfinished update 15.4.3 -> 16.0.0 (the test grid's installed
-/// version and its newer target).
-fn unfinished_update() -> Unfinished {
-    Unfinished::Update {
-        from: PkgVersion::parse("15.4.3").unwrap(),
-        to: "16.0.0".into(),
-        counted: false,
-        slot: false,
-        done: vec!["finish-transaction".into(), "refresh".into()],
-    }
-}
-
-/// The resume table: what a run does about an earlier run's unfinished
-/// plan, for each change made since (the host converges either way; an
-/// install happens only when a fresh run would make it now).
+/// No flapping: proxies that disagree (15.4.3 and 15.4.2 in turn, checks
+/// 30 minutes apart, inside a window) never move the agent, and every
+/// contradicted lower answer is a disagreement; a steady lower target (a
+/// fleet rollback) is installed once, on the second check that sees it.
 #[test]
-fn resume_table() {
-    #[derive(Clone, Copy, Debug)]
-    enum Change {
-        Nothing,
-        WindowClosed,
-        TargetWithdrawn,
-        TargetChanged,
-        InstallerNop,
-        ScheduleNop,
-        GuardRefuses,
-    }
-    use Change::*;
-    // (installed already?, change) -> (resume, decision, the update runs?)
-    let rows: &[(bool, Change, &str, &str, bool)] = &[
-        (false, Nothing, "continue", "update:window", true),
-        (false, WindowClosed, "abandon", "wait:outside", false),
-        (false, TargetWithdrawn, "abandon", "up-to-date", false),
-        (false, TargetChanged, "abandon", "update:window", true),
-        (false, InstallerNop, "abandon", "update:window", false),
-        (false, ScheduleNop, "abandon", "stand-down", false),
-        (false, GuardRefuses, "continue", "update:window", false),
-        (true, Nothing, "finish", "update:finish", true),
-        (true, WindowClosed, "finish", "update:finish", true),
-        (true, TargetWithdrawn, "finish", "update:finish", true),
-        (true, InstallerNop, "abandon", "up-to-date", false),
-        (true, ScheduleNop, "abandon", "stand-down", false),
-        (true, GuardRefuses, "finish", "update:finish", true),
-    ];
-    for &(installed, change, resume, decision, runs) in rows {
-        let mut o = observed(Mode::Run, T::Newer, false, S::InWindow, false, false);
-        o.unfinished = Some(unfinished_update());
-        if installed {
-            o.installed = PkgVersion::parse("16.0.0").unwrap();
-        }
-        match change {
-            Nothing => {}
-            WindowClosed => {
-                o.schedule = Schedule::parse(&format!("{} {}\n", NOW + 3600, NOW + 7200))
-            }
-            TargetWithdrawn => o.target = Target::Version(TargetVersion::parse("15.4.3").unwrap()),
-            TargetChanged => o.target = Target::Version(TargetVersion::parse("15.4.2").unwrap()),
-            InstallerNop => o.installer_nop = true,
-            ScheduleNop => o.schedule = Schedule::StandDown,
-            GuardRefuses => o.guard = Some("target above the cluster".into()),
-        }
-        if installed && matches!(change, InstallerNop) {
-            // installed 16.0.0 == target: nothing to decide but the hold.
-        }
+fn answers_that_disagree_do_not_flip_the_agent() {
+    let mut seen = None;
+    let mut now = NOW;
+    let mut disagreements = 0;
+    let check = |t: T, seen: &mut Option<LowerSeen>, now: i64| {
+        let mut o = observed(Mode::Run, t, false, S::InWindow, false, false);
+        o.now = now;
+        o.schedule = Schedule::parse(&format!("{} {}\n", now - 60, now + 3540));
+        o.lower_seen = seen.clone();
         let out = decide(&o);
-        let row = format!("{installed} {change:?}");
-        assert_eq!(out.resume.word(), resume, "{row}: {}", out.resume);
-        assert_eq!(word(&out), decision, "{row}");
-        let update_runs = out.update.is_some() && out.refused.is_none() && !out.hands_off;
-        assert_eq!(update_runs, runs, "{row}: {out:?}");
-    }
-    // A rollback that was interrupted is made again, unless the operator
-    // stands the updater down.
-    let mut o = observed(Mode::Run, T::Newer, false, S::Future, false, false);
-    o.installed = PkgVersion::parse("16.0.0").unwrap();
-    o.unfinished = Some(Unfinished::RollingBack {
-        from: PkgVersion::parse("15.4.3").unwrap(),
-        to: "16.0.0".into(),
-        why: "readyz 503".into(),
-    });
-    let out = decide(&o);
-    assert_eq!(out.resume, Resume::RollBack);
-    let u = out.update.clone().unwrap();
-    assert_eq!((u.from.as_str(), u.to.as_str()), ("16.0.0", "15.4.3"));
-    assert_eq!(u.rollback_of.as_deref(), Some("16.0.0"));
-    o.installer_nop = true;
-    assert_eq!(decide(&o).resume.word(), "abandon");
-    // Anything else is converged and closed.
-    let mut o = observed(Mode::Run, T::Same, false, S::InWindow, false, false);
-    o.unfinished = Some(Unfinished::Other {
-        what: "a repair".into(),
-    });
-    o.package.held = Some(false);
-    let out = decide(&o);
-    assert_eq!(out.resume.word(), "abandon");
-    assert!(out.repairs.unheld, "the hold is converged");
-}
-
-/// Over every input combination, with and without an unfinished plan, a
-/// passed trust audit and `nop`: no plan that installs is built without a
-/// passed trust audit, a non-`nop` installer and schedule, and a decision
-/// to update (or to reinstall the damaged target).
-#[test]
-fn no_install_without_the_gates() {
-    use crate::update::plan::{build, Facts};
-    let trusted = crate::run::Trusted::for_tests();
-    let facts = Facts {
-        restart: true,
-        verify: true,
-        channel_to: None,
+        *seen = out.lower_after.clone();
+        out
     };
-    let unfinished = [
-        None,
-        Some(unfinished_update()),
-        Some(Unfinished::RollingBack {
-            from: PkgVersion::parse("15.4.2").unwrap(),
-            to: "15.4.3".into(),
-            why: "x".into(),
-        }),
-        Some(Unfinished::Other {
-            what: "a repair".into(),
-        }),
-    ];
-    let (mut n, mut installs) = (0, 0);
-    for mode in [Mode::Run, Mode::Force] {
-        for t in [T::None, T::Same, T::Newer, T::Older] {
-            for s in [S::Nop, S::Missing, S::InWindow, S::Future] {
-                for svc in [false, true] {
-                    for u in &unfinished {
-                        for nop in [false, true] {
-                            for guard in [None, Some("refused".to_string())] {
-                                for damaged in [false, true] {
-                                    let mut o = observed(mode, t, false, s, svc, true);
-                                    o.unfinished = u.clone();
-                                    o.installer_nop = nop;
-                                    o.guard = guard.clone();
-                                    o.package.damaged = damaged.then(|| "/usr/bin/teleport".into());
-                                    o.package.held = Some(false);
-                                    let out = decide(&o);
-                                    for trust in [None, Some(&trusted)] {
-                                        n += 1;
-                                        let Some(p) = build(&out, "15.4.3", facts, None, trust)
-                                        else {
-                                            continue;
-                                        };
-                                        if !p.installs() {
-                                            continue;
-                                        }
-                                        installs += 1;
-                                        let why = format!(
-                                            "{:?}",
-                                            (mode, t, s, svc, u, nop, &guard, damaged)
-                                        );
-                                        assert!(trust.is_some(), "{why}: installs without trust");
-                                        assert!(!nop, "{why}: installs under nop");
-                                        assert!(
-                                            !matches!(s, S::Nop),
-                                            "{why}: installs under a nop schedule"
-                                        );
-                                        assert!(
-                                            out.decision.is_update()
-                                                || (out.decision == Decision::UpToDate && damaged),
-                                            "{why}: installs without a decision to"
-                                        );
-                                        if out.decision.is_update() {
-                                            assert!(
-                                                out.refused.is_none(),
-                                                "{why}: installs what the cluster guard refused"
-                                            );
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+    for i in 0..8 {
+        let t = if i % 2 == 0 { T::Older } else { T::Same };
+        let out = check(t, &mut seen, now);
+        assert!(!out.decision.is_update(), "check {i}: {}", out.decision);
+        if out.disagreement.is_some() {
+            disagreements += 1;
         }
+        now += 1800;
     }
-    assert_eq!(n, 2 * 4 * 4 * 2 * 4 * 2 * 2 * 2 * 2);
-    assert!(
-        installs > 100,
-        "the property is exercised ({installs} plans install)"
-    );
+    assert_eq!(disagreements, 4, "every 15.4.3 after a 15.4.2 disagrees");
+    // A steady fleet rollback: waits once, then is installed.
+    let first = check(T::Older, &mut seen, now);
+    assert_eq!(word(&first), "wait:lower-unconfirmed");
+    assert!(first
+        .decision
+        .to_string()
+        .contains("below the installed version"));
+    let too_soon = check(T::Older, &mut seen, now + 299);
+    assert_eq!(word(&too_soon), "wait:lower-unconfirmed");
+    let second = check(T::Older, &mut seen, now + 300);
+    assert_eq!(word(&second), "update:window");
+    assert_eq!(second.update.unwrap().to, "15.4.2");
+    assert!(second.disagreement.is_none());
 }
 
 /// Two overlapping windows, one closing in 100 s and one in an hour: the
@@ -797,3 +737,5 @@ fn overlapping_windows_are_merged() {
     ));
     assert_eq!(word(&decide(&o)), "update:window");
 }
+
+mod resume;

@@ -74,6 +74,11 @@ pub struct Done {
     pub uncured: bool,
     /// Requests to the lock server, by operation and result word.
     pub lock_requests: crate::state::LockRequests,
+    /// The lower target to record (`Some(None)`: none; `None`: the run
+    /// decided nothing, the record is kept).
+    pub lower_target: Option<Option<crate::decision::LowerSeen>>,
+    /// The version server's answers disagreed (counted).
+    pub disagreement: Option<String>,
 }
 
 /// Why a step failed.

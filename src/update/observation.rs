@@ -118,6 +118,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         service = %service,
         "checked the agent's health"
     );
+    let st = state::load(&state::path(&env.system));
     let observed = Observed {
         mode: ask.mode,
         now,
@@ -127,9 +128,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         service_unhealthy: service.unhealthy(),
         marker_present,
         installed: installed.version.clone(),
-        failed_target: state::load(&state::path(&env.system))
-            .failed_target
-            .map(|f| f.version),
+        failed_target: st.failed_target.map(|f| f.version),
         v2: ask.v2,
         package,
         window_margin: config.window_margin.as_secs() as i64,
@@ -141,6 +140,8 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         jitter: server.jitter,
         guard: server.guard,
         unfinished: ask.unfinished,
+        lower_seen: st.lower_target,
+        confirm_interval: config.unhealthy_interval.as_secs() as i64,
     };
     Ok(Seen {
         observed,

@@ -69,6 +69,11 @@ pub fn after_decision(
         // The first unhealthy sighting: the second comes minutes later.
         health::arrange_recheck(&env.system, &env.runner, config.recheck_delay);
     }
+    if let Some(d) = &o.disagreement {
+        tracing::warn!("{d}: a load balancer in front of proxies of different versions (a rolling proxy upgrade)? a lower target is installed only when two checks unhealthy-interval apart advertise it");
+    }
+    done.lower_target = Some(o.lower_after.clone());
+    done.disagreement = o.disagreement.clone();
     if o.decision == Decision::UpToDate && o.repairs.is_empty() {
         release_kept_slot(env, config, rec.unhealthy.is_some(), done);
     }
@@ -176,6 +181,16 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
                 .entry(word.clone())
                 .or_default() += n;
         }
+    }
+    if let Some(lower) = &done.lower_target {
+        st.lower_target = lower.clone();
+    }
+    if let Some(what) = &done.disagreement {
+        st.disagreements_total += 1;
+        st.last_disagreement = Some(state::Disagreement {
+            time: rec.time,
+            what: what.clone(),
+        });
     }
     if let Some(k) = &done.slot_kept {
         st.fleet_lock = Some(k.clone());

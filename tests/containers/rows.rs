@@ -27,6 +27,8 @@ use crate::nspawn::{Container, Init};
 
 #[path = "migration.rs"]
 mod migration;
+#[path = "needrestart.rs"]
+mod needrestart;
 #[path = "versionlock.rs"]
 mod versionlock;
 
@@ -103,6 +105,14 @@ impl Row {
     }
 }
 
+/// Whether release `a` is below release `b` (`15.4.5` < `16.0.0`).
+fn below(a: &str, b: &str) -> bool {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => false,
+    }
+}
+
 /// Every scenario, in table order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scenario {
@@ -122,6 +132,7 @@ pub enum Scenario {
     UnhealthyRecovered,
     HealthUnknown,
     ReloadFails,
+    Needrestart,
     RestartOnce,
     StopDuringInstall,
     CronNoopUnderSystemd,
@@ -144,7 +155,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 35] = [
+    pub const ALL: [Scenario; 36] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -161,6 +172,7 @@ impl Scenario {
         Scenario::UnhealthyRecovered,
         Scenario::HealthUnknown,
         Scenario::ReloadFails,
+        Scenario::Needrestart,
         Scenario::RestartOnce,
         Scenario::StopDuringInstall,
         Scenario::CronNoopUnderSystemd,
@@ -192,7 +204,7 @@ impl Scenario {
             Scenario::TimerFires => "the timer fires teleport-upgrade.service: update inside a window (15.4.3), a graceful reload: an open connection is served on by 15.4.2, a new one by 15.4.3",
             Scenario::OutsideWindow => "outside a window: nothing happens (target 16.0.0)",
             Scenario::Critical => "critical update outside the window (16.0.0): a hard restart, not a reload",
-            Scenario::Rollback => "fleet rollback to a lower target inside a window (15.4.3); the unit has no ExecReload=: try-restart instead, said why",
+            Scenario::Rollback => "fleet rollback to a lower target inside a window (15.4.3), installed on the second check that sees it; the unit has no ExecReload=: try-restart instead, said why",
             Scenario::BrokenRolledBack => "the timer's run updates to 15.4.4 and reloads; 15.4.4 never takes over (the old process serves on): rolled back to 15.4.3, exit 6",
             Scenario::BrokenNotRetried => "the next run, same target 15.4.4 in a window: not retried, agent untouched",
             Scenario::Yum => "installer `yum` (yum -> dnf symlink, as on RHEL 8+): update (16.0.0)",
@@ -202,6 +214,7 @@ impl Scenario {
             Scenario::UnhealthyRecovered => "agent fails, target 15.4.3 outside the window: the next run arranges a re-check (60 s); the re-check updates it (measured: failure -> 15.4.3 running)",
             Scenario::HealthUnknown => "systemd runs but systemctl cannot reach it (its sockets masked): status says unknown; an update (15.4.2) installs and holds, leaves restart+verify in the plan; the next run with systemd does them",
             Scenario::ReloadFails => "the agent's ExecReload= fails: the window update (15.4.3) restarts it with try-restart instead, said why",
+            Scenario::Needrestart => "Debian's needrestart -r a after the agent's executable is replaced: without the updater's /etc/needrestart/conf.d file it restarts teleport.service; with it, the agent keeps its process (listed as deferred)",
             Scenario::RestartOnce => "agent restarted once per update (start log = 1 + updates + the rollbacks')",
             Scenario::StopDuringInstall => "systemctl stop during a slow install (15.4.5's postinst): the package step finishes, held, exit 8; the next timer run (outside the window) finishes the plan",
             Scenario::CronNoopUnderSystemd => "cron line is a no-op while systemd runs",
@@ -261,6 +274,8 @@ impl Scenario {
                 CronNoopUnderSystemd => row == Row::DebianApt,
                 // Backend-independent, and a minute long: one row.
                 UnhealthyRecovered | HealthUnknown | ReloadFails => row == Row::DebianApt,
+                // Debian 12's needrestart and its perl (.debs of that release).
+                Needrestart => row == Row::DebianApt,
                 RpmAsBuilt => row.pm() != Pm::Apt,
                 CronAgentInstalled | CronUpdaterInstalled | CronUpdates => false,
                 _ => true,
@@ -1015,6 +1030,37 @@ impl<'a> Sut<'a> {
         Ok(format!("{d}; journal: {}", line.trim()))
     }
 
+    /// A first check that sees `version` below the installed agent: the
+    /// run waits and records it (no flapping: a lower target is installed
+    /// only when a second check, `unhealthy-interval` later, still sees
+    /// it). `unhealthy-interval` is set to 0 so that the next check
+    /// confirms it; `done_sighting` puts the default back.
+    fn sight_lower(&mut self, version: &str) -> Result<String, String> {
+        let installed = self.agent_version()?;
+        self.config("unhealthy-interval", "0")?;
+        self.schedule_in_window()?;
+        self.vs.set(version, false);
+        self.start_service()?;
+        let (decision, detail) = (self.last_run("decision")?, self.last_run("detail")?);
+        let recorded = self.state()?["lower_target"]["version"].clone();
+        if self.agent_version()? != installed
+            || decision != "wait"
+            || !detail.contains("below the installed version")
+            || recorded != version
+        {
+            return Err(format!(
+                "the first check of the lower target {version} did not wait (decision {decision}: {detail}; recorded {recorded}){}",
+                self.diagnostics()
+            ));
+        }
+        Ok(format!("first check of {version}: waited, recorded"))
+    }
+
+    fn done_sighting(&self) -> Result<(), String> {
+        // The default again (the updater reads it at the start of a run).
+        self.c.remove(&format!("{CONFIG_DIR}/unhealthy-interval"))
+    }
+
     /// How the agent's last process came to run.
     fn last_via(&self) -> Result<Via, String> {
         self.starts()?
@@ -1402,9 +1448,17 @@ fn systemd_row(
     })?;
 
     rec.step(Scenario::Rollback, || {
-        // An agent unit without ExecReload= (an operator's drop-in clears
-        // it): CanReload=no.
-        sut.update_with_reload_fallback("no-reload", "[Service]\nExecReload=\n", "CanReload=no")
+        // The lower target is seen by a first check (no change), then
+        // installed by the second. An agent unit without ExecReload= (an
+        // operator's drop-in clears it): CanReload=no.
+        let first = sut.sight_lower("15.4.3")?;
+        let d = sut.update_with_reload_fallback(
+            "no-reload",
+            "[Service]\nExecReload=\n",
+            "CanReload=no",
+        );
+        sut.done_sighting()?;
+        Ok(format!("{first}; second check: {}", d?))
     })?;
 
     rec.step(Scenario::BrokenRolledBack, || {
@@ -1491,9 +1545,12 @@ fn systemd_row(
 
     rec.step(Scenario::StoppedLeftStopped, || {
         c.ok(&["systemctl", "stop", AGENT_UNIT])?;
+        // A lower target: installed on the second check that sees it.
+        sut.sight_lower("15.4.2")?;
         sut.schedule_in_window()?;
         vs.set("15.4.2", false);
         sut.start_service()?;
+        sut.done_sighting()?;
         sut.expect_agent("15.4.2")?;
         if !pm.held(c)? {
             return Err(format!("{AGENT} is not held after the update"));
@@ -1671,11 +1728,15 @@ fn systemd_row(
                     "status says the agent's service is {state:?}, expected unknown"
                 ));
             }
+            // A lower target: installed on the second check that sees it
+            // (the first one made with systemd reachable).
+            sut.sight_lower("15.4.2")?;
             sut.schedule_in_window()?;
             vs.set("15.4.2", false);
             let pid = sut.show(AGENT_UNIT, "MainPID")?;
             let seen = sut.starts()?.len();
             let run = masked(&["/usr/sbin/teleport-upgrade", "run"])?;
+            sut.done_sighting()?;
             if !run.ok() {
                 return Err(format!(
                     "the run exited {:?}:\n{}",
@@ -1754,6 +1815,9 @@ fn systemd_row(
                 "`systemctl reload teleport.service` failed",
             )
         })?;
+        rec.step(Scenario::Needrestart, || {
+            needrestart::needrestart_scenario(&mut sut)
+        })?;
     }
 
     rec.step(Scenario::RestartOnce, || {
@@ -1784,6 +1848,11 @@ fn systemd_row(
     })?;
 
     rec.step(Scenario::StopDuringInstall, || {
+        // Rows whose agent is at 16.0.0 by now: 15.4.5 is a lower target,
+        // installed on the second check that sees it.
+        if sut.agent_version()?.as_deref().is_some_and(|v| below(SLOW, v)) {
+            sut.sight_lower(SLOW)?;
+        }
         sut.schedule_in_window()?;
         vs.set(SLOW, false);
         c.ok(&["systemctl", "start", "--no-block", SERVICE])?;
@@ -1814,6 +1883,7 @@ fn systemd_row(
             ));
         }
         sut.expect_agent(SLOW)?;
+        sut.done_sighting()?;
         if !pm.held(c)? {
             return Err(format!("{AGENT} is not held after the stopped run"));
         }

@@ -25,7 +25,13 @@ const PLUGIN_DEBS: &[&str] = &["dnf-plugins-core", "python3-dateutil", "python3-
 
 /// The plugin's .debs, from the cache, else fetched with the host's apt.
 fn plugin_debs() -> Result<Vec<PathBuf>, String> {
-    let dir = cache_dir().join("debs").join("dnf-versionlock");
+    cached_debs("dnf-versionlock", PLUGIN_DEBS)
+}
+
+/// The .debs of `pkgs` (Debian 12's, the images' release), from the cache
+/// directory `name`, else fetched once with the host's apt.
+pub(super) fn cached_debs(name: &str, pkgs: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let dir = cache_dir().join("debs").join(name);
     let found = |d: &Path| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(d)
             .map(|rd| {
@@ -39,7 +45,7 @@ fn plugin_debs() -> Result<Vec<PathBuf>, String> {
         v
     };
     let complete = |v: &[PathBuf]| {
-        PLUGIN_DEBS.iter().all(|p| {
+        pkgs.iter().all(|p| {
             v.iter().any(|f| {
                 f.file_name()
                     .and_then(|n| n.to_str())
@@ -54,19 +60,19 @@ fn plugin_debs() -> Result<Vec<PathBuf>, String> {
     let parent = dir.parent().unwrap();
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     let tmp = tempfile::Builder::new()
-        .prefix(".dnf-versionlock-")
+        .prefix(&format!(".{name}-"))
         .tempdir_in(parent)
         .map_err(|e| e.to_string())?;
     let mut cmd = std::process::Command::new("apt-get");
     cmd.args(["-q", "-o", "APT::Sandbox::User=root", "download"])
-        .args(PLUGIN_DEBS)
+        .args(pkgs)
         .current_dir(tmp.path());
     let o = crate::nspawn::run(&mut cmd, None, Duration::from_secs(300))?;
     let got = found(tmp.path());
     if !o.ok() || !complete(&got) {
         return Err(format!(
             "apt-get download {} on the host (the Debian mirror is needed once): exit {:?}\n{}",
-            PLUGIN_DEBS.join(" "),
+            pkgs.join(" "),
             o.code,
             o.tail(6)
         ));
@@ -301,10 +307,14 @@ pub(super) fn versionlock_scenarios(
     })?;
 
     rec.step(Scenario::VersionlockMoves, || {
-        // A fleet rollback to a lower version.
+        // A fleet rollback to a lower version: installed on the second
+        // check that sees it.
+        sut.sight_lower("15.4.3")?;
         sut.schedule_in_window()?;
         vs.set("15.4.3", false);
-        sut.start_service()?;
+        let second = sut.start_service();
+        sut.done_sighting()?;
+        second?;
         let d = sut.expect_update("15.4.3", "inside the maintenance window")?;
         let lock = expect_exact_lock(c)?;
         // A critical update to the broken build, rolled back by the health

@@ -243,6 +243,16 @@ impl AptWorld {
         super::read_state(self.root.path())
     }
 
+    /// A first check of a target below the installed version: the run
+    /// waits (no flapping) and records it; the record is then moved 10
+    /// minutes into the past, so that the next run's check confirms it.
+    pub fn sight_lower_target(&self) {
+        self.run(&["run"])
+            .expect(0)
+            .logs_contain("below the installed version");
+        super::backdate_lower_target(self.root.path(), 600);
+    }
+
     /// `status --json`, parsed.
     pub fn status_json(&self) -> serde_json::Value {
         super::status_json(self.root.path())

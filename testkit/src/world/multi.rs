@@ -183,6 +183,16 @@ impl World {
         super::read_state(self.root_path())
     }
 
+    /// A first check of a target below the installed version: the run
+    /// waits (no flapping) and records it; the record is then moved 10
+    /// minutes into the past, so that the next run's check confirms it.
+    pub fn sight_lower_target(&self) {
+        self.run(&["run"])
+            .expect(0)
+            .logs_contain("below the installed version");
+        super::backdate_lower_target(self.root_path(), 600);
+    }
+
     /// `status --json` (asserted to exit 0), parsed.
     pub fn status_json(&self) -> serde_json::Value {
         let r = self.run(&["status", "--json"]);

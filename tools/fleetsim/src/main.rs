@@ -262,6 +262,9 @@ fn simulate(p: &Params) -> Report {
                     jitter: None,
                     guard: None,
                     unfinished: None,
+                    // The simulated fleet only moves up: no lower target.
+                    lower_seen: None,
+                    confirm_interval: 300,
                 };
                 let out = decide(&o);
                 host.marker = out.marker_after;
