@@ -1337,10 +1337,13 @@ fn systemd_row(
 
     // The operator's configuration (the agent writes the schedule). The
     // post-update health check watches the real teleport.service through
-    // systemd; 9 s keeps each update's wait at 3 s of stability.
+    // systemd; a healthy update's wait is 3 s of stability whatever the
+    // timeout, which bounds only the waits of the broken versions: 15 s
+    // leaves room for a graceful reload's takeover on a loaded machine (at
+    // 9 s, with load 25 on 2 cores, a new process once took longer).
     sut.config("endpoint", &vs.endpoint())?;
     sut.config("insecure", "yes")?;
-    sut.config("health-timeout", "9")?;
+    sut.config("health-timeout", "15")?;
     if let Some(installer) = pm.installer() {
         sut.config("installer", installer)?;
     }
