@@ -89,3 +89,131 @@ fn dnf_check_turned_off_by_a_variable_is_refused() {
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     assert_eq!(w.package_db(), db);
 }
+
+/// A dnf world whose `[teleport]` serves `repo` with the usual settings
+/// but `gpgkey` = `gpgkey`, and `/etc/dnf/vars/<k>` = `v`.
+fn world_with_gpgkey(repo: &str, gpgkey: &str, vars: &[(&str, &str)]) -> RpmWorld {
+    let w = RpmWorld::new(Pm::Dnf, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let s: Vec<(&str, &str)> = settings()
+        .into_iter()
+        .map(|(k, v)| if k == "gpgkey" { (k, gpgkey) } else { (k, v) })
+        .collect();
+    w.write_repo_file(repo, &s);
+    for (k, v) in vars {
+        w.root
+            .write(&format!("/etc/dnf/vars/{k}"), format!("{v}\n"));
+    }
+    w
+}
+
+/// Whether a package operation (makecache, install) ran in `r`.
+fn package_operation_ran(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .any(|l| l.contains("running") && (l.contains("makecache") || l.contains(" install ")))
+}
+
+/// `gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-$k` with `k` = `teleport`:
+/// dnf reads the release key (plain dnf, which reads gpgkey files from
+/// the host, installs the signed 15.4.3 through the variable); the
+/// updater checks and pins that file and updates. (Before: refused, "the
+/// key file /etc/pki/rpm-gpg/RPM-GPG-KEY-$k does not exist".)
+#[test]
+fn dnf_gpgkey_named_through_a_variable_is_the_key_checked_and_pinned() {
+    let plain = world_with_gpgkey("good", "", &[("k", "teleport")]);
+    let host_key = format!(
+        "file://{}",
+        plain.root.file("/etc/pki/rpm-gpg/RPM-GPG-KEY-$k").display()
+    );
+    let s: Vec<(&str, &str)> = settings()
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "gpgkey" {
+                (k, host_key.as_str())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    plain.write_repo_file("good", &s);
+    let (code, out) = plain.plain(&["install", "teleport-ent-15.4.3"]);
+    assert_eq!(code, 0, "plain dnf expands the variable in gpgkey: {out}");
+    assert_eq!(plain.installed().as_deref(), Some("15.4.3"));
+    drop(plain);
+
+    let w = world_with_gpgkey(
+        "good",
+        "file:///etc/pki/rpm-gpg/RPM-GPG-KEY-$k",
+        &[("k", "teleport")],
+    );
+    w.config("trusted-keys", &fixture().release_fingerprint);
+    let r = w.run(&["run"]);
+    eprintln!("{}", r.stderr());
+    r.expect(0).logs_contain(
+        "gpgkey of [teleport] as dnf expands it: file:///etc/pki/rpm-gpg/RPM-GPG-KEY-teleport",
+    );
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+}
+
+/// The file's text names a key file that holds the release key (a file
+/// literally called `RPM-GPG-KEY-$k`), while dnf expands `$k` to
+/// `foreign`, a file holding another key. Plain dnf, as an operator runs
+/// it, installs the foreign-signed agent through it. With the release key
+/// pinned, the updater pins the key dnf will use: refused (exit 3) before
+/// any package operation, naming the expanded file. (Before: the pin
+/// judged the literal file and passed; makecache and the install ran.)
+#[test]
+fn dnf_gpgkey_expanded_to_another_key_is_refused_by_the_pin() {
+    fn setup(host_paths: bool) -> RpmWorld {
+        let w = world_with_gpgkey("foreignrpm", "", &[("k", "foreign")]);
+        let release = std::fs::read(&fixture().release_key).unwrap();
+        w.root.write("/etc/pki/rpm-gpg/RPM-GPG-KEY-$k", &release);
+        w.root.write(
+            "/etc/pki/rpm-gpg/RPM-GPG-KEY-foreign",
+            std::fs::read(&fixture().foreign_key).unwrap(),
+        );
+        let at = |p: &str| {
+            if host_paths {
+                format!("file://{}", w.root.file(p).display())
+            } else {
+                format!("file://{p}")
+            }
+        };
+        let keys = format!(
+            "{} {}",
+            at("/etc/pki/rpm-gpg/RPM-GPG-KEY-teleport"),
+            at("/etc/pki/rpm-gpg/RPM-GPG-KEY-$k")
+        );
+        let s: Vec<(&str, &str)> = settings()
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "gpgkey" {
+                    (k, keys.as_str())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        w.write_repo_file("foreignrpm", &s);
+        w
+    }
+    let plain = setup(true);
+    let (code, out) = plain.plain(&["install", "teleport-ent-15.4.3"]);
+    assert_eq!(code, 0, "plain dnf imports the expanded key: {out}");
+    assert!(plain.installed_is_foreign_signed(), "{out}");
+    drop(plain);
+
+    let w = setup(false);
+    w.config("trusted-keys", &fixture().release_fingerprint);
+    let db = w.package_db();
+    let r = w.run(&["run"]);
+    eprintln!("{}", r.stderr());
+    r.expect(3).logs_contain("RPM-GPG-KEY-foreign");
+    assert!(
+        !package_operation_ran(&r.stderr()),
+        "a package operation ran"
+    );
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    assert_eq!(w.package_db(), db);
+}
