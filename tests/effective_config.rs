@@ -162,7 +162,8 @@ fn dnf_gpgkey_named_through_a_variable_is_the_key_checked_and_pinned() {
 /// it, installs the foreign-signed agent through it. With the release key
 /// pinned, the updater pins the key dnf will use: refused (exit 3) before
 /// any package operation, naming the expanded file. (Before: the pin
-/// judged the literal file and passed; makecache and the install ran.)
+/// judged the literal file and passed; makecache and the install ran and
+/// the run exited 0, from a repository of foreign-signed packages.)
 #[test]
 fn dnf_gpgkey_expanded_to_another_key_is_refused_by_the_pin() {
     fn setup(host_paths: bool) -> RpmWorld {

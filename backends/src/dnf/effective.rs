@@ -8,8 +8,8 @@
 //! `repo_gpgcheck` and `gpgkey`. The trust audit judges the checks and
 //! the keys from it (naming the file and line they come from), the key
 //! pin reads the key files it expands, and in an alternate root the
-//! updater hands dnf those expanded files (a `--setopt` value is not
-//! substituted). Where there is no such
+//! updater hands dnf those expanded files (dnf substitutes the variables
+//! of a key URL when it fetches it, even of a `--setopt` value). Where there is no such
 //! library (yum 3, dnf5, a `dnf` that is no Python script) the audit
 //! judges the files alone and says so.
 
