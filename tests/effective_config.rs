@@ -218,3 +218,111 @@ fn dnf_gpgkey_expanded_to_another_key_is_refused_by_the_pin() {
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     assert_eq!(w.package_db(), db);
 }
+
+// ---- zypper: the repository's signature settings as zypper resolves them ----
+
+/// A zypper world whose `/etc/zypp/zypp.conf` is `conf` and whose
+/// `[teleport]` serves `repo` with `lines` (raw, in order) after its
+/// header, name and baseurl, then `gpgkey` naming the release key.
+fn zypper_world(repo: &str, conf: &str, lines: &str) -> RpmWorld {
+    let w = RpmWorld::new(Pm::Zypper, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.root.write("/etc/zypp/zypp.conf", conf);
+    w.root.write(
+        Pm::Zypper.repo_file(),
+        format!(
+            "[teleport]\nname=Teleport\nbaseurl={}\n{lines}enabled=1\nautorefresh=0\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-teleport\n",
+            w.repo_url(repo)
+        ),
+    );
+    w
+}
+
+/// What plain zypper, as an operator runs it, lists for `[teleport]`
+/// (`zypper --xmlout lr`), and whether it installs 15.4.3 from
+/// `nometa` (unsigned metadata, release-signed packages) under the same
+/// zypp.conf and settings.
+fn plain_zypper(conf: &str, lines: &str) -> (String, bool) {
+    let w = zypper_world("nometa", conf, lines);
+    let (code, listed) = w.plain(&["--xmlout", "lr"]);
+    assert_eq!(code, 0, "{listed}");
+    let listed = listed
+        .lines()
+        .find(|l| l.contains("alias=\"teleport\""))
+        .unwrap_or_else(|| panic!("no [teleport] listed: {listed}"))
+        .to_string();
+    let (_, out) = w.plain(&["refresh"]);
+    let (_, out2) = w.plain(&["install", "--oldpackage", "teleport-ent=15.4.3"]);
+    eprintln!("plain zypper, {lines:?} / {conf:?}:\n{listed}\n{out}\n{out2}");
+    (listed, w.installed().as_deref() == Some("15.4.3"))
+}
+
+/// The updater's run on `good` with `conf` and `lines`: refused (exit 3)
+/// naming `needles`, before any package operation, database unchanged.
+fn zypper_refused(conf: &str, lines: &str, needles: &[&str]) {
+    let w = zypper_world("good", conf, lines);
+    let db = w.package_db();
+    let r = w.run(&["run"]);
+    eprintln!("{}", r.stderr());
+    r.expect(3);
+    for n in needles {
+        r.logs_contain(n);
+    }
+    assert!(
+        !r.stderr()
+            .lines()
+            .any(|l| l.contains("running") && (l.contains(" refresh") || l.contains(" install "))),
+        "a package operation ran"
+    );
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    assert_eq!(w.package_db(), db);
+}
+
+/// `gpgcheck=1` with `repo_gpgcheck=0` and `pkg_gpgcheck=0`: zypper
+/// 1.14.42 lists the repository with `repo_gpgcheck="1"
+/// pkg_gpgcheck="1"`, yet installs from unsigned metadata: the listing
+/// hides an explicit off. The updater judges the file's explicit offs
+/// (refused, naming the line), not the listing's 1. (Before: refused
+/// too; this pins the judgement against a move to the listing alone.)
+#[test]
+fn zypper_explicit_repo_gpgcheck_off_is_enforced_though_zypper_lists_it_on() {
+    let lines = "gpgcheck=1\nrepo_gpgcheck=0\npkg_gpgcheck=0\n";
+    let (listed, installed) = plain_zypper("[main]\n", lines);
+    assert!(
+        listed.contains("gpgcheck=\"1\" repo_gpgcheck=\"1\" pkg_gpgcheck=\"1\""),
+        "{listed}"
+    );
+    assert!(installed, "plain zypper installs from unsigned metadata");
+    zypper_refused("[main]\n", lines, &["teleport.repo:5: repo_gpgcheck=0"]);
+}
+
+/// zypp.conf turns `gpgcheck` off in a first `[main]` section; a second
+/// `[main]` follows. libzypp merges them: zypper lists `gpgcheck="0"`
+/// and installs from unsigned metadata. Refused, naming zypp.conf's
+/// line. (Before: only the last `[main]` was read, the run went ahead.)
+#[test]
+fn zypper_gpgcheck_off_in_an_earlier_main_section_is_refused() {
+    let conf = "[main]\ngpgcheck = off\n\n[main]\nlocks = /etc/zypp/locks\n";
+    let (listed, installed) = plain_zypper(conf, "");
+    assert!(listed.contains(" gpgcheck=\"0\""), "{listed}");
+    assert!(installed, "plain zypper installs from unsigned metadata");
+    zypper_refused(conf, "", &["zypp.conf:2: gpgcheck = off"]);
+}
+
+/// An indented `gpgcheck=0` under `baseurl=`: to libzypp a setting of
+/// its own (zypper lists `gpgcheck="0"` and installs from unsigned
+/// metadata), to a parser of continuation lines part of the URL.
+/// Refused from zypper's view, naming the repository. (Before: the
+/// files read no gpgcheck, the default on; the run went ahead.)
+#[test]
+fn zypper_gpgcheck_off_only_zypper_reads_is_refused() {
+    let lines = " gpgcheck=0\n";
+    let (listed, installed) = plain_zypper("[main]\n", lines);
+    assert!(listed.contains(" gpgcheck=\"0\""), "{listed}");
+    assert!(installed, "plain zypper installs from unsigned metadata");
+    zypper_refused(
+        "[main]\n",
+        lines,
+        &["teleport.repo:1", "zypper resolves gpgcheck to 0"],
+    );
+}
