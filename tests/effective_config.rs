@@ -326,3 +326,31 @@ fn zypper_gpgcheck_off_only_zypper_reads_is_refused() {
         &["teleport.repo:1", "zypper resolves gpgcheck to 0"],
     );
 }
+
+/// `[ teleport ]`: a parser that trims the header reads the alias
+/// `teleport`; zypper lists the alias " teleport " (spaces kept), so
+/// `zypper --repo teleport` would not name it. The two disagree:
+/// refused, naming the header's line. (Before: the run went ahead with
+/// its own copy named `[teleport]`.)
+#[test]
+fn zypper_alias_zypper_reads_otherwise_is_refused() {
+    let w = zypper_world(
+        "good",
+        "[main]\n",
+        "gpgcheck=1\nrepo_gpgcheck=1\npkg_gpgcheck=1\n",
+    );
+    let text = std::fs::read_to_string(w.root.file(Pm::Zypper.repo_file())).unwrap();
+    let text = text.replacen("[teleport]", "[ teleport ]", 1);
+    w.root.write(Pm::Zypper.repo_file(), &text);
+    let (code, listed) = w.plain(&["--xmlout", "lr"]);
+    assert_eq!(code, 0, "{listed}");
+    assert!(listed.contains("alias=\" teleport \""), "{listed}");
+    let db = w.package_db();
+    let r = w.run(&["run"]);
+    eprintln!("{}", r.stderr());
+    r.expect(3)
+        .logs_contain("teleport.repo:1")
+        .logs_contain("zypper does not list this repository");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    assert_eq!(w.package_db(), db);
+}
