@@ -232,6 +232,18 @@ pub fn audit(
     let report = backend
         .audit_trust(source)
         .map_err(AppError::from_backend)?;
+    // The pin judges the key the package manager will use.
+    let resolved;
+    let source = match report.keyrings {
+        Some(k) => {
+            resolved = backends::Source {
+                keyrings: k,
+                ..source.clone()
+            };
+            &resolved
+        }
+        None => source,
+    };
     let mut a = Audit {
         checked: report.checked,
         warnings: report.warnings.iter().map(|w| w.to_string()).collect(),

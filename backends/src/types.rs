@@ -223,6 +223,11 @@ impl fmt::Display for TrustFinding {
 pub struct TrustReport {
     pub checked: Vec<String>,
     pub warnings: Vec<TrustFinding>,
+    /// The local keyrings (host paths) the package manager resolves the
+    /// repository's key to, when its own view says (dnf: `gpgkey` with
+    /// its variables substituted); they replace [`Source::keyrings`], read
+    /// from the file's text, for the key pin.
+    pub keyrings: Option<Vec<PathBuf>>,
 }
 
 #[cfg(test)]

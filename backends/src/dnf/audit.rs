@@ -42,7 +42,7 @@ impl super::Dnf {
             }
         };
         self.audit_signature_checks(&sec, &main, eff.as_ref(), &mut report, &mut refusals);
-        let keys = self.audit_keys(&sec, &main, &mut refusals);
+        let keys = self.audit_keys(&sec, &main, eff.as_ref(), &mut report, &mut refusals);
         crate::audit_verdict(
             report,
             refusals,
@@ -175,17 +175,77 @@ impl super::Dnf {
         }
     }
 
-    /// The repository names a signing key, fetched from a file that exists
-    /// or over verified TLS; the keys it names.
+    /// The keys dnf will use for the repository: its view's `gpgkey`
+    /// (variables substituted), else the file's. A value without a
+    /// variable that dnf reads otherwise is refused; the local keyrings
+    /// dnf resolves are reported for the key pin.
+    fn keys_as_dnf_uses(
+        &self,
+        sec: &IniSection,
+        eff: Option<&Effective>,
+        report: &mut TrustReport,
+        refusals: &mut Vec<TrustFinding>,
+    ) -> Vec<String> {
+        let literal = sec.gpgkeys();
+        let Some(keys) = eff.and_then(Effective::gpgkeys) else {
+            return literal;
+        };
+        let raw = sec.value("gpgkey").unwrap_or("");
+        if keys != literal {
+            let line = Some(sec.get("gpgkey").map(|e| e.line).unwrap_or(sec.line));
+            if raw.contains('$') {
+                report.checked.push(format!(
+                    "gpgkey of [{}] as dnf expands it: {}",
+                    sec.id,
+                    keys.join(" ")
+                ));
+            } else {
+                refusals.push(TrustFinding {
+                    file: self.shown(&sec.file),
+                    line,
+                    setting: format!("gpgkey={raw}"),
+                    message: format!(
+                        "dnf reads the keys of [{}] as {:?}, not as the file reads; remove any other definition of the repository",
+                        sec.id,
+                        keys.join(" ")
+                    ),
+                });
+            }
+        }
+        report.keyrings = Some(
+            keys.iter()
+                .filter_map(|k| rpmdb::file_url_path(k).map(|p| self.system.path(p)))
+                .collect(),
+        );
+        keys
+    }
+
+    /// The repository names a signing key (as dnf expands it), fetched
+    /// from a file that exists or over verified TLS; the keys it names.
     fn audit_keys(
         &self,
         sec: &IniSection,
         main: &[IniSection],
+        eff: Option<&Effective>,
+        report: &mut TrustReport,
         refusals: &mut Vec<TrustFinding>,
     ) -> Vec<String> {
         let file = self.shown(&sec.file);
-        let keys = sec.gpgkeys();
+        let keys = self.keys_as_dnf_uses(sec, eff, report, refusals);
+        let literal = sec.gpgkeys();
         let key_line = sec.get("gpgkey").map(|e| e.line);
+        // How a key is named in a finding: as written, and as dnf expands
+        // it when that differs.
+        let setting = |k: &str| -> String {
+            if literal.iter().any(|l| l == k) {
+                format!("gpgkey={k}")
+            } else {
+                format!(
+                    "gpgkey={} (dnf expands it to {k})",
+                    sec.value("gpgkey").unwrap_or("")
+                )
+            }
+        };
         if keys.is_empty() {
             refusals.push(TrustFinding {
                 file: file.clone(),
@@ -204,7 +264,7 @@ impl super::Dnf {
                     refusals.push(TrustFinding {
                         file: file.clone(),
                         line: key_line,
-                        setting: format!("gpgkey={k}"),
+                        setting: setting(k),
                         message: format!("the key file {p} does not exist; install the Teleport release key there"),
                     });
                 }
@@ -212,7 +272,7 @@ impl super::Dnf {
                 refusals.push(TrustFinding {
                     file: file.clone(),
                     line: key_line,
-                    setting: format!("gpgkey={k}"),
+                    setting: setting(k),
                     message: "the key is fetched without transport security and dnf -y imports it: whoever is on the path picks the key; use https:// or a file:// path".into(),
                 });
             } else if sslverify_off {

@@ -5,8 +5,11 @@
 //! directories and loads the repositories, as the command does, for the
 //! same root, configuration file and repository directory as the
 //! updater's own calls; it prints how it resolves `gpgcheck`,
-//! `repo_gpgcheck` and `gpgkey`. The trust audit judges the checks from
-//! it (naming the file and line they come from). Where there is no such
+//! `repo_gpgcheck` and `gpgkey`. The trust audit judges the checks and
+//! the keys from it (naming the file and line they come from), the key
+//! pin reads the key files it expands, and in an alternate root the
+//! updater hands dnf those expanded files (dnf substitutes the variables
+//! of a key URL when it fetches it, even of a `--setopt` value). Where there is no such
 //! library (yum 3, dnf5, a `dnf` that is no Python script) the audit
 //! judges the files alone and says so.
 
@@ -51,6 +54,14 @@ pub struct Effective {
 }
 
 impl Effective {
+    /// The `gpgkey` URLs as dnf expands them; `None` when the repository
+    /// is absent from dnf's view.
+    pub fn gpgkeys(&self) -> Option<Vec<String>> {
+        self.options
+            .get("gpgkey")
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+    }
+
     /// A boolean option (`1`/`0`); `None` when absent.
     pub fn bool(&self, key: &str) -> Option<bool> {
         match self.options.get(key).map(String::as_str) {
@@ -102,7 +113,21 @@ impl super::Dnf {
 
     /// dnf's view of `source`, or `None` when there is no dnf library to
     /// ask.
+    /// Asked once per repository and run (the answer is kept).
     pub(super) fn effective(&self, source: &Source) -> Result<Option<Effective>> {
+        let key = (source.file.clone(), source.id.clone());
+        let mut kept = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, v)) = kept.as_ref() {
+            if *k == key {
+                return Ok(v.clone());
+            }
+        }
+        let v = self.ask_effective(source)?;
+        *kept = Some((key, v.clone()));
+        Ok(v)
+    }
+
+    fn ask_effective(&self, source: &Source) -> Result<Option<Effective>> {
         let Some(cl) = self.view_cmd(source) else {
             return Ok(None);
         };

@@ -92,7 +92,12 @@ pub struct Dnf {
     /// A private `HOME` whose `.rpmmacros` names the root's database,
     /// when it is not where the host's rpm keeps its own (see [`Dnf::home`]).
     home: OnceLock<Option<tempfile::TempDir>>,
+    /// dnf's view of the repository (file, id), once asked.
+    view: Mutex<Option<ViewKept>>,
 }
+
+/// A kept answer of [`Dnf::effective`]: for which (file, id), and what.
+type ViewKept = ((PathBuf, String), Option<effective::Effective>);
 
 impl Dnf {
     /// A dnf backend running `dnf`.
@@ -120,6 +125,7 @@ impl Dnf {
             hold_method: OnceLock::new(),
             probed_list: Mutex::new(None),
             home: OnceLock::new(),
+            view: Mutex::new(None),
         })
     }
 
@@ -315,12 +321,22 @@ impl Dnf {
             })
     }
 
+    /// The repository's gpgkey URLs as dnf expands them: a value with a
+    /// variable (`$x`, `${x}`) as dnf's own view resolves it (the file's
+    /// text when there is no view to ask), else the file's text.
+    fn resolved_gpgkeys(&self, source: &Source, sec: &IniSection) -> Vec<String> {
+        if sec.value("gpgkey").is_some_and(|v| v.contains('$')) {
+            if let Ok(Some(k)) = self.effective(source).map(|e| e.and_then(|e| e.gpgkeys())) {
+                return k;
+            }
+        }
+        sec.gpgkeys()
+    }
+
     /// gpgkey URLs as dnf must see them: `file://` paths of the target
     /// resolved inside the root.
-    fn gpgkey_urls(&self, sec: Option<&IniSection>) -> Vec<String> {
-        sec.map(|s| s.gpgkeys())
-            .unwrap_or_default()
-            .into_iter()
+    fn gpgkey_urls(&self, keys: Vec<String>) -> Vec<String> {
+        keys.into_iter()
             .map(|u| match rpmdb::file_url_path(&u) {
                 Some(p) => format!("file://{}", self.system.path(p).display()),
                 None => u,
@@ -345,7 +361,9 @@ impl Dnf {
             let sec = rpmdb::read_ini(&source.file)
                 .ok()
                 .and_then(|v| v.into_iter().find(|s| s.id == *id));
-            let keys = self.gpgkey_urls(sec.as_ref());
+            let keys = sec
+                .map(|s| self.gpgkey_urls(self.resolved_gpgkeys(source, &s)))
+                .unwrap_or_default();
             if !keys.is_empty() {
                 cl = cl.arg(format!("--setopt={id}.gpgkey={}", keys.join(" ")));
             }

@@ -16,10 +16,15 @@ impl Zypper {
         let sec = self.section(source)?;
         let file = self.shown(&source.file);
         let conf_file = self.zypp_conf();
+        // libzypp merges every [main] section of zypp.conf (the last
+        // setting of a key wins).
         let conf: Option<IniSection> = rpmdb::read_ini(&conf_file)?
             .into_iter()
-            .rev()
-            .find(|s| s.id == "main");
+            .filter(|s| s.id == "main")
+            .reduce(|mut a, b| {
+                a.entries.extend(b.entries);
+                a
+            });
         let mut report = TrustReport::default();
         let mut refusals: Vec<TrustFinding> = Vec::new();
 
@@ -88,6 +93,30 @@ impl Zypper {
                 message: format!("not set: with signed metadata zypper checks package checksums but not package signatures; add pkg_gpgcheck=1 to [{}]", sec.id),
             }),
         }
+        self.audit_keys(&sec, &mut report, &mut refusals);
+        let refused: Vec<&str> = super::view::KEYS
+            .into_iter()
+            .filter(|k| {
+                refusals.iter().any(|f| {
+                    f.setting
+                        .strip_prefix(k)
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+                })
+            })
+            .collect();
+        self.judge_listing(source, &sec, &refused, &mut report, &mut refusals);
+        crate::audit_verdict(report, refusals, format!("gpgcheck is on for [{}]", sec.id))
+    }
+
+    /// The repository names a signing key whose local file exists, and
+    /// the rpm database holds signing keys.
+    fn audit_keys(
+        &self,
+        sec: &IniSection,
+        report: &mut TrustReport,
+        refusals: &mut Vec<TrustFinding>,
+    ) {
+        let file = self.shown(&sec.file);
         let keys = sec.gpgkeys();
         if keys.is_empty() {
             refusals.push(TrustFinding {
@@ -119,6 +148,5 @@ impl Zypper {
             }),
             Err(e) => tracing::warn!("cannot list the imported keys: {e}"),
         }
-        crate::audit_verdict(report, refusals, format!("gpgcheck is on for [{}]", sec.id))
     }
 }

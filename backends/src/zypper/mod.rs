@@ -39,8 +39,10 @@ use crate::{Backend, BackendKind, Error, Options, Result};
 mod audit;
 mod config;
 mod exec;
+mod view;
 
 pub use config::{force_main, repo_copy};
+pub use view::parse_listing;
 
 const REPOS_DIR: &str = "/etc/zypp/repos.d";
 const ZYPP_CONF: &str = "/etc/zypp/zypp.conf";

@@ -169,3 +169,26 @@ fn locks_hold_as_zypper_matches_them() {
     let plain = r#"<lock number="1"><name>teleport*</name><type>package</type></lock>"#;
     assert!(locks_hold(plain, "teleport-ent"));
 }
+
+#[test]
+fn listing_parsed_strictly() {
+    let xml = "<?xml version='1.0'?>\n<stream>\n<repo-list>\n<repo alias=\"other\" name=\"O\" gpgcheck=\"0\" repo_gpgcheck=\"0\" pkg_gpgcheck=\"0\">\n</repo>\n<repo alias=\"teleport\" name=\"T\" priority=\"99\" enabled=\"1\" autorefresh=\"0\" gpgcheck=\"1\" repo_gpgcheck=\"0\" pkg_gpgcheck=\"1\">\n<url>http://x/</url>\n</repo>\n</repo-list>\n</stream>\n";
+    let l = crate::zypper::parse_listing(xml, "teleport")
+        .unwrap()
+        .unwrap();
+    assert!(l["gpgcheck"] && !l["repo_gpgcheck"] && l["pkg_gpgcheck"]);
+    assert_eq!(crate::zypper::parse_listing(xml, "absent").unwrap(), None);
+    assert_eq!(
+        crate::zypper::parse_listing("<stream>\n<repo-list>\n</repo-list>\n</stream>", "t")
+            .unwrap(),
+        None
+    );
+    for bad in [
+        "",
+        "<stream>\n<repo-list>\n<repo alias=\"t\" gpgcheck=\"1\" repo_gpgcheck=\"1\">\n</repo-list>",
+        "<stream>\n<repo-list>\n<repo alias=\"t\" gpgcheck=\"yes\" repo_gpgcheck=\"1\" pkg_gpgcheck=\"1\">\n</repo-list>",
+        "<stream>\n<repo-list>\n<repo alias=\"t\" gpgcheck=\"1\" repo_gpgcheck=\"1\" pkg_gpgcheck=\"1\">\n<repo alias=\"t\" gpgcheck=\"1\" repo_gpgcheck=\"1\" pkg_gpgcheck=\"1\">\n</repo-list>",
+    ] {
+        assert!(crate::zypper::parse_listing(bad, "t").is_err(), "{bad:?}");
+    }
+}
