@@ -40,7 +40,8 @@ pub const EXITS: &[ExitRow] = &[
                   taken; recorded with the result word no-slot in status and the \
                   metrics); nothing was changed",
         todo: "check the endpoint setting and that the proxy answers \
-               https://<endpoint>/version from this host; for FleetLock, see the \
+               https://<endpoint>/version from this host (a certificate \
+               \"not valid yet\" is this host's clock: the log names it); for FleetLock, see the \
                logged reason and docs/operators/fleet.md; the next timer run retries",
     },
     ExitRow {
