@@ -73,6 +73,13 @@ pub enum AppError {
     /// next run checks again (exit 4, result word `waiting-for-mirror`).
     #[error("waiting for the mirror: {0}; nothing was changed, the next run checks again")]
     NotOffered(String),
+
+    /// The package does not fit in the free space where it goes (its
+    /// download and installed sizes from the repository's metadata, with a
+    /// margin). Refused before the download: nothing was changed (exit 4,
+    /// result word `no-space`).
+    #[error("not enough free space: {0}; nothing was downloaded or changed")]
+    NoSpace(String),
 }
 
 impl AppError {
@@ -81,7 +88,9 @@ impl AppError {
             AppError::Config { .. } | AppError::Usage(_) => Exit::Usage,
             AppError::Target { .. } | AppError::NoSlot(_) => Exit::NoTarget,
             AppError::Refused(_) => Exit::Refused,
-            AppError::UpdateFailed(_) | AppError::NotOffered(_) => Exit::UpdateFailed,
+            AppError::UpdateFailed(_) | AppError::NotOffered(_) | AppError::NoSpace(_) => {
+                Exit::UpdateFailed
+            }
             AppError::Locked(_) => Exit::Locked,
             AppError::RolledBack(_) => Exit::RolledBack,
             AppError::RollbackFailed(_) => Exit::RollbackFailed,
