@@ -201,3 +201,28 @@ fn a_download_that_does_not_fit_in_the_cache_is_refused() {
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     assert_eq!(cached_debs(&w), Vec::<String>::new(), "nothing downloaded");
 }
+
+/// dnf: the sizes come from dnf's own metadata (`dnf repoquery`), the
+/// download goes to dnf's cache in the root. The fixture's packages are a
+/// few KiB, so an 8 MiB tmpfs over the cache holds them but not the least
+/// margin (16 MiB): refused, naming dnf's cache; with room, the run
+/// updates and says the package fits (the sizes were read, not skipped).
+#[test]
+fn dnf_reads_the_sizes_from_its_metadata() {
+    use testkit::world::{Kind, World};
+    let w = World::new(Kind::Dnf, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let cache = w.file("/var/cache/dnf");
+    let fs = Tmpfs::over(&cache, "8m");
+    let r = w.run(&["run"]);
+    eprintln!("updater:\n{}", r.stderr());
+    r.expect(4)
+        .logs_contain("not enough free space")
+        .logs_contain("from the repository's metadata")
+        .logs_contain(&format!("the download 0.0 MiB in {}: ", cache.display()));
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    assert_eq!(w.state()["last_run"]["result"], "no-space");
+    drop(fs);
+    w.run(&["run"]).expect(0).logs_contain("15.4.3 fits: ");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+}
