@@ -101,12 +101,32 @@ impl AppError {
     /// A backend failure during an update: trust failures are refusals,
     /// everything else is a failed update.
     pub fn from_backend(e: backends::Error) -> AppError {
+        let e = match clock_hint(&e.to_string()) {
+            Some(hint) => return AppError::from_backend_plain(e).with_detail(&hint),
+            None => e,
+        };
+        AppError::from_backend_plain(e)
+    }
+
+    fn from_backend_plain(e: backends::Error) -> AppError {
         match e {
             backends::Error::Untrusted { reason } => AppError::Refused(reason),
             backends::Error::ToolMissing { .. } => AppError::Usage(e.to_string()),
             backends::Error::Locked { .. } => AppError::Locked(e.to_string()),
             backends::Error::VersionNotFound { .. } => AppError::NotOffered(e.to_string()),
             other => AppError::UpdateFailed(other.to_string()),
+        }
+    }
+
+    /// The same error with `more` added to its message.
+    fn with_detail(self, more: &str) -> AppError {
+        match self {
+            AppError::Refused(m) => AppError::Refused(format!("{m}; {more}")),
+            AppError::UpdateFailed(m) => AppError::UpdateFailed(format!("{m}; {more}")),
+            AppError::Usage(m) => AppError::Usage(format!("{m}; {more}")),
+            AppError::Locked(m) => AppError::Locked(format!("{m}; {more}")),
+            AppError::NotOffered(m) => AppError::NotOffered(format!("{m}; {more}")),
+            other => other,
         }
     }
 
@@ -124,4 +144,20 @@ impl AppError {
             Exit::Interrupted => "interrupted",
         }
     }
+}
+
+/// What a package manager's "not valid yet" (a Release file dated after
+/// this host's clock, a certificate not yet valid) says of the clock: the
+/// sentence that names it, or `None`.
+pub fn clock_hint(text: &str) -> Option<String> {
+    let t = text.to_ascii_lowercase();
+    (t.contains("not valid yet") || t.contains("not yet valid")).then(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        format!(
+            "\"not valid yet\" means this host's clock is behind (it reads {}): check the clock (timedatectl status, NTP); the next run tries again",
+            crate::schedule::rfc3339(now)
+        )
+    })
 }
