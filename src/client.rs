@@ -277,6 +277,12 @@ impl Client {
             }
         }
         let body = version.map_err(|e| match e {
+            // A certificate not valid yet is this host's clock (behind),
+            // most likely: "could not learn", retried, and said so.
+            Ok(detail) if is_clock_failure(&detail) => AppError::Target {
+                endpoint: self.shown.clone(),
+                detail: clock_detail(&detail, crate::schedule::rfc3339(unix_now())),
+            },
             // A certificate that does not verify, or a redirect to plain
             // http, is a trust failure, not an outage.
             Ok(detail) if is_trust_failure(&detail) => {
@@ -321,6 +327,29 @@ fn url_is_loopback(url: &reqwest::Url) -> bool {
         || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
+/// Whether a TLS failure says the server's certificate is not valid yet
+/// (rustls: `certificate not valid yet`, `NotValidYet`).
+fn is_clock_failure(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    d.contains("not valid yet") || d.contains("notvalidyet")
+}
+
+/// The message of a certificate not valid yet: it names the clock.
+fn clock_detail(detail: &str, now: String) -> String {
+    format!(
+        "{detail}: the certificate is not valid yet by this host's clock, which reads {now}; \
+         check the clock (timedatectl status, NTP): a clock behind makes every certificate \
+         look not yet valid; the next run tries again",
+    )
+}
+
+/// This host's clock, in seconds since the epoch.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn is_trust_failure(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();
     d.contains("certificate")
@@ -354,6 +383,20 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_not_yet_valid_is_the_clock_not_trust() {
+        let d = "could not connect: client error (Connect): invalid peer certificate: certificate not valid yet: verification time 1 (UNIX), but certificate is not valid before 2";
+        assert!(is_clock_failure(d));
+        assert!(is_clock_failure("invalid peer certificate: NotValidYet"));
+        assert!(!is_clock_failure("invalid peer certificate: UnknownIssuer"));
+        assert!(!is_clock_failure("invalid peer certificate: Expired"));
+        let m = clock_detail(d, crate::schedule::rfc3339(0));
+        assert!(
+            m.contains("this host's clock, which reads 1970-01-01T00:00:00Z"),
+            "{m}"
+        );
+    }
 
     #[test]
     fn loopback_hosts() {

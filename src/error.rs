@@ -73,6 +73,13 @@ pub enum AppError {
     /// next run checks again (exit 4, result word `waiting-for-mirror`).
     #[error("waiting for the mirror: {0}; nothing was changed, the next run checks again")]
     NotOffered(String),
+
+    /// The package does not fit in the free space where it goes (its
+    /// download and installed sizes from the repository's metadata, with a
+    /// margin). Refused before the download: nothing was changed (exit 4,
+    /// result word `no-space`).
+    #[error("not enough free space: {0}; nothing was downloaded or changed")]
+    NoSpace(String),
 }
 
 impl AppError {
@@ -81,7 +88,9 @@ impl AppError {
             AppError::Config { .. } | AppError::Usage(_) => Exit::Usage,
             AppError::Target { .. } | AppError::NoSlot(_) => Exit::NoTarget,
             AppError::Refused(_) => Exit::Refused,
-            AppError::UpdateFailed(_) | AppError::NotOffered(_) => Exit::UpdateFailed,
+            AppError::UpdateFailed(_) | AppError::NotOffered(_) | AppError::NoSpace(_) => {
+                Exit::UpdateFailed
+            }
             AppError::Locked(_) => Exit::Locked,
             AppError::RolledBack(_) => Exit::RolledBack,
             AppError::RollbackFailed(_) => Exit::RollbackFailed,
@@ -92,12 +101,32 @@ impl AppError {
     /// A backend failure during an update: trust failures are refusals,
     /// everything else is a failed update.
     pub fn from_backend(e: backends::Error) -> AppError {
+        let e = match clock_hint(&e.to_string()) {
+            Some(hint) => return AppError::from_backend_plain(e).with_detail(&hint),
+            None => e,
+        };
+        AppError::from_backend_plain(e)
+    }
+
+    fn from_backend_plain(e: backends::Error) -> AppError {
         match e {
             backends::Error::Untrusted { reason } => AppError::Refused(reason),
             backends::Error::ToolMissing { .. } => AppError::Usage(e.to_string()),
             backends::Error::Locked { .. } => AppError::Locked(e.to_string()),
             backends::Error::VersionNotFound { .. } => AppError::NotOffered(e.to_string()),
             other => AppError::UpdateFailed(other.to_string()),
+        }
+    }
+
+    /// The same error with `more` added to its message.
+    fn with_detail(self, more: &str) -> AppError {
+        match self {
+            AppError::Refused(m) => AppError::Refused(format!("{m}; {more}")),
+            AppError::UpdateFailed(m) => AppError::UpdateFailed(format!("{m}; {more}")),
+            AppError::Usage(m) => AppError::Usage(format!("{m}; {more}")),
+            AppError::Locked(m) => AppError::Locked(format!("{m}; {more}")),
+            AppError::NotOffered(m) => AppError::NotOffered(format!("{m}; {more}")),
+            other => other,
         }
     }
 
@@ -115,4 +144,20 @@ impl AppError {
             Exit::Interrupted => "interrupted",
         }
     }
+}
+
+/// What a package manager's "not valid yet" (a Release file dated after
+/// this host's clock, a certificate not yet valid) says of the clock: the
+/// sentence that names it, or `None`.
+pub fn clock_hint(text: &str) -> Option<String> {
+    let t = text.to_ascii_lowercase();
+    (t.contains("not valid yet") || t.contains("not yet valid")).then(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        format!(
+            "\"not valid yet\" means this host's clock is behind (it reads {}): check the clock (timedatectl status, NTP); the next run tries again",
+            crate::schedule::rfc3339(now)
+        )
+    })
 }

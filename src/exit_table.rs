@@ -40,7 +40,8 @@ pub const EXITS: &[ExitRow] = &[
                   taken; recorded with the result word no-slot in status and the \
                   metrics); nothing was changed",
         todo: "check the endpoint setting and that the proxy answers \
-               https://<endpoint>/version from this host; for FleetLock, see the \
+               https://<endpoint>/version from this host (a certificate \
+               \"not valid yet\" is this host's clock: the log names it); for FleetLock, see the \
                logged reason and docs/operators/fleet.md; the next timer run retries",
     },
     ExitRow {
@@ -68,9 +69,14 @@ pub const EXITS: &[ExitRow] = &[
         word: "update-failed",
         meaning: "the update was attempted and failed; the agent is as the package \
                   manager left it (result word waiting-for-mirror when the repository \
-                  does not offer the target yet: nothing was installed)",
+                  does not offer the target yet: nothing was installed; result word \
+                  no-space when the package's download or installed size, from the \
+                  repository's metadata, does not fit in the free space of the package \
+                  cache or of the agent's filesystem: refused before the download, \
+                  nothing was changed)",
         todo: "read the package manager's error in the log (journalctl -u \
-               teleport-upgrade), fix it, then run teleport-upgrade run",
+               teleport-upgrade), fix it, then run teleport-upgrade run; for \
+               no-space, free space where the log says (the next run checks again)",
     },
     ExitRow {
         exit: Exit::Locked,
@@ -159,6 +165,7 @@ mod tests {
             AppError::Interrupted(s()),
             AppError::NoSlot(s()),
             AppError::NotOffered(s()),
+            AppError::NoSpace(s()),
         ];
         for e in &errors {
             assert_eq!(e.word(), row(e.exit()).word, "{e}");

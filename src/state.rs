@@ -98,6 +98,9 @@ words! {
         /// Exit 4 because the repository does not offer the target yet (a
         /// lagging mirror): told apart from a failed update.
         WaitingForMirror = "waiting-for-mirror",
+        /// Exit 4 because the package does not fit in the free space where
+        /// it goes: refused before the download, nothing changed.
+        NoSpace = "no-space",
         RolledBack = "rolled-back",
         RollbackFailed = "rollback-failed",
         Locked = "locked",

@@ -1,6 +1,7 @@
 //! The version server over TLS: verified against the system roots or the
 //! configured `ca-file`; a self-signed server without it, a name mismatch and
-//! a redirect from https to http are refused (exit 3), and nothing changes.
+//! a redirect from https to http are refused (exit 3), and nothing changes; a
+//! certificate not valid yet is named a clock problem (exit 1).
 //! The TLS server is a stand-in (Python's http.server behind ssl), as a
 //! self-hosted static version server would be.
 
@@ -217,4 +218,66 @@ fn a_redirect_from_https_to_http_is_refused() {
     w.run(&["run"]).expect(3).logs_contain("non-https");
     assert_eq!(w.version_hits(), 0, "the http server was never asked");
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+}
+
+/// A certificate the CA signed for a time that has not come yet (what a
+/// host whose clock is behind sees, issue 23 item 8): (ca.pem, cert, key).
+fn cert_not_yet_valid(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, _, key) = cert(dir, "IP:127.0.0.1");
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+         policy = p\ndefault_md = sha256\n[p]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "srv.csr",
+            "-out",
+            "future.pem",
+            "-notext",
+            "-extfile",
+            "ext.cnf",
+            "-startdate",
+            "20991201000000Z",
+            "-enddate",
+            "20991231000000Z",
+        ],
+        dir,
+    );
+    (ca, dir.join("future.pem"), key)
+}
+
+/// A server certificate that is not valid yet by this host's clock is
+/// said to be a clock problem, naming the clock, and is "could not learn
+/// the target" (exit 1, retried by the next run), not a refusal of the
+/// server: nothing changes.
+#[test]
+fn a_certificate_not_yet_valid_names_the_clock() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    let d = w.dir.path().join("tls");
+    std::fs::create_dir_all(&d).unwrap();
+    let (ca, c, k) = cert_not_yet_valid(&d);
+    let srv = serve(&d, &c, &k, "-");
+    tls_world(&w, srv.port);
+    std::fs::copy(&ca, w.root.file("/etc/teleport-upgrade.d/ca.pem")).unwrap();
+    w.config("ca-file", "/etc/teleport-upgrade.d/ca.pem");
+    let r = w.run(&["run"]);
+    eprintln!("{}", r.stderr());
+    r.expect(1)
+        .logs_contain("not valid yet")
+        .logs_contain("this host's clock");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    assert_eq!(w.state()["last_run"]["result"], "no-target");
 }

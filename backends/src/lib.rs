@@ -25,6 +25,7 @@ pub mod integrity;
 pub mod names;
 pub mod redact;
 pub mod rpmdb;
+pub mod sizes;
 pub mod sources;
 mod types;
 pub mod zypper;
@@ -34,6 +35,7 @@ pub use cmd::{CommandLine, Runner};
 pub use detect::{detect, BackendKind, OsRelease};
 pub use integrity::{FileFault, FileProblem};
 pub use redact::redact;
+pub use sizes::PackageSizes;
 pub use types::{Installed, PkgName, PkgVersion, Source, System, TrustFinding, TrustReport};
 
 use std::path::PathBuf;
@@ -177,6 +179,26 @@ pub trait Backend: Send + Sync {
     /// Refresh the metadata of `source` only. A signature failure is an
     /// error, never a fallback to stale metadata.
     fn refresh(&self, source: &Source) -> Result<()>;
+
+    /// What `version` of `pkg` needs on disk, as the metadata of `source`
+    /// says (read from the cache [`Backend::refresh`] filled; nothing is
+    /// downloaded). `None` when this backend cannot tell, or the source
+    /// does not offer that version.
+    fn package_sizes(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Result<Option<PackageSizes>> {
+        let _ = (source, pkg, version);
+        Ok(None)
+    }
+
+    /// Where a download of a package goes (the package cache, as a path on
+    /// this host: inside the root under `--root`). `None` when unknown.
+    fn download_dir(&self) -> Option<PathBuf> {
+        None
+    }
 
     /// Install exactly `version` of `pkg` from `source`, upgrading or
     /// downgrading, non-interactively. Does not verify; call

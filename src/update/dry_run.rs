@@ -183,6 +183,9 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
             None => Vec::new(),
         },
         Step::KeepChannel => Vec::new(),
+        Step::CheckSpace { .. } => vec![
+            "(the package's sizes from the repository's metadata against statvfs of the package cache and the agent's filesystem; nothing is downloaded)".into(),
+        ],
         Step::TakeSlot { .. } => vec!["POST <fleet-lock>/v1/pre-reboot (fleet-lock-protocol: true); no slot: nothing is changed, exit 1".into()],
         Step::ReleaseSlot { .. } => vec!["POST <fleet-lock>/v1/steady-state (fleet-lock-protocol: true)".into()],
     }

@@ -25,6 +25,7 @@ pub mod planning;
 mod record;
 mod report;
 pub mod signals;
+pub mod space;
 mod steps;
 
 use std::io::Write;

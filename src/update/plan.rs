@@ -33,6 +33,11 @@ pub enum Step {
     FinishTransaction,
     /// Refresh the metadata of the agent's repository only.
     Refresh,
+    /// Check, before the download, that `to` fits in the free space where
+    /// its download and its files go (sizes from the repository's
+    /// metadata, see [`super::space`]); refuse the install when it does
+    /// not. Changes nothing.
+    CheckSpace { to: String },
     /// Install exactly `to` (the agent is at `from`). When the configured
     /// channel does not offer it and `channel_to` is set, move the
     /// repository definition to `stable/v<channel_to>` first (the backup
@@ -90,6 +95,7 @@ impl Step {
             Step::Jitter { .. } => "jitter",
             Step::FinishTransaction => "finish-transaction",
             Step::Refresh => "refresh",
+            Step::CheckSpace { .. } => "check-space",
             Step::Install { .. } => "install",
             Step::Reinstall { .. } => "reinstall",
             Step::Hold => "hold",
@@ -165,6 +171,10 @@ impl fmt::Display for Step {
                 f.write_str("finish an interrupted package transaction, if any")
             }
             Step::Refresh => f.write_str("refresh the agent's repository"),
+            Step::CheckSpace { to } => write!(
+                f,
+                "check that {to} fits in the free space of the package cache and of the agent's filesystem"
+            ),
             Step::Install {
                 from,
                 to,
@@ -258,6 +268,7 @@ impl Plan {
         let mut steps = vec![
             Step::FinishTransaction,
             Step::Refresh,
+            Step::CheckSpace { to: to.into() },
             Step::Install {
                 from: from.into(),
                 to: to.into(),

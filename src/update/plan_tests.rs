@@ -9,6 +9,11 @@ fn names(p: &Plan) -> Vec<&'static str> {
     p.steps.iter().map(Step::name).collect()
 }
 
+/// A plan order written as one line of step names.
+fn order(names: &'static str) -> Vec<&'static str> {
+    names.split(' ').collect()
+}
+
 fn undo_names(v: &[Undo]) -> Vec<String> {
     v.iter()
         .map(|u| match u {
@@ -46,18 +51,13 @@ fn plan_and_undo_order_table() {
         (
             "update, agent running, health checked, channel movable",
             Plan::update("15.4.2", "16.0.0", ALL, &t()),
-            vec![
-                "finish-transaction",
-                "refresh",
-                "install",
-                "hold",
-                "restart",
-                "verify",
-                "keep-channel",
-            ],
+            order(
+                "finish-transaction refresh check-space install hold restart verify keep-channel",
+            ),
             vec![
                 ("finish-transaction", vec![]),
                 ("refresh", vec![]),
+                ("check-space", vec![]),
                 ("install", vec!["restore-channel"]),
                 ("hold", vec!["restore-channel"]),
                 (
@@ -92,14 +92,7 @@ fn plan_and_undo_order_table() {
                 &t(),
             )
             .reload_instead_of_restart(),
-            vec![
-                "finish-transaction",
-                "refresh",
-                "install",
-                "hold",
-                "reload",
-                "verify",
-            ],
+            order("finish-transaction refresh check-space install hold reload verify"),
             vec![
                 ("hold", vec![]),
                 (
@@ -123,7 +116,7 @@ fn plan_and_undo_order_table() {
         (
             "update, no systemd, no health signal, channel fixed",
             Plan::update("15.4.2", "15.4.3", PLAIN, &t()),
-            vec!["finish-transaction", "refresh", "install", "hold"],
+            order("finish-transaction refresh check-space install hold"),
             vec![("install", vec![]), ("hold", vec![])],
         ),
         (
@@ -137,7 +130,7 @@ fn plan_and_undo_order_table() {
                 },
                 &t(),
             ),
-            vec!["finish-transaction", "refresh", "install", "hold", "verify"],
+            order("finish-transaction refresh check-space install hold verify"),
             vec![("verify", vec!["install-previous 15.4.2", "verify-rollback"])],
         ),
     ];
@@ -243,6 +236,7 @@ fn slot_steps_and_undos() {
             "take-slot",
             "finish-transaction",
             "refresh",
+            "check-space",
             "install",
             "hold",
             "restart",
@@ -284,6 +278,7 @@ fn slot_steps_and_undos() {
             "take-slot",
             "finish-transaction",
             "refresh",
+            "check-space",
             "install",
             "hold",
             "release-slot"

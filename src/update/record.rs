@@ -32,6 +32,7 @@ pub fn finish(
     rec.result = match &result {
         Err(AppError::NoSlot(_)) => state::RunResult::NoSlot,
         Err(AppError::NotOffered(_)) => state::RunResult::WaitingForMirror,
+        Err(AppError::NoSpace(_)) => state::RunResult::NoSpace,
         _ => exit.into(),
     };
     rec.exit_code = exit as u8;

@@ -32,6 +32,7 @@ impl Ctx<'_> {
                 }
             }
             Step::Refresh => b.refresh(&self.source).map_err(Self::backend_err)?,
+            Step::CheckSpace { to } => self.check_space(to)?,
             Step::Install { to, channel_to, .. } => self.install(to, *channel_to, done)?,
             Step::Reinstall { version } => self.reinstall(version, done)?,
             Step::Hold => self.hold(done)?,
@@ -147,6 +148,40 @@ impl Ctx<'_> {
         }
     }
 
+    /// The space gate before the download ([`super::space`]): refused
+    /// when the package does not fit; not checked (said so) when the
+    /// package manager does not report its sizes.
+    fn check_space(&self, to: &str) -> Result<(), StepError> {
+        let b = self.backend;
+        let version = Self::version(to)?;
+        let sizes = match b.package_sizes(&self.source, &self.pkg, &version) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tracing::info!(package = %self.pkg, "the package manager does not report the size of {version} (or does not offer it yet): free space not checked");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(package = %self.pkg, "cannot read the size of {version} from the repository's metadata: {e}; free space not checked");
+                return Ok(());
+            }
+        };
+        let places = super::space::places(b, &self.pkg, sizes).map_err(|e| {
+            StepError::App(AppError::UpdateFailed(format!(
+                "cannot read the free space: {e}"
+            )))
+        })?;
+        match super::space::judge(&places) {
+            Ok(line) => {
+                tracing::info!(package = %self.pkg, "{version} fits: {line}");
+                Ok(())
+            }
+            Err(short) => Err(StepError::App(AppError::NoSpace(format!(
+                "{} {version} (download {} bytes, installed {} bytes, from the repository's metadata) does not fit: {short}",
+                self.pkg, sizes.download, sizes.installed
+            )))),
+        }
+    }
+
     fn reinstall(&mut self, version: &str, done: &mut Done) -> Result<(), StepError> {
         let b = self.backend;
         let v = Self::version(version)?;
@@ -207,6 +242,14 @@ impl Ctx<'_> {
                 done.unverified = true;
             }
             Verdict::Unhealthy(why) => return Err(StepError::Unhealthy(why)),
+            // "Could not reach" is never "the release is broken": no
+            // rollback and no failed-target record; the check is made
+            // again by the next run.
+            Verdict::Unreachable(why) => {
+                return Err(StepError::Deferred(format!(
+                    "{why}: a connection failure is not judged as a broken release (no rollback); the health check waits for the next run"
+                )))
+            }
             Verdict::Interrupted(sig) => return Err(StepError::Interrupted(sig)),
         }
         Ok(())

@@ -512,6 +512,29 @@ impl Backend for Apt {
         Ok(())
     }
 
+    fn package_sizes(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Result<Option<crate::PackageSizes>> {
+        let Some(exact) = self.resolve_version(source, pkg, version)? else {
+            return Ok(None);
+        };
+        let cl = self.apt_cache(Some(source)).args([
+            "show",
+            "--no-all-versions",
+            &format!("{pkg}={exact}"),
+        ]);
+        let fin = self.runner.run(&cl)?;
+        Ok(crate::sizes::parse_apt_show(&fin.stdout))
+    }
+
+    fn download_dir(&self) -> Option<PathBuf> {
+        // apt's default `Dir::Cache::archives`, re-rooted under `--root`.
+        Some(self.system.path("/var/cache/apt/archives"))
+    }
+
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
         // The version as written first: Teleport's repositories carry no
         // Debian revision, so this is one apt-get and no apt-cache (which

@@ -509,6 +509,33 @@ impl Backend for Dnf {
         r.map(|_| ())
     }
 
+    fn package_sizes(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Result<Option<crate::PackageSizes>> {
+        // The install's own restrictions (repository, excludes lifted as
+        // the install lifts them), from the cache the refresh filled.
+        let mut cl = self.install_cmd(source, pkg, version.as_str());
+        cl.args.truncate(cl.args.len() - 2);
+        let cl = cl.args([
+            "-C".to_string(),
+            "repoquery".into(),
+            "--available".into(),
+            "--qf".into(),
+            "%{downloadsize} %{installsize}\n".into(),
+            format!("{pkg}-{version}"),
+        ]);
+        let r = self.runner.run(&cl);
+        self.end_gpg_agents(&source.id);
+        Ok(crate::sizes::parse_repoquery(&r?.stdout))
+    }
+
+    fn download_dir(&self) -> Option<PathBuf> {
+        Some(self.cachedir())
+    }
+
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
         // A versionlock names one version: a held package's hold moves
         // with the install (as zypper's lock is restored), with no gap.
