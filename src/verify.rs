@@ -66,11 +66,6 @@ pub enum Verdict {
     /// A stop signal (SIGTERM, SIGINT, SIGHUP) arrived while waiting: the
     /// check is left for the next run.
     Interrupted(&'static str),
-    /// The agent's diagnostic address could not be reached at all within
-    /// the deadline (connection refused, no route, name not resolved),
-    /// while every other signal was good: "could not reach" is not "the
-    /// release is broken". Not judged: the check is left for the next run.
-    Unreachable(String),
 }
 
 impl Check {
@@ -121,8 +116,6 @@ impl Check {
         let mut baseline_restarts: Option<u64> = None;
         let mut restarts_seen = 0;
         let mut last_bad = String::from("no sample yet");
-        // Whether the diagnostic address ever answered.
-        let mut reached = false;
         loop {
             let mut bad: Option<String> = None;
             if self.systemd {
@@ -152,19 +145,10 @@ impl Check {
                     }
                 }
             }
-            let mut unreached = false;
             if bad.is_none() {
                 if let Some(url) = &self.readyz {
-                    match probe.readyz(url) {
-                        Ok(()) => reached = true,
-                        Err(Sample::Answered(e)) => {
-                            reached = true;
-                            bad = Some(e);
-                        }
-                        Err(Sample::Unreached(e)) => {
-                            unreached = true;
-                            bad = Some(e);
-                        }
+                    if let Err(e) = probe.readyz(url) {
+                        bad = Some(e);
                     }
                 }
             }
@@ -182,17 +166,6 @@ impl Check {
                 }
             }
             if now.duration_since(start) >= self.deadline {
-                if unreached && !reached && restarts_seen == 0 {
-                    return Verdict::Unreachable(format!(
-                        "the agent's diagnostic address could not be reached in {} s ({last_bad}){}",
-                        self.deadline.as_secs(),
-                        if self.systemd {
-                            format!(", while {AGENT_UNIT} is active")
-                        } else {
-                            String::new()
-                        }
-                    ));
-                }
                 return Verdict::Unhealthy(if restarts_seen > 0 {
                     format!(
                         "systemd restarted {AGENT_UNIT} {restarts_seen} time(s) in {} s: a restart loop",
@@ -259,43 +232,13 @@ impl Probe {
         Ok(Probe { rt, http })
     }
 
-    /// `GET url`: Ok on a 2xx answer; otherwise why, and whether the
-    /// agent answered at all (a connection that could not be made is
-    /// [`Sample::Unreached`]).
-    fn readyz(&self, url: &str) -> Result<(), Sample> {
+    fn readyz(&self, url: &str) -> Result<(), String> {
         match self.rt.block_on(async { self.http.get(url).send().await }) {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(Sample::Answered(format!(
-                "{url} answered HTTP {}",
-                r.status().as_u16()
-            ))),
-            Err(e) if e.is_connect() => Err(Sample::Unreached(format!(
-                "{url}: could not connect ({})",
-                chain(&e)
-            ))),
-            Err(e) => Err(Sample::Answered(format!("{url}: {e}"))),
+            Ok(r) => Err(format!("{url} answered HTTP {}", r.status().as_u16())),
+            Err(e) => Err(format!("{url}: {e}")),
         }
     }
-}
-
-/// A failed sample of the diagnostic address.
-enum Sample {
-    /// The agent answered (or accepted the connection), badly.
-    Answered(String),
-    /// No connection could be made.
-    Unreached(String),
-}
-
-/// An error and its causes, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 /// The agent's diagnostic address from its configuration file: the value

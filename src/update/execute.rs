@@ -284,9 +284,6 @@ impl Ctx<'_> {
                             return Err(format!("it is not healthy either ({again})"))
                         }
                         Verdict::Interrupted(sig) => return Err(format!("{INTERRUPTED}{sig}")),
-                        Verdict::Unreachable(why) => {
-                            tracing::warn!("the version put back is not verified: {why}")
-                        }
                         Verdict::Healthy(_) | Verdict::Unverifiable => {}
                     }
                 }

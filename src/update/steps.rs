@@ -242,14 +242,6 @@ impl Ctx<'_> {
                 done.unverified = true;
             }
             Verdict::Unhealthy(why) => return Err(StepError::Unhealthy(why)),
-            // "Could not reach" is never "the release is broken": no
-            // rollback and no failed-target record; the check is made
-            // again by the next run.
-            Verdict::Unreachable(why) => {
-                return Err(StepError::Deferred(format!(
-                    "{why}: a connection failure is not judged as a broken release (no rollback); the health check waits for the next run"
-                )))
-            }
             Verdict::Interrupted(sig) => return Err(StepError::Interrupted(sig)),
         }
         Ok(())
