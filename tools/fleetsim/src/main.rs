@@ -483,6 +483,46 @@ fn hms(s: Option<i64>) -> String {
     }
 }
 
+/// The table's rows: a good, a broken and a critical release, without and
+/// with FleetLock.
+fn scenarios(base: &Params, slot_counts: &[usize]) -> Vec<(String, Params)> {
+    let mut rows: Vec<(String, Params)> = vec![("good release, no FleetLock".into(), base.clone())];
+    for s in slot_counts {
+        rows.push((
+            format!("good release, FleetLock {s} slots"),
+            Params {
+                slots: Some(*s),
+                ..base.clone()
+            },
+        ));
+    }
+    rows.push((
+        "broken release, no FleetLock".into(),
+        Params {
+            broken: true,
+            ..base.clone()
+        },
+    ));
+    for s in slot_counts {
+        rows.push((
+            format!("broken release, FleetLock {s} slots"),
+            Params {
+                broken: true,
+                slots: Some(*s),
+                ..base.clone()
+            },
+        ));
+    }
+    rows.push((
+        "critical release, no FleetLock".into(),
+        Params {
+            critical: true,
+            ..base.clone()
+        },
+    ));
+    rows
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut base = Params {
@@ -520,40 +560,7 @@ fn main() {
             other => panic!("unknown argument {other:?} (try --help)"),
         }
     }
-    let mut rows: Vec<(String, Params)> = vec![("good release, no FleetLock".into(), base.clone())];
-    for s in &slot_counts {
-        rows.push((
-            format!("good release, FleetLock {s} slots"),
-            Params {
-                slots: Some(*s),
-                ..base.clone()
-            },
-        ));
-    }
-    rows.push((
-        "broken release, no FleetLock".into(),
-        Params {
-            broken: true,
-            ..base.clone()
-        },
-    ));
-    for s in &slot_counts {
-        rows.push((
-            format!("broken release, FleetLock {s} slots"),
-            Params {
-                broken: true,
-                slots: Some(*s),
-                ..base.clone()
-            },
-        ));
-    }
-    rows.push((
-        "critical release, no FleetLock".into(),
-        Params {
-            critical: true,
-            ..base.clone()
-        },
-    ));
+    let rows = scenarios(&base, &slot_counts);
     println!(
         "fleetsim: {} hosts, {} days, seed {}, daily window {:02}:00 UTC for {} min, release at +12h, health-timeout {} s\n",
         base.hosts, base.days, base.seed, base.window_hour, base.window_min, base.health_timeout
