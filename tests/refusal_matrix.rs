@@ -223,139 +223,155 @@ type SwitchOff = (&'static str, Box<dyn Fn(&World)>, Vec<String>);
 
 /// Each backend's ways of switching verification off.
 fn switch_offs(w: &World) -> Vec<SwitchOff> {
-    fn apt_line(w: &World, opts: &str) {
-        let World::Apt(a) = w else { unreachable!() };
-        a.root.write(
-            "/etc/apt/sources.list.d/teleport.list",
-            format!(
-                "deb [{opts}] {}/ bookworm stable/v15\n",
-                a.repo_server.url()
-            )
-            .as_bytes(),
-        );
-    }
-    fn apt_conf(w: &World, text: &'static str) {
-        let World::Apt(a) = w else { unreachable!() };
-        a.root
-            .write("/etc/apt/apt.conf.d/99insecure", text.as_bytes());
-    }
-    fn rpm_settings(w: &World, set: &[(&'static str, Option<&'static str>)]) {
-        let World::Rpm(r) = w else { unreachable!() };
-        let mut s = world::rpm::settings();
-        for (k, v) in set {
-            match v {
-                Some(v) => match s.iter_mut().find(|(sk, _)| sk == k) {
-                    Some(e) => e.1 = v,
-                    None => s.push((k, v)),
-                },
-                None => s.retain(|(sk, _)| sk != k),
-            }
-        }
-        r.write_repo_file("good", &s);
-    }
-    fn main_conf(w: &World, text: &'static str) {
-        let World::Rpm(r) = w else { unreachable!() };
-        let file = match r.pm {
-            world::rpm::Pm::Dnf => "/etc/dnf/dnf.conf",
-            world::rpm::Pm::Zypper => "/etc/zypp/zypp.conf",
-        };
-        r.root.write(file, text);
-    }
-    let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let kr = KEYRING;
     match w.kind() {
-        Kind::Apt => vec![
-            (
-                "trusted=yes",
-                Box::new(move |w: &World| apt_line(w, &format!("signed-by={kr} trusted=yes")))
-                    as Box<dyn Fn(&World)>,
-                n(&["teleport.list:1", "trusted=yes"]),
-            ),
-            (
-                "allow-insecure=yes",
-                Box::new(move |w: &World| {
-                    apt_line(w, &format!("signed-by={kr} allow-insecure=yes"))
-                }),
-                n(&["teleport.list:1", "allow-insecure=yes"]),
-            ),
-            (
-                "allow-weak=yes",
-                Box::new(move |w: &World| apt_line(w, &format!("signed-by={kr} allow-weak=yes"))),
-                n(&["teleport.list:1", "allow-weak=yes"]),
-            ),
-            (
-                "no signed-by (plain http)",
-                Box::new(|w: &World| apt_line(w, "arch=amd64")),
-                n(&["teleport.list:1", "not restricted to a keyring"]),
-            ),
-            (
-                "APT::Get::AllowUnauthenticated",
-                Box::new(|w: &World| apt_conf(w, "APT::Get::AllowUnauthenticated \"true\";\n")),
-                n(&["99insecure:1", "AllowUnauthenticated"]),
-            ),
-            (
-                "Acquire::AllowInsecureRepositories",
-                Box::new(|w: &World| {
-                    apt_conf(w, "// x\nAcquire::AllowInsecureRepositories \"1\";\n")
-                }),
-                n(&["99insecure:2", "AllowInsecureRepositories"]),
-            ),
-            (
-                "Acquire::AllowDowngradeToInsecureRepositories",
-                Box::new(|w: &World| {
-                    apt_conf(
-                        w,
-                        "Acquire { AllowDowngradeToInsecureRepositories \"true\"; };\n",
-                    )
-                }),
-                n(&["99insecure:1", "AllowDowngradeToInsecureRepositories"]),
-            ),
-        ],
-        Kind::Dnf | Kind::Zypper => {
-            let mut v: Vec<SwitchOff> = vec![
-                (
-                    "gpgcheck=0",
-                    Box::new(|w: &World| rpm_settings(w, &[("gpgcheck", Some("0"))])),
-                    n(&["teleport.repo:6", "gpgcheck=0"]),
-                ),
-                (
-                    "repo_gpgcheck=0",
-                    Box::new(|w: &World| rpm_settings(w, &[("repo_gpgcheck", Some("0"))])),
-                    n(&["teleport.repo:7", "repo_gpgcheck=0"]),
-                ),
-                (
-                    "no gpgkey",
-                    Box::new(|w: &World| rpm_settings(w, &[("gpgkey", None)])),
-                    n(&["teleport.repo:1", "gpgkey"]),
-                ),
-            ];
-            if w.kind() == Kind::Dnf {
-                v.push((
-                    "dnf.conf repo_gpgcheck=0 (global)",
-                    Box::new(|w: &World| {
-                        rpm_settings(w, &[("repo_gpgcheck", None)]);
-                        main_conf(w, "[main]\ngpgcheck=1\nrepo_gpgcheck=0\n");
-                    }),
-                    n(&["/etc/dnf/dnf.conf:3", "repo_gpgcheck=0"]),
-                ));
-            } else {
-                v.push((
-                    "pkg_gpgcheck=0",
-                    Box::new(|w: &World| rpm_settings(w, &[("pkg_gpgcheck", Some("0"))])),
-                    n(&["teleport.repo:8", "pkg_gpgcheck=0"]),
-                ));
-                v.push((
-                    "zypp.conf repo_gpgcheck = off (global)",
-                    Box::new(|w: &World| {
-                        rpm_settings(w, &[("repo_gpgcheck", None)]);
-                        main_conf(w, "[main]\n# x\nrepo_gpgcheck = off\n");
-                    }),
-                    n(&["/etc/zypp/zypp.conf:3", "repo_gpgcheck = off"]),
-                ));
-            }
-            v
+        Kind::Apt => apt_switch_offs(),
+        Kind::Dnf | Kind::Zypper => rpm_switch_offs(w.kind()),
+    }
+}
+
+/// The strings a refusal must name.
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+}
+
+/// The repository's sources.list line, with these options.
+fn apt_line(w: &World, opts: &str) {
+    let World::Apt(a) = w else { unreachable!() };
+    a.root.write(
+        "/etc/apt/sources.list.d/teleport.list",
+        format!(
+            "deb [{opts}] {}/ bookworm stable/v15\n",
+            a.repo_server.url()
+        )
+        .as_bytes(),
+    );
+}
+
+/// An apt.conf fragment.
+fn apt_conf(w: &World, text: &'static str) {
+    let World::Apt(a) = w else { unreachable!() };
+    a.root
+        .write("/etc/apt/apt.conf.d/99insecure", text.as_bytes());
+}
+
+/// The repository file with these settings changed (`None`: removed).
+fn rpm_settings(w: &World, set: &[(&'static str, Option<&'static str>)]) {
+    let World::Rpm(r) = w else { unreachable!() };
+    let mut s = world::rpm::settings();
+    for (k, v) in set {
+        match v {
+            Some(v) => match s.iter_mut().find(|(sk, _)| sk == k) {
+                Some(e) => e.1 = v,
+                None => s.push((k, v)),
+            },
+            None => s.retain(|(sk, _)| sk != k),
         }
     }
+    r.write_repo_file("good", &s);
+}
+
+/// The package manager's main configuration file.
+fn main_conf(w: &World, text: &'static str) {
+    let World::Rpm(r) = w else { unreachable!() };
+    let file = match r.pm {
+        world::rpm::Pm::Dnf => "/etc/dnf/dnf.conf",
+        world::rpm::Pm::Zypper => "/etc/zypp/zypp.conf",
+    };
+    r.root.write(file, text);
+}
+
+/// apt's ways of switching verification off.
+fn apt_switch_offs() -> Vec<SwitchOff> {
+    let kr = KEYRING;
+    vec![
+        (
+            "trusted=yes",
+            Box::new(move |w: &World| apt_line(w, &format!("signed-by={kr} trusted=yes")))
+                as Box<dyn Fn(&World)>,
+            names(&["teleport.list:1", "trusted=yes"]),
+        ),
+        (
+            "allow-insecure=yes",
+            Box::new(move |w: &World| apt_line(w, &format!("signed-by={kr} allow-insecure=yes"))),
+            names(&["teleport.list:1", "allow-insecure=yes"]),
+        ),
+        (
+            "allow-weak=yes",
+            Box::new(move |w: &World| apt_line(w, &format!("signed-by={kr} allow-weak=yes"))),
+            names(&["teleport.list:1", "allow-weak=yes"]),
+        ),
+        (
+            "no signed-by (plain http)",
+            Box::new(|w: &World| apt_line(w, "arch=amd64")),
+            names(&["teleport.list:1", "not restricted to a keyring"]),
+        ),
+        (
+            "APT::Get::AllowUnauthenticated",
+            Box::new(|w: &World| apt_conf(w, "APT::Get::AllowUnauthenticated \"true\";\n")),
+            names(&["99insecure:1", "AllowUnauthenticated"]),
+        ),
+        (
+            "Acquire::AllowInsecureRepositories",
+            Box::new(|w: &World| apt_conf(w, "// x\nAcquire::AllowInsecureRepositories \"1\";\n")),
+            names(&["99insecure:2", "AllowInsecureRepositories"]),
+        ),
+        (
+            "Acquire::AllowDowngradeToInsecureRepositories",
+            Box::new(|w: &World| {
+                apt_conf(
+                    w,
+                    "Acquire { AllowDowngradeToInsecureRepositories \"true\"; };\n",
+                )
+            }),
+            names(&["99insecure:1", "AllowDowngradeToInsecureRepositories"]),
+        ),
+    ]
+}
+
+/// dnf's and zypper's ways of switching verification off.
+fn rpm_switch_offs(kind: Kind) -> Vec<SwitchOff> {
+    let mut v: Vec<SwitchOff> = vec![
+        (
+            "gpgcheck=0",
+            Box::new(|w: &World| rpm_settings(w, &[("gpgcheck", Some("0"))])),
+            names(&["teleport.repo:6", "gpgcheck=0"]),
+        ),
+        (
+            "repo_gpgcheck=0",
+            Box::new(|w: &World| rpm_settings(w, &[("repo_gpgcheck", Some("0"))])),
+            names(&["teleport.repo:7", "repo_gpgcheck=0"]),
+        ),
+        (
+            "no gpgkey",
+            Box::new(|w: &World| rpm_settings(w, &[("gpgkey", None)])),
+            names(&["teleport.repo:1", "gpgkey"]),
+        ),
+    ];
+    if kind == Kind::Dnf {
+        v.push((
+            "dnf.conf repo_gpgcheck=0 (global)",
+            Box::new(|w: &World| {
+                rpm_settings(w, &[("repo_gpgcheck", None)]);
+                main_conf(w, "[main]\ngpgcheck=1\nrepo_gpgcheck=0\n");
+            }),
+            names(&["/etc/dnf/dnf.conf:3", "repo_gpgcheck=0"]),
+        ));
+    } else {
+        v.push((
+            "pkg_gpgcheck=0",
+            Box::new(|w: &World| rpm_settings(w, &[("pkg_gpgcheck", Some("0"))])),
+            names(&["teleport.repo:8", "pkg_gpgcheck=0"]),
+        ));
+        v.push((
+            "zypp.conf repo_gpgcheck = off (global)",
+            Box::new(|w: &World| {
+                rpm_settings(w, &[("repo_gpgcheck", None)]);
+                main_conf(w, "[main]\n# x\nrepo_gpgcheck = off\n");
+            }),
+            names(&["/etc/zypp/zypp.conf:3", "repo_gpgcheck = off"]),
+        ));
+    }
+    v
 }
 
 fn check_switch_offs(kind: Kind) {

@@ -340,30 +340,8 @@ fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
         };
         let (req, version) = req;
 
-        // A request body (none expected for GET/HEAD) is skipped; chunked
-        // bodies are not supported.
-        if req.header("transfer-encoding").is_some() {
-            let _ = respond(
-                &mut stream,
-                501,
-                &[],
-                b"chunked requests not supported\n",
-                false,
-                false,
-            );
+        if !skip_body(&mut stream, &mut buf, &req) {
             return;
-        }
-        if let Some(len) = req.header("content-length") {
-            let Ok(mut len) = len.trim().parse::<usize>() else {
-                let _ = respond(&mut stream, 400, &[], b"bad content-length\n", false, false);
-                return;
-            };
-            let take = len.min(buf.len());
-            buf.drain(..take);
-            len -= take;
-            if len > 0 && io::copy(&mut (&stream).take(len as u64), &mut io::sink()).is_err() {
-                return;
-            }
         }
 
         let connection = req.header("connection").unwrap_or("").to_ascii_lowercase();
@@ -381,66 +359,8 @@ fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
             .or_insert(0) += 1;
         shared.requests.lock().unwrap().push(req.clone());
 
-        let head_only = req.method == "HEAD";
-        let ok = if req.method != "GET" && req.method != "HEAD" {
-            respond(
-                &mut stream,
-                405,
-                &[("Allow", "GET, HEAD".into())],
-                b"method not allowed\n",
-                head_only,
-                keep_alive,
-            )
-        } else {
-            let mut route = shared.routes.lock().unwrap().get(&req.path).cloned();
-            while let Some(Route::Gate {
-                path,
-                present,
-                absent,
-            }) = route
-            {
-                route = Some(if path.exists() { *present } else { *absent });
-            }
-            match route {
-                Some(Route::Hang) => {
-                    // Never answer: drain whatever comes until the client
-                    // gives up or the server shuts this socket down.
-                    let _ = io::copy(&mut stream, &mut io::sink());
-                    return;
-                }
-                Some(Route::Body {
-                    status,
-                    body,
-                    delay,
-                }) => {
-                    if !delay.is_zero() && !shared.sleep(delay) {
-                        return;
-                    }
-                    let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
-                    let ctype = match trimmed {
-                        Some(b'{') | Some(b'[') => "application/json",
-                        _ => "text/plain; charset=utf-8",
-                    };
-                    respond(
-                        &mut stream,
-                        status,
-                        &[("Content-Type", ctype.into())],
-                        &body,
-                        head_only,
-                        keep_alive,
-                    )
-                }
-                Some(Route::Redirect { status, location }) => respond(
-                    &mut stream,
-                    status,
-                    &[("Location", location)],
-                    b"",
-                    head_only,
-                    keep_alive,
-                ),
-                Some(Route::Gate { .. }) => unreachable!("gates are resolved above"),
-                None => serve_file(&mut stream, &shared.root, &req, head_only, keep_alive),
-            }
+        let Some(ok) = answer(&mut stream, &shared, &req, keep_alive) else {
+            return;
         };
         if ok.is_err() || !keep_alive {
             let _ = stream.shutdown(Shutdown::Write);
@@ -450,6 +370,107 @@ fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
             return;
         }
     }
+}
+
+/// Skips a request body (none expected for GET/HEAD); chunked bodies are
+/// not supported. False when the connection is to be dropped.
+fn skip_body(stream: &mut TcpStream, buf: &mut Vec<u8>, req: &Request) -> bool {
+    if req.header("transfer-encoding").is_some() {
+        let _ = respond(
+            stream,
+            501,
+            &[],
+            b"chunked requests not supported\n",
+            false,
+            false,
+        );
+        return false;
+    }
+    if let Some(len) = req.header("content-length") {
+        let Ok(mut len) = len.trim().parse::<usize>() else {
+            let _ = respond(stream, 400, &[], b"bad content-length\n", false, false);
+            return false;
+        };
+        let take = len.min(buf.len());
+        buf.drain(..take);
+        len -= take;
+        if len > 0 && io::copy(&mut (&*stream).take(len as u64), &mut io::sink()).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Answers one request (the route's answer, else the file). None when the
+/// connection is to be dropped without an answer.
+fn answer(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    req: &Request,
+    keep_alive: bool,
+) -> Option<io::Result<()>> {
+    let head_only = req.method == "HEAD";
+    let ok = if req.method != "GET" && req.method != "HEAD" {
+        respond(
+            stream,
+            405,
+            &[("Allow", "GET, HEAD".into())],
+            b"method not allowed\n",
+            head_only,
+            keep_alive,
+        )
+    } else {
+        let mut route = shared.routes.lock().unwrap().get(&req.path).cloned();
+        while let Some(Route::Gate {
+            path,
+            present,
+            absent,
+        }) = route
+        {
+            route = Some(if path.exists() { *present } else { *absent });
+        }
+        match route {
+            Some(Route::Hang) => {
+                // Never answer: drain whatever comes until the client
+                // gives up or the server shuts this socket down.
+                let _ = io::copy(stream, &mut io::sink());
+                return None;
+            }
+            Some(Route::Body {
+                status,
+                body,
+                delay,
+            }) => {
+                if !delay.is_zero() && !shared.sleep(delay) {
+                    return None;
+                }
+                let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
+                let ctype = match trimmed {
+                    Some(b'{') | Some(b'[') => "application/json",
+                    _ => "text/plain; charset=utf-8",
+                };
+                respond(
+                    stream,
+                    status,
+                    &[("Content-Type", ctype.into())],
+                    &body,
+                    head_only,
+                    keep_alive,
+                )
+            }
+            Some(Route::Redirect { status, location }) => respond(
+                stream,
+                status,
+                &[("Location", location)],
+                b"",
+                head_only,
+                keep_alive,
+            ),
+            Some(Route::Gate { .. }) => unreachable!("gates are resolved above"),
+            None => serve_file(stream, &shared.root, req, head_only, keep_alive),
+        }
+    };
+    Some(ok)
 }
 
 /// Reads up to the end of a request head (`\r\n\r\n`), keeping any bytes

@@ -39,6 +39,10 @@ use sut::*;
 mod systemd;
 #[allow(unused_imports)]
 use systemd::*;
+#[path = "rows/systemd_failures.rs"]
+mod systemd_failures;
+#[allow(unused_imports)]
+use systemd_failures::*;
 
 // ---------------------------------------------------------------------------
 // Rows, scenarios, results

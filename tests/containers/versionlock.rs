@@ -205,6 +205,13 @@ pub(super) fn versionlock_scenarios(
     sut: &mut Sut,
     vs: &VersionServer,
 ) -> Result<(), String> {
+    versionlock_holds(rec, sut, vs)?;
+    versionlock_repaired(rec, sut, vs)?;
+    versionlock_moves(rec, sut, vs)
+}
+
+/// The plugin installed: the next update holds with an exact versionlock.
+fn versionlock_holds(rec: &mut Recorder, sut: &mut Sut, vs: &VersionServer) -> Result<(), String> {
     let c = sut.c;
     rec.step(Scenario::VersionlockHolds, || {
         // Before: no plugin, and the earlier runs held with exclude=.
@@ -257,7 +264,16 @@ pub(super) fn versionlock_scenarios(
             "plugin installed; {d}; lock list = [{lock}]; exclude= removed; status held; {kept} (without the plugin dnf would take 16.0.1)"
         ))
     })?;
+    Ok(())
+}
 
+/// The operator deletes the lock: the next run restores it.
+fn versionlock_repaired(
+    rec: &mut Recorder,
+    sut: &mut Sut,
+    vs: &VersionServer,
+) -> Result<(), String> {
+    let c = sut.c;
     rec.step(Scenario::VersionlockRepaired, || {
         let repairs = sut.state()?["repairs_total"].as_u64().unwrap_or(0);
         // The operator deletes the lock.
@@ -305,7 +321,12 @@ pub(super) fn versionlock_scenarios(
             last.join("; ")
         ))
     })?;
+    Ok(())
+}
 
+/// The lock follows a fleet rollback and a rolled-back broken update.
+fn versionlock_moves(rec: &mut Recorder, sut: &mut Sut, vs: &VersionServer) -> Result<(), String> {
+    let c = sut.c;
     rec.step(Scenario::VersionlockMoves, || {
         // A fleet rollback to a lower version: installed on the second
         // check that sees it.

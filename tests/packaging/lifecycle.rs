@@ -108,50 +108,8 @@ pub(crate) fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
         return;
     }
     let b = built();
-    let root = b.dir.join("dpkg-root");
-    let _ = fs::remove_dir_all(&root);
-    for d in [
-        "var/lib/dpkg/info",
-        "var/lib/dpkg/updates",
-        "var/lib/dpkg/triggers",
-    ] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
-    fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
-    let admindir = root.join("var/lib/dpkg");
-    let dpkg = |args: &[&str]| -> String {
-        let mut c = Command::new("dpkg");
-        c.arg(format!("--root={}", root.display()))
-            .arg(format!("--admindir={}", admindir.display()))
-            .arg("--force-script-chrootless")
-            .arg("--force-not-root")
-            // ca-certificates and libc6 are not in this empty root.
-            .arg("--force-depends")
-            .arg("--log=/dev/null")
-            .args(args)
-            // The chrootless scripts use the host's tools.
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            );
-        let shown = format!("{c:?}");
-        let out = run(&mut c);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{shown} failed:\n{text}");
-        text
-    };
-    let status = |root: &Path| -> String {
-        let out = run(Command::new("dpkg-query")
-            .arg(format!(
-                "--admindir={}",
-                root.join("var/lib/dpkg").display()
-            ))
-            .arg("-W")
-            .arg("-f=${db:Status-Abbrev}${Version}")
-            .arg(PKG));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let r = DpkgRoot::new(b, "dpkg-root");
+    let root = &r.root;
     let timer_link = root.join("etc/systemd/system/timers.target.wants/teleport-upgrade.timer");
     let systemctl = have("systemctl");
     if !systemctl {
@@ -163,8 +121,8 @@ pub(crate) fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
     let host_state_before = host_state.exists();
 
     // 1. Fresh install.
-    dpkg(&["-i", b.deb.to_str().unwrap()]);
-    assert_eq!(status(&root), format!("ii {}", deb_version()));
+    r.dpkg(&["-i", b.deb.to_str().unwrap()]);
+    assert_eq!(r.version(), format!("ii {}", deb_version()));
     for f in deb_expected_files(b) {
         assert!(
             root.join(f.trim_start_matches('/')).is_file(),
@@ -192,6 +150,42 @@ pub(crate) fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
 
     // 2. Upgrade to a newer version, after the administrator disabled the
     // timer: the upgrade keeps it disabled and keeps every config file.
+    let newer_version = upgrade_keeps_a_disabled_timer(b, &r, &timer_link, systemctl);
+    assert!(cfg.join("endpoint").is_file() && cfg.join("schedule").is_file());
+    assert!(state.join("last-run").is_file());
+
+    // 3. Remove.
+    remove_keeps_configuration_and_state(&r, &timer_link, &newer_version);
+
+    // 4. Re-install from the config-files state: enabled again.
+    r.dpkg(&["-i", b.deb.to_str().unwrap()]);
+    assert_eq!(r.version(), format!("ii {}", deb_version()));
+    if systemctl {
+        assert!(
+            timer_link.symlink_metadata().is_ok(),
+            "re-install after remove did not enable the timer"
+        );
+    }
+
+    // 5. Purge.
+    purge_keeps_the_operators_files(&r, &timer_link);
+
+    assert_eq!(
+        host_state.exists(),
+        host_state_before,
+        "the maintainer scripts touched the host"
+    );
+}
+
+/// Step 2: upgrade to a newer version, after the administrator disabled the
+/// timer: the upgrade keeps it disabled (the configuration files are the
+/// caller's to check). Returns the newer version.
+fn upgrade_keeps_a_disabled_timer(
+    b: &Built,
+    r: &DpkgRoot,
+    timer_link: &Path,
+    systemctl: bool,
+) -> String {
     let newer = b.dir.join("newer.deb");
     let unpacked = b.dir.join("newer-tree");
     let _ = fs::remove_dir_all(&unpacked);
@@ -219,22 +213,26 @@ pub(crate) fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
             .arg(&newer),
     );
     if systemctl {
-        fs::remove_file(&timer_link).unwrap();
+        fs::remove_file(timer_link).unwrap();
     }
-    dpkg(&["-i", newer.to_str().unwrap()]);
-    assert_eq!(status(&root), format!("ii {newer_version}"));
+    r.dpkg(&["-i", newer.to_str().unwrap()]);
+    assert_eq!(r.version(), format!("ii {newer_version}"));
     if systemctl {
         assert!(
             timer_link.symlink_metadata().is_err(),
             "the upgrade re-enabled a timer the administrator disabled"
         );
     }
-    assert!(cfg.join("endpoint").is_file() && cfg.join("schedule").is_file());
-    assert!(state.join("last-run").is_file());
+    newer_version
+}
 
-    // 3. Remove: files go, configuration and state stay, timer disabled.
-    dpkg(&["-r", PKG]);
-    assert_eq!(status(&root), format!("rc {newer_version}"));
+/// Step 3: remove: files go, configuration and state stay, timer disabled.
+fn remove_keeps_configuration_and_state(r: &DpkgRoot, timer_link: &Path, newer_version: &str) {
+    let root = &r.root;
+    let cfg = root.join("etc/teleport-upgrade.d");
+    let state = root.join("var/lib/teleport-upgrade");
+    r.dpkg(&["-r", PKG]);
+    assert_eq!(r.version(), format!("rc {newer_version}"));
     assert!(!root.join("usr/sbin/teleport-upgrade").exists());
     assert!(!root
         .join("usr/lib/systemd/system/teleport-upgrade.timer")
@@ -260,20 +258,15 @@ pub(crate) fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
         "remove deleted a conffile"
     );
     assert!(state.join("last-run").is_file(), "remove deleted the state");
+}
 
-    // 4. Re-install from the config-files state: enabled again.
-    dpkg(&["-i", b.deb.to_str().unwrap()]);
-    assert_eq!(status(&root), format!("ii {}", deb_version()));
-    if systemctl {
-        assert!(
-            timer_link.symlink_metadata().is_ok(),
-            "re-install after remove did not enable the timer"
-        );
-    }
-
-    // 5. Purge: the state goes, the operator's and agent's files stay.
-    dpkg(&["-P", PKG]);
-    assert_eq!(status(&root), "");
+/// Step 5: purge: the state goes, the operator's and agent's files stay.
+fn purge_keeps_the_operators_files(r: &DpkgRoot, timer_link: &Path) {
+    let root = &r.root;
+    let cfg = root.join("etc/teleport-upgrade.d");
+    let state = root.join("var/lib/teleport-upgrade");
+    r.dpkg(&["-P", PKG]);
+    assert_eq!(r.version(), "");
     assert!(!state.exists(), "purge left /var/lib/teleport-upgrade");
     assert!(
         !cfg.join("README").exists(),
@@ -292,12 +285,6 @@ pub(crate) fn deb_install_upgrade_remove_purge_in_a_throwaway_root() {
         "purge deleted the agent's schedule"
     );
     assert!(timer_link.symlink_metadata().is_err());
-
-    assert_eq!(
-        host_state.exists(),
-        host_state_before,
-        "the maintainer scripts touched the host"
-    );
 }
 
 /// A throwaway dpkg root, maintainer scripts run chrootless (DPKG_ROOT).

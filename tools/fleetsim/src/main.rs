@@ -133,6 +133,57 @@ struct Report {
     wall_ms: u128,
 }
 
+/// The share of the fleet at the release for each `Report::converge` entry.
+const THRESHOLDS: [f64; 4] = [0.5, 0.9, 0.99, 1.0];
+
+/// What every host's decision shares: the cluster's schedule, the two
+/// versions and their targets.
+struct Versions {
+    schedule: Schedule,
+    old: PkgVersion,
+    new: PkgVersion,
+    target_old: Target,
+    target_new: Target,
+    new_word: String,
+}
+
+/// The event queue, ordered by (time, sequence).
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<(i64, u64, u32, Ev)>>,
+    seq: u64,
+}
+
+impl Queue {
+    fn push(&mut self, t: i64, h: usize, e: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse((t, self.seq, h as u32, e)));
+    }
+    fn pop(&mut self) -> Option<(i64, usize, Ev)> {
+        self.heap
+            .pop()
+            .map(|Reverse((t, _, h, e))| (t, h as usize, e))
+    }
+}
+
+/// One run's state, between events.
+struct Sim<'a> {
+    p: &'a Params,
+    rng: Rng,
+    windows: Vec<Window>,
+    v: Versions,
+    hosts: Vec<Host>,
+    q: Queue,
+    r: Report,
+    /// Version-server requests, by second.
+    vs: Vec<u32>,
+    downloads: i64,
+    restarting: i64,
+    slots_used: usize,
+    at_target: usize,
+    first_window_after_release: i64,
+}
+
 fn simulate(p: &Params) -> Report {
     let t0 = Instant::now();
     let mut rng = Rng(p.seed);
@@ -146,15 +197,80 @@ fn simulate(p: &Params) -> Report {
             }
         })
         .collect();
-    let in_window = |t: i64| windows.iter().any(|w| w.contains(t));
-    let schedule = Schedule::Windows(windows.clone());
-    let old = PkgVersion::parse(OLD).unwrap();
-    let new = PkgVersion::parse(NEW).unwrap();
-    let target_old = Target::Version(TargetVersion::parse(OLD).unwrap());
     let target_new = Target::Version(TargetVersion::parse(NEW).unwrap());
-    let new_word = target_new.to_string();
+    let v = Versions {
+        schedule: Schedule::Windows(windows.clone()),
+        old: PkgVersion::parse(OLD).unwrap(),
+        new: PkgVersion::parse(NEW).unwrap(),
+        target_old: Target::Version(TargetVersion::parse(OLD).unwrap()),
+        new_word: target_new.to_string(),
+        target_new,
+    };
+    let hosts = new_hosts(p, &mut rng, end);
+    let mut q = Queue::default();
+    for h in 0..p.hosts {
+        let t = rng.range(0, 1800);
+        q.push(t, h, Ev::Timer);
+    }
+    // A critical release does not wait for a window: measured from the
+    // release itself.
+    let first_window_after_release = if p.critical {
+        p.release_at
+    } else {
+        windows
+            .iter()
+            .map(|w| w.start)
+            .find(|s| *s >= p.release_at)
+            .unwrap_or(p.release_at)
+    };
+    let mut sim = Sim {
+        p,
+        rng,
+        windows,
+        v,
+        hosts,
+        q,
+        r: Report::default(),
+        vs: vec![0u32; end as usize + 1],
+        downloads: 0,
+        restarting: 0,
+        slots_used: 0,
+        at_target: 0,
+        first_window_after_release,
+    };
+    while let Some((t, hi, ev)) = sim.q.pop() {
+        if t > end {
+            break;
+        }
+        match ev {
+            Ev::Timer => sim.timer(t, hi),
+            Ev::Downloaded => sim.downloaded(t, hi),
+            Ev::Checked => sim.checked(t, hi),
+            Ev::RolledBack => sim.rolled_back(hi),
+        }
+    }
+    let Sim {
+        mut r,
+        hosts,
+        vs,
+        restarting,
+        at_target,
+        ..
+    } = sim;
+    r.restarts_peak = r.restarts_peak.max(restarting);
+    r.at_target = at_target;
+    r.reached_broken = hosts.iter().filter(|h| h.reached).count();
+    r.slots_kept = hosts.iter().filter(|h| h.slot).count();
+    let secs = end.max(1) as f64;
+    r.vs_mean = vs.iter().map(|x| *x as u64).sum::<u64>() as f64 / secs;
+    r.vs_peak = vs.iter().copied().max().unwrap_or(0);
+    r.wall_ms = t0.elapsed().as_millis();
+    r
+}
 
-    let mut hosts: Vec<Host> = (0..p.hosts)
+/// The fleet: clock offsets, empty schedules, agents that go down.
+fn new_hosts(p: &Params, rng: &mut Rng, end: i64) -> Vec<Host> {
+    (0..p.hosts)
         .map(|_| {
             let offset = if rng.unit() < 0.01 {
                 rng.range(-900, 900)
@@ -176,180 +292,161 @@ fn simulate(p: &Params) -> Report {
                 why: Why::Window,
             }
         })
-        .collect();
+        .collect()
+}
 
-    let mut q: BinaryHeap<Reverse<(i64, u64, u32, Ev)>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut push = |q: &mut BinaryHeap<_>, t: i64, h: usize, e: Ev| {
-        seq += 1;
-        q.push(Reverse((t, seq, h as u32, e)));
-    };
-    for h in 0..p.hosts {
-        let t = rng.range(0, 1800);
-        push(&mut q, t, h, Ev::Timer);
+/// What a host's run observes at `t` (the cluster's clock).
+fn observed(p: &Params, v: &Versions, host: &Host, t: i64) -> Observed {
+    let released = t >= p.release_at;
+    let now = t + host.offset;
+    Observed {
+        mode: Mode::Run,
+        now,
+        target: if released {
+            v.target_new.clone()
+        } else {
+            v.target_old.clone()
+        },
+        critical: released && p.critical,
+        schedule: if host.empty_schedule {
+            Schedule::Empty
+        } else {
+            v.schedule.clone()
+        },
+        service_unhealthy: host
+            .down_at
+            .filter(|d| *d <= t)
+            .map(|_| "teleport.service is failed".to_string()),
+        marker_present: host.marker,
+        installed: if host.new_installed {
+            v.new.clone()
+        } else {
+            v.old.clone()
+        },
+        failed_target: host.failed.then(|| v.new_word.clone()),
+        v2: None,
+        package: PackageState {
+            held: Some(true),
+            ..Default::default()
+        },
+        window_margin: teleport_upgrade::config::DEFAULT_WINDOW_MARGIN.as_secs() as i64,
+        installer_nop: false,
+        agent: teleport_upgrade::health::AgentBefore::Running,
+        restart_mode: teleport_upgrade::config::RestartMode::Reload,
+        fleet_lock: false,
+        slot_record: teleport_upgrade::fleetlock::SlotRecord::Clear,
+        jitter: None,
+        guard: None,
+        unfinished: None,
+        // The simulated fleet only moves up: no lower target.
+        lower_seen: None,
+        confirm_interval: 300,
+    }
+}
+
+fn in_window(windows: &[Window], t: i64) -> bool {
+    windows.iter().any(|w| w.contains(t))
+}
+
+impl Sim<'_> {
+    /// A timer run: the real decision; an update takes a slot (FleetLock)
+    /// and starts its download.
+    fn timer(&mut self, t: i64, hi: usize) {
+        let p = self.p;
+        let next = t + 1800 + self.rng.range(0, 180) + self.rng.range(0, 60);
+        self.q.push(next, hi, Ev::Timer);
+        let host = &mut self.hosts[hi];
+        if host.busy {
+            return;
+        }
+        self.r.runs += 1;
+        self.vs[t as usize] += 2;
+        let o = observed(p, &self.v, host, t);
+        let out = decide(&o);
+        host.marker = out.marker_after;
+        let Decision::Update { reason } = out.decision else {
+            return;
+        };
+        host.why = match reason {
+            UpdateReason::Critical | UpdateReason::Forced => Why::Critical,
+            UpdateReason::Unhealthy { .. } => Why::Unhealthy,
+            UpdateReason::InWindow { .. }
+            | UpdateReason::Finish
+            | UpdateReason::RollBack { .. } => Why::Window,
+        };
+        if let (Some(slots), false) = (p.slots, host.why == Why::Critical) {
+            if !host.slot {
+                if self.slots_used >= slots {
+                    self.r.refused += 1;
+                    return;
+                }
+                self.slots_used += 1;
+                host.slot = true;
+                self.r.slots_peak = self.r.slots_peak.max(self.slots_used);
+            }
+        }
+        host.busy = true;
+        self.downloads += 1;
+        self.r.downloads_peak = self.r.downloads_peak.max(self.downloads);
+        let done = t + self.rng.range(20, 90);
+        self.q.push(done, hi, Ev::Downloaded);
     }
 
-    let mut r = Report::default();
-    let mut vs = vec![0u32; end as usize + 1];
-    let (mut downloads, mut restarting, mut slots_used) = (0i64, 0i64, 0usize);
-    let mut at_target = 0usize;
-    // A critical release does not wait for a window: measured from the
-    // release itself.
-    let first_window_after_release = if p.critical {
-        p.release_at
-    } else {
-        windows
-            .iter()
-            .map(|w| w.start)
-            .find(|s| *s >= p.release_at)
-            .unwrap_or(p.release_at)
-    };
-    let thresholds = [0.5, 0.9, 0.99, 1.0];
+    /// The download is over: install, restart, then the health check.
+    fn downloaded(&mut self, t: i64, hi: usize) {
+        self.downloads -= 1;
+        let install = self.rng.range(5, 15);
+        let rt = t + install;
+        let windows = &self.windows;
+        restart_at(&mut self.r, &self.hosts[hi], rt, false, &|t| {
+            in_window(windows, t)
+        });
+        self.restarting += 1;
+        self.r.restarts_peak = self.r.restarts_peak.max(self.restarting);
+        let check = if self.p.broken {
+            self.p.health_timeout
+        } else {
+            self.rng.range(10, 40)
+        };
+        self.q.push(rt + check, hi, Ev::Checked);
+    }
 
-    while let Some(Reverse((t, _, h, ev))) = q.pop() {
-        if t > end {
-            break;
+    /// The health verdict: at the release (its slot given back), or a
+    /// rollback (a broken release).
+    fn checked(&mut self, t: i64, hi: usize) {
+        let p = self.p;
+        let host = &mut self.hosts[hi];
+        if p.broken {
+            host.reached = true;
+            let back = self.rng.range(30, 70);
+            let windows = &self.windows;
+            restart_at(&mut self.r, host, t + 10, true, &|t| in_window(windows, t));
+            self.q.push(t + back, hi, Ev::RolledBack);
+            return;
         }
-        let hi = h as usize;
-        match ev {
-            Ev::Timer => {
-                let next = t + 1800 + rng.range(0, 180) + rng.range(0, 60);
-                push(&mut q, next, hi, Ev::Timer);
-                let host = &mut hosts[hi];
-                if host.busy {
-                    continue;
-                }
-                r.runs += 1;
-                vs[t as usize] += 2;
-                let released = t >= p.release_at;
-                let now = t + host.offset;
-                let o = Observed {
-                    mode: Mode::Run,
-                    now,
-                    target: if released {
-                        target_new.clone()
-                    } else {
-                        target_old.clone()
-                    },
-                    critical: released && p.critical,
-                    schedule: if host.empty_schedule {
-                        Schedule::Empty
-                    } else {
-                        schedule.clone()
-                    },
-                    service_unhealthy: host
-                        .down_at
-                        .filter(|d| *d <= t)
-                        .map(|_| "teleport.service is failed".to_string()),
-                    marker_present: host.marker,
-                    installed: if host.new_installed {
-                        new.clone()
-                    } else {
-                        old.clone()
-                    },
-                    failed_target: host.failed.then(|| new_word.clone()),
-                    v2: None,
-                    package: PackageState {
-                        held: Some(true),
-                        ..Default::default()
-                    },
-                    window_margin: teleport_upgrade::config::DEFAULT_WINDOW_MARGIN.as_secs() as i64,
-                    installer_nop: false,
-                    agent: teleport_upgrade::health::AgentBefore::Running,
-                    restart_mode: teleport_upgrade::config::RestartMode::Reload,
-                    fleet_lock: false,
-                    slot_record: teleport_upgrade::fleetlock::SlotRecord::Clear,
-                    jitter: None,
-                    guard: None,
-                    unfinished: None,
-                    // The simulated fleet only moves up: no lower target.
-                    lower_seen: None,
-                    confirm_interval: 300,
-                };
-                let out = decide(&o);
-                host.marker = out.marker_after;
-                let Decision::Update { reason } = out.decision else {
-                    continue;
-                };
-                host.why = match reason {
-                    UpdateReason::Critical | UpdateReason::Forced => Why::Critical,
-                    UpdateReason::Unhealthy { .. } => Why::Unhealthy,
-                    UpdateReason::InWindow { .. }
-                    | UpdateReason::Finish
-                    | UpdateReason::RollBack { .. } => Why::Window,
-                };
-                if let (Some(slots), false) = (p.slots, host.why == Why::Critical) {
-                    if !host.slot {
-                        if slots_used >= slots {
-                            r.refused += 1;
-                            continue;
-                        }
-                        slots_used += 1;
-                        host.slot = true;
-                        r.slots_peak = r.slots_peak.max(slots_used);
-                    }
-                }
-                host.busy = true;
-                downloads += 1;
-                r.downloads_peak = r.downloads_peak.max(downloads);
-                push(&mut q, t + rng.range(20, 90), hi, Ev::Downloaded);
-            }
-            Ev::Downloaded => {
-                downloads -= 1;
-                let install = rng.range(5, 15);
-                let rt = t + install;
-                restart_at(&mut r, &hosts[hi], rt, false, &in_window);
-                restarting += 1;
-                r.restarts_peak = r.restarts_peak.max(restarting);
-                let check = if p.broken {
-                    p.health_timeout
-                } else {
-                    rng.range(10, 40)
-                };
-                push(&mut q, rt + check, hi, Ev::Checked);
-            }
-            Ev::Checked => {
-                let host = &mut hosts[hi];
-                if p.broken {
-                    host.reached = true;
-                    let back = rng.range(30, 70);
-                    restart_at(&mut r, host, t + 10, true, &in_window);
-                    push(&mut q, t + back, hi, Ev::RolledBack);
-                    continue;
-                }
-                restarting -= 1;
-                host.busy = false;
-                host.new_installed = true;
-                host.down_at = None;
-                if host.slot {
-                    host.slot = false;
-                    slots_used -= 1;
-                }
-                at_target += 1;
-                for (i, f) in thresholds.iter().enumerate() {
-                    if r.converge[i].is_none() && at_target as f64 >= f * p.hosts as f64 {
-                        r.converge[i] = Some(t - first_window_after_release);
-                    }
-                }
-            }
-            Ev::RolledBack => {
-                restarting -= 1;
-                let host = &mut hosts[hi];
-                host.busy = false;
-                host.failed = true;
-                // A rolled-back host keeps its slot.
+        self.restarting -= 1;
+        host.busy = false;
+        host.new_installed = true;
+        host.down_at = None;
+        if host.slot {
+            host.slot = false;
+            self.slots_used -= 1;
+        }
+        self.at_target += 1;
+        for (i, f) in THRESHOLDS.iter().enumerate() {
+            if self.r.converge[i].is_none() && self.at_target as f64 >= f * p.hosts as f64 {
+                self.r.converge[i] = Some(t - self.first_window_after_release);
             }
         }
     }
-    r.restarts_peak = r.restarts_peak.max(restarting);
-    r.at_target = at_target;
-    r.reached_broken = hosts.iter().filter(|h| h.reached).count();
-    r.slots_kept = hosts.iter().filter(|h| h.slot).count();
-    let secs = end.max(1) as f64;
-    r.vs_mean = vs.iter().map(|x| *x as u64).sum::<u64>() as f64 / secs;
-    r.vs_peak = vs.iter().copied().max().unwrap_or(0);
-    r.wall_ms = t0.elapsed().as_millis();
-    r
+
+    fn rolled_back(&mut self, hi: usize) {
+        self.restarting -= 1;
+        let host = &mut self.hosts[hi];
+        host.busy = false;
+        host.failed = true;
+        // A rolled-back host keeps its slot.
+    }
 }
 
 fn restart_at(r: &mut Report, h: &Host, t: i64, rollback: bool, in_window: &dyn Fn(i64) -> bool) {
@@ -384,6 +481,46 @@ fn hms(s: Option<i64>) -> String {
             }
         }
     }
+}
+
+/// The table's rows: a good, a broken and a critical release, without and
+/// with FleetLock.
+fn scenarios(base: &Params, slot_counts: &[usize]) -> Vec<(String, Params)> {
+    let mut rows: Vec<(String, Params)> = vec![("good release, no FleetLock".into(), base.clone())];
+    for s in slot_counts {
+        rows.push((
+            format!("good release, FleetLock {s} slots"),
+            Params {
+                slots: Some(*s),
+                ..base.clone()
+            },
+        ));
+    }
+    rows.push((
+        "broken release, no FleetLock".into(),
+        Params {
+            broken: true,
+            ..base.clone()
+        },
+    ));
+    for s in slot_counts {
+        rows.push((
+            format!("broken release, FleetLock {s} slots"),
+            Params {
+                broken: true,
+                slots: Some(*s),
+                ..base.clone()
+            },
+        ));
+    }
+    rows.push((
+        "critical release, no FleetLock".into(),
+        Params {
+            critical: true,
+            ..base.clone()
+        },
+    ));
+    rows
 }
 
 fn main() {
@@ -423,40 +560,7 @@ fn main() {
             other => panic!("unknown argument {other:?} (try --help)"),
         }
     }
-    let mut rows: Vec<(String, Params)> = vec![("good release, no FleetLock".into(), base.clone())];
-    for s in &slot_counts {
-        rows.push((
-            format!("good release, FleetLock {s} slots"),
-            Params {
-                slots: Some(*s),
-                ..base.clone()
-            },
-        ));
-    }
-    rows.push((
-        "broken release, no FleetLock".into(),
-        Params {
-            broken: true,
-            ..base.clone()
-        },
-    ));
-    for s in &slot_counts {
-        rows.push((
-            format!("broken release, FleetLock {s} slots"),
-            Params {
-                broken: true,
-                slots: Some(*s),
-                ..base.clone()
-            },
-        ));
-    }
-    rows.push((
-        "critical release, no FleetLock".into(),
-        Params {
-            critical: true,
-            ..base.clone()
-        },
-    ));
+    let rows = scenarios(&base, &slot_counts);
     println!(
         "fleetsim: {} hosts, {} days, seed {}, daily window {:02}:00 UTC for {} min, release at +12h, health-timeout {} s\n",
         base.hosts, base.days, base.seed, base.window_hour, base.window_min, base.health_timeout
