@@ -502,6 +502,11 @@ fn confirm_lower(o: &Observed, out: Outcome) -> Outcome {
     let (Decision::Update { reason }, Target::Version(t)) = (&out.decision, &o.target) else {
         return out;
     };
+    if o.guard.is_some() {
+        // A target the cluster guard refuses (e.g. far below the agent) is
+        // refused at once, not waited for.
+        return out;
+    }
     let gated = matches!(
         reason,
         UpdateReason::InWindow { .. } | UpdateReason::Unhealthy { .. }

@@ -518,16 +518,28 @@ impl Backend for Apt {
         pkg: &PkgName,
         version: &PkgVersion,
     ) -> Result<Option<crate::PackageSizes>> {
-        let Some(exact) = self.resolve_version(source, pkg, version)? else {
-            return Ok(None);
+        let show = |v: &str| -> Result<Option<crate::PackageSizes>> {
+            let cl = self.apt_cache(Some(source)).args([
+                "show",
+                "--no-all-versions",
+                &format!("{pkg}={v}"),
+            ]);
+            let fin = self.runner.run(&cl)?;
+            Ok(if fin.success() {
+                crate::sizes::parse_apt_show(&fin.stdout)
+            } else {
+                None
+            })
         };
-        let cl = self.apt_cache(Some(source)).args([
-            "show",
-            "--no-all-versions",
-            &format!("{pkg}={exact}"),
-        ]);
-        let fin = self.runner.run(&cl)?;
-        Ok(crate::sizes::parse_apt_show(&fin.stdout))
+        // The version as written first (Teleport's repositories carry no
+        // Debian revision): no `apt-cache madison`, as for the install.
+        if let Some(sizes) = show(version.as_str())? {
+            return Ok(Some(sizes));
+        }
+        match self.resolve_version(source, pkg, version)? {
+            Some(exact) if exact != version.as_str() => show(&exact),
+            _ => Ok(None),
+        }
     }
 
     fn download_dir(&self) -> Option<PathBuf> {
