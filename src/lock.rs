@@ -17,8 +17,8 @@
 //!   truncated or written through.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -119,6 +119,9 @@ fn open(path: &Path) -> Result<File, AppError> {
     Ok(file)
 }
 
+/// The width the pid is written in (the kernel's largest pid has 7 digits).
+const PID_WIDTH: usize = 10;
+
 fn libc_eloop() -> i32 {
     Errno::ELOOP as i32
 }
@@ -127,10 +130,15 @@ fn libc_eloop() -> i32 {
 pub fn acquire(path: &Path) -> Result<RunLock, AppError> {
     let file = open(path)?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(mut lock) => {
-            let _ = lock.set_len(0);
-            let _ = lock.rewind();
-            let _ = writeln!(*lock, "{}", std::process::id());
+        Ok(lock) => {
+            // The pid in a fixed width, written over the old one: no
+            // truncation to zero, which on ext4 frees the block and makes
+            // the close flush it (the costliest system call of a no-op).
+            let line = format!("{:<PID_WIDTH$}\n", std::process::id());
+            let _ = lock.write_all_at(line.as_bytes(), 0);
+            if lock.metadata().map(|m| m.len()).ok() != Some(line.len() as u64) {
+                let _ = lock.set_len(line.len() as u64);
+            }
             Ok(RunLock { _lock: lock })
         }
         Err((_, Errno::EWOULDBLOCK)) => Err(AppError::Locked(format!(

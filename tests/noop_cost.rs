@@ -24,7 +24,7 @@ fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize, usize) {
         "-f",
         "-qq",
         "-e",
-        "trace=execve,openat,fsync,fdatasync",
+        "trace=execve,openat,fsync,fdatasync,mkdir,mkdirat,ftruncate,truncate",
         "-o",
     ])
     .arg(trace)
@@ -88,6 +88,18 @@ fn an_apt_no_op_starts_no_child_and_reads_dpkgs_status_at_most_once() {
         "a no-op waits for the disk (only volatile fields of the state changed):\n{}",
         std::fs::read_to_string(d.path().join("t2")).unwrap()
     );
+    // Nothing is made for commands that do not run (apt's private
+    // configuration directories), and the run lock's pid is written over
+    // the old one (a truncation to zero on ext4 frees the block and makes
+    // the close flush it).
+    let t2 = std::fs::read_to_string(d.path().join("t2")).unwrap();
+    let made: Vec<&str> = t2
+        .lines()
+        .filter(|l| (l.contains("mkdir(") || l.contains("mkdirat(")) && l.ends_with("= 0"))
+        .collect();
+    assert!(made.is_empty(), "a no-op creates directories: {made:#?}");
+    let truncs: Vec<&str> = t2.lines().filter(|l| l.contains("truncate(")).collect();
+    assert!(truncs.is_empty(), "a no-op truncates: {truncs:#?}");
     assert_eq!(
         opens, 0,
         "dpkg's status is not read when its stat is unchanged"

@@ -97,7 +97,7 @@ impl Apt {
     pub(super) fn weakening_config_findings(
         &self,
     ) -> Result<(Vec<TrustFinding>, Vec<TrustFinding>)> {
-        let cl = self.apt_tool_unenforced("apt-config").arg("dump");
+        let cl = self.apt_tool_unenforced("apt-config")?.arg("dump");
         let fin = self.runner.run(&cl)?;
         if !fin.success() {
             // apt cannot read its own configuration: neither can we judge
@@ -112,12 +112,12 @@ impl Apt {
         }
         let dump = apt_trust::parse_dump(&fin.stdout);
         let files = apt_trust::config_files(
-            self.apt_config.as_deref(),
+            self.work()?.apt_config.as_deref(),
             &self.etc_apt().join("apt.conf.d"),
             &self.etc_apt().join("apt.conf"),
         );
         let shown = |p: &Path| -> PathBuf {
-            if self.apt_config.as_deref() == Some(p) {
+            if self.work.get().and_then(|w| w.apt_config.as_deref()) == Some(p) {
                 PathBuf::from("the updater's APT_CONFIG")
             } else {
                 PathBuf::from(self.system.display_path(p))

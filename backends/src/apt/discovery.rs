@@ -23,7 +23,10 @@ impl Apt {
 
     /// Index files that offer `pkg`, per `apt-cache policy`: (uri, dist/component).
     pub(super) fn policy_origins(&self, pkg: &PkgName) -> Vec<(String, String)> {
-        let cl = self.apt_cache(None).args(["policy", pkg.as_str()]);
+        let Ok(cl) = self.apt_cache(None) else {
+            return Vec::new();
+        };
+        let cl = cl.args(["policy", pkg.as_str()]);
         let Ok(fin) = self.runner.run(&cl) else {
             return Vec::new();
         };
@@ -124,7 +127,7 @@ impl Apt {
                 .retain(|(k, _)| apt_trust::SAFE_SOURCE_OPTIONS.contains(&k.as_str()));
             let e = &e;
             let line = if let Some(block) = inline {
-                let key = self.keys.join(format!("inline-key-{i}.asc"));
+                let key = self.work()?.keys.join(format!("inline-key-{i}.asc"));
                 std::fs::write(&key, block.as_bytes())
                     .map_err(|err| Error::io(format!("writing {}", key.display()), err))?;
                 keyrings.push(key.clone());
@@ -142,7 +145,7 @@ impl Apt {
             text.push_str(&line);
             text.push('\n');
         }
-        let list = self.work.join("teleport-source.list");
+        let list = self.work()?.work.join("teleport-source.list");
         write_work_file(&list, text.as_bytes())?;
         Ok(Source {
             file: file.clone(),

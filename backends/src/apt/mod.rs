@@ -78,10 +78,20 @@ pub struct Apt {
     system: System,
     runner: Runner,
     opts: Options,
-    /// Where generated files live (single-source list, APT_CONFIG, the
-    /// `-c` file of the enforcement): a private temporary directory (0700,
-    /// files 0600: the list may hold credentials), removed on drop, so that
-    /// even a dry run leaves nothing behind.
+    /// The generated files, made the first time a command needs them: a
+    /// run that starts no apt tool (a no-op) creates nothing.
+    work: std::sync::OnceLock<Work>,
+    /// apt's version, asked once (`apt-get --version`) when a refresh
+    /// needs to know whether `--error-on=any` exists (apt 2.1.16 and
+    /// later; Ubuntu 20.04 ships 2.0).
+    version: std::sync::OnceLock<Option<AptVersion>>,
+}
+
+/// Where generated files live (single-source list, APT_CONFIG, the `-c`
+/// file of the enforcement): a private temporary directory (0700, files
+/// 0600: the list may hold credentials), removed on drop, so that even a
+/// dry run leaves nothing behind.
+struct Work {
     _work_dir: tempfile::TempDir,
     work: PathBuf,
     /// Inline `signed-by` keys copied to files: public data that apt's
@@ -92,10 +102,63 @@ pub struct Apt {
     apt_config: Option<PathBuf>,
     /// The `-c` file that clears weakening lists ([`apt_trust::CLEARED`]).
     clear_file: PathBuf,
-    /// apt's version, asked once (`apt-get --version`) when a refresh
-    /// needs to know whether `--error-on=any` exists (apt 2.1.16 and
-    /// later; Ubuntu 20.04 ships 2.0).
-    version: std::sync::OnceLock<Option<AptVersion>>,
+}
+
+impl Work {
+    fn create(root: Option<&Path>) -> Result<Work> {
+        let dir = |prefix: &str, mode: u32| -> Result<tempfile::TempDir> {
+            use std::os::unix::fs::PermissionsExt;
+            let d = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .map_err(|e| Error::io("creating a temporary directory", e))?;
+            std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("setting permissions of the temporary directory", e))?;
+            Ok(d)
+        };
+        let work_dir = dir("teleport-upgrade-apt.", 0o700)?;
+        let keys_dir = dir("teleport-upgrade-keys.", 0o755)?;
+        let work = work_dir.path().to_path_buf();
+        let clear_file = work.join("enforce.conf");
+        write_work_file(&clear_file, apt_trust::clear_file_text().as_bytes())?;
+        let apt_config = match root {
+            Some(root) => {
+                // apt-get aborts after an install when its log directory
+                // is missing; an image may not have it yet.
+                let _ = std::fs::create_dir_all(root.join("var/log/apt"));
+                let cfg = work.join("apt.conf");
+                write_work_file(&cfg, root_config_text(root).as_bytes())?;
+                Some(cfg)
+            }
+            None => None,
+        };
+        Ok(Work {
+            keys: keys_dir.path().to_path_buf(),
+            _work_dir: work_dir,
+            work,
+            _keys_dir: keys_dir,
+            apt_config,
+            clear_file,
+        })
+    }
+}
+
+/// APT_CONFIG for an alternate root. `Dir` re-roots apt's relative paths
+/// (etc/apt, var/lib/apt, var/cache/apt, var/log/apt) while the host's
+/// binaries and methods stay in use; the dpkg status file and dpkg itself
+/// are pointed at the root. Because apt reads APT_CONFIG before
+/// `Dir::Etc::Parts`, the root's apt.conf.d is read, not the host's. The
+/// `_apt` download sandbox is not used: an image directory is often not
+/// reachable by that user; signatures are checked all the same.
+fn root_config_text(root: &Path) -> String {
+    let r = root.display();
+    format!(
+        "// Written by teleport-upgrade for --root {r}.\n\
+         Dir \"{r}/\";\n\
+         Dir::State::status \"{r}/var/lib/dpkg/status\";\n\
+         DPkg::Options {{ \"--root={r}\"; \"--admindir={r}/var/lib/dpkg\"; }};\n\
+         APT::Sandbox::User \"root\";\n"
+    )
 }
 
 /// apt's version (`major.minor.patch`).
@@ -134,65 +197,22 @@ impl Apt {
             timeout: opts.command_timeout,
             path: None,
         };
-        let work_dir = tempfile::Builder::new()
-            .prefix("teleport-upgrade-apt.")
-            .tempdir()
-            .map_err(|e| Error::io("creating a temporary directory", e))?;
-        let keys_dir = tempfile::Builder::new()
-            .prefix("teleport-upgrade-keys.")
-            .tempdir()
-            .map_err(|e| Error::io("creating a temporary directory", e))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(work_dir.path(), std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io("setting permissions of the temporary directory", e))?;
-            std::fs::set_permissions(keys_dir.path(), std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| Error::io("setting permissions of the temporary directory", e))?;
-        }
-        let work = work_dir.path().to_path_buf();
-        let keys = keys_dir.path().to_path_buf();
-        let clear_file = work.join("enforce.conf");
-        write_work_file(&clear_file, apt_trust::clear_file_text().as_bytes())?;
-        let mut apt = Apt {
+        Ok(Apt {
             system,
             runner,
             opts,
-            _work_dir: work_dir,
-            work,
-            _keys_dir: keys_dir,
-            keys,
-            apt_config: None,
-            clear_file,
+            work: std::sync::OnceLock::new(),
             version: std::sync::OnceLock::new(),
-        };
-        if let Some(root) = apt.system.root() {
-            // apt-get aborts after an install when its log directory is
-            // missing; an image may not have it yet.
-            let _ = std::fs::create_dir_all(root.join("var/log/apt"));
-            let cfg = apt.work.join("apt.conf");
-            write_work_file(&cfg, apt.root_config_text(root).as_bytes())?;
-            apt.apt_config = Some(cfg);
-        }
-        Ok(apt)
+        })
     }
 
-    /// APT_CONFIG for an alternate root. `Dir` re-roots apt's relative
-    /// paths (etc/apt, var/lib/apt, var/cache/apt, var/log/apt) while the
-    /// host's binaries and methods stay in use; the dpkg status file and
-    /// dpkg itself are pointed at the root. Because apt reads APT_CONFIG
-    /// before `Dir::Etc::Parts`, the root's apt.conf.d is read, not the
-    /// host's. The `_apt` download sandbox is not used: an image directory
-    /// is often not reachable by that user; signatures are checked all the
-    /// same.
-    fn root_config_text(&self, root: &Path) -> String {
-        let r = root.display();
-        format!(
-            "// Written by teleport-upgrade for --root {r}.\n\
-             Dir \"{r}/\";\n\
-             Dir::State::status \"{r}/var/lib/dpkg/status\";\n\
-             DPkg::Options {{ \"--root={r}\"; \"--admindir={r}/var/lib/dpkg\"; }};\n\
-             APT::Sandbox::User \"root\";\n"
-        )
+    /// The generated files, made on first use.
+    fn work(&self) -> Result<&Work> {
+        if let Some(w) = self.work.get() {
+            return Ok(w);
+        }
+        let w = Work::create(self.system.root())?;
+        Ok(self.work.get_or_init(|| w))
     }
 
     fn admindir(&self) -> PathBuf {
@@ -205,15 +225,16 @@ impl Apt {
 
     /// A command with the environment every apt tool gets here, and the
     /// enforcement of verification (see [`apt_trust`]).
-    fn apt_tool(&self, program: &str) -> CommandLine {
-        let cl = self.apt_tool_unenforced(program);
-        cl.args(self.enforcement_args())
+    fn apt_tool(&self, program: &str) -> Result<CommandLine> {
+        let cl = self.apt_tool_unenforced(program)?;
+        Ok(cl.args(self.enforcement_args()?))
     }
 
     /// `-c <clear file>` and `-o <setting>=<strict value>` for every
     /// setting that could switch verification off.
-    fn enforcement_args(&self) -> Vec<String> {
-        let mut v = vec!["-c".to_string(), self.clear_file.display().to_string()];
+    fn enforcement_args(&self) -> Result<Vec<String>> {
+        let clear_file = &self.work()?.clear_file;
+        let mut v = vec!["-c".to_string(), clear_file.display().to_string()];
         for (k, val) in apt_trust::ENFORCED {
             v.push("-o".into());
             v.push(format!("{k}={val}"));
@@ -226,22 +247,22 @@ impl Apt {
             v.push("-o".into());
             v.push(format!("Dir::Bin::apt-key={}", apt_trust::APT_KEY));
         }
-        v
+        Ok(v)
     }
 
     /// The environment of every apt tool, without the enforcement: for
     /// `apt-config dump`, which must show the host's own values.
-    fn apt_tool_unenforced(&self, program: &str) -> CommandLine {
+    fn apt_tool_unenforced(&self, program: &str) -> Result<CommandLine> {
         let mut cl = CommandLine::new(program)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .env("APT_LISTCHANGES_FRONTEND", "none")
             // needrestart (Ubuntu) would otherwise restart services,
             // the agent included, at a moment we did not choose.
             .env("NEEDRESTART_SUSPEND", "1");
-        if let Some(cfg) = &self.apt_config {
+        if let Some(cfg) = &self.work()?.apt_config {
             cl = cl.env("APT_CONFIG", cfg.display().to_string());
         }
-        cl
+        Ok(cl)
     }
 
     fn dpkg(&self) -> CommandLine {
@@ -252,8 +273,8 @@ impl Apt {
         cl.arg(format!("--admindir={}", self.admindir().display()))
     }
 
-    fn apt_get(&self, source: &Source) -> CommandLine {
-        self.apt_tool("apt-get").args([
+    fn apt_get(&self, source: &Source) -> Result<CommandLine> {
+        Ok(self.apt_tool("apt-get")?.args([
             "-q".to_string(),
             "-o".into(),
             format!("DPkg::Lock::Timeout={}", self.opts.lock_wait.as_secs()),
@@ -261,12 +282,12 @@ impl Apt {
             format!("Dir::Etc::SourceList={}", source.id),
             "-o".into(),
             "Dir::Etc::SourceParts=-".into(),
-        ])
+        ]))
     }
 
-    fn apt_cache(&self, source: Option<&Source>) -> CommandLine {
-        let cl = self.apt_tool("apt-cache");
-        match source {
+    fn apt_cache(&self, source: Option<&Source>) -> Result<CommandLine> {
+        let cl = self.apt_tool("apt-cache")?;
+        Ok(match source {
             Some(s) => cl.args([
                 "-o".to_string(),
                 format!("Dir::Etc::SourceList={}", s.id),
@@ -274,18 +295,18 @@ impl Apt {
                 "Dir::Etc::SourceParts=-".into(),
             ]),
             None => cl,
-        }
+        })
     }
 
-    fn refresh_cmd(&self, source: &Source) -> CommandLine {
+    fn refresh_cmd(&self, source: &Source) -> Result<CommandLine> {
         let cl = self
-            .apt_get(source)
+            .apt_get(source)?
             .args(["-o", "APT::Get::List-Cleanup=0", "update"]);
-        if self.has_error_on() {
+        Ok(if self.has_error_on() {
             cl.arg("--error-on=any")
         } else {
             cl
-        }
+        })
     }
 
     /// apt's version, asked once; `None` when it cannot be told.
@@ -324,8 +345,8 @@ impl Apt {
         !matches!(self.apt_version(), Some(v) if v < ERROR_ON_SINCE)
     }
 
-    fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
-        self.apt_get(source).args([
+    fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> Result<CommandLine> {
+        Ok(self.apt_get(source)?.args([
             "-o".to_string(),
             "Dpkg::Options::=--force-confdef".into(),
             "-o".into(),
@@ -336,13 +357,13 @@ impl Apt {
             "--allow-downgrades".into(),
             "--allow-change-held-packages".into(),
             format!("{pkg}={version}"),
-        ])
+        ]))
     }
 
     /// `apt-get install --reinstall` of exactly `version`, with the same
     /// options as [`Apt::install_cmd`].
-    fn reinstall_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
-        let mut cl = self.install_cmd(source, pkg, version);
+    fn reinstall_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> Result<CommandLine> {
+        let mut cl = self.install_cmd(source, pkg, version)?;
         let at = cl
             .args
             .iter()
@@ -350,7 +371,7 @@ impl Apt {
             .map(|i| i + 1)
             .unwrap_or(cl.args.len());
         cl.args.insert(at, "--reinstall".into());
-        cl
+        Ok(cl)
     }
 
     /// `dpkg --verify` in rpm's format, which dpkg's manual asks parsers
@@ -387,7 +408,9 @@ impl Apt {
     /// The versions of `pkg` the source offers (`apt-cache madison`, the
     /// dpkg status file left out), as written.
     fn madison(&self, source: &Source, pkg: &PkgName) -> Result<Vec<String>> {
-        let cl = self.apt_cache(Some(source)).args(["madison", pkg.as_str()]);
+        let cl = self
+            .apt_cache(Some(source))?
+            .args(["madison", pkg.as_str()]);
         let fin = self.runner.run(&cl)?;
         Ok(fin
             .stdout
@@ -454,7 +477,7 @@ impl Backend for Apt {
     }
 
     fn refresh(&self, source: &Source) -> Result<()> {
-        let cl = self.refresh_cmd(source);
+        let cl = self.refresh_cmd(source)?;
         let fin = self.run_classified(&cl, None)?;
         check_verified_output(&cl, &fin)?;
         if !self.has_error_on() {
@@ -519,7 +542,7 @@ impl Backend for Apt {
         version: &PkgVersion,
     ) -> Result<Option<crate::PackageSizes>> {
         let show = |v: &str| -> Result<Option<crate::PackageSizes>> {
-            let cl = self.apt_cache(Some(source)).args([
+            let cl = self.apt_cache(Some(source))?.args([
                 "show",
                 "--no-all-versions",
                 &format!("{pkg}={v}"),
@@ -551,7 +574,7 @@ impl Backend for Apt {
         // The version as written first: Teleport's repositories carry no
         // Debian revision, so this is one apt-get and no apt-cache (which
         // would build apt's cache over every configured source).
-        let first = self.install_cmd(source, pkg, version.as_str());
+        let first = self.install_cmd(source, pkg, version.as_str())?;
         match self.run_classified(&first, Some((pkg, version.as_str(), source))) {
             Err(Error::VersionNotFound { .. }) => {}
             Ok(fin) => return check_verified_output(&first, &fin),
@@ -569,7 +592,7 @@ impl Backend for Apt {
                 detail: "not offered by the source after the refresh (apt-get and apt-cache madison agree)".into(),
             })?;
         tracing::info!(version = %exact, "the source offers {version} as {exact}");
-        let cl = self.install_cmd(source, pkg, &exact);
+        let cl = self.install_cmd(source, pkg, &exact)?;
         let fin = self.run_classified(&cl, Some((pkg, version.as_str(), source)))?;
         check_verified_output(&cl, &fin)
     }
@@ -603,11 +626,16 @@ impl Backend for Apt {
     }
 
     fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine> {
-        vec![
+        // For display: a Source is made with the work files, so these
+        // cannot fail here.
+        [
             self.refresh_cmd(source),
             self.install_cmd(source, pkg, version.as_str()),
-            self.selection_cmd(pkg, "hold"),
+            Ok(self.selection_cmd(pkg, "hold")),
         ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn verify_files(&self, pkg: &PkgName) -> Result<Vec<FileProblem>> {
@@ -639,7 +667,7 @@ impl Backend for Apt {
             });
         }
         let held = self.is_held(source, pkg)?;
-        let cl = self.reinstall_cmd(source, pkg, installed.version.as_str());
+        let cl = self.reinstall_cmd(source, pkg, installed.version.as_str())?;
         let r = self
             .run_classified(&cl, Some((pkg, installed.version.as_str(), source)))
             .and_then(|fin| check_verified_output(&cl, &fin));
@@ -658,10 +686,13 @@ impl Backend for Apt {
         pkg: &PkgName,
         version: &PkgVersion,
     ) -> Vec<CommandLine> {
-        vec![
+        [
             self.refresh_cmd(source),
             self.reinstall_cmd(source, pkg, version.as_str()),
         ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn channel_format<'a>(&self, source: &'a Source) -> Format<'a> {

@@ -17,11 +17,12 @@ fn private_files_are_private_and_carry_only_safe_source_options() {
     let (entries, _) = sources::parse_file(&list).unwrap();
     let src = apt.source_from_entries(entries).unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&apt.work), 0o700);
+    let work = apt.work().unwrap();
+    assert_eq!(mode(&work.work), 0o700);
     for f in [
         Path::new(&src.id),
-        apt.clear_file.as_path(),
-        apt.apt_config.as_deref().unwrap(),
+        work.clear_file.as_path(),
+        work.apt_config.as_deref().unwrap(),
     ] {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
