@@ -46,6 +46,10 @@ pub struct Answer {
     /// (its `server_version` feeds the cluster-compatibility guard, its
     /// `agent_update_jitter_seconds` the jitter).
     pub find_body: Option<Vec<u8>>,
+    /// The update group the proxy answered for: set when `/webapi/find`
+    /// was asked with `?group=` and its `auto_update` decided (`via` is
+    /// [`Via::Find`]); then `critical` is the group's `agent_auto_update`.
+    pub group: Option<String>,
 }
 
 /// The part of the proxy's `/webapi/find` answer that matters here.
@@ -85,6 +89,7 @@ pub struct Client {
     base: String,
     shown: String,
     find: Option<String>,
+    group: Option<String>,
 }
 
 impl Client {
@@ -155,7 +160,22 @@ impl Client {
             base: endpoint.base_url(insecure),
             shown: endpoint.base_url(insecure),
             find: endpoint.find_url(insecure),
+            group: None,
         })
+    }
+
+    /// Ask `/webapi/find` for this update group (`?group=<name>`, the name
+    /// URL-encoded as a query value); `None` asks without a query.
+    pub fn with_group(mut self, group: Option<&str>) -> Client {
+        let (Some(g), Some(find)) = (group, &self.find) else {
+            return self;
+        };
+        if let Ok(mut url) = reqwest::Url::parse(find) {
+            url.query_pairs_mut().append_pair("group", g);
+            self.find = Some(url.to_string());
+            self.group = Some(g.to_string());
+        }
+        self
     }
 
     /// `Err(Ok(msg))`: the server could not be read (transport, status);
@@ -266,6 +286,7 @@ impl Client {
                     critical_warning: None,
                     via: Via::Find,
                     find_body,
+                    group: self.group.clone(),
                 })
             }
             Ok(None) => {}
@@ -313,6 +334,7 @@ impl Client {
             critical_warning,
             via: Via::VersionFiles,
             find_body,
+            group: None,
         })
     }
 }
