@@ -465,4 +465,37 @@ mod tests {
             assert!(parse_find_body(hostile).is_err(), "{hostile:?}");
         }
     }
+
+    #[test]
+    fn the_group_is_a_query_value_of_find_only() {
+        let proxy =
+            Endpoint::parse("p.example.com:3080/v1/webapi/automaticupgrades/channel/default")
+                .unwrap();
+        let c = Client::new(&proxy, false, None).unwrap();
+        assert_eq!(
+            c.find.as_deref(),
+            Some("https://p.example.com:3080/webapi/find")
+        );
+        let c = c.with_group(Some("staging-eu.1"));
+        assert_eq!(
+            c.find.as_deref(),
+            Some("https://p.example.com:3080/webapi/find?group=staging-eu.1")
+        );
+        assert_eq!(
+            c.base,
+            "https://p.example.com:3080/v1/webapi/automaticupgrades/channel/default"
+        );
+        // Encoded as a query value, whatever reaches it.
+        let c = Client::new(&proxy, false, None)
+            .unwrap()
+            .with_group(Some("a b&c=d"));
+        assert!(c.find.unwrap().ends_with("?group=a+b%26c%3Dd"));
+        // A static version server is never asked for /webapi/find.
+        let fixed = Endpoint::parse("updates.example.com/teleport").unwrap();
+        let c = Client::new(&fixed, false, None)
+            .unwrap()
+            .with_group(Some("prod"));
+        assert_eq!(c.find, None);
+        assert_eq!(c.group, None);
+    }
 }
