@@ -46,6 +46,10 @@ pub struct Answer {
     /// (its `server_version` feeds the cluster-compatibility guard, its
     /// `agent_update_jitter_seconds` the jitter).
     pub find_body: Option<Vec<u8>>,
+    /// The update group the proxy answered for: set when `/webapi/find`
+    /// was asked with `?group=` and its `auto_update` decided (`via` is
+    /// [`Via::Find`]); then `critical` is the group's `agent_auto_update`.
+    pub group: Option<String>,
 }
 
 /// The part of the proxy's `/webapi/find` answer that matters here.
@@ -85,6 +89,7 @@ pub struct Client {
     base: String,
     shown: String,
     find: Option<String>,
+    group: Option<String>,
 }
 
 impl Client {
@@ -155,7 +160,22 @@ impl Client {
             base: endpoint.base_url(insecure),
             shown: endpoint.base_url(insecure),
             find: endpoint.find_url(insecure),
+            group: None,
         })
+    }
+
+    /// Ask `/webapi/find` for this update group (`?group=<name>`, the name
+    /// URL-encoded as a query value); `None` asks without a query.
+    pub fn with_group(mut self, group: Option<&str>) -> Client {
+        let (Some(g), Some(find)) = (group, &self.find) else {
+            return self;
+        };
+        if let Ok(mut url) = reqwest::Url::parse(find) {
+            url.query_pairs_mut().append_pair("group", g);
+            self.find = Some(url.to_string());
+            self.group = Some(g.to_string());
+        }
+        self
     }
 
     /// `Err(Ok(msg))`: the server could not be read (transport, status);
@@ -266,6 +286,7 @@ impl Client {
                     critical_warning: None,
                     via: Via::Find,
                     find_body,
+                    group: self.group.clone(),
                 })
             }
             Ok(None) => {}
@@ -313,6 +334,7 @@ impl Client {
             critical_warning,
             via: Via::VersionFiles,
             find_body,
+            group: None,
         })
     }
 }
@@ -442,5 +464,38 @@ mod tests {
         ] {
             assert!(parse_find_body(hostile).is_err(), "{hostile:?}");
         }
+    }
+
+    #[test]
+    fn the_group_is_a_query_value_of_find_only() {
+        let proxy =
+            Endpoint::parse("p.example.com:3080/v1/webapi/automaticupgrades/channel/default")
+                .unwrap();
+        let c = Client::new(&proxy, false, None).unwrap();
+        assert_eq!(
+            c.find.as_deref(),
+            Some("https://p.example.com:3080/webapi/find")
+        );
+        let c = c.with_group(Some("staging-eu.1"));
+        assert_eq!(
+            c.find.as_deref(),
+            Some("https://p.example.com:3080/webapi/find?group=staging-eu.1")
+        );
+        assert_eq!(
+            c.base,
+            "https://p.example.com:3080/v1/webapi/automaticupgrades/channel/default"
+        );
+        // Encoded as a query value, whatever reaches it.
+        let c = Client::new(&proxy, false, None)
+            .unwrap()
+            .with_group(Some("a b&c=d"));
+        assert!(c.find.unwrap().ends_with("?group=a+b%26c%3Dd"));
+        // A static version server is never asked for /webapi/find.
+        let fixed = Endpoint::parse("updates.example.com/teleport").unwrap();
+        let c = Client::new(&fixed, false, None)
+            .unwrap()
+            .with_group(Some("prod"));
+        assert_eq!(c.find, None);
+        assert_eq!(c.group, None);
     }
 }

@@ -182,6 +182,9 @@ pub struct Config {
     /// of the current maintenance window (`window-margin`, seconds; at
     /// most a quarter of the window; 0 turns it off).
     pub window_margin: Duration,
+    /// New: the cluster's update group this host belongs to
+    /// (`update-group`), sent as `/webapi/find?group=`.
+    pub update_group: Option<String>,
 }
 
 /// `window-margin`'s default: a real agent package (200-500 MB) takes
@@ -431,6 +434,7 @@ impl Config {
             repository,
             recheck_delay: r.seconds("recheck-delay")?,
             window_margin: r.seconds("window-margin")?,
+            update_group: r.parsed("update-group", crate::update_group::parse)?,
         })
     }
 

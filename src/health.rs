@@ -215,7 +215,7 @@ pub fn may_reload(
         R::RollBack { .. } => Err("a rollback restarts the agent"),
         R::Finish => Err("finishing an earlier run's update restarts the agent"),
         R::Unhealthy { .. } => Err("the agent is unhealthy"),
-        R::Forced | R::InWindow { .. } => Ok(()),
+        R::Forced | R::InWindow { .. } | R::ClusterGroup { .. } => Ok(()),
     }
 }
 

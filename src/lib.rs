@@ -28,4 +28,5 @@ pub mod state;
 pub mod status;
 pub mod target;
 pub mod update;
+pub mod update_group;
 pub mod verify;

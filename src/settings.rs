@@ -334,6 +334,24 @@ pub const SETTINGS: &[Setting] = &[
         invalid: Some("a b"),
     },
     Setting {
+        name: "update-group",
+        owner: Owner::Operator,
+        value: Value::Text("letters, digits, . _ and - (at most 64)"),
+        default: "none (v2's update.yaml group, else no group)",
+        meaning: "the cluster's update group of this host, sent as /webapi/find?group=",
+        detail: "Only for a proxy's channel endpoint. The group's agent_version \
+                 and agent_auto_update (the cluster's rollout has reached the \
+                 group) decide when to update instead of the schedule's \
+                 windows; a proxy that answers no auto_update (older, or 404) \
+                 leaves /version and the windows in charge. When unset, the \
+                 group of a disabled v2 update.yaml is used. A group the \
+                 cluster does not know gets its last group's answer. See \
+                 docs/operators/update-groups.md.",
+        v1: false,
+        example: "staging",
+        invalid: Some("prod east"),
+    },
+    Setting {
         name: "schedule",
         owner: Owner::Agent,
         value: Value::Text("maintenance windows, or nop"),

@@ -200,6 +200,9 @@ pub struct LastRun {
     /// (what it was, and why a fresh run would not make it now).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abandoned: Option<String>,
+    /// The update group asked for, and what the cluster said for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_group: Option<crate::update_group::GroupAnswer>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

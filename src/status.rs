@@ -100,6 +100,8 @@ pub struct Status {
     pub cluster_version: Option<String>,
     /// The guard's verdict on the last run's target.
     pub cluster_guard: Option<String>,
+    /// The update group the last run asked for and what the cluster said.
+    pub update_group: Option<crate::update_group::GroupAnswer>,
     pub schedule: String,
     pub window_current: Option<WindowView>,
     pub window_next: Option<WindowView>,
@@ -278,6 +280,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         critical: last.as_ref().and_then(|l| l.critical),
         cluster_version: last.as_ref().and_then(|l| l.cluster_version.clone()),
         cluster_guard: last.as_ref().and_then(|l| l.cluster_guard.clone()),
+        update_group: last.as_ref().and_then(|l| l.update_group.clone()),
         schedule: schedule.to_string(),
         window_current: schedule.current(now).map(|w| WindowView::new(w, offset)),
         window_next: schedule.next(now).map(|w| WindowView::new(w, offset)),
@@ -416,6 +419,9 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             "  cluster:     {} ({g}; as of the last run)",
             opt(&s.cluster_version)
         )?;
+    }
+    if let Some(g) = &s.update_group {
+        writeln!(out, "  group:       {}", g.describe())?;
     }
     writeln!(out, "  schedule:    {}", s.schedule)?;
     match &s.window_current {

@@ -21,6 +21,10 @@ impl fmt::Display for Decision {
                     rfc3339(window.start),
                     rfc3339(window.stop)
                 ),
+                UpdateReason::ClusterGroup { group } => write!(
+                    f,
+                    "update: the cluster's rollout has reached update group {group} (agent_auto_update)"
+                ),
                 UpdateReason::Finish => f.write_str(
                     "update: finish the update an earlier run installed (restart and check the agent)",
                 ),
@@ -39,6 +43,10 @@ impl fmt::Display for Decision {
                 WaitReason::OutsideWindow { next: None } => {
                     f.write_str("wait: outside the maintenance window; no later window is scheduled")
                 }
+                WaitReason::ClusterGroup { group } => write!(
+                    f,
+                    "wait: the cluster's rollout has not reached update group {group} yet (agent_auto_update is false)"
+                ),
                 WaitReason::FirstUnhealthy { why } => write!(
                     f,
                     "wait: the agent looks unhealthy ({why}); marked, and the next run updates if it still is"

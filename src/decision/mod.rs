@@ -41,6 +41,10 @@ pub struct Observed {
     pub now: i64,
     pub target: Target,
     pub critical: bool,
+    /// The cluster's update group whose `/webapi/find` answer decides:
+    /// then `critical` is the group's `agent_auto_update` (the cluster's
+    /// rollout has reached the group), which replaces the local windows.
+    pub group: Option<String>,
     pub schedule: Schedule,
     /// Why the agent's service looks unhealthy, when systemd says so.
     pub service_unhealthy: Option<String>,
@@ -167,6 +171,11 @@ pub enum UpdateReason {
     InWindow {
         window: Window,
     },
+    /// The cluster's rollout has reached this host's update group (its
+    /// `agent_auto_update`): a routine update, like one in a window.
+    ClusterGroup {
+        group: String,
+    },
     /// Unhealthy on this run and on the previous one.
     Unhealthy {
         why: String,
@@ -197,6 +206,11 @@ pub enum WaitReason {
     /// The target failed its health check here and was rolled back: not
     /// retried until the target changes or the update is critical.
     FailedBefore,
+    /// The cluster's rollout has not reached this host's update group
+    /// (its `agent_auto_update` is false).
+    ClusterGroup {
+        group: String,
+    },
     /// Inside a window, but too little of it is left for the update's
     /// restart to land inside it (`window-margin`).
     WindowClosing {
@@ -335,7 +349,10 @@ impl Outcome {
 /// inside a window, or unhealthy on two consecutive runs; otherwise wait.
 /// A target below the installed version is an update too (fleet rollback),
 /// once it is confirmed: seen on two checks at least `unhealthy-interval`
-/// apart ([`downgrade`]), unless critical or forced.
+/// apart ([`downgrade`]), unless critical or forced. With an update group
+/// the proxy answered for (`group`), its `agent_auto_update` replaces
+/// critical, the windows and the unhealthy rule: update when the cluster's
+/// rollout has reached the group, wait otherwise.
 ///
 /// An unfinished plan is judged first ([`resume::judge`]): an update is
 /// continued only when a fresh run from the version it started from would
@@ -468,16 +485,15 @@ fn update_spec(o: &Observed, d: &Decision, from: PkgVersion) -> Option<UpdateSpe
     let (Decision::Update { reason }, Target::Version(t)) = (d, &o.target) else {
         return None;
     };
-    let routine = matches!(reason, UpdateReason::InWindow { .. });
+    let routine = matches!(
+        reason,
+        UpdateReason::InWindow { .. } | UpdateReason::ClusterGroup { .. }
+    );
     Some(UpdateSpec {
         from,
         to: t.package_version().to_string(),
         rollback_of: None,
-        slot: o.fleet_lock
-            && matches!(
-                reason,
-                UpdateReason::InWindow { .. } | UpdateReason::Unhealthy { .. }
-            ),
+        slot: o.fleet_lock && (routine || matches!(reason, UpdateReason::Unhealthy { .. })),
         jitter: o
             .jitter
             .filter(|j| routine && *j > 0)
@@ -509,7 +525,9 @@ fn confirm_lower(o: &Observed, out: Outcome) -> Outcome {
     }
     let gated = matches!(
         reason,
-        UpdateReason::InWindow { .. } | UpdateReason::Unhealthy { .. }
+        UpdateReason::InWindow { .. }
+            | UpdateReason::ClusterGroup { .. }
+            | UpdateReason::Unhealthy { .. }
     );
     if !gated || !downgrade::is_lower(t, &o.installed) {
         return out;
@@ -547,7 +565,7 @@ fn decide_target(o: &Observed) -> Outcome {
     if o.mode == Mode::Force {
         return update(UpdateReason::Forced);
     }
-    if o.critical {
+    if o.critical && o.group.is_none() {
         return update(UpdateReason::Critical);
     }
     let failed_before = o
@@ -558,6 +576,17 @@ fn decide_target(o: &Observed) -> Outcome {
         return done(Decision::Wait {
             reason: WaitReason::FailedBefore,
         });
+    }
+    if let Some(group) = &o.group {
+        // The cluster orders the rollout: its answer for the group is the
+        // window (and an unhealthy agent waits for it too).
+        let group = group.clone();
+        return match o.critical {
+            true => update(UpdateReason::ClusterGroup { group }),
+            false => done(Decision::Wait {
+                reason: WaitReason::ClusterGroup { group },
+            }),
+        };
     }
     let mut closing = None;
     if let Some(window) = o.schedule.current(o.now) {

@@ -83,6 +83,7 @@ pub(super) fn observed(
             since: NOW - 600,
         }),
         confirm_interval: 300,
+        group: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn word(o: &Outcome) -> String {
                 UpdateReason::Forced => "forced",
                 UpdateReason::Critical => "critical",
                 UpdateReason::InWindow { .. } => "window",
+                UpdateReason::ClusterGroup { .. } => "group",
                 UpdateReason::Unhealthy { .. } => "unhealthy",
                 UpdateReason::RollBack { .. } => "roll-back",
                 UpdateReason::Finish => "finish",
@@ -175,6 +177,7 @@ fn word(o: &Outcome) -> String {
             "wait:{}",
             match reason {
                 WaitReason::OutsideWindow { .. } => "outside",
+                WaitReason::ClusterGroup { .. } => "group",
                 WaitReason::FirstUnhealthy { .. } => "first-unhealthy",
                 WaitReason::FailedBefore => "failed-before",
                 WaitReason::WindowClosing { .. } => "window-closing",
@@ -738,4 +741,5 @@ fn overlapping_windows_are_merged() {
     assert_eq!(word(&decide(&o)), "update:window");
 }
 
+mod group;
 mod resume;

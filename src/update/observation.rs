@@ -124,6 +124,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         now,
         target: server.target,
         critical: server.critical,
+        group: server.group,
         schedule: ask.schedule,
         service_unhealthy: service.unhealthy(),
         marker_present,
@@ -205,6 +206,8 @@ fn marker(env: &Env, config: &Config, now: i64) -> (bool, bool) {
 struct Server {
     target: Target,
     critical: bool,
+    /// The update group whose answer decides (see [`Observed::group`]).
+    group: Option<String>,
     jitter: Option<u64>,
     guard: Option<String>,
 }
@@ -217,7 +220,9 @@ fn ask_version_server(
 ) -> Result<Server, AppError> {
     let (endpoint, insecure) = config.version_server()?;
     let ca = config.ca_file.as_ref().map(|p| env.system.path(p));
-    let client = Client::new(&endpoint, insecure, ca.as_deref())?;
+    let group = crate::update_group::resolve(config, &env.system)?;
+    let client = Client::new(&endpoint, insecure, ca.as_deref())?
+        .with_group(group.as_ref().map(|(g, _)| g.as_str()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -228,13 +233,19 @@ fn ask_version_server(
     }
     rec.target = Some(answer.target.to_string());
     rec.critical = Some(answer.critical);
+    rec.update_group = group.map(|(g, from)| group_answer(g, from, &answer, rec.time));
     match answer.via {
         Via::VersionFiles => {
             tracing::info!(endpoint = %endpoint, target = %answer.target, critical = answer.critical, "asked the version server")
         }
-        Via::Find => {
-            tracing::info!(endpoint = %endpoint, target = %answer.target, update_now = answer.critical, "the proxy's /webapi/find advertises the agent version (auto_update.agent_version; agent_auto_update counts as critical)")
-        }
+        Via::Find => match &answer.group {
+            Some(g) => {
+                tracing::info!(endpoint = %endpoint, group = %g, target = %answer.target, update_now = answer.critical, "the proxy's /webapi/find answers for update group {g:?}: its agent_version is the target and its agent_auto_update decides when (the cluster's rollout, not the local windows)")
+            }
+            None => {
+                tracing::info!(endpoint = %endpoint, target = %answer.target, update_now = answer.critical, "the proxy's /webapi/find advertises the agent version (auto_update.agent_version; agent_auto_update counts as critical)")
+            }
+        },
     }
     // The cluster-compatibility guard: its verdict is recorded for
     // `status` whatever the decision; `decide` applies its refusal.
@@ -259,7 +270,27 @@ fn ask_version_server(
     Ok(Server {
         target: answer.target,
         critical: answer.critical,
+        group: answer.group,
         jitter: answer.find_body.as_deref().and_then(jitter::jitter_seconds),
         guard,
     })
+}
+
+/// What the cluster said for `group`, for `status` (`answered` is false
+/// when the proxy gave no group answer and `/version` decided).
+fn group_answer(
+    group: String,
+    from: &str,
+    answer: &crate::client::Answer,
+    asked: i64,
+) -> crate::update_group::GroupAnswer {
+    let answered = answer.group.is_some();
+    crate::update_group::GroupAnswer {
+        group,
+        from: from.to_string(),
+        answered,
+        version: answered.then(|| answer.target.to_string()),
+        update_now: answered.then_some(answer.critical),
+        asked,
+    }
 }

@@ -301,6 +301,7 @@ fn observed(p: &Params, v: &Versions, host: &Host, t: i64) -> Observed {
     let now = t + host.offset;
     Observed {
         mode: Mode::Run,
+        group: None,
         now,
         target: if released {
             v.target_new.clone()
@@ -371,6 +372,7 @@ impl Sim<'_> {
             UpdateReason::Critical | UpdateReason::Forced => Why::Critical,
             UpdateReason::Unhealthy { .. } => Why::Unhealthy,
             UpdateReason::InWindow { .. }
+            | UpdateReason::ClusterGroup { .. }
             | UpdateReason::Finish
             | UpdateReason::RollBack { .. } => Why::Window,
         };
