@@ -62,15 +62,14 @@ fn a_no_op_verifies_in_full_once_then_by_stat_and_still_repairs(kind: Kind) {
     w.run(&["run", "-v"])
         .expect(0)
         .logs_contain("unchanged since their last full verification");
-    // apt: dpkg's digests are in the record, so a changed file is checked
-    // on its own, at once; rpm: the package is verified in full
-    let sliced = kind == Kind::Apt;
-    assert_eq!(files.contains("\"md5\""), sliced, "{kind:?}: {files}");
-    let at_once = if sliced {
-        "verifying /usr/bin/teleport at once"
-    } else {
-        "verifying the executables in full: /usr/bin/teleport"
-    };
+    // the package database's digests are in the record (dpkg's MD5s,
+    // rpm's SHA-256s), so a changed file is checked on its own, at once
+    let digest = if kind == Kind::Apt { "md5" } else { "sha256" };
+    assert!(
+        files.contains(&format!("\"{digest}\"")),
+        "{kind:?}: {files}"
+    );
+    let at_once = "verifying /usr/bin/teleport at once";
     for (name, damage) in damages() {
         damage(&w.file("/usr/bin/teleport"));
         let r = w.run(&["run", "-v"]);
@@ -104,8 +103,8 @@ each_backend!(a_no_op_verifies_in_full_once_then_by_stat_and_still_repairs);
 
 /// A damage that `stat` cannot see (the record forged to match the damaged
 /// file, as a disk fault below the filesystem would leave it) is found by
-/// the periodic full verification (rpm), or by the next slice (apt; the
-/// slices' cycle is tested in `integrity_cache::slices`).
+/// the next slice (dpkg's MD5s, rpm's SHA-256s; the slices' cycle is
+/// tested in `integrity_cache::slices`), and never by `stat`.
 fn damage_below_the_filesystem_is_found_by_the_periodic_full_check(kind: Kind) {
     let w = World::new(kind, "15.4.3", "15.4.3");
     w.schedule_outside_window();
@@ -127,21 +126,7 @@ fn damage_below_the_filesystem_is_found_by_the_periodic_full_check(kind: Kind) {
             f["ctime_nsec"] = stat.ctime_nsec().into();
         }
     }
-    if kind == Kind::Apt {
-        // sliced: half of verify-interval later, this package (smaller
-        // than a batch) is owed in full, so the next run hashes all of it
-        // (the runs in between hash nothing: see integrity_cache::slices)
-        r["verified_at"] = serde_json::json!(r["verified_at"].as_i64().unwrap() - 43_201);
-    }
     std::fs::write(w.file(RECORD), r.to_string()).unwrap();
-    if kind == Kind::Apt {
-        w.run(&["run", "-v"])
-            .expect(0)
-            .logs_contain("hashed the next slice")
-            .logs_contain("repaired");
-        assert_eq!(w.state()["last_run"]["decision"], "repair");
-        return;
-    }
     w.run(&["run", "-v"])
         .expect(0)
         .logs_contain("unchanged since their last full verification");
@@ -150,9 +135,16 @@ fn damage_below_the_filesystem_is_found_by_the_periodic_full_check(kind: Kind) {
         "up-to-date",
         "stat cannot see it"
     );
-    r["verified_at"] = serde_json::json!(r["verified_at"].as_i64().unwrap() - 86_400);
+    // half of verify-interval later, this package (smaller than a batch)
+    // is owed in full, so the next run hashes all of it (the runs in
+    // between hash nothing: see integrity_cache::slices)
+    let mut r = record(&w);
+    r["verified_at"] = serde_json::json!(r["verified_at"].as_i64().unwrap() - 43_201);
     std::fs::write(w.file(RECORD), r.to_string()).unwrap();
-    w.run(&["run"]).expect(0).logs_contain("repaired");
+    w.run(&["run", "-v"])
+        .expect(0)
+        .logs_contain("hashed the next slice")
+        .logs_contain("repaired");
     assert_eq!(w.state()["last_run"]["decision"], "repair");
 }
 each_backend!(damage_below_the_filesystem_is_found_by_the_periodic_full_check);

@@ -16,6 +16,7 @@ pub mod channel;
 pub mod classify;
 pub mod cmd;
 pub mod detect;
+pub mod digests;
 pub mod dnf;
 pub mod dnf_vars;
 pub mod dpkg_status;
@@ -25,6 +26,7 @@ pub mod integrity;
 pub mod names;
 pub mod redact;
 pub mod rpmdb;
+pub mod sha256;
 pub mod sizes;
 pub mod sources;
 mod types;
@@ -276,6 +278,17 @@ pub trait Backend: Send + Sync {
     fn executables(&self, pkg: &PkgName) -> Result<Vec<std::path::PathBuf>> {
         let _ = pkg;
         Ok(Vec::new())
+    }
+
+    /// The digests the package database records for `pkg`'s files (what
+    /// the sliced verification compares with); empty when the backend
+    /// cannot tell (then the full verification stays periodic).
+    fn file_digests(
+        &self,
+        pkg: &PkgName,
+    ) -> Result<std::collections::HashMap<std::path::PathBuf, digests::FileDigest>> {
+        let _ = pkg;
+        Ok(Default::default())
     }
 
     /// Reinstall exactly `version` of `pkg` (the installed one, as

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use backends::integrity::{FileFault, FileProblem, Md5, Md5State};
+use backends::sha256::{Sha256, Sha256State};
 use backends::System;
 
 use super::{FileStat, Record, Slice};
@@ -53,20 +54,74 @@ enum Step {
     Fault(FileFault),
 }
 
+/// The hash a file's recorded digest is in, resumed from a slice.
+enum Hasher {
+    Md5(Md5),
+    Sha256(Sha256),
+}
+
+impl Hasher {
+    /// The hash of `f`'s recorded digest at `cur` (its state, or the
+    /// start when the state is not of that hash).
+    fn resume(f: &FileStat, cur: &Slice) -> Option<(Hasher, String)> {
+        if let Some(d) = &f.md5 {
+            let st = match <[u32; 4]>::try_from(cur.words.as_slice()) {
+                Ok(words) if cur.offset > 0 => Md5State {
+                    words,
+                    len: cur.offset,
+                },
+                _ => Md5State::default(),
+            };
+            return Some((Hasher::Md5(Md5::resume(st)), d.clone()));
+        }
+        let d = f.sha256.as_ref()?;
+        let st = match <[u32; 8]>::try_from(cur.words.as_slice()) {
+            Ok(words) if cur.offset > 0 => Sha256State {
+                words,
+                len: cur.offset,
+            },
+            _ => Sha256State::default(),
+        };
+        Some((Hasher::Sha256(Sha256::resume(st)), d.clone()))
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Hasher::Md5(h) => h.hex(),
+            Hasher::Sha256(h) => h.hex(),
+        }
+    }
+
+    /// (bytes hashed, state words) between whole blocks.
+    fn state(&self) -> Option<(u64, Vec<u32>)> {
+        match self {
+            Hasher::Md5(h) => h.state().map(|s| (s.len, s.words.to_vec())),
+            Hasher::Sha256(h) => h.state().map(|s| (s.len, s.words.to_vec())),
+        }
+    }
+}
+
 /// Hash `f` from `cur`'s offset and state, up to `budget` bytes (whole
 /// chunks), leaving `cur` where it stopped. Returns the bytes hashed.
 fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u64, Step) {
     use std::io::Seek;
+    let Some((mut h, recorded)) = Hasher::resume(f, cur) else {
+        // no digest to compare with: the caller's record is not sliceable
+        return (0, Step::Fault(FileFault::UNREADABLE));
+    };
     let Ok(mut file) = std::fs::File::open(system.path(&f.path)) else {
         return (0, Step::Fault(FileFault::Missing));
     };
     if file.seek(std::io::SeekFrom::Start(cur.offset)).is_err() {
         return (0, Step::Fault(FileFault::UNREADABLE));
     }
-    let mut h = Md5::resume(Md5State {
-        words: cur.words,
-        len: cur.offset,
-    });
     let mut buf = vec![0u8; CHUNK];
     let mut hashed = 0u64;
     while hashed < budget {
@@ -77,7 +132,7 @@ fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u6
         h.update(&buf[..n]);
         hashed += n as u64;
         if n < CHUNK {
-            let same = f.md5.as_deref() == Some(h.hex().as_str());
+            let same = recorded == h.hex();
             return (
                 hashed,
                 if same {
@@ -88,9 +143,9 @@ fn hash_part(system: &System, f: &FileStat, cur: &mut Slice, budget: u64) -> (u6
             );
         }
     }
-    let st = h.state().expect("whole chunks");
-    cur.offset = st.len;
-    cur.words = st.words;
+    let (len, words) = h.state().expect("whole chunks");
+    cur.offset = len;
+    cur.words = words;
     (hashed, Step::Partial)
 }
 
@@ -212,6 +267,7 @@ pub(super) fn check_at_once(
             Step::Match => match FileStat::of(system, &f.path) {
                 Ok(mut st) => {
                     st.md5 = f.md5.clone();
+                    st.sha256 = f.sha256.clone();
                     rec.files[*i] = st;
                 }
                 Err(_) => problems.push(FileProblem {
@@ -231,7 +287,7 @@ pub(super) fn check_at_once(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::digests;
+    use super::super::tests::{digests, sha256_digests};
     use super::super::*;
     use super::*;
     use std::os::unix::fs::FileExt;
@@ -240,8 +296,13 @@ mod tests {
     const K: u64 = 1024;
 
     /// Two executables of 200 KiB and 100 KiB, recorded with their digests
-    /// at time 100.
+    /// (dpkg's MD5s) at time 100.
     fn sliced_world() -> (tempfile::TempDir, System, Vec<PathBuf>) {
+        sliced_world_in(false)
+    }
+
+    /// The same with rpm's SHA-256s when `sha`.
+    fn sliced_world_in(sha: bool) -> (tempfile::TempDir, System, Vec<PathBuf>) {
         let d = tempfile::tempdir().unwrap();
         let sys = System::rooted(d.path()).unwrap();
         std::fs::create_dir_all(d.path().join("usr/bin")).unwrap();
@@ -257,7 +318,11 @@ mod tests {
             "teleport-ent",
             "15.4.3",
             &files,
-            &digests(&sys, &files),
+            &if sha {
+                sha256_digests(&sys, &files)
+            } else {
+                digests(&sys, &files)
+            },
             100,
         )
         .unwrap();
@@ -281,14 +346,21 @@ mod tests {
             .unwrap()
             .write_all_at(b"####", at)
             .unwrap();
-        let md5 = rec.files[i].md5.clone();
+        let (md5, sha256) = (rec.files[i].md5.clone(), rec.files[i].sha256.clone());
         rec.files[i] = FileStat::of(sys, &rec.files[i].path).unwrap();
         rec.files[i].md5 = md5;
+        rec.files[i].sha256 = sha256;
     }
 
     #[test]
     fn the_cursor_advances_by_the_budget_and_wraps() {
-        let (_d, sys, _) = sliced_world();
+        for sha in [false, true] {
+            the_cursor_advances_in(sha);
+        }
+    }
+
+    fn the_cursor_advances_in(sha: bool) {
+        let (_d, sys, _) = sliced_world_in(sha);
         let mut rec = unchanged(&sys, 200);
         assert!(rec.sliceable());
         let mut at = Vec::new();
@@ -317,8 +389,11 @@ mod tests {
 
     #[test]
     fn corruption_is_found_within_the_interval_however_sparse_the_runs() {
-        for gap in [1800, 30_000, 80_000] {
-            let (_d, sys, _) = sliced_world();
+        for (gap, sha) in [1800, 30_000, 80_000]
+            .into_iter()
+            .flat_map(|g| [(g, false), (g, true)])
+        {
+            let (_d, sys, _) = sliced_world_in(sha);
             let mut rec = unchanged(&sys, 200);
             corrupt_unseen(&sys, &mut rec, 1, 90 * K);
             save(&sys, &rec);

@@ -646,6 +646,13 @@ impl Backend for Apt {
         self.executables_of(pkg)
     }
 
+    fn file_digests(
+        &self,
+        pkg: &PkgName,
+    ) -> Result<std::collections::HashMap<PathBuf, crate::digests::FileDigest>> {
+        Ok(crate::digests::dpkg(&self.system, pkg))
+    }
+
     fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
         let installed = installed_as(self.installed(pkg)?, pkg, version)?;
         // Exactly the installed version string (with its revision), not

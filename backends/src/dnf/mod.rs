@@ -627,6 +627,13 @@ impl Backend for Dnf {
         rpmdb::executables(&self.system, &self.runner, pkg)
     }
 
+    fn file_digests(
+        &self,
+        pkg: &PkgName,
+    ) -> Result<std::collections::HashMap<std::path::PathBuf, crate::digests::FileDigest>> {
+        crate::digests::rpm(&self.system, &self.runner, pkg)
+    }
+
     fn reinstall(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
         let installed = installed_as(self.installed(pkg)?, pkg, version)?;
         let exact = installed.version.to_string();
