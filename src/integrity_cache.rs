@@ -173,7 +173,6 @@ pub struct Slice {
     pub last_run: i64,
 }
 
-
 impl Record {
     /// Whether every file has a digest to compare with.
     pub fn sliceable(&self) -> bool {

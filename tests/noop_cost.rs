@@ -121,3 +121,61 @@ fn an_apt_no_op_starts_no_child_and_reads_dpkgs_status_at_most_once() {
 fn world_pkg() -> &'static str {
     testkit::world::PKG
 }
+
+/// The `rpm` processes of one traced no-op on an rpm host, by their
+/// arguments.
+fn rpm_execs(w: &testkit::world::World, trace: &std::path::Path) -> Vec<String> {
+    let c = w.cmd(&["run"]);
+    let mut s = Command::new("strace");
+    s.args(["-f", "-qq", "-e", "trace=execve", "-s", "200", "-o"])
+        .arg(trace)
+        .arg(c.get_program())
+        .args(c.get_args());
+    s.env_clear();
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            s.env(k, v);
+        }
+    }
+    for k in ["PATH", "HOME"] {
+        if let Some(v) = std::env::var_os(k) {
+            s.env(k, v);
+        }
+    }
+    assert!(s.output().expect("strace").status.success());
+    std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("execve(\"/usr/bin/rpm\"") && !l.contains("ENOENT"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Which agent package is installed (teleport-ent-fips, teleport-ent,
+/// teleport) is one `rpm -q` on a no-op, not one per candidate.
+fn an_rpm_no_op_asks_rpm_once_for_the_agent_package(kind: testkit::world::Kind) {
+    let w = testkit::world::World::new(kind, "15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    w.run(&["run"]).expect(0);
+    let d = tempfile::tempdir().unwrap();
+    let execs = rpm_execs(&w, &d.path().join("t"));
+    let asked: Vec<&String> = execs
+        .iter()
+        .filter(|l| l.contains("\"teleport-ent-fips\""))
+        .collect();
+    assert_eq!(asked.len(), 1, "{kind:?}: {execs:#?}");
+    assert!(
+        asked[0].contains("\"teleport-ent\"") && asked[0].contains("\"teleport\""),
+        "{kind:?}: {asked:#?}"
+    );
+}
+
+#[test]
+fn a_dnf_no_op_asks_rpm_once_for_the_agent_package() {
+    an_rpm_no_op_asks_rpm_once_for_the_agent_package(testkit::world::Kind::Dnf);
+}
+
+#[test]
+fn a_zypper_no_op_asks_rpm_once_for_the_agent_package() {
+    an_rpm_no_op_asks_rpm_once_for_the_agent_package(testkit::world::Kind::Zypper);
+}

@@ -446,6 +446,10 @@ impl Backend for Dnf {
         rpmdb::installed(&self.system, &self.runner, pkg)
     }
 
+    fn first_installed(&self, candidates: &[PkgName]) -> Result<Option<Installed>> {
+        rpmdb::first_installed(&self.system, &self.runner, candidates)
+    }
+
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
         let chosen = if let Some(file) = &self.opts.source_file {
             rpmdb::configured_section(&self.system, file, pkg)?

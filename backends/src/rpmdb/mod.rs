@@ -30,6 +30,8 @@ use crate::{Error, Result};
 
 mod classify;
 mod discovery;
+mod first;
+pub use first::first_installed;
 mod hold;
 mod ini;
 mod lock;

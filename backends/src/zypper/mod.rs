@@ -230,6 +230,10 @@ impl Backend for Zypper {
         rpmdb::installed(&self.system, &self.runner, pkg)
     }
 
+    fn first_installed(&self, candidates: &[PkgName]) -> Result<Option<Installed>> {
+        rpmdb::first_installed(&self.system, &self.runner, candidates)
+    }
+
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
         let dir = self.repos_dir();
         let chosen = if let Some(file) = &self.opts.source_file {
