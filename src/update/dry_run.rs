@@ -183,6 +183,10 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
             None => Vec::new(),
         },
         Step::KeepChannel => Vec::new(),
+        Step::CheckInstall => vec![format!(
+            "(the package's state, its {} links and the unit's ExecStart, read; nothing is run)",
+            crate::layout::LINK_DIR
+        )],
         Step::CheckSpace { .. } => vec![
             "(the package's sizes from the repository's metadata against statvfs of the package cache and the agent's filesystem; nothing is downloaded)".into(),
         ],

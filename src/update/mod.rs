@@ -13,6 +13,7 @@
 //! - execute: [`execute::Ctx::execute`], journaled;
 //! - record: the state file and metrics ([`record`]).
 
+mod check_install;
 pub mod converge;
 pub mod dry_run;
 pub mod execute;

@@ -51,6 +51,11 @@ pub enum Step {
     Reinstall { version: String },
     /// Hold (apt), versionlock/exclude (dnf), lock (zypper) the agent.
     Hold,
+    /// Check that the package is fully installed (no maintainer script
+    /// failed) and that the binaries the host runs are its own: its
+    /// `/usr/local/bin` links and the unit's `ExecStart` (see
+    /// [`crate::layout`]). A failure is a failed update: rolled back.
+    CheckInstall,
     /// Restart the agent as it was before (`try-restart`, or `start` when
     /// it had failed).
     Restart,
@@ -99,6 +104,7 @@ impl Step {
             Step::Install { .. } => "install",
             Step::Reinstall { .. } => "reinstall",
             Step::Hold => "hold",
+            Step::CheckInstall => "check-install",
             Step::Restart => "restart",
             Step::Reload => "reload",
             Step::Verify => "verify",
@@ -190,6 +196,9 @@ impl fmt::Display for Step {
             ),
             Step::Reinstall { version } => write!(f, "reinstall {version}"),
             Step::Hold => f.write_str("hold the agent package"),
+            Step::CheckInstall => f.write_str(
+                "check that it is fully installed and that the binaries systemd runs are its own",
+            ),
             Step::Restart => f.write_str("restart the agent"),
             Step::Reload => f.write_str(
                 "reload the agent (graceful restart: open sessions kept; try-restart if it cannot reload)",
@@ -275,6 +284,7 @@ impl Plan {
                 channel_to: f.channel_to,
             },
             Step::Hold,
+            Step::CheckInstall,
         ];
         if f.restart {
             steps.push(Step::Restart);
@@ -406,7 +416,9 @@ impl Plan {
     }
 
     /// Whether a failure of step `i` is the new version failing its
-    /// health check (a failed restart counts when health is checked): then
+    /// health check (a failed restart counts when health is checked), or
+    /// its install check (a maintainer script failed, or the binaries the
+    /// host runs are not the package's): then
     /// the previous version is put back, rather than the update failing.
     pub fn failure_rolls_back(&self, i: usize) -> bool {
         if !matches!(self.goal, Goal::Update { .. }) {
@@ -414,7 +426,7 @@ impl Plan {
         }
         let verified = self.steps.contains(&Step::Verify);
         match self.steps.get(i) {
-            Some(Step::Verify) => true,
+            Some(Step::Verify | Step::CheckInstall) => true,
             Some(Step::Restart | Step::Reload) => verified,
             _ => false,
         }

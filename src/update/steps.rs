@@ -36,6 +36,7 @@ impl Ctx<'_> {
             Step::Install { to, channel_to, .. } => self.install(to, *channel_to, done)?,
             Step::Reinstall { version } => self.reinstall(version, done)?,
             Step::Hold => self.hold(done)?,
+            Step::CheckInstall => self.check_install()?,
             Step::Restart => {
                 defer_if_unknown(self.before)?;
                 let r = if matches!(self.goal, Goal::Rollback { .. }) {
@@ -132,7 +133,7 @@ impl Ctx<'_> {
                     b.install_exact(&self.source, &self.pkg, &version)
                         .map_err(Self::backend_err)?;
                 }
-                (Err(e), _) => return Err(Self::backend_err(e)),
+                (Err(e), _) => return self.script_failed(e, &version, done),
             }
         }
         match self.installed_version()? {
