@@ -25,9 +25,12 @@ use backends::{Installed, PkgVersion};
 use super::execute::{Ctx, Done, StepError};
 
 impl Ctx<'_> {
-    /// The install of `version` failed with `e`: when it left `version`
-    /// unfinished (a maintainer script failed), the step is done and the
-    /// install check decides (a rollback); otherwise the install failed.
+    /// The install of `version` failed with `e`: when the package is at
+    /// `version` nevertheless (a maintainer script failed after the files
+    /// were in place: dpkg leaves it half-configured, zypper exits 107),
+    /// the step is done and the install check judges (a rollback when the
+    /// package is unfinished or its binaries are not in place); otherwise
+    /// the install failed and nothing changed.
     pub(super) fn script_failed(
         &self,
         e: backends::Error,
@@ -35,11 +38,14 @@ impl Ctx<'_> {
         done: &mut Done,
     ) -> Result<(), StepError> {
         let b = self.backend;
-        let unfinished = b.unfinished_transaction(&self.pkg).ok().flatten();
-        let now = self.installed_version()?;
-        match (unfinished, now) {
-            (Some(what), Some(v)) if v.same_upstream(version) => {
-                tracing::error!(package = %self.pkg, "installing {version} failed in a maintainer script ({e}); {what}: the install check rolls it back");
+        match self.installed_version()? {
+            Some(v) if v.same_upstream(version) => {
+                let what = b
+                    .unfinished_transaction(&self.pkg)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| format!("{} {v} is installed", self.pkg));
+                tracing::error!(package = %self.pkg, "installing {version} failed after its files were in place (a maintainer script?): {e}; {what}: the install check judges it");
                 done.installed_after = Some(v.to_string());
                 Ok(())
             }
