@@ -418,8 +418,14 @@ pub fn decide(o: &Observed) -> Outcome {
     out.resume = resume;
     let p = &o.package;
     let stood_down = matches!(out.decision, Decision::StandDown { .. });
+    // A failed maintainer script of a target given up on here (its
+    // rollback failed too) is not run again at every run: the package is
+    // held as it is, and `status` shows the failed target.
+    let given_up = o.failed_target.as_deref().is_some_and(|f| {
+        PkgVersion::parse(f).is_ok_and(|f| o.installed.same_upstream(&f))
+    });
     let converge = Repairs {
-        interrupted: p.interrupted.clone(),
+        interrupted: p.interrupted.clone().filter(|_| !given_up),
         unheld: p.held == Some(false),
         damaged: None,
     };
@@ -613,6 +619,8 @@ impl Decision {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod given_up_tests;
 
 #[cfg(test)]
 #[path = "slot_tests.rs"]
