@@ -203,6 +203,46 @@ fn exec_start_fault(system: &System, owned: &[PathBuf]) -> Option<Fault> {
     (!owned_real.contains(&runs)).then_some(Fault::ExecStartForeign { unit, binary, runs })
 }
 
+impl Fault {
+    /// Whether a reinstall of the package puts it right (its postinst
+    /// makes the links again); a file in the way or a unit that runs
+    /// another binary are the operator's to fix (a reinstall would be
+    /// attempted at every run in vain).
+    pub fn reinstall_fixes(&self) -> bool {
+        matches!(self, Fault::MissingLink { .. } | Fault::WrongLink { .. })
+    }
+}
+
+/// The links and the unit's binary of the installed `version` of `pkg`,
+/// as a no-op run observes them: the package's executables from the
+/// integrity record when it is of this version (no package-manager
+/// command), else from the package database.
+pub fn observe(b: &dyn Backend, pkg: &PkgName, version: &str) -> Vec<Fault> {
+    let system = b.system();
+    let recorded = crate::fsread::read_bounded(
+        &crate::integrity_cache::path(system),
+        crate::fsread::STATE_CAP,
+    )
+    .ok()
+    .flatten()
+    .and_then(|t| serde_json::from_slice::<crate::integrity_cache::Record>(&t).ok())
+    .filter(|r| r.package == pkg.as_str() && r.version == version && !r.files.is_empty())
+    .map(|r| r.files.into_iter().map(|f| f.path).collect::<Vec<_>>());
+    let owned = match recorded {
+        Some(o) => o,
+        None => match b.executables(pkg) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(package = %pkg, "cannot list the package's executables to check its links: {e}");
+                return Vec::new();
+            }
+        },
+    };
+    let mut faults = link_faults(system, &owned);
+    faults.extend(exec_start_fault(system, &owned));
+    faults
+}
+
 /// `/usr/local/bin/teleport` as v2 links it (into `/opt/teleport/<name>`,
 /// not the package's `/opt/teleport/system`): "<link> -> <target>".
 pub fn v2_linked(system: &System) -> Option<String> {

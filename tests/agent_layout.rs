@@ -259,3 +259,36 @@ fn a_v2_link_stands_down_whatever_update_yaml_says() {
     w.run(&["run"]).expect(0);
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
 }
+
+/// The integrity check counts the links: a missing `/usr/local/bin` link
+/// is not "intact" and is repaired (a reinstall runs the postinst again);
+/// a regular file put in its way is named, not reinstalled at every run.
+#[test]
+fn a_missing_link_is_repaired_and_a_file_in_the_way_named_once() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    give_root_a_shell(w.root.path());
+    let new = layout_deb("15.4.3", &w.dir.path().join("layout-debs"));
+    let _s = w.publish_only("layout", &[world::apt::deb("15.4.2"), new]);
+    w.schedule_in_window();
+    w.run(&["run"]).expect(0);
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    assert_eq!(runs(w.root.path()), 1);
+    let link = w.root.file(LINK);
+    std::fs::remove_file(&link).unwrap();
+    w.schedule_outside_window();
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("/usr/local/bin/teleport is missing");
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(BIN), "repaired");
+    assert_eq!(runs(w.root.path()), 2, "the reinstall ran the postinst");
+    w.run(&["run"]).expect(0);
+    assert_eq!(runs(w.root.path()), 2, "intact: nothing to do");
+    std::fs::remove_file(&link).unwrap();
+    std::fs::write(&link, "#!/bin/sh\necho tarball\n").unwrap();
+    for _ in 0..2 {
+        w.run(&["run"])
+            .expect(0)
+            .logs_contain("/usr/local/bin/teleport is a regular file");
+    }
+    assert_eq!(runs(w.root.path()), 2, "no reinstall for a file in the way");
+}

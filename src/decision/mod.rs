@@ -370,7 +370,7 @@ pub fn decide(o: &Observed) -> Outcome {
             let mut out = Outcome::of(Decision::Update {
                 reason: UpdateReason::Finish,
             });
-            let mut skip = vec!["refresh", "jitter"];
+            let mut skip = vec!["refresh", "jitter", "keep-previous"];
             skip.extend(
                 ["restart", "reload", "verify"]
                     .into_iter()

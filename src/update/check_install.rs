@@ -78,6 +78,15 @@ impl Ctx<'_> {
     /// script again.
     pub(super) fn put_back(&self, v: &PkgVersion) -> Result<Installed, String> {
         let b = self.backend;
+        if let Some(file) = super::kept::checked(b.system(), &self.pkg, v) {
+            match self.install_kept(&file, v) {
+                Ok(now) => {
+                    super::kept::drop_kept(b.system());
+                    return Ok(now);
+                }
+                Err(e) => tracing::warn!(package = %self.pkg, "installing the kept package of {v} failed: {e}; trying the repository"),
+            }
+        }
         let unfinished = b
             .unfinished_transaction(&self.pkg)
             .map_err(|e| e.to_string())?;
@@ -98,6 +107,24 @@ impl Ctx<'_> {
             .ok_or_else(|| format!("reinstalling {v} failed: {v} is not installed afterwards"))?;
         if let Some(left) = b.unfinished_transaction(&self.pkg).map_err(err)? {
             return Err(format!("reinstalling {v} left it unfinished: {left}"));
+        }
+        Ok(now)
+    }
+
+    /// Install the kept file of `v` (checked against its digest) and hold.
+    fn install_kept(&self, file: &std::path::Path, v: &PkgVersion) -> Result<Installed, String> {
+        let b = self.backend;
+        tracing::info!(package = %self.pkg, file = %file.display(), "rolling back to {v} from the kept package file (no network needed)");
+        let err = |e: backends::Error| e.to_string();
+        b.install_file(&self.pkg, file).map_err(err)?;
+        b.hold(&self.source, &self.pkg).map_err(err)?;
+        let now = b
+            .installed(&self.pkg)
+            .map_err(err)?
+            .filter(|i| i.version.same_upstream(v))
+            .ok_or_else(|| format!("{v} is not installed afterwards"))?;
+        if let Some(left) = b.unfinished_transaction(&self.pkg).map_err(err)? {
+            return Err(format!("it is left unfinished: {left}"));
         }
         Ok(now)
     }

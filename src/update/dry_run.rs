@@ -182,7 +182,11 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
             Some(c) => vec![format!("wait for {}", c.describe())],
             None => Vec::new(),
         },
-        Step::KeepChannel => Vec::new(),
+        Step::KeepChannel | Step::DropPrevious => Vec::new(),
+        Step::KeepPrevious { .. } => vec![format!(
+            "(apt: apt-get install --download-only --reinstall into {}, checked against the SHA256 of the signed Packages index; other package managers: nothing kept)",
+            super::kept::dir(v.backend.system()).display()
+        )],
         Step::CheckInstall => vec![format!(
             "(the package's state, its {} links and the unit's ExecStart, read; nothing is run)",
             crate::layout::LINK_DIR

@@ -19,6 +19,7 @@ pub mod dry_run;
 pub mod execute;
 pub mod failpoint;
 pub mod jitter;
+pub mod kept;
 pub mod journal;
 pub mod observation;
 pub mod plan;

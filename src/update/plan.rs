@@ -38,6 +38,12 @@ pub enum Step {
     /// metadata, see [`super::space`]); refuse the install when it does
     /// not. Changes nothing.
     CheckSpace { to: String },
+    /// Keep the package file of `version` (the installed one) in the state
+    /// directory, for a rollback without the network (see
+    /// [`super::kept`]). Best effort: never fails the plan.
+    KeepPrevious { version: String },
+    /// Drop the kept package file: the new version is verified.
+    DropPrevious,
     /// Install exactly `to` (the agent is at `from`). When the configured
     /// channel does not offer it and `channel_to` is set, move the
     /// repository definition to `stable/v<channel_to>` first (the backup
@@ -101,6 +107,8 @@ impl Step {
             Step::FinishTransaction => "finish-transaction",
             Step::Refresh => "refresh",
             Step::CheckSpace { .. } => "check-space",
+            Step::KeepPrevious { .. } => "keep-previous",
+            Step::DropPrevious => "drop-previous",
             Step::Install { .. } => "install",
             Step::Reinstall { .. } => "reinstall",
             Step::Hold => "hold",
@@ -121,6 +129,7 @@ impl Step {
             self,
             Step::FinishTransaction
                 | Step::Refresh
+                | Step::KeepPrevious { .. }
                 | Step::Install { .. }
                 | Step::Reinstall { .. }
                 | Step::Hold
@@ -195,6 +204,11 @@ impl fmt::Display for Step {
                 "install {to} (from {from}); when the channel does not offer it, move it to stable/v{m} first"
             ),
             Step::Reinstall { version } => write!(f, "reinstall {version}"),
+            Step::KeepPrevious { version } => write!(
+                f,
+                "keep the package file of {version} for a rollback without the network"
+            ),
+            Step::DropPrevious => f.write_str("drop the kept package file of the version before"),
             Step::Hold => f.write_str("hold the agent package"),
             Step::CheckInstall => f.write_str(
                 "check that it is fully installed and that the binaries systemd runs are its own",
@@ -278,6 +292,9 @@ impl Plan {
             Step::FinishTransaction,
             Step::Refresh,
             Step::CheckSpace { to: to.into() },
+            Step::KeepPrevious {
+                version: from.into(),
+            },
             Step::Install {
                 from: from.into(),
                 to: to.into(),
@@ -292,6 +309,7 @@ impl Plan {
         if f.verify {
             steps.push(Step::Verify);
         }
+        steps.push(Step::DropPrevious);
         if f.channel_to.is_some() {
             steps.push(Step::KeepChannel);
         }
@@ -348,6 +366,9 @@ impl Plan {
             },
             trusted,
         );
+        // Its install is the version before's own; nothing to keep.
+        plan.steps
+            .retain(|s| !matches!(s, Step::KeepPrevious { .. } | Step::DropPrevious));
         plan.goal = Goal::Rollback {
             from: from.into(),
             to: to.into(),

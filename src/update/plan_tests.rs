@@ -52,7 +52,7 @@ fn plan_and_undo_order_table() {
             "update, agent running, health checked, channel movable",
             Plan::update("15.4.2", "16.0.0", ALL, &t()),
             order(
-                "finish-transaction refresh check-space install hold check-install restart verify keep-channel",
+                "finish-transaction refresh check-space keep-previous install hold check-install restart verify drop-previous keep-channel",
             ),
             vec![
                 ("finish-transaction", vec![]),
@@ -101,7 +101,7 @@ fn plan_and_undo_order_table() {
                 &t(),
             )
             .reload_instead_of_restart(),
-            order("finish-transaction refresh check-space install hold check-install reload verify"),
+            order("finish-transaction refresh check-space keep-previous install hold check-install reload verify drop-previous"),
             vec![
                 ("hold", vec![]),
                 (
@@ -125,7 +125,7 @@ fn plan_and_undo_order_table() {
         (
             "update, no systemd, no health signal, channel fixed",
             Plan::update("15.4.2", "15.4.3", PLAIN, &t()),
-            order("finish-transaction refresh check-space install hold check-install"),
+            order("finish-transaction refresh check-space keep-previous install hold check-install drop-previous"),
             vec![
                 ("install", vec![]),
                 ("hold", vec![]),
@@ -143,7 +143,7 @@ fn plan_and_undo_order_table() {
                 },
                 &t(),
             ),
-            order("finish-transaction refresh check-space install hold check-install verify"),
+            order("finish-transaction refresh check-space keep-previous install hold check-install verify drop-previous"),
             vec![("verify", vec!["install-previous 15.4.2", "verify-rollback"])],
         ),
     ];
@@ -250,12 +250,14 @@ fn slot_steps_and_undos() {
             "finish-transaction",
             "refresh",
             "check-space",
+            "keep-previous",
             "install",
             "hold",
             "check-install",
             "restart",
             "verify",
             "release-slot",
+            "drop-previous",
             "keep-channel",
         ]
     );
@@ -293,9 +295,11 @@ fn slot_steps_and_undos() {
             "finish-transaction",
             "refresh",
             "check-space",
+            "keep-previous",
             "install",
             "hold",
             "check-install",
+            "drop-previous",
             "release-slot"
         ]
     );

@@ -33,6 +33,10 @@ impl Ctx<'_> {
             }
             Step::Refresh => b.refresh(&self.source).map_err(Self::backend_err)?,
             Step::CheckSpace { to } => self.check_space(to)?,
+            Step::KeepPrevious { version } => {
+                super::kept::keep(b, &self.source, &self.pkg, &Self::version(version)?)
+            }
+            Step::DropPrevious => super::kept::drop_kept(b.system()),
             Step::Install { to, channel_to, .. } => self.install(to, *channel_to, done)?,
             Step::Reinstall { version } => self.reinstall(version, done)?,
             Step::Hold => self.hold(done)?,
@@ -198,6 +202,19 @@ impl Ctx<'_> {
                     .map(|p| p.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
+            ))));
+        }
+        let links: Vec<String> = crate::layout::check(b, &self.pkg)
+            .map_err(Self::backend_err)?
+            .iter()
+            .filter(|f| f.reinstall_fixes())
+            .map(|f| f.to_string())
+            .collect();
+        if !links.is_empty() {
+            return Err(StepError::App(AppError::UpdateFailed(format!(
+                "reinstalled {} {v}, but its links are still wrong: {}",
+                self.pkg,
+                links.join(", ")
             ))));
         }
         crate::integrity_cache::record_verified(
