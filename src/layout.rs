@@ -123,7 +123,10 @@ pub fn check(b: &dyn Backend, pkg: &PkgName) -> Result<Vec<Fault>, backends::Err
 /// binaries (`owned`: as the target sees them).
 pub fn link_faults(system: &System, owned: &[PathBuf]) -> Vec<Fault> {
     let mut faults = Vec::new();
-    for to in owned.iter().filter(|p| p.parent() == Some(Path::new(SYSTEM_BIN))) {
+    for to in owned
+        .iter()
+        .filter(|p| p.parent() == Some(Path::new(SYSTEM_BIN)))
+    {
         let Some(name) = to.file_name() else { continue };
         let link = Path::new(LINK_DIR).join(name);
         let host = system.path(&link);
@@ -267,7 +270,10 @@ mod tests {
     #[test]
     fn exec_start_is_the_last_program_without_prefixes() {
         let t = "[Service]\nExecStart=/usr/bin/teleport start\nExecStart=\nExecStart=-/usr/local/bin/teleport start --config /etc/teleport.yaml\n";
-        assert_eq!(exec_start(t), Some(PathBuf::from("/usr/local/bin/teleport")));
+        assert_eq!(
+            exec_start(t),
+            Some(PathBuf::from("/usr/local/bin/teleport"))
+        );
         assert_eq!(exec_start("ExecStart=teleport start\n"), None);
         assert_eq!(exec_start("[Unit]\n"), None);
     }
@@ -291,8 +297,13 @@ mod tests {
             .map(|n| Path::new(SYSTEM_BIN).join(n))
             .collect();
         let f = link_faults(&sys, &owned);
-        assert!(matches!(&f[..], [Fault::InTheWay { .. }, Fault::MissingLink { .. }]), "{f:?}");
-        assert!(f[0].to_string().contains("/usr/local/bin/tctl is a regular file"));
+        assert!(
+            matches!(&f[..], [Fault::InTheWay { .. }, Fault::MissingLink { .. }]),
+            "{f:?}"
+        );
+        assert!(f[0]
+            .to_string()
+            .contains("/usr/local/bin/tctl is a regular file"));
         assert_eq!(v2_linked(&sys), None, "the package's own link");
         std::fs::remove_file(local.join("teleport")).unwrap();
         std::os::unix::fs::symlink(

@@ -103,7 +103,10 @@ fn plain_dpkg_leaves_a_failed_postinst_half_configured_and_runs_it_again() {
     let new = layout_deb("15.4.3", &w.dir.path().join("layout-debs"));
     let out = w.root.dpkg(&["-i", new.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("File exists"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("File exists"),
+        "{out:?}"
+    );
     assert_eq!(w.root.status_abbrev(PKG).as_deref(), Some("iF "));
     assert_eq!(runs(w.root.path()), 1);
     let again = w.root.dpkg(&["--configure", "-a"]);
@@ -123,7 +126,11 @@ fn apt_failed_postinst_is_rolled_back_and_not_run_again() {
         .logs_contain("/usr/local/bin/teleport is a regular file")
         .logs_contain("half-configured");
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
-    assert_eq!(w.root.status_abbrev(PKG).as_deref(), Some("hi "), "held, fully installed");
+    assert_eq!(
+        w.root.status_abbrev(PKG).as_deref(),
+        Some("hi "),
+        "held, fully installed"
+    );
     assert_eq!(w.state()["failed_target"]["version"], "15.4.3");
     assert_eq!(runs(w.root.path()), 1);
     for _ in 0..2 {
@@ -197,7 +204,10 @@ fn rpm_layout_repo(w: &RpmWorld, name: &str) {
 fn plain_dnf_exits_0_after_a_failed_post() {
     let w = RpmWorld::new(Pm::Dnf, "15.4.2", "15.4.3");
     rpm_layout_repo(&w, "layout-plain");
-    let key = format!("--setopt=teleport.gpgkey=file://{}", w.root.file(KEY_IN_ROOT).display());
+    let key = format!(
+        "--setopt=teleport.gpgkey=file://{}",
+        w.root.file(KEY_IN_ROOT).display()
+    );
     let (code, out) = w.plain(&[&key, "install", &format!("{PKG}-15.4.3")]);
     assert_eq!(code, 0, "{out}");
     assert!(out.to_lowercase().contains("scriptlet"), "{out}");
@@ -249,9 +259,9 @@ fn a_v2_link_stands_down_whatever_update_yaml_says() {
     std::os::unix::fs::symlink("/opt/teleport/default/versions/17.3.1/bin/teleport", &link)
         .unwrap();
     w.schedule_in_window();
-    w.run(&["run"])
-        .expect(0)
-        .logs_contain("/usr/local/bin/teleport -> /opt/teleport/default/versions/17.3.1/bin/teleport");
+    w.run(&["run"]).expect(0).logs_contain(
+        "/usr/local/bin/teleport -> /opt/teleport/default/versions/17.3.1/bin/teleport",
+    );
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     assert_eq!(w.status_json()["last_run"]["decision"], "stand-down");
     // Handed back (`teleport-update uninstall` removes v2's links).
@@ -279,7 +289,11 @@ fn a_missing_link_is_repaired_and_a_file_in_the_way_named_once() {
     w.run(&["run"])
         .expect(0)
         .logs_contain("/usr/local/bin/teleport is missing");
-    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(BIN), "repaired");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new(BIN),
+        "repaired"
+    );
     assert_eq!(runs(w.root.path()), 2, "the reinstall ran the postinst");
     w.run(&["run"]).expect(0);
     assert_eq!(runs(w.root.path()), 2, "intact: nothing to do");

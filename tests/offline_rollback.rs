@@ -77,9 +77,16 @@ fn rollback_installs_the_kept_package_when_the_repository_dropped_it() {
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
     assert!(w.held());
     assert_eq!(w.state()["failed_target"]["version"], BROKEN);
-    assert!(kept_files(w.root.path()).is_empty(), "removed after the rollback");
+    assert!(
+        kept_files(w.root.path()).is_empty(),
+        "removed after the rollback"
+    );
     let pool = format!("/pool/stable/v15/{}", deb_spec("15.4.3").file_name());
-    assert_eq!(w.repo_server.hits(&pool), 1, "downloaded once, before the install");
+    assert_eq!(
+        w.repo_server.hits(&pool),
+        1,
+        "downloaded once, before the install"
+    );
 }
 
 /// The kept file is one version's .deb and its record, from before the
@@ -100,9 +107,17 @@ fn the_kept_package_lives_until_the_new_version_is_verified() {
     assert!(!out.status.success());
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
     let deb_name = deb_spec("15.4.2").file_name();
-    assert_eq!(kept_files(w.root.path()), vec!["kept.json".to_string(), deb_name]);
-    w.run(&["run"]).expect(0).logs_contain("the agent is healthy");
-    assert!(kept_files(w.root.path()).is_empty(), "removed once verified");
+    assert_eq!(
+        kept_files(w.root.path()),
+        vec!["kept.json".to_string(), deb_name]
+    );
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("the agent is healthy");
+    assert!(
+        kept_files(w.root.path()).is_empty(),
+        "removed once verified"
+    );
     // A tampered kept file is not installed: removed, and the rollback
     // goes to the repository (here still serving 15.4.3).
     w.vs.set_route(
@@ -121,7 +136,9 @@ fn the_kept_package_lives_until_the_new_version_is_verified() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let kept = w.root.file(&format!("{KEPT}/{}", deb_spec("15.4.3").file_name()));
+    let kept = w
+        .root
+        .file(&format!("{KEPT}/{}", deb_spec("15.4.3").file_name()));
     let mut bytes = std::fs::read(&kept).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;

@@ -158,6 +158,16 @@ pub fn stand_down(schedule: &Schedule, v2: Option<&str>) -> Option<Decision> {
     })
 }
 
+/// The installed version is a target given up on here (rolled back, or
+/// its rollback failed too): a failed maintainer script of it is not run
+/// again at every run; the package is held as it is, and `status` shows
+/// the failed target.
+fn given_up(o: &Observed) -> bool {
+    o.failed_target
+        .as_deref()
+        .is_some_and(|f| PkgVersion::parse(f).is_ok_and(|f| o.installed.same_upstream(&f)))
+}
+
 /// Why an update happens now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -418,14 +428,8 @@ pub fn decide(o: &Observed) -> Outcome {
     out.resume = resume;
     let p = &o.package;
     let stood_down = matches!(out.decision, Decision::StandDown { .. });
-    // A failed maintainer script of a target given up on here (its
-    // rollback failed too) is not run again at every run: the package is
-    // held as it is, and `status` shows the failed target.
-    let given_up = o.failed_target.as_deref().is_some_and(|f| {
-        PkgVersion::parse(f).is_ok_and(|f| o.installed.same_upstream(&f))
-    });
     let converge = Repairs {
-        interrupted: p.interrupted.clone().filter(|_| !given_up),
+        interrupted: p.interrupted.clone().filter(|_| !given_up(o)),
         unheld: p.held == Some(false),
         damaged: None,
     };
@@ -618,9 +622,9 @@ impl Decision {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod given_up_tests;
+#[cfg(test)]
+mod tests;
 
 #[cfg(test)]
 #[path = "slot_tests.rs"]

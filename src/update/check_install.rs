@@ -84,7 +84,9 @@ impl Ctx<'_> {
                     super::kept::drop_kept(b.system());
                     return Ok(now);
                 }
-                Err(e) => tracing::warn!(package = %self.pkg, "installing the kept package of {v} failed: {e}; trying the repository"),
+                Err(e) => {
+                    tracing::warn!(package = %self.pkg, "installing the kept package of {v} failed: {e}; trying the repository")
+                }
             }
         }
         let unfinished = b

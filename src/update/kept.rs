@@ -75,7 +75,9 @@ pub fn drop_kept(system: &System) {
     match std::fs::remove_dir_all(dir(system)) {
         Ok(()) => tracing::info!("removed the kept package file of the version before"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(dir = %dir(system).display(), "cannot remove the kept package file: {e}"),
+        Err(e) => {
+            tracing::warn!(dir = %dir(system).display(), "cannot remove the kept package file: {e}")
+        }
     }
 }
 
@@ -103,7 +105,9 @@ pub fn keep(b: &dyn Backend, source: &backends::Source, pkg: &PkgName, version: 
         }
     };
     match check_and_record(system, pkg, version, &kept) {
-        Ok(()) => tracing::info!(package = %pkg, file = %kept.path.display(), "kept the package of {version} for a rollback without the network (SHA-256 {}: {})", kept.sha256, kept.vouched_by),
+        Ok(()) => {
+            tracing::info!(package = %pkg, file = %kept.path.display(), "kept the package of {version} for a rollback without the network (SHA-256 {}: {})", kept.sha256, kept.vouched_by)
+        }
         Err(e) => {
             tracing::warn!(package = %pkg, "cannot keep the package of {version}: {e}; a rollback will need the repository");
             drop_kept(system);
@@ -151,7 +155,11 @@ pub fn checked(system: &System, pkg: &PkgName, version: &PkgVersion) -> Option<P
     let rec: Record = serde_json::from_slice(&text).ok()?;
     let same = PkgVersion::parse(&rec.version).is_ok_and(|v| v.same_upstream(version));
     if rec.package != pkg.as_str() || !same || rec.file.contains('/') {
-        tracing::info!("the kept package file is of {} {}, not {pkg} {version}", rec.package, rec.version);
+        tracing::info!(
+            "the kept package file is of {} {}, not {pkg} {version}",
+            rec.package,
+            rec.version
+        );
         return None;
     }
     let path = dir(system).join(&rec.file);
