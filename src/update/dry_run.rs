@@ -184,7 +184,7 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
         },
         Step::KeepChannel | Step::DropPrevious => Vec::new(),
         Step::KeepPrevious { .. } => vec![format!(
-            "(apt: apt-get install --download-only --reinstall into {}, checked against the SHA256 of the signed Packages index; other package managers: nothing kept)",
+            "(apt: the installed version's .deb downloaded again, download only, into {}, and checked against the SHA256 of the signed Packages index; other package managers keep nothing)",
             super::kept::dir(v.backend.system()).display()
         )],
         Step::CheckInstall => vec![format!(
