@@ -179,7 +179,7 @@ pub fn exec_start(unit_text: &str) -> Option<PathBuf> {
         .map(str::trim)
         .filter_map(|l| l.strip_prefix("ExecStart="))
         .filter(|v| !v.trim().is_empty())
-        .last()?;
+        .next_back()?;
     let program = line
         .trim()
         .trim_start_matches(['@', '-', ':', '+', '!'])
