@@ -178,8 +178,7 @@ pub fn exec_start(unit_text: &str) -> Option<PathBuf> {
         .lines()
         .map(str::trim)
         .filter_map(|l| l.strip_prefix("ExecStart="))
-        .filter(|v| !v.trim().is_empty())
-        .next_back()?;
+        .rfind(|v| !v.trim().is_empty())?;
     let program = line
         .trim()
         .trim_start_matches(['@', '-', ':', '+', '!'])
