@@ -187,11 +187,38 @@ pub fn exec_start(unit_text: &str) -> Option<PathBuf> {
     Some(PathBuf::from(program)).filter(|p| p.is_absolute())
 }
 
-fn exec_start_fault(system: &System, owned: &[PathBuf]) -> Option<Fault> {
-    let unit = unit_file(system)?;
-    let text = crate::fsread::read_text(&system.path(&unit), UNIT_CAP)
+/// The unit's text as systemd reads it: the unit file, then its drop-ins
+/// (`teleport.service.d/*.conf` in each unit directory; of the same name,
+/// the one in the directory read first wins) in the order of their names.
+fn unit_text(system: &System, unit: &Path) -> Option<String> {
+    let mut text = crate::fsread::read_text(&system.path(unit), UNIT_CAP)
         .ok()
         .flatten()?;
+    let mut dropins: std::collections::BTreeMap<std::ffi::OsString, PathBuf> = Default::default();
+    for f in UNIT_FILES {
+        let dir = system.path(format!("{f}.d"));
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            if Path::new(&name).extension().is_some_and(|x| x == "conf") {
+                dropins.entry(name).or_insert(e.path());
+            }
+        }
+    }
+    for p in dropins.values() {
+        if let Ok(Some(t)) = crate::fsread::read_text(p, UNIT_CAP) {
+            text.push('\n');
+            text.push_str(&t);
+        }
+    }
+    Some(text)
+}
+
+fn exec_start_fault(system: &System, owned: &[PathBuf]) -> Option<Fault> {
+    let unit = unit_file(system)?;
+    let text = unit_text(system, &unit)?;
     let binary = exec_start(&text)?;
     let host = system.path(&binary);
     if !host.exists() {
@@ -275,6 +302,35 @@ mod tests {
         );
         assert_eq!(exec_start("ExecStart=teleport start\n"), None);
         assert_eq!(exec_start("[Unit]\n"), None);
+    }
+
+    #[test]
+    fn a_drop_in_overrides_the_units_exec_start() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = System::rooted(d.path()).unwrap();
+        let lib = d.path().join("lib/systemd/system");
+        std::fs::create_dir_all(lib.join("teleport.service.d")).unwrap();
+        std::fs::write(
+            lib.join("teleport.service"),
+            "[Service]\nExecStart=/usr/bin/teleport start\n",
+        )
+        .unwrap();
+        let etc = d.path().join("etc/systemd/system/teleport.service.d");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("override.conf"),
+            "[Service]\nExecStart=\nExecStart=/opt/x/teleport start\n",
+        )
+        .unwrap();
+        std::fs::write(
+            lib.join("teleport.service.d/override.conf"),
+            "[Service]\nExecStart=/masked\n",
+        )
+        .unwrap();
+        let text = unit_text(&sys, Path::new("/lib/systemd/system/teleport.service")).unwrap();
+        assert_eq!(exec_start(&text), Some(PathBuf::from("/opt/x/teleport")));
+        let f = exec_start_fault(&sys, &[PathBuf::from("/usr/bin/teleport")]);
+        assert!(matches!(f, Some(Fault::ExecStartMissing { .. })), "{f:?}");
     }
 
     #[test]
