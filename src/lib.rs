@@ -15,6 +15,7 @@ pub mod fleetlock;
 pub mod fsread;
 pub mod health;
 pub mod integrity_cache;
+pub mod layout;
 pub mod lock;
 pub mod marker;
 pub mod metrics;

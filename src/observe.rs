@@ -72,6 +72,7 @@ pub fn package_state(
             None
         }
     };
+    let damaged = with_layout(b, pkg, &integrity.version, damaged);
     tracing::info!(
         package = %pkg,
         held = held.map(|h| if h { "yes" } else { "no" }).unwrap_or("unknown"),
@@ -83,6 +84,30 @@ pub fn package_state(
         held,
         interrupted,
         damaged,
+    }
+}
+
+/// The executables' problems with those of the package's links and the
+/// unit's binary ([`crate::layout`]) added: a missing or wrong link is
+/// repaired by the reinstall; what a reinstall cannot fix (a file in the
+/// way, a unit that runs another binary) is said, not repaired at every run.
+fn with_layout(
+    b: &dyn Backend,
+    pkg: &PkgName,
+    version: &str,
+    damaged: Option<String>,
+) -> Option<String> {
+    let (fix, other): (Vec<_>, Vec<_>) = crate::layout::observe(b, pkg, version)
+        .into_iter()
+        .partition(|f| f.reinstall_fixes());
+    for f in &other {
+        tracing::warn!(package = %pkg, "the agent's binaries are not intact: {f}; a reinstall cannot fix it: fix it by hand");
+    }
+    let fix: Vec<String> = fix.iter().map(|f| f.to_string()).collect();
+    match (damaged, fix.is_empty()) {
+        (d, true) => d,
+        (None, false) => Some(fix.join(", ")),
+        (Some(d), false) => Some(format!("{d}, {}", fix.join(", "))),
     }
 }
 

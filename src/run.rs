@@ -43,9 +43,16 @@ pub fn read_schedule(config: &Config) -> Schedule {
 /// Managed Updates v2's configuration for the default agent.
 pub const V2_CONFIG: &str = "/opt/teleport/default/update.yaml";
 
-/// The v2 configuration file (as the target sees it) when `teleport-update`
-/// manages the agent: the file exists and does not say `enabled: false`.
+/// Why Managed Updates v2 (`teleport-update`) manages the agent, as the
+/// target sees it: its configuration file exists and does not say
+/// `enabled: false`; or, whatever that file says, `/usr/local/bin/teleport`
+/// is v2's link (into `/opt/teleport/`, not the system package's
+/// `/opt/teleport/system/`): v2 installed its own binaries and systemd runs
+/// them, so a package update here would change nothing that runs.
 pub fn managed_by_v2(system: &System) -> Option<String> {
+    if let Some(link) = crate::layout::v2_linked(system) {
+        return Some(link);
+    }
     let text = crate::fsread::read_text(&system.path(V2_CONFIG), crate::fsread::CONFIG_CAP)
         .ok()
         .flatten()?;

@@ -111,10 +111,12 @@ const POINTS: &[&str] = &[
     "after-finish-transaction",
     "before-refresh",
     "after-refresh",
+    "after-keep-previous",
     "before-install",
     "after-install",
     "before-hold",
     "after-hold",
+    "after-check-install",
 ];
 
 /// Kill the update 15.4.2 -> 15.4.3 at every step boundary; the next plain
@@ -161,6 +163,10 @@ fn kill_at_every_boundary_then_converge(kind: Kind) {
             .logs_contain("an earlier run left a plan unfinished");
         let want = if installed { "15.4.3" } else { "15.4.2" };
         assert_converged(&w, want, point);
+        assert!(
+            !w.file("/var/lib/teleport-upgrade/previous").exists(),
+            "{kind:?} {point}: no kept package left behind"
+        );
         if !installed {
             r.logs_contain("abandoned the unfinished plan");
             let st = w.state();

@@ -125,6 +125,17 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A package file kept for a rollback without the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFile {
+    /// The file, as a host path.
+    pub path: PathBuf,
+    /// Its SHA-256, lower-case hex, as the source's signed metadata gives it.
+    pub sha256: String,
+    /// What vouched for that digest (for the log).
+    pub vouched_by: String,
+}
+
 /// One package manager, driven for one package.
 ///
 /// The operations are deliberately small so that the caller (the policy
@@ -258,6 +269,35 @@ pub trait Backend: Send + Sync {
             });
         }
         Ok(now)
+    }
+
+    // --- A rollback without the network ------------------------------------
+
+    /// Download the package file of `version` of `pkg` (the installed
+    /// version) from `source` into `dir` (a host path, which must exist and
+    /// hold nothing else), verified as an install from `source` would be,
+    /// without installing it: for a later rollback that needs no network.
+    /// Returns the file and the digest the source's signed metadata gives
+    /// for it. `None` when this backend cannot keep one.
+    fn keep_package(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+        dir: &std::path::Path,
+    ) -> Result<Option<KeptFile>> {
+        let _ = (source, pkg, version, dir);
+        Ok(None)
+    }
+
+    /// Install the package file `file` (kept by [`Backend::keep_package`]
+    /// and checked against its digest by the caller), over whatever version
+    /// is installed, without the network. Does not hold.
+    fn install_file(&self, pkg: &PkgName, file: &std::path::Path) -> Result<()> {
+        let _ = file;
+        Err(Error::NotInstalled {
+            package: format!("{pkg} from a kept file (not supported by this package manager)"),
+        })
     }
 
     // --- Integrity --------------------------------------------------------

@@ -162,6 +162,16 @@ pub fn stand_down(schedule: &Schedule, v2: Option<&str>) -> Option<Decision> {
     })
 }
 
+/// The installed version is a target given up on here (rolled back, or
+/// its rollback failed too): a failed maintainer script of it is not run
+/// again at every run; the package is held as it is, and `status` shows
+/// the failed target.
+fn given_up(o: &Observed) -> bool {
+    o.failed_target
+        .as_deref()
+        .is_some_and(|f| PkgVersion::parse(f).is_ok_and(|f| o.installed.same_upstream(&f)))
+}
+
 /// Why an update happens now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -387,7 +397,7 @@ pub fn decide(o: &Observed) -> Outcome {
             let mut out = Outcome::of(Decision::Update {
                 reason: UpdateReason::Finish,
             });
-            let mut skip = vec!["refresh", "jitter"];
+            let mut skip = vec!["refresh", "jitter", "keep-previous"];
             skip.extend(
                 ["restart", "reload", "verify"]
                     .into_iter()
@@ -436,7 +446,7 @@ pub fn decide(o: &Observed) -> Outcome {
     let p = &o.package;
     let stood_down = matches!(out.decision, Decision::StandDown { .. });
     let converge = Repairs {
-        interrupted: p.interrupted.clone(),
+        interrupted: p.interrupted.clone().filter(|_| !given_up(o)),
         unheld: p.held == Some(false),
         damaged: None,
     };
@@ -640,6 +650,8 @@ impl Decision {
     }
 }
 
+#[cfg(test)]
+mod given_up_tests;
 #[cfg(test)]
 mod tests;
 

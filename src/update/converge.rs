@@ -95,6 +95,8 @@ pub fn retire(
         tracing::warn!(file = %path.display(), "cannot remove the abandoned plan: {e}");
     }
     tracing::warn!("abandoned the unfinished plan ({what}): {why}");
+    // Nothing of it will be rolled back: the package it kept goes too.
+    super::kept::drop_kept(&env.system);
     done.abandoned = Some(format!("{what}: {why}"));
 }
 

@@ -182,7 +182,15 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
             Some(c) => vec![format!("wait for {}", c.describe())],
             None => Vec::new(),
         },
-        Step::KeepChannel => Vec::new(),
+        Step::KeepChannel | Step::DropPrevious => Vec::new(),
+        Step::KeepPrevious { .. } => vec![format!(
+            "(apt: the installed version's .deb downloaded again, download only, into {}, and checked against the SHA256 of the signed Packages index; other package managers keep nothing)",
+            super::kept::dir(v.backend.system()).display()
+        )],
+        Step::CheckInstall => vec![format!(
+            "(the package's state, its {} links and the unit's ExecStart, read; nothing is run)",
+            crate::layout::LINK_DIR
+        )],
         Step::CheckSpace { .. } => vec![
             "(the package's sizes from the repository's metadata against statvfs of the package cache and the agent's filesystem; nothing is downloaded)".into(),
         ],

@@ -258,9 +258,7 @@ impl Ctx<'_> {
             },
             Undo::InstallPrevious { version } => {
                 let v = PkgVersion::parse(version).map_err(|e| e.to_string())?;
-                let back = b
-                    .update_to(&self.source, &self.pkg, &v)
-                    .map_err(|e| format!("reinstalling {v} failed: {e}"))?;
+                let back = self.put_back(&v)?;
                 done.installed_after = Some(back.version.to_string());
             }
             Undo::RestartAgent => {

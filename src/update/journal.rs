@@ -330,7 +330,7 @@ mod tests {
             &crate::run::Trusted::for_tests(),
         );
         let mut j = Journal::new(5, "run", "teleport-ent", Before::NoSystemd, plan);
-        j.done = 3;
+        j.done = 4;
         save(&p, &j).unwrap();
         assert_eq!(load(&p), Ok(Some(j.clone())));
         assert_eq!(j.next_step().map(|s| s.name()), Some("install"));

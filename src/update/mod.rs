@@ -13,12 +13,14 @@
 //! - execute: [`execute::Ctx::execute`], journaled;
 //! - record: the state file and metrics ([`record`]).
 
+mod check_install;
 pub mod converge;
 pub mod dry_run;
 pub mod execute;
 pub mod failpoint;
 pub mod jitter;
 pub mod journal;
+pub mod kept;
 pub mod observation;
 pub mod plan;
 pub mod planning;

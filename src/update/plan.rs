@@ -38,6 +38,12 @@ pub enum Step {
     /// metadata, see [`super::space`]); refuse the install when it does
     /// not. Changes nothing.
     CheckSpace { to: String },
+    /// Keep the package file of `version` (the installed one) in the state
+    /// directory, for a rollback without the network (see
+    /// [`super::kept`]). Best effort: never fails the plan.
+    KeepPrevious { version: String },
+    /// Drop the kept package file: the new version is verified.
+    DropPrevious,
     /// Install exactly `to` (the agent is at `from`). When the configured
     /// channel does not offer it and `channel_to` is set, move the
     /// repository definition to `stable/v<channel_to>` first (the backup
@@ -51,6 +57,11 @@ pub enum Step {
     Reinstall { version: String },
     /// Hold (apt), versionlock/exclude (dnf), lock (zypper) the agent.
     Hold,
+    /// Check that the package is fully installed (no maintainer script
+    /// failed) and that the binaries the host runs are its own: its
+    /// `/usr/local/bin` links and the unit's `ExecStart` (see
+    /// [`crate::layout`]). A failure is a failed update: rolled back.
+    CheckInstall,
     /// Restart the agent as it was before (`try-restart`, or `start` when
     /// it had failed).
     Restart,
@@ -96,9 +107,12 @@ impl Step {
             Step::FinishTransaction => "finish-transaction",
             Step::Refresh => "refresh",
             Step::CheckSpace { .. } => "check-space",
+            Step::KeepPrevious { .. } => "keep-previous",
+            Step::DropPrevious => "drop-previous",
             Step::Install { .. } => "install",
             Step::Reinstall { .. } => "reinstall",
             Step::Hold => "hold",
+            Step::CheckInstall => "check-install",
             Step::Restart => "restart",
             Step::Reload => "reload",
             Step::Verify => "verify",
@@ -115,6 +129,7 @@ impl Step {
             self,
             Step::FinishTransaction
                 | Step::Refresh
+                | Step::KeepPrevious { .. }
                 | Step::Install { .. }
                 | Step::Reinstall { .. }
                 | Step::Hold
@@ -189,7 +204,15 @@ impl fmt::Display for Step {
                 "install {to} (from {from}); when the channel does not offer it, move it to stable/v{m} first"
             ),
             Step::Reinstall { version } => write!(f, "reinstall {version}"),
+            Step::KeepPrevious { version } => write!(
+                f,
+                "keep the package file of {version} for a rollback without the network"
+            ),
+            Step::DropPrevious => f.write_str("drop the kept package file of the version before"),
             Step::Hold => f.write_str("hold the agent package"),
+            Step::CheckInstall => f.write_str(
+                "check that it is fully installed and that the binaries systemd runs are its own",
+            ),
             Step::Restart => f.write_str("restart the agent"),
             Step::Reload => f.write_str(
                 "reload the agent (graceful restart: open sessions kept; try-restart if it cannot reload)",
@@ -269,12 +292,16 @@ impl Plan {
             Step::FinishTransaction,
             Step::Refresh,
             Step::CheckSpace { to: to.into() },
+            Step::KeepPrevious {
+                version: from.into(),
+            },
             Step::Install {
                 from: from.into(),
                 to: to.into(),
                 channel_to: f.channel_to,
             },
             Step::Hold,
+            Step::CheckInstall,
         ];
         if f.restart {
             steps.push(Step::Restart);
@@ -282,6 +309,7 @@ impl Plan {
         if f.verify {
             steps.push(Step::Verify);
         }
+        steps.push(Step::DropPrevious);
         if f.channel_to.is_some() {
             steps.push(Step::KeepChannel);
         }
@@ -338,6 +366,9 @@ impl Plan {
             },
             trusted,
         );
+        // Its install is the version before's own; nothing to keep.
+        plan.steps
+            .retain(|s| !matches!(s, Step::KeepPrevious { .. } | Step::DropPrevious));
         plan.goal = Goal::Rollback {
             from: from.into(),
             to: to.into(),
@@ -406,7 +437,9 @@ impl Plan {
     }
 
     /// Whether a failure of step `i` is the new version failing its
-    /// health check (a failed restart counts when health is checked): then
+    /// health check (a failed restart counts when health is checked), or
+    /// its install check (a maintainer script failed, or the binaries the
+    /// host runs are not the package's): then
     /// the previous version is put back, rather than the update failing.
     pub fn failure_rolls_back(&self, i: usize) -> bool {
         if !matches!(self.goal, Goal::Update { .. }) {
@@ -414,7 +447,7 @@ impl Plan {
         }
         let verified = self.steps.contains(&Step::Verify);
         match self.steps.get(i) {
-            Some(Step::Verify) => true,
+            Some(Step::Verify | Step::CheckInstall) => true,
             Some(Step::Restart | Step::Reload) => verified,
             _ => false,
         }

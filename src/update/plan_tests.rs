@@ -52,7 +52,7 @@ fn plan_and_undo_order_table() {
             "update, agent running, health checked, channel movable",
             Plan::update("15.4.2", "16.0.0", ALL, &t()),
             order(
-                "finish-transaction refresh check-space install hold restart verify keep-channel",
+                "finish-transaction refresh check-space keep-previous install hold check-install restart verify drop-previous keep-channel",
             ),
             vec![
                 ("finish-transaction", vec![]),
@@ -60,6 +60,15 @@ fn plan_and_undo_order_table() {
                 ("check-space", vec![]),
                 ("install", vec!["restore-channel"]),
                 ("hold", vec!["restore-channel"]),
+                (
+                    "check-install",
+                    vec![
+                        "restore-channel",
+                        "install-previous 15.4.2",
+                        "restart-agent",
+                        "verify-rollback",
+                    ],
+                ),
                 (
                     "restart",
                     vec![
@@ -92,7 +101,7 @@ fn plan_and_undo_order_table() {
                 &t(),
             )
             .reload_instead_of_restart(),
-            order("finish-transaction refresh check-space install hold reload verify"),
+            order("finish-transaction refresh check-space keep-previous install hold check-install reload verify drop-previous"),
             vec![
                 ("hold", vec![]),
                 (
@@ -116,8 +125,12 @@ fn plan_and_undo_order_table() {
         (
             "update, no systemd, no health signal, channel fixed",
             Plan::update("15.4.2", "15.4.3", PLAIN, &t()),
-            order("finish-transaction refresh check-space install hold"),
-            vec![("install", vec![]), ("hold", vec![])],
+            order("finish-transaction refresh check-space keep-previous install hold check-install drop-previous"),
+            vec![
+                ("install", vec![]),
+                ("hold", vec![]),
+                ("check-install", vec!["install-previous 15.4.2"]),
+            ],
         ),
         (
             "update without systemd, readiness checked",
@@ -130,7 +143,7 @@ fn plan_and_undo_order_table() {
                 },
                 &t(),
             ),
-            order("finish-transaction refresh check-space install hold verify"),
+            order("finish-transaction refresh check-space keep-previous install hold check-install verify drop-previous"),
             vec![("verify", vec!["install-previous 15.4.2", "verify-rollback"])],
         ),
     ];
@@ -237,11 +250,14 @@ fn slot_steps_and_undos() {
             "finish-transaction",
             "refresh",
             "check-space",
+            "keep-previous",
             "install",
             "hold",
+            "check-install",
             "restart",
             "verify",
             "release-slot",
+            "drop-previous",
             "keep-channel",
         ]
     );
@@ -279,8 +295,11 @@ fn slot_steps_and_undos() {
             "finish-transaction",
             "refresh",
             "check-space",
+            "keep-previous",
             "install",
             "hold",
+            "check-install",
+            "drop-previous",
             "release-slot"
         ]
     );

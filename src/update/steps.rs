@@ -33,9 +33,14 @@ impl Ctx<'_> {
             }
             Step::Refresh => b.refresh(&self.source).map_err(Self::backend_err)?,
             Step::CheckSpace { to } => self.check_space(to)?,
+            Step::KeepPrevious { version } => {
+                super::kept::keep(b, &self.source, &self.pkg, &Self::version(version)?)
+            }
+            Step::DropPrevious => super::kept::drop_kept(b.system()),
             Step::Install { to, channel_to, .. } => self.install(to, *channel_to, done)?,
             Step::Reinstall { version } => self.reinstall(version, done)?,
             Step::Hold => self.hold(done)?,
+            Step::CheckInstall => self.check_install()?,
             Step::Restart => {
                 defer_if_unknown(self.before)?;
                 let r = if matches!(self.goal, Goal::Rollback { .. }) {
@@ -132,7 +137,7 @@ impl Ctx<'_> {
                     b.install_exact(&self.source, &self.pkg, &version)
                         .map_err(Self::backend_err)?;
                 }
-                (Err(e), _) => return Err(Self::backend_err(e)),
+                (Err(e), _) => return self.script_failed(e, &version, done),
             }
         }
         match self.installed_version()? {
@@ -197,6 +202,19 @@ impl Ctx<'_> {
                     .map(|p| p.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
+            ))));
+        }
+        let links: Vec<String> = crate::layout::check(b, &self.pkg)
+            .map_err(Self::backend_err)?
+            .iter()
+            .filter(|f| f.reinstall_fixes())
+            .map(|f| f.to_string())
+            .collect();
+        if !links.is_empty() {
+            return Err(StepError::App(AppError::UpdateFailed(format!(
+                "reinstalled {} {v}, but its links are still wrong: {}",
+                self.pkg,
+                links.join(", ")
             ))));
         }
         crate::integrity_cache::record_verified(

@@ -41,6 +41,7 @@ mod audit;
 mod discovery;
 mod dpkg;
 mod exec;
+mod kept;
 
 pub use discovery::parse_policy_origins;
 pub(crate) use dpkg::installed_as;
@@ -595,6 +596,20 @@ impl Backend for Apt {
         let cl = self.install_cmd(source, pkg, &exact)?;
         let fin = self.run_classified(&cl, Some((pkg, version.as_str(), source)))?;
         check_verified_output(&cl, &fin)
+    }
+
+    fn keep_package(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+        dir: &Path,
+    ) -> Result<Option<crate::KeptFile>> {
+        self.keep(source, pkg, version, dir).map(Some)
+    }
+
+    fn install_file(&self, _pkg: &PkgName, file: &Path) -> Result<()> {
+        self.install_deb_file(file)
     }
 
     fn hold(&self, _source: &Source, pkg: &PkgName) -> Result<()> {

@@ -1,0 +1,130 @@
+//! The installed version's .deb kept for a rollback without the network.
+//!
+//! What is verified, and by whom:
+//! - the download: `apt-get install --download-only --reinstall` of the
+//!   exact installed version from the Teleport source only, after the
+//!   refresh verified the source's `InRelease` against its `signed-by` key
+//!   (`--error-on=any`); apt checks the file against the SHA256 its
+//!   `Packages` index gives ("Hash Sum mismatch" otherwise);
+//! - that SHA256 is read from the same index (`apt-cache show
+//!   <pkg>=<version>`) and returned: the caller checks the file against it
+//!   when keeping it and again right before installing it.
+//!
+//! A local `dpkg -i` checks no signature (a .deb carries none that apt
+//! or dpkg verify; `debsig-verify` is not used by apt), so the digest
+//! recorded from the signed index is what vouches for the kept file.
+
+use std::path::{Path, PathBuf};
+
+use super::exec::check_verified_output;
+use super::Apt;
+use crate::types::{PkgName, PkgVersion, Source};
+use crate::{Error, KeptFile, Result};
+
+impl Apt {
+    pub(super) fn keep(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+        dir: &Path,
+    ) -> Result<KeptFile> {
+        let exact = version.as_str();
+        let show = self
+            .apt_cache(Some(source))
+            .args(["show".to_string(), format!("{pkg}={exact}")]);
+        let fin = self.run_classified(&show, Some((pkg, exact, source)))?;
+        let sha256 = index_sha256(&fin.stdout, exact).ok_or_else(|| Error::Parse {
+            what: format!("`{show}`"),
+            detail: format!("no SHA256 for {pkg} {exact}"),
+        })?;
+        let partial = dir.join("partial");
+        std::fs::create_dir_all(&partial)
+            .map_err(|e| Error::io(format!("create {}", partial.display()), e))?;
+        let dl = self.apt_get(source).args([
+            "-o".to_string(),
+            format!("Dir::Cache::Archives={}/", dir.display()),
+            "install".into(),
+            "-y".into(),
+            "--download-only".into(),
+            "--reinstall".into(),
+            "--allow-downgrades".into(),
+            "--allow-change-held-packages".into(),
+            "--no-install-recommends".into(),
+            format!("{pkg}={exact}"),
+        ]);
+        let fin = self.run_classified(&dl, Some((pkg, exact, source)))?;
+        check_verified_output(&dl, &fin)?;
+        let _ = std::fs::remove_dir_all(&partial);
+        let _ = std::fs::remove_file(dir.join("lock"));
+        let path = only_deb(dir)?;
+        Ok(KeptFile {
+            path,
+            sha256,
+            vouched_by: format!(
+                "the SHA256 of {pkg} {exact} in the Packages index of {}, verified with its signed InRelease",
+                source.description
+            ),
+        })
+    }
+
+    /// `dpkg -i` of a kept .deb (over whatever version is installed).
+    pub(super) fn install_deb_file(&self, file: &Path) -> Result<()> {
+        let cl = self.dpkg().env("DEBIAN_FRONTEND", "noninteractive").args([
+            "--force-confdef".to_string(),
+            "--force-confold".into(),
+            "-i".into(),
+            file.display().to_string(),
+        ]);
+        self.run_classified(&cl, None).map(|_| ())
+    }
+}
+
+/// The one .deb in `dir`.
+fn only_deb(dir: &Path) -> Result<PathBuf> {
+    let debs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("read {}", dir.display()), e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb") && p.is_file())
+        .collect();
+    match &debs[..] {
+        [one] => Ok(one.clone()),
+        _ => Err(Error::Parse {
+            what: dir.display().to_string(),
+            detail: format!("expected one downloaded .deb, found {}", debs.len()),
+        }),
+    }
+}
+
+/// The `SHA256` of the paragraph of `apt-cache show` whose `Version` is
+/// `version`.
+pub(crate) fn index_sha256(show: &str, version: &str) -> Option<String> {
+    show.split("\n\n").find_map(|para| {
+        let field = |name: &str| {
+            para.lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        };
+        let sha = field("SHA256:")?;
+        (field("Version:")? == version
+            && sha.len() == 64
+            && sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| sha.to_ascii_lowercase())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sha256_of_the_version_asked() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        let show = format!(
+            "Package: teleport-ent\nVersion: 15.4.3\nSHA256: {a}\n\nPackage: teleport-ent\nVersion: 15.4.2\nSHA256: {b}\n"
+        );
+        assert_eq!(super::index_sha256(&show, "15.4.2"), Some("b".repeat(64)));
+        assert_eq!(super::index_sha256(&show, "15.4.3"), Some(a));
+        assert_eq!(super::index_sha256(&show, "15.4.4"), None);
+        assert_eq!(super::index_sha256("Version: 1\nSHA256: xyz\n", "1"), None);
+    }
+}
