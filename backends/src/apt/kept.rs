@@ -31,7 +31,7 @@ impl Apt {
     ) -> Result<KeptFile> {
         let exact = version.as_str();
         let show = self
-            .apt_cache(Some(source))
+            .apt_cache(Some(source))?
             .args(["show".to_string(), format!("{pkg}={exact}")]);
         let fin = self.run_classified(&show, Some((pkg, exact, source)))?;
         let sha256 = index_sha256(&fin.stdout, exact).ok_or_else(|| Error::Parse {
@@ -41,7 +41,7 @@ impl Apt {
         let partial = dir.join("partial");
         std::fs::create_dir_all(&partial)
             .map_err(|e| Error::io(format!("create {}", partial.display()), e))?;
-        let dl = self.apt_get(source).args([
+        let dl = self.apt_get(source)?.args([
             "-o".to_string(),
             format!("Dir::Cache::Archives={}/", dir.display()),
             "install".into(),
