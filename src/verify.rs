@@ -226,6 +226,8 @@ impl Probe {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .redirect(reqwest::redirect::Policy::none())
+                // The agent's own diagnostic address: never through a proxy.
+                .no_proxy()
                 .build()
                 .map_err(|e| format!("cannot set up the HTTP client: {e}"))?
         };
