@@ -16,7 +16,7 @@ use crate::cmd::{CommandLine, Runner};
 use crate::{Error, Result};
 
 /// What an operator is told.
-pub const REFUSAL: &str = "dnf5 is not supported: it rejects --disableexcludes, has no exit_on_lock and keeps versionlocks its own way, so this updater cannot hold or update the agent with it. Install dnf 4 (Fedora's dnf4 package) and set the `installer` file to yum or dnf with dnf 4 as that command, or use Managed Updates v2 (teleport-update)";
+pub const REFUSAL: &str = "dnf5 is not supported: it rejects --disableexcludes, has no exit_on_lock and keeps versionlocks its own way, so this updater cannot hold or update the agent with it; nothing was changed. On Fedora 41 and later use Managed Updates v2 (teleport-update), or make `dnf` dnf 4 (Fedora's dnf4 package)";
 
 /// `Err(Unsupported)` when `program`, as `runner` finds it, is dnf5.
 pub fn refuse_dnf5(runner: &Runner, program: &str) -> Result<()> {
