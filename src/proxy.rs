@@ -105,7 +105,7 @@ impl ProxyEnv {
 
 impl NoProxy {
     fn matches(&self, host: &str, ip: Option<IpAddr>, port: u16) -> bool {
-        let port_ok = |p: &Option<u16>| p.is_none_or(|p| p == port);
+        let port_ok = |p: &Option<u16>| p.map_or(true, |p| p == port);
         match (self, ip) {
             (NoProxy::All, _) => true,
             (NoProxy::Cidr(net, bits), Some(ip)) => in_cidr(ip, *net, *bits),
