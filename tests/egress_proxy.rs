@@ -120,3 +120,57 @@ fn unreachable_without_a_proxy_names_the_agents() {
     );
     assert!(w.state()["failed_target"].is_null(), "no failed target");
 }
+
+/// The FleetLock server goes through the same proxy (`CONNECT`), unless
+/// `NO_PROXY` names its `host:port`. (Nothing listens behind the
+/// stand-in's tunnel: the run is stopped with SIGTERM once the proxy has
+/// seen the request, or after 5 s, rather than waiting out the lock
+/// client's retries; nothing is changed either way.)
+#[test]
+fn the_lock_server_goes_through_the_proxy() {
+    let w = testkit::world::apt::AptWorld::new("15.4.2", "15.4.3");
+    w.schedule_in_window();
+    w.config("fleet-lock", "https://lock.proxied.test:8443");
+    w.config("fleet-lock-id", "web-1.example.com");
+    let proxy = Proxy::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    proxy.map("lock.proxied.test", closed);
+    let run_until_seen = |no_proxy: &str, wait: u64| {
+        let before = proxy.seen().len();
+        let mut child = w
+            .cmd(&["run"])
+            .env("HTTPS_PROXY", proxy.url())
+            .env("NO_PROXY", no_proxy)
+            .env_remove("https_proxy")
+            .env_remove("no_proxy")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while proxy.seen().len() == before && t.elapsed().as_secs() < wait {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let _ = child.wait();
+        proxy.seen()[before..].to_vec()
+    };
+    let seen = run_until_seen("lock.proxied.test:443, 10.0.0.0/8", 60);
+    assert!(
+        !seen.is_empty()
+            && seen
+                .iter()
+                .all(|l| l == "CONNECT lock.proxied.test:8443 HTTP/1.1"),
+        "{seen:?}"
+    );
+    let seen = run_until_seen("lock.proxied.test:8443", 5);
+    assert!(seen.is_empty(), "NO_PROXY host:port: direct: {seen:?}");
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+}
