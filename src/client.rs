@@ -1,8 +1,9 @@
 //! The version server client: `GET <endpoint>/version` and `/critical`,
 //! TLS verified, bounded in time and size, redirects to http refused, and
 //! a redirect from a loopback endpoint to any other host refused (that host
-//! is never asked). A loopback endpoint is reached directly, never through
-//! a proxy from the environment.
+//! is never asked). Requests go through the proxy of the environment as
+//! Teleport's do ([`crate::proxy`]); a loopback endpoint is reached
+//! directly, never through a proxy.
 
 use std::path::Path;
 use std::time::Duration;
@@ -125,11 +126,9 @@ impl Client {
                     attempt.follow()
                 }
             }));
-        if endpoint.is_loopback() {
-            // http_proxy/https_proxy are kept for the package managers;
-            // the version server on loopback never goes through them.
-            b = b.no_proxy();
-        }
+        // The proxy as Teleport chooses it (HTTPS_PROXY, NO_PROXY with
+        // CIDRs and host:port); a loopback endpoint never goes through one.
+        b = crate::proxy::apply(b, &crate::proxy::ProxyEnv::from_env());
         if let Some(ca) = ca_file {
             let pem = crate::fsread::read_bounded(ca, crate::fsread::STATE_CAP)
                 .and_then(|b| b.ok_or(crate::fsread::ReadError::Io("it does not exist".into())))

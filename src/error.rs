@@ -111,6 +111,7 @@ impl AppError {
     fn from_backend_plain(e: backends::Error) -> AppError {
         match e {
             backends::Error::Untrusted { reason } => AppError::Refused(reason),
+            backends::Error::Unsupported { reason } => AppError::Refused(reason),
             backends::Error::ToolMissing { .. } => AppError::Usage(e.to_string()),
             backends::Error::Locked { .. } => AppError::Locked(e.to_string()),
             backends::Error::VersionNotFound { .. } => AppError::NotOffered(e.to_string()),

@@ -375,10 +375,11 @@ pub fn recheck_command(delay: std::time::Duration) -> CommandLine {
     ])
 }
 
-/// After a first unhealthy sighting: arrange the second one `delay` from
-/// now instead of at the next timer run (only on a systemd host, never
-/// under `--root`). Best-effort: a failure is logged.
-pub fn arrange_recheck(system: &System, runner: &Runner, delay: std::time::Duration) {
+/// After a first unhealthy sighting (or a target the mirror does not offer
+/// yet): arrange the next look `delay` from now instead of at the next
+/// timer run (only on a systemd host, never under `--root`); `then` says
+/// what it does. Best-effort: a failure is logged.
+pub fn arrange_recheck(system: &System, runner: &Runner, delay: std::time::Duration, then: &str) {
     let cl = recheck_command(delay);
     if delay.is_zero() {
         return;
@@ -390,7 +391,7 @@ pub fn arrange_recheck(system: &System, runner: &Runner, delay: std::time::Durat
     match runner.run(&cl) {
         Ok(f) if f.success() => tracing::info!(
             command = %cl,
-            "arranged a re-check in {} s ({RECHECK_UNIT}.timer): an agent still unhealthy then is updated if an update is due",
+            "arranged a re-check in {} s ({RECHECK_UNIT}.timer): {then}",
             delay.as_secs()
         ),
         Ok(f) if f.tail(3).contains("already") => {

@@ -21,6 +21,7 @@ pub mod marker;
 pub mod metrics;
 pub mod observe;
 pub mod pinning;
+pub mod proxy;
 pub mod reference;
 pub mod run;
 pub mod schedule;

@@ -236,15 +236,31 @@ fn counters(o: &mut String, state: &State) {
         o,
         "teleport_upgrade_failures_total",
         "counter",
-        "Runs that did not end well, by reason.",
+        "Runs that did not end well, by reason (a wait for a lagging mirror is not one: teleport_upgrade_mirror_waits_total).",
     );
-    for r in results().filter(|r| *r != "ok") {
+    for r in results().filter(|r| *r != "ok" && *r != mirror_wait()) {
         let _ = writeln!(
             o,
             "teleport_upgrade_failures_total{{reason=\"{r}\"}} {}",
             state.failures.get(r).copied().unwrap_or(0)
         );
     }
+    family(
+        o,
+        "teleport_upgrade_mirror_waits_total",
+        "counter",
+        "Runs that found the target not offered by the repository yet (a lagging mirror): nothing installed, checked again by the next run.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_mirror_waits_total {}",
+        state.failures.get(mirror_wait()).copied().unwrap_or(0)
+    );
+}
+
+/// The result word of a run that waits for the mirror.
+fn mirror_wait() -> &'static str {
+    crate::state::RunResult::WaitingForMirror.as_str()
 }
 
 /// The FleetLock requests, by operation and result (only those made).

@@ -116,6 +116,10 @@ impl Check {
         let mut baseline_restarts: Option<u64> = None;
         let mut restarts_seen = 0;
         let mut last_bad = String::from("no sample yet");
+        // Whether the diagnostic address ever accepted a connection: one
+        // that never did is told apart from an answer of 503 (a connection
+        // failure is waited for like any bad sample, up to the deadline).
+        let mut answered = false;
         loop {
             let mut bad: Option<String> = None;
             if self.systemd {
@@ -147,9 +151,9 @@ impl Check {
             }
             if bad.is_none() {
                 if let Some(url) = &self.readyz {
-                    if let Err(e) = probe.readyz(url) {
-                        bad = Some(e);
-                    }
+                    let (got, reached) = probe.readyz(url);
+                    answered |= reached;
+                    bad = got.err();
                 }
             }
             let now = Instant::now();
@@ -173,6 +177,8 @@ impl Check {
                     )
                 } else if good_since.is_some() {
                     format!("healthy only briefly before the deadline; before that: {last_bad}")
+                } else if let (false, Some(url)) = (answered, &self.readyz) {
+                    unreached(url, self.deadline, self.systemd, &last_bad)
                 } else {
                     last_bad
                 });
@@ -226,19 +232,53 @@ impl Probe {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .redirect(reqwest::redirect::Policy::none())
+                // The agent's own diagnostic address: never through a proxy.
+                .no_proxy()
                 .build()
                 .map_err(|e| format!("cannot set up the HTTP client: {e}"))?
         };
         Ok(Probe { rt, http })
     }
 
-    fn readyz(&self, url: &str) -> Result<(), String> {
+    /// `GET url`: Ok on a 2xx answer, else why; and whether a connection
+    /// was made at all.
+    fn readyz(&self, url: &str) -> (Result<(), String>, bool) {
         match self.rt.block_on(async { self.http.get(url).send().await }) {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("{url} answered HTTP {}", r.status().as_u16())),
-            Err(e) => Err(format!("{url}: {e}")),
+            Ok(r) if r.status().is_success() => (Ok(()), true),
+            Ok(r) => (
+                Err(format!("{url} answered HTTP {}", r.status().as_u16())),
+                true,
+            ),
+            Err(e) => {
+                let mut why = format!("{url}: {e}");
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    why = format!("{why}: {s}");
+                    src = s.source();
+                }
+                (Err(why), !(e.is_connect() || e.is_timeout()))
+            }
         }
     }
+}
+
+/// The verdict when the diagnostic address never accepted a connection up
+/// to the deadline: the agent may be up (systemd says active) while
+/// nothing listens there; not an answer of "not ready".
+fn unreached(url: &str, deadline: Duration, systemd: bool, last: &str) -> String {
+    let up = if systemd {
+        format!(" while {AGENT_UNIT} is active")
+    } else {
+        String::new()
+    };
+    let last = last
+        .strip_prefix(url)
+        .unwrap_or(last)
+        .trim_start_matches(": ");
+    format!(
+        "the agent's diagnostic address {url} could not be reached in {} s{up} (no connection, or no answer in time, never an HTTP answer; the last: {last}); is the new version listening on diag_addr?",
+        deadline.as_secs()
+    )
 }
 
 /// The agent's diagnostic address from its configuration file: the value

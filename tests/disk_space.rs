@@ -226,3 +226,36 @@ fn dnf_reads_the_sizes_from_its_metadata() {
     w.run(&["run"]).expect(0).logs_contain("15.4.3 fits: ");
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
 }
+
+/// zypper: the sizes come from zypper's own view of the metadata (a dry
+/// run of exactly the install, which the agent's hold does not stop), the
+/// download goes to zypper's package cache in the root. As for dnf: an
+/// 8 MiB tmpfs over the cache does not hold the least margin: refused,
+/// naming the cache, the hold kept; with room, the update goes ahead.
+#[test]
+fn zypper_reads_the_sizes_from_its_metadata() {
+    use testkit::world::{Kind, World};
+    let w = World::new(Kind::Zypper, "15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let plain = |args: &[&str]| match &w {
+        World::Rpm(r) => r.plain(args),
+        World::Apt(_) => unreachable!(),
+    };
+    // Held, as every run leaves it: the plain dry run is stopped by the lock.
+    assert_eq!(plain(&["addlock", "teleport-ent"]).0, 0);
+    let cache = w.file("/var/cache/zypp/packages");
+    let fs = Tmpfs::over(&cache, "8m");
+    let r = w.run(&["run"]);
+    eprintln!("updater:\n{}", r.stderr());
+    r.expect(4)
+        .logs_contain("not enough free space")
+        .logs_contain("from the repository's metadata")
+        .logs_contain(&format!("the download 0.0 MiB in {}: ", cache.display()));
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    assert_eq!(w.state()["last_run"]["result"], "no-space");
+    let (_, locks) = plain(&["locks"]);
+    assert!(locks.contains("teleport-ent"), "still held: {locks}");
+    drop(fs);
+    w.run(&["run"]).expect(0).logs_contain("15.4.3 fits: ");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+}

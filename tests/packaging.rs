@@ -207,6 +207,7 @@ fn deb_expected_files(b: &Built) -> BTreeSet<String> {
         "/etc/cron.d/teleport-upgrade",
         "/etc/teleport-upgrade.d/README",
         "/etc/needrestart/conf.d/teleport-ent-updater.conf",
+        "/etc/default/teleport-upgrade",
         "/usr/lib/systemd/system/teleport-upgrade.service",
         "/usr/lib/systemd/system/teleport-upgrade.timer",
         "/usr/lib/systemd/system/teleport.service.d/teleport-upgrader-env.conf",

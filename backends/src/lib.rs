@@ -55,6 +55,11 @@ pub enum Error {
     #[error("refused: {reason}")]
     Untrusted { reason: String },
 
+    /// The package manager is one this updater does not drive (dnf5):
+    /// nothing was run.
+    #[error("refused: {reason}")]
+    Unsupported { reason: String },
+
     /// No repository definition serves the package.
     #[error("no repository definition serves {package}: {detail}")]
     SourceNotFound { package: String, detail: String },

@@ -168,7 +168,9 @@ pub struct Client {
 impl Client {
     pub fn new(settings: &Settings, id: &str) -> Result<Client, String> {
         let loopback_http = settings.base.scheme() == "http";
-        let http = reqwest::Client::builder()
+        let b = reqwest::Client::builder();
+        // The proxy as for the version server (Teleport's rules).
+        let http = crate::proxy::apply(b, &crate::proxy::ProxyEnv::from_env())
             .use_rustls_tls()
             .min_tls_version(reqwest::tls::Version::TLS_1_2)
             .https_only(!loopback_http)

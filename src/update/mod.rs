@@ -136,7 +136,17 @@ fn drive(
             let _ = writeln!(out, "fleet lock: would tell the lock server this host holds no slot (no record of one here: the protocol's start-up release)");
         }
     } else if let Some(plan) = &planned.plan {
-        execute_plan(env, &seen, &planned, plan.clone(), rec, done)?;
+        let r = execute_plan(env, &seen, &planned, plan.clone(), rec, done);
+        if let Err(AppError::NotOffered(_)) = &r {
+            // A lagging mirror: looked at again by the re-check timer too.
+            crate::health::arrange_recheck(
+                &env.system,
+                &env.runner,
+                config.recheck_delay,
+                "a target the repository offers by then is installed",
+            );
+        }
+        r?;
         if rebuilt && outcome.resume != crate::decision::Resume::None {
             tracing::info!("finished the plan an earlier run left ({})", outcome.resume);
         }

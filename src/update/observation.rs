@@ -227,7 +227,9 @@ fn ask_version_server(
         .enable_all()
         .build()
         .map_err(|e| AppError::Usage(format!("cannot start the async runtime: {e}")))?;
-    let answer = rt.block_on(client.fetch())?;
+    let answer = rt
+        .block_on(client.fetch())
+        .map_err(|e| proxy_hint(env, &endpoint, insecure, e))?;
     if let Some(w) = &answer.critical_warning {
         tracing::warn!("{w}");
     }
@@ -292,5 +294,36 @@ fn group_answer(
         version: answered.then(|| answer.target.to_string()),
         update_now: answered.then_some(answer.critical),
         asked,
+    }
+}
+
+/// A version server that could not be reached (no connection, no answer
+/// in time): say which proxy was used, or that none is configured and where
+/// the agent's is.
+fn proxy_hint(env: &Env, to: &crate::config::Endpoint, insecure: bool, e: AppError) -> AppError {
+    match e {
+        AppError::Target { endpoint, detail }
+            if detail.starts_with("could not connect")
+                || detail.starts_with("timed out")
+                || detail.starts_with("no answer within") =>
+        {
+            let agent = env.system.path(crate::proxy::AGENT_ENV_FILE);
+            let agent = crate::fsread::read_bounded(&agent, crate::fsread::STATE_CAP)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let scheme = if insecure { "http" } else { "https" };
+            let port = to.port.unwrap_or(if insecure { 80 } else { 443 });
+            let hint = crate::proxy::unreachable_hint(
+                &crate::proxy::ProxyEnv::from_env(),
+                (scheme, &to.host, port),
+                agent.as_deref(),
+            );
+            AppError::Target {
+                endpoint,
+                detail: format!("{detail} ({hint})"),
+            }
+        }
+        e => e,
     }
 }

@@ -68,7 +68,12 @@ pub fn after_decision(
     set_marker(env, config, o.marker_after, now);
     if o.marker_after && !seen.marker_seen {
         // The first unhealthy sighting: the second comes minutes later.
-        health::arrange_recheck(&env.system, &env.runner, config.recheck_delay);
+        health::arrange_recheck(
+            &env.system,
+            &env.runner,
+            config.recheck_delay,
+            "an agent still unhealthy then is updated if an update is due",
+        );
     }
     if let Some(d) = &o.disagreement {
         tracing::warn!("{d}: a load balancer in front of proxies of different versions (a rolling proxy upgrade)? a lower target is installed only when two checks unhealthy-interval apart advertise it");

@@ -12,6 +12,8 @@ pub mod etcd;
 pub mod fleetlock;
 pub mod gpg;
 pub mod http;
+pub mod proxy;
 pub mod rpm;
 pub mod rpmbase;
+pub mod tls;
 pub mod world;

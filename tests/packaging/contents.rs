@@ -48,8 +48,8 @@ pub(crate) fn deb_contains_exactly_the_expected_files() {
         "the .deb ships files under /var"
     );
 
-    // conffiles: exactly the cron file, the README and the needrestart
-    // configuration.
+    // conffiles: exactly the cron file, the README, the needrestart
+    // configuration and the unit's environment file.
     let ctl = b.dir.join("deb-control");
     let _ = fs::remove_dir_all(&ctl);
     run_ok(Command::new("dpkg-deb").arg("-e").arg(&b.deb).arg(&ctl));
@@ -60,7 +60,8 @@ pub(crate) fn deb_contains_exactly_the_expected_files() {
         BTreeSet::from([
             "/etc/cron.d/teleport-upgrade",
             "/etc/teleport-upgrade.d/README",
-            "/etc/needrestart/conf.d/teleport-ent-updater.conf"
+            "/etc/needrestart/conf.d/teleport-ent-updater.conf",
+            "/etc/default/teleport-upgrade"
         ])
     );
     assert!(ctl.join("md5sums").is_file(), "no md5sums");
@@ -119,6 +120,7 @@ pub(crate) fn rpm_contains_the_same_files() {
         "/etc/cron.d",
         "/etc/needrestart",
         "/etc/needrestart/conf.d",
+        "/etc/default",
         "/usr/lib/systemd",
         "/usr/lib/systemd/system",
         "/usr/lib/systemd/system/teleport.service.d",
@@ -179,7 +181,8 @@ pub(crate) fn rpm_contains_the_same_files() {
         BTreeSet::from([
             "/etc/cron.d/teleport-upgrade",
             "/etc/teleport-upgrade.d/README",
-            "/etc/needrestart/conf.d/teleport-ent-updater.conf"
+            "/etc/needrestart/conf.d/teleport-ent-updater.conf",
+            "/etc/default/teleport-upgrade"
         ]),
         "{flags}"
     );
@@ -187,7 +190,7 @@ pub(crate) fn rpm_contains_the_same_files() {
         .lines()
         .filter(|l| l.rsplit(' ').next().unwrap().contains('c'))
         .collect();
-    assert_eq!(any_config.len(), 3, "config files: {any_config:?}");
+    assert_eq!(any_config.len(), 4, "config files: {any_config:?}");
 }
 
 /// Every maintainer script / scriptlet of both packages, as (name, text).
@@ -320,6 +323,17 @@ pub(crate) fn systemd_units_verify() {
     let service =
         fs::read_to_string(root.join("usr/lib/systemd/system/teleport-upgrade.service")).unwrap();
     assert!(service.contains("ExecStart=/usr/sbin/teleport-upgrade run\n"));
+    // The egress proxy comes from the environment file the package ships,
+    // every line of it commented out (it sets nothing until edited).
+    assert!(service.contains("\nEnvironmentFile=-/etc/default/teleport-upgrade\n"));
+    let default = fs::read_to_string(root.join("etc/default/teleport-upgrade")).unwrap();
+    assert!(default.contains("#HTTPS_PROXY="), "{default}");
+    assert!(
+        default
+            .lines()
+            .all(|l| l.trim().is_empty() || l.starts_with('#')),
+        "{default}"
+    );
     fs::write(
         units.join("teleport-upgrade.service"),
         service.replace("/usr/sbin/teleport-upgrade", bin.to_str().unwrap()),

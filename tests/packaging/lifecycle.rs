@@ -39,7 +39,7 @@ pub(crate) fn cron_line_defers_to_systemd() {
     stub(
         "teleport-upgrade",
         &format!(
-            "echo \"ran $*\" >> {}/updater.log; echo updater-output",
+            "echo \"ran $* $HTTPS_PROXY\" >> {}/updater.log; echo updater-output",
             t.display()
         ),
     );
@@ -53,8 +53,12 @@ pub(crate) fn cron_line_defers_to_systemd() {
         &format!("echo \"slept $*\" >> {}/sleep.log", t.display()),
     );
     let systemd_dir = t.join("run-systemd-system");
+    // The environment file: its proxy reaches the updater.
+    let default = t.join("default-teleport-upgrade");
+    fs::write(&default, "# the proxy\nHTTPS_PROXY=http://egress:3128\n").unwrap();
     let command = fields[6]
         .replace("/run/systemd/system", systemd_dir.to_str().unwrap())
+        .replace("/etc/default/teleport-upgrade", default.to_str().unwrap())
         .replace(
             "/usr/sbin/teleport-upgrade",
             stubs.join("teleport-upgrade").to_str().unwrap(),
@@ -86,7 +90,7 @@ pub(crate) fn cron_line_defers_to_systemd() {
     run_cron();
     assert_eq!(
         fs::read_to_string(t.join("updater.log")).unwrap(),
-        "ran run\n"
+        "ran run http://egress:3128\n"
     );
     assert_eq!(
         fs::read_to_string(t.join("sleep.log")).unwrap(),

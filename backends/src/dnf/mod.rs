@@ -54,6 +54,7 @@ use crate::{Backend, BackendKind, Error, Options, Result};
 
 mod audit;
 mod discovery;
+pub mod dnf5;
 mod effective;
 mod exec;
 mod hold;
@@ -116,6 +117,7 @@ impl Dnf {
             timeout: opts.command_timeout,
             path: None,
         };
+        dnf5::refuse_dnf5(&runner, program)?;
         Ok(Dnf {
             system,
             runner,

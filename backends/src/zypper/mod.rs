@@ -39,6 +39,7 @@ use crate::{Backend, BackendKind, Error, Options, Result};
 mod audit;
 mod config;
 mod exec;
+mod sizes;
 mod view;
 
 pub use config::{force_main, repo_copy};
@@ -300,6 +301,19 @@ impl Backend for Zypper {
         self.prepare_repo(source)?;
         self.run_checked(&self.refresh_cmd(source), None)
             .map(|_| ())
+    }
+
+    fn package_sizes(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+    ) -> Result<Option<crate::PackageSizes>> {
+        self.sizes(source, pkg, version)
+    }
+
+    fn download_dir(&self) -> Option<PathBuf> {
+        Some(self.packages_dir())
     }
 
     fn install_exact(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<()> {
