@@ -38,7 +38,8 @@ pub const EXITS: &[ExitRow] = &[
         meaning: "could not learn the target version from the version server, or no \
                   FleetLock slot (lock server unreachable or failing, or every slot \
                   taken; recorded with the result word no-slot in status and the \
-                  metrics); nothing was changed",
+                  metrics), or the rollout of the target halted on its failure rate \
+                  (fleet-halt-rate; result word rollout-halted); nothing was changed",
         todo: "check the endpoint setting and that the proxy answers \
                https://<endpoint>/version from this host (a certificate \
                \"not valid yet\" is this host's clock: the log names it); for FleetLock, see the \
@@ -164,6 +165,7 @@ mod tests {
             AppError::RollbackFailed(s()),
             AppError::Interrupted(s()),
             AppError::NoSlot(s()),
+            AppError::Halted(s()),
             AppError::NotOffered(s()),
             AppError::NoSpace(s()),
         ];

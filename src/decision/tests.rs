@@ -83,6 +83,7 @@ pub(super) fn observed(
             since: NOW - 600,
         }),
         confirm_interval: 300,
+        fleet_report: None,
     }
 }
 

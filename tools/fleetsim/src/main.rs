@@ -341,6 +341,7 @@ fn observed(p: &Params, v: &Versions, host: &Host, t: i64) -> Observed {
         // The simulated fleet only moves up: no lower target.
         lower_seen: None,
         confirm_interval: 300,
+        fleet_report: None,
     }
 }
 
