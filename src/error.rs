@@ -92,9 +92,7 @@ impl AppError {
     pub fn exit(&self) -> Exit {
         match self {
             AppError::Config { .. } | AppError::Usage(_) => Exit::Usage,
-            AppError::Target { .. } | AppError::NoSlot(_) | AppError::Halted(_) => {
-                Exit::NoTarget
-            }
+            AppError::Target { .. } | AppError::NoSlot(_) | AppError::Halted(_) => Exit::NoTarget,
             AppError::Refused(_) => Exit::Refused,
             AppError::UpdateFailed(_) | AppError::NotOffered(_) | AppError::NoSpace(_) => {
                 Exit::UpdateFailed

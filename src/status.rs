@@ -247,7 +247,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
             (None, None, None)
         }
     };
-    let lock_state = lock::state(&lock::path(&env.system));
+    let (lock_holder, lock_word) = lock_view(&lock::state(&lock::path(&env.system)));
     let (st, state_problem) = state::peek(&state::path(&env.system));
     problems.extend(state_problem);
     problems.extend(stale_check(&st, now));
@@ -300,15 +300,8 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         unfinished_plan,
         held,
         trust,
-        lock_holder: match &lock_state {
-            lock::LockState::Held(p) => *p,
-            _ => None,
-        },
-        lock: match &lock_state {
-            lock::LockState::Free => "free".into(),
-            lock::LockState::Held(_) => "held".into(),
-            lock::LockState::Unknown(why) => format!("unknown: {why}"),
-        },
+        lock_holder,
+        lock: lock_word,
         last_run: last,
         last_success: st.last_success,
         last_update: st.last_update,
@@ -325,6 +318,16 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         last_disagreement: st.last_disagreement.clone(),
         problems,
     })
+}
+
+/// The run lock: its holder's pid when known, and `free`, `held` or
+/// `unknown: <why>`.
+fn lock_view(l: &lock::LockState) -> (Option<u32>, String) {
+    match l {
+        lock::LockState::Free => (None, "free".into()),
+        lock::LockState::Held(p) => (*p, "held".into()),
+        lock::LockState::Unknown(why) => (None, format!("unknown: {why}")),
+    }
 }
 
 fn unfinished_move(
@@ -498,7 +501,11 @@ fn print_tail(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
         )?;
     }
     if let Some(r) = &s.fleet_rollout {
-        writeln!(out, "  rollout:     {}", rollout_line(r, s.rollout_halts_total))?;
+        writeln!(
+            out,
+            "  rollout:     {}",
+            rollout_line(r, s.rollout_halts_total)
+        )?;
     }
     if let Some(t) = &s.trust {
         match &t.refused {

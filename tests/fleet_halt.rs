@@ -116,7 +116,11 @@ impl Fleet {
 
     fn record(&self) -> Counts {
         let base = reqwest::Url::parse(&format!("{}/", self.lock.etcd().url())).unwrap();
-        Store::new(&base).unwrap().read("default", BROKEN).unwrap().0
+        Store::new(&base)
+            .unwrap()
+            .read("default", BROKEN)
+            .unwrap()
+            .0
     }
 }
 
@@ -158,7 +162,10 @@ fn a_five_percent_bad_release_halts_at_the_rate() {
         let st = world::read_state(h.root.path());
         if i >= 20 {
             assert_eq!(st["last_run"]["result"], "rollout-halted", "host {i}: {st}");
-            assert!(log.contains("rollout halted: 1 of 20 completed updates"), "{log}");
+            assert!(
+                log.contains("rollout halted: 1 of 20 completed updates"),
+                "{log}"
+            );
             assert_eq!(h.installed().as_deref(), Some("15.4.3"), "host {i}");
             assert_eq!(st["fleet_rollout"]["halted"], true, "{st}");
             assert_eq!(st["rollout_halts_total"], 1, "{st}");
@@ -212,7 +219,10 @@ fn an_unreachable_record_falls_back_to_the_slot_count() {
         log.contains("cannot read the fleet's record") && log.contains("slot count alone"),
         "{log}"
     );
-    assert!(log.contains("cannot add this update (ok) to the fleet's record"), "{log}");
+    assert!(
+        log.contains("cannot add this update (ok) to the fleet's record"),
+        "{log}"
+    );
     assert_eq!(h.installed().as_deref(), Some(BROKEN));
     let st = world::read_state(h.root.path());
     assert_eq!(st["fleet_report_writes"]["error"], 1, "{st}");
@@ -242,6 +252,9 @@ fn concurrent_adds_lose_nothing() {
     let raw = etcd.range(key("g", "1.2.3").as_bytes()).unwrap().unwrap();
     let c: Counts = serde_json::from_slice(&raw.value).unwrap();
     let added = added.into_inner();
-    assert!(added >= 70, "most adds succeed within the bounded retries: {added}");
+    assert!(
+        added >= 70,
+        "most adds succeed within the bounded retries: {added}"
+    );
     assert_eq!(c.total(), added, "{c:?}");
 }

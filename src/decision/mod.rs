@@ -503,11 +503,13 @@ pub fn decide(o: &Observed) -> Outcome {
 }
 
 /// The failure-rate halt of a fresh slot take (not of a slot held
-/// already, nor of an update the guard refuses).
+/// already, by this plan or the unfinished one it continues, nor of an
+/// update the guard refuses).
 fn halted(o: &Observed, out: &Outcome) -> Option<Halted> {
     use crate::fleetlock::report::Seen;
     let u = out.update.as_ref()?;
-    if !u.slot || u.slot_held || out.refused.is_some() {
+    let plan_took_slot = matches!(&o.unfinished, Some(Unfinished::Update { slot: true, .. }));
+    if !u.slot || u.slot_held || plan_took_slot || out.refused.is_some() {
         return None;
     }
     match &o.fleet_report {

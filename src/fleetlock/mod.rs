@@ -187,7 +187,9 @@ pub fn report_settings(
         message,
     })?;
     if config.fleet_lock.is_none() {
-        tracing::warn!("fleet-report is set but fleet-lock is not: no rollout control, nothing recorded");
+        tracing::warn!(
+            "fleet-report is set but fleet-lock is not: no rollout control, nothing recorded"
+        );
         return Ok(None);
     }
     let d = report::HaltRule::default();

@@ -90,11 +90,15 @@ pub fn parse_rate(v: &str) -> Result<u32, String> {
     if whole.is_empty()
         || whole.len() > 3
         || tenth.len() != 1
-        || !whole.bytes().chain(tenth.bytes()).all(|b| b.is_ascii_digit())
+        || !whole
+            .bytes()
+            .chain(tenth.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err(bad());
     }
-    let t = whole.parse::<u32>().map_err(|_| bad())? * 10 + tenth.parse::<u32>().map_err(|_| bad())?;
+    let t =
+        whole.parse::<u32>().map_err(|_| bad())? * 10 + tenth.parse::<u32>().map_err(|_| bad())?;
     if !(1..=1000).contains(&t) {
         return Err(bad());
     }
@@ -177,7 +181,10 @@ impl Store {
             if status != 200 {
                 return Err(format!(
                     "{url}: HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()
+                    String::from_utf8_lossy(&bytes)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
                 ));
             }
             serde_json::from_slice(&bytes).map_err(|e| format!("{url}: not JSON: {e}"))
@@ -194,8 +201,12 @@ impl Store {
         let raw = B64
             .decode(kv["value"].as_str().unwrap_or(""))
             .map_err(|e| format!("the record {} is not base64: {e}", key(group, target)))?;
-        let counts = serde_json::from_slice(&raw)
-            .map_err(|e| format!("the record {} is not {{\"ok\",\"failed\"}}: {e}", key(group, target)))?;
+        let counts = serde_json::from_slice(&raw).map_err(|e| {
+            format!(
+                "the record {} is not {{\"ok\",\"failed\"}}: {e}",
+                key(group, target)
+            )
+        })?;
         Ok((counts, int(&kv["version"])))
     }
 
@@ -248,7 +259,9 @@ mod tests {
         assert_eq!(parse_rate("2.5"), Ok(25));
         assert_eq!(parse_rate("0.1"), Ok(1));
         assert_eq!(parse_rate("100"), Ok(1000));
-        for bad in ["0", "0.0", "100.1", "2.55", "-1", "x", "", ".5", "2.", "1e1"] {
+        for bad in [
+            "0", "0.0", "100.1", "2.55", "-1", "x", "", ".5", "2.", "1e1",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
         assert_eq!(rate_text(25), "2.5");
@@ -263,11 +276,11 @@ mod tests {
     #[test]
     fn halt_table() {
         let rows: &[(u32, u64, u64, u64, bool)] = &[
-            (20, 20, 19, 0, false),  // too few
-            (20, 20, 18, 1, false),  // 19 < 20
-            (20, 20, 19, 1, true),   // 5 % > 2 %
-            (20, 20, 49, 1, false),  // 2 % is not more than 2 %
-            (20, 20, 48, 1, true),   // 2.04 %
+            (20, 20, 19, 0, false), // too few
+            (20, 20, 18, 1, false), // 19 < 20
+            (20, 20, 19, 1, true),  // 5 % > 2 %
+            (20, 20, 49, 1, false), // 2 % is not more than 2 %
+            (20, 20, 48, 1, true),  // 2.04 %
             (20, 20, 1000, 0, false),
             (50, 20, 0, 20, true),
             (50, 1, 0, 1, true),
@@ -275,7 +288,11 @@ mod tests {
         ];
         for &(rate, min_sample, ok, failed, want) in rows {
             let r = HaltRule { rate, min_sample };
-            assert_eq!(r.halts(&Counts { ok, failed }), want, "{rate} {min_sample} {ok} {failed}");
+            assert_eq!(
+                r.halts(&Counts { ok, failed }),
+                want,
+                "{rate} {min_sample} {ok} {failed}"
+            );
         }
     }
 }
