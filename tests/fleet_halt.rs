@@ -32,6 +32,9 @@ enum Kind {
     BrokenByRelease,
     /// Unhealthy before the update, and the update does not cure it.
     Sick,
+    /// As `Sick`, and its readyz never answers 200 (the old version is not
+    /// healthy either: the rollback's check fails too).
+    SickAlways,
 }
 
 struct Host {
@@ -73,6 +76,7 @@ impl Fleet {
                     "/readyz",
                     match kind {
                         Kind::Good => Route::ok("ok"),
+                        Kind::SickAlways => Route::status(503, "not ready"),
                         // Not ready at the new version either way; what
                         // tells them apart is the health before.
                         Kind::Sick | Kind::BrokenByRelease => Route::gate(
@@ -86,7 +90,7 @@ impl Fleet {
                     root,
                     _readyz: readyz,
                 };
-                if *kind == Kind::Sick {
+                if matches!(kind, Kind::Sick | Kind::SickAlways) {
                     // The agent cannot reach its cluster (an empty
                     // schedule), seen by the previous run too.
                     h.config("schedule", "");
@@ -257,4 +261,25 @@ fn concurrent_adds_lose_nothing() {
         "most adds succeed within the bounded retries: {added}"
     );
     assert_eq!(c.total(), added, "{c:?}");
+}
+
+/// A host unhealthy before the update and after its rollback alike (its
+/// readyz never answers): the rollback's check fails (exit 7), and the
+/// slot is given back all the same, the host is sick whatever version it
+/// runs. (It kept the slot before: a chronically sick host held one slot
+/// for good, and enough of them halted a good release.)
+#[test]
+fn a_host_sick_before_and_after_gives_its_slot_back() {
+    let f = Fleet::new(&[Kind::SickAlways], None);
+    let h = &f.hosts[0];
+    let (code, log) = h.run();
+    assert_eq!(code, 7, "{log}");
+    assert!(f.lock.holders("default").is_empty(), "given back: {log}");
+    assert_eq!(
+        f.record(),
+        Counts::default(),
+        "not a failure of the release"
+    );
+    let st = world::read_state(h.root.path());
+    assert!(st["fleet_lock"].is_null(), "{st}");
 }

@@ -531,6 +531,12 @@ impl Ctx<'_> {
                     )));
                 }
                 self.close();
+                if rolls_back && j.plan.release_slot_on_rollback && *u == Undo::VerifyRollback {
+                    // Unhealthy before the update and after the rollback
+                    // alike: the host is sick, the release is not to blame;
+                    // its slot is given back all the same.
+                    self.release_after_sick_rollback(&undos, done);
+                }
                 if rolls_back {
                     let msg = format!("{pkg} {new} did not become healthy ({why}); {u}: {e}");
                     tracing::error!("ROLLBACK FAILED: {msg}");
@@ -548,6 +554,23 @@ impl Ctx<'_> {
             )));
         }
         Ok(())
+    }
+}
+
+impl Ctx<'_> {
+    /// The slot-release undos of `undos`, after a rollback whose check
+    /// found the old version unhealthy too, on a host unhealthy before.
+    fn release_after_sick_rollback(&mut self, undos: &[Undo], done: &mut Done) {
+        for u in undos {
+            if let Undo::ReleaseSlot { group, id } = u {
+                self.give_back(
+                    group,
+                    id,
+                    "after the rollback of a host unhealthy before and after",
+                    done,
+                );
+            }
+        }
     }
 }
 
