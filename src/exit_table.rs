@@ -43,7 +43,9 @@ pub const EXITS: &[ExitRow] = &[
         todo: "check the endpoint setting and that the proxy answers \
                https://<endpoint>/version from this host (a certificate \
                \"not valid yet\" is this host's clock: the log names it); for FleetLock, see the \
-               logged reason and docs/operators/fleet.md; the next timer run retries",
+               logged reason and docs/operators/fleet.md; the next timer run retries; \
+               for rollout-halted, fix the release (a new target) or reset its record \
+               (docs/operators/fleet.md)",
     },
     ExitRow {
         exit: Exit::Usage,
