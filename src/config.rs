@@ -167,6 +167,13 @@ pub struct Config {
     /// New: this host's FleetLock id (`fleet-lock-id`), instead of the one
     /// derived from the machine id.
     pub fleet_lock_id: Option<String>,
+    /// New: the etcd of the fleet's record (`fleet-report`), validated by
+    /// [`crate::fleetlock::report_settings`].
+    pub fleet_report: Option<String>,
+    /// New: `fleet-halt-rate`, tenths of a percent.
+    pub fleet_halt_rate: Option<u32>,
+    /// New: `fleet-halt-min-sample`.
+    pub fleet_halt_min_sample: Option<u64>,
     /// New: what happens when the cluster's version cannot be learned
     /// (`cluster-guard`: `best-effort`, the default, or `required`).
     pub cluster_guard: crate::cluster::GuardMode,
@@ -425,6 +432,12 @@ impl Config {
             fleet_lock: r.value("fleet-lock")?,
             fleet_lock_group: r.value("fleet-lock-group")?,
             fleet_lock_id: r.parsed("fleet-lock-id", crate::fleetlock::parse_id)?,
+            fleet_report: r.value("fleet-report")?,
+            fleet_halt_rate: r.parsed("fleet-halt-rate", crate::fleetlock::report::parse_rate)?,
+            fleet_halt_min_sample: r.parsed(
+                "fleet-halt-min-sample",
+                crate::fleetlock::report::parse_min_sample,
+            )?,
             cluster_guard: r
                 .parsed("cluster-guard", crate::cluster::GuardMode::parse)?
                 .unwrap_or_default(),

@@ -68,6 +68,12 @@ pub enum AppError {
     #[error("no FleetLock slot: {0}")]
     NoSlot(String),
 
+    /// The rollout of the target is halted on its failure rate
+    /// (`fleet-halt-rate`): no slot is taken, nothing was changed (exit 1,
+    /// result word rollout-halted).
+    #[error("rollout halted: {0}")]
+    Halted(String),
+
     /// The repository does not offer the target (yet): a mirror lagging
     /// behind the version server, most often. Nothing was installed; the
     /// next run checks again (exit 4, result word `waiting-for-mirror`).
@@ -86,7 +92,7 @@ impl AppError {
     pub fn exit(&self) -> Exit {
         match self {
             AppError::Config { .. } | AppError::Usage(_) => Exit::Usage,
-            AppError::Target { .. } | AppError::NoSlot(_) => Exit::NoTarget,
+            AppError::Target { .. } | AppError::NoSlot(_) | AppError::Halted(_) => Exit::NoTarget,
             AppError::Refused(_) => Exit::Refused,
             AppError::UpdateFailed(_) | AppError::NotOffered(_) | AppError::NoSpace(_) => {
                 Exit::UpdateFailed

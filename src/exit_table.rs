@@ -38,11 +38,14 @@ pub const EXITS: &[ExitRow] = &[
         meaning: "could not learn the target version from the version server, or no \
                   FleetLock slot (lock server unreachable or failing, or every slot \
                   taken; recorded with the result word no-slot in status and the \
-                  metrics); nothing was changed",
+                  metrics), or the rollout of the target halted on its failure rate \
+                  (fleet-halt-rate; result word rollout-halted); nothing was changed",
         todo: "check the endpoint setting and that the proxy answers \
                https://<endpoint>/version from this host (a certificate \
                \"not valid yet\" is this host's clock: the log names it); for FleetLock, see the \
-               logged reason and docs/operators/fleet.md; the next timer run retries",
+               logged reason and docs/operators/fleet.md; the next timer run retries; \
+               for rollout-halted, fix the release (a new target) or reset its record \
+               (docs/operators/fleet.md)",
     },
     ExitRow {
         exit: Exit::Usage,
@@ -164,6 +167,7 @@ mod tests {
             AppError::RollbackFailed(s()),
             AppError::Interrupted(s()),
             AppError::NoSlot(s()),
+            AppError::Halted(s()),
             AppError::NotOffered(s()),
             AppError::NoSpace(s()),
         ];

@@ -145,6 +145,7 @@ pub fn render(state: &State) -> String {
     );
     counters(&mut o, state);
     lock_requests(&mut o, state);
+    rollout(&mut o, state);
     o
 }
 
@@ -283,6 +284,45 @@ fn lock_requests(o: &mut String, state: &State) {
                 label(word)
             );
         }
+    }
+}
+
+/// The failure-rate halt (`fleet-report`): only once a run read or wrote
+/// the fleet's record.
+fn rollout(o: &mut String, state: &State) {
+    let Some(r) = &state.fleet_rollout else {
+        return;
+    };
+    family(
+        o,
+        "teleport_upgrade_rollout_halted",
+        "gauge",
+        "1 when the last run found the rollout of its target halted on its failure rate (fleet-halt-rate).",
+    );
+    let _ = writeln!(o, "teleport_upgrade_rollout_halted {}", u8::from(r.halted));
+    family(
+        o,
+        "teleport_upgrade_rollout_halts_total",
+        "counter",
+        "Runs that took no FleetLock slot because the rollout of their target was halted.",
+    );
+    let _ = writeln!(
+        o,
+        "teleport_upgrade_rollout_halts_total {}",
+        state.rollout_halts_total
+    );
+    family(
+        o,
+        "teleport_upgrade_fleet_report_writes_total",
+        "counter",
+        "This host's completed updates added to the fleet's record, by result (ok, failed, error: not added).",
+    );
+    for (w, n) in &state.fleet_report_writes {
+        let _ = writeln!(
+            o,
+            "teleport_upgrade_fleet_report_writes_total{{result=\"{}\"}} {n}",
+            label(w)
+        );
     }
 }
 

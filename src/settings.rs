@@ -333,6 +333,48 @@ pub const SETTINGS: &[Setting] = &[
         example: "web-17.example.com",
         invalid: Some("a b"),
     },
+    // Issue 24: the failure-rate halt (fleet-report and its rule).
+    Setting {
+        name: "fleet-report",
+        owner: Owner::Operator,
+        value: Value::Text("https://host[:port][/path] of an etcd"),
+        default: "off",
+        meaning: "etcd URL of the fleet's record of completed updates: halt a rollout on its failure rate",
+        detail: "Needs fleet-lock. Each host adds its verified update (ok) or its \
+                 rollback on a host healthy before the update (failed) to the key \
+                 teleport-upgrade/fleet-report/<group>/<target> through etcd's v3 \
+                 JSON gateway (compare-and-swap), and takes no slot for a target \
+                 whose failure rate exceeds fleet-halt-rate (result word \
+                 rollout-halted). Plain http:// only for a loopback host with \
+                 insecure. Unreachable: the slot count alone bounds the rollout \
+                 (logged). See docs/operators/fleet.md.",
+        v1: false,
+        example: "https://etcd.example.com:2379",
+        invalid: None,
+    },
+    Setting {
+        name: "fleet-halt-rate",
+        owner: Owner::Operator,
+        value: Value::Text("a percent, 0.1 to 100"),
+        default: "5",
+        meaning: "halt the rollout of a target once more than this percent of its completed updates failed",
+        detail: "With fleet-report. Counted only once fleet-halt-min-sample \
+                 updates of the target completed in the group.",
+        v1: false,
+        example: "2",
+        invalid: Some("0"),
+    },
+    Setting {
+        name: "fleet-halt-min-sample",
+        owner: Owner::Operator,
+        value: Value::Text("a whole number, 1 to 100000"),
+        default: "20",
+        meaning: "completed updates of a target before fleet-halt-rate applies",
+        detail: "",
+        v1: false,
+        example: "50",
+        invalid: Some("0"),
+    },
     Setting {
         name: "update-group",
         owner: Owner::Operator,
@@ -497,6 +539,12 @@ mod tests {
         assert_eq!(
             row("fleet-lock-group").default,
             crate::fleetlock::DEFAULT_GROUP
+        );
+        let rule = crate::fleetlock::report::HaltRule::default();
+        assert_eq!(row("fleet-halt-rate").default, rule.rate_text());
+        assert_eq!(
+            row("fleet-halt-min-sample").default,
+            rule.min_sample.to_string()
         );
     }
 

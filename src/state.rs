@@ -92,6 +92,9 @@ words! {
         /// Exit 1 for want of a FleetLock slot (not a version server
         /// problem: told apart in status and the metrics).
         NoSlot = "no-slot",
+        /// Exit 1: the rollout of the target is halted on its failure
+        /// rate (`fleet-halt-rate`); nothing was changed.
+        RolloutHalted = "rollout-halted",
         ConfigError = "config-error",
         Refused = "refused",
         UpdateFailed = "update-failed",
@@ -260,6 +263,38 @@ pub struct State {
     /// The last of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_disagreement: Option<Disagreement>,
+    /// The fleet's record of the target, as the last run that read or
+    /// wrote it saw it (`fleet-report`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_rollout: Option<Rollout>,
+    /// Runs that took no slot because the rollout of their target was
+    /// halted on its failure rate.
+    #[serde(default)]
+    pub rollout_halts_total: u64,
+    /// Writes to the fleet's record, by result (`ok`, `failed`: this
+    /// host's update added as such; `error`: it could not be added).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fleet_report_writes: std::collections::BTreeMap<String, u64>,
+}
+
+/// The fleet's record of a target in a group, as a run saw it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Rollout {
+    /// Unix seconds.
+    pub time: i64,
+    pub group: String,
+    pub target: String,
+    pub ok: u64,
+    pub failed: u64,
+    /// `fleet-halt-rate`, percent (text: "2.5").
+    pub halt_rate: String,
+    pub min_sample: u64,
+    /// The decision halted on it.
+    pub halted: bool,
+    /// The record could not be read or written: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The version server's answers disagreed.

@@ -142,6 +142,11 @@ pub struct Status {
     /// The FleetLock slot this host keeps after a rolled-back update (the
     /// rollout halts once every slot of the group is kept); none is kept.
     pub fleet_lock: Option<crate::fleetlock::Kept>,
+    /// The fleet's record of the target as the last run that read or wrote
+    /// it saw it (`fleet-report`), and whether it halted on it.
+    pub fleet_rollout: Option<state::Rollout>,
+    /// Runs that took no slot because the rollout was halted.
+    pub rollout_halts_total: u64,
     /// A target below the installed version seen by a check and not
     /// installed yet (no flapping: a second check must confirm it).
     pub lower_target: Option<crate::decision::LowerSeen>,
@@ -244,7 +249,7 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
             (None, None, None)
         }
     };
-    let lock_state = lock::state(&lock::path(&env.system));
+    let (lock_holder, lock_word) = lock_view(&lock::state(&lock::path(&env.system)));
     let (st, state_problem) = state::peek(&state::path(&env.system));
     problems.extend(state_problem);
     problems.extend(stale_check(&st, now));
@@ -298,15 +303,8 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         unfinished_plan,
         held,
         trust,
-        lock_holder: match &lock_state {
-            lock::LockState::Held(p) => *p,
-            _ => None,
-        },
-        lock: match &lock_state {
-            lock::LockState::Free => "free".into(),
-            lock::LockState::Held(_) => "held".into(),
-            lock::LockState::Unknown(why) => format!("unknown: {why}"),
-        },
+        lock_holder,
+        lock: lock_word,
         last_run: last,
         last_success: st.last_success,
         last_update: st.last_update,
@@ -316,11 +314,23 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         uncured_total: st.uncured_total,
         failures: st.failures.clone(),
         fleet_lock: st.fleet_lock.clone(),
+        fleet_rollout: st.fleet_rollout.clone(),
+        rollout_halts_total: st.rollout_halts_total,
         lower_target: st.lower_target.clone(),
         disagreements_total: st.disagreements_total,
         last_disagreement: st.last_disagreement.clone(),
         problems,
     })
+}
+
+/// The run lock: its holder's pid when known, and `free`, `held` or
+/// `unknown: <why>`.
+fn lock_view(l: &lock::LockState) -> (Option<u32>, String) {
+    match l {
+        lock::LockState::Free => (None, "free".into()),
+        lock::LockState::Held(p) => (*p, "held".into()),
+        lock::LockState::Unknown(why) => (None, format!("unknown: {why}")),
+    }
 }
 
 fn unfinished_move(
@@ -496,6 +506,13 @@ fn print_tail(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             k.why
         )?;
     }
+    if let Some(r) = &s.fleet_rollout {
+        writeln!(
+            out,
+            "  rollout:     {}",
+            rollout_line(r, s.rollout_halts_total)
+        )?;
+    }
     if let Some(t) = &s.trust {
         match &t.refused {
             None => writeln!(out, "  trust:       ok ({})", t.checked.join("; "))?,
@@ -558,6 +575,33 @@ fn print_tail(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "  problem:     {p}")?;
     }
     Ok(())
+}
+
+/// The fleet's record of the target, as the last run saw it.
+fn rollout_line(r: &state::Rollout, halts: u64) -> String {
+    let total = r.ok + r.failed;
+    let seen = format!(
+        "group {} target {}: {} completed, {} failed ({} %) at {}",
+        r.group,
+        r.target,
+        total,
+        r.failed,
+        crate::fleetlock::report::rate_text((r.failed * 1000 / total.max(1)) as u32),
+        rfc3339(r.time)
+    );
+    match (&r.error, r.halted) {
+        (Some(e), _) => format!(
+            "the fleet's record could not be read or written ({e}): no failure-rate halt, the slot count alone bounds the rollout"
+        ),
+        (None, true) => format!(
+            "HALTED, {seen}: more than fleet-halt-rate {} % (after {} completed); no slot is taken for it ({halts} halted run(s)); publish a fixed release or reset the record",
+            r.halt_rate, r.min_sample
+        ),
+        (None, false) => format!(
+            "{seen}; halts above {} % once {} completed",
+            r.halt_rate, r.min_sample
+        ),
+    }
 }
 
 pub fn status_command(env: &Env, json: bool, out: &mut dyn Write) -> Exit {

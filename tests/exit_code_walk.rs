@@ -2,8 +2,9 @@
 //! produced by a real scenario through the binary (apt, in an alternate
 //! root), with the row's word recorded as `last_run.result` in the state
 //! file. A row added to the table without a scenario here fails the walk.
-//! (Two rows have a second word, each produced elsewhere: exit 1's
-//! `no-slot` in tests/fleet_lock.rs, exit 4's `waiting-for-mirror` in
+//! (Two rows have more words, each produced elsewhere: exit 1's
+//! `no-slot` in tests/fleet_lock.rs and `rollout-halted` in
+//! tests/fleet_halt.rs, exit 4's `waiting-for-mirror` in
 //! tests/update_decisions.rs.)
 
 use std::io::BufRead;

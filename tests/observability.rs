@@ -45,6 +45,8 @@ const STATUS_KEYS: &[&str] = &[
     "uncured_total",
     "failures",
     "fleet_lock",
+    "fleet_rollout",
+    "rollout_halts_total",
     "lower_target",
     "disagreements_total",
     "last_disagreement",

@@ -85,6 +85,34 @@ pub struct Observed {
     /// Seconds (`unhealthy-interval`): a lower target is installed only
     /// when seen on two checks at least this far apart (or critical).
     pub confirm_interval: i64,
+    /// The fleet's record of completed updates of the target in this
+    /// host's group (`fleet-report`), read before a slot is taken.
+    pub fleet_report: Option<crate::fleetlock::report::Seen>,
+}
+
+/// The failure-rate halt: too many completed updates of the target failed
+/// in the group, so no slot is taken for it (result word rollout-halted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Halted {
+    pub counts: crate::fleetlock::report::Counts,
+    pub rule: crate::fleetlock::report::HaltRule,
+}
+
+impl std::fmt::Display for Halted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.counts;
+        write!(
+            f,
+            "{} of {} completed updates of the target in the group failed ({} %), more than fleet-halt-rate {} % (once at least {} completed): no slot is taken",
+            c.failed,
+            c.total(),
+            crate::fleetlock::report::rate_text(
+                (c.failed * 1000 / c.total().max(1)) as u32
+            ),
+            self.rule.rate_text(),
+            self.rule.min_sample
+        )
+    }
 }
 
 /// The margin that applies to `window`: `margin`, at most a quarter of
@@ -327,6 +355,10 @@ pub struct Outcome {
     pub lower_after: Option<LowerSeen>,
     /// The version server's answers disagree (what, as a sentence).
     pub disagreement: Option<String>,
+    /// The update would take a slot, and the rollout of its target is
+    /// halted on its failure rate: it does not run (only the fallback
+    /// repairs do), exit 1, result word rollout-halted.
+    pub halted: Option<Halted>,
 }
 
 impl Outcome {
@@ -343,7 +375,14 @@ impl Outcome {
             release_at_start: false,
             lower_after: None,
             disagreement: None,
+            halted: None,
         }
+    }
+
+    /// A gate stops the update: the cluster guard, or the failure-rate
+    /// halt.
+    pub fn blocked(&self) -> bool {
+        self.refused.is_some() || self.halted.is_some()
     }
 
     /// Whether the plan of this outcome needs the trust audit: it
@@ -475,9 +514,10 @@ pub fn decide(o: &Observed) -> Outcome {
         )
     {
         out.refused = o.guard.clone();
+        out.halted = halted(o, &out);
     }
     out.hands_off = o.installer_nop;
-    let takes_slot = out.update.as_ref().is_some_and(|u| u.slot);
+    let takes_slot = out.update.as_ref().is_some_and(|u| u.slot) && out.halted.is_none();
     let plan_took_slot = matches!(&o.unfinished, Some(Unfinished::Update { slot: true, .. }));
     out.release_at_start = o.fleet_lock
         && o.slot_record == crate::fleetlock::SlotRecord::Unknown
@@ -487,6 +527,25 @@ pub fn decide(o: &Observed) -> Outcome {
     out.lower_after = downgrade::seen_after(&o.target, &o.installed, o.lower_seen.as_ref(), o.now);
     out.disagreement = downgrade::disagreement(&o.target, o.lower_seen.as_ref());
     out
+}
+
+/// The failure-rate halt of a fresh slot take (not of a slot held
+/// already, by this plan or the unfinished one it continues, nor of an
+/// update the guard refuses).
+fn halted(o: &Observed, out: &Outcome) -> Option<Halted> {
+    use crate::fleetlock::report::Seen;
+    let u = out.update.as_ref()?;
+    let plan_took_slot = matches!(&o.unfinished, Some(Unfinished::Update { slot: true, .. }));
+    if !u.slot || u.slot_held || plan_took_slot || out.refused.is_some() {
+        return None;
+    }
+    match &o.fleet_report {
+        Some(Seen::Read { counts, rule }) if rule.halts(counts) => Some(Halted {
+            counts: *counts,
+            rule: *rule,
+        }),
+        _ => None,
+    }
 }
 
 /// How the update `d` runs, when it is one: to the advertised target,

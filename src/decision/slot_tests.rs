@@ -85,3 +85,80 @@ fn release_on_rollback_table() {
         );
     }
 }
+
+/// The failure-rate halt: a fresh slot take for a target whose record
+/// exceeds the rule is halted; an update holding its slot already, one
+/// that takes none (critical, forced, no fleet-lock), a record under the
+/// minimum sample, and an unreachable record are not.
+#[test]
+fn failure_rate_halt_table() {
+    use crate::fleetlock::report::{Counts, HaltRule, Seen};
+    let rule = HaltRule {
+        rate: 20,
+        min_sample: 20,
+    };
+    let read = |ok, failed| {
+        Some(Seen::Read {
+            counts: Counts { ok, failed },
+            rule,
+        })
+    };
+    #[derive(Debug, Clone, Copy)]
+    enum Run {
+        Routine,
+        Unhealthy,
+        Critical,
+        Forced,
+        SlotHeld,
+        NoFleetLock,
+    }
+    use Run::*;
+    let rows: Vec<(Run, Option<Seen>, bool)> = vec![
+        (Routine, read(19, 1), true),
+        (Unhealthy, read(19, 1), true),
+        (Routine, read(18, 1), false),
+        (Routine, read(49, 1), false),
+        (Routine, read(0, 0), false),
+        (Routine, None, false),
+        (Routine, Some(Seen::Unreachable("down".into())), false),
+        (Critical, read(0, 50), false),
+        (Forced, read(0, 50), false),
+        (SlotHeld, read(0, 50), false),
+        (NoFleetLock, read(0, 50), false),
+    ];
+    for (run, report, want) in rows {
+        let mut o = match run {
+            Routine | SlotHeld | NoFleetLock => {
+                observed(Mode::Run, T::Newer, false, S::InWindow, false, false)
+            }
+            Unhealthy => observed(Mode::Run, T::Newer, false, S::Future, true, true),
+            Critical => observed(Mode::Run, T::Newer, true, S::Future, false, false),
+            Forced => observed(Mode::Force, T::Newer, false, S::Future, false, false),
+        };
+        if let SlotHeld = run {
+            o.unfinished = Some(Unfinished::Update {
+                from: PkgVersion::parse("15.4.3").unwrap(),
+                to: "16.0.0".into(),
+                counted: false,
+                slot: true,
+                done: vec!["take-slot".into()],
+            });
+        }
+        o.fleet_lock = !matches!(run, NoFleetLock);
+        o.fleet_report = report.clone();
+        let out = decide(&o);
+        assert_eq!(out.halted.is_some(), want, "{run:?} {report:?}: {out:?}");
+        assert!(
+            out.update.is_some(),
+            "{run:?}: the decision is still the update"
+        );
+        assert_eq!(out.blocked(), want, "{run:?}");
+        if want {
+            assert!(
+                out.halted.unwrap().to_string().contains("1 of 20"),
+                "{:?}",
+                out.halted
+            );
+        }
+    }
+}

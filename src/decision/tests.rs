@@ -84,6 +84,7 @@ pub(super) fn observed(
         }),
         confirm_interval: 300,
         group: None,
+        fleet_report: None,
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod id;
+pub mod report;
 pub mod retry;
 
 use serde::{Deserialize, Serialize};
@@ -171,6 +172,34 @@ pub fn settings(config: &Config) -> Result<Option<Settings>, AppError> {
         group,
         id: config.fleet_lock_id.clone(),
     }))
+}
+
+/// The fleet's record (`fleet-report`) and the halt rule, `None` when
+/// `fleet-report` is not set (or `fleet-lock` is not: logged).
+pub fn report_settings(
+    config: &Config,
+) -> Result<Option<(reqwest::Url, report::HaltRule)>, AppError> {
+    let Some(raw) = &config.fleet_report else {
+        return Ok(None);
+    };
+    let base = parse_url(raw, config.insecure).map_err(|message| AppError::Config {
+        file: config.dir.join("fleet-report"),
+        message,
+    })?;
+    if config.fleet_lock.is_none() {
+        tracing::warn!(
+            "fleet-report is set but fleet-lock is not: no rollout control, nothing recorded"
+        );
+        return Ok(None);
+    }
+    let d = report::HaltRule::default();
+    Ok(Some((
+        base,
+        report::HaltRule {
+            rate: config.fleet_halt_rate.unwrap_or(d.rate),
+            min_sample: config.fleet_halt_min_sample.unwrap_or(d.min_sample),
+        },
+    )))
 }
 
 /// This host's id: `fleet-lock-id`, else derived from the machine id file

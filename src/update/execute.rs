@@ -72,6 +72,16 @@ pub struct Done {
     /// An update made while the agent was unhealthy did not cure it (it was
     /// rolled back).
     pub uncured: bool,
+    /// A completed update under a slot, for the fleet's record
+    /// (`fleet-report`): ok (verified healthy) or a failure of the release
+    /// (rolled back on a host healthy before it).
+    pub report: Option<Completed>,
+    /// The fleet's record as this run saw it (read, then written).
+    pub rollout: Option<crate::state::Rollout>,
+    /// This run's update was halted on the failure rate.
+    pub halted: bool,
+    /// Writes to the fleet's record by result word.
+    pub report_writes: std::collections::BTreeMap<String, u64>,
     /// Requests to the lock server, by operation and result word.
     pub lock_requests: crate::state::LockRequests,
     /// The lower target to record (`Some(None)`: none; `None`: the run
@@ -79,6 +89,14 @@ pub struct Done {
     pub lower_target: Option<Option<crate::decision::LowerSeen>>,
     /// The version server's answers disagreed (counted).
     pub disagreement: Option<String>,
+}
+
+/// One completed update of `to` in `group`, for the fleet's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    pub group: String,
+    pub to: String,
+    pub ok: bool,
 }
 
 /// Why a step failed.
@@ -488,6 +506,11 @@ impl Ctx<'_> {
                 slot
             {
                 tracing::warn!(group = %group, id = %id, "keeping the FleetLock slot: {new} was rolled back here, so the rollout halts once every slot is kept (free the slot on the lock server once the release is fixed)");
+                done.report = Some(Completed {
+                    group: group.clone(),
+                    to: new.clone(),
+                    ok: false,
+                });
                 done.slot_kept = Some(crate::fleetlock::Kept {
                     group: group.clone(),
                     id: id.clone(),
@@ -506,6 +529,12 @@ impl Ctx<'_> {
                     )));
                 }
                 self.close();
+                if rolls_back && j.plan.release_slot_on_rollback && *u == Undo::VerifyRollback {
+                    // Unhealthy before the update and after the rollback
+                    // alike: the host is sick, the release is not to blame;
+                    // its slot is given back all the same.
+                    self.release_after_sick_rollback(&undos, done);
+                }
                 if rolls_back {
                     let msg = format!("{pkg} {new} did not become healthy ({why}); {u}: {e}");
                     tracing::error!("ROLLBACK FAILED: {msg}");
@@ -523,6 +552,23 @@ impl Ctx<'_> {
             )));
         }
         Ok(())
+    }
+}
+
+impl Ctx<'_> {
+    /// The slot-release undos of `undos`, after a rollback whose check
+    /// found the old version unhealthy too, on a host unhealthy before.
+    fn release_after_sick_rollback(&mut self, undos: &[Undo], done: &mut Done) {
+        for u in undos {
+            if let Undo::ReleaseSlot { group, id } = u {
+                self.give_back(
+                    group,
+                    id,
+                    "after the rollback of a host unhealthy before and after",
+                    done,
+                );
+            }
+        }
     }
 }
 

@@ -119,6 +119,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         "checked the agent's health"
     );
     let st = state::load(&state::path(&env.system));
+    let fleet_report = read_fleet_report(config, &server.target, &installed.version)?;
     let observed = Observed {
         mode: ask.mode,
         now,
@@ -143,6 +144,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         unfinished: ask.unfinished,
         lower_seen: st.lower_target,
         confirm_interval: config.unhealthy_interval.as_secs() as i64,
+        fleet_report,
     };
     Ok(Seen {
         observed,
@@ -151,6 +153,41 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         source,
         marker_seen,
     })
+}
+
+/// The fleet's record of the target in this host's group, when
+/// `fleet-report` is set and the target is not installed (a run at the
+/// target asks nothing). An unreachable record is logged: the slot count
+/// alone bounds the rollout then.
+fn read_fleet_report(
+    config: &Config,
+    target: &Target,
+    installed: &backends::PkgVersion,
+) -> Result<Option<crate::fleetlock::report::Seen>, AppError> {
+    use crate::fleetlock::report::{Seen, Store};
+    let (Some((base, rule)), Target::Version(t)) =
+        (crate::fleetlock::report_settings(config)?, target)
+    else {
+        return Ok(None);
+    };
+    if installed.same_upstream(&t.package_version()) {
+        return Ok(None);
+    }
+    let Some(group) = crate::fleetlock::settings(config)?.map(|s| s.group) else {
+        return Ok(None);
+    };
+    let to = t.package_version().to_string();
+    let seen = match Store::new(&base).and_then(|s| s.read(&group, &to)) {
+        Ok((counts, _)) => {
+            tracing::info!(group = %group, target = %to, ok = counts.ok, failed = counts.failed, "read the fleet's record of completed updates");
+            Seen::Read { counts, rule }
+        }
+        Err(e) => {
+            tracing::warn!(group = %group, target = %to, "cannot read the fleet's record of completed updates ({e}): no failure-rate halt in this run, the slot count alone bounds the rollout");
+            Seen::Unreachable(e)
+        }
+    };
+    Ok(Some(seen))
 }
 
 /// What the state file says of this host's FleetLock slot, for the

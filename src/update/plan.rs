@@ -516,8 +516,8 @@ pub fn build(
     if o.hands_off {
         return None;
     }
-    match (&o.update, &o.refused, trusted) {
-        (Some(u), None, Some(t)) => {
+    match (&o.update, o.blocked(), trusted) {
+        (Some(u), false, Some(t)) => {
             let mut plan = match &u.rollback_of {
                 Some(failed) => Plan::rollback(u.from.as_str(), &u.to, failed, f, t),
                 None => Plan::update(u.from.as_str(), &u.to, f, t),

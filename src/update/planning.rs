@@ -59,15 +59,18 @@ pub fn plan(
 ) -> Result<Planned, AppError> {
     let mut p = Planned {
         plan: None,
-        refusal: o.refused.clone().map(AppError::Refused),
+        refusal: o.refused.clone().map(AppError::Refused).or_else(|| {
+            o.halted
+                .map(|h| AppError::Halted(format!("{h}; nothing was changed")))
+        }),
         source: None,
         check: None,
         trust: None,
         channel: None,
     };
-    let wanted = match (&o.update, &o.refused) {
-        (Some(_), None) => true,
-        (Some(_), Some(_)) => !o.fallback.is_empty(),
+    let wanted = match (&o.update, o.blocked()) {
+        (Some(_), false) => true,
+        (Some(_), true) => !o.fallback.is_empty(),
         (None, _) => !o.repairs.is_empty(),
     };
     if o.hands_off || !wanted {
@@ -83,7 +86,7 @@ pub fn plan(
         finish_interrupted_move(seen.backend.as_ref(), source, dry_run, out)?
     };
     let before = seen.observed.agent;
-    let update = o.update.as_ref().filter(|_| o.refused.is_none());
+    let update = o.update.as_ref().filter(|_| !o.blocked());
     if update.is_some() {
         p.check = health_check(env, config, before);
     }

@@ -31,6 +31,7 @@ pub fn finish(
     };
     rec.result = match &result {
         Err(AppError::NoSlot(_)) => state::RunResult::NoSlot,
+        Err(AppError::Halted(_)) => state::RunResult::RolloutHalted,
         Err(AppError::NotOffered(_)) => state::RunResult::WaitingForMirror,
         Err(AppError::NoSpace(_)) => state::RunResult::NoSpace,
         _ => exit.into(),
@@ -45,9 +46,52 @@ pub fn finish(
     rec.repairs = done.repaired.clone();
     rec.abandoned = done.abandoned.clone();
     if !dry_run {
+        let mut done = done;
+        add_to_fleet_report(env, &mut done, rec.time);
         record(env, rec, exit, &done);
     }
     exit
+}
+
+/// The record step of `fleet-report`: this run's completed update under a
+/// slot is added to the fleet's record (compare-and-swap, bounded). A
+/// failure is logged and counted; the fleet's halt then misses one update.
+fn add_to_fleet_report(env: &Env, done: &mut Done, now: i64) {
+    let Some(v) = done.report.clone() else {
+        return;
+    };
+    let settings = Config::load(&env.config_dir)
+        .ok()
+        .and_then(|c| crate::fleetlock::report_settings(&c).ok().flatten());
+    let Some((base, rule)) = settings else {
+        return;
+    };
+    let r = crate::fleetlock::report::Store::new(&base).and_then(|s| s.add(&v.group, &v.to, v.ok));
+    let word = match (&r, v.ok) {
+        (Err(_), _) => "error",
+        (Ok(_), true) => "ok",
+        (Ok(_), false) => "failed",
+    };
+    let mut seen = state::Rollout {
+        time: now,
+        group: v.group.clone(),
+        target: v.to.clone(),
+        halt_rate: rule.rate_text(),
+        min_sample: rule.min_sample,
+        ..Default::default()
+    };
+    match r {
+        Ok(c) => {
+            tracing::info!(group = %v.group, target = %v.to, ok = c.ok, failed = c.failed, "added this update ({word}) to the fleet's record");
+            (seen.ok, seen.failed) = (c.ok, c.failed);
+        }
+        Err(e) => {
+            tracing::warn!(group = %v.group, target = %v.to, "cannot add this update ({}) to the fleet's record: {e}", if v.ok { "ok" } else { "failed" });
+            seen.error = Some(e);
+        }
+    }
+    done.rollout = Some(seen);
+    *done.report_writes.entry(word.to_string()).or_default() += 1;
 }
 
 /// What the decision leaves behind, whatever is planned: the unhealthy
@@ -79,6 +123,8 @@ pub fn after_decision(
         tracing::warn!("{d}: a load balancer in front of proxies of different versions (a rolling proxy upgrade)? a lower target is installed only when two checks unhealthy-interval apart advertise it");
     }
     done.lower_target = Some(o.lower_after.clone());
+    done.halted = o.halted.is_some();
+    done.rollout = rollout_seen(config, seen, o);
     done.disagreement = o.disagreement.clone();
     if o.decision == Decision::UpToDate && o.repairs.is_empty() {
         release_kept_slot(env, config, rec.unhealthy.is_some(), done);
@@ -86,6 +132,31 @@ pub fn after_decision(
     if o.release_at_start {
         release_at_start(env, config, done);
     }
+}
+
+/// The fleet's record as the decision saw it, for the state file.
+fn rollout_seen(config: &Config, seen: &Seen, o: &Outcome) -> Option<state::Rollout> {
+    use crate::fleetlock::report::Seen as R;
+    let r = seen.observed.fleet_report.as_ref()?;
+    let group = crate::fleetlock::settings(config).ok().flatten()?.group;
+    let crate::target::Target::Version(t) = &seen.observed.target else {
+        return None;
+    };
+    let rule = crate::fleetlock::report_settings(config).ok().flatten()?.1;
+    let mut v = state::Rollout {
+        time: seen.observed.now,
+        group,
+        target: t.package_version().to_string(),
+        halt_rate: rule.rate_text(),
+        min_sample: rule.min_sample,
+        halted: o.halted.is_some(),
+        ..Default::default()
+    };
+    match r {
+        R::Read { counts, .. } => (v.ok, v.failed) = (counts.ok, counts.failed),
+        R::Unreachable(e) => v.error = Some(e.clone()),
+    }
+    Some(v)
 }
 
 /// The FleetLock protocol's start-up release ([`Outcome::release_at_start`]):
@@ -197,6 +268,13 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
             time: rec.time,
             what: what.clone(),
         });
+    }
+    if let Some(r) = &done.rollout {
+        st.fleet_rollout = Some(r.clone());
+    }
+    st.rollout_halts_total += u64::from(done.halted);
+    for (w, n) in &done.report_writes {
+        *st.fleet_report_writes.entry(w.clone()).or_default() += n;
     }
     if let Some(k) = &done.slot_kept {
         st.fleet_lock = Some(k.clone());

@@ -67,6 +67,12 @@ pub fn decision(
     if let Some(r) = &o.refused {
         tracing::warn!(cluster_guard = guard_mode, "{r}");
     }
+    if let Some(h) = &o.halted {
+        tracing::warn!("rollout halted: {h}");
+        if dry_run {
+            let _ = writeln!(out, "rollout halted: {h}");
+        }
+    }
     if o.hands_off && (o.update.is_some() || !o.repairs.is_empty()) {
         tracing::info!("installer is nop: not changing {}", installed.name);
     }

@@ -87,6 +87,13 @@ impl Ctx<'_> {
                 }
             }
             Step::ReleaseSlot { group, id } => {
+                if let super::plan::Goal::Update { to, .. } = &self.goal {
+                    done.report = Some(super::execute::Completed {
+                        group: group.clone(),
+                        to: to.clone(),
+                        ok: true,
+                    });
+                }
                 self.give_back(group, id, "after the healthy update", done);
             }
             Step::KeepChannel => self.keep_channel()?,
