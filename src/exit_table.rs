@@ -93,8 +93,9 @@ pub const EXITS: &[ExitRow] = &[
         exit: Exit::RolledBack,
         word: "rolled-back",
         meaning: "updated, but the agent did not become healthy: rolled back to the \
-                  previous version (that target is not retried until it changes or \
-                  is critical)",
+                  previous version (that target is not retried until it changes; a \
+                  critical update tries it once more unless the failed attempt was \
+                  critical)",
         todo: "find why the new version was unhealthy (journalctl -u teleport); \
                publish a fixed version, or run teleport-upgrade force to retry",
     },

@@ -317,6 +317,11 @@ pub struct FailedTarget {
     /// Unix seconds.
     pub time: i64,
     pub why: String,
+    /// The attempt that failed was a critical update: a critical target
+    /// is then not tried again either (it would restart a host the update
+    /// does not help every run, outside any window).
+    #[serde(default)]
+    pub critical: bool,
 }
 
 pub fn path(system: &System) -> PathBuf {
@@ -708,6 +713,7 @@ mod tests {
                 version: version.into(),
                 time: 9,
                 why: "restart loop".into(),
+                critical: false,
             }),
             ..Default::default()
         }

@@ -55,6 +55,9 @@ pub struct Observed {
     /// The target that failed its health check on this host and was
     /// rolled back (recorded in the state file).
     pub failed_target: Option<String>,
+    /// That target failed on a critical attempt: critical does not try it
+    /// again (only a new target or `force` does).
+    pub failed_critical: bool,
     /// Managed Updates v2's configuration file, when v2 manages the agent.
     pub v2: Option<String>,
     /// The agent package as the package manager has it.
@@ -634,13 +637,13 @@ fn decide_target(o: &Observed) -> Outcome {
     if o.mode == Mode::Force {
         return update(UpdateReason::Forced);
     }
-    if o.critical && o.group.is_none() {
-        return update(UpdateReason::Critical);
-    }
     let failed_before = o
         .failed_target
         .as_deref()
         .is_some_and(|f| f == target.to_string());
+    if o.critical && o.group.is_none() && !(failed_before && o.failed_critical) {
+        return update(UpdateReason::Critical);
+    }
     if failed_before {
         return done(Decision::Wait {
             reason: WaitReason::FailedBefore,

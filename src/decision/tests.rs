@@ -67,6 +67,7 @@ pub(super) fn observed(
         marker_present: marker,
         installed: PkgVersion::parse("15.4.3").unwrap(),
         failed_target: None,
+        failed_critical: false,
         v2: None,
         package: PackageState::default(),
         window_margin: 300,
@@ -89,25 +90,30 @@ pub(super) fn observed(
 }
 
 /// A target that was rolled back here waits, whatever the window or
-/// health say, unless critical or forced.
+/// health say, unless critical (once: not when the attempt that failed was
+/// critical itself) or forced.
 #[test]
 fn a_target_that_failed_here_is_not_retried_unless_critical_or_forced() {
     for s in [S::InWindow, S::Future, S::Past, S::Missing] {
         for svc in [false, true] {
             for marker in [false, true] {
-                for (mode, crit, want_update) in [
-                    (Mode::Run, false, false),
-                    (Mode::Run, true, true),
-                    (Mode::Force, false, true),
+                for (mode, crit, failed_critical, want_update) in [
+                    (Mode::Run, false, false, false),
+                    (Mode::Run, true, false, true),
+                    (Mode::Run, true, true, false),
+                    (Mode::Run, false, true, false),
+                    (Mode::Force, false, false, true),
+                    (Mode::Force, true, true, true),
                 ] {
                     let mut o = observed(mode, T::Newer, crit, s, svc, marker);
                     o.failed_target = Some("16.0.0".into());
+                    o.failed_critical = failed_critical;
                     let out = decide(&o);
                     assert_eq!(
                         out.decision.is_update(),
                         want_update,
                         "{:?}",
-                        (s, svc, marker, mode, crit)
+                        (s, svc, marker, mode, crit, failed_critical)
                     );
                     if !want_update {
                         assert_eq!(

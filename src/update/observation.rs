@@ -130,6 +130,7 @@ pub fn observe(env: &Env, config: &Config, ask: Ask) -> Result<Seen, AppError> {
         service_unhealthy: service.unhealthy(),
         marker_present,
         installed: installed.version.clone(),
+        failed_critical: st.failed_target.as_ref().is_some_and(|f| f.critical),
         failed_target: st.failed_target.map(|f| f.version),
         v2: ask.v2,
         package,

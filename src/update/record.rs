@@ -243,6 +243,7 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
                 version,
                 time: rec.time,
                 why: rec.failed_health.clone().unwrap_or_default(),
+                critical: rec.critical == Some(true),
             });
         }
         _ => {}

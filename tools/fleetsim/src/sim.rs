@@ -245,6 +245,7 @@ impl Sim<'_> {
                 v.old.clone()
             },
             failed_target: host.failed.then(|| v.new_word.clone()),
+            failed_critical: host.failed && p.critical,
             v2: None,
             package: PackageState {
                 held: Some(true),
