@@ -138,6 +138,7 @@ pub fn select_backend(
     let opts = Options {
         lock_wait: config.lock_wait,
         source_file: config.source_file.clone(),
+        hold_record: Some(crate::state::dir(&env.system).join("versionlock-own.list")),
         ..Options::default()
     };
     let build = |k| {

@@ -50,7 +50,16 @@ pub enum Step {
     /// Reinstall the installed `version` (its executables are damaged).
     Reinstall { version: String },
     /// Hold (apt), versionlock/exclude (dnf), lock (zypper) the agent.
+    /// A hold that names one version (dnf's versionlock) adds the new
+    /// version's lock here and keeps the old one: the old goes in
+    /// [`Step::DropOldHolds`], so a run killed between the two finishes
+    /// the swap when it resumes (and a no-op run that finds both judges
+    /// the agent not held, and converges).
     Hold,
+    /// Delete the updater's own holds of other versions than the installed
+    /// one (dnf's versionlock lines it wrote; nothing else): the second
+    /// half of a hold swap. Planned only where the hold names a version.
+    DropOldHolds,
     /// Restart the agent as it was before (`try-restart`, or `start` when
     /// it had failed).
     Restart,
@@ -99,6 +108,7 @@ impl Step {
             Step::Install { .. } => "install",
             Step::Reinstall { .. } => "reinstall",
             Step::Hold => "hold",
+            Step::DropOldHolds => "drop-old-holds",
             Step::Restart => "restart",
             Step::Reload => "reload",
             Step::Verify => "verify",
@@ -118,6 +128,7 @@ impl Step {
                 | Step::Install { .. }
                 | Step::Reinstall { .. }
                 | Step::Hold
+                | Step::DropOldHolds
         )
     }
 
@@ -190,6 +201,9 @@ impl fmt::Display for Step {
             ),
             Step::Reinstall { version } => write!(f, "reinstall {version}"),
             Step::Hold => f.write_str("hold the agent package"),
+            Step::DropOldHolds => {
+                f.write_str("delete the updater's own holds of other versions")
+            }
             Step::Restart => f.write_str("restart the agent"),
             Step::Reload => f.write_str(
                 "reload the agent (graceful restart: open sessions kept; try-restart if it cannot reload)",
@@ -229,6 +243,9 @@ pub struct Facts {
     pub verify: bool,
     /// The channel can move to the target's major (`stable/vN` channels).
     pub channel_to: Option<u64>,
+    /// The hold names a version (dnf's versionlock): moving it is a swap,
+    /// [`Step::Hold`] then [`Step::DropOldHolds`].
+    pub swaps_holds: bool,
 }
 
 /// What a plan is for.
@@ -276,6 +293,9 @@ impl Plan {
             },
             Step::Hold,
         ];
+        if f.swaps_holds {
+            steps.push(Step::DropOldHolds);
+        }
         if f.restart {
             steps.push(Step::Restart);
         }
@@ -375,6 +395,9 @@ impl Plan {
         // Also after a reinstall or a finished transaction: both may leave
         // the package unheld.
         steps.push(Step::Hold);
+        if f.swaps_holds {
+            steps.push(Step::DropOldHolds);
+        }
         if r.damaged.is_some() && f.restart {
             steps.push(Step::Restart);
         }

@@ -30,11 +30,13 @@ const ALL: Facts = Facts {
     restart: true,
     verify: true,
     channel_to: Some(16),
+    swaps_holds: false,
 };
 const PLAIN: Facts = Facts {
     restart: false,
     verify: false,
     channel_to: None,
+    swaps_holds: false,
 };
 
 /// Plan order and undo order for each kind of decision: (what, plan,

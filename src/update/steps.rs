@@ -36,6 +36,9 @@ impl Ctx<'_> {
             Step::Install { to, channel_to, .. } => self.install(to, *channel_to, done)?,
             Step::Reinstall { version } => self.reinstall(version, done)?,
             Step::Hold => self.hold(done)?,
+            Step::DropOldHolds => b
+                .drop_old_holds(&self.source, &self.pkg)
+                .map_err(Self::backend_err)?,
             Step::Restart => {
                 defer_if_unknown(self.before)?;
                 let r = if matches!(self.goal, Goal::Rollback { .. }) {

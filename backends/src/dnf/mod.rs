@@ -57,6 +57,7 @@ mod discovery;
 mod effective;
 mod exec;
 mod hold;
+pub mod locklist;
 
 pub use hold::{Evr, LockEntry};
 
@@ -86,9 +87,6 @@ pub struct Dnf {
     kind: BackendKind,
     program: String,
     hold_method: OnceLock<HoldMethod>,
-    /// The probe's `versionlock list` output, used once by the first
-    /// look at the lock list (saves a dnf start on a no-op run).
-    probed_list: Mutex<Option<String>>,
     /// A private `HOME` whose `.rpmmacros` names the root's database,
     /// when it is not where the host's rpm keeps its own (see [`Dnf::home`]).
     home: OnceLock<Option<tempfile::TempDir>>,
@@ -123,7 +121,6 @@ impl Dnf {
             kind,
             program: program.to_string(),
             hold_method: OnceLock::new(),
-            probed_list: Mutex::new(None),
             home: OnceLock::new(),
             view: Mutex::new(None),
         })
@@ -139,22 +136,25 @@ impl Dnf {
         &self.program
     }
 
-    /// Versionlock when the plugin answers on the host; in an alternate
-    /// root the plugin would read its lock list from the host, so the
-    /// exclude method is used there.
+    /// Versionlock when the plugin answers and its lock list is this
+    /// system's: on the host, or, in an alternate root, when the root's
+    /// configuration names a lock list inside the root (the plugin opens
+    /// `locklist=` as given, not under the root: a root's default list
+    /// would be the host's). Otherwise the exclude method.
     pub fn hold_method(&self) -> HoldMethod {
         *self.hold_method.get_or_init(|| {
-            if !self.system.is_host() {
-                return HoldMethod::Exclude;
+            if let Some(root) = self.system.root() {
+                if !self.locklist_file().is_some_and(|f| f.starts_with(root)) {
+                    return HoldMethod::Exclude;
+                }
             }
             let cl = self
                 .cmd()
-                .args(["-q", "-C", "--disablerepo=*", "versionlock", "list"]);
+                .args(["-q", "-C"])
+                .args(self.root_args(None))
+                .args(["--disablerepo=*", "versionlock", "list"]);
             match self.runner.run(&cl) {
-                Ok(f) if f.success() => {
-                    *self.probed_list.lock().unwrap_or_else(|e| e.into_inner()) = Some(f.stdout);
-                    HoldMethod::Versionlock
-                }
+                Ok(f) if f.success() => HoldMethod::Versionlock,
                 _ => HoldMethod::Exclude,
             }
         })
@@ -562,7 +562,7 @@ impl Backend for Dnf {
 
     fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
         match self.hold_method() {
-            HoldMethod::Versionlock => match self.versionlock_hold(source, pkg) {
+            HoldMethod::Versionlock => match self.versionlock_hold(pkg) {
                 Ok(()) => Ok(()),
                 // Never unheld: the v1 way instead.
                 Err(e) => {
@@ -579,12 +579,28 @@ impl Backend for Dnf {
 
     fn unhold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
         if self.hold_method() == HoldMethod::Versionlock {
-            let raws: Vec<String> = self.locks_of(pkg)?.into_iter().map(|e| e.raw).collect();
-            if !raws.is_empty() {
-                self.run_classified(&self.versionlock_cmd("delete", &raws), None)?;
-            }
+            // The updater's own lines only: an operator's stay.
+            let list = self.lock_lines()?;
+            let own: Vec<String> = self
+                .own_lines(&list, pkg)
+                .into_iter()
+                .map(|l| l.text)
+                .collect();
+            self.drop_lines(&own)?;
+            self.record_own(&[])?;
         }
         self.edit_repo_exclude(source, pkg, false)
+    }
+
+    fn swaps_holds(&self) -> bool {
+        self.hold_method() == HoldMethod::Versionlock
+    }
+
+    fn drop_old_holds(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        if self.hold_method() != HoldMethod::Versionlock {
+            return Ok(());
+        }
+        self.drop_old_locks(source, pkg)
     }
 
     fn is_held(&self, source: &Source, pkg: &PkgName) -> Result<bool> {
