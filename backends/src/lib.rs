@@ -383,6 +383,19 @@ pub struct Options {
     /// record; the plugin-written exact locks of the package count as its
     /// own.
     pub hold_record: Option<PathBuf>,
+    /// What marks the agent's repository in a configuration with no
+    /// `source_file` (the caller's product names; none by default).
+    pub hints: RepoHints,
+}
+
+/// How the agent's repository is recognised from configuration alone
+/// (never from a cache): a URL on one of `release_hosts` (or a subdomain),
+/// else one of `words` in its id or file name. Given by the caller: the
+/// backends know no product's names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoHints {
+    pub release_hosts: Vec<String>,
+    pub words: Vec<String>,
 }
 
 impl Default for Options {
@@ -392,6 +405,7 @@ impl Default for Options {
             command_timeout: Duration::from_secs(900),
             source_file: None,
             hold_record: None,
+            hints: RepoHints::default(),
         }
     }
 }

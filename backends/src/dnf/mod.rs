@@ -448,27 +448,19 @@ impl Backend for Dnf {
 
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
         let chosen = if let Some(file) = &self.opts.source_file {
-            rpmdb::configured_section(&self.system, file, pkg)?
+            rpmdb::configured_section(&self.system, file, pkg, &self.opts.hints)?
         } else {
             let secs = self.effective_sections(None);
-            // The cache is asked only when no definition points at
-            // Teleport's release host.
-            let offered = if secs
-                .iter()
-                .any(|s| s.urls().iter().any(|u| rpmdb::on_release_host(u)))
-            {
-                Vec::new()
-            } else {
-                self.cached_offers(pkg)
-            };
-            match rpmdb::choose_section(&secs, &offered) {
+            match rpmdb::choose_section(&secs, &self.opts.hints) {
                 Ok(Some(s)) => s.clone(),
                 Ok(None) => return Err(Error::SourceNotFound {
                     package: pkg.to_string(),
                     detail: format!(
-                        "none of the {} repositories under {} points at Teleport's release host, is named after Teleport or offers it in dnf's cache; name the file in the `source-file` setting",
+                        "none of the {} repositories under {} points at the release host ({}) or is named after it ({}; the cache is never consulted); name the file in the `source-file` setting",
                         secs.len(),
-                        self.repo_dirs().iter().map(|d| self.system.display_path(d)).collect::<Vec<_>>().join(", ")
+                        self.repo_dirs().iter().map(|d| self.system.display_path(d)).collect::<Vec<_>>().join(", "),
+                        self.opts.hints.release_hosts.join(", "),
+                        self.opts.hints.words.join(", ")
                     ),
                 }),
                 Err(several) => return Err(rpmdb::ambiguous(&self.system, pkg, &several)),

@@ -233,25 +233,19 @@ impl Backend for Zypper {
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
         let dir = self.repos_dir();
         let chosen = if let Some(file) = &self.opts.source_file {
-            rpmdb::configured_section(&self.system, file, pkg)?
+            rpmdb::configured_section(&self.system, file, pkg, &self.opts.hints)?
         } else {
             let secs = rpmdb::repo_sections(std::slice::from_ref(&dir));
-            let offered = if secs
-                .iter()
-                .any(|s| s.urls().iter().any(|u| rpmdb::on_release_host(u)))
-            {
-                Vec::new()
-            } else {
-                self.cached_offers(pkg, &secs)
-            };
-            match rpmdb::choose_section(&secs, &offered) {
+            match rpmdb::choose_section(&secs, &self.opts.hints) {
                 Ok(Some(s)) => s.clone(),
                 Ok(None) => return Err(Error::SourceNotFound {
                     package: pkg.to_string(),
                     detail: format!(
-                        "none of the {} repositories under {} points at Teleport's release host, is named after Teleport or offers it in zypper's cache; name the file in the `source-file` setting",
+                        "none of the {} repositories under {} points at the release host ({}) or is named after it ({}; the cache is never consulted); name the file in the `source-file` setting",
                         secs.len(),
-                        self.system.display_path(&dir)
+                        self.system.display_path(&dir),
+                        self.opts.hints.release_hosts.join(", "),
+                        self.opts.hints.words.join(", ")
                     ),
                 }),
                 Err(several) => return Err(rpmdb::ambiguous(&self.system, pkg, &several)),
