@@ -212,8 +212,17 @@ impl Zypper {
         PathBuf::from(self.system.display_path(p))
     }
 
+    /// The [`Source`] of `sec`, its key files as zypper expands them.
     fn source_from(&self, sec: &IniSection) -> Source {
-        rpmdb::source_from(&self.system, sec)
+        let mut s = rpmdb::source_from(&self.system, sec);
+        if sec.gpgkeys().iter().any(|k| k.contains('$')) {
+            s.keyrings = self
+                .resolved_gpgkeys(&s, sec)
+                .iter()
+                .filter_map(|u| rpmdb::file_url_path(u).map(|p| self.system.path(p)))
+                .collect();
+        }
+        s
     }
 }
 
