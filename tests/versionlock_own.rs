@@ -262,6 +262,23 @@ fn a_kill_between_the_lock_edits_converges() {
     assert!(l.contains("teleport-ent-0:15.4.3-1.*"), "{l}");
     let st = testkit::world::status_json(w.root.path());
     assert_eq!(st["held"], true, "{st}");
+    // The line is recorded as the updater's own: the next move (to
+    // 16.0.0) moves it again.
+    assert_eq!(
+        w.root
+            .read("/var/lib/teleport-upgrade/versionlock-own.list"),
+        "teleport-ent-0:15.4.3-1.*\n"
+    );
+    w.set_target("16.0.0");
+    let r = w.run(&["run"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert_eq!(w.installed().as_deref(), Some("16.0.0"));
+    let entries: Vec<String> = list(&w)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(entries, ["teleport-ent-0:16.0.0-1.*"], "{}", list(&w));
 }
 
 /// The same state reached without the fail point (two own locks, the

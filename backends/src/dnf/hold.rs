@@ -59,8 +59,9 @@ impl super::Dnf {
             .iter()
             .any(|l| locklist::admits_only(&l.text, pkg.as_str(), &evr))
         {
+            // Recorded as the plugin writes it (`NAME-E:V-R.*`).
             let mut rec: Vec<String> = own.iter().map(|l| l.text.clone()).collect();
-            rec.push(spec.clone());
+            rec.push(format!("{spec}.*"));
             self.record_own(&rec)?;
             self.run_classified(&self.versionlock_cmd("add", &[&spec]), None)?;
         }

@@ -82,12 +82,8 @@ pub fn admits(p: &str, pkg: &str, evr: &Evr) -> bool {
 /// Whether lock pattern `p` admits exactly `evr` and nothing else: an
 /// exact entry (no glob in its version or release) of that version.
 pub fn admits_only(p: &str, pkg: &str, evr: &Evr) -> bool {
-    LockEntry::parse(p).is_some_and(|e| {
-        !e.exclude && e.name == pkg && e.locks(evr) && !p.contains(['*', '?', '[']) || {
-            // The plugin's own form: `NAME-E:V-R.*` (any arch).
-            e.name == pkg && e.epoch.is_some() && e.arch.as_deref() == Some("*") && e.locks(evr)
-        }
-    })
+    // `parse` takes no glob in the version or the release.
+    LockEntry::parse(p).is_some_and(|e| !e.exclude && e.name == pkg && e.locks(evr))
 }
 
 /// Whether `line` has the form the plugin writes for `pkg`
