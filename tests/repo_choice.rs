@@ -66,7 +66,14 @@ fn cache_all(w: &RpmWorld, id: &str) {
                 id,
                 "teleport-ent",
             ]);
-            (if listed.contains("teleport-ent") { code } else { -1 }, listed)
+            (
+                if listed.contains("teleport-ent") {
+                    code
+                } else {
+                    -1
+                },
+                listed,
+            )
         }
     };
     assert_eq!(out, 0, "the cache does not offer it from {id}: {listed}");
