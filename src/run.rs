@@ -125,6 +125,16 @@ pub fn repository_file(
     )))
 }
 
+/// How Teleport's repository is recognised without `source-file`, from
+/// configuration alone: a URL on Teleport's release host, else `teleport`
+/// in its id or file name (the backends know no product's names).
+pub fn repo_hints() -> backends::RepoHints {
+    backends::RepoHints {
+        release_hosts: vec!["releases.teleport.dev".into()],
+        words: vec!["teleport".into()],
+    }
+}
+
 /// The backend named by `installer`, or detected; `None` for `nop` when no
 /// package manager can be found for read-only queries.
 pub fn select_backend(
@@ -145,6 +155,8 @@ pub fn select_backend(
     let opts = Options {
         lock_wait: config.lock_wait,
         source_file: config.source_file.clone(),
+        hold_record: Some(crate::state::dir(&env.system).join("versionlock-own.list")),
+        hints: repo_hints(),
         ..Options::default()
     };
     let build = |k| {

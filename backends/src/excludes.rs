@@ -102,12 +102,15 @@ pub fn forbidding<'a>(
 }
 
 /// The versionlock list's `!` entries as exclude lines (`file`: the list).
-pub fn versionlock_excludes(list: &[String], file: PathBuf) -> Vec<ExcludeLine> {
+pub fn versionlock_excludes(
+    list: &[crate::dnf::locklist::ListLine],
+    file: PathBuf,
+) -> Vec<ExcludeLine> {
     list.iter()
-        .filter_map(|l| l.trim().strip_prefix('!'))
-        .map(|p| ExcludeLine {
+        .filter_map(|l| l.text.strip_prefix('!').map(|p| (l.line, p)))
+        .map(|(line, p)| ExcludeLine {
             file: file.clone(),
-            line: 0,
+            line,
             section: "versionlock".into(),
             pattern: p.trim().to_string(),
         })
@@ -165,13 +168,11 @@ mod tests {
     #[test]
     fn versionlock_bang_entries_are_excludes() {
         let l = versionlock_excludes(
-            &[
-                "teleport-ent-0:15.4.2-1.*".into(),
-                "!teleport-ent-16*".into(),
-            ],
+            &crate::dnf::locklist::entries("teleport-ent-0:15.4.2-1.*\n!teleport-ent-16*\n"),
             PathBuf::from("/etc/dnf/plugins/versionlock.list"),
         );
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].pattern, "teleport-ent-16*");
+        assert_eq!(l[0].line, 2);
     }
 }

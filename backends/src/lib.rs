@@ -233,6 +233,22 @@ pub trait Backend: Send + Sync {
     /// Keep routine upgrades from moving `pkg`.
     fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()>;
 
+    /// Whether a hold names one version (dnf's versionlock): then moving
+    /// it is a swap, [`Backend::hold`] adding the installed version's hold
+    /// and [`Backend::drop_old_holds`] deleting the old one, two steps so
+    /// that a run killed between them finishes the swap.
+    fn swaps_holds(&self) -> bool {
+        false
+    }
+
+    /// Delete the holds this updater made of versions other than the
+    /// installed one (never an operator's), once the installed version's
+    /// hold is in place; nothing otherwise.
+    fn drop_old_holds(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        let _ = (source, pkg);
+        Ok(())
+    }
+
     /// Undo [`Backend::hold`].
     fn unhold(&self, source: &Source, pkg: &PkgName) -> Result<()>;
 
@@ -263,6 +279,7 @@ pub trait Backend: Send + Sync {
             return Err(e);
         }
         self.hold(source, pkg)?;
+        self.drop_old_holds(source, pkg)?;
         let now = self.installed(pkg)?.ok_or_else(|| Error::NotInstalled {
             package: pkg.to_string(),
         })?;
@@ -419,6 +436,24 @@ pub struct Options {
     /// The repository definition to use instead of finding it (a path as
     /// the target system sees it).
     pub source_file: Option<PathBuf>,
+    /// Where the backend records the lock-list lines it wrote itself (dnf's
+    /// versionlock): only those are ever moved or deleted. `None`: no
+    /// record; the plugin-written exact locks of the package count as its
+    /// own.
+    pub hold_record: Option<PathBuf>,
+    /// What marks the agent's repository in a configuration with no
+    /// `source_file` (the caller's product names; none by default).
+    pub hints: RepoHints,
+}
+
+/// How the agent's repository is recognised from configuration alone
+/// (never from a cache): a URL on one of `release_hosts` (or a subdomain),
+/// else one of `words` in its id or file name. Given by the caller: the
+/// backends know no product's names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoHints {
+    pub release_hosts: Vec<String>,
+    pub words: Vec<String>,
 }
 
 impl Default for Options {
@@ -427,6 +462,8 @@ impl Default for Options {
             lock_wait: Duration::from_secs(120),
             command_timeout: Duration::from_secs(900),
             source_file: None,
+            hold_record: None,
+            hints: RepoHints::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ fn options() -> Options {
         lock_wait: Duration::from_secs(5),
         command_timeout: Duration::from_secs(60),
         source_file: None,
+        ..Options::default()
     }
 }
 

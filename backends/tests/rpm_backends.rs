@@ -186,6 +186,11 @@ impl Env {
             lock_wait: Duration::from_secs(2),
             command_timeout: Duration::from_secs(60),
             source_file: None,
+            hold_record: None,
+            hints: backends::RepoHints {
+                release_hosts: vec!["releases.teleport.dev".into()],
+                words: vec!["teleport".into()],
+            },
         }
     }
 
@@ -555,13 +560,12 @@ both!(the_repository_is_found_by_definition_not_by_name, |pm| {
         RpmRepo::repo_file("vendor-main", &fixture().url("good"), &good_settings()),
     );
     let b = env.backend();
-    // Only the package manager's cache is consulted (dnf -C; zypper is
-    // asked about cached repositories only, since `--no-refresh search`
-    // would fetch an uncached one before its definition is audited):
-    // nothing is known yet.
+    // The choice reads configuration only: a repository under a neutral
+    // name is not found, before and after the package manager's cache
+    // knows it offers the package (the same answer either way).
     let err = b.locate_source(&pkg()).unwrap_err();
     assert!(matches!(err, Error::SourceNotFound { .. }), "{err:?}");
-    // Named by configuration...
+    // Named by configuration, it is used.
     let mut opts = env.options();
     opts.source_file = Some(PathBuf::from(&neutral));
     let named = env.backend_with(opts);
@@ -571,10 +575,9 @@ both!(the_repository_is_found_by_definition_not_by_name, |pm| {
         ("vendor-main", env.root.file(&neutral))
     );
     named.refresh(&src).unwrap();
-    // ...and once the package manager knows it, found without help.
-    let found = b.locate_source(&pkg()).unwrap();
-    assert_eq!(found.id, "vendor-main");
-    let now = b.update_to(&found, &pkg(), &v("15.4.3")).unwrap();
+    let again = b.locate_source(&pkg()).unwrap_err();
+    assert_eq!(again.to_string(), err.to_string());
+    let now = named.update_to(&src, &pkg(), &v("15.4.3")).unwrap();
     assert_eq!(now.version.as_str(), "15.4.3-1");
 });
 

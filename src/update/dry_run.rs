@@ -164,6 +164,9 @@ fn commands(v: &View, s: &Step) -> Vec<String> {
             out.insert(0, "(when not held already)".into());
             out
         }
+        Step::DropOldHolds => vec![
+            "(the versionlock lines the updater wrote for other versions, removed from the lock list by exact text; no other line changes)".into(),
+        ],
         Step::Restart => match v.before.restart() {
             Some(how) => show(&health::restart_commands(how, false)),
             None => vec![format!(

@@ -334,8 +334,9 @@ impl Ctx<'_> {
     fn forward(&mut self, mut j: Journal, done: &mut Done) -> Result<(), AppError> {
         while let Some(step) = j.next_step().cloned() {
             let i = j.done;
-            let in_bookkeeping =
-                step == Step::Hold && i > 0 && j.plan.steps[i - 1].is_package_operation();
+            let in_bookkeeping = matches!(step, Step::Hold | Step::DropOldHolds)
+                && i > 0
+                && j.plan.steps[i - 1].is_package_operation();
             if let (Some(sig), false) = (signals::received(), in_bookkeeping) {
                 self.count_if_installed(&mut j, done);
                 return Err(AppError::Interrupted(format!(

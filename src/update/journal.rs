@@ -326,6 +326,7 @@ mod tests {
                 restart: false,
                 verify: true,
                 channel_to: None,
+                swaps_holds: false,
             },
             &crate::run::Trusted::for_tests(),
         );

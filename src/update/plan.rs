@@ -56,12 +56,21 @@ pub enum Step {
     /// Reinstall the installed `version` (its executables are damaged).
     Reinstall { version: String },
     /// Hold (apt), versionlock/exclude (dnf), lock (zypper) the agent.
+    /// A hold that names one version (dnf's versionlock) adds the new
+    /// version's lock here and keeps the old one: the old goes in
+    /// [`Step::DropOldHolds`], so a run killed between the two finishes
+    /// the swap when it resumes (and a no-op run that finds both judges
+    /// the agent not held, and converges).
     Hold,
     /// Check that the package is fully installed (no maintainer script
     /// failed) and that the binaries the host runs are its own: its
     /// `/usr/local/bin` links and the unit's `ExecStart` (see
     /// [`crate::layout`]). A failure is a failed update: rolled back.
     CheckInstall,
+    /// Delete the updater's own holds of other versions than the installed
+    /// one (dnf's versionlock lines it wrote; nothing else): the second
+    /// half of a hold swap. Planned only where the hold names a version.
+    DropOldHolds,
     /// Restart the agent as it was before (`try-restart`, or `start` when
     /// it had failed).
     Restart,
@@ -113,6 +122,7 @@ impl Step {
             Step::Reinstall { .. } => "reinstall",
             Step::Hold => "hold",
             Step::CheckInstall => "check-install",
+            Step::DropOldHolds => "drop-old-holds",
             Step::Restart => "restart",
             Step::Reload => "reload",
             Step::Verify => "verify",
@@ -133,6 +143,7 @@ impl Step {
                 | Step::Install { .. }
                 | Step::Reinstall { .. }
                 | Step::Hold
+                | Step::DropOldHolds
         )
     }
 
@@ -213,6 +224,9 @@ impl fmt::Display for Step {
             Step::CheckInstall => f.write_str(
                 "check that it is fully installed and that the binaries systemd runs are its own",
             ),
+            Step::DropOldHolds => {
+                f.write_str("delete the updater's own holds of other versions")
+            }
             Step::Restart => f.write_str("restart the agent"),
             Step::Reload => f.write_str(
                 "reload the agent (graceful restart: open sessions kept; try-restart if it cannot reload)",
@@ -252,6 +266,9 @@ pub struct Facts {
     pub verify: bool,
     /// The channel can move to the target's major (`stable/vN` channels).
     pub channel_to: Option<u64>,
+    /// The hold names a version (dnf's versionlock): moving it is a swap,
+    /// [`Step::Hold`] then [`Step::DropOldHolds`].
+    pub swaps_holds: bool,
 }
 
 /// What a plan is for.
@@ -301,8 +318,12 @@ impl Plan {
                 channel_to: f.channel_to,
             },
             Step::Hold,
-            Step::CheckInstall,
         ];
+        if f.swaps_holds {
+            // right after the hold: the two halves of the swap together
+            steps.push(Step::DropOldHolds);
+        }
+        steps.push(Step::CheckInstall);
         if f.restart {
             steps.push(Step::Restart);
         }
@@ -406,6 +427,9 @@ impl Plan {
         // Also after a reinstall or a finished transaction: both may leave
         // the package unheld.
         steps.push(Step::Hold);
+        if f.swaps_holds {
+            steps.push(Step::DropOldHolds);
+        }
         if r.damaged.is_some() && f.restart {
             steps.push(Step::Restart);
         }

@@ -30,11 +30,13 @@ const ALL: Facts = Facts {
     restart: true,
     verify: true,
     channel_to: Some(16),
+    swaps_holds: false,
 };
 const PLAIN: Facts = Facts {
     restart: false,
     verify: false,
     channel_to: None,
+    swaps_holds: false,
 };
 
 /// Plan order and undo order for each kind of decision: (what, plan,
@@ -205,11 +207,12 @@ fn repair_plans() {
 fn undo_invariants() {
     for restart in [false, true] {
         for verify in [false, true] {
-            for channel_to in [None, Some(16)] {
+            for (channel_to, swaps_holds) in [(None, false), (Some(16), true)] {
                 let f = Facts {
                     restart,
                     verify,
                     channel_to,
+                    swaps_holds,
                 };
                 let p = Plan::update("15.4.2", "16.0.0", f, &t());
                 let install = p.steps.iter().position(|s| s.name() == "install").unwrap();
@@ -327,4 +330,28 @@ fn slot_given_back_on_rollback_when_the_host_was_unhealthy() {
     );
     assert_eq!(&given[..given.len() - 1], &kept[..]);
     assert_eq!(undo_names(&p.undo_for_failure(take)), vec!["release-slot"]);
+}
+
+/// A hold that names a version is swapped in two steps, the old one
+/// dropped right after the new one is made (a kill between them resumes
+/// at the drop); other holds have no such step.
+#[test]
+fn a_version_hold_is_swapped_in_two_steps() {
+    let f = Facts {
+        swaps_holds: true,
+        ..PLAIN
+    };
+    let names = |p: &Plan| p.steps.iter().map(|s| s.name()).collect::<Vec<_>>();
+    let p = Plan::update("15.4.2", "15.4.3", f, &t());
+    let n = names(&p);
+    let h = n.iter().position(|s| *s == "hold").unwrap();
+    assert_eq!(n[h + 1], "drop-old-holds", "{n:?}");
+    assert!(p.steps[h + 1].is_package_operation());
+    assert!(!names(&Plan::update("15.4.2", "15.4.3", PLAIN, &t())).contains(&"drop-old-holds"));
+    let r = Repairs {
+        unheld: true,
+        ..Repairs::default()
+    };
+    let p = Plan::repair("15.4.3", &r, f, None).unwrap();
+    assert_eq!(names(&p), ["hold", "drop-old-holds"]);
 }

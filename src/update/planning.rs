@@ -138,6 +138,7 @@ pub fn plan(
         restart: restarts(before),
         verify: update.is_some() && verifies(config, before, &p.check),
         channel_to,
+        swaps_holds: seen.backend.swaps_holds(),
     };
     let slot = match update {
         Some(u) if u.slot => slot_id(env, config)?,

@@ -41,6 +41,9 @@ impl Ctx<'_> {
             Step::Reinstall { version } => self.reinstall(version, done)?,
             Step::Hold => self.hold(done)?,
             Step::CheckInstall => self.check_install()?,
+            Step::DropOldHolds => b
+                .drop_old_holds(&self.source, &self.pkg)
+                .map_err(Self::backend_err)?,
             Step::Restart => {
                 defer_if_unknown(self.before)?;
                 let r = if matches!(self.goal, Goal::Rollback { .. }) {

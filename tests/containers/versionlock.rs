@@ -9,11 +9,13 @@
 //! host with `apt-get download` once, cached beside the images, and
 //! installed with `dpkg -i` inside the container.
 //!
-//! Design under test (backends/src/dnf.rs): with the plugin the hold is a
-//! versionlock of exactly the installed `epoch:version-release`; an update
-//! adds the new lock first, then deletes the package's other lock entries,
-//! then removes the `exclude=` an earlier run left (so the host is never
-//! unheld on the way, and the operator has one hold to look at).
+//! Design under test (backends/src/dnf/hold.rs, locklist.rs): with the
+//! plugin the hold is a versionlock of exactly the installed
+//! `epoch:version-release`, a line recorded as the updater's own; an update
+//! adds the new lock first (plan step `hold`), then deletes the updater's
+//! own lines of other versions and the `exclude=` an earlier run left (step
+//! `drop-old-holds`), so the host is never unheld on the way, and the
+//! operator has one hold to look at.
 
 use std::path::PathBuf;
 

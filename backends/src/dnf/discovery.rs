@@ -1,40 +1,11 @@
-//! Finding the repository: what dnf's cache offers, and the ids dnf's
+//! Finding the repository: its source, and the ids dnf's
 //! variables make (a second `[teleport]` through `[tele$x]`).
 
 use crate::rpmdb::{self, IniSection};
-use crate::types::{PkgName, Source};
+use crate::types::Source;
 use crate::{Error, Result};
 
 impl super::Dnf {
-    /// Repo ids that dnf's cache says offer `pkg` (no network).
-    pub(super) fn cached_offers(&self, pkg: &PkgName) -> Vec<String> {
-        let cl = self
-            .cmd()
-            .args(["-q", "-C"])
-            .args(self.root_args(None))
-            // A read-only look-up: an uncached repository must not spoil it.
-            .args([
-                "--setopt=*.skip_if_unavailable=True",
-                "--disableexcludes=all",
-                "repoquery",
-                "--qf",
-                "%{repoid}",
-                pkg.as_str(),
-            ]);
-        let r = self.runner.run(&cl);
-        self.end_gpg_agents("");
-        match r {
-            Ok(f) if f.success() => f
-                .stdout
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('@') && !l.contains(' '))
-                .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
     pub(super) fn source_from(&self, sec: &IniSection) -> Source {
         rpmdb::source_from(&self.system, sec)
     }

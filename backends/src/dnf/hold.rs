@@ -2,8 +2,7 @@
 //! the `exclude=` hold, and an operator's excludes (held, or forbidding
 //! the target).
 
-use std::path::PathBuf;
-
+use super::locklist::{self, ListLine};
 use super::{global_enforcement_args, HoldMethod};
 use crate::cmd::CommandLine;
 use crate::rpmdb::{self, IniSection};
@@ -22,40 +21,16 @@ impl super::Dnf {
             .args(specs.iter().map(|s| s.as_ref().to_string()))
     }
 
-    /// The lines of `dnf versionlock list` (the lock list's entries).
-    pub(super) fn lock_list(&self) -> Result<Vec<String>> {
-        let probed = self
-            .probed_list
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let text = match probed {
-            Some(t) => t,
-            None => {
-                let cl = self.versionlock_cmd::<&str>("list", &[]);
-                let fin = self.runner.run(&cl)?;
-                if !fin.success() {
-                    return Err(self.classify(&cl, &fin, None));
-                }
-                fin.stdout
-            }
-        };
-        Ok(text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_string)
-            .collect())
+    /// The lock list's entries, as the plugin reads them, with lines.
+    pub(super) fn lock_lines(&self) -> Result<Vec<ListLine>> {
+        Ok(locklist::entries(&self.locklist_text()?.1))
     }
 
-    /// The versionlock entries (locks, not `!` excludes) of `pkg`.
-    pub(super) fn locks_of(&self, pkg: &PkgName) -> Result<Vec<LockEntry>> {
-        Ok(self
-            .lock_list()?
-            .iter()
-            .filter_map(|l| LockEntry::parse(l))
-            .filter(|e| !e.exclude && e.name == pkg.as_str())
-            .collect())
+    /// The lock entries (not `!` excludes) that name `pkg` with a version.
+    fn locks_of<'a>(list: &'a [ListLine], pkg: &PkgName) -> Vec<&'a ListLine> {
+        list.iter()
+            .filter(|l| !l.text.starts_with('!') && locklist::concerns(&l.text, pkg.as_str()))
+            .collect()
     }
 
     /// The installed (epoch, version, release) of `pkg`.
@@ -69,62 +44,139 @@ impl super::Dnf {
         })
     }
 
-    /// Lock exactly the installed version: add that lock, then delete the
-    /// package's other lock entries, then remove an `exclude=` hold of the
-    /// package from the repository's section; checked afterwards.
-    pub(super) fn versionlock_hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+    /// Lock exactly the installed version: the line is recorded as the
+    /// updater's own, then added with the plugin (nothing when a line of
+    /// the list already locks exactly it). The old version's own lock is
+    /// left for [`Backend::drop_old_holds`]. Checked afterwards: the
+    /// operator's lines must leave the lock to it (an operator's
+    /// `teleport-ent-*` admits every version: dnf would move the agent).
+    pub(super) fn versionlock_hold(&self, pkg: &PkgName) -> Result<()> {
         let evr = self.installed_evr(pkg)?;
         let spec = evr.spec(pkg);
-        let locks = self.locks_of(pkg)?;
-        if !locks.iter().any(|e| e.locks(&evr)) {
+        let list = self.lock_lines()?;
+        let own = self.own_lines(&list, pkg);
+        if !list
+            .iter()
+            .any(|l| locklist::admits_only(&l.text, pkg.as_str(), &evr))
+        {
+            // Recorded as the plugin writes it (`NAME-E:V-R.*`).
+            let mut rec: Vec<String> = own.iter().map(|l| l.text.clone()).collect();
+            rec.push(format!("{spec}.*"));
+            self.record_own(&rec)?;
             self.run_classified(&self.versionlock_cmd("add", &[&spec]), None)?;
         }
-        let stale: Vec<&str> = locks
-            .iter()
-            .filter(|e| !e.locks(&evr))
-            .map(|e| e.raw.as_str())
+        let list = self.lock_lines()?;
+        let own = self.own_lines(&list, pkg);
+        let others: Vec<&ListLine> = Self::locks_of(&list, pkg)
+            .into_iter()
+            .filter(|l| !own.contains(l))
             .collect();
-        if !stale.is_empty() {
-            tracing::info!(package = %pkg, "deleting versionlock entries of other versions: {}", stale.join(" "));
-            self.run_classified(&self.versionlock_cmd("delete", &stale), None)?;
-        }
-        let now = self.locks_of(pkg)?;
-        if !now.iter().any(|e| e.locks(&evr)) {
+        let locked = list
+            .iter()
+            .any(|l| locklist::admits_only(&l.text, pkg.as_str(), &evr));
+        let loose: Vec<&&ListLine> = others
+            .iter()
+            .filter(|l| !locklist::admits_only(&l.text, pkg.as_str(), &evr))
+            .collect();
+        if !locked || !loose.is_empty() {
+            let (f, _) = self.locklist_text()?;
             return Err(Error::CommandFailed {
                 command: self.versionlock_cmd("add", &[&spec]).to_string(),
                 status: "exit 0".into(),
                 tail: format!(
-                    "the lock list has no entry for {spec} afterwards: {}",
-                    now.iter()
-                        .map(|e| e.raw.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    "dnf would still move {pkg}: {}",
+                    if locked {
+                        loose
+                            .iter()
+                            .map(|l| {
+                                format!(
+                                    "{} ({}:{}) admits other versions",
+                                    l.text,
+                                    f.display(),
+                                    l.line
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    } else {
+                        format!("{} has no entry for {spec} afterwards", f.display())
+                    }
                 ),
             });
         }
         tracing::info!(package = %pkg, "versionlocked {spec}");
-        if rpmdb::excludes(&rpmdb::read_ini(&source.file)?, &source.id, pkg.as_str()) {
+        Ok(())
+    }
+
+    /// The second half of a hold swap: delete the updater's own lock lines
+    /// of `pkg` that lock another version than the installed one (only
+    /// when the installed one is locked), then an `exclude=` hold of the
+    /// package in the repository's section (an earlier run's, before the
+    /// plugin) when the versionlock holds.
+    pub(super) fn drop_old_locks(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        let evr = self.installed_evr(pkg)?;
+        let list = self.lock_lines()?;
+        let own = self.own_lines(&list, pkg);
+        let (stale, kept): (Vec<&ListLine>, Vec<&ListLine>) = own
+            .iter()
+            .partition(|l| !locklist::admits_only(&l.text, pkg.as_str(), &evr));
+        if !list
+            .iter()
+            .any(|l| locklist::admits_only(&l.text, pkg.as_str(), &evr))
+        {
+            return Ok(());
+        }
+        if !stale.is_empty() {
+            let drop: Vec<String> = stale.iter().map(|l| l.text.clone()).collect();
+            self.drop_lines(&drop)?;
+            self.record_own(&kept.iter().map(|l| l.text.clone()).collect::<Vec<_>>())?;
+        }
+        if self.locks_hold(pkg, &evr)?
+            && rpmdb::excludes(&rpmdb::read_ini(&source.file)?, &source.id, pkg.as_str())
+        {
             tracing::info!(package = %pkg, "the hold is the versionlock now: removing exclude={pkg} from [{}]", source.id);
             self.edit_repo_exclude(source, pkg, false)?;
         }
         Ok(())
     }
 
-    /// Whether `pkg` is held against routine upgrades: an `exclude=` of
-    /// it, or (with the plugin) a versionlock of exactly its installed
-    /// version.
+    /// Whether the lock list keeps dnf from moving `pkg` off `evr`: a `!`
+    /// entry excludes every version, or every lock entry of it admits
+    /// `evr` alone (and there is one), with no own line of another version
+    /// left (a swap not finished).
+    fn locks_hold(&self, pkg: &PkgName, evr: &Evr) -> Result<bool> {
+        let list = self.lock_lines()?;
+        if list.iter().any(|l| {
+            l.text
+                .strip_prefix('!')
+                .is_some_and(|p| crate::excludes::holds(p, pkg.as_str()))
+        }) {
+            return Ok(true);
+        }
+        let locks = Self::locks_of(&list, pkg);
+        Ok(!locks.is_empty()
+            && locks
+                .iter()
+                .all(|l| locklist::admits_only(&l.text, pkg.as_str(), evr)))
+    }
+
+    /// Whether `pkg` is held against routine upgrades, as dnf judges it:
+    /// an `exclude=` of it (the repository's section, `[main]`), or (with
+    /// the plugin) a lock list that admits the installed version alone.
     pub(super) fn held_now(&self, source: &Source, pkg: &PkgName) -> Result<bool> {
         let secs = rpmdb::read_ini(&source.file)?;
         if rpmdb::excludes(&secs, &source.id, pkg.as_str()) || self.main_holds(pkg) {
             return Ok(true);
         }
         if self.hold_method() == HoldMethod::Versionlock {
-            let locks = self.locks_of(pkg)?;
-            if locks.is_empty() {
+            let list = self.lock_lines()?;
+            if Self::locks_of(&list, pkg).is_empty()
+                && !list.iter().any(|l| l.text.starts_with('!'))
+            {
                 return Ok(false);
             }
             let evr = self.installed_evr(pkg)?;
-            return Ok(locks.iter().any(|e| e.locks(&evr)));
+            return self.locks_hold(pkg, &evr);
         }
         Ok(false)
     }
@@ -163,27 +215,28 @@ impl super::Dnf {
             &self.main_sections(),
             &["main"],
         ));
-        if self.hold_method() == HoldMethod::Versionlock {
-            lines.extend(crate::excludes::versionlock_excludes(
-                &self.lock_list()?,
-                PathBuf::from("the versionlock list"),
-            ));
-        }
         let release = self.installed_evr(pkg).map(|e| e.release).ok();
         let mut releases = vec!["1"];
         if let Some(r) = release.as_deref() {
             releases.push(r);
         }
+        let mut locked = Vec::new();
+        if self.hold_method() == HoldMethod::Versionlock {
+            let (file, text) = self.locklist_text()?;
+            let list = locklist::entries(&text);
+            lines.extend(crate::excludes::versionlock_excludes(&list, file.clone()));
+            locked = self.operator_locks_against(&list, pkg, version, &releases, &file);
+        }
         let bad = crate::excludes::forbidding(&lines, pkg.as_str(), version, &releases);
-        if bad.is_empty() {
+        if bad.is_empty() && locked.is_empty() {
             return Ok(());
         }
         Err(Error::Untrusted {
             reason: format!(
                 "{pkg} {version} is excluded by the operator: {}; the updater does not install a version an exclude forbids (remove the line, or target another version)",
                 bad.iter()
-                    .map(|l| if l.line == 0 {
-                        format!("!{} in {}", l.pattern, l.file.display())
+                    .map(|l| if l.section == "versionlock" {
+                        format!("!{} in the versionlock list ({}:{})", l.pattern, l.file.display(), l.line)
                     } else {
                         format!(
                             "exclude={} in [{}] ({}:{})",
@@ -193,10 +246,47 @@ impl super::Dnf {
                             l.line
                         )
                     })
+                    .chain(locked)
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
         })
+    }
+
+    /// The operator's lock lines of `pkg` (not the updater's own) when
+    /// none of them admits `version`: with them dnf would not install it
+    /// (the plugin admits only the versions some lock entry names).
+    fn operator_locks_against(
+        &self,
+        list: &[ListLine],
+        pkg: &PkgName,
+        version: &str,
+        releases: &[&str],
+        file: &std::path::Path,
+    ) -> Vec<String> {
+        let own = self.own_lines(list, pkg);
+        let theirs: Vec<&ListLine> = Self::locks_of(list, pkg)
+            .into_iter()
+            .filter(|l| !own.contains(l))
+            .collect();
+        let forms = crate::excludes::forms(pkg.as_str(), version, releases);
+        let admitted = |p: &str| {
+            crate::excludes::holds(p, pkg.as_str()) || forms.iter().any(|f| rpmdb::glob_match(p, f))
+        };
+        if theirs.is_empty() || theirs.iter().any(|l| admitted(&l.text)) {
+            return Vec::new();
+        }
+        theirs
+            .iter()
+            .map(|l| {
+                format!(
+                    "the lock {} in the versionlock list ({}:{}) admits no other version",
+                    l.text,
+                    file.display(),
+                    l.line
+                )
+            })
+            .collect()
     }
 
     /// The pseudo-command shown in a dry run for the exclude edit.

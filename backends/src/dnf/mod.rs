@@ -58,6 +58,7 @@ pub mod dnf5;
 mod effective;
 mod exec;
 mod hold;
+pub mod locklist;
 
 pub use hold::{Evr, LockEntry};
 
@@ -87,9 +88,6 @@ pub struct Dnf {
     kind: BackendKind,
     program: String,
     hold_method: OnceLock<HoldMethod>,
-    /// The probe's `versionlock list` output, used once by the first
-    /// look at the lock list (saves a dnf start on a no-op run).
-    probed_list: Mutex<Option<String>>,
     /// A private `HOME` whose `.rpmmacros` names the root's database,
     /// when it is not where the host's rpm keeps its own (see [`Dnf::home`]).
     home: OnceLock<Option<tempfile::TempDir>>,
@@ -125,7 +123,6 @@ impl Dnf {
             kind,
             program: program.to_string(),
             hold_method: OnceLock::new(),
-            probed_list: Mutex::new(None),
             home: OnceLock::new(),
             view: Mutex::new(None),
         })
@@ -141,22 +138,25 @@ impl Dnf {
         &self.program
     }
 
-    /// Versionlock when the plugin answers on the host; in an alternate
-    /// root the plugin would read its lock list from the host, so the
-    /// exclude method is used there.
+    /// Versionlock when the plugin answers and its lock list is this
+    /// system's: on the host, or, in an alternate root, when the root's
+    /// configuration names a lock list inside the root (the plugin opens
+    /// `locklist=` as given, not under the root: a root's default list
+    /// would be the host's). Otherwise the exclude method.
     pub fn hold_method(&self) -> HoldMethod {
         *self.hold_method.get_or_init(|| {
-            if !self.system.is_host() {
-                return HoldMethod::Exclude;
+            if let Some(root) = self.system.root() {
+                if !self.locklist_file().is_some_and(|f| f.starts_with(root)) {
+                    return HoldMethod::Exclude;
+                }
             }
             let cl = self
                 .cmd()
-                .args(["-q", "-C", "--disablerepo=*", "versionlock", "list"]);
+                .args(["-q", "-C"])
+                .args(self.root_args(None))
+                .args(["--disablerepo=*", "versionlock", "list"]);
             match self.runner.run(&cl) {
-                Ok(f) if f.success() => {
-                    *self.probed_list.lock().unwrap_or_else(|e| e.into_inner()) = Some(f.stdout);
-                    HoldMethod::Versionlock
-                }
+                Ok(f) if f.success() => HoldMethod::Versionlock,
                 _ => HoldMethod::Exclude,
             }
         })
@@ -454,27 +454,19 @@ impl Backend for Dnf {
 
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
         let chosen = if let Some(file) = &self.opts.source_file {
-            rpmdb::configured_section(&self.system, file, pkg)?
+            rpmdb::configured_section(&self.system, file, pkg, &self.opts.hints)?
         } else {
             let secs = self.effective_sections(None);
-            // The cache is asked only when no definition points at
-            // Teleport's release host.
-            let offered = if secs
-                .iter()
-                .any(|s| s.urls().iter().any(|u| rpmdb::on_release_host(u)))
-            {
-                Vec::new()
-            } else {
-                self.cached_offers(pkg)
-            };
-            match rpmdb::choose_section(&secs, &offered) {
+            match rpmdb::choose_section(&secs, &self.opts.hints) {
                 Ok(Some(s)) => s.clone(),
                 Ok(None) => return Err(Error::SourceNotFound {
                     package: pkg.to_string(),
                     detail: format!(
-                        "none of the {} repositories under {} points at Teleport's release host, is named after Teleport or offers it in dnf's cache; name the file in the `source-file` setting",
+                        "none of the {} repositories under {} points at the release host ({}) or is named after it ({}; the cache is never consulted); name the file in the `source-file` setting",
                         secs.len(),
-                        self.repo_dirs().iter().map(|d| self.system.display_path(d)).collect::<Vec<_>>().join(", ")
+                        self.repo_dirs().iter().map(|d| self.system.display_path(d)).collect::<Vec<_>>().join(", "),
+                        self.opts.hints.release_hosts.join(", "),
+                        self.opts.hints.words.join(", ")
                     ),
                 }),
                 Err(several) => return Err(rpmdb::ambiguous(&self.system, pkg, &several)),
@@ -568,7 +560,7 @@ impl Backend for Dnf {
 
     fn hold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
         match self.hold_method() {
-            HoldMethod::Versionlock => match self.versionlock_hold(source, pkg) {
+            HoldMethod::Versionlock => match self.versionlock_hold(pkg) {
                 Ok(()) => Ok(()),
                 // Never unheld: the v1 way instead.
                 Err(e) => {
@@ -585,12 +577,28 @@ impl Backend for Dnf {
 
     fn unhold(&self, source: &Source, pkg: &PkgName) -> Result<()> {
         if self.hold_method() == HoldMethod::Versionlock {
-            let raws: Vec<String> = self.locks_of(pkg)?.into_iter().map(|e| e.raw).collect();
-            if !raws.is_empty() {
-                self.run_classified(&self.versionlock_cmd("delete", &raws), None)?;
-            }
+            // The updater's own lines only: an operator's stay.
+            let list = self.lock_lines()?;
+            let own: Vec<String> = self
+                .own_lines(&list, pkg)
+                .into_iter()
+                .map(|l| l.text)
+                .collect();
+            self.drop_lines(&own)?;
+            self.record_own(&[])?;
         }
         self.edit_repo_exclude(source, pkg, false)
+    }
+
+    fn swaps_holds(&self) -> bool {
+        self.hold_method() == HoldMethod::Versionlock
+    }
+
+    fn drop_old_holds(&self, source: &Source, pkg: &PkgName) -> Result<()> {
+        if self.hold_method() != HoldMethod::Versionlock {
+            return Ok(());
+        }
+        self.drop_old_locks(source, pkg)
     }
 
     fn is_held(&self, source: &Source, pkg: &PkgName) -> Result<bool> {
@@ -608,16 +616,30 @@ impl Backend for Dnf {
                     self.versionlock_cmd("add", &[format!("{pkg}-<epoch>:{version}-<release>")]),
                 );
                 v.push(CommandLine::new("#").args([
-                    "then".to_string(),
-                    "versionlock".into(),
-                    "delete".into(),
-                    format!("the other versionlock entries of {pkg},"),
+                    "the".to_string(),
+                    "lock".into(),
+                    "is".into(),
+                    "recorded".into(),
+                    "as".into(),
+                    "the".into(),
+                    "updater's".into(),
+                    "own;".into(),
+                    "its".into(),
+                    "lock".into(),
+                    "of".into(),
+                    "the".into(),
+                    "version".into(),
+                    "before".into(),
                     "and".into(),
-                    "remove".into(),
                     format!("exclude={pkg}"),
-                    "from".into(),
+                    "of".into(),
                     "section".into(),
                     source.id.clone(),
+                    "go".into(),
+                    "in".into(),
+                    "the".into(),
+                    "next".into(),
+                    "step".into(),
                 ]));
             }
             HoldMethod::Exclude => v.push(self.exclude_note(source, pkg, true)),

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::{read_ini, IniSection};
 use crate::types::{PkgName, System};
+use crate::RepoHints;
 use crate::{Error, Result};
 
 /// The host of a URL, lowercased, without user info and port.
@@ -53,22 +54,34 @@ pub fn source_from(system: &System, sec: &IniSection) -> crate::Source {
     }
 }
 
-/// Whether a section looks like the Teleport repository: a URL on
-/// `releases.teleport.dev`, or `teleport` in its id or file name.
-pub fn looks_like_teleport(s: &IniSection) -> bool {
-    s.urls().iter().any(|u| on_release_host(u))
-        || s.id.to_ascii_lowercase().contains("teleport")
-        || s.file.file_name().is_some_and(|n| {
-            n.to_string_lossy()
-                .to_ascii_lowercase()
-                .contains("teleport")
-        })
+/// Whether a section is named after the agent's repository: one of the
+/// hint words in its id or file name.
+pub fn named_like(s: &IniSection, hints: &RepoHints) -> bool {
+    let has = |x: &str| {
+        let x = x.to_ascii_lowercase();
+        hints
+            .words
+            .iter()
+            .any(|w| x.contains(&w.to_ascii_lowercase()))
+    };
+    has(&s.id)
+        || s.file
+            .file_name()
+            .is_some_and(|n| has(&n.to_string_lossy()))
 }
 
-/// Whether a URL is on Teleport's release host (`*.releases.teleport.dev`).
-pub fn on_release_host(url: &str) -> bool {
+/// Whether a URL is on one of the release hosts (or a subdomain of one).
+pub fn on_release_host(url: &str, hints: &RepoHints) -> bool {
     let h = url_host(url);
-    h == "releases.teleport.dev" || h.ends_with(".releases.teleport.dev")
+    hints.release_hosts.iter().any(|r| {
+        let r = r.to_ascii_lowercase();
+        h == r || h.ends_with(&format!(".{r}"))
+    })
+}
+
+/// Whether a section points at a release host.
+pub fn on_release_hosts(s: &IniSection, hints: &RepoHints) -> bool {
+    s.urls().iter().any(|u| on_release_host(u, hints))
 }
 
 /// `[id]` in `file:line` form, for messages.
@@ -79,7 +92,12 @@ pub fn where_defined(system: &System, s: &IniSection) -> String {
 /// The repository defined in the configured `source-file` (a path as the
 /// target system sees it): its only section, or the one on Teleport's
 /// release host when it defines several.
-pub fn configured_section(system: &System, file: &Path, pkg: &PkgName) -> Result<IniSection> {
+pub fn configured_section(
+    system: &System,
+    file: &Path,
+    pkg: &PkgName,
+    hints: &RepoHints,
+) -> Result<IniSection> {
     let f = system.path(file);
     let secs: Vec<IniSection> = read_ini(&f)?
         .into_iter()
@@ -88,10 +106,7 @@ pub fn configured_section(system: &System, file: &Path, pkg: &PkgName) -> Result
     if secs.len() == 1 {
         return Ok(secs[0].clone());
     }
-    let on_host: Vec<&IniSection> = secs
-        .iter()
-        .filter(|s| s.urls().iter().any(|u| on_release_host(u)))
-        .collect();
+    let on_host: Vec<&IniSection> = secs.iter().filter(|s| on_release_hosts(s, hints)).collect();
     match (secs.len(), on_host.len()) {
         (0, _) => Err(Error::SourceNotFound {
             package: pkg.to_string(),
@@ -104,34 +119,39 @@ pub fn configured_section(system: &System, file: &Path, pkg: &PkgName) -> Result
         _ => Err(Error::SourceNotFound {
             package: pkg.to_string(),
             detail: format!(
-                "the configured source file {} defines several repositories ({}) and not exactly one on releases.teleport.dev; keep the Teleport repository alone in that file",
+                "the configured source file {} defines several repositories ({}) and not exactly one on the release host ({}); keep the Teleport repository alone in that file",
                 system.display_path(&f),
-                secs.iter().map(|s| format!("[{}]", s.id)).collect::<Vec<_>>().join(", ")
+                secs.iter().map(|s| format!("[{}]", s.id)).collect::<Vec<_>>().join(", "),
+                hints.release_hosts.join(", ")
             ),
         }),
     }
 }
 
-/// Choose the Teleport repository among `sections` by a rule that does not
-/// depend on what a cache happens to hold first:
+/// Choose the agent's repository among `sections` from configuration
+/// alone (what a cache holds never changes the answer):
 ///
-/// 1. the one whose URL is on Teleport's release host;
-/// 2. else the single one the package manager says offers the package
-///    (`offered`: repo ids or names);
-/// 3. else the single one named after Teleport (its id, else its file name);
+/// 1. the one whose URL is on a release host;
+/// 2. else the one named after it (a hint word in its id, else in its id
+///    or file name);
 ///
 /// at each step, several candidates narrow to the enabled ones, and several
 /// enabled ones are an error naming them (`Err`). `Ok(None)`: no candidate.
 pub fn choose_section<'a>(
     sections: &'a [IniSection],
-    offered: &[String],
+    hints: &RepoHints,
 ) -> std::result::Result<Option<&'a IniSection>, Vec<&'a IniSection>> {
-    let steps: [&dyn Fn(&IniSection) -> bool; 4] = [
-        &|s| s.urls().iter().any(|u| on_release_host(u)),
-        &|s| offered.iter().any(|o| *o == s.id || o == s.name()),
-        &|s| s.id.to_ascii_lowercase().contains("teleport"),
-        &|s| looks_like_teleport(s),
-    ];
+    let in_id = |s: &IniSection| {
+        let id = s.id.to_ascii_lowercase();
+        hints
+            .words
+            .iter()
+            .any(|w| id.contains(&w.to_ascii_lowercase()))
+    };
+    let steps: [&dyn Fn(&IniSection) -> bool; 3] =
+        [&|s| on_release_hosts(s, hints), &in_id, &|s| {
+            named_like(s, hints)
+        }];
     for step in steps {
         let pool: Vec<&IniSection> = sections.iter().filter(|s| step(s)).collect();
         // One id defined in several places is one candidate (the caller

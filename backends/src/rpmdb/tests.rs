@@ -1,5 +1,13 @@
 use super::*;
 
+/// The caller's hints as the updater gives them (tests only).
+fn hints() -> crate::RepoHints {
+    crate::RepoHints {
+        release_hosts: vec!["releases.teleport.dev".into()],
+        words: vec!["teleport".into()],
+    }
+}
+
 const REPO: &str = "\
 # Teleport
 [teleport]
@@ -25,8 +33,10 @@ fn parses_sections_lines_and_continuations() {
     assert_eq!(s[0].urls().len(), 2);
     assert_eq!(s[0].bool("gpgcheck"), Some((true, 7)));
     assert_eq!(s[0].name(), "Teleport Enterprise");
-    assert!(looks_like_teleport(&s[0]));
-    assert!(!looks_like_teleport(&s[1]));
+    assert!(on_release_hosts(&s[0], &hints()) && named_like(&s[0], &hints()));
+    assert!(!on_release_hosts(&s[1], &hints()) && !named_like(&s[1], &hints()));
+    // No hints, no product names: nothing looks like anything.
+    assert!(!named_like(&s[0], &crate::RepoHints::default()));
     assert_eq!(s[1].bool("gpgcheck"), Some((false, 13)));
     assert_eq!(s[1].name(), "other");
 }
@@ -68,7 +78,10 @@ fn duplicates_are_refused_naming_both_files() {
     );
     assert!(refuse_duplicates(&System::host(), &s, "other", "dnf").is_ok());
     // The same id in one place is one candidate, not an ambiguity.
-    assert_eq!(choose_section(&s, &[]).unwrap().unwrap().id, "teleport");
+    assert_eq!(
+        choose_section(&s, &hints()).unwrap().unwrap().id,
+        "teleport"
+    );
 }
 
 #[test]
@@ -129,26 +142,32 @@ fn globs() {
 }
 
 #[test]
-fn choosing_prefers_the_tool_then_teleport_then_enabled() {
+fn choosing_reads_configuration_only() {
     let text = "[a]\nbaseurl=http://x/\n[teleport-old]\nenabled=0\nbaseurl=http://y/\n[b]\nbaseurl=https://rpm.releases.teleport.dev/x\n";
     let s = parse_ini(Path::new("/etc/yum.repos.d/vendor.repo"), text);
-    // The release host wins, whatever a cache says.
-    assert_eq!(choose_section(&s, &[]).unwrap().unwrap().id, "b");
-    assert_eq!(choose_section(&s, &["a".into()]).unwrap().unwrap().id, "b");
-    // Without one: the single offering candidate, else the named one.
+    // The release host wins.
+    assert_eq!(choose_section(&s, &hints()).unwrap().unwrap().id, "b");
+    // Without one: the one named after it (enabled or not, when alone).
     let s = parse_ini(
         Path::new("/etc/yum.repos.d/vendor.repo"),
         "[a]\nbaseurl=http://x/\n[teleport-old]\nenabled=0\nbaseurl=http://y/\n[c]\nbaseurl=http://z/\n",
     );
-    assert_eq!(choose_section(&s, &["a".into()]).unwrap().unwrap().id, "a");
-    assert_eq!(choose_section(&s, &[]).unwrap().unwrap().id, "teleport-old");
-    let several = choose_section(&s, &["a".into(), "c".into()]).unwrap_err();
+    assert_eq!(
+        choose_section(&s, &hints()).unwrap().unwrap().id,
+        "teleport-old"
+    );
+    // Two enabled ones named after it: an error naming both.
+    let s = parse_ini(
+        Path::new("/etc/yum.repos.d/vendor.repo"),
+        "[teleport]\nbaseurl=http://x/\n[teleport-mirror]\nbaseurl=http://y/\n",
+    );
+    let several = choose_section(&s, &hints()).unwrap_err();
     assert_eq!(several.len(), 2);
     let none = parse_ini(
         Path::new("/etc/yum.repos.d/os.repo"),
         "[os]\nbaseurl=http://x/\n",
     );
-    assert_eq!(choose_section(&none, &[]).unwrap(), None);
+    assert_eq!(choose_section(&none, &hints()).unwrap(), None);
 }
 
 #[test]

@@ -93,7 +93,7 @@ impl Zypper {
                 message: format!("not set: with signed metadata zypper checks package checksums but not package signatures; add pkg_gpgcheck=1 to [{}]", sec.id),
             }),
         }
-        self.audit_keys(&sec, &mut report, &mut refusals);
+        self.audit_keys(source, &sec, &mut report, &mut refusals);
         let refused: Vec<&str> = super::view::KEYS
             .into_iter()
             .filter(|k| {
@@ -112,12 +112,13 @@ impl Zypper {
     /// the rpm database holds signing keys.
     fn audit_keys(
         &self,
+        source: &Source,
         sec: &IniSection,
         report: &mut TrustReport,
         refusals: &mut Vec<TrustFinding>,
     ) {
         let file = self.shown(&sec.file);
-        let keys = sec.gpgkeys();
+        let keys = self.resolved_gpgkeys(source, sec);
         if keys.is_empty() {
             refusals.push(TrustFinding {
                 file: file.clone(),

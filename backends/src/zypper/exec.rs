@@ -1,5 +1,4 @@
-//! Running zypper: exit codes and messages classified, and what zypper's
-//! cache says offers the package.
+//! Running zypper: exit codes and messages classified.
 
 use super::*;
 
@@ -105,51 +104,6 @@ impl Zypper {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    /// Repository names or aliases zypper's cache lists for `pkg`.
-    /// The repositories that offer `pkg` according to zypper's cache. Only
-    /// repositories already cached are asked: `zypper --no-refresh search`
-    /// would otherwise download (and cache) the metadata of an uncached
-    /// repository before its definition has been audited.
-    pub(super) fn cached_offers(&self, pkg: &PkgName, secs: &[IniSection]) -> Vec<String> {
-        let raw = self.system.path("/var/cache/zypp/raw");
-        let cached: Vec<&str> = secs
-            .iter()
-            .map(|s| s.id.as_str())
-            // A name that is not a plain value is never put on a command
-            // line (the chosen repository is refused for it).
-            .filter(|id| crate::names::problem(id, true).is_none())
-            .filter(|id| raw.join(id).is_dir())
-            .collect();
-        if cached.is_empty() {
-            return Vec::new();
-        }
-        let mut cl = self.zypper().args(["--no-refresh", "--xmlout", "search"]);
-        for id in cached {
-            cl = cl.arg(format!("--repo={id}"));
-        }
-        let cl = cl.args(["-s", "--match-exact", pkg.as_str()]);
-        if self.prepare_conf().is_err() {
-            return Vec::new();
-        }
-        let Ok(fin) = self.runner.run(&cl) else {
-            return Vec::new();
-        };
-        let mut out: Vec<String> = Vec::new();
-        for line in fin.stdout.lines() {
-            let l = line.trim();
-            if !l.starts_with("<solvable ") || xml_attr(l, "name").as_deref() != Some(pkg.as_str())
-            {
-                continue;
-            }
-            if let Some(r) = xml_attr(l, "repository") {
-                if !r.is_empty() && r != "(System Packages)" && !out.contains(&r) {
-                    out.push(r);
-                }
-            }
-        }
-        out
     }
 }
 

@@ -213,8 +213,17 @@ impl Zypper {
         PathBuf::from(self.system.display_path(p))
     }
 
+    /// The [`Source`] of `sec`, its key files as zypper expands them.
     fn source_from(&self, sec: &IniSection) -> Source {
-        rpmdb::source_from(&self.system, sec)
+        let mut s = rpmdb::source_from(&self.system, sec);
+        if sec.gpgkeys().iter().any(|k| k.contains('$')) {
+            s.keyrings = self
+                .resolved_gpgkeys(&s, sec)
+                .iter()
+                .filter_map(|u| rpmdb::file_url_path(u).map(|p| self.system.path(p)))
+                .collect();
+        }
+        s
     }
 }
 
@@ -238,25 +247,19 @@ impl Backend for Zypper {
     fn locate_source(&self, pkg: &PkgName) -> Result<Source> {
         let dir = self.repos_dir();
         let chosen = if let Some(file) = &self.opts.source_file {
-            rpmdb::configured_section(&self.system, file, pkg)?
+            rpmdb::configured_section(&self.system, file, pkg, &self.opts.hints)?
         } else {
             let secs = rpmdb::repo_sections(std::slice::from_ref(&dir));
-            let offered = if secs
-                .iter()
-                .any(|s| s.urls().iter().any(|u| rpmdb::on_release_host(u)))
-            {
-                Vec::new()
-            } else {
-                self.cached_offers(pkg, &secs)
-            };
-            match rpmdb::choose_section(&secs, &offered) {
+            match rpmdb::choose_section(&secs, &self.opts.hints) {
                 Ok(Some(s)) => s.clone(),
                 Ok(None) => return Err(Error::SourceNotFound {
                     package: pkg.to_string(),
                     detail: format!(
-                        "none of the {} repositories under {} points at Teleport's release host, is named after Teleport or offers it in zypper's cache; name the file in the `source-file` setting",
+                        "none of the {} repositories under {} points at the release host ({}) or is named after it ({}; the cache is never consulted); name the file in the `source-file` setting",
                         secs.len(),
-                        self.system.display_path(&dir)
+                        self.system.display_path(&dir),
+                        self.opts.hints.release_hosts.join(", "),
+                        self.opts.hints.words.join(", ")
                     ),
                 }),
                 Err(several) => return Err(rpmdb::ambiguous(&self.system, pkg, &several)),

@@ -98,7 +98,51 @@ pub fn parse_listing(xml: &str, alias: &str) -> std::result::Result<Option<Liste
     Ok(found)
 }
 
+/// The `gpgkey` attribute of `alias`'s `<repo>` element (zypper lists
+/// its first key, variables expanded); `None` when absent.
+pub fn listed_gpgkey(xml: &str, alias: &str) -> Option<String> {
+    xml.split("<repo ").skip(1).find_map(|tag| {
+        let tag = format!(" {}", tag.split('>').next().unwrap_or(""));
+        (exec::xml_attr(&tag, "alias").as_deref() == Some(alias))
+            .then(|| exec::xml_attr(&tag, "gpgkey"))
+            .flatten()
+            .filter(|k| !k.is_empty())
+    })
+}
+
 impl Zypper {
+    /// The repository's gpgkey URLs as zypper expands them: a value with
+    /// a variable (`$basearch`, `$releasever`, a `vars.d` variable) is
+    /// taken from zypper's listing (which names the first key; the file's
+    /// other keys, without variables, as written); else the file's text.
+    /// zypper reads `vars.d` from the host's `/etc/zypp` even with
+    /// `--root` (measured, zypper 1.14.42): its listing says what it uses.
+    pub(super) fn resolved_gpgkeys(&self, source: &Source, sec: &IniSection) -> Vec<String> {
+        let keys = sec.gpgkeys();
+        if !keys.iter().any(|k| k.contains('$')) {
+            return keys;
+        }
+        let cl = self.view_cmd(source);
+        let listed = self
+            .runner
+            .run(&cl)
+            .ok()
+            .filter(|f| f.success())
+            .and_then(|f| listed_gpgkey(&f.stdout, &source.id));
+        match listed {
+            Some(first) => {
+                tracing::info!(repo = %source.id, "gpgkey of [{}] as zypper expands it: {first}", source.id);
+                let mut v = vec![first];
+                v.extend(keys.into_iter().skip(1).filter(|k| !k.contains('$')));
+                v
+            }
+            None => {
+                tracing::warn!(repo = %source.id, "zypper does not list the gpgkey of [{}]: judged as written", source.id);
+                keys
+            }
+        }
+    }
+
     /// Refuse what zypper's listing of `source` says it will not check,
     /// unless the files already refuse it (`refused`: the keys refused
     /// from the files); say so when zypper does not list the repository.

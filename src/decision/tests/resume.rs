@@ -130,6 +130,7 @@ fn no_install_without_the_gates() {
         restart: true,
         verify: true,
         channel_to: None,
+        swaps_holds: false,
     };
     let unfinished = [
         None,
