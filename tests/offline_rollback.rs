@@ -142,6 +142,8 @@ fn the_kept_package_lives_until_the_new_version_is_verified() {
     let mut bytes = std::fs::read(&kept).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
+    // a new file: the kept one may be a hard link to apt's archive copy
+    std::fs::remove_file(&kept).unwrap();
     std::fs::write(&kept, bytes).unwrap();
     w.run(&["run"])
         .expect(6)
@@ -149,4 +151,33 @@ fn the_kept_package_lives_until_the_new_version_is_verified() {
     assert_eq!(w.installed().as_deref(), Some("15.4.3"));
     assert!(kept_files(w.root.path()).is_empty());
     let _ = PKG;
+}
+
+/// apt's own copy of the installed version in its archive cache is kept
+/// (linked, checked against the signed index), not downloaded again: here
+/// the repository never serves the version before's .deb, so only the
+/// cache can give it.
+#[test]
+fn the_archive_caches_copy_is_kept_without_a_download() {
+    let w = AptWorld::new("15.4.3", BROKEN);
+    with_readyz(&w);
+    drop_from_repository_once_broken(&w, "15.4.3");
+    let pool = format!("/pool/stable/v15/{}", deb_spec("15.4.3").file_name());
+    w.repo_server
+        .set_route(&pool, Route::status(404, "never served"));
+    let archives = w.root.file("/var/cache/apt/archives");
+    std::fs::create_dir_all(&archives).unwrap();
+    std::fs::copy(deb("15.4.3"), archives.join(deb_spec("15.4.3").file_name())).unwrap();
+    w.schedule_in_window();
+    w.run(&["run", "-v"])
+        .expect(6)
+        .logs_contain("the package to keep is in apt's archive cache")
+        .logs_contain("kept the package of 15.4.3")
+        .logs_contain("from the kept package file");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    assert!(
+        kept_files(&w.root.file("/")).is_empty(),
+        "{:?}",
+        kept_files(&w.root.file("/"))
+    );
 }

@@ -38,6 +38,21 @@ impl Apt {
             what: format!("`{show}`"),
             detail: format!("no SHA256 for {pkg} {exact}"),
         })?;
+        let vouched_by = format!(
+            "the SHA256 of {pkg} {exact} in the Packages index of {}, verified with its signed InRelease",
+            source.description
+        );
+        // apt's own copy from when this version was installed, when its
+        // archive cache still has it: linked (or copied), not downloaded
+        // again; the caller checks it against the index's SHA256 all the
+        // same.
+        if let Some(path) = self.from_archives(&fin.stdout, exact, dir) {
+            return Ok(KeptFile {
+                path,
+                sha256,
+                vouched_by,
+            });
+        }
         let partial = dir.join("partial");
         std::fs::create_dir_all(&partial)
             .map_err(|e| Error::io(format!("create {}", partial.display()), e))?;
@@ -61,11 +76,29 @@ impl Apt {
         Ok(KeptFile {
             path,
             sha256,
-            vouched_by: format!(
-                "the SHA256 of {pkg} {exact} in the Packages index of {}, verified with its signed InRelease",
-                source.description
-            ),
+            vouched_by,
         })
+    }
+
+    /// The .deb of `version` in apt's archive cache (named as apt names
+    /// it: the pool file's name, an epoch's `:` as `%3a`), hard-linked into
+    /// `dir` (copied across filesystems); `None` when it is not there.
+    /// apt never writes an archive file in place (it downloads into
+    /// `partial/` and renames), so the link's bytes stay the ones checked.
+    fn from_archives(&self, show: &str, version: &str, dir: &Path) -> Option<PathBuf> {
+        let name = pool_file_name(show, version)?;
+        let archives = self.system.path("/var/cache/apt/archives");
+        let found = [name.clone(), name.replacen(':', "%3a", 1)]
+            .into_iter()
+            .map(|n| archives.join(n))
+            .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file()))?;
+        let to = dir.join(found.file_name()?);
+        let _ = std::fs::remove_file(&to);
+        std::fs::hard_link(&found, &to)
+            .or_else(|_| std::fs::copy(&found, &to).map(|_| ()))
+            .ok()?;
+        tracing::debug!(file = %found.display(), "the package to keep is in apt's archive cache");
+        Some(to)
     }
 
     /// `dpkg -i` of a kept .deb (over whatever version is installed).
@@ -113,6 +146,21 @@ pub(crate) fn index_sha256(show: &str, version: &str) -> Option<String> {
     })
 }
 
+/// The file name (last part of `Filename:`) of the paragraph of
+/// `apt-cache show` whose `Version` is `version`; only a plain `.deb` name.
+pub(crate) fn pool_file_name(show: &str, version: &str) -> Option<String> {
+    show.split("\n\n").find_map(|para| {
+        let field = |k: &str| {
+            para.lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+        };
+        (field("Version:")? == version).then_some(())?;
+        let f = field("Filename:")?;
+        let name = f.rsplit('/').next()?.to_string();
+        (name.ends_with(".deb") && !name.starts_with('.') && !name.contains('\\')).then_some(name)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -126,5 +174,23 @@ mod tests {
         assert_eq!(super::index_sha256(&show, "15.4.3"), Some(a));
         assert_eq!(super::index_sha256(&show, "15.4.4"), None);
         assert_eq!(super::index_sha256("Version: 1\nSHA256: xyz\n", "1"), None);
+    }
+
+    #[test]
+    fn the_pool_file_name_of_the_version_asked() {
+        let show = "Package: teleport-ent\nVersion: 15.4.3\nFilename: pool/main/t/teleport-ent/teleport-ent_15.4.3_amd64.deb\n\nPackage: teleport-ent\nVersion: 1:15.4.2\nFilename: pool/teleport-ent_1:15.4.2_amd64.deb\n";
+        assert_eq!(
+            super::pool_file_name(show, "15.4.3").as_deref(),
+            Some("teleport-ent_15.4.3_amd64.deb")
+        );
+        assert_eq!(
+            super::pool_file_name(show, "1:15.4.2").as_deref(),
+            Some("teleport-ent_1:15.4.2_amd64.deb")
+        );
+        assert_eq!(super::pool_file_name(show, "15.4.4"), None);
+        assert_eq!(
+            super::pool_file_name("Version: 1\nFilename: pool/../x.txt\n", "1"),
+            None
+        );
     }
 }
