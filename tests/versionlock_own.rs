@@ -296,3 +296,30 @@ fn a_noop_run_finishes_an_unfinished_swap() {
     let (_, out) = plain(&w, &["downgrade", "teleport-ent"]);
     assert_eq!(w.installed().as_deref(), Some("15.4.3"), "{out}");
 }
+
+/// The probe for the plugin (a Python dnf start on every run) is asked
+/// once, and its answer kept while dnf's configuration, the program and
+/// the rpm database are unchanged; a change asks again.
+#[test]
+fn the_versionlock_probe_is_asked_again_only_when_something_changed() {
+    let w = world("15.4.3", "15.4.3", "");
+    let probe = "versionlock list";
+    let r = w.run(&["run", "-v"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stderr().contains(probe), "probed: {}", r.stderr());
+    let st = testkit::world::status_json(w.root.path());
+    assert_eq!(st["held"], true, "{st}");
+    let r = w.run(&["run", "-v"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(!r.stderr().contains(probe), "not probed again: {}", r.stderr());
+    // dnf's configuration changed: asked again
+    let conf = w.root.file("/etc/dnf/dnf.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("# changed\n");
+    std::fs::write(&conf, text).unwrap();
+    let r = w.run(&["run", "-v"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stderr().contains(probe), "probed again: {}", r.stderr());
+    let st = testkit::world::status_json(w.root.path());
+    assert_eq!(st["held"], true, "{st}");
+}

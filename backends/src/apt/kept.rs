@@ -46,7 +46,7 @@ impl Apt {
         // archive cache still has it: linked (or copied), not downloaded
         // again; the caller checks it against the index's SHA256 all the
         // same.
-        if let Some(path) = self.from_archives(&fin.stdout, exact, dir) {
+        if let Some(path) = self.kept_from_archives(&fin.stdout, exact, dir) {
             return Ok(KeptFile {
                 path,
                 sha256,
@@ -85,7 +85,7 @@ impl Apt {
     /// `dir` (copied across filesystems); `None` when it is not there.
     /// apt never writes an archive file in place (it downloads into
     /// `partial/` and renames), so the link's bytes stay the ones checked.
-    fn from_archives(&self, show: &str, version: &str, dir: &Path) -> Option<PathBuf> {
+    fn kept_from_archives(&self, show: &str, version: &str, dir: &Path) -> Option<PathBuf> {
         let name = pool_file_name(show, version)?;
         let archives = self.system.path("/var/cache/apt/archives");
         let found = [name.clone(), name.replacen(':', "%3a", 1)]

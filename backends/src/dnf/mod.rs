@@ -59,6 +59,7 @@ mod effective;
 mod exec;
 mod hold;
 pub mod locklist;
+mod probe;
 
 pub use hold::{Evr, LockEntry};
 
@@ -150,16 +151,57 @@ impl Dnf {
                     return HoldMethod::Exclude;
                 }
             }
-            let cl = self
-                .cmd()
-                .args(["-q", "-C"])
-                .args(self.root_args(None))
-                .args(["--disablerepo=*", "versionlock", "list"]);
-            match self.runner.run(&cl) {
-                Ok(f) if f.success() => HoldMethod::Versionlock,
-                _ => HoldMethod::Exclude,
+            let kept = self.probe_file();
+            let key = probe::key(&self.system, &self.program);
+            if let Some(m) = kept.as_deref().and_then(|f| probe::cached(f, &key)) {
+                return m;
             }
+            let m = self.probe_versionlock(kept.as_deref());
+            if let Some(f) = &kept {
+                probe::keep(f, &key, m);
+            }
+            m
         })
+    }
+
+    /// Where the probe's answer is kept between runs: beside the hold
+    /// record, in the updater's state directory.
+    fn probe_file(&self) -> Option<PathBuf> {
+        let rec = self.opts.hold_record.as_ref()?;
+        Some(rec.with_file_name("dnf-hold-probe.txt"))
+    }
+
+    /// Ask dnf whether the versionlock plugin answers. A failure that is
+    /// not "no such command" (a full cache directory, a broken
+    /// configuration) keeps the last answer rather than switching the
+    /// hold's method (the exclude method would add `exclude=` lines beside
+    /// the versionlock the host has).
+    fn probe_versionlock(&self, kept: Option<&Path>) -> HoldMethod {
+        let cl = self
+            .cmd()
+            .args(["-q", "-C"])
+            .args(self.root_args(None))
+            .args(["--disablerepo=*", "versionlock", "list"]);
+        match self.runner.run(&cl) {
+            Ok(f) if f.success() => HoldMethod::Versionlock,
+            Ok(f) if probe::says_no_plugin(&f.combined()) => HoldMethod::Exclude,
+            other => {
+                let why = match &other {
+                    Ok(f) => f.tail(2),
+                    Err(e) => e.to_string(),
+                };
+                let last = kept.and_then(probe::last);
+                tracing::warn!(
+                    "`{cl}` failed ({why}): the hold's method stays {}",
+                    match last {
+                        Some(HoldMethod::Versionlock) => "versionlock (as the last run found)",
+                        Some(HoldMethod::Exclude) => "exclude= (as the last run found)",
+                        None => "exclude= (never probed successfully)",
+                    }
+                );
+                last.unwrap_or(HoldMethod::Exclude)
+            }
+        }
     }
 
     /// `dnf` (or `yum`) with the environment every call gets: root's
