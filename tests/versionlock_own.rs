@@ -311,7 +311,11 @@ fn the_versionlock_probe_is_asked_again_only_when_something_changed() {
     assert_eq!(st["held"], true, "{st}");
     let r = w.run(&["run", "-v"]);
     assert_eq!(r.code(), 0, "{}", r.stderr());
-    assert!(!r.stderr().contains(probe), "not probed again: {}", r.stderr());
+    assert!(
+        !r.stderr().contains(probe),
+        "not probed again: {}",
+        r.stderr()
+    );
     // dnf's configuration changed: asked again
     let conf = w.root.file("/etc/dnf/dnf.conf");
     let mut text = std::fs::read_to_string(&conf).unwrap();
@@ -322,4 +326,37 @@ fn the_versionlock_probe_is_asked_again_only_when_something_changed() {
     assert!(r.stderr().contains(probe), "probed again: {}", r.stderr());
     let st = testkit::world::status_json(w.root.path());
     assert_eq!(st["held"], true, "{st}");
+}
+
+/// A probe that fails for another reason than a missing plugin (here dnf
+/// cannot use its cache directory, as on a full disk) keeps the method the
+/// last run found: the agent stays held by versionlock, no `exclude=` is
+/// added. The plain probe really fails there.
+#[test]
+fn a_probe_that_fails_otherwise_keeps_the_versionlock_hold() {
+    let w = world("15.4.3", "15.4.3", "");
+    let r = w.run(&["run"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let cache = w.root.file("/var/cache/dnf");
+    let _ = std::fs::remove_dir_all(&cache);
+    std::fs::write(&cache, "not a directory").unwrap();
+    let (code, out) = plain(&w, &["-C", "--disablerepo=*", "versionlock", "list"]);
+    assert_ne!(code, 0, "the plain probe fails: {out}");
+    assert!(!out.contains("No such command"), "{out}");
+    // something the probe depends on changed: it is asked again, and fails
+    let conf = w.root.file("/etc/dnf/dnf.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("# changed\n");
+    std::fs::write(&conf, text).unwrap();
+    let r = w.run(&["run"]);
+    assert!(
+        r.stderr().contains("the hold's method stays versionlock"),
+        "{}",
+        r.stderr()
+    );
+    let repos = w.root.file("/etc/yum.repos.d");
+    for e in std::fs::read_dir(repos).unwrap() {
+        let t = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        assert!(!t.contains("exclude="), "no exclude= added: {t}");
+    }
 }
