@@ -119,7 +119,7 @@ pub fn configured_section(
         _ => Err(Error::SourceNotFound {
             package: pkg.to_string(),
             detail: format!(
-                "the configured source file {} defines several repositories ({}) and not exactly one on the release host ({}); keep the Teleport repository alone in that file",
+                "the configured source file {} defines several repositories ({}) and not exactly one on the release host ({}); keep the agent's repository alone in that file",
                 system.display_path(&f),
                 secs.iter().map(|s| format!("[{}]", s.id)).collect::<Vec<_>>().join(", "),
                 hints.release_hosts.join(", ")
@@ -181,7 +181,7 @@ pub fn ambiguous(system: &System, pkg: &PkgName, several: &[&IniSection]) -> Err
     Error::SourceNotFound {
         package: pkg.to_string(),
         detail: format!(
-            "several repositories could be the Teleport repository: {}; name its file in the `source-file` setting",
+            "several repositories could be the agent's repository: {}; name its file in the `source-file` setting",
             several
                 .iter()
                 .map(|s| where_defined(system, s))

@@ -124,7 +124,7 @@ impl Zypper {
                 file: file.clone(),
                 line: Some(sec.line),
                 setting: "gpgkey".into(),
-                message: format!("[{}] names no signing key; add gpgkey=https://zypper.releases.teleport.dev/gpg and import that key (rpm --import)", sec.id),
+                message: format!("[{}] names no signing key; add gpgkey=<the URL of its signing key> and import that key (rpm --import)", sec.id),
             });
         }
         for k in &keys {
@@ -145,7 +145,7 @@ impl Zypper {
                 file: file.clone(),
                 line: None,
                 setting: "gpgkey".into(),
-                message: "no signing key is imported into the rpm database: zypper will refuse the repository until the Teleport key is imported (rpm --import)".into(),
+                message: "no signing key is imported into the rpm database: zypper will refuse the repository until the repository's signing key is imported (rpm --import)".into(),
             }),
             Err(e) => tracing::warn!("cannot list the imported keys: {e}"),
         }

@@ -57,7 +57,7 @@ impl Zypper {
                 tail: fin.tail(6),
             };
             if lock_problem(text) {
-                return failed("a lock keeps the package from changing (see `zypper locks`; a pattern lock such as `teleport*` is not ours to remove)");
+                return failed("a lock keeps the package from changing (see `zypper locks`; a pattern lock on the package is not ours to remove)");
             }
             match fin.code {
                 Some(104) => failed("capability not found"),
