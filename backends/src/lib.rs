@@ -265,7 +265,7 @@ pub trait Backend: Send + Sync {
     /// is added: a failed or refused update leaves the package database as
     /// it found it.
     fn update_to(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Result<Installed> {
-        if let Some(what) = self.recover()? {
+        if let Some(what) = self.recover_package(pkg)? {
             tracing::warn!(repaired = %what, "repaired an interrupted package transaction");
         }
         self.refresh(source)?;

@@ -174,6 +174,14 @@ impl Apt {
         Ok(None)
     }
 
+    /// The packages `dpkg --audit` names (half-configured, half-installed,
+    /// triggers pending...): its lines that start with a space give a
+    /// package name first.
+    pub(super) fn audit_names(&self) -> Result<Vec<String>> {
+        let fin = self.runner.run(&self.dpkg().arg("--audit"))?;
+        Ok(parse_audit_names(&fin.stdout))
+    }
+
     pub(super) fn recover_cmd(&self) -> CommandLine {
         self.dpkg().env("DEBIAN_FRONTEND", "noninteractive").args([
             "--force-confdef",
@@ -211,4 +219,18 @@ pub(crate) fn installed_as(
             package: pkg.to_string(),
         }),
     }
+}
+
+/// The package names of `dpkg --audit`'s report (indented lines; an
+/// architecture qualifier kept).
+pub(crate) fn parse_audit_names(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| {
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.:".contains(c))
+        })
+        .map(str::to_string)
+        .collect()
 }

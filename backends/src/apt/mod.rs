@@ -477,6 +477,30 @@ impl Backend for Apt {
         self.unfinished(pkg)
     }
 
+    /// Finish an interrupted transaction, unless `dpkg --audit` names
+    /// other packages than `pkg`: `dpkg --configure -a` would run their
+    /// (failing) scripts too. Those are named in a refusal; nothing of them
+    /// or of the agent is touched.
+    fn recover_package(&self, pkg: &PkgName) -> Result<Option<String>> {
+        let others: Vec<String> = self
+            .audit_names()?
+            .into_iter()
+            .filter(|n| n.split(':').next() != Some(pkg.as_str()))
+            .collect();
+        if !others.is_empty() {
+            return Err(Error::CommandFailed {
+                command: self.dpkg().arg("--audit").to_string(),
+                status: "other packages are unfinished".into(),
+                tail: format!(
+                    "{} left unfinished by an earlier dpkg run (half-configured or half-installed); the updater does not configure or remove other packages: fix them first (dpkg --configure {}, or remove them); {pkg} was not touched",
+                    others.join(", "),
+                    others.join(" ")
+                ),
+            });
+        }
+        self.recover()
+    }
+
     fn refresh(&self, source: &Source) -> Result<()> {
         let cl = self.refresh_cmd(source)?;
         let fin = self.run_classified(&cl, None)?;

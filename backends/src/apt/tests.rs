@@ -138,3 +138,13 @@ fn urls_are_left_out_of_the_words_judged() {
     );
     assert!(without_urls("N: insecure repositories are disabled").contains("insecure"));
 }
+
+#[test]
+fn dpkg_audit_names() {
+    let out = "The following packages are only half configured, probably due to problems\nconfiguring them the first time.  The configuration should be retried using\ndpkg --configure <package> or the configure menu option in dselect:\n other-tool           a tool\n libfoo1:amd64        a library\n\n";
+    assert_eq!(
+        super::dpkg::parse_audit_names(out),
+        vec!["other-tool".to_string(), "libfoo1:amd64".to_string()]
+    );
+    assert!(super::dpkg::parse_audit_names("").is_empty());
+}
