@@ -306,3 +306,31 @@ fn a_missing_link_is_repaired_and_a_file_in_the_way_named_once() {
     }
     assert_eq!(runs(w.root.path()), 2, "no reinstall for a file in the way");
 }
+
+/// A run killed right after the install whose postinst failed: the next
+/// run finishes the unfinished plan, judges the half-configured agent as
+/// the update's failed script (rolled back, held, target recorded as
+/// failed), and later runs do not run the script again.
+#[test]
+fn apt_kill_after_a_failed_postinst_converges_without_rerunning_it() {
+    let (w, _s) = apt_world_with_file_in_the_way();
+    w.schedule_in_window();
+    let out = w
+        .cmd(&["run"])
+        .env("TELEPORT_UPGRADE_FAILPOINT", "after-install:kill")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(runs(w.root.path()), 1);
+    let r = w.run(&["run"]);
+    assert_eq!(r.code(), 6, "{}", r.stderr());
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"), "{}", r.stderr());
+    assert!(w.held());
+    assert_eq!(w.state()["failed_target"]["version"], "15.4.3");
+    let after = runs(w.root.path());
+    assert!(after <= 2, "the failed script ran {after} times");
+    for _ in 0..2 {
+        w.run(&["run"]);
+    }
+    assert_eq!(runs(w.root.path()), after, "not run again by later runs");
+}

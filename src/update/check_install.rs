@@ -53,6 +53,29 @@ impl Ctx<'_> {
         }
     }
 
+    /// Finish an interrupted transaction. When it fails on the version this
+    /// update installs (a run killed after its maintainer script failed),
+    /// that is the update's failed script: judged by the install check
+    /// (a rollback), not retried at every run.
+    pub(super) fn finish_transaction(&mut self, done: &mut Done) -> Result<(), StepError> {
+        match self.backend.recover_package(&self.pkg) {
+            Ok(Some(what)) => {
+                let msg = format!("finished an interrupted package transaction ({what})");
+                tracing::warn!(package = %self.pkg, "repaired: {msg}");
+                done.repaired.push(msg);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => match &self.goal {
+                super::plan::Goal::Update { to, .. } => {
+                    let to = Self::version(to)?;
+                    self.script_failed(e, &to, done)
+                }
+                _ => Err(Self::backend_err(e)),
+            },
+        }
+    }
+
     /// The install check: fails (a rollback) unless the package is fully
     /// installed and the binaries the host runs are its own.
     pub(super) fn check_install(&mut self) -> Result<(), StepError> {

@@ -24,13 +24,7 @@ impl Ctx<'_> {
                 );
                 super::jitter::wait(self.env.clock, wait).map_err(StepError::Interrupted)?;
             }
-            Step::FinishTransaction => {
-                if let Some(what) = b.recover_package(&self.pkg).map_err(Self::backend_err)? {
-                    let msg = format!("finished an interrupted package transaction ({what})");
-                    tracing::warn!(package = %self.pkg, "repaired: {msg}");
-                    done.repaired.push(msg);
-                }
-            }
+            Step::FinishTransaction => self.finish_transaction(done)?,
             Step::Refresh => b.refresh(&self.source).map_err(Self::backend_err)?,
             Step::CheckSpace { to } => self.check_space(to)?,
             Step::KeepPrevious { version } => {
