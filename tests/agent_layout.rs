@@ -9,7 +9,6 @@
 //! script runs once.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use testkit::deb::{build_deb, DebSpec};
 use testkit::gpg::Key;
@@ -55,23 +54,7 @@ fn layout_deb(version: &str, dir: &Path) -> PathBuf {
 /// A shell, `ln` and a `/var/tmp` inside an apt root (`dpkg --root` runs
 /// maintainer scripts chrooted into the root).
 fn give_root_a_shell(root: &Path) {
-    for (from, to) in [("/bin/dash", "bin/sh"), ("/bin/ln", "bin/ln")] {
-        let to = root.join(to);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(from, &to).unwrap();
-        let out = Command::new("ldd").arg(from).output().unwrap();
-        for lib in String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter(|w| w.starts_with('/'))
-        {
-            let dest = root.join(lib.trim_start_matches('/'));
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            if !dest.exists() {
-                std::fs::copy(lib, &dest).unwrap();
-            }
-        }
-    }
-    std::fs::create_dir_all(root.join("var/tmp")).unwrap();
+    testkit::aptroot::give_root_programs(root, &[("/bin/dash", "bin/sh"), ("/bin/ln", "bin/ln")]);
     std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
 }
 

@@ -4,36 +4,15 @@
 //! clear refusal, never configures or removes it, and leaves the agent
 //! installed and held.
 
-use std::path::Path;
-use std::process::Command;
-
 use testkit::deb::{build_deb, DebSpec};
 use testkit::world::apt::AptWorld;
 
 const OTHER: &str = "other-tool";
 
-/// dash inside the root (dpkg --root runs maintainer scripts chrooted).
-fn give_root_a_shell(root: &Path) {
-    let to = root.join("bin/sh");
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy("/bin/dash", &to).unwrap();
-    let out = Command::new("ldd").arg("/bin/dash").output().unwrap();
-    for lib in String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-    {
-        let dest = root.join(lib.trim_start_matches('/'));
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        if !dest.exists() {
-            std::fs::copy(lib, &dest).unwrap();
-        }
-    }
-}
-
 /// A root at 15.4.2 (target 15.4.3) with `other-tool` half-configured.
 fn world_with_a_broken_neighbour() -> AptWorld {
     let w = AptWorld::new("15.4.2", "15.4.3");
-    give_root_a_shell(w.root.path());
+    testkit::aptroot::give_root_programs(w.root.path(), &[("/bin/dash", "bin/sh")]);
     let mut spec = DebSpec::agent(OTHER, "1.0");
     spec.files = vec![("/usr/share/doc/other-tool/x".into(), b"x\n".to_vec(), 0o644)];
     spec.postinst = Some("#!/bin/sh\necho configuring >> /postinst-runs\nexit 1\n".into());

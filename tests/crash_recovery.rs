@@ -323,27 +323,14 @@ each_backend!(kill_during_health_wait_then_rolled_back);
 /// A shell and `sleep`/`touch` inside an apt root, so a maintainer script
 /// can run (`dpkg --root` runs them chrooted into the root).
 fn give_root_a_shell(root: &std::path::Path) {
-    for (from, to) in [
-        ("/bin/dash", "bin/sh"),
-        ("/bin/sleep", "bin/sleep"),
-        ("/usr/bin/touch", "bin/touch"),
-    ] {
-        let to = root.join(to);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(from, &to).unwrap();
-        let out = Command::new("ldd").arg(from).output().unwrap();
-        for lib in String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter(|w| w.starts_with('/'))
-        {
-            let dest = root.join(lib.trim_start_matches('/'));
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            if !dest.exists() {
-                std::fs::copy(lib, &dest).unwrap();
-            }
-        }
-    }
-    std::fs::create_dir_all(root.join("var/tmp")).unwrap();
+    testkit::aptroot::give_root_programs(
+        root,
+        &[
+            ("/bin/dash", "bin/sh"),
+            ("/bin/sleep", "bin/sleep"),
+            ("/usr/bin/touch", "bin/touch"),
+        ],
+    );
 }
 
 /// `SIGTERM` (what systemd sends on stop) while dpkg runs the target's

@@ -356,8 +356,7 @@ pub fn rpm_executables(out: &str) -> Vec<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct Md5 {
     st: Md5State,
-    buf: [u8; 64],
-    buf_len: usize,
+    buf: crate::blockbuf::BlockBuf,
 }
 
 /// The state of an [`Md5`] between blocks: what a slice of a file leaves
@@ -478,53 +477,31 @@ impl Md5 {
     pub fn resume(st: Md5State) -> Md5 {
         Md5 {
             st,
-            buf: [0; 64],
-            buf_len: 0,
+            buf: Default::default(),
         }
     }
 
     /// The state to save; `None` in the middle of a block (save only after
     /// a multiple of 64 bytes).
     pub fn state(&self) -> Option<Md5State> {
-        (self.buf_len == 0).then_some(self.st)
+        self.buf.is_empty().then_some(self.st)
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         self.st.len += data.len() as u64;
-        if self.buf_len > 0 {
-            let n = (64 - self.buf_len).min(data.len());
-            self.buf[self.buf_len..self.buf_len + n].copy_from_slice(&data[..n]);
-            self.buf_len += n;
-            data = &data[n..];
-            if self.buf_len < 64 {
-                return;
+        let words = &mut self.st.words;
+        self.buf.feed(data, |blocks| {
+            for b in blocks.chunks_exact(64) {
+                md5_block(words, b);
             }
-            let block = self.buf;
-            md5_block(&mut self.st.words, &block);
-            self.buf_len = 0;
-        }
-        let mut blocks = data.chunks_exact(64);
-        for b in &mut blocks {
-            md5_block(&mut self.st.words, b);
-        }
-        let rest = blocks.remainder();
-        self.buf[..rest.len()].copy_from_slice(rest);
-        self.buf_len = rest.len();
+        });
     }
 
     /// The digest, as `md5sum` prints it (32 lowercase hex digits).
     pub fn hex(mut self) -> String {
-        let bits = self.st.len.wrapping_mul(8);
-        let pad = if self.buf_len < 56 {
-            56 - self.buf_len
-        } else {
-            120 - self.buf_len
-        };
-        let mut tail = vec![0u8; pad];
-        tail[0] = 0x80;
+        let tail = self.buf.padding(self.st.len, false);
         self.update(&tail);
-        self.update(&bits.to_le_bytes());
-        debug_assert_eq!(self.buf_len, 0);
+        debug_assert!(self.buf.is_empty());
         self.st
             .words
             .iter()

@@ -12,6 +12,7 @@
 
 pub mod apt;
 pub mod apt_trust;
+mod blockbuf;
 pub mod channel;
 pub mod classify;
 pub mod cmd;

@@ -30,8 +30,7 @@ impl Default for Sha256State {
 #[derive(Debug, Clone)]
 pub struct Sha256 {
     st: Sha256State,
-    buf: [u8; 64],
-    buf_len: usize,
+    buf: crate::blockbuf::BlockBuf,
 }
 
 impl Default for Sha256 {
@@ -60,52 +59,26 @@ impl Sha256 {
     pub fn resume(st: Sha256State) -> Sha256 {
         Sha256 {
             st,
-            buf: [0; 64],
-            buf_len: 0,
+            buf: Default::default(),
         }
     }
 
     /// The state to save; `None` in the middle of a block.
     pub fn state(&self) -> Option<Sha256State> {
-        (self.buf_len == 0).then_some(self.st)
+        self.buf.is_empty().then_some(self.st)
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         self.st.len += data.len() as u64;
-        if self.buf_len > 0 {
-            let n = (64 - self.buf_len).min(data.len());
-            self.buf[self.buf_len..self.buf_len + n].copy_from_slice(&data[..n]);
-            self.buf_len += n;
-            data = &data[n..];
-            if self.buf_len < 64 {
-                return;
-            }
-            let block = self.buf;
-            blocks(&mut self.st.words, &block);
-            self.buf_len = 0;
-        }
-        let whole = data.len() / 64 * 64;
-        if whole > 0 {
-            blocks(&mut self.st.words, &data[..whole]);
-        }
-        let rest = &data[whole..];
-        self.buf[..rest.len()].copy_from_slice(rest);
-        self.buf_len = rest.len();
+        let words = &mut self.st.words;
+        self.buf.feed(data, |b| blocks(words, b));
     }
 
     /// The digest as `sha256sum` and rpm print it (64 lowercase hex digits).
     pub fn hex(mut self) -> String {
-        let bits = self.st.len.wrapping_mul(8);
-        let pad = if self.buf_len < 56 {
-            56 - self.buf_len
-        } else {
-            120 - self.buf_len
-        };
-        let mut tail = vec![0u8; pad];
-        tail[0] = 0x80;
+        let tail = self.buf.padding(self.st.len, true);
         self.update(&tail);
-        self.update(&bits.to_be_bytes());
-        debug_assert_eq!(self.buf_len, 0);
+        debug_assert!(self.buf.is_empty());
         self.st.words.iter().map(|w| format!("{w:08x}")).collect()
     }
 }

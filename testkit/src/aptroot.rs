@@ -291,3 +291,30 @@ impl std::fmt::Debug for AptRoot {
             .finish()
     }
 }
+
+/// Copy the host's `programs` (`(host path, path in the root)`) and the
+/// libraries they load into `root`, with a `/var/tmp`: `dpkg --root` runs
+/// maintainer scripts chrooted into the root, so they need a shell (and
+/// whatever else they call) inside it.
+pub fn give_root_programs(root: &Path, programs: &[(&str, &str)]) {
+    for (from, to) in programs {
+        let to = root.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+        let out = std::process::Command::new("ldd")
+            .arg(from)
+            .output()
+            .unwrap();
+        for lib in String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            let dest = root.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            if !dest.exists() {
+                std::fs::copy(lib, &dest).unwrap();
+            }
+        }
+    }
+    std::fs::create_dir_all(root.join("var/tmp")).unwrap();
+}
