@@ -181,3 +181,32 @@ fn the_archive_caches_copy_is_kept_without_a_download() {
         kept_files(&w.root.file("/"))
     );
 }
+
+/// dnf and zypper: the installed version's .rpm is kept (downloaded from
+/// the agent's repository alone, its signature checked with `rpm -K`), and
+/// a broken update is rolled back from it (`rpm -U`, signature checked
+/// again), then removed.
+fn rpm_rollback_installs_the_kept_package(kind: world::Kind) {
+    let w = world::World::new(kind, "15.4.3", BROKEN);
+    w.set_readiness(w.broken_gate(), "3");
+    w.schedule_in_window();
+    let r = w.run(&["run", "-v"]);
+    r.expect(6)
+        .logs_contain("kept the package of 15.4.3")
+        .logs_contain("rpm -K")
+        .logs_contain("from the kept package file");
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"), "{kind:?}");
+    assert_eq!(w.state()["failed_target"]["version"], BROKEN);
+    let left = kept_files(&w.file("/"));
+    assert!(left.is_empty(), "{kind:?}: {left:?}");
+}
+
+#[test]
+fn dnf_rollback_installs_the_kept_package() {
+    rpm_rollback_installs_the_kept_package(world::Kind::Dnf);
+}
+
+#[test]
+fn zypper_rollback_installs_the_kept_package() {
+    rpm_rollback_installs_the_kept_package(world::Kind::Zypper);
+}

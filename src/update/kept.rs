@@ -105,8 +105,8 @@ pub fn keep(b: &dyn Backend, source: &backends::Source, pkg: &PkgName, version: 
         }
     };
     match check_and_record(system, pkg, version, &kept) {
-        Ok(()) => {
-            tracing::info!(package = %pkg, file = %kept.path.display(), "kept the package of {version} for a rollback without the network (SHA-256 {}: {})", kept.sha256, kept.vouched_by)
+        Ok(sha256) => {
+            tracing::info!(package = %pkg, file = %kept.path.display(), "kept the package of {version} for a rollback without the network (SHA-256 {sha256}; vouched for by {})", kept.vouched_by)
         }
         Err(e) => {
             tracing::warn!(package = %pkg, "cannot keep the package of {version}: {e}; a rollback will need the repository");
@@ -120,8 +120,18 @@ fn check_and_record(
     pkg: &PkgName,
     version: &PkgVersion,
     kept: &KeptFile,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let got = sha256_of(&kept.path).map_err(|e| format!("{}: {e}", kept.path.display()))?;
+    // rpm: the package's own signature was checked (`rpm -K`); the digest
+    // recorded is of the file checked, so that the rollback installs it.
+    let kept = &KeptFile {
+        sha256: if kept.sha256.is_empty() {
+            got.clone()
+        } else {
+            kept.sha256.clone()
+        },
+        ..kept.clone()
+    };
     if got != kept.sha256 {
         return Err(format!(
             "{} has SHA-256 {got}, not the {} of {}",
@@ -142,7 +152,8 @@ fn check_and_record(
         vouched_by: kept.vouched_by.clone(),
     };
     let bytes = serde_json::to_vec_pretty(&rec).map_err(|e| e.to_string())?;
-    backends::write_private(&record_path(system), &bytes).map_err(|e| e.to_string())
+    backends::write_private(&record_path(system), &bytes).map_err(|e| e.to_string())?;
+    Ok(rec.sha256)
 }
 
 /// The kept file of `version` of `pkg`, checked against its recorded

@@ -697,6 +697,25 @@ impl Backend for Dnf {
         rpmdb::executables(&self.system, &self.runner, pkg)
     }
 
+    fn keep_package(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+        dir: &std::path::Path,
+    ) -> Result<Option<crate::KeptFile>> {
+        let cl = self.reinstall_cmd(source, pkg, version.as_str()).args([
+            "--downloadonly".to_string(),
+            format!("--destdir={}", dir.display()),
+        ]);
+        self.run_classified(&cl, Some((pkg, version.as_str(), source)))?;
+        rpmdb::kept::kept_file(&self.system, &self.runner, dir).map(Some)
+    }
+
+    fn install_file(&self, _pkg: &PkgName, file: &std::path::Path) -> Result<()> {
+        rpmdb::kept::install_file(&self.system, &self.runner, file)
+    }
+
     fn file_digests(
         &self,
         pkg: &PkgName,

@@ -31,6 +31,7 @@ use crate::{Error, Result};
 mod classify;
 mod discovery;
 mod first;
+pub mod kept;
 pub use first::first_installed;
 mod hold;
 mod ini;

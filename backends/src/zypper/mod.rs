@@ -386,6 +386,29 @@ impl Backend for Zypper {
         rpmdb::executables(&self.system, &self.runner, pkg)
     }
 
+    fn keep_package(
+        &self,
+        source: &Source,
+        pkg: &PkgName,
+        version: &PkgVersion,
+        dir: &std::path::Path,
+    ) -> Result<Option<crate::KeptFile>> {
+        let cl = self.zypper_for(source).args([
+            "--pkg-cache-dir".to_string(),
+            dir.display().to_string(),
+            "--no-refresh".into(),
+            "download".into(),
+            format!("--repo={}", source.id),
+            format!("{pkg}={version}"),
+        ]);
+        self.runner.run_ok(&cl)?;
+        rpmdb::kept::kept_file(&self.system, &self.runner, dir).map(Some)
+    }
+
+    fn install_file(&self, _pkg: &PkgName, file: &std::path::Path) -> Result<()> {
+        rpmdb::kept::install_file(&self.system, &self.runner, file)
+    }
+
     fn file_digests(
         &self,
         pkg: &PkgName,
