@@ -46,6 +46,7 @@ const STATUS_KEYS: &[&str] = &[
     "failures",
     "fleet_lock",
     "fleet_rollout",
+    "update_group",
     "rollout_halts_total",
     "lower_target",
     "disagreements_total",
