@@ -140,6 +140,10 @@ pub struct KeptFile {
     pub sha256: String,
     /// What vouched for that digest (for the log).
     pub vouched_by: String,
+    /// Hash the file against `sha256` when keeping it (a download). A
+    /// copy apt verified when it downloaded it (its archive cache, linked)
+    /// is hashed only before a rollback installs it, as every kept file is.
+    pub hash_now: bool,
 }
 
 /// One package manager, driven for one package.

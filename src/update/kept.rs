@@ -121,7 +121,13 @@ fn check_and_record(
     version: &PkgVersion,
     kept: &KeptFile,
 ) -> Result<String, String> {
-    let got = sha256_of(&kept.path).map_err(|e| format!("{}: {e}", kept.path.display()))?;
+    // apt's archive copy: apt checked it against the signed index when it
+    // downloaded it; hashed before a rollback installs it (`checked`), not
+    // here (200-500 MB on every update).
+    let got = match kept.hash_now {
+        true => sha256_of(&kept.path).map_err(|e| format!("{}: {e}", kept.path.display()))?,
+        false => kept.sha256.clone(),
+    };
     // rpm: the package's own signature was checked (`rpm -K`); the digest
     // recorded is of the file checked, so that the rollback installs it.
     let kept = &KeptFile {

@@ -51,6 +51,7 @@ impl Apt {
                 path,
                 sha256,
                 vouched_by,
+                hash_now: false,
             });
         }
         let partial = dir.join("partial");
@@ -77,6 +78,7 @@ impl Apt {
             path,
             sha256,
             vouched_by,
+            hash_now: true,
         })
     }
 
