@@ -360,3 +360,41 @@ fn a_probe_that_fails_otherwise_keeps_the_versionlock_hold() {
         assert!(!t.contains("exclude="), "no exclude= added: {t}");
     }
 }
+
+/// A broken update rolled back (from the kept package file, offline)
+/// leaves exactly one lock: the installed version's, not the failed
+/// version's beside it (the container matrix's rpm-dnf row found it).
+#[test]
+fn a_rollback_from_the_kept_package_leaves_one_lock() {
+    let w = world("15.4.3", testkit::world::BROKEN, "");
+    let marker = w.root.file(testkit::world::BROKEN_MARKER);
+    w.vs.set_route(
+        "/readyz",
+        testkit::http::Route::gate(
+            &marker,
+            testkit::http::Route::status(503, "not ready"),
+            testkit::http::Route::ok("ok"),
+        ),
+    );
+    w.config("diag-addr", &format!("127.0.0.1:{}", w.vs.port()));
+    w.config("health-timeout", "3");
+    let r = w.run(&["run"]);
+    assert_eq!(r.code(), 6, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("from the kept package file"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    let locks: Vec<String> = list(&w)
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        locks,
+        vec!["teleport-ent-0:15.4.3-1.*".to_string()],
+        "{}",
+        list(&w)
+    );
+}

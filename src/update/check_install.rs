@@ -124,7 +124,7 @@ impl Ctx<'_> {
         let err = |e: backends::Error| format!("reinstalling {v} failed: {e}");
         b.refresh(&self.source).map_err(err)?;
         b.install_exact(&self.source, &self.pkg, v).map_err(err)?;
-        b.hold(&self.source, &self.pkg).map_err(err)?;
+        self.hold_alone().map_err(err)?;
         let now = b
             .installed(&self.pkg)
             .map_err(err)?
@@ -136,13 +136,25 @@ impl Ctx<'_> {
         Ok(now)
     }
 
+    /// Hold the installed version, and (dnf's versionlock) delete the
+    /// updater's own locks of other versions, as `update_to` does: a
+    /// rollback must not leave the failed version's lock beside it.
+    fn hold_alone(&self) -> backends::Result<()> {
+        let b = self.backend;
+        b.hold(&self.source, &self.pkg)?;
+        if b.swaps_holds() {
+            b.drop_old_holds(&self.source, &self.pkg)?;
+        }
+        Ok(())
+    }
+
     /// Install the kept file of `v` (checked against its digest) and hold.
     fn install_kept(&self, file: &std::path::Path, v: &PkgVersion) -> Result<Installed, String> {
         let b = self.backend;
         tracing::info!(package = %self.pkg, file = %file.display(), "rolling back to {v} from the kept package file (no network needed)");
         let err = |e: backends::Error| e.to_string();
         b.install_file(&self.pkg, file).map_err(err)?;
-        b.hold(&self.source, &self.pkg).map_err(err)?;
+        self.hold_alone().map_err(err)?;
         let now = b
             .installed(&self.pkg)
             .map_err(err)?
