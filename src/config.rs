@@ -185,6 +185,10 @@ pub struct Config {
     /// New: how long after a run first sees the agent unhealthy the
     /// re-check runs (`recheck-delay`, seconds; 0 turns it off).
     pub recheck_delay: Duration,
+    /// New: how long a target the repository does not offer yet is waited
+    /// for (exit 0, result word waiting-for-mirror) before a run fails
+    /// (`mirror-wait`, seconds; 0: fail at once).
+    pub mirror_wait: Duration,
     /// New: a routine update is not started when less than this is left
     /// of the current maintenance window (`window-margin`, seconds; at
     /// most a quarter of the window; 0 turns it off).
@@ -446,6 +450,7 @@ impl Config {
                 .unwrap_or_default(),
             repository,
             recheck_delay: r.seconds("recheck-delay")?,
+            mirror_wait: r.seconds("mirror-wait")?,
             window_margin: r.seconds("window-margin")?,
             update_group: r.parsed("update-group", crate::update_group::parse)?,
         })

@@ -76,7 +76,8 @@ pub enum AppError {
 
     /// The repository does not offer the target (yet): a mirror lagging
     /// behind the version server, most often. Nothing was installed; the
-    /// next run checks again (exit 4, result word `waiting-for-mirror`).
+    /// next run checks again (result word `waiting-for-mirror`: exit 0 for
+    /// `mirror-wait`, then 4; see [`crate::decision::mirror_wait`]).
     #[error("waiting for the mirror: {0}; nothing was changed, the next run checks again")]
     NotOffered(String),
 

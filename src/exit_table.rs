@@ -29,8 +29,11 @@ pub const EXITS: &[ExitRow] = &[
     ExitRow {
         exit: Exit::Ok,
         word: "ok",
-        meaning: "nothing to do, waiting for a window, stood down, or updated",
-        todo: "nothing",
+        meaning: "nothing to do, waiting for a window, stood down, or updated; or \
+                  waiting for a lagging mirror (result word waiting-for-mirror: the \
+                  repository does not offer the target yet, nothing was installed; for \
+                  at most mirror-wait, a day by default)",
+        todo: "nothing (for waiting-for-mirror, status shows since when)",
     },
     ExitRow {
         exit: Exit::NoTarget,
@@ -72,14 +75,15 @@ pub const EXITS: &[ExitRow] = &[
         word: "update-failed",
         meaning: "the update was attempted and failed; the agent is as the package \
                   manager left it (result word waiting-for-mirror when the repository \
-                  does not offer the target yet: nothing was installed; result word \
+                  has not offered the target for mirror-wait: nothing was installed; result word \
                   no-space when the package's download or installed size, from the \
                   repository's metadata, does not fit in the free space of the package \
                   cache or of the agent's filesystem: refused before the download, \
                   nothing was changed)",
         todo: "read the package manager's error in the log (journalctl -u \
                teleport-upgrade), fix it, then run teleport-upgrade run; for \
-               no-space, free space where the log says (the next run checks again)",
+               waiting-for-mirror, check that the repository or mirror the log \
+               names syncs the target; for no-space, free space where the log says (the next run checks again)",
     },
     ExitRow {
         exit: Exit::Locked,

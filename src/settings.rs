@@ -246,6 +246,17 @@ pub const SETTINGS: &[Setting] = &[
         invalid: Some("30"),
     },
     Setting {
+        name: "mirror-wait",
+        owner: Owner::Operator,
+        value: secs(0, 7 * 86400, false, 86400),
+        default: "",
+        meaning: "seconds a target the repository does not offer yet is waited for before a run fails",
+        detail: "A mirror lagging behind the version server: until then a timer run that finds the target not offered ends with exit 0 and the result word waiting-for-mirror (counted in teleport_upgrade_mirror_waits_total, shown by status); after it, exit 4 (update-failed). `force` exits 4 at once. 0: exit 4 at once.",
+        v1: false,
+        example: "21600",
+        invalid: Some("604801"),
+    },
+    Setting {
         name: "verify-interval",
         owner: Owner::Operator,
         value: secs(0, 7 * 86400, false, 86400),

@@ -271,6 +271,13 @@ pub struct State {
     /// halted on its failure rate.
     #[serde(default)]
     pub rollout_halts_total: u64,
+    /// The target the repository does not offer yet, while runs wait for
+    /// the mirror (`mirror-wait`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_wait: Option<MirrorWait>,
+    /// Runs that found the target not offered by the repository.
+    #[serde(default)]
+    pub mirror_waits_total: u64,
     /// Writes to the fleet's record, by result (`ok`, `failed`: this
     /// host's update added as such; `error`: it could not be added).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -295,6 +302,15 @@ pub struct Rollout {
     /// The record could not be read or written: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A target the repository did not offer yet (a lagging mirror), and
+/// since when runs have found it so.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MirrorWait {
+    pub target: String,
+    /// Unix seconds of the first run that found it not offered.
+    pub since: i64,
 }
 
 /// The version server's answers disagreed.
@@ -649,7 +665,7 @@ pub fn save(path: &Path, state: &State) -> std::io::Result<()> {
 }
 
 /// A temporary file (mode 0644) renamed over `path`, without fsync.
-fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));

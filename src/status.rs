@@ -154,6 +154,10 @@ pub struct Status {
     /// saw, and the last of them.
     pub disagreements_total: u64,
     pub last_disagreement: Option<state::Disagreement>,
+    /// The target the repository does not offer yet, since when, and how
+    /// many runs found a target not offered.
+    pub mirror_wait: Option<state::MirrorWait>,
+    pub mirror_waits_total: u64,
     /// What could not be read.
     pub problems: Vec<String>,
 }
@@ -319,6 +323,8 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
         lower_target: st.lower_target.clone(),
         disagreements_total: st.disagreements_total,
         last_disagreement: st.last_disagreement.clone(),
+        mirror_wait: st.mirror_wait.clone(),
+        mirror_waits_total: st.mirror_waits_total,
         problems,
     })
 }
@@ -412,6 +418,14 @@ pub fn print_human(s: &Status, out: &mut dyn Write) -> std::io::Result<()> {
             "  lower:       {} (below the installed version) advertised since {}: installed once a check unhealthy-interval later still advertises it",
             l.version,
             rfc3339(l.since)
+        )?;
+    }
+    if let Some(w) = &s.mirror_wait {
+        writeln!(
+            out,
+            "  mirror:      {} not offered by the repository since {}: waiting for the mirror (a run fails once mirror-wait has passed)",
+            w.target,
+            rfc3339(w.since)
         )?;
     }
     if let Some(d) = &s.last_disagreement {

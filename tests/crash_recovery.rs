@@ -561,8 +561,10 @@ fn full_state_directory_keeps_the_agent_held(kind: Kind) {
         w.schedule_in_window();
         let dir = w.file("/var/lib/teleport-upgrade");
         std::fs::create_dir_all(&dir).unwrap();
+        // Room for the kept package the space check counts here (with its
+        // 16 MiB margin) until the fail point fills it.
         let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"])
             .arg(&dir)
             .status()
             .unwrap();

@@ -51,8 +51,9 @@ fn waits_then_installs(w: &AptWorld, on_mirror: &[&str], target: &str) {
     let (mut repo, _server, line) = aptly_mirror(w, on_mirror);
     let r = w.run(&["run"]);
     eprintln!("{target} not on the mirror:\n{}", r.stderr());
-    r.expect(4)
+    r.expect(0)
         .logs_contain("waiting for the mirror")
+        .logs_contain("not a failure yet")
         .logs_contain("re-check");
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
     let st = w.state();
@@ -68,10 +69,19 @@ fn waits_then_installs(w: &AptWorld, on_mirror: &[&str], target: &str) {
         "teleport_upgrade_mirror_waits_total 1"
     );
     let failures = metric(w, "teleport_upgrade_failures_total");
-    assert!(!failures.contains("waiting-for-mirror"), "{failures}");
     assert!(
         failures.lines().all(|l| l.ends_with(" 0")),
         "no failure counted: {failures}"
+    );
+    assert_eq!(st["mirror_wait"]["target"], target);
+    let status = w.run(&["status"]);
+    status.expect(0);
+    assert!(
+        status.stdout().contains(&format!(
+            "mirror:      {target} not offered by the repository since"
+        )),
+        "{}",
+        status.stdout()
     );
     // The mirror catches up: the next run installs it.
     repo.add_debs("main", &[deb(target)], Some(&w.key));
@@ -84,6 +94,7 @@ fn waits_then_installs(w: &AptWorld, on_mirror: &[&str], target: &str) {
         std::fs::read_to_string(w.root.file(MIRROR_LIST)).unwrap(),
         line
     );
+    assert!(w.state()["mirror_wait"].is_null(), "the wait is over");
 }
 
 /// A new major (which would move a `stable/vNN` channel): the mirror's
@@ -101,4 +112,43 @@ fn an_aptly_mirror_through_repository() {
     let w = AptWorld::new("15.4.2", "15.4.2");
     w.config("repository", "mirror");
     waits_then_installs(&w, &["15.4.2"], "15.4.3");
+}
+
+/// The mirror never gets it: after `mirror-wait` (a day by default) the run
+/// fails (exit 4) and counts a failure; `mirror-wait` 0 fails at once.
+#[test]
+fn a_mirror_that_never_syncs_fails_after_mirror_wait() {
+    let w = AptWorld::new("15.4.2", "15.4.2");
+    w.config("repository", "mirror");
+    w.config("metrics-dir", "/var/lib/metrics");
+    std::fs::create_dir_all(w.root.file("/var/lib/metrics")).unwrap();
+    w.set_target("15.4.3");
+    w.schedule_in_window();
+    let (_repo, _server, _line) = aptly_mirror(&w, &["15.4.2"]);
+    w.run(&["run"]).expect(0).logs_contain("not a failure yet");
+    // 23 hours later: still waiting.
+    testkit::world::backdate_since(w.root.path(), "mirror_wait", 23 * 3600);
+    w.run(&["run"])
+        .expect(0)
+        .logs_contain("not a failure yet")
+        .logs_contain("is kept already");
+    // A day and a minute after the first: an operator must look.
+    testkit::world::backdate_since(w.root.path(), "mirror_wait", 3600 + 60);
+    let r = w.run(&["run"]);
+    r.expect(4).logs_contain("mirror-wait is 86400 s");
+    let st = w.state();
+    assert_eq!(st["last_run"]["result"], "waiting-for-mirror");
+    assert_eq!(st["last_run"]["exit_code"], 4);
+    assert_eq!(st["mirror_waits_total"], 3);
+    assert_eq!(
+        metric(
+            &w,
+            "teleport_upgrade_failures_total{reason=\"waiting-for-mirror\"}"
+        ),
+        "teleport_upgrade_failures_total{reason=\"waiting-for-mirror\"} 1"
+    );
+    assert_eq!(w.installed().as_deref(), Some("15.4.2"));
+    // mirror-wait 0: the behaviour before it, exit 4 at once.
+    w.config("mirror-wait", "0");
+    w.run(&["run"]).expect(4);
 }

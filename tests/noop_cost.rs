@@ -179,3 +179,87 @@ fn a_dnf_no_op_asks_rpm_once_for_the_agent_package() {
 fn a_zypper_no_op_asks_rpm_once_for_the_agent_package() {
     an_rpm_no_op_asks_rpm_once_for_the_agent_package(testkit::world::Kind::Zypper);
 }
+
+/// The `execve` and `fsync` lines of one traced `run` (`strace -f -y`:
+/// file descriptors shown with their paths).
+fn traced_update(w: &AptWorld, trace: &std::path::Path) -> String {
+    let c = w.cmd(&["run"]);
+    let mut s = Command::new("strace");
+    s.args([
+        "-f",
+        "-qq",
+        "-y",
+        "-e",
+        "trace=execve,fsync,fdatasync",
+        "-s",
+        "400",
+        "-o",
+    ])
+    .arg(trace)
+    .arg(c.get_program())
+    .args(c.get_args());
+    s.env_clear();
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            s.env(k, v);
+        }
+    }
+    for k in ["PATH", "HOME"] {
+        if let Some(v) = std::env::var_os(k) {
+            s.env(k, v);
+        }
+    }
+    let out = s.output().expect("strace");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(trace).unwrap()
+}
+
+/// What an apt update adds to the bare refresh, install and hold, counted
+/// by the kernel: one `dpkg --audit` (not one to name the unfinished and
+/// one more to decide), repository queries that leave dpkg's `status` and
+/// the host's `pkgcache.bin` alone, and the plan journal waiting for the
+/// disk only around the install and the hold (not after every step).
+#[test]
+fn an_apt_update_audits_once_and_syncs_its_journal_around_package_changes() {
+    let w = AptWorld::new("15.4.2", "15.4.3");
+    w.schedule_in_window();
+    let d = tempfile::tempdir().unwrap();
+    let text = traced_update(&w, &d.path().join("trace"));
+    assert_eq!(w.installed().as_deref(), Some("15.4.3"));
+    let execs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("execve(") && !l.contains("ENOENT"))
+        .collect();
+    let audits = execs.iter().filter(|l| l.contains("\"--audit\"")).count();
+    assert_eq!(audits, 1, "{execs:#?}");
+    let queries: Vec<&&str> = execs
+        .iter()
+        .filter(|l| l.contains("/apt-cache\"") && l.contains("Dir::Etc::SourceParts=-"))
+        .collect();
+    assert!(!queries.is_empty(), "{execs:#?}");
+    for q in &queries {
+        assert!(
+            q.contains("\"Dir::State::status=/dev/null\"")
+                && q.contains("\"Dir::Cache::pkgcache=\""),
+            "{q}"
+        );
+    }
+    let state_dir = w.root.file("/var/lib/teleport-upgrade");
+    let syncs = text
+        .lines()
+        .filter(|l| l.contains("fsync(") || l.contains("fdatasync("))
+        .filter(|l| l.contains(&state_dir.display().to_string()))
+        .count();
+    // The plan (2: file and directory), before the install, after it,
+    // after the hold (2 each), the kept package's record (1), the
+    // journal's removal (1), the state file (2): 14. With every step's
+    // record synced: 26.
+    assert!(
+        syncs <= 14,
+        "{syncs} fsyncs in the state directory:\n{text}"
+    );
+}

@@ -51,6 +51,8 @@ const STATUS_KEYS: &[&str] = &[
     "lower_target",
     "disagreements_total",
     "last_disagreement",
+    "mirror_wait",
+    "mirror_waits_total",
     "problems",
 ];
 

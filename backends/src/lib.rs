@@ -317,6 +317,14 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
+    /// The copy of `version` of `pkg` that [`Backend::keep_package`] would
+    /// link instead of downloading (apt's archive cache), when there is
+    /// one. Read from the file system, no fork.
+    fn local_copy(&self, pkg: &PkgName, version: &PkgVersion) -> Option<PathBuf> {
+        let _ = (pkg, version);
+        None
+    }
+
     /// Install the package file `file` (kept by [`Backend::keep_package`]
     /// and checked against its digest by the caller), over whatever version
     /// is installed, without the network. Does not hold.

@@ -9,6 +9,7 @@
 
 mod display;
 pub mod downgrade;
+pub mod mirror_wait;
 pub mod resume;
 
 use backends::PkgVersion;
@@ -135,6 +136,20 @@ pub struct PackageState {
     pub interrupted: Option<String>,
     /// Its executables do not verify: what is wrong.
     pub damaged: Option<String>,
+}
+
+/// What a run with `decision` repairs besides: nothing when it stands
+/// down or updates (the update installs, finishes and holds anyway);
+/// otherwise what converges the host, and a reinstall of damaged files
+/// when up to date.
+fn repairs_for(decision: &Decision, converge: &Repairs, p: &PackageState) -> Repairs {
+    match decision {
+        Decision::StandDown { .. } | Decision::Update { .. } => Repairs::default(),
+        d => Repairs {
+            damaged: p.damaged.clone().filter(|_| *d == Decision::UpToDate),
+            ..converge.clone()
+        },
+    }
 }
 
 /// The repairs a run makes where no update is due.
@@ -492,17 +507,7 @@ pub fn decide(o: &Observed) -> Outcome {
         unheld: p.held == Some(false),
         damaged: None,
     };
-    out.repairs = match &out.decision {
-        Decision::StandDown { .. } | Decision::Update { .. } => Repairs::default(),
-        d => Repairs {
-            damaged: if *d == Decision::UpToDate {
-                p.damaged.clone()
-            } else {
-                None
-            },
-            ..converge.clone()
-        },
-    };
+    out.repairs = repairs_for(&out.decision, &converge, p);
     // A refused update changes nothing on a fresh run; after an
     // interrupted plan the host is converged all the same.
     if !stood_down && o.unfinished.is_some() {

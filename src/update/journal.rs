@@ -293,7 +293,31 @@ impl Journal {
 pub fn save(path: &Path, j: &Journal) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(j).expect("the journal serializes");
     bytes.push(b'\n');
-    crate::state::write_atomic(path, &bytes)
+    if durable(j) {
+        crate::state::write_atomic(path, &bytes)
+    } else {
+        crate::state::write_unsynced(path, &bytes)
+    }
+}
+
+/// Whether this record of `j` must reach the disk before the run goes on
+/// (fsync of the file and its directory): around a step that changes the
+/// agent's package or its hold (the last step done, or the next), and
+/// while undoing. The records between (after a refresh, a space check, a
+/// health check) are renamed into place without waiting for the disk: a
+/// kill keeps them (the page cache), and a power loss at worst leaves the
+/// record before, whose next steps are done again (each is idempotent).
+pub fn durable(j: &Journal) -> bool {
+    let changes = |s: &Step| {
+        matches!(
+            s,
+            Step::Install { .. } | Step::Reinstall { .. } | Step::Hold | Step::DropOldHolds
+        )
+    };
+    j.phase != Phase::Forward
+        || j.done == 0
+        || j.plan.steps.get(j.done).is_some_and(changes)
+        || j.plan.steps.get(j.done - 1).is_some_and(changes)
 }
 
 /// The plan is finished or undone.
@@ -313,6 +337,41 @@ pub fn remove(path: &Path) -> std::io::Result<()> {
 mod tests {
     use super::super::plan::{Facts, Plan};
     use super::*;
+
+    /// Which records of an update wait for the disk: the plan itself,
+    /// those next to the install and the hold, every undoing one.
+    #[test]
+    fn durable_records_are_those_around_package_changes() {
+        let plan = Plan::update(
+            "15.4.2",
+            "15.4.3",
+            Facts {
+                restart: true,
+                verify: true,
+                channel_to: None,
+                swaps_holds: false,
+            },
+            &crate::run::Trusted::for_tests(),
+        );
+        let names: Vec<&str> = plan.steps.iter().map(|s| s.name()).collect();
+        let mut j = Journal::new(5, "run", "teleport-ent", Before::NoSystemd, plan);
+        let mut synced = Vec::new();
+        for done in 0..=j.plan.steps.len() {
+            j.done = done;
+            if durable(&j) {
+                synced.push(if done == 0 { "start" } else { names[done - 1] });
+            }
+        }
+        assert_eq!(
+            (names.join(" "), synced.join(" ")),
+            (
+                "finish-transaction refresh check-space keep-previous install hold check-install restart verify drop-previous".to_string(),
+                "start keep-previous install hold".to_string()
+            )
+        );
+        j.phase = Phase::Undoing;
+        assert!(durable(&j));
+    }
 
     #[test]
     fn round_trip_and_corrupt() {

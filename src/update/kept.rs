@@ -39,6 +39,22 @@ fn record_path(system: &System) -> PathBuf {
     dir(system).join("kept.json")
 }
 
+/// The record beside the kept file, when there is one that parses.
+fn record_of(system: &System) -> Option<Record> {
+    let text = crate::fsread::read_bounded(&record_path(system), crate::fsread::CONFIG_CAP)
+        .ok()
+        .flatten()?;
+    serde_json::from_slice(&text).ok()
+}
+
+impl Record {
+    /// Of `version` of `pkg`, naming a file in the directory.
+    fn is_of(&self, pkg: &PkgName, version: &PkgVersion) -> bool {
+        let same = PkgVersion::parse(&self.version).is_ok_and(|v| v.same_upstream(version));
+        self.package == pkg.as_str() && same && !self.file.contains('/') && !self.file.is_empty()
+    }
+}
+
 /// The SHA-256 of `path`, lower-case hex.
 fn sha256_of(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
@@ -86,6 +102,13 @@ pub fn drop_kept(system: &System) {
 /// will need the repository.
 pub fn keep(b: &dyn Backend, source: &backends::Source, pkg: &PkgName, version: &PkgVersion) {
     let system = b.system();
+    if let Some(file) = kept_already(system, pkg, version) {
+        // An earlier run that stopped before its install (the mirror did
+        // not offer the target yet, a kill): not downloaded again. Its
+        // digest is checked before a rollback installs it, as always.
+        tracing::info!(package = %pkg, file = %file.display(), "the package of {version} is kept already for a rollback without the network");
+        return;
+    }
     drop_kept(system);
     let d = dir(system);
     if let Err(e) = private_dir(&d) {
@@ -162,16 +185,29 @@ fn check_and_record(
     Ok(rec.sha256)
 }
 
+/// The kept file of `version` of `pkg` as its record names it, when it is
+/// there (not hashed: see [`checked`]).
+pub(super) fn kept_already(
+    system: &System,
+    pkg: &PkgName,
+    version: &PkgVersion,
+) -> Option<PathBuf> {
+    let rec = record_of(system)?;
+    if !rec.is_of(pkg, version) {
+        return None;
+    }
+    let path = dir(system).join(&rec.file);
+    std::fs::symlink_metadata(&path)
+        .is_ok_and(|m| m.file_type().is_file())
+        .then_some(path)
+}
+
 /// The kept file of `version` of `pkg`, checked against its recorded
 /// digest; `None` (said why) when there is none or it does not match (then
 /// it is removed).
 pub fn checked(system: &System, pkg: &PkgName, version: &PkgVersion) -> Option<PathBuf> {
-    let text = crate::fsread::read_bounded(&record_path(system), crate::fsread::CONFIG_CAP)
-        .ok()
-        .flatten()?;
-    let rec: Record = serde_json::from_slice(&text).ok()?;
-    let same = PkgVersion::parse(&rec.version).is_ok_and(|v| v.same_upstream(version));
-    if rec.package != pkg.as_str() || !same || rec.file.contains('/') {
+    let rec = record_of(system)?;
+    if !rec.is_of(pkg, version) {
         tracing::info!(
             "the kept package file is of {} {}, not {pkg} {version}",
             rec.package,

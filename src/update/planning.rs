@@ -68,10 +68,13 @@ pub fn plan(
         trust: None,
         channel: None,
     };
+    // An abandoned plan may have left a channel move: its source is looked
+    // up to undo it, even when nothing else needs repair.
+    let abandoning = matches!(o.resume, Resume::Abandon { .. });
     let wanted = match (&o.update, o.blocked()) {
         (Some(_), false) => true,
-        (Some(_), true) => !o.fallback.is_empty(),
-        (None, _) => !o.repairs.is_empty(),
+        (Some(_), true) => !o.fallback.is_empty() || abandoning,
+        (None, _) => !o.repairs.is_empty() || abandoning,
     };
     if o.hands_off || !wanted {
         return Ok(p);

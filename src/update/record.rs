@@ -21,8 +21,15 @@ pub fn finish(
     result: Result<(), AppError>,
     dry_run: bool,
 ) -> Exit {
+    let mut mirror_wait = None;
     let exit = match &result {
         Ok(()) => Exit::Ok,
+        Err(e @ AppError::NotOffered(_)) if rec.target.is_some() => {
+            let (w, exit) = waited_for_mirror(env, &rec, e);
+            rec.error = Some(e.to_string());
+            mirror_wait = Some(w);
+            exit
+        }
         Err(e) => {
             tracing::error!("{e}");
             rec.error = Some(e.to_string());
@@ -48,9 +55,31 @@ pub fn finish(
     if !dry_run {
         let mut done = done;
         add_to_fleet_report(env, &mut done, rec.time);
-        record(env, rec, exit, &done);
+        record(env, rec, exit, &done, mirror_wait);
     }
     exit
+}
+
+/// A target the repository does not offer yet: how long this host has
+/// waited for it, and the run's exit ([`crate::decision::mirror_wait`]).
+fn waited_for_mirror(env: &Env, rec: &LastRun, e: &AppError) -> (state::MirrorWait, Exit) {
+    // `force` is an operator asking now: told at once (exit 4).
+    let default = crate::settings::row("mirror-wait").default_duration();
+    let limit = match rec.command.as_str() {
+        "run" => Config::load(&env.config_dir).map_or(default, |c| c.mirror_wait),
+        _ => std::time::Duration::ZERO,
+    }
+    .as_secs();
+    let before = state::load(&state::path(&env.system)).mirror_wait;
+    let target = rec.target.as_deref().unwrap_or_default();
+    let (w, exit) = crate::decision::mirror_wait::judge(before.as_ref(), target, rec.time, limit);
+    let waited = rec.time - w.since;
+    if exit == Exit::Ok {
+        tracing::warn!("{e} (waiting {waited} s of mirror-wait's {limit} s: not a failure yet)");
+    } else {
+        tracing::error!("{e} (waited {waited} s, mirror-wait is {limit} s: check that the repository or mirror gets {target})");
+    }
+    (w, exit)
 }
 
 /// The record step of `fleet-report`: this run's completed update under a
@@ -208,7 +237,13 @@ fn set_marker(env: &Env, config: &Config, present: bool, now: i64) {
 }
 
 /// Write what the run did into the state file and the metrics.
-fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
+fn record(
+    env: &Env,
+    rec: LastRun,
+    exit: Exit,
+    done: &Done,
+    mirror_wait: Option<state::MirrorWait>,
+) {
     let path = state::path(&env.system);
     let mut st = state::load(&path);
     state::clear_old_recovery(&mut st);
@@ -259,6 +294,20 @@ fn record(env: &Env, rec: LastRun, exit: Exit, done: &Done) {
                 .entry(word.clone())
                 .or_default() += n;
         }
+    }
+    if mirror_wait.is_some() {
+        st.mirror_waits_total += 1;
+        st.mirror_wait = mirror_wait;
+    } else if st.mirror_wait.as_ref().is_some_and(|w| {
+        !crate::decision::mirror_wait::keep(
+            w,
+            rec.target.as_deref(),
+            rec.installed_after
+                .as_deref()
+                .or(rec.installed_before.as_deref()),
+        )
+    }) {
+        st.mirror_wait = None;
     }
     if let Some(lower) = &done.lower_target {
         st.lower_target = lower.clone();

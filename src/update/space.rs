@@ -3,8 +3,11 @@
 //! (read through the package manager: [`backends::Backend::package_sizes`]),
 //! against the free space where they go: the package cache
 //! ([`backends::Backend::download_dir`]) and the filesystems of the
-//! agent's installed executables (under `--root`, the root's). When they
-//! do not fit, with a margin, the install is refused before it starts.
+//! agent's installed executables (under `--root`, the root's), and the
+//! package of the version replaced where it is kept for an offline
+//! rollback ([`super::kept`]) unless it is kept already or the package
+//! manager's cache holds it. When they do not fit, with a margin, the
+//! install is refused before it starts.
 //!
 //! [`places`] observes (statvfs); [`judge`] decides, pure.
 
@@ -86,6 +89,18 @@ fn existing(p: &Path) -> Option<&Path> {
     p.ancestors().find(|a| a.is_dir())
 }
 
+/// Whether `a` and (the nearest existing directory at or above) `b` are on
+/// one filesystem.
+pub fn same_filesystem(a: &Path, b: &Path) -> bool {
+    let dev = |p: &Path| {
+        existing(p)
+            .and_then(|d| std::fs::metadata(d).ok())
+            .map(|m| m.dev())
+    };
+    let da = std::fs::metadata(a).ok().map(|m| m.dev());
+    da.is_some() && da == dev(b)
+}
+
 /// Free bytes and device of the filesystem holding `p`.
 fn statfs(p: &Path) -> Result<(u64, u64), String> {
     let dir = existing(p).ok_or_else(|| format!("{}: no such directory", p.display()))?;
@@ -102,10 +117,20 @@ fn statfs(p: &Path) -> Result<(u64, u64), String> {
 /// The places the package's bytes go, observed: the download in the
 /// package cache, the installed files beside the agent's executables now
 /// (`/usr` when the backend cannot tell).
-pub fn places(b: &dyn Backend, pkg: &PkgName, sizes: PackageSizes) -> Result<Vec<Place>, String> {
+pub fn places(
+    b: &dyn Backend,
+    pkg: &PkgName,
+    sizes: PackageSizes,
+    kept: Option<PathBuf>,
+) -> Result<Vec<Place>, String> {
     let mut dirs: Vec<(&'static str, PathBuf, u64)> = Vec::new();
     if let Some(d) = b.download_dir() {
         dirs.push(("the download", d, sizes.download));
+    }
+    if let Some(d) = kept {
+        // The version replaced, kept until the new one is verified: about
+        // the size of the new one's download.
+        dirs.push(("the kept package of the version before", d, sizes.download));
     }
     let mut installed: Vec<PathBuf> = b
         .executables(pkg)

@@ -174,11 +174,12 @@ impl Ctx<'_> {
                 return Ok(());
             }
         };
-        let places = super::space::places(b, &self.pkg, sizes).map_err(|e| {
-            StepError::App(AppError::UpdateFailed(format!(
-                "cannot read the free space: {e}"
-            )))
-        })?;
+        let places =
+            super::space::places(b, &self.pkg, sizes, self.kept_needs_room()).map_err(|e| {
+                StepError::App(AppError::UpdateFailed(format!(
+                    "cannot read the free space: {e}"
+                )))
+            })?;
         match super::space::judge(&places) {
             Ok(line) => {
                 tracing::info!(package = %self.pkg, "{version} fits: {line}");
@@ -189,6 +190,25 @@ impl Ctx<'_> {
                 self.pkg, sizes.download, sizes.installed
             )))),
         }
+    }
+
+    /// Where the package of the version this update replaces will be kept,
+    /// when keeping it takes new space: not kept yet, and not in the
+    /// package manager's cache on the same filesystem (apt's archives: a
+    /// hard link).
+    fn kept_needs_room(&self) -> Option<std::path::PathBuf> {
+        let Goal::Update { from, .. } = &self.goal else {
+            return None;
+        };
+        let from = PkgVersion::parse(from).ok()?;
+        let system = self.backend.system();
+        let dir = super::kept::dir(system);
+        let linked = self
+            .backend
+            .local_copy(&self.pkg, &from)
+            .is_some_and(|copy| super::space::same_filesystem(&copy, &dir));
+        let kept = super::kept::kept_already(system, &self.pkg, &from).is_some();
+        (!kept && !linked).then_some(dir)
     }
 
     fn reinstall(&mut self, version: &str, done: &mut Done) -> Result<(), StepError> {

@@ -149,37 +149,40 @@ impl Apt {
     /// Whether dpkg was interrupted: its journal holds entries, or
     /// `dpkg --audit` reports half-done packages.
     pub(super) fn interrupted(&self) -> Result<Option<String>> {
+        if let Some(why) = self.journal_pending() {
+            return Ok(Some(why));
+        }
+        Ok(audit_reason(&self.dpkg_audit()?))
+    }
+
+    /// `dpkg --configure -a`, because of `why`.
+    pub(super) fn configure_pending(&self, why: String) -> Result<Option<String>> {
+        let cl = self.recover_cmd();
+        tracing::warn!(reason = %why, command = %cl, "dpkg was interrupted; finishing its work");
+        self.run_classified(&cl, None)?;
+        Ok(Some(why))
+    }
+
+    /// dpkg's journal (`updates/`) holds entries a dpkg run did not fold
+    /// into `status`: a dpkg running or killed.
+    pub(super) fn journal_pending(&self) -> Option<String> {
         let updates = self.admindir().join("updates");
-        if let Ok(rd) = std::fs::read_dir(&updates) {
-            let pending = rd.filter_map(|e| e.ok()).any(|e| {
+        let pending = std::fs::read_dir(&updates)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .any(|e| {
                 e.file_name()
                     .to_string_lossy()
                     .chars()
                     .all(|c| c.is_ascii_digit())
             });
-            if pending {
-                return Ok(Some(format!(
-                    "{} holds unfinished journal entries",
-                    updates.display()
-                )));
-            }
-        }
-        let fin = self.runner.run(&self.dpkg().arg("--audit"))?;
-        if !fin.stdout.trim().is_empty() {
-            return Ok(Some(format!(
-                "dpkg --audit: {}",
-                fin.stdout.lines().next().unwrap_or("").trim()
-            )));
-        }
-        Ok(None)
+        pending.then(|| format!("{} holds unfinished journal entries", updates.display()))
     }
 
-    /// The packages `dpkg --audit` names (half-configured, half-installed,
-    /// triggers pending...): its lines that start with a space give a
-    /// package name first.
-    pub(super) fn audit_names(&self) -> Result<Vec<String>> {
-        let fin = self.runner.run(&self.dpkg().arg("--audit"))?;
-        Ok(parse_audit_names(&fin.stdout))
+    /// What `dpkg --audit` prints (nothing when every package is fully
+    /// installed or removed).
+    pub(super) fn dpkg_audit(&self) -> Result<String> {
+        Ok(self.runner.run(&self.dpkg().arg("--audit"))?.stdout)
     }
 
     pub(super) fn recover_cmd(&self) -> CommandLine {
@@ -223,6 +226,15 @@ pub(crate) fn installed_as(
 
 /// The package names of `dpkg --audit`'s report (indented lines; an
 /// architecture qualifier kept).
+/// Why `dpkg --audit`'s output says a transaction is unfinished.
+pub(crate) fn audit_reason(out: &str) -> Option<String> {
+    (!out.trim().is_empty())
+        .then(|| format!("dpkg --audit: {}", out.lines().next().unwrap_or("").trim()))
+}
+
+/// The packages `dpkg --audit` names (half-configured, half-installed,
+/// triggers pending...): its lines that start with a space give a package
+/// name first.
 pub(crate) fn parse_audit_names(out: &str) -> Vec<String> {
     out.lines()
         .filter(|l| l.starts_with(' '))

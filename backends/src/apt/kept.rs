@@ -103,6 +103,26 @@ impl Apt {
         Some(to)
     }
 
+    /// The .deb of `version` of `pkg` in apt's archive cache
+    /// (`<pkg>_<version>_<arch>.deb`, an epoch's `:` as `%3a`): what
+    /// [`Apt::keep`] links instead of downloading.
+    pub(super) fn in_archives(&self, pkg: &PkgName, version: &PkgVersion) -> Option<PathBuf> {
+        let v = version.as_str();
+        let prefixes = [
+            format!("{pkg}_{v}_"),
+            format!("{pkg}_{}_", v.replacen(':', "%3a", 1)),
+        ];
+        let rd = std::fs::read_dir(self.system.path("/var/cache/apt/archives")).ok()?;
+        rd.filter_map(|e| e.ok())
+            .find(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.ends_with(".deb")
+                    && prefixes.iter().any(|p| n.starts_with(p.as_str()))
+                    && e.file_type().is_ok_and(|t| t.is_file())
+            })
+            .map(|e| e.path())
+    }
+
     /// `dpkg -i` of a kept .deb (over whatever version is installed).
     pub(super) fn install_deb_file(&self, file: &Path) -> Result<()> {
         let cl = self.dpkg().env("DEBIAN_FRONTEND", "noninteractive").args([

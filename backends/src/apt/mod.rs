@@ -286,6 +286,11 @@ impl Apt {
         ]))
     }
 
+    /// `apt-cache`; with `source`, restricted to the repository's own
+    /// metadata: its list only, and not dpkg's `status` (what is installed
+    /// is read elsewhere; parsing a real host's 1-5 MB `status` is most of
+    /// such a query's cost); its cache built in memory, never written over
+    /// the host's `pkgcache.bin` (which describes every source).
     fn apt_cache(&self, source: Option<&Source>) -> Result<CommandLine> {
         let cl = self.apt_tool("apt-cache")?;
         Ok(match source {
@@ -294,6 +299,12 @@ impl Apt {
                 format!("Dir::Etc::SourceList={}", s.id),
                 "-o".into(),
                 "Dir::Etc::SourceParts=-".into(),
+                "-o".into(),
+                "Dir::State::status=/dev/null".into(),
+                "-o".into(),
+                "Dir::Cache::pkgcache=".into(),
+                "-o".into(),
+                "Dir::Cache::srcpkgcache=".into(),
             ]),
             None => cl,
         })
@@ -464,12 +475,7 @@ impl Backend for Apt {
     fn recover(&self) -> Result<Option<String>> {
         match self.interrupted()? {
             None => Ok(None),
-            Some(why) => {
-                let cl = self.recover_cmd();
-                tracing::warn!(reason = %why, command = %cl, "dpkg was interrupted; finishing its work");
-                self.run_classified(&cl, None)?;
-                Ok(Some(why))
-            }
+            Some(why) => self.configure_pending(why),
         }
     }
 
@@ -482,8 +488,9 @@ impl Backend for Apt {
     /// (failing) scripts too. Those are named in a refusal; nothing of them
     /// or of the agent is touched.
     fn recover_package(&self, pkg: &PkgName) -> Result<Option<String>> {
-        let others: Vec<String> = self
-            .audit_names()?
+        // One `dpkg --audit`: who is unfinished, and whether anything is.
+        let audit = self.dpkg_audit()?;
+        let others: Vec<String> = dpkg::parse_audit_names(&audit)
             .into_iter()
             .filter(|n| n.split(':').next() != Some(pkg.as_str()))
             .collect();
@@ -498,7 +505,13 @@ impl Backend for Apt {
                 ),
             });
         }
-        self.recover()
+        match self
+            .journal_pending()
+            .or_else(|| dpkg::audit_reason(&audit))
+        {
+            None => Ok(None),
+            Some(why) => self.configure_pending(why),
+        }
     }
 
     fn refresh(&self, source: &Source) -> Result<()> {
@@ -630,6 +643,10 @@ impl Backend for Apt {
         dir: &Path,
     ) -> Result<Option<crate::KeptFile>> {
         self.keep(source, pkg, version, dir).map(Some)
+    }
+
+    fn local_copy(&self, pkg: &PkgName, version: &PkgVersion) -> Option<PathBuf> {
+        self.in_archives(pkg, version)
     }
 
     fn install_file(&self, _pkg: &PkgName, file: &Path) -> Result<()> {

@@ -203,12 +203,19 @@ pub fn read_state(root: &Path) -> serde_json::Value {
 /// it: a lower target is installed only when two checks at least
 /// `unhealthy-interval` apart see it).
 pub fn backdate_lower_target(root: &Path, secs: i64) {
+    backdate_since(root, "lower_target", secs)
+}
+
+/// Move the `since` of the state file's `record` (`lower_target`,
+/// `mirror_wait`) `secs` into the past: as if the run that recorded it had
+/// run that long ago.
+pub fn backdate_since(root: &Path, record: &str, secs: i64) {
     let p = root.join(STATE_FILE.trim_start_matches('/'));
     let mut v = read_state(root);
-    let since = v["lower_target"]["since"]
+    let since = v[record]["since"]
         .as_i64()
-        .unwrap_or_else(|| panic!("no lower target recorded: {v:#}"));
-    v["lower_target"]["since"] = (since - secs).into();
+        .unwrap_or_else(|| panic!("no {record} recorded: {v:#}"));
+    v[record]["since"] = (since - secs).into();
     std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
 }
