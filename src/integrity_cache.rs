@@ -340,7 +340,8 @@ pub fn verify(
     let why = match check(system, pkg.as_str(), version, now, interval) {
         Verdict::Unchanged(mut rec) if rec.sliceable() => {
             let before = rec.clone();
-            let problems = slice_run(system, &mut rec, now, interval, SLICE_BATCH);
+            let batch = slices::batch_for(&rec);
+            let problems = slice_run(system, &mut rec, now, interval, batch);
             if problems.is_empty() && rec == before {
                 // No batch owed yet: nothing to write either.
                 return Ok(problems);
