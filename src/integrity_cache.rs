@@ -338,6 +338,10 @@ pub fn verify(
         // run).
         match backend.kind() {
             backends::BackendKind::Apt => backends::dpkg_status::persist(system, now),
+            backends::BackendKind::Zypper => {
+                backends::rpmdb::known::persist(system, now);
+                backends::zypper::held::persist(system, now);
+            }
             _ => backends::rpmdb::known::persist(system, now),
         }
     }

@@ -355,12 +355,26 @@ pub fn persist(system: &System, now: i64) {
     }
 }
 
+/// The directory of `system`'s rpm database, as the host sees it.
+fn db_dir(system: &System, runner: &Runner) -> Option<PathBuf> {
+    super::dbpath(system, runner)
+        .or_else(|| super::default_dbpath(system, runner))
+        .map(|p| system.path(p))
+}
+
+/// The state of `system`'s rpm database as text (for keys of answers that
+/// depend on what is installed), and its newest time; `None` when it
+/// cannot be `stat`ed.
+pub fn db_state_text(system: &System, runner: &Runner) -> Option<(String, i64)> {
+    let dir = db_dir(system, runner)?;
+    let s = DbState::of(&dir)?;
+    Some((format!("db {}\n{}", dir.display(), s.text()), s.newest()))
+}
+
 /// The rows of `names` (every installed instance of each), from memory or
 /// the record when the database's `stat`s match, else from one `rpm -q`.
 pub fn rows(system: &System, runner: &Runner, names: &[&str]) -> Result<Vec<Row>> {
-    let dir = super::dbpath(system, runner)
-        .or_else(|| super::default_dbpath(system, runner))
-        .map(|p| system.path(p));
+    let dir = db_dir(system, runner);
     let state = dir.as_deref().and_then(DbState::of);
     if let (Some(d), Some(s)) = (&dir, &state) {
         if let Some(r) = known(system, d, names, s) {
