@@ -1,14 +1,15 @@
 #!/bin/bash
 # The benchmark's baseline: what Teleport's bash updater (Managed Updates v1,
 # /usr/sbin/teleport-upgrade) does to reach the decision of one `run` on an
-# apt host, written from /work/shared/reference/teleport-v1-updater.md:
+# apt host (or, with --rpm-root, a yum/dnf or zypper host), written from /work/shared/reference/teleport-v1-updater.md:
 #
 #   1. read the configuration directory (one value per file; lines starting
 #      with "# " and blank lines ignored, whitespace trimmed);
 #   2. read the schedule; the single word `nop` means stand down;
 #   3. curl <endpoint>/version (failure: exit 1) and <endpoint>/critical
 #      (failure: not critical), https unless insecure=yes on localhost;
-#   4. query dpkg for the installed version of the package;
+#   4. query dpkg (rpm on yum/dnf and zypper hosts) for the installed
+#      version of the package;
 #   5. compare: equal means nothing to do; else critical, inside a window
 #      (start < now < stop), or unhealthy twice (the mark-unhealthy marker)
 #      means update; unhealthy once writes the marker; otherwise wait.
@@ -17,22 +18,29 @@
 # agent already at the target), where v1 does exactly this much. It is
 # deliberately lean: files are read with bash builtins and the clock with
 # printf's %(%s)T, so that the only processes started are the ones v1 cannot
-# avoid (curl twice, dpkg-query once). That makes it a lower bound of what v1
+# avoid (curl twice, dpkg-query or rpm once). That makes it a lower bound of what v1
 # costs, and the comparison conservative for the Rust updater.
 #
-# Usage: bench-v1-baseline.sh [--config-dir DIR] [--admindir DIR]
+# Usage: bench-v1-baseline.sh [--config-dir DIR] [--admindir DIR | --rpm-root DIR [--rpm-dbpath P]]
 #   --config-dir  default $TELEPORT_UPGRADE_CONFIG or /etc/teleport-upgrade.d
 #   --admindir    dpkg's database, default /var/lib/dpkg
+#   --rpm-root    an rpm host's root: the installed version comes from
+#                 `rpm --root DIR [--dbpath P] -q --qf '%{VERSION}' PACKAGE`
+#                 (the rpm database's counterpart of dpkg-query's ${Version})
 # Exit: 0 decided (nothing to do, wait, update due), 1 no target, 2 usage.
 set -uo pipefail
 
 config_dir="${TELEPORT_UPGRADE_CONFIG:-/etc/teleport-upgrade.d}"
 admindir=/var/lib/dpkg
+rpm_root=""
+rpm_db=()
 while (($#)); do
   case "$1" in
     --config-dir) config_dir="$2"; shift 2 ;;
     --admindir) admindir="$2"; shift 2 ;;
-    *) echo "usage: $0 [--config-dir DIR] [--admindir DIR]" >&2; exit 2 ;;
+    --rpm-root) rpm_root="$2"; shift 2 ;;
+    --rpm-dbpath) rpm_db=(--dbpath "$2"); shift 2 ;;
+    *) echo "usage: $0 [--config-dir DIR] [--admindir DIR | --rpm-root DIR [--rpm-dbpath P]]" >&2; exit 2 ;;
   esac
 done
 
@@ -105,7 +113,11 @@ if [[ "$target" == none ]]; then
 fi
 
 # The installed version.
-installed="$(dpkg-query --admindir="$admindir" -W -f '${Version}' "$package" 2>/dev/null)"
+if [[ -n "$rpm_root" ]]; then
+  installed="$(rpm --root "$rpm_root" "${rpm_db[@]}" -q --qf '%{VERSION}' "$package" 2>/dev/null)"
+else
+  installed="$(dpkg-query --admindir="$admindir" -W -f '${Version}' "$package" 2>/dev/null)"
+fi
 log "installed $package $installed"
 
 # The unhealthy marker is consumed by every run that gets this far.

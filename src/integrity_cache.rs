@@ -332,10 +332,18 @@ pub fn verify(
     interval: Duration,
     record_clean: bool,
 ) -> backends::Result<Vec<backends::integrity::FileProblem>> {
-    if record_clean && backend.kind() == backends::BackendKind::Apt {
-        // What this run read of dpkg's database (held?, interrupted?, the
-        // version), for the next run to skip reading it (not in a dry run).
-        backends::dpkg_status::persist(system, now);
+    if record_clean {
+        // What this run read of the package database (held?, interrupted?,
+        // the version), for the next run to skip reading it (not in a dry
+        // run).
+        match backend.kind() {
+            backends::BackendKind::Apt => backends::dpkg_status::persist(system, now),
+            backends::BackendKind::Zypper => {
+                backends::rpmdb::known::persist(system, now);
+                backends::zypper::held::persist(system, now);
+            }
+            _ => backends::rpmdb::known::persist(system, now),
+        }
     }
     let why = match check(system, pkg.as_str(), version, now, interval) {
         Verdict::Unchanged(mut rec) if rec.sliceable() => {

@@ -125,6 +125,11 @@ fn world_pkg() -> &'static str {
 /// The `rpm` processes of one traced no-op on an rpm host, by their
 /// arguments.
 fn rpm_execs(w: &testkit::world::World, trace: &std::path::Path) -> Vec<String> {
+    execs_of(w, trace, "/usr/bin/rpm")
+}
+
+/// The processes running `program` in one traced no-op, by their arguments.
+fn execs_of(w: &testkit::world::World, trace: &std::path::Path, program: &str) -> Vec<String> {
     let c = w.cmd(&["run"]);
     let mut s = Command::new("strace");
     s.args(["-f", "-qq", "-e", "trace=execve", "-s", "200", "-o"])
@@ -146,7 +151,7 @@ fn rpm_execs(w: &testkit::world::World, trace: &std::path::Path) -> Vec<String> 
     std::fs::read_to_string(trace)
         .unwrap()
         .lines()
-        .filter(|l| l.contains("execve(\"/usr/bin/rpm\"") && !l.contains("ENOENT"))
+        .filter(|l| l.contains(&format!("execve(\"{program}\"")) && !l.contains("ENOENT"))
         .map(str::to_string)
         .collect()
 }
@@ -163,11 +168,53 @@ fn an_rpm_no_op_asks_rpm_once_for_the_agent_package(kind: testkit::world::Kind) 
         .iter()
         .filter(|l| l.contains("\"teleport-ent-fips\""))
         .collect();
-    assert_eq!(asked.len(), 1, "{kind:?}: {execs:#?}");
+    // none when the first run could already record the database's state
+    assert!(asked.len() <= 1, "{kind:?}: {execs:#?}");
     assert!(
-        asked[0].contains("\"teleport-ent\"") && asked[0].contains("\"teleport\""),
+        asked
+            .iter()
+            .all(|a| a.contains("\"teleport-ent\"") && a.contains("\"teleport\"")),
         "{kind:?}: {asked:#?}"
     );
+}
+
+/// A no-op on an rpm host whose database is unchanged since the last run
+/// starts no rpm process at all (the agent's rows, and rpm's default
+/// database location, come from the last run's record); once the database
+/// changes, rpm is asked again.
+fn an_rpm_no_op_at_rest_starts_no_rpm(kind: testkit::world::Kind) {
+    let w = testkit::world::World::new(kind, "15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    w.run(&["run"]).expect(0);
+    // the database older than the racy window: this run records it
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    w.run(&["run"]).expect(0);
+    let d = tempfile::tempdir().unwrap();
+    let execs = rpm_execs(&w, &d.path().join("t1"));
+    assert!(execs.is_empty(), "{kind:?}: rpm ran: {execs:#?}");
+    // Control: a change of the database (rebuilt: new files) is seen.
+    let testkit::world::World::Rpm(rw) = &w else {
+        panic!("an rpm world")
+    };
+    assert!(rw.root.rpm(&["--rebuilddb"]).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let execs = rpm_execs(&w, &d.path().join("t2"));
+    assert!(
+        execs.iter().any(|l| l.contains("\"teleport-ent\"")),
+        "{kind:?}: a changed database is asked: {execs:#?}"
+    );
+    let execs = rpm_execs(&w, &d.path().join("t3"));
+    assert!(execs.is_empty(), "{kind:?}: recorded again: {execs:#?}");
+}
+
+#[test]
+fn a_dnf_no_op_at_rest_starts_no_rpm() {
+    an_rpm_no_op_at_rest_starts_no_rpm(testkit::world::Kind::Dnf);
+}
+
+#[test]
+fn a_zypper_no_op_at_rest_starts_no_rpm() {
+    an_rpm_no_op_at_rest_starts_no_rpm(testkit::world::Kind::Zypper);
 }
 
 #[test]
@@ -262,4 +309,37 @@ fn an_apt_update_audits_once_and_syncs_its_journal_around_package_changes() {
         syncs <= 14,
         "{syncs} fsyncs in the state directory:\n{text}"
     );
+}
+
+/// A zypper no-op at rest does not ask zypper whether the agent is held
+/// (zypper's answer of the last run is recorded with the `stat` of
+/// zypp.conf, the locks file, zypper and the rpm database); once the
+/// locks file changes, zypper is asked again.
+#[test]
+fn a_zypper_no_op_at_rest_starts_no_zypper() {
+    let w = testkit::world::World::new(testkit::world::Kind::Zypper, "15.4.3", "15.4.3");
+    w.schedule_outside_window();
+    w.run(&["run"]).expect(0);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    w.run(&["run"]).expect(0);
+    let d = tempfile::tempdir().unwrap();
+    let execs = execs_of(&w, &d.path().join("t1"), "/usr/bin/zypper");
+    assert!(execs.is_empty(), "zypper ran: {execs:#?}");
+    // Control: the locks file rewritten (same lines, a new file) is seen.
+    let testkit::world::World::Rpm(rw) = &w else {
+        panic!("an rpm world")
+    };
+    let locks = rw.root.read("/etc/zypp/locks");
+    assert!(locks.contains(testkit::world::PKG), "held: {locks}");
+    std::fs::remove_file(rw.root.file("/etc/zypp/locks")).unwrap();
+    rw.root.write("/etc/zypp/locks", &locks);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let execs = execs_of(&w, &d.path().join("t2"), "/usr/bin/zypper");
+    assert_eq!(
+        execs.len(),
+        1,
+        "a changed locks file is read by zypper: {execs:#?}"
+    );
+    let execs = execs_of(&w, &d.path().join("t3"), "/usr/bin/zypper");
+    assert!(execs.is_empty(), "recorded again: {execs:#?}");
 }

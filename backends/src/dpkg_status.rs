@@ -192,14 +192,14 @@ impl Stamp {
         })
     }
 
-    fn words(&self) -> String {
+    pub(crate) fn words(&self) -> String {
         format!(
             "{} {} {} {} {} {}",
             self.ino, self.size, self.mtime, self.mtime_nsec, self.ctime, self.ctime_nsec
         )
     }
 
-    fn parse(s: &str) -> Option<Stamp> {
+    pub(crate) fn parse(s: &str) -> Option<Stamp> {
         let n: Vec<i64> = s
             .split(' ')
             .map(|w| w.parse().ok())

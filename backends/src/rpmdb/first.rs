@@ -4,9 +4,6 @@
 
 use super::*;
 
-/// `NAME<TAB>[E:]V-R` per installed instance of each candidate.
-const QUERYFORMAT: &str = "%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n";
-
 /// Parse the query's output: the first candidate (in `candidates`' order)
 /// with an installed instance, at its last listed instance (multiversion,
 /// as [`installed`] does). rpm prints "package X is not installed" for the
@@ -42,7 +39,8 @@ pub fn parse_first(
     }
 }
 
-/// The first of `candidates` that is installed, in one rpm process.
+/// The first of `candidates` that is installed, in one rpm process at
+/// most ([`known::rows`]).
 pub fn first_installed(
     system: &System,
     runner: &Runner,
@@ -51,23 +49,21 @@ pub fn first_installed(
     if candidates.is_empty() {
         return Ok(None);
     }
-    let cl = rpm(system, runner)
-        .args(["-q", "--qf", QUERYFORMAT])
-        .args(candidates.iter().map(|c| c.as_str().to_string()));
-    let fin = runner.run(&cl)?;
-    parse_first(candidates, &fin.stdout).map_err(|detail| {
-        if fin.success() || fin.combined().contains("is not installed") {
-            Error::Parse {
-                what: "the versions rpm reports".into(),
-                detail,
-            }
-        } else {
-            Error::CommandFailed {
-                command: cl.to_string(),
-                status: fin.status_text(),
-                tail: fin.tail(3),
-            }
-        }
+    let names: Vec<&str> = candidates.iter().map(PkgName::as_str).collect();
+    let rows = known::rows(system, runner, &names)?;
+    let out: String = rows
+        .iter()
+        .map(|r| format!("{}\t{}\n", r.name, r.evr))
+        .chain(
+            candidates
+                .iter()
+                .filter(|c| !rows.iter().any(|r| r.name == c.as_str()))
+                .map(|c| format!("package {c} is not installed\n")),
+        )
+        .collect();
+    parse_first(candidates, &out).map_err(|detail| Error::Parse {
+        what: "the versions rpm reports".into(),
+        detail,
     })
 }
 

@@ -32,6 +32,7 @@ mod classify;
 mod discovery;
 mod first;
 pub mod kept;
+pub mod known;
 pub use first::first_installed;
 mod hold;
 mod ini;
@@ -53,22 +54,32 @@ fn holds_db(dir: &Path) -> bool {
     DB_FILES.iter().any(|f| dir.join(f).is_file())
 }
 
-/// rpm's compiled-in database directory (`%_dbpath`), as the target sees it.
-fn default_dbpath(runner: &Runner) -> Option<String> {
+/// rpm's compiled-in database directory (`%_dbpath`), as the target sees
+/// it: recorded by an earlier run while rpm's configuration is unchanged
+/// (see [`known::config_key`]), else asked of rpm.
+fn default_dbpath(system: &System, runner: &Runner) -> Option<String> {
     static DEFAULT: OnceLock<Option<String>> = OnceLock::new();
     DEFAULT
         .get_or_init(|| {
-            let fin = runner
-                .run(
-                    &CommandLine::new("rpm")
-                        .env("HOME", crate::RPM_HOME)
-                        .args(["--eval", "%{_dbpath}"]),
-                )
-                .ok()?;
-            let p = fin.stdout.trim().to_string();
-            (fin.success() && p.starts_with('/')).then_some(p)
+            let key = known::config_key();
+            let d = known::recorded_default(system, &key).unwrap_or_else(|| ask_default(runner));
+            known::remember_default(key, d.clone());
+            d
         })
         .clone()
+}
+
+/// `rpm --eval %{_dbpath}`.
+fn ask_default(runner: &Runner) -> Option<String> {
+    let fin = runner
+        .run(
+            &CommandLine::new("rpm")
+                .env("HOME", crate::RPM_HOME)
+                .args(["--eval", "%{_dbpath}"]),
+        )
+        .ok()?;
+    let p = fin.stdout.trim().to_string();
+    (fin.success() && p.starts_with('/')).then_some(p)
 }
 
 /// The macro files of a system, in the order rpm reads them (a later
@@ -196,7 +207,7 @@ pub fn root_macro_dbpath(system: &System) -> Option<String> {
 
 /// The `--dbpath` to pass for `system`, or `None` to use rpm's default.
 pub fn dbpath(system: &System, runner: &Runner) -> Option<String> {
-    let default = default_dbpath(runner);
+    let default = default_dbpath(system, runner);
     if !system.is_host() {
         if let Some(own) = root_macro_dbpath(system) {
             if holds_db(&system.path(&own)) {
@@ -239,27 +250,17 @@ pub fn query_cmd(system: &System, runner: &Runner, pkg: &PkgName) -> CommandLine
 
 /// The installed version of `pkg` as `[E:]V-R` (epoch only when nonzero).
 /// When several versions are installed (multiversion), the last one rpm
-/// lists.
+/// lists. Asked of rpm at most once per state of its database
+/// ([`known::rows`]).
 pub fn installed(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Option<Installed>> {
-    let cl = query_cmd(system, runner, pkg);
-    let fin = runner.run(&cl)?;
-    if !fin.success() {
-        if fin.combined().contains("is not installed") {
-            return Ok(None);
-        }
-        return Err(Error::CommandFailed {
-            command: cl.to_string(),
-            status: fin.status_text(),
-            tail: fin.tail(3),
-        });
-    }
-    let Some(line) = fin.stdout.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
+    let rows = known::rows(system, runner, &[pkg.as_str()])?;
+    let Some(row) = rows.last() else {
         return Ok(None);
     };
-    let line = line.strip_prefix("0:").unwrap_or(line);
-    let version = PkgVersion::parse(line).map_err(|_| Error::Parse {
+    let v = row.evr.strip_prefix("0:").unwrap_or(&row.evr);
+    let version = PkgVersion::parse(v).map_err(|_| Error::Parse {
         what: "the version rpm reports".into(),
-        detail: format!("{pkg} {line:?}"),
+        detail: format!("{pkg} {v:?}"),
     })?;
     Ok(Some(Installed {
         name: pkg.clone(),
@@ -270,35 +271,10 @@ pub fn installed(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Opti
 /// Every installed instance of `pkg`: (`NAME-[E:]V-R.ARCH`, install time),
 /// in database order.
 pub fn instances(system: &System, runner: &Runner, pkg: &PkgName) -> Result<Vec<(String, i64)>> {
-    let cl = rpm(system, runner).args([
-        "-q",
-        "--qf",
-        "%{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH} %{INSTALLTIME}\\n",
-        pkg.as_str(),
-    ]);
-    let fin = runner.run(&cl)?;
-    if !fin.success() {
-        if fin.combined().contains("is not installed") {
-            return Ok(Vec::new());
-        }
-        return Err(Error::CommandFailed {
-            command: cl.to_string(),
-            status: fin.status_text(),
-            tail: fin.tail(3),
-        });
-    }
-    fin.stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (nevra, t) = l.trim().rsplit_once(' ').unwrap_or((l, ""));
-            let t = t.parse::<i64>().map_err(|_| Error::Parse {
-                what: "the install time rpm reports".into(),
-                detail: format!("{pkg}: {l:?}"),
-            })?;
-            Ok((nevra.to_string(), t))
-        })
-        .collect()
+    Ok(known::rows(system, runner, &[pkg.as_str()])?
+        .into_iter()
+        .map(|r| (format!("{}-{}.{}", r.name, r.evr, r.arch), r.installtime))
+        .collect())
 }
 
 /// Two or more instances of `pkg` in the rpm database: what an rpm

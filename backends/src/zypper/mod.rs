@@ -39,6 +39,7 @@ use crate::{Backend, BackendKind, Error, Options, Result};
 mod audit;
 mod config;
 mod exec;
+pub mod held;
 mod sizes;
 mod view;
 
@@ -346,6 +347,16 @@ impl Backend for Zypper {
     }
 
     fn is_held(&self, _source: &Source, pkg: &PkgName) -> Result<bool> {
+        // zypper's answer of an earlier run while nothing it depends on
+        // changed (see `held`)
+        let key = self.held_key(pkg);
+        if let Some(h) = key
+            .as_ref()
+            .and_then(|(k, _)| held::recorded(&self.system, k))
+        {
+            tracing::debug!("zypper's locks and the rpm database are unchanged: zypper not asked");
+            return Ok(h);
+        }
         // zypper's own view: the installed solvables each lock matches
         // (a glob, a regex `^teleport-e.t$`, a capability), not the lock's
         // text. No repository is read, let alone refreshed: an empty
@@ -366,7 +377,14 @@ impl Backend for Zypper {
                 "--solvables",
             ]);
         let fin = self.run_checked(&cl, None)?;
-        Ok(locks_hold(&fin.stdout, pkg.as_str()))
+        let h = locks_hold(&fin.stdout, pkg.as_str());
+        if let Some((k, newest)) = key {
+            // kept only when nothing changed while zypper read it
+            if self.held_key(pkg).is_some_and(|(now, _)| now == k) {
+                held::remember(k, newest, h);
+            }
+        }
+        Ok(h)
     }
 
     fn plan(&self, source: &Source, pkg: &PkgName, version: &PkgVersion) -> Vec<CommandLine> {

@@ -1,12 +1,20 @@
-/* The floor of a no-op: exec, read dpkg's status once, two loopback GETs
- * (/version and /critical), stat the agent's executables, compare, exit.
- * What any updater must at least do; built by the bench with gcc -O2.
+/* The floor of a no-op: exec, read the installed version from the package
+ * database once, two loopback GETs (/version and /critical), stat the
+ * agent's executables, compare, exit. What any updater must at least do;
+ * built by the bench with gcc -O2.
  *
- *   floor PORT CHANNEL STATUS PACKAGE EXECUTABLE...
+ *   floor PORT CHANNEL DATABASE PACKAGE EXECUTABLE...
+ *
+ * DATABASE is dpkg's `status` (read whole, the package's stanza found), or
+ * with -DFLOOR_RPM (linked with -lsqlite3) rpm's `rpmdb.sqlite`: opened
+ * read-only, the package's header found through rpm's `Name` index (one
+ * indexed lookup, as `rpm -q` does) and its VERSION tag read from the
+ * header blob; nothing else of the database is read.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +46,45 @@ static int get(int port, const char *path, char *out, size_t cap) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 5) return 2;
-    int port = atoi(argv[1]);
-    int fd = open(argv[3], O_RDONLY | O_CLOEXEC);
+#ifdef FLOOR_RPM
+#include <sqlite3.h>
+
+/* The VERSION (tag 1001, a string) of `package`'s header in the rpmdb
+ * `db`, copied into `out`. A header blob: il, dl (big-endian int32), il
+ * entries of (tag, type, offset, count), then dl bytes of data. */
+static int installed(const char *db, const char *package, char *out, size_t cap) {
+    sqlite3 *h;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(h, "SELECT p.blob FROM Packages p JOIN Name n ON n.hnum = p.hnum WHERE n.key = ?",
+                           -1, &q, NULL) != SQLITE_OK) return -1;
+    sqlite3_bind_text(q, 1, package, -1, SQLITE_STATIC);
+    int rc = -1;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        const unsigned char *b = sqlite3_column_blob(q, 0);
+        int n = sqlite3_column_bytes(q, 0);
+        uint32_t il = n >= 8 ? ntohl(*(const uint32_t *)b) : 0;
+        const unsigned char *data = b + 8 + 16 * (size_t)il;
+        for (uint32_t i = 0; i < il && 8 + 16 * (size_t)il <= (size_t)n; i++) {
+            const uint32_t *e = (const uint32_t *)(b + 8 + 16 * (size_t)i);
+            if (ntohl(e[0]) != 1001 || ntohl(e[1]) != 6) continue;
+            uint32_t off = ntohl(e[2]);
+            if (data + off >= b + n) break;
+            snprintf(out, cap, "%.*s", (int)(b + n - (data + off)), (const char *)(data + off));
+            rc = 0;
+            break;
+        }
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return rc;
+}
+#else
+/* The Version of `package`'s stanza in dpkg's `status` (read whole). */
+static int installed(const char *status, const char *package, char *out, size_t cap) {
+    int fd = open(status, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) return 3;
+    if (fd < 0 || fstat(fd, &st) != 0) return -1;
     /* a leading newline, so that the first paragraph matches too */
     char *db = malloc((size_t)st.st_size + 2);
     db[0] = '\n';
@@ -53,13 +94,25 @@ int main(int argc, char **argv) {
     db[got + 1] = 0;
     close(fd);
     char needle[256];
-    snprintf(needle, sizeof needle, "\nPackage: %s\n", argv[4]);
+    snprintf(needle, sizeof needle, "\nPackage: %s\n", package);
     char *p = strstr(db, needle);
     char *v = p ? strstr(p, "\nVersion: ") : NULL;
     char *end = p ? strstr(p + 1, "\n\n") : NULL;
-    if (!v || (end && v > end)) return 4;
+    if (!v || (end && v > end)) return -1;
     v += 10;
     v[strcspn(v, "\n")] = 0;
+    snprintf(out, cap, "%s", v);
+    free(db);
+    return 0;
+}
+#endif
+
+int main(int argc, char **argv) {
+    if (argc < 5) return 2;
+    int port = atoi(argv[1]);
+    struct stat st;
+    char v[4096];
+    if (installed(argv[3], argv[4], v, sizeof v) != 0) return 4;
     char path[1024], version[4096], critical[4096];
     snprintf(path, sizeof path, "%s/version", argv[2]);
     if (get(port, path, version, sizeof version) != 0) return 5;

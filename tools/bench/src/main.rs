@@ -25,7 +25,7 @@
 //! variants that remove one suspected cost at a time). See BENCHMARKS.md.
 //!
 //! Usage: bench --updater PATH [--baseline-script PATH] [--quick]
-//!              [--only noop,update,refresh,startup] [--out FILE.md]
+//!              [--only noop,update,refresh,startup,rpm] [--out FILE.md]
 //!        bench --updater PATH --serve   (the no-op fixture, kept up until
 //!              stdin closes, with the commands to profile by hand)
 //!        bench --ab N 'CMD A' 'CMD B'   (two commands, interleaved)
@@ -47,6 +47,8 @@ mod fixture;
 mod measure;
 mod real;
 mod refresh;
+mod rpmhost;
+mod rpmnoop;
 
 use diagnostics::*;
 use fixture::*;
@@ -561,7 +563,7 @@ fn ab(n: usize, a: &str, b: &str) {
 fn usage() -> ! {
     eprintln!(
         "usage: bench --updater PATH [--baseline-script PATH] [--quick] \
-         [--only noop,update,refresh,startup] [--sizes tiny,real] [--db-sizes 500,1500,5000] [--out FILE.md] | --serve\n       bench --ab N 'CMD A' 'CMD B'"
+         [--only noop,update,refresh,startup,rpm] [--sizes tiny,real] [--db-sizes 500,1500,5000] [--out FILE.md] | --serve\n       bench --ab N 'CMD A' 'CMD B'"
     );
     std::process::exit(2);
 }
@@ -701,7 +703,10 @@ fn main() {
     let mut report = Report::default();
     let started = Instant::now();
     let mut shown_updater = updater.clone();
-    for size in sizes {
+    let apt_rows = ["noop", "update", "refresh", "startup"]
+        .iter()
+        .any(|w| want(w));
+    for &size in sizes.iter().filter(|_| apt_rows) {
         let built = Instant::now();
         let fx = Fixture::new(updater.clone(), baseline_script.clone(), size);
         eprintln!(
@@ -729,6 +734,21 @@ fn main() {
                 bench_startup(&fx, plan.startup, &mut report);
             }
         }
+    }
+    if want("rpm") {
+        let agent = if sizes.contains(&Size::Real) {
+            REAL_EXEC_BYTES
+        } else {
+            0
+        };
+        rpmnoop::bench_rpm_noop(
+            &updater,
+            &baseline_script,
+            plan.noop,
+            &db_sizes,
+            agent,
+            &mut report,
+        );
     }
     let text = format!(
         "{machine}\n- load average at end: {}\n- updater: {}\n- measurements took {:.0} s{}\n\n{}",

@@ -75,16 +75,25 @@ pub(crate) fn pad_dpkg_database(root: &AptRoot, count: usize) -> usize {
 
 /// The floor program (`floor.c`), built with gcc into `dir`.
 pub(crate) fn build_floor(dir: &Path) -> PathBuf {
+    build_floor_variant(dir, false)
+}
+
+/// The floor program for dpkg's `status`, or (`rpm`) for rpm's sqlite
+/// database (`-DFLOOR_RPM`, linked with libsqlite3: Debian's
+/// libsqlite3-dev).
+pub(crate) fn build_floor_variant(dir: &Path, rpm: bool) -> PathBuf {
     let src = dir.join("floor.c");
     std::fs::write(&src, include_str!("floor.c")).unwrap();
-    let bin = dir.join("floor");
-    let st = Command::new("gcc")
-        .args(["-O2", "-o"])
-        .arg(&bin)
-        .arg(&src)
+    let bin = dir.join(if rpm { "floor-rpm" } else { "floor" });
+    let mut gcc = Command::new("gcc");
+    gcc.args(["-O2", "-o"]).arg(&bin).arg(&src);
+    if rpm {
+        gcc.args(["-DFLOOR_RPM", "-lsqlite3"]);
+    }
+    let st = gcc
         .status()
         .expect("gcc (the floor program is built with it: apt-get install gcc)");
-    assert!(st.success(), "gcc failed on floor.c");
+    assert!(st.success(), "gcc failed on floor.c (rpm variant: {rpm})");
     bin
 }
 
@@ -128,7 +137,7 @@ pub(crate) fn interleave_many(
     out
 }
 
-fn assert_noop(what: &str, cmd: &mut Command, needle: &str) {
+pub(crate) fn assert_noop(what: &str, cmd: &mut Command, needle: &str) {
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
@@ -144,16 +153,15 @@ fn assert_noop(what: &str, cmd: &mut Command, needle: &str) {
 /// timed runs walk through the verify cycle at the timer's cadence (most
 /// owe less than a batch and hash nothing, about every third hashes one);
 /// the bench's own runs are back to back, which would never owe one.
-fn as_if_30_minutes_later(root: &AptRoot) {
-    let p = root.file(INTEGRITY_RECORD);
-    let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+pub(crate) fn as_if_30_minutes_later(p: &Path) {
+    let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
     assert!(r["slice"]["file"].is_u64(), "a sliced record");
     r["verified_at"] = (r["verified_at"].as_i64().unwrap() - 1800).into();
     let last = r["slice"]["last_run"].as_i64().unwrap();
     if last != 0 {
         r["slice"]["last_run"] = (last - 1800).into();
     }
-    std::fs::write(&p, r.to_string()).unwrap();
+    std::fs::write(p, r.to_string()).unwrap();
 }
 
 /// A root at the target with a `k`-package database, its first run (the
@@ -210,7 +218,7 @@ pub(crate) fn bench_noop_scaling(fx: &Fixture, n: usize, sizes: &[usize], report
     let mut cmds: Vec<Box<dyn FnMut() -> Sample + '_>> = Vec::new();
     for (_, _, _, root) in &roots {
         cmds.push(Box::new(move || {
-            as_if_30_minutes_later(root);
+            as_if_30_minutes_later(&root.file(INTEGRITY_RECORD));
             measure_ok(&mut fx.updater_cmd(root, &["run"]), None, Output::Null)
         }));
         cmds.push(Box::new(move || {
