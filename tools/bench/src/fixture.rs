@@ -203,4 +203,21 @@ impl Fixture {
             .arg(root.admindir());
         c
     }
+
+    /// The shipped v1 script's no-op as reconstructed in
+    /// `scripts/bench-v1-shipped.sh` (beside the lean baseline): its hold
+    /// on every run (`apt-mark`, pointed at the root by its APT_CONFIG),
+    /// its 30-minute cache of the version server's answers in `state`.
+    pub(crate) fn shipped_cmd(&self, root: &AptRoot, state: &Path) -> Command {
+        let mut c = clean_command("/bin/bash");
+        c.arg(self.baseline_script.with_file_name("bench-v1-shipped.sh"))
+            .arg("--config-dir")
+            .arg(root.file("/etc/teleport-upgrade.d"))
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--root")
+            .arg(root.path())
+            .env("APT_CONFIG", root.config_path());
+        c
+    }
 }

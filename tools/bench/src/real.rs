@@ -200,13 +200,41 @@ fn noop_root(
         &mut floor_cmd(fx, floor, &root),
         "up to date (15.4.3)",
     );
+    let v1_state = root.file("/var/lib/teleport-upgrade-v1");
+    assert_noop(
+        "the shipped v1 script (reconstructed)",
+        &mut fx.shipped_cmd(&root, &v1_state),
+        "is up to date (15.4.3)",
+    );
+    assert!(root.is_held(PKG), "the shipped v1 script holds the agent");
     (k, mean, mb, root)
 }
 
+/// The shipped v1 script's cache of the version server's answers in
+/// `state`: written a minute ago (`warm`), or removed.
+fn v1_cache(state: &Path, warm: bool) {
+    let files = ["state-target-version", "state-critical"];
+    if !warm {
+        for f in files {
+            let _ = std::fs::remove_file(state.join(f));
+        }
+        return;
+    }
+    std::fs::create_dir_all(state).unwrap();
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    std::fs::write(state.join(files[0]), format!("{at} 15.4.3\n")).unwrap();
+    std::fs::write(state.join(files[1]), format!("{at} no\n")).unwrap();
+}
+
 /// The no-op of the real-size agent at each dpkg database size: the
-/// updater, the lean v1 shell and the floor program, all interleaved.
+/// updater, the lean v1 shell, the floor program and the shipped v1
+/// script (reconstructed, cache warm and cold), all interleaved.
 pub(crate) fn bench_noop_scaling(fx: &Fixture, n: usize, sizes: &[usize], report: &mut Report) {
-    eprintln!("== no-op, real-size agent, dpkg databases of {sizes:?} packages: updater vs lean v1 vs floor, {n} interleaved iterations");
+    eprintln!("== no-op, real-size agent, dpkg databases of {sizes:?} packages: updater vs lean v1 vs floor vs shipped v1 (reconstructed, cache warm and cold), {n} interleaved iterations");
     let floor = build_floor(fx.dir.path());
     let roots: Vec<_> = sizes
         .iter()
@@ -231,15 +259,33 @@ pub(crate) fn bench_noop_scaling(fx: &Fixture, n: usize, sizes: &[usize], report
         cmds.push(Box::new(move || {
             measure_ok(&mut floor_cmd(fx, &f, root), None, Output::Null)
         }));
+        // The shipped v1 script (reconstructed): its answers cached by a
+        // run a minute ago (warm), or not cached (cold, every 30 minutes).
+        let state = root.file("/var/lib/teleport-upgrade-v1");
+        let warm = state.clone();
+        cmds.push(Box::new(move || {
+            v1_cache(&warm, true);
+            measure_ok(&mut fx.shipped_cmd(root, &warm), None, Output::Null)
+        }));
+        cmds.push(Box::new(move || {
+            v1_cache(&state, false);
+            measure_ok(&mut fx.shipped_cmd(root, &state), None, Output::Null)
+        }));
     }
     let s = interleave_many(n, 2, &mut cmds);
     drop(cmds);
     let mut medians = (Vec::new(), Vec::new());
     for (j, (k, mean, mb, _)) in roots.iter().enumerate() {
-        let (u, ub, b, f) = (&s[4 * j], &s[4 * j + 1], &s[4 * j + 2], &s[4 * j + 3]);
+        let (u, ub, b, f) = (&s[6 * j], &s[6 * j + 1], &s[6 * j + 2], &s[6 * j + 3]);
+        let (warm, cold) = (&s[6 * j + 4], &s[6 * j + 5]);
         let what = format!("no-op, {k} packages ({mean}-byte stanzas, {mb:.2} MB status)");
         let paced = "with its slice at the 30-min cadence";
-        for (peer, peer_name, t) in [(b, "lean v1 shell", 0.3), (f, "floor program", 3.0)] {
+        for (peer, peer_name, t) in [
+            (b, "lean v1 shell", 0.3),
+            (f, "floor program", 3.0),
+            (warm, "shipped v1 (reconstructed), cache warm", 0.2),
+            (cold, "shipped v1 (reconstructed), cache cold", 0.2),
+        ] {
             for m in [Metric::Wall, Metric::Cpu] {
                 report.compare(
                     &format!("{what} {paced}, vs {peer_name}"),
