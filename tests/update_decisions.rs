@@ -63,10 +63,12 @@ each_backend!(downgrade_in_window, |k: Kind| {
     assert_eq!(w.state()["lower_target"], serde_json::Value::Null, "{k:?}");
 });
 
-// (5) Target missing from the repository: exit 4, unchanged.
+// (5) Target missing from the repository, with `mirror-wait` 0 (no wait
+// for a lagging mirror): exit 4, unchanged.
 each_backend!(missing_target_fails_cleanly, |k: Kind| {
     let w = World::new(k, "15.4.2", "15.4.3");
     w.set_target("15.9.9");
+    w.config("mirror-wait", "0");
     w.schedule_in_window();
     let r = w.run(&["run"]);
     eprintln!("{k:?} missing target:\n{}", r.stderr());
@@ -327,11 +329,15 @@ fn target_missing_from_the_repository_fails_cleanly() {
     let w = AptWorld::new("15.4.2", "15.9.9");
     w.schedule_in_window();
     let r = w.run(&["run"]);
-    r.expect(4).logs_contain("15.9.9");
+    // A lagging mirror is not a failed update (for `mirror-wait`).
+    r.expect(0).logs_contain("15.9.9");
     assert!(r.stderr().contains("not offered"), "{}", r.stderr());
     assert_eq!(w.installed().as_deref(), Some("15.4.2"));
-    // Its own result word: a lagging mirror is not a failed update.
     assert_eq!(w.state()["last_run"]["result"], "waiting-for-mirror");
+    assert_eq!(w.state()["mirror_waits_total"], 1);
+    assert!(w.state()["failures"]["waiting-for-mirror"].is_null());
+    // `force` is an operator asking now: exit 4 at once, a failure.
+    w.run(&["force"]).expect(4).logs_contain("not offered");
     assert_eq!(w.state()["failures"]["waiting-for-mirror"], 1);
 }
 
