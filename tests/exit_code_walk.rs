@@ -4,8 +4,8 @@
 //! file. A row added to the table without a scenario here fails the walk.
 //! (Two rows have more words, each produced elsewhere: exit 1's
 //! `no-slot` in tests/fleet_lock.rs and `rollout-halted` in
-//! tests/fleet_halt.rs, exit 4's `waiting-for-mirror` in
-//! tests/update_decisions.rs.)
+//! tests/fleet_halt.rs, `waiting-for-mirror` (exit 0, then 4 after
+//! `mirror-wait`) in tests/mirror_lag.rs and tests/update_decisions.rs.)
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -101,8 +101,9 @@ fn scenario(code: u8) -> (World, i32) {
         }
         4 => {
             // The repository refuses access (403): the update fails. (A
-            // target the repository does not offer is exit 4 as well, with
-            // the word waiting-for-mirror: tests/update_decisions.rs.)
+            // target the repository does not offer is exit 4 too once
+            // `mirror-wait` has passed, with the word waiting-for-mirror:
+            // tests/mirror_lag.rs.)
             for f in ["InRelease", "Release", "Release.gpg"] {
                 a.repo_server.set_route(
                     &format!("/dists/bookworm/{f}"),
