@@ -40,7 +40,9 @@
 //!
 //! Submodules: `discovery` (cache offers, variable-made ids), `audit` (the
 //! trust audit), `hold` (versionlock, `exclude=`, operator excludes),
-//! `exec` (running dnf, classifying its failures).
+//! `exec` (running dnf, classifying its failures), `enforce` (the forced
+//! verification options), `dnf5` (dnf5's syntax, lock and view) and
+//! `dnf5lock` (its `versionlock.toml`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -58,11 +60,13 @@ mod discovery;
 pub mod dnf5;
 mod dnf5lock;
 mod effective;
+mod enforce;
 mod exec;
 mod hold;
 pub mod locklist;
 mod probe;
 
+pub use enforce::{enforcement_args, global_enforcement_args};
 pub use hold::{Evr, LockEntry};
 
 /// Where dnf (and yum) look for `.repo` files.
@@ -504,32 +508,6 @@ impl Dnf {
             .args(self.lift_holds_args(source, pkg))
             .args(["reinstall".to_string(), format!("{pkg}-{version}")])
     }
-}
-
-/// The options that force verification on for every dnf/yum call: package
-/// signatures (`gpgcheck`), metadata signatures (`repo_gpgcheck`) and local
-/// package files (`localpkg_gpgcheck`) on globally and for the repository
-/// `id`, and a repository that fails to verify fails the run instead of
-/// being skipped (`skip_if_unavailable=False`). yum 3 (RHEL 7) reads the
-/// same `--setopt=option=value` / `--setopt=repoid.option=value` forms.
-pub fn enforcement_args(id: &str) -> Vec<String> {
-    let mut v = global_enforcement_args();
-    v.extend([
-        format!("--setopt={id}.gpgcheck=True"),
-        format!("--setopt={id}.repo_gpgcheck=True"),
-        format!("--setopt={id}.skip_if_unavailable=False"),
-    ]);
-    v
-}
-
-/// The global part of [`enforcement_args`] (for calls that touch no
-/// repository, such as `versionlock`).
-pub fn global_enforcement_args() -> Vec<String> {
-    vec![
-        "--setopt=gpgcheck=True".to_string(),
-        "--setopt=repo_gpgcheck=True".into(),
-        "--setopt=localpkg_gpgcheck=True".into(),
-    ]
 }
 
 impl Backend for Dnf {
