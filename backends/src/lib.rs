@@ -56,8 +56,8 @@ pub enum Error {
     #[error("refused: {reason}")]
     Untrusted { reason: String },
 
-    /// The package manager is one this updater does not drive (dnf5):
-    /// nothing was run.
+    /// The package manager is one this updater does not drive there
+    /// (dnf5 in an alternate root): nothing was run.
     #[error("refused: {reason}")]
     Unsupported { reason: String },
 

@@ -21,8 +21,18 @@
 //!   ca-certificates, libgpgme11 (the updater's one library beyond libc).
 //! - `debian12-dnf`: `debian12` plus Debian's `dnf` and `rpm`.
 //! - `debian12-zypper`: `debian12` plus Debian's `zypper` and `rpm`.
+//! - `debian13-dnf5`: `debian13` plus Debian forky's (testing's) `dnf5`
+//!   5.4.6 and `rpm` 6, the only dnf5 Debian's archive has, with what they
+//!   need from forky (glibc 2.43, libstdc++ 16, ...; forky pinned at 100,
+//!   so nothing else comes from it: systemd stays trixie's 257, as forky's
+//!   262 refuses to boot on this machine's cgroup v1 hierarchy);
+//!   `/usr/bin/dnf -> dnf5` as on Fedora 41 and later; libdnf5's `local`
+//!   plugin disabled (Fedora ships it in a package of its own; Debian
+//!   enables it, and without `createrepo_c` it fails every transaction
+//!   with exit 1). The testing suite's Release file is valid for a week
+//!   only: apt is told not to check that.
 //!
-//! In both rpm images rpm keeps its database in `/var/lib/rpm`, as on RHEL
+//! In the rpm images rpm keeps its database in `/var/lib/rpm`, as on RHEL
 //! and SUSE (Debian's rpm defaults to `~/.rpmdb`, which differs between a
 //! shell, where HOME=/root, and a systemd service, where HOME is unset), and
 //! a file-less package `debian-base-system` declares to rpm what the
@@ -83,6 +93,8 @@ pub enum Image {
     Debian11,
     /// Debian 13 (trixie: apt 3 with sqv, t64 libraries, systemd 257).
     Debian13,
+    /// Debian 13 with forky's dnf5 (the only dnf5 Debian's archive has).
+    Dnf5,
 }
 
 impl Image {
@@ -93,6 +105,7 @@ impl Image {
             Image::Zypper => "debian12-zypper",
             Image::Debian11 => "debian11",
             Image::Debian13 => "debian13",
+            Image::Dnf5 => "debian13-dnf5",
         }
     }
 
@@ -101,7 +114,7 @@ impl Image {
     fn suite(self) -> &'static str {
         match self {
             Image::Debian11 => "bullseye",
-            Image::Debian13 => "trixie",
+            Image::Debian13 | Image::Dnf5 => "trixie",
             _ => SUITE,
         }
     }
@@ -123,6 +136,15 @@ impl Image {
         p
     }
 
+    /// The image an rpm image starts from.
+    fn base(self) -> Image {
+        if self == Image::Dnf5 {
+            Image::Debian13
+        } else {
+            Image::Debian
+        }
+    }
+
     fn is_debootstrapped(self) -> bool {
         matches!(self, Image::Debian | Image::Debian11 | Image::Debian13)
     }
@@ -133,6 +155,7 @@ impl Image {
             Image::Debian | Image::Debian11 | Image::Debian13 => &[],
             Image::Dnf => &["dnf", "rpm"],
             Image::Zypper => &["zypper", "rpm"],
+            Image::Dnf5 => &["dnf5", "rpm"],
         }
     }
 
@@ -146,6 +169,12 @@ impl Image {
             self.base_packages().join(","),
             self.suite()
         );
+        if self == Image::Dnf5 {
+            r.push_str(
+                "from debian13; sources trixie + forky (Pin-Priority 100); apt-get -o Acquire::Check-Valid-Until=false update; install -t forky\n\
+                 /usr/bin/dnf -> dnf5; libdnf5 plugin local: enabled = 0\n",
+            );
+        }
         if !self.is_debootstrapped() {
             r.push_str(&format!(
                 "apt-get install --no-install-recommends {}\n\
@@ -196,11 +225,11 @@ pub fn ensure(images: &[Image]) -> Result<Vec<(Image, Duration)>, String> {
         .map_err(|(_, e)| format!("lock {}/.lock: {e}", cache.display()))?;
     let mut built = Vec::new();
     for &img in images {
-        // The rpm images start from debian12.
+        // The rpm images start from debian12 (debian13-dnf5: debian13).
         let chain: &[Image] = if img.is_debootstrapped() {
             std::slice::from_ref(&img)
         } else {
-            &[Image::Debian, img]
+            &[img.base(), img]
         };
         for &i in chain {
             if !i.is_cached() {
@@ -229,7 +258,7 @@ fn build(img: Image) -> Result<(), String> {
     );
     let result = match img {
         Image::Debian | Image::Debian11 | Image::Debian13 => build_debian(img, &tmp),
-        Image::Dnf | Image::Zypper => build_rpm_image(img, &tmp),
+        Image::Dnf | Image::Zypper | Image::Dnf5 => build_rpm_image(img, &tmp),
     };
     if let Err(e) = result {
         let _ = fs::remove_dir_all(&tmp);
@@ -290,7 +319,7 @@ fn build_debian(img: Image, tmp: &Path) -> Result<(), String> {
 
 fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
     let rootfs = tmp.join("rootfs");
-    let base = Image::Debian.rootfs();
+    let base = img.base().rootfs();
     let mut cp = std::process::Command::new("cp");
     cp.args(["-a", "--reflink=auto"]).arg(&base).arg(&rootfs);
     let out = run(&mut cp, None, Duration::from_secs(300))?;
@@ -301,16 +330,34 @@ fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
             out.tail(10)
         ));
     }
-    fs::write(
-        rootfs.join("etc/apt/sources.list"),
-        format!("deb {} {SUITE} main\n", mirror()),
-    )
-    .map_err(|e| e.to_string())?;
-    let long = Duration::from_secs(600);
-    run_in_rootfs(&rootfs, &["apt-get", "update", "-q"], long)?;
+    rpm_layer(img, &rootfs, tmp)
+}
+
+/// The rpm tools over a Debian root: `img`'s packages, rpm's database
+/// where RHEL keeps it, the base declared to rpm; sealed.
+fn rpm_layer(img: Image, rootfs: &Path, tmp: &Path) -> Result<(), String> {
+    let mut sources = format!("deb {} {} main\n", mirror(), img.suite());
+    let mut update = vec!["apt-get", "update", "-q"];
     let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    if img == Image::Dnf5 {
+        sources.push_str(&format!("deb {} forky main\n", mirror()));
+        let pin = rootfs.join("etc/apt/preferences.d/forky");
+        fs::write(
+            &pin,
+            "Package: *\nPin: release n=forky\nPin-Priority: 100\n",
+        )
+        .map_err(|e| e.to_string())?;
+        update.splice(1..1, ["-o", "Acquire::Check-Valid-Until=false"]);
+        install.extend(["-t", "forky"]);
+    }
+    fs::write(rootfs.join("etc/apt/sources.list"), sources).map_err(|e| e.to_string())?;
+    let long = Duration::from_secs(600);
+    run_in_rootfs(rootfs, &update, long)?;
     install.extend_from_slice(img.extra_packages());
-    run_in_rootfs(&rootfs, &install, long)?;
+    run_in_rootfs(rootfs, &install, long)?;
+    if img == Image::Dnf5 {
+        dnf5_as_on_fedora(rootfs)?;
+    }
 
     // rpm's database where RHEL and SUSE keep it.
     let macros = rootfs.join("etc/rpm/macros");
@@ -323,8 +370,8 @@ fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let short = Duration::from_secs(120);
-    run_in_rootfs(&rootfs, &["rpm", "--initdb"], short)?;
-    let dbpath = run_in_rootfs(&rootfs, &["rpm", "--eval", "%{_dbpath}"], short)?;
+    run_in_rootfs(rootfs, &["rpm", "--initdb"], short)?;
+    let dbpath = run_in_rootfs(rootfs, &["rpm", "--eval", "%{_dbpath}"], short)?;
     if dbpath.stdout.trim() != "/var/lib/rpm" {
         return Err(format!(
             "rpm's dbpath is {:?} despite /etc/rpm/macros",
@@ -334,12 +381,12 @@ fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
 
     // What the dpkg-installed base provides, declared to rpm.
     let ca = run_in_rootfs(
-        &rootfs,
+        rootfs,
         &["dpkg-query", "-W", "-f=${Version}", "ca-certificates"],
         short,
     )?;
     let mut provides = testkit::rpmbase::library_provides(
-        &rootfs,
+        rootfs,
         &[&format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH)],
     );
     provides.extend([
@@ -353,17 +400,34 @@ fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
     ]);
     let stub = testkit::rpmbase::build_provides_rpm(
         "debian-base-system",
-        "12",
+        if img == Image::Dnf5 { "13" } else { "12" },
         "What the dpkg-installed Debian base of this test image provides",
         &provides,
         tmp,
     );
     let inside = format!("/var/tmp/{}", stub.file_name().unwrap().to_string_lossy());
     fs::copy(&stub, rootfs.join(inside.trim_start_matches('/'))).map_err(|e| e.to_string())?;
-    run_in_rootfs(&rootfs, &["rpm", "-i", &inside], short)?;
+    run_in_rootfs(rootfs, &["rpm", "-i", &inside], short)?;
     let _ = fs::remove_file(rootfs.join(inside.trim_start_matches('/')));
     let _ = fs::remove_file(&stub);
-    seal(&rootfs)
+    seal(rootfs)
+}
+
+/// `dnf` is dnf5 (Fedora 41 and later); libdnf5's `local` plugin, which
+/// Fedora ships in a package of its own, disabled (Debian enables it, and
+/// without `createrepo_c` it fails every transaction with exit 1).
+fn dnf5_as_on_fedora(rootfs: &Path) -> Result<(), String> {
+    std::os::unix::fs::symlink("dnf5", rootfs.join("usr/bin/dnf")).map_err(|e| e.to_string())?;
+    let conf = rootfs.join("etc/dnf/libdnf5-plugins/local.conf");
+    let text = fs::read_to_string(&conf).map_err(|e| format!("{}: {e}", conf.display()))?;
+    let off = text.replace("enabled = host-only", "enabled = 0");
+    if off == text {
+        return Err(format!(
+            "{} has no `enabled = host-only`:\n{text}",
+            conf.display()
+        ));
+    }
+    fs::write(&conf, off).map_err(|e| e.to_string())
 }
 
 /// No Debian sources, lists or downloaded packages left in the image.

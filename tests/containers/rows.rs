@@ -25,6 +25,8 @@ use crate::fixtures::{
 use crate::image::{runs_dir, Image};
 use crate::nspawn::{Container, Init};
 
+#[path = "rows/dnf5.rs"]
+mod dnf5;
 #[path = "migration.rs"]
 mod migration;
 #[path = "needrestart.rs"]
@@ -39,6 +41,10 @@ use sut::*;
 mod systemd;
 #[allow(unused_imports)]
 use systemd::*;
+#[path = "rows/pm.rs"]
+mod pm;
+#[allow(unused_imports)]
+use pm::*;
 #[path = "rows/systemd_failures.rs"]
 mod systemd_failures;
 #[allow(unused_imports)]
@@ -61,10 +67,12 @@ pub enum Row {
     /// The debian-apt scenarios on Debian 11 and 13, with their own apt.
     Debian11Apt,
     Debian13Apt,
+    /// The rpm-dnf scenarios with dnf5 (Debian forky's 5.4.6) as `dnf`.
+    Dnf5,
 }
 
 impl Row {
-    pub const ALL: [Row; 9] = [
+    pub const ALL: [Row; 10] = [
         Row::DebianApt,
         Row::RpmDnf,
         Row::SuseZypper,
@@ -74,6 +82,7 @@ impl Row {
         Row::MigrateZypper,
         Row::Debian11Apt,
         Row::Debian13Apt,
+        Row::Dnf5,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +96,7 @@ impl Row {
             Row::MigrateZypper => "migrate-zypper",
             Row::Debian11Apt => "debian11-apt",
             Row::Debian13Apt => "debian13-apt",
+            Row::Dnf5 => "dnf5",
         }
     }
 
@@ -97,6 +107,7 @@ impl Row {
             Row::SuseZypper | Row::MigrateZypper => Image::Zypper,
             Row::Debian11Apt => Image::Debian11,
             Row::Debian13Apt => Image::Debian13,
+            Row::Dnf5 => Image::Dnf5,
         }
     }
 
@@ -107,7 +118,7 @@ impl Row {
             | Row::MigrateApt
             | Row::Debian11Apt
             | Row::Debian13Apt => Pm::Apt,
-            Row::RpmDnf | Row::MigrateDnf => Pm::Dnf,
+            Row::RpmDnf | Row::MigrateDnf | Row::Dnf5 => Pm::Dnf,
             Row::SuseZypper | Row::MigrateZypper => Pm::Zypper,
         }
     }
@@ -163,11 +174,13 @@ pub enum Scenario {
     VersionlockRepaired,
     VersionlockMoves,
     PinWithoutLibgpgme,
+    Dnf5Held,
+    Dnf5Unsigned,
     TornDown,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 36] = [
+    pub const ALL: [Scenario; 38] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -203,6 +216,8 @@ impl Scenario {
         Scenario::VersionlockRepaired,
         Scenario::VersionlockMoves,
         Scenario::PinWithoutLibgpgme,
+        Scenario::Dnf5Held,
+        Scenario::Dnf5Unsigned,
         Scenario::TornDown,
     ];
 
@@ -249,6 +264,8 @@ impl Scenario {
             Scenario::VersionlockRepaired => "versionlock deleted by the operator: a plain run outside the window restores it (a repair); dnf upgrade keeps the agent",
             Scenario::VersionlockMoves => "a fleet rollback (15.4.3) and a rolled-back broken update (15.4.4) move the versionlock: one lock, on the installed version",
             Scenario::PinWithoutLibgpgme => "no libgpgme on the host: runs; trusted-keys refused naming libgpgme.so.11 (exit 3)",
+            Scenario::Dnf5Held => "dnf5: every update held with dnf5's built-in versionlock of exactly the installed version (one entry in /etc/dnf/versionlock.toml, no exclude=); the commands in dnf5's syntax; dnf upgrade keeps the agent",
+            Scenario::Dnf5Unsigned => "dnf5: an unsigned 16.1.0 (critical) is refused by dnf5 under the updater's forced checks (exit 3), nothing changed; with an operator's repos.override.d turning pkg_gpgcheck off, the audit refuses as dnf5 resolves it",
             Scenario::TornDown => "container torn down: no machine, mount or process left",
         }
     }
@@ -273,6 +290,9 @@ impl Scenario {
         }
         if self == PinWithoutLibgpgme {
             return row == Row::Debian11Apt;
+        }
+        if matches!(self, Dnf5Held | Dnf5Unsigned) {
+            return row == Row::Dnf5;
         }
         match row {
             Row::DebianCron => matches!(
@@ -368,192 +388,6 @@ impl Recorder {
                 Err(format!("{}: {e}", s.title()))
             }
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Package managers, driven inside the container
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pm {
-    Apt,
-    Dnf,
-    Zypper,
-}
-
-const APT_KEYRING: &str = "/usr/share/keyrings/teleport-archive-keyring.asc";
-const RPM_KEY: &str = "/etc/pki/rpm-gpg/RPM-GPG-KEY-teleport";
-
-impl Pm {
-    fn repo_file(self) -> &'static str {
-        match self {
-            Pm::Apt => "/etc/apt/sources.list.d/teleport.list",
-            Pm::Dnf => "/etc/yum.repos.d/teleport.repo",
-            Pm::Zypper => "/etc/zypp/repos.d/teleport.repo",
-        }
-    }
-
-    /// The `installer` file, or `None` to let the updater detect it (apt on
-    /// Debian's os-release: detection is exercised in the apt rows). The
-    /// rpm images are Debian underneath, so their os-release says Debian:
-    /// they name their package manager, as the README documents.
-    fn installer(self) -> Option<&'static str> {
-        match self {
-            Pm::Apt => None,
-            Pm::Dnf => Some("dnf"),
-            Pm::Zypper => Some("zypper"),
-        }
-    }
-
-    /// Teleport's repository as its docs set it up, served on loopback.
-    fn configure(self, c: &Container, fx: &Fixtures, url: &str) -> Result<(), String> {
-        let key = std::fs::read(&fx.key_asc).map_err(|e| e.to_string())?;
-        match self {
-            Pm::Apt => {
-                c.write(APT_KEYRING, key)?;
-                c.write(
-                    self.repo_file(),
-                    format!("deb [signed-by={APT_KEYRING}] {url} {APT_SUITE} {APT_COMPONENT}\n"),
-                )
-            }
-            Pm::Dnf | Pm::Zypper => {
-                c.write(RPM_KEY, key)?;
-                let mut settings = vec![
-                    ("gpgcheck", "1"),
-                    ("repo_gpgcheck", "1"),
-                    ("gpgkey", "file:///etc/pki/rpm-gpg/RPM-GPG-KEY-teleport"),
-                ];
-                if self == Pm::Zypper {
-                    // zypper never imports a key itself: the release key is
-                    // imported beforehand, as Teleport's docs do.
-                    settings.extend([("autorefresh", "0"), ("pkg_gpgcheck", "1")]);
-                    c.ok(&["rpm", "--import", RPM_KEY])?;
-                }
-                c.write(
-                    self.repo_file(),
-                    testkit::rpm::RpmRepo::repo_file("teleport", url, &settings),
-                )
-            }
-        }
-    }
-
-    fn run_all(c: &Container, cmds: &[&[&str]]) -> Result<(), String> {
-        for cmd in cmds {
-            c.ok(cmd)?;
-        }
-        Ok(())
-    }
-
-    fn install_agent(self, c: &Container, version: &str) -> Result<(), String> {
-        match self {
-            Pm::Apt => Pm::run_all(
-                c,
-                &[
-                    &["apt-get", "update", "-q"],
-                    &[
-                        "apt-get",
-                        "install",
-                        "-y",
-                        "-q",
-                        &format!("{AGENT}={version}"),
-                    ],
-                ],
-            ),
-            Pm::Dnf => Pm::run_all(
-                c,
-                &[&["dnf", "-y", "install", &format!("{AGENT}-{version}")]],
-            ),
-            Pm::Zypper => Pm::run_all(
-                c,
-                &[
-                    &["zypper", "-n", "refresh"],
-                    &["zypper", "-n", "install", &format!("{AGENT}={version}")],
-                ],
-            ),
-        }
-    }
-
-    fn install_updater(self, c: &Container) -> Result<(), String> {
-        match self {
-            Pm::Apt => Pm::run_all(c, &[&["apt-get", "install", "-y", "-q", UPDATER]]),
-            Pm::Dnf => Pm::run_all(c, &[&["dnf", "-y", "install", UPDATER]]),
-            Pm::Zypper => Pm::run_all(c, &[&["zypper", "-n", "install", UPDATER]]),
-        }
-    }
-
-    /// What an operator's routine upgrade of the whole host runs.
-    fn routine_upgrade(self, c: &Container) -> Result<(), String> {
-        match self {
-            Pm::Apt => Pm::run_all(
-                c,
-                &[
-                    &["apt-get", "update", "-q"],
-                    &["apt-get", "upgrade", "-y", "-q"],
-                ],
-            ),
-            Pm::Dnf => Pm::run_all(c, &[&["dnf", "-y", "upgrade", "--refresh"]]),
-            Pm::Zypper => Pm::run_all(
-                c,
-                &[&["zypper", "-n", "refresh"], &["zypper", "-n", "update"]],
-            ),
-        }
-    }
-
-    fn remove_updater(self, c: &Container) -> Result<(), String> {
-        match self {
-            Pm::Apt => Pm::run_all(c, &[&["apt-get", "remove", "-y", "-q", UPDATER]]),
-            Pm::Dnf => Pm::run_all(c, &[&["dnf", "-y", "remove", UPDATER]]),
-            Pm::Zypper => Pm::run_all(c, &[&["zypper", "-n", "remove", UPDATER]]),
-        }
-    }
-
-    /// The installed upstream version of `pkg` (no Debian revision, no rpm
-    /// release), from the package database.
-    fn installed(self, c: &Container, pkg: &str) -> Result<Option<String>, String> {
-        match self {
-            Pm::Apt => {
-                let o = c.exec(&["dpkg-query", "-W", "-f=${db:Status-Abbrev}|${Version}", pkg])?;
-                Ok(o.stdout
-                    .split_once('|')
-                    // "ii " or "hi " (held): the second letter is the state.
-                    .filter(|(status, _)| status.as_bytes().get(1) == Some(&b'i'))
-                    // Without the epoch (the updater's 1:), as rpm's %{VERSION}.
-                    .map(|(_, v)| {
-                        let v = v.trim();
-                        v.split_once(':').map_or(v, |x| x.1).to_string()
-                    }))
-            }
-            Pm::Dnf | Pm::Zypper => {
-                let o = c.exec(&["rpm", "-q", "--qf", "%{VERSION}", pkg])?;
-                Ok(o.ok().then(|| o.stdout.trim().to_string()))
-            }
-        }
-    }
-
-    /// Is the agent held (apt-mark hold; dnf exclude=/versionlock; zypper
-    /// lock)?
-    fn held(self, c: &Container) -> Result<bool, String> {
-        Ok(match self {
-            Pm::Apt => c
-                .ok(&["apt-mark", "showhold"])?
-                .lines()
-                .any(|l| l.trim() == AGENT),
-            Pm::Dnf => {
-                let repo = c.read(self.repo_file()).unwrap_or_default();
-                let excluded = repo
-                    .lines()
-                    .filter_map(|l| l.split_once('='))
-                    .any(|(k, v)| {
-                        k.trim() == "exclude" && v.split([' ', ',']).any(|w| w.trim() == AGENT)
-                    });
-                let locked = c
-                    .exec(&["dnf", "-q", "-C", "versionlock", "list"])
-                    .map(|o| o.ok() && o.stdout.contains(AGENT))
-                    .unwrap_or(false);
-                excluded || locked
-            }
-            Pm::Zypper => c.ok(&["zypper", "-n", "locks"])?.contains(AGENT),
-        })
     }
 }
 

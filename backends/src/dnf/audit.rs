@@ -33,7 +33,7 @@ impl super::Dnf {
                 Some(e)
             }
             Ok(None) => {
-                report.checked.push("no dnf library to ask for dnf's view of the repository (yum, dnf5, or a dnf that is not a Python script): the checks are judged from the files".into());
+                report.checked.push("no dnf library to ask for dnf's view of the repository (yum, or a dnf that is neither a Python script nor dnf5): the checks are judged from the files".into());
                 None
             }
             Err(e) => {
@@ -147,10 +147,10 @@ impl super::Dnf {
                     }
                 }
                 (Some(false), Some(mut f)) => {
-                    let why = if from_files == Some(true) {
-                        " (dnf resolves it to 0, though the files read on)"
-                    } else {
-                        ""
+                    let why = match (from_files == Some(true), self.is_dnf5()) {
+                        (true, true) => " (dnf resolves it to 0, though the files read on: dnf5 also reads pkg_gpgcheck= and /etc/dnf/repos.override.d)",
+                        (true, false) => " (dnf resolves it to 0, though the files read on)",
+                        _ => "",
                     };
                     f.message = format!("turns {what} off for [{}]{why}; set {key}=1 in its section of {}", sec.id, file.display());
                     refusals.push(f);

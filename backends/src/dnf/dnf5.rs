@@ -1,38 +1,65 @@
-//! dnf5 (Fedora 41 and later, where `dnf` is dnf5) is not driven: it
-//! rejects `--disableexcludes`, does not implement `exit_on_lock`, and
-//! keeps its versionlock elsewhere, so the commands of this backend would
-//! fail half-way or not hold the agent. It is recognised before anything
-//! runs and refused with a message naming it.
+//! dnf5 (Fedora 41 and later, where `dnf` is dnf5): the same operations
+//! as dnf 4, in dnf5's syntax, measured against Debian's dnf5 5.4.6 (the
+//! `dnf5` row of the container matrix; docs/developers/dnf5.md has the map
+//! and the evidence):
+//! * every call gets `--no-plugins`: libdnf5's plugins are not needed (the
+//!   versionlock is built in) and some change the result: Debian's `local`
+//!   plugin (enabled by default) runs `createrepo_c` after a transaction
+//!   and turns a successful install into exit 1 when it is missing;
+//!   `actions` runs commands an operator configured around transactions;
+//! * excludes and the versionlock are lifted for the updater's own install
+//!   with `--setopt=disable_excludes=*` (dnf5 rejects `--disableexcludes`;
+//!   `disable_excludes=<id>` or `main` does not lift the versionlock);
+//! * signatures: `pkg_gpgcheck` is the package check (`gpgcheck` an alias
+//!   of it); both are forced on, with `repo_gpgcheck` and
+//!   `localpkg_gpgcheck`, globally and for the repository;
+//! * dnf5 has no `exit_on_lock` (it waits for its lock without end): the
+//!   updater waits for dnf5's lock itself (`/var/lib/dnf/system-repo.lock`,
+//!   an fcntl lock) up to `lock-timeout` before each call;
+//! * the kept package: `dnf5 download --destdir=` (no `--downloadonly
+//!   --destdir` on `reinstall`);
+//! * dnf5's view of the repository: `--dump-repo-config=<id>`.
+//!
+//! Not driven: dnf5 in an alternate root (`--root`): refused, it was not
+//! measured there.
 //!
 //! Recognised without starting a process when the program resolves to a
 //! file named `dnf5…` (Fedora's `/usr/bin/dnf -> dnf5`); dnf 4's `dnf` is
 //! a Python script, so a `dnf` that is not one is asked `--version`
 //! (dnf5 answers `dnf5 version 5.…`).
 
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::cmd::{CommandLine, Runner};
+use crate::types::Source;
 use crate::{Error, Result};
 
-/// What an operator is told.
-pub const REFUSAL: &str = "dnf5 is not supported: it rejects --disableexcludes, has no exit_on_lock and keeps versionlocks its own way, so this updater cannot hold or update the agent with it; nothing was changed. On Fedora 41 and later use Managed Updates v2 (teleport-update), or make `dnf` dnf 4 (Fedora's dnf4 package)";
+/// What an operator is told when dnf5 would have to drive an alternate root.
+pub const ROOT_REFUSAL: &str = "dnf5 is not supported with --root (an alternate root): its installroot handling was not measured; run the updater on the host itself; nothing was changed";
 
-/// `Err(Unsupported)` when `program`, as `runner` finds it, is dnf5.
-pub fn refuse_dnf5(runner: &Runner, program: &str) -> Result<()> {
+/// dnf5's lock on the system repository (the rpm database), under its
+/// `persistdir`.
+pub const SYSTEM_REPO_LOCK: &str = "/var/lib/dnf/system-repo.lock";
+
+/// dnf5's own repository directory (beside dnf 4's).
+pub const REPO_DIR: &str = "/usr/share/dnf5/repos.d";
+
+/// dnf5's cache directory for root.
+pub const CACHEDIR: &str = "/var/cache/libdnf5";
+
+/// Whether `program`, as `runner` finds it, is dnf5.
+pub fn is_dnf5(runner: &Runner, program: &str) -> bool {
     let Some(path) = runner.find(program) else {
-        return Ok(());
+        return false;
     };
     let real = std::fs::canonicalize(&path).unwrap_or(path.clone());
     let named = real
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with("dnf5"));
-    if named || (!is_python_script(&real) && says_dnf5(runner, program)) {
-        return Err(Error::Unsupported {
-            reason: format!("{} is dnf5. {REFUSAL}", path.display()),
-        });
-    }
-    Ok(())
+    named || (!is_python_script(&real) && says_dnf5(runner, program))
 }
 
 /// Whether `p` starts with a `#!` line naming python (dnf 4, yum 4).
@@ -59,83 +86,183 @@ fn says_dnf5(runner: &Runner, program: &str) -> bool {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
+/// The options every dnf5 call gets before its command: no libdnf5 plugin.
+pub fn common_args() -> Vec<String> {
+    vec!["--no-plugins".to_string()]
+}
 
-    /// Stand-ins only report a version: no real dnf5 is available on the
-    /// test hosts (Debian has no dnf5 package).
-    fn script(dir: &Path, name: &str, body: &str) {
-        let p = dir.join(name);
-        std::fs::write(&p, format!("{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// The signature options of dnf5 beyond dnf 4's (`pkg_gpgcheck`, of which
+/// `gpgcheck` is an alias that a section's own `pkg_gpgcheck=` overrides),
+/// globally and, with `id`, for the repository.
+pub fn extra_enforcement_args(id: Option<&str>) -> Vec<String> {
+    let mut v = vec!["--setopt=pkg_gpgcheck=True".to_string()];
+    if let Some(id) = id {
+        v.push(format!("--setopt={id}.pkg_gpgcheck=True"));
     }
+    v
+}
 
-    fn runner(dir: &Path) -> Runner {
-        Runner {
-            timeout: std::time::Duration::from_secs(10),
-            path: Some(dir.as_os_str().to_owned()),
+/// The option that lifts every exclude and the versionlock for one call.
+pub const LIFT_HOLDS: &str = "--setopt=disable_excludes=*";
+
+/// dnf5's view of one repository: `dnf5 --dump-repo-config=<id>`, in the
+/// system and repository directory of the updater's calls.
+pub fn view_cmd(base: CommandLine, reposdir: &Path, id: &str) -> CommandLine {
+    base.args(common_args()).args([
+        format!("--setopt=reposdir={}", reposdir.display()),
+        format!("--dump-repo-config={id}"),
+    ])
+}
+
+/// The answer of `--dump-repo-config=<id>` (a line `======== "<id>"
+/// repository configuration: ========`, then `key = value` lines; nothing
+/// when the repository is not defined) as the audit reads dnf 4's view:
+/// `repo=present|absent`, `gpgcheck` (dnf5's `pkg_gpgcheck`),
+/// `repo_gpgcheck` (`1`/`0`), `gpgkey` (URLs separated by spaces).
+pub fn parse_dump(text: &str, id: &str) -> std::result::Result<BTreeMap<String, String>, String> {
+    let header = format!("======== \"{id}\" repository configuration: ========");
+    let mut raw = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (i == 0 && line == header) {
+            continue;
         }
-    }
-
-    #[test]
-    fn dnf_linked_to_dnf5_is_refused_without_running_it() {
-        let d = tempfile::tempdir().unwrap();
-        let ran = d.path().join("ran");
-        script(
-            d.path(),
-            "dnf5",
-            &format!(
-                "#!/bin/sh\ntouch {}\necho 'dnf5 version 5.2.6.2'",
-                ran.display()
-            ),
-        );
-        std::os::unix::fs::symlink("dnf5", d.path().join("dnf")).unwrap();
-        let e = refuse_dnf5(&runner(d.path()), "dnf").unwrap_err();
-        let m = e.to_string();
-        assert!(
-            m.contains("is dnf5") && m.contains("dnf5 is not supported"),
-            "{m}"
-        );
-        assert!(m.contains("--disableexcludes"), "{m}");
-        assert!(!ran.exists(), "recognised by its name, not run");
-    }
-
-    #[test]
-    fn a_dnf_that_says_dnf5_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        script(
-            d.path(),
-            "dnf",
-            "#!/bin/sh\n[ \"$1\" = --version ] && echo 'dnf5 version 5.2.6.2' && echo 'libdnf5 version 5.2.6.2'",
-        );
-        let e = refuse_dnf5(&runner(d.path()), "dnf").unwrap_err();
-        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-    }
-
-    #[test]
-    fn dnf4_is_driven() {
-        let d = tempfile::tempdir().unwrap();
-        let ran = d.path().join("ran");
-        script(
-            d.path(),
-            "dnf",
-            &format!(
-                "#!/usr/bin/python3 -s\nimport sys\nopen({:?}, 'w')",
-                ran.display()
-            ),
-        );
-        refuse_dnf5(&runner(d.path()), "dnf").unwrap();
-        assert!(!ran.exists(), "dnf 4 (a Python script) is not run");
-        // A dnf 4 that is not a script (as yum on some hosts): asked.
-        let d = tempfile::tempdir().unwrap();
-        script(d.path(), "dnf", "#!/bin/sh\necho 4.14.0");
-        refuse_dnf5(&runner(d.path()), "dnf").unwrap();
-        // The host's real dnf, when there is one, is dnf 4.
-        if Runner::default().find("dnf").is_some() {
-            refuse_dnf5(&Runner::default(), "dnf").unwrap();
+        let (k, v) = line
+            .split_once(" = ")
+            .unwrap_or((line.trim_end_matches(" ="), ""));
+        if k.is_empty() || k.contains(char::is_whitespace) {
+            return Err(format!("line {}: {line:?} is not `key = value`", i + 1));
         }
-        refuse_dnf5(&runner(d.path()), "missing").unwrap();
+        raw.insert(k.to_string(), v.trim().to_string());
+    }
+    let mut out = BTreeMap::new();
+    if raw.is_empty() {
+        out.insert("repo".into(), "absent".into());
+        return Ok(out);
+    }
+    out.insert("repo".into(), "present".into());
+    for (ours, theirs) in [
+        ("gpgcheck", "pkg_gpgcheck"),
+        ("repo_gpgcheck", "repo_gpgcheck"),
+    ] {
+        let v = raw
+            .get(theirs)
+            .ok_or_else(|| format!("no {theirs} in the dump"))?;
+        if v != "0" && v != "1" {
+            return Err(format!("{theirs} = {v:?} is not 0 or 1"));
+        }
+        out.insert(ours.into(), v.clone());
+    }
+    let keys: Vec<&str> = raw
+        .get("gpgkey")
+        .map(|v| v.split([',', ' ']).filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default();
+    out.insert("gpgkey".into(), keys.join(" "));
+    Ok(out)
+}
+
+/// The process holding dnf5's system-repository lock `lock` now, as
+/// `pid (command line)`.
+pub fn lock_holder(lock: &Path) -> Option<String> {
+    let (pid, comm) = crate::rpmdb::lock_holder(lock)?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|s| !s.is_empty())
+        .or(comm);
+    Some(match cmdline {
+        Some(c) => format!("process {pid} ({c})"),
+        None => format!("process {pid}"),
+    })
+}
+
+/// Wait while another process holds dnf5's lock `lock`, up to `wait`
+/// (dnf5 itself would wait without end); `Err(Locked)` naming the holder
+/// when it still holds it then.
+pub fn wait_for_lock(lock: &Path, wait: Duration) -> Result<()> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(250);
+    let mut said = false;
+    loop {
+        let Some(holder) = lock_holder(lock) else {
+            return Ok(());
+        };
+        let left = wait.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(Error::Locked {
+                detail: format!(
+                    "dnf5's lock {} is held by {holder} (waited {} s)",
+                    lock.display(),
+                    started.elapsed().as_secs()
+                ),
+            });
+        }
+        if !said {
+            tracing::info!(
+                "dnf5's lock {} is held by {holder}; waiting up to {} s",
+                lock.display(),
+                left.as_secs()
+            );
+            said = true;
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
+
+impl super::Dnf {
+    /// dnf5's lock file, in the system.
+    pub(super) fn dnf5_lock(&self) -> PathBuf {
+        self.system.path(SYSTEM_REPO_LOCK)
+    }
+
+    /// The operator's versionlock entries of `pkg` that admit none of the
+    /// target's forms (`version` with each of `releases`): dnf5 would not
+    /// install it (the updater lifts the versionlock for its own install).
+    pub(super) fn dnf5_operator_locks_against(
+        &self,
+        pkg: &crate::types::PkgName,
+        version: &str,
+        releases: &[&str],
+    ) -> Result<Vec<String>> {
+        let (file, text) = self.locklist_text()?;
+        let list = self.lock_lines()?;
+        let own: Vec<String> = self
+            .own_lines(&list, pkg)
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        let candidates: Vec<super::Evr> = releases
+            .iter()
+            .filter_map(|r| super::Evr::parse(&format!("{version}-{r}")))
+            .collect();
+        super::dnf5lock::operator_against(
+            &text,
+            &self.system.display_path(&file),
+            &own,
+            pkg.as_str(),
+            &candidates,
+        )
+    }
+
+    /// `dnf5 download --destdir=<dir> <pkg>-<version>`, restricted and
+    /// verified as the install is (dnf5 checks no signature on a download:
+    /// the kept file is checked before it is installed).
+    pub(super) fn dnf5_download_cmd(&self, source: &Source, spec: &str, dir: &Path) -> CommandLine {
+        self.base(source).args([
+            LIFT_HOLDS.to_string(),
+            "download".into(),
+            format!("--destdir={}", dir.display()),
+            spec.to_string(),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests;

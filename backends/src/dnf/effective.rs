@@ -9,9 +9,11 @@
 //! the keys from it (naming the file and line they come from), the key
 //! pin reads the key files it expands, and in an alternate root the
 //! updater hands dnf those expanded files (dnf substitutes the variables
-//! of a key URL when it fetches it, even of a `--setopt` value). Where there is no such
-//! library (yum 3, dnf5, a `dnf` that is no Python script) the audit
-//! judges the files alone and says so.
+//! of a key URL when it fetches it, even of a `--setopt` value). dnf5 is
+//! asked with `--dump-repo-config=<id>` instead (its `pkg_gpgcheck` read
+//! as `gpgcheck`). Where there is no such library (yum 3, a `dnf` that is
+//! neither a Python script nor dnf5) the audit judges the files alone and
+//! says so.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -91,6 +93,14 @@ impl super::Dnf {
 
     /// The question to dnf's library for `source`, when there is one.
     pub(super) fn view_cmd(&self, source: &Source) -> Option<CommandLine> {
+        if self.is_dnf5() {
+            let base = self.cmd().args(self.root_args(None));
+            return Some(super::dnf5::view_cmd(
+                base,
+                source.file.parent()?,
+                &source.id,
+            ));
+        }
         let py = self.dnf_python()?;
         let root = self
             .system
@@ -131,12 +141,18 @@ impl super::Dnf {
         let Some(cl) = self.view_cmd(source) else {
             return Ok(None);
         };
-        let fin = self.runner.run(&cl)?;
+        let fin = self.run_dnf(&cl, self.opts.lock_wait)?;
         if !fin.success() {
             return Err(crate::classify::command_failed(&cl, &fin));
         }
-        let asked = format!("dnf's library, through {}", cl.program);
-        parse_view(&fin.stdout)
+        let (asked, parsed) = if self.is_dnf5() {
+            let a = format!("{} --dump-repo-config={}", cl.program, source.id);
+            (a, super::dnf5::parse_dump(&fin.stdout, &source.id))
+        } else {
+            let a = format!("dnf's library, through {}", cl.program);
+            (a, parse_view(&fin.stdout))
+        };
+        parsed
             .map(|options| Some(Effective { asked, options }))
             .map_err(|detail| Error::Parse {
                 what: format!("the answer of dnf's library ({})", cl.program),

@@ -68,7 +68,7 @@ impl super::Dnf {
         let started = Instant::now();
         let mut pause = Duration::from_millis(250);
         loop {
-            let fin = self.runner.run(cl)?;
+            let fin = self.run_dnf(cl, self.opts.lock_wait.saturating_sub(started.elapsed()))?;
             if fin.success() {
                 return Ok(fin);
             }
@@ -86,6 +86,15 @@ impl super::Dnf {
             }
             return Err(err);
         }
+    }
+
+    /// Run `cl`; dnf5 first waits up to `wait` for dnf5's lock (dnf5 has
+    /// no `exit_on_lock` and would wait without end).
+    pub(super) fn run_dnf(&self, cl: &CommandLine, wait: Duration) -> Result<Finished> {
+        if self.is_dnf5() {
+            super::dnf5::wait_for_lock(&self.dnf5_lock(), wait)?;
+        }
+        self.runner.run(cl)
     }
 
     /// End the gpg-agents dnf started for `id`'s metadata checks (every

@@ -12,18 +12,31 @@ use crate::{Backend, Error, Result};
 impl super::Dnf {
     /// `dnf versionlock <action> <specs>`, touching no repository.
     pub(super) fn versionlock_cmd<S: AsRef<str>>(&self, action: &str, specs: &[S]) -> CommandLine {
-        self.cmd()
+        let cl = self
+            .cmd()
             .arg("-y")
             .args(self.root_args(None))
-            .arg("--setopt=exit_on_lock=True")
-            .args(global_enforcement_args())
-            .args(["--disablerepo=*", "versionlock", action])
-            .args(specs.iter().map(|s| s.as_ref().to_string()))
+            .args(self.lock_args())
+            .args(global_enforcement_args());
+        let cl = if self.is_dnf5() {
+            cl.args(super::dnf5::extra_enforcement_args(None)).args([
+                "--disable-repo=*",
+                "versionlock",
+                action,
+            ])
+        } else {
+            cl.args(["--disablerepo=*", "versionlock", action])
+        };
+        cl.args(specs.iter().map(|s| s.as_ref().to_string()))
     }
 
     /// The lock list's entries, as the plugin reads them, with lines.
     pub(super) fn lock_lines(&self) -> Result<Vec<ListLine>> {
-        Ok(locklist::entries(&self.locklist_text()?.1))
+        let (f, text) = self.locklist_text()?;
+        if self.is_dnf5() {
+            return super::dnf5lock::entries(&text, &self.system.display_path(&f));
+        }
+        Ok(locklist::entries(&text))
     }
 
     /// The lock entries (not `!` excludes) that name `pkg` with a version.
@@ -221,7 +234,9 @@ impl super::Dnf {
             releases.push(r);
         }
         let mut locked = Vec::new();
-        if self.hold_method() == HoldMethod::Versionlock {
+        if self.is_dnf5() {
+            locked = self.dnf5_operator_locks_against(pkg, version, &releases)?;
+        } else if self.hold_method() == HoldMethod::Versionlock {
             let (file, text) = self.locklist_text()?;
             let list = locklist::entries(&text);
             lines.extend(crate::excludes::versionlock_excludes(&list, file.clone()));
@@ -287,6 +302,15 @@ impl super::Dnf {
                 )
             })
             .collect()
+    }
+
+    /// The plan's note on the versionlock's move (the next step's).
+    pub(super) fn versionlock_note(&self, source: &Source, pkg: &PkgName) -> CommandLine {
+        let text = format!(
+            "the lock is recorded as the updater's own; its lock of the version before and exclude={pkg} of section {} go in the next step",
+            source.id
+        );
+        CommandLine::new("#").args(text.split(' ').map(str::to_string))
     }
 
     /// The pseudo-command shown in a dry run for the exclude edit.

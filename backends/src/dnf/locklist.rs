@@ -107,6 +107,9 @@ impl super::Dnf {
     /// in the first directory of dnf's `pluginconfpath` that has one (a
     /// path as the plugin opens it: on the host, also for a root).
     pub(super) fn locklist_file(&self) -> Option<PathBuf> {
+        if self.is_dnf5() {
+            return Some(self.system.path(super::dnf5lock::FILE));
+        }
         let mut dirs = self.main_list("pluginconfpath");
         if dirs.is_empty() {
             dirs.push("/etc/dnf/plugins".into());
@@ -184,7 +187,11 @@ impl super::Dnf {
             return Ok(());
         }
         let (f, text) = self.locklist_text()?;
-        let new = without(&text, drop);
+        let new = if self.is_dnf5() {
+            super::dnf5lock::without(&text, drop, &self.system.display_path(&f))?
+        } else {
+            without(&text, drop)
+        };
         if new != text {
             tracing::info!(file = %f.display(), "deleting the updater's own versionlock entries: {}", drop.join(" "));
             crate::write_atomic_in_place(&f, None, new.as_bytes())

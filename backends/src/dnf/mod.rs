@@ -1,4 +1,5 @@
-//! dnf backend (also `yum`, which on RHEL 8 and later is dnf).
+//! dnf backend (also `yum`, which on RHEL 8 and later is dnf, and dnf5,
+//! driven in its own syntax: see [`dnf5`]).
 //!
 //! * The repository is found from dnf's cache (`dnf -C repoquery`), else
 //!   from `.repo` sections that point at Teleport's release host or carry
@@ -39,7 +40,9 @@
 //!
 //! Submodules: `discovery` (cache offers, variable-made ids), `audit` (the
 //! trust audit), `hold` (versionlock, `exclude=`, operator excludes),
-//! `exec` (running dnf, classifying its failures).
+//! `exec` (running dnf, classifying its failures), `enforce` (the forced
+//! verification options), `dnf5` (dnf5's syntax, lock and view) and
+//! `dnf5lock` (its `versionlock.toml`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -55,12 +58,15 @@ use crate::{Backend, BackendKind, Error, Options, Result};
 mod audit;
 mod discovery;
 pub mod dnf5;
+mod dnf5lock;
 mod effective;
+mod enforce;
 mod exec;
 mod hold;
 pub mod locklist;
 mod probe;
 
+pub use enforce::{enforcement_args, global_enforcement_args};
 pub use hold::{Evr, LockEntry};
 
 /// Where dnf (and yum) look for `.repo` files.
@@ -88,6 +94,8 @@ pub struct Dnf {
     opts: Options,
     kind: BackendKind,
     program: String,
+    /// The program is dnf5 (its own syntax: see [`dnf5`]).
+    dnf5: bool,
     hold_method: OnceLock<HoldMethod>,
     /// A private `HOME` whose `.rpmmacros` names the root's database,
     /// when it is not where the host's rpm keeps its own (see [`Dnf::home`]).
@@ -116,13 +124,29 @@ impl Dnf {
             timeout: opts.command_timeout,
             path: None,
         };
-        dnf5::refuse_dnf5(&runner, program)?;
+        Self::build(system, opts, kind, program, runner)
+    }
+
+    fn build(
+        system: System,
+        opts: Options,
+        kind: BackendKind,
+        program: &str,
+        runner: Runner,
+    ) -> Result<Self> {
+        let dnf5 = dnf5::is_dnf5(&runner, program);
+        if dnf5 && system.root().is_some() {
+            return Err(Error::Unsupported {
+                reason: format!("{program} is dnf5. {}", dnf5::ROOT_REFUSAL),
+            });
+        }
         Ok(Dnf {
             system,
             runner,
             opts,
             kind,
             program: program.to_string(),
+            dnf5,
             hold_method: OnceLock::new(),
             home: OnceLock::new(),
             view: Mutex::new(None),
@@ -139,6 +163,11 @@ impl Dnf {
         &self.program
     }
 
+    /// Whether the program is dnf5.
+    pub fn is_dnf5(&self) -> bool {
+        self.dnf5
+    }
+
     /// Versionlock when the plugin answers and its lock list is this
     /// system's: on the host, or, in an alternate root, when the root's
     /// configuration names a lock list inside the root (the plugin opens
@@ -146,6 +175,10 @@ impl Dnf {
     /// would be the host's). Otherwise the exclude method.
     pub fn hold_method(&self) -> HoldMethod {
         *self.hold_method.get_or_init(|| {
+            if self.dnf5 {
+                // Built into dnf5 (no plugin to probe).
+                return HoldMethod::Versionlock;
+            }
             if let Some(root) = self.system.root() {
                 if !self.locklist_file().is_some_and(|f| f.starts_with(root)) {
                     return HoldMethod::Exclude;
@@ -257,7 +290,12 @@ impl Dnf {
     fn repo_dirs(&self) -> Vec<PathBuf> {
         let configured = self.main_list("reposdir");
         if configured.is_empty() {
-            REPO_DIRS.iter().map(|d| self.system.path(d)).collect()
+            let dnf5 = self.dnf5.then_some(dnf5::REPO_DIR);
+            REPO_DIRS
+                .iter()
+                .chain(dnf5.iter())
+                .map(|d| self.system.path(d))
+                .collect()
         } else {
             configured.iter().map(|d| self.system.path(d)).collect()
         }
@@ -324,7 +362,11 @@ impl Dnf {
 
     /// dnf's cache directory (dnf's default, inside the root).
     fn cachedir(&self) -> PathBuf {
-        self.system.path("/var/cache/dnf")
+        self.system.path(if self.dnf5 {
+            dnf5::CACHEDIR
+        } else {
+            "/var/cache/dnf"
+        })
     }
 
     /// Options that place dnf in the system (root) and its configuration.
@@ -398,9 +440,14 @@ impl Dnf {
             .cmd()
             .arg("-y")
             .args(self.root_args(reposdir.as_deref()))
-            .args(["--setopt=exit_on_lock=True".to_string()])
-            .args(enforcement_args(id))
-            .args(["--disablerepo=*".to_string(), format!("--enablerepo={id}")]);
+            .args(self.lock_args())
+            .args(enforcement_args(id));
+        cl = if self.dnf5 {
+            cl.args(dnf5::extra_enforcement_args(Some(id)))
+                .arg(format!("--repo={id}"))
+        } else {
+            cl.args(["--disablerepo=*".to_string(), format!("--enablerepo={id}")])
+        };
         if self.system.root().is_some() {
             let sec = rpmdb::read_ini(&source.file)
                 .ok()
@@ -419,62 +466,48 @@ impl Dnf {
         self.base(source).args(["makecache", "--refresh"])
     }
 
-    fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
-        let mut cl = self
-            .base(source)
-            .arg(format!("--disableexcludes={}", source.id));
+    /// What dnf does about its lock: dnf 4 exits at once (and the call is
+    /// retried); dnf5 has no such option (the updater waits for its lock
+    /// before the call), and runs without its plugins.
+    fn lock_args(&self) -> Vec<String> {
+        if self.dnf5 {
+            dnf5::common_args()
+        } else {
+            vec!["--setopt=exit_on_lock=True".to_string()]
+        }
+    }
+
+    /// The options that lift the holds for the updater's own install:
+    /// the repository's excludes, `[main]`'s when they hold the package
+    /// (versioned excludes are refused before: `refuse_forbidden`), and
+    /// the versionlock; dnf5 lifts them all with one option.
+    fn lift_holds_args(&self, source: &Source, pkg: &PkgName) -> Vec<String> {
+        if self.dnf5 {
+            return vec![dnf5::LIFT_HOLDS.to_string()];
+        }
+        let mut v = vec![format!("--disableexcludes={}", source.id)];
         if self.main_holds(pkg) {
-            // An `exclude=` of the package in `[main]` is a hold the
-            // install lifts, as the repository's own (versioned excludes
-            // are refused before: `refuse_forbidden`).
-            cl = cl.arg("--disableexcludes=main");
+            v.push("--disableexcludes=main".into());
         }
         if self.hold_method() == HoldMethod::Versionlock {
-            cl = cl.arg("--disableplugin=versionlock");
+            v.push("--disableplugin=versionlock".into());
         }
-        cl.args(["install".to_string(), format!("{pkg}-{version}")])
+        v
+    }
+
+    fn install_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
+        self.base(source)
+            .args(self.lift_holds_args(source, pkg))
+            .args(["install".to_string(), format!("{pkg}-{version}")])
     }
 
     /// `dnf reinstall <pkg>-<version>`, restricted and verified as the
     /// install is; our own exclude (the hold) does not apply to it.
     fn reinstall_cmd(&self, source: &Source, pkg: &PkgName, version: &str) -> CommandLine {
-        let mut cl = self
-            .base(source)
-            .arg(format!("--disableexcludes={}", source.id));
-        if self.main_holds(pkg) {
-            cl = cl.arg("--disableexcludes=main");
-        }
-        if self.hold_method() == HoldMethod::Versionlock {
-            cl = cl.arg("--disableplugin=versionlock");
-        }
-        cl.args(["reinstall".to_string(), format!("{pkg}-{version}")])
+        self.base(source)
+            .args(self.lift_holds_args(source, pkg))
+            .args(["reinstall".to_string(), format!("{pkg}-{version}")])
     }
-}
-
-/// The options that force verification on for every dnf/yum call: package
-/// signatures (`gpgcheck`), metadata signatures (`repo_gpgcheck`) and local
-/// package files (`localpkg_gpgcheck`) on globally and for the repository
-/// `id`, and a repository that fails to verify fails the run instead of
-/// being skipped (`skip_if_unavailable=False`). yum 3 (RHEL 7) reads the
-/// same `--setopt=option=value` / `--setopt=repoid.option=value` forms.
-pub fn enforcement_args(id: &str) -> Vec<String> {
-    let mut v = global_enforcement_args();
-    v.extend([
-        format!("--setopt={id}.gpgcheck=True"),
-        format!("--setopt={id}.repo_gpgcheck=True"),
-        format!("--setopt={id}.skip_if_unavailable=False"),
-    ]);
-    v
-}
-
-/// The global part of [`enforcement_args`] (for calls that touch no
-/// repository, such as `versionlock`).
-pub fn global_enforcement_args() -> Vec<String> {
-    vec![
-        "--setopt=gpgcheck=True".to_string(),
-        "--setopt=repo_gpgcheck=True".into(),
-        "--setopt=localpkg_gpgcheck=True".into(),
-    ]
 }
 
 impl Backend for Dnf {
@@ -567,7 +600,7 @@ impl Backend for Dnf {
             "%{downloadsize} %{installsize}\n".into(),
             format!("{pkg}-{version}"),
         ]);
-        let r = self.runner.run(&cl);
+        let r = self.run_dnf(&cl, self.opts.lock_wait);
         self.end_gpg_agents(&source.id);
         Ok(crate::sizes::parse_repoquery(&r?.stdout))
     }
@@ -657,32 +690,7 @@ impl Backend for Dnf {
                 v.push(
                     self.versionlock_cmd("add", &[format!("{pkg}-<epoch>:{version}-<release>")]),
                 );
-                v.push(CommandLine::new("#").args([
-                    "the".to_string(),
-                    "lock".into(),
-                    "is".into(),
-                    "recorded".into(),
-                    "as".into(),
-                    "the".into(),
-                    "updater's".into(),
-                    "own;".into(),
-                    "its".into(),
-                    "lock".into(),
-                    "of".into(),
-                    "the".into(),
-                    "version".into(),
-                    "before".into(),
-                    "and".into(),
-                    format!("exclude={pkg}"),
-                    "of".into(),
-                    "section".into(),
-                    source.id.clone(),
-                    "go".into(),
-                    "in".into(),
-                    "the".into(),
-                    "next".into(),
-                    "step".into(),
-                ]));
+                v.push(self.versionlock_note(source, pkg));
             }
             HoldMethod::Exclude => v.push(self.exclude_note(source, pkg, true)),
         }
@@ -704,10 +712,14 @@ impl Backend for Dnf {
         version: &PkgVersion,
         dir: &std::path::Path,
     ) -> Result<Option<crate::KeptFile>> {
-        let cl = self.reinstall_cmd(source, pkg, version.as_str()).args([
-            "--downloadonly".to_string(),
-            format!("--destdir={}", dir.display()),
-        ]);
+        let cl = if self.dnf5 {
+            self.dnf5_download_cmd(source, &format!("{pkg}-{version}"), dir)
+        } else {
+            self.reinstall_cmd(source, pkg, version.as_str()).args([
+                "--downloadonly".to_string(),
+                format!("--destdir={}", dir.display()),
+            ])
+        };
         self.run_classified(&cl, Some((pkg, version.as_str(), source)))?;
         rpmdb::kept::kept_file(&self.system, &self.runner, dir).map(Some)
     }

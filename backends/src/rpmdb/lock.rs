@@ -48,6 +48,10 @@ pub fn transaction_lock_taken(text: &str, system: &System) -> Option<String> {
 
 /// The process holding an fcntl write-conflicting lock on `file`, with its
 /// command name (an `F_GETLK` test: nothing is taken).
+pub fn lock_holder(file: &Path) -> Option<(i32, Option<String>)> {
+    holder(file)
+}
+
 fn holder(file: &Path) -> Option<(i32, Option<String>)> {
     let f = std::fs::OpenOptions::new()
         .read(true)

@@ -359,6 +359,9 @@ fn upgrade_phase(
     if row == Row::RpmDnf {
         versionlock::versionlock_scenarios(rec, sut, vs)?;
     }
+    if row == Row::Dnf5 {
+        dnf5::dnf5_scenarios(rec, sut, fx, repo)?;
+    }
 
     if row == Row::DebianApt {
         rec.step(Scenario::CronNoopUnderSystemd, || {
