@@ -55,10 +55,14 @@ mod tests {
         }
     }
 
+    /// The wait before, the target, now, the limit; the wait's start and
+    /// the exit.
+    type Row = (Option<MirrorWait>, &'static str, i64, u64, i64, Exit);
+
     #[test]
     fn table() {
         const DAY: u64 = 86_400;
-        let rows: &[(Option<MirrorWait>, &str, i64, u64, i64, Exit)] = &[
+        let rows: &[Row] = &[
             // First sighting: waits.
             (None, "15.4.3", 1_000, DAY, 1_000, Exit::Ok),
             // The same target an hour later: still waiting, since kept.
