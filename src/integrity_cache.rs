@@ -348,8 +348,7 @@ pub fn verify(
     let why = match check(system, pkg.as_str(), version, now, interval) {
         Verdict::Unchanged(mut rec) if rec.sliceable() => {
             let before = rec.clone();
-            let batch = slices::batch_for(&rec);
-            let problems = slice_run(system, &mut rec, now, interval, batch);
+            let problems = slice_run(system, &mut rec, now, interval, SLICE_BATCH);
             if problems.is_empty() && rec == before {
                 // No batch owed yet: nothing to write either.
                 return Ok(problems);

@@ -468,6 +468,44 @@ fn kill_around_a_channel_move_then_converge(kind: Kind) {
 }
 each_backend!(kill_around_a_channel_move_then_converge);
 
+/// The same kill right after the channel move, on a host whose agent was
+/// held already (the common case): the next run, outside the window, has
+/// nothing else to repair, and still puts the definition back from its
+/// backup when it abandons the plan. (It used to look the source up only
+/// when a repair or an update needed it: the move and its backup stayed.)
+fn a_held_agents_abandoned_channel_move_is_undone(kind: Kind) {
+    let w = World::new(kind, "15.4.3", "16.0.0");
+    w.point_at_channel_site(world::channel_site());
+    w.schedule_outside_window();
+    w.run(&["run"]).expect(0);
+    assert!(held(&w), "{kind:?}: held by the first run");
+    w.schedule_in_window();
+    run_killed_at(&w, "after-channel-move");
+    assert!(
+        w.repo_definition().contains("stable/v16"),
+        "{kind:?}: moved"
+    );
+    w.schedule_outside_window();
+    let r = w.run(&["run"]);
+    r.expect(0).logs_contain("abandon");
+    assert_converged(&w, "15.4.3", "after-channel-move");
+    let def = w.repo_definition();
+    assert!(
+        def.contains("stable/v15") && !def.contains("stable/v16"),
+        "{kind:?}: {def}\n{}",
+        r.stderr()
+    );
+    let backup = format!(
+        "{}.teleport-upgrade.bak",
+        w.repo_definition_path().display()
+    );
+    assert!(
+        !std::path::Path::new(&backup).exists(),
+        "{kind:?}: backup removed"
+    );
+}
+each_backend!(a_held_agents_abandoned_channel_move_is_undone);
+
 /// `SIGTERM` during the health wait (outside a package operation): the
 /// wait stops at once, nothing is undone, exit 8 with the check left in
 /// the journal; the next run checks again (healthy now) and keeps 15.4.3.

@@ -28,6 +28,8 @@ pub mod names;
 pub mod redact;
 pub mod rpmdb;
 pub mod sha256;
+#[cfg(target_arch = "x86_64")]
+mod sha256_ni;
 pub mod sizes;
 pub mod sources;
 mod types;

@@ -1,8 +1,9 @@
 //! SHA-256 (FIPS 180-4) whose state between 64-byte blocks can be saved
 //! and resumed, like [`crate::integrity::Md5`]: the digest rpm records for
 //! each file (`FILEDIGESTS` with `FILEDIGESTALGO` 8), checked in slices
-//! across runs. The block function is `sha2`'s (SHA-NI or the ARMv8
-//! crypto extension when the CPU has them).
+//! across runs. The block function is this crate's SHA-NI one on x86_64
+//! CPUs that have the extensions ([`crate::sha256_ni`]), else `sha2`'s (the
+//! ARMv8 crypto extension when the CPU has it, else portable code).
 
 use sha2::digest::generic_array::GenericArray;
 use sha2::digest::typenum::U64;
@@ -39,10 +40,20 @@ impl Default for Sha256 {
     }
 }
 
+/// The block function over whole blocks: SHA-NI's when the CPU has it
+/// ([`crate::sha256_ni`]), else `sha2`'s.
+fn blocks(words: &mut [u32; 8], data: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::sha256_ni::available() {
+        return crate::sha256_ni::blocks(words, data);
+    }
+    blocks_sha2(words, data)
+}
+
 /// `sha2`'s block function over whole blocks, 16 at a time (copied into
 /// its block type, without `unsafe`; the copy costs little next to the
 /// hashing, and one call per block would cost its set-up every block).
-fn blocks(words: &mut [u32; 8], data: &[u8]) {
+pub(crate) fn blocks_sha2(words: &mut [u32; 8], data: &[u8]) {
     debug_assert_eq!(data.len() % 64, 0);
     for group in data.chunks(64 * 16) {
         let n = group.len() / 64;

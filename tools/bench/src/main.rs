@@ -395,6 +395,13 @@ fn bench_update(fx: &Fixture, n: usize, attribution: usize, steady: bool, report
                 "no integrity record"
             );
             fx.set_window(&root_u, true);
+            // apt's own cache valid, as apt-daily leaves a host (the
+            // updater's previous update, long ago, left it stale): what
+            // `apt-cache policy` reads on a real host.
+            for r in [&root_u, &root_b] {
+                let o = r.command("apt-cache").arg("policy").output().unwrap();
+                assert!(o.status.success(), "apt-cache policy in the root");
+            }
         }
         let mut steps = bare_update_steps(fx, &root_b, &it.path().join("bare-work"));
         if shown.is_empty() {
