@@ -9,29 +9,18 @@ use std::process::Command;
 
 use testkit::world::apt::AptWorld;
 
-/// `execve` calls, opens of dpkg's `status` and `fsync`/`fdatasync` calls
-/// in one traced `run`.
-fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize, usize) {
-    let c = w.cmd(&["run"]);
-    let program = c.get_program().to_owned();
-    let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
-    let envs: Vec<_> = c
-        .get_envs()
-        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-        .collect();
+/// `c` run under `strace -f -qq -s 400 <opts> -o trace` in `c`'s own
+/// environment (plus PATH and HOME): what it wrote to `trace`.
+fn strace(c: &Command, opts: &[&str], trace: &std::path::Path) -> String {
     let mut s = Command::new("strace");
-    s.args([
-        "-f",
-        "-qq",
-        "-e",
-        "trace=execve,openat,fsync,fdatasync,mkdir,mkdirat,ftruncate,truncate",
-        "-o",
-    ])
-    .arg(trace)
-    .arg(&program)
-    .args(&args);
+    s.args(["-f", "-qq", "-s", "400"])
+        .args(opts)
+        .arg("-o")
+        .arg(trace)
+        .arg(c.get_program())
+        .args(c.get_args());
     s.env_clear();
-    for (k, v) in envs {
+    for (k, v) in c.get_envs() {
         if let Some(v) = v {
             s.env(k, v);
         }
@@ -47,7 +36,14 @@ fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize, usize) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(trace).unwrap();
+    std::fs::read_to_string(trace).unwrap()
+}
+
+/// `execve` calls, opens of dpkg's `status` and `fsync`/`fdatasync` calls
+/// in one traced `run`.
+fn traced_run(w: &AptWorld, trace: &std::path::Path) -> (usize, usize, usize) {
+    let events = "trace=execve,openat,fsync,fdatasync,mkdir,mkdirat,ftruncate,truncate";
+    let text = strace(&w.cmd(&["run"]), &["-e", events], trace);
     let execs = text
         .lines()
         .filter(|l| l.contains("execve(") && !l.contains("ENOENT"))
@@ -130,26 +126,7 @@ fn rpm_execs(w: &testkit::world::World, trace: &std::path::Path) -> Vec<String> 
 
 /// The processes running `program` in one traced no-op, by their arguments.
 fn execs_of(w: &testkit::world::World, trace: &std::path::Path, program: &str) -> Vec<String> {
-    let c = w.cmd(&["run"]);
-    let mut s = Command::new("strace");
-    s.args(["-f", "-qq", "-e", "trace=execve", "-s", "200", "-o"])
-        .arg(trace)
-        .arg(c.get_program())
-        .args(c.get_args());
-    s.env_clear();
-    for (k, v) in c.get_envs() {
-        if let Some(v) = v {
-            s.env(k, v);
-        }
-    }
-    for k in ["PATH", "HOME"] {
-        if let Some(v) = std::env::var_os(k) {
-            s.env(k, v);
-        }
-    }
-    assert!(s.output().expect("strace").status.success());
-    std::fs::read_to_string(trace)
-        .unwrap()
+    strace(&w.cmd(&["run"]), &["-e", "trace=execve"], trace)
         .lines()
         .filter(|l| l.contains(&format!("execve(\"{program}\"")) && !l.contains("ENOENT"))
         .map(str::to_string)
@@ -230,39 +207,11 @@ fn a_zypper_no_op_asks_rpm_once_for_the_agent_package() {
 /// The `execve` and `fsync` lines of one traced `run` (`strace -f -y`:
 /// file descriptors shown with their paths).
 fn traced_update(w: &AptWorld, trace: &std::path::Path) -> String {
-    let c = w.cmd(&["run"]);
-    let mut s = Command::new("strace");
-    s.args([
-        "-f",
-        "-qq",
-        "-y",
-        "-e",
-        "trace=execve,fsync,fdatasync",
-        "-s",
-        "400",
-        "-o",
-    ])
-    .arg(trace)
-    .arg(c.get_program())
-    .args(c.get_args());
-    s.env_clear();
-    for (k, v) in c.get_envs() {
-        if let Some(v) = v {
-            s.env(k, v);
-        }
-    }
-    for k in ["PATH", "HOME"] {
-        if let Some(v) = std::env::var_os(k) {
-            s.env(k, v);
-        }
-    }
-    let out = s.output().expect("strace");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(trace).unwrap()
+    strace(
+        &w.cmd(&["run"]),
+        &["-y", "-e", "trace=execve,fsync,fdatasync"],
+        trace,
+    )
 }
 
 /// What an apt update adds to the bare refresh, install and hold, counted
