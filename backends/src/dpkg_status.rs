@@ -128,6 +128,38 @@ pub fn find(text: &str, pkg: &str) -> Result<Vec<Entry>, String> {
     Ok(out)
 }
 
+/// The packages a `status` text records unfinished (what `dpkg --audit`
+/// lists as half-installed, unpacked, half-configured or awaiting or
+/// pending triggers, and those flagged `reinstreq`), by name; `None` when
+/// a paragraph has a `Status` that is not three words (dpkg must be
+/// asked).
+pub fn unfinished(text: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for para in text.split("\n\n") {
+        let mut name = None;
+        let mut status = None;
+        for line in para.lines() {
+            if let Some(v) = line.strip_prefix("Package:") {
+                name = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("Status:") {
+                status = Some(v.trim());
+            }
+        }
+        let (Some(name), Some(status)) = (name, status) else {
+            continue;
+        };
+        let words: Vec<&str> = status.split_whitespace().collect();
+        let [_, flag, state] = words.as_slice() else {
+            return None;
+        };
+        let done = matches!(*state, "installed" | "config-files" | "not-installed");
+        if !done || *flag == "reinstreq" {
+            out.push(name.to_string());
+        }
+    }
+    Some(out)
+}
+
 /// The entry of one paragraph when it is `pkg`'s.
 fn paragraph(para: &str, pkg: &str) -> Result<Option<Entry>, String> {
     let mut name = None;
@@ -481,6 +513,21 @@ mod tests {
     use super::*;
 
     const STATUS: &str = "Package: adduser\nStatus: install ok installed\nPriority: important\nVersion: 3.134\nDescription: add and remove users\n multi-line\n Package: teleport-ent\n\nPackage: teleport-ent\nStatus: hold ok half-configured\nArchitecture: amd64\nVersion: 15.4.3\nDescription: Teleport\n\nPackage: teleport\nStatus: deinstall ok config-files\nVersion: 14.0.0\n";
+
+    /// What `dpkg --audit` would name: the half-configured agent, not the
+    /// installed, config-files or a `Package:` inside a description; a
+    /// `reinstreq` flag; a malformed `Status` means asking dpkg.
+    #[test]
+    fn unfinished_packages_as_dpkg_audit_names_them() {
+        assert_eq!(unfinished(STATUS), Some(vec!["teleport-ent".to_string()]));
+        let more = format!("{STATUS}\nPackage: libfoo\nStatus: install reinstreq installed\n\nPackage: bar\nStatus: install ok triggers-pending\n");
+        assert_eq!(
+            unfinished(&more),
+            Some(vec!["teleport-ent".into(), "libfoo".into(), "bar".into()])
+        );
+        assert_eq!(unfinished("Package: x\nStatus: install ok\n"), None);
+        assert_eq!(unfinished(""), Some(vec![]));
+    }
 
     #[test]
     fn finds_the_package_and_its_state() {

@@ -149,10 +149,29 @@ impl Apt {
     /// Whether dpkg was interrupted: its journal holds entries, or
     /// `dpkg --audit` reports half-done packages.
     pub(super) fn interrupted(&self) -> Result<Option<String>> {
-        if let Some(why) = self.journal_pending() {
-            return Ok(Some(why));
+        Ok(self.unfinished_names()?.1)
+    }
+
+    /// The unfinished packages, and why a transaction is unfinished (when
+    /// it is): read from dpkg's `status` when dpkg's journal holds nothing
+    /// more ([`crate::dpkg_status::unfinished`]), else `dpkg --audit`.
+    pub(super) fn unfinished_names(&self) -> Result<(Vec<String>, Option<String>)> {
+        let status = self.admindir().join("status");
+        if self.journal_pending().is_none() {
+            let text = crate::fsread::read_bounded(&status, crate::fsread::DB_CAP)
+                .ok()
+                .flatten()
+                .and_then(|b| String::from_utf8(b).ok());
+            if let Some(names) = text.as_deref().and_then(crate::dpkg_status::unfinished) {
+                let why = names
+                    .first()
+                    .map(|n| format!("{n} is not fully installed in {}", status.display()));
+                return Ok((names, why));
+            }
         }
-        Ok(audit_reason(&self.dpkg_audit()?))
+        let audit = self.dpkg_audit()?;
+        let why = self.journal_pending().or_else(|| audit_reason(&audit));
+        Ok((parse_audit_names(&audit), why))
     }
 
     /// `dpkg --configure -a`, because of `why`.

@@ -488,9 +488,11 @@ impl Backend for Apt {
     /// (failing) scripts too. Those are named in a refusal; nothing of them
     /// or of the agent is touched.
     fn recover_package(&self, pkg: &PkgName) -> Result<Option<String>> {
-        // One `dpkg --audit`: who is unfinished, and whether anything is.
-        let audit = self.dpkg_audit()?;
-        let others: Vec<String> = dpkg::parse_audit_names(&audit)
+        // Who is unfinished, and whether anything is: from dpkg's `status`
+        // in process when its journal is folded in (no fork), else from
+        // one `dpkg --audit`.
+        let (names, why) = self.unfinished_names()?;
+        let others: Vec<String> = names
             .into_iter()
             .filter(|n| n.split(':').next() != Some(pkg.as_str()))
             .collect();
@@ -505,10 +507,7 @@ impl Backend for Apt {
                 ),
             });
         }
-        match self
-            .journal_pending()
-            .or_else(|| dpkg::audit_reason(&audit))
-        {
+        match why {
             None => Ok(None),
             Some(why) => self.configure_pending(why),
         }
