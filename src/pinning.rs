@@ -372,7 +372,13 @@ pub fn check(
             keys,
         });
     }
-    evaluate(pins, &sets, now)
+    let mut report = evaluate(pins, &sets, now)?;
+    if let Ok((soname, version)) = gpgme::loaded() {
+        report
+            .checked
+            .push(format!("the keys read by gpgme {version} ({soname})"));
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

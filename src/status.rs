@@ -265,8 +265,11 @@ pub fn gather(env: &Env) -> Result<Status, AppError> {
     let unfinished_plan =
         match crate::update::journal::peek(&crate::update::journal::path(&env.system)) {
             Ok(j) => j.map(|j| {
+                let slot = j.slot_taken().map_or(String::new(), |(group, id)| {
+                    format!("; it holds a FleetLock slot of group {group} (as {id}), given back when the plan ends or is abandoned")
+                });
                 format!(
-                    "{}; the next run continues it only if a fresh run would make the same update now, and abandons it otherwise (dry-run says which)",
+                    "{}{slot}; the next run continues it only if a fresh run would make the same update now, and abandons it otherwise (dry-run says which)",
                     j.describe(&env.system)
                 )
             }),

@@ -433,6 +433,14 @@ fn a_killed_run_never_leaks_a_slot() {
             1,
             "{point}: held across the kill\n{log}"
         );
+        let plan = h.status_json()["unfinished_plan"].to_string();
+        assert!(
+            plan.contains(&format!(
+                "holds a FleetLock slot of group default (as {})",
+                f.lock.holders("default")[0]
+            )),
+            "{point}: status names the slot the plan holds: {plan}"
+        );
         let (code, log) = h.run();
         assert_eq!(code, 0, "{point}: {log}");
         assert!(

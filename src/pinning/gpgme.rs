@@ -1,5 +1,5 @@
-//! libgpgme, loaded at run time (`dlopen("libgpgme.so.11")`) the first time
-//! key pinning reads a key, never before.
+//! libgpgme, loaded at run time (`dlopen("libgpgme.so.11")`, else
+//! `libgpgme.so.45`) the first time key pinning reads a key, never before.
 //!
 //! Why not linked: a linked libgpgme would be a load-time dependency of the
 //! binary on every host, although only hosts with `trusted-keys` use it;
@@ -16,14 +16,21 @@
 //! 2.0 (RHEL 7), where the "show-only" listing needs gpg 2.1.14. The
 //! structures read (`_gpgme_key`, `_gpgme_subkey`, `_gpgme_user_id`) only
 //! ever grew at their end since 1.0; the fields read here are the first ones.
+//!
+//! gpgme 2 (2025; soname `libgpgme.so.45`, the only one Debian forky
+//! ships) removed the `gpgme_attr_t` and trust-list functions, none of them
+//! used here, and kept every structure's leading fields as they were: its
+//! `gpgme.h` differs only in `timestamp` and `expires`, now `unsigned long`
+//! (the same size; read here as unsigned, 0 "never expires" in both).
 
-use std::ffi::{c_char, c_int, c_long, c_uint, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
 use std::sync::OnceLock;
 
 use nix::libc;
 
-/// The library loaded: its soname, as on every distribution since 2005.
-pub const SONAME: &str = "libgpgme.so.11";
+/// The sonames tried, in order: gpgme 1.x (every distribution from 2005
+/// to 2025), then gpgme 2.x.
+pub const SONAMES: [&str; 2] = ["libgpgme.so.11", "libgpgme.so.45"];
 
 type GpgmeError = c_uint;
 type Ctx = *mut c_void;
@@ -46,9 +53,10 @@ struct Subkey {
     keyid: *mut c_char,
     keyid_buf: [c_char; 17],
     fpr: *mut c_char,
-    timestamp: c_long,
+    /// `long` before gpgme 2, `unsigned long` since: the same size.
+    timestamp: c_ulong,
     /// 0: never expires.
-    expires: c_long,
+    expires: c_ulong,
 }
 
 #[repr(C)]
@@ -80,6 +88,7 @@ const CAN_SIGN: c_uint = 1 << 5;
 
 /// The functions used, resolved once.
 struct Lib {
+    soname: &'static str,
     version: String,
     new: unsafe extern "C" fn(*mut Ctx) -> GpgmeError,
     release: unsafe extern "C" fn(Ctx),
@@ -107,23 +116,34 @@ fn dlerror() -> String {
     }
 }
 
-fn load() -> Result<Lib, String> {
-    let soname = CString::new(SONAME).expect("no NUL");
-    // SAFETY: dlopen with a constant name; the handle is never closed.
-    let handle = unsafe { libc::dlopen(soname.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if handle.is_null() {
-        return Err(format!(
-            "key pinning (trusted-keys) needs {SONAME} (package libgpgme11 or libgpgme11t64 on Debian and Ubuntu, gpgme on RHEL, Amazon Linux and SUSE): {}",
-            dlerror()
-        ));
+/// The first of [`SONAMES`] that loads, or why none did.
+fn open() -> Result<(&'static str, *mut c_void), String> {
+    let mut why = Vec::new();
+    for soname in SONAMES {
+        let name = CString::new(soname).expect("no NUL");
+        // SAFETY: dlopen with a constant name; the handle is never closed.
+        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if !handle.is_null() {
+            return Ok((soname, handle));
+        }
+        why.push(dlerror());
     }
+    Err(format!(
+        "key pinning (trusted-keys) needs libgpgme, {} (package libgpgme11t64, libgpgme11 or libgpgme45 on Debian and Ubuntu, gpgme on RHEL, Amazon Linux, Fedora and SUSE): {}",
+        SONAMES.join(" or "),
+        why.join("; ")
+    ))
+}
+
+fn load() -> Result<Lib, String> {
+    let (soname, handle) = open()?;
     macro_rules! sym {
         ($name:literal as $t:ty) => {{
             let n = CString::new($name).expect("no NUL");
             // SAFETY: looking up a symbol in a live handle.
             let p = unsafe { libc::dlsym(handle, n.as_ptr()) };
             if p.is_null() {
-                return Err(format!("{SONAME} has no {}: {}", $name, dlerror()));
+                return Err(format!("{soname} has no {}: {}", $name, dlerror()));
             }
             // SAFETY: the symbol is the gpgme function of that name, whose C
             // signature the field's type spells out (gpgme.h).
@@ -142,6 +162,7 @@ fn load() -> Result<Lib, String> {
         unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned()
     };
     Ok(Lib {
+        soname,
         version,
         new: sym!("gpgme_new" as unsafe extern "C" fn(*mut Ctx) -> GpgmeError),
         release: sym!("gpgme_release" as unsafe extern "C" fn(Ctx)),
@@ -174,9 +195,9 @@ fn lib() -> Result<&'static Lib, String> {
     LIB.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
-/// The loaded library's version, loading it if needed.
-pub fn version() -> Result<String, String> {
-    lib().map(|l| l.version.clone())
+/// The loaded library's soname and version, loading it if needed.
+pub fn loaded() -> Result<(&'static str, String), String> {
+    lib().map(|l| (l.soname, l.version.clone()))
 }
 
 impl Lib {
@@ -297,7 +318,8 @@ pub fn read_keys(bytes: &[u8], home: &std::path::Path) -> Result<Vec<RawKey>, St
                 subkeys.push(RawSubkey {
                     revoked: sk.flags & REVOKED != 0,
                     can_sign: sk.flags & CAN_SIGN != 0,
-                    expires: (sk.expires != 0).then_some(sk.expires as i64),
+                    expires: (sk.expires != 0)
+                        .then(|| i64::try_from(sk.expires).unwrap_or(i64::MAX)),
                 });
                 s = sk.next;
             }

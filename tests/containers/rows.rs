@@ -35,6 +35,8 @@ mod needrestart;
 mod sut;
 #[path = "versionlock.rs"]
 mod versionlock;
+#[path = "rows/zypper.rs"]
+mod zypper;
 #[allow(unused_imports)]
 use sut::*;
 #[path = "rows/systemd.rs"]
@@ -176,11 +178,13 @@ pub enum Scenario {
     PinWithoutLibgpgme,
     Dnf5Held,
     Dnf5Unsigned,
+    Dnf5PinGpgme2,
+    ZypperVarsPinned,
     TornDown,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 38] = [
+    pub const ALL: [Scenario; 40] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -218,6 +222,8 @@ impl Scenario {
         Scenario::PinWithoutLibgpgme,
         Scenario::Dnf5Held,
         Scenario::Dnf5Unsigned,
+        Scenario::Dnf5PinGpgme2,
+        Scenario::ZypperVarsPinned,
         Scenario::TornDown,
     ];
 
@@ -263,9 +269,11 @@ impl Scenario {
             Scenario::VersionlockHolds => "dnf's versionlock plugin installed: the next update (16.0.0) holds with exactly its versionlock, the old exclude= removed; status held; dnf upgrade keeps it",
             Scenario::VersionlockRepaired => "versionlock deleted by the operator: a plain run outside the window restores it (a repair); dnf upgrade keeps the agent",
             Scenario::VersionlockMoves => "a fleet rollback (15.4.3) and a rolled-back broken update (15.4.4) move the versionlock: one lock, on the installed version",
-            Scenario::PinWithoutLibgpgme => "no libgpgme on the host: runs; trusted-keys refused naming libgpgme.so.11 (exit 3)",
+            Scenario::PinWithoutLibgpgme => "no libgpgme on the host: runs; trusted-keys refused naming libgpgme.so.11 and .so.45 (exit 3)",
             Scenario::Dnf5Held => "dnf5: every update held with dnf5's built-in versionlock of exactly the installed version (one entry in /etc/dnf/versionlock.toml, no exclude=); the commands in dnf5's syntax; dnf upgrade keeps the agent",
             Scenario::Dnf5Unsigned => "dnf5: an unsigned 16.1.0 (critical) is refused by dnf5 under the updater's forced checks (exit 3), nothing changed; with an operator's repos.override.d turning pkg_gpgcheck off, the audit refuses as dnf5 resolves it",
+            Scenario::Dnf5PinGpgme2 => "gpgme 2 only (forky's libgpgme.so.45; libgpgme.so.11 moved away): trusted-keys with the release key passes the audit, the keys read by gpgme 2; a wrong pin is refused (exit 3)",
+            Scenario::ZypperVarsPinned => "a custom zypper variable (/etc/zypp/vars.d) in gpgkey: the pin judges the file zypper expands it to; another key there: exit 3 naming it, the release key there: the audit passes",
             Scenario::TornDown => "container torn down: no machine, mount or process left",
         }
     }
@@ -291,8 +299,11 @@ impl Scenario {
         if self == PinWithoutLibgpgme {
             return row == Row::Debian11Apt;
         }
-        if matches!(self, Dnf5Held | Dnf5Unsigned) {
+        if matches!(self, Dnf5Held | Dnf5Unsigned | Dnf5PinGpgme2) {
             return row == Row::Dnf5;
+        }
+        if self == ZypperVarsPinned {
+            return row == Row::SuseZypper;
         }
         match row {
             Row::DebianCron => matches!(

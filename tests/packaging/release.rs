@@ -180,7 +180,8 @@ pub(crate) fn release_binaries_have_the_glibc_2_17_floor_on_both_architectures()
 
 /// Dependencies that resolve everywhere: libc6 (>= 2.17) and libgcc by
 /// either name, no libgpgme (loaded at run time, recommended under both
-/// names: libgpgme11t64 on Debian 13 / Ubuntu 24.04, libgpgme11 before);
+/// names: libgpgme11t64 on Debian 13 / Ubuntu 24.04, libgpgme11 before,
+/// libgpgme45 for gpgme 2);
 /// on rpm by soname and symbol version, nothing above GLIBC_2.17.
 #[test]
 pub(crate) fn release_package_dependencies_resolve_on_every_supported_distribution() {
@@ -206,7 +207,7 @@ pub(crate) fn release_package_dependencies_resolve_on_every_supported_distributi
         assert!(!depends.contains("gpgme"), "{depends}");
         let recommends = field("Recommends");
         assert!(
-            recommends.contains("libgpgme11t64 | libgpgme11"),
+            recommends.contains("libgpgme11t64 | libgpgme11 | libgpgme45"),
             "{arch} Recommends: {recommends}"
         );
 
@@ -233,9 +234,13 @@ pub(crate) fn release_package_dependencies_resolve_on_every_supported_distributi
             "{requires}"
         );
         let weak = run_ok(Command::new("rpm").arg("-qp").arg("--recommends").arg(rpm));
+        for soname in ["libgpgme.so.11()(64bit)", "libgpgme.so.45()(64bit)"] {
+            assert!(weak.contains(soname), "{arch} rpm recommends: {weak}");
+        }
+        let rich = run_ok(Command::new("rpm").arg("-qp").arg("--requires").arg(rpm));
         assert!(
-            weak.contains("libgpgme.so.11()(64bit)"),
-            "{arch} rpm recommends: {weak}"
+            !rich.contains("RichDependencies"),
+            "{arch}: a rich dependency RHEL 7's rpm refuses: {rich}"
         );
     }
 }

@@ -22,6 +22,7 @@ pub(crate) fn dnf5_scenarios(
 ) -> Result<(), String> {
     rec.step(Scenario::Dnf5Held, || held(sut))?;
     rec.step(Scenario::Dnf5Unsigned, || unsigned(sut, fx, repo))?;
+    rec.step(Scenario::Dnf5PinGpgme2, || pin_with_gpgme2(sut, fx))?;
     Ok(())
 }
 
@@ -168,5 +169,64 @@ fn unsigned(sut: &mut Sut, fx: &Fixtures, repo: &mut Repo) -> Result<String, Str
     vs.set(&before, false);
     Ok(format!(
         "unsigned {UNSIGNED}: exit 3 ({first}); with {OVERRIDE} pkg_gpgcheck=0: exit 3 ({second}); {AGENT} stays {before}, lock unchanged"
+    ))
+}
+
+/// gpgme 1.x's library, moved out of the loader's way and back.
+const GPGME1_MOVED: &str = "/root/gpgme1-moved";
+
+/// Key pinning with gpgme 2 alone: forky's dnf5 brought `libgpgme.so.45`;
+/// trixie's `libgpgme.so.11` is moved away for the step (and back). The
+/// pin of the real release key passes through gpgme 2, a wrong pin is
+/// refused: gpgme 2 really read the keys.
+fn pin_with_gpgme2(sut: &mut Sut, fx: &Fixtures) -> Result<String, String> {
+    let (c, vs) = (sut.c, sut.vs);
+    let libdir = c.ok(&[
+        "sh",
+        "-c",
+        "dirname \"$(readlink -f /usr/lib/*/libgpgme.so.45)\"",
+    ])?;
+    let libdir = libdir.trim().to_string();
+    c.ok(&["mkdir", "-p", GPGME1_MOVED])?;
+    c.ok(&[
+        "sh",
+        "-c",
+        &format!("mv {libdir}/libgpgme.so.11* {GPGME1_MOVED}/ && ldconfig"),
+    ])?;
+    let result = pinned_dry_runs(sut, fx);
+    let restored = c.ok(&[
+        "sh",
+        "-c",
+        &format!("mv {GPGME1_MOVED}/* {libdir}/ && ldconfig"),
+    ]);
+    let _ = c.remove(&format!("{CONFIG_DIR}/trusted-keys"));
+    vs.set(&sut.agent_version()?.unwrap_or_default(), false);
+    restored?;
+    result
+}
+
+fn pinned_dry_runs(sut: &mut Sut, fx: &Fixtures) -> Result<String, String> {
+    let left = sut
+        .c
+        .ok(&["sh", "-c", "ldconfig -p | grep libgpgme || true"])?;
+    if left.contains("libgpgme.so.11") || !left.contains("libgpgme.so.45") {
+        return Err(format!("not a gpgme 2 only host:\n{left}"));
+    }
+    let (code, trust) = sut.pinned_dry_run("16.0.1", &fx.key.fingerprint())?;
+    if code != Some(0) || !trust.contains("pinned key") || !trust.contains("(libgpgme.so.45)") {
+        return Err(format!(
+            "the pinned dry-run with gpgme 2 (exit {code:?}):\n{trust}"
+        ));
+    }
+    let (code, said) = sut.pinned_dry_run("16.0.1", "A1B2C3D4E5F60718293A4B5C6D7E8F9012345678")?;
+    if code != Some(3) || !said.contains("none of the fingerprints") {
+        return Err(format!(
+            "a wrong pin with gpgme 2: exit {code:?}, expected 3:\n{said}"
+        ));
+    }
+    let last = trust.rsplit("; ").next().unwrap_or("");
+    let gpgme = last.strip_suffix(')').unwrap_or(last);
+    Ok(format!(
+        "release key pinned: dry-run exit 0, {gpgme}; a wrong pin: exit 3"
     ))
 }

@@ -61,6 +61,32 @@ impl<'a> Sut<'a> {
         )
     }
 
+    /// `dry-run` with `trusted-keys` holding `pins` (one fingerprint a
+    /// line), inside a window with `target` (an update): it decides the
+    /// update and audits trust, the pin included, and changes nothing.
+    /// The `trust:` line it printed, or the whole output when it was
+    /// refused (exit 3).
+    pub(crate) fn pinned_dry_run(
+        &self,
+        target: &str,
+        pins: &str,
+    ) -> Result<(Option<i32>, String), String> {
+        if self.agent_version()?.as_deref() == Some(target) {
+            return Err(format!(
+                "the agent is on {target} already: no update to audit"
+            ));
+        }
+        self.schedule_in_window()?;
+        self.vs.set(target, false);
+        self.config("trusted-keys", pins)?;
+        let o = self.c.exec(&["/usr/sbin/teleport-upgrade", "dry-run"])?;
+        let said = match o.stdout.lines().find(|l| l.contains("trust:     ok")) {
+            Some(line) if o.ok() => line.trim().to_string(),
+            _ => format!("{}{}", o.stdout, o.stderr),
+        };
+        Ok((o.code, said))
+    }
+
     pub(crate) fn agent_version(&self) -> Result<Option<String>, String> {
         self.pm.installed(self.c, AGENT)
     }

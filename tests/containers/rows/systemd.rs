@@ -150,9 +150,11 @@ fn first_update(rec: &mut Recorder, sut: &mut Sut, row: Row, fx: &Fixtures) -> R
             sut.config("trusted-keys", "# the release key\nA1B2C3D4E5F60718293A4B5C6D7E8F9012345678")?;
             let pinned = c.exec(&["/usr/sbin/teleport-upgrade", "dry-run"])?;
             c.remove(&format!("{CONFIG_DIR}/trusted-keys"))?;
-            if pinned.code != Some(3) || !pinned.stderr.contains("libgpgme.so.11") {
+            if pinned.code != Some(3)
+                || !pinned.stderr.contains("libgpgme.so.11 or libgpgme.so.45")
+            {
                 return Err(format!(
-                    "with trusted-keys and no libgpgme: exit {:?}, expected 3 naming libgpgme.so.11:\n{}",
+                    "with trusted-keys and no libgpgme: exit {:?}, expected 3 naming both sonames:\n{}",
                     pinned.code,
                     pinned.tail(8)
                 ));
@@ -361,6 +363,9 @@ fn upgrade_phase(
     }
     if row == Row::Dnf5 {
         dnf5::dnf5_scenarios(rec, sut, fx, repo)?;
+    }
+    if row == Row::SuseZypper {
+        zypper::zypper_scenarios(rec, sut, fx)?;
     }
 
     if row == Row::DebianApt {
