@@ -118,13 +118,13 @@ pub fn demo(updater: &Path) -> Result<(), String> {
     );
 
     step("What would happen (dry-run changes nothing)");
-    run(&updater, &root, &["dry-run"]);
+    run(updater, &root, &["dry-run"]);
 
     step("The update (what the systemd timer runs)");
-    let code = run(&updater, &root, &["run"]);
+    let code = run(updater, &root, &["run"]);
 
     step("Status afterwards");
-    run(&updater, &root, &["status"]);
+    run(updater, &root, &["status"]);
 
     let after = root.installed_version("teleport-ent").unwrap_or_default();
     let held = root.is_held("teleport-ent");
