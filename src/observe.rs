@@ -133,36 +133,17 @@ fn lock_files(system: &System, kind: BackendKind) -> Vec<PathBuf> {
     }
 }
 
-/// The process holding a lock of the package database, if any (an fcntl
-/// lock test: nothing is taken).
+/// The process holding a lock of the package database, if any, with its
+/// command name (an fcntl lock test: nothing is taken).
 pub fn busy(system: &System, kind: BackendKind) -> Option<String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    for f in lock_files(system, kind) {
-        let Ok(file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-            .open(&f)
-        else {
-            continue;
-        };
-        if !file.metadata().is_ok_and(|m| m.is_file()) {
-            continue;
-        }
-        // SAFETY: a plain fcntl(F_GETLK) on an open descriptor.
-        let mut fl: nix::libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = nix::libc::F_WRLCK as _;
-        fl.l_whence = nix::libc::SEEK_SET as _;
-        let r = unsafe { nix::libc::fcntl(file.as_raw_fd(), nix::libc::F_GETLK, &mut fl) };
-        if r == 0 && fl.l_type as i32 != nix::libc::F_UNLCK {
-            return Some(format!(
-                "{} is locked by process {}",
-                system.display_path(&f),
-                fl.l_pid
-            ));
-        }
-    }
-    None
+    lock_files(system, kind).into_iter().find_map(|f| {
+        let (pid, comm) = backends::rpmdb::lock_holder(&f)?;
+        let comm = comm.map(|c| format!(" ({c})")).unwrap_or_default();
+        Some(format!(
+            "{} is locked by process {pid}{comm}",
+            system.display_path(&f)
+        ))
+    })
 }
 
 /// Wait until the package database is not locked, up to `wait`; `Locked`

@@ -290,7 +290,9 @@ fn busy_package_manager_is_not_repaired(kind: Kind) {
     };
     let mut holder = hold_fcntl_lock(&lock);
     let r = w.run(&["run"]);
-    r.expect(5).logs_contain("the package manager is busy");
+    r.expect(5)
+        .logs_contain("the package manager is busy")
+        .logs_contain(&format!("is locked by process {} (python3)", holder.id()));
     assert!(!held(&w), "{kind:?}: nothing changed while busy");
     drop(holder.stdin.take());
     holder.wait().unwrap();
@@ -380,7 +382,7 @@ fn apt_lists_and_archives_locks_are_waited_for() {
         let r = w.run(&["run"]);
         r.expect(5)
             .logs_contain("the package manager is busy")
-            .logs_contain(&format!("{lock} is locked by process {pid}"));
+            .logs_contain(&format!("{lock} is locked by process {pid} (python3)"));
         assert!(
             t0.elapsed() >= Duration::from_secs(2),
             "{lock}: waited lock-timeout"

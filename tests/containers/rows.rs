@@ -31,6 +31,8 @@ mod dnf5;
 mod migration;
 #[path = "needrestart.rs"]
 mod needrestart;
+#[path = "rows/neighbour.rs"]
+mod neighbour;
 #[path = "rows/sut.rs"]
 mod sut;
 #[path = "versionlock.rs"]
@@ -180,11 +182,12 @@ pub enum Scenario {
     Dnf5Unsigned,
     Dnf5PinGpgme2,
     ZypperVarsPinned,
+    BusyNeighbour,
     TornDown,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 40] = [
+    pub const ALL: [Scenario; 41] = [
         Scenario::AgentUp,
         Scenario::RpmAsBuilt,
         Scenario::UpdaterInstalled,
@@ -224,6 +227,7 @@ impl Scenario {
         Scenario::Dnf5Unsigned,
         Scenario::Dnf5PinGpgme2,
         Scenario::ZypperVarsPinned,
+        Scenario::BusyNeighbour,
         Scenario::TornDown,
     ];
 
@@ -274,6 +278,7 @@ impl Scenario {
             Scenario::Dnf5Unsigned => "dnf5: an unsigned 16.1.0 (critical) is refused by dnf5 under the updater's forced checks (exit 3), nothing changed; with an operator's repos.override.d turning pkg_gpgcheck off, the audit refuses as dnf5 resolves it",
             Scenario::Dnf5PinGpgme2 => "gpgme 2 only (forky's libgpgme.so.45; libgpgme.so.11 moved away): trusted-keys with the release key passes the audit, the keys read by gpgme 2; a wrong pin is refused (exit 3)",
             Scenario::ZypperVarsPinned => "a custom zypper variable (/etc/zypp/vars.d) in gpgkey: the pin judges the file zypper expands it to; another key there: exit 3 naming it, the release key there: the audit passes",
+            Scenario::BusyNeighbour => "another transaction of the package manager runs (a neighbour package's 12 s script, installed in a transient unit as apt-daily-upgrade or dnf-automatic run): (apt) the plain dpkg gives up on the lock; the updater's critical update waits, naming the process holding the lock, then goes through; the neighbour's install is undisturbed",
             Scenario::TornDown => "container torn down: no machine, mount or process left",
         }
     }
@@ -304,6 +309,9 @@ impl Scenario {
         }
         if self == ZypperVarsPinned {
             return row == Row::SuseZypper;
+        }
+        if self == BusyNeighbour {
+            return matches!(row, Row::DebianApt | Row::RpmDnf | Row::SuseZypper);
         }
         match row {
             Row::DebianCron => matches!(

@@ -389,6 +389,12 @@ fn upgrade_phase(
         })?;
     }
 
+    if Scenario::BusyNeighbour.applies(row) {
+        rec.step(Scenario::BusyNeighbour, || {
+            neighbour::busy_neighbour(sut, fx)
+        })?;
+    }
+
     rec.step(Scenario::UpdaterUpgraded, || {
         let agent_before = sut.agent_version()?.unwrap_or_default();
         let agent_pid = sut.show(AGENT_UNIT, "MainPID")?;
