@@ -76,7 +76,7 @@ fn held(sut: &mut Sut) -> Result<String, String> {
         return Err(format!("an exclude= in the repository file:\n{repo_file}"));
     }
     // The whole journal of the updater's runs (sut.journal() is the tail).
-    let journal = c.ok(&["journalctl", "-u", SERVICE, "--no-pager", "-o", "cat"])?;
+    let journal = sut.journal_since(0)?;
     if !journal.contains("judged as dnf resolves them (dnf --dump-repo-config=teleport)")
         || journal.contains("view of the repository could not be read")
     {

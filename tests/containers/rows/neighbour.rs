@@ -126,16 +126,7 @@ pub(crate) fn busy_neighbour(sut: &mut Sut, fx: &Fixtures) -> Result<String, Str
     if !c.exists(DONE) {
         return Err("the updater's run ended before the neighbour's transaction".into());
     }
-    let journal = c.ok(&[
-        "journalctl",
-        "-u",
-        SERVICE,
-        "--no-pager",
-        "-o",
-        "cat",
-        "--since",
-        &format!("@{since}"),
-    ])?;
+    let journal = sut.journal_since(since)?;
     let holder = holder_name(pm);
     let waited = journal
         .lines()

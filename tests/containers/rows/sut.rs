@@ -177,6 +177,22 @@ impl<'a> Sut<'a> {
             .to_string())
     }
 
+    /// The updater service's whole journal since `since` (Unix seconds),
+    /// as messages only.
+    pub(crate) fn journal_since(&self, since: i64) -> Result<String, String> {
+        let since = format!("@{since}");
+        self.c.ok(&[
+            "journalctl",
+            "-u",
+            SERVICE,
+            "--no-pager",
+            "-o",
+            "cat",
+            "--since",
+            &since,
+        ])
+    }
+
     pub(crate) fn journal(&self) -> String {
         self.c
             .exec(&[
