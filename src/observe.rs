@@ -138,10 +138,10 @@ fn lock_files(system: &System, kind: BackendKind) -> Vec<PathBuf> {
 pub fn busy(system: &System, kind: BackendKind) -> Option<String> {
     lock_files(system, kind).into_iter().find_map(|f| {
         let (pid, comm) = backends::rpmdb::lock_holder(&f)?;
-        let comm = comm.map(|c| format!(" ({c})")).unwrap_or_default();
         Some(format!(
-            "{} is locked by process {pid}{comm}",
-            system.display_path(&f)
+            "{} is locked by {}",
+            system.display_path(&f),
+            backends::rpmdb::describe_holder(pid, comm.as_deref())
         ))
     })
 }

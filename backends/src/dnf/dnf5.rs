@@ -165,6 +165,9 @@ pub fn parse_dump(text: &str, id: &str) -> std::result::Result<BTreeMap<String, 
 /// `pid (command line)`.
 pub fn lock_holder(lock: &Path) -> Option<String> {
     let (pid, comm) = crate::rpmdb::lock_holder(lock)?;
+    if pid <= 0 {
+        return Some(crate::rpmdb::describe_holder(pid, None));
+    }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
         .ok()
         .map(|b| {

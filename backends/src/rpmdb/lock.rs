@@ -35,11 +35,11 @@ pub fn transaction_lock_taken(text: &str, system: &System) -> Option<String> {
     let holder = candidates.iter().find_map(|f| holder(f).map(|h| (f, h)));
     Some(match holder {
         Some((f, (pid, comm))) => {
-            let comm = comm.map(|c| format!(" ({c})")).unwrap_or_default();
+            let who = describe_holder(pid, comm.as_deref());
             if line.contains(&*f.to_string_lossy()) {
-                format!("{line}; held by process {pid}{comm}")
+                format!("{line}; held by {who}")
             } else {
-                format!("{line}; {} is held by process {pid}{comm}", f.display())
+                format!("{line}; {} is held by {who}", f.display())
             }
         }
         None => line.to_string(),
@@ -47,9 +47,21 @@ pub fn transaction_lock_taken(text: &str, system: &System) -> Option<String> {
 }
 
 /// The process holding an fcntl write-conflicting lock on `file`, with its
-/// command name (an `F_GETLK` test: nothing is taken).
+/// command name (an `F_GETLK` test: nothing is taken). The pid is 0 or
+/// less for an open file description lock (`F_OFD_SETLK`): the kernel
+/// does not say whose it is, and the file is locked all the same.
 pub fn lock_holder(file: &Path) -> Option<(i32, Option<String>)> {
     holder(file)
+}
+
+/// `process 123 (dnf)`, or what can be said of an open file description
+/// lock's holder.
+pub fn describe_holder(pid: i32, comm: Option<&str>) -> String {
+    match (pid > 0, comm) {
+        (true, Some(c)) => format!("process {pid} ({c})"),
+        (true, None) => format!("process {pid}"),
+        (false, _) => "a process the kernel does not name (an open file description lock)".into(),
+    }
 }
 
 fn holder(file: &Path) -> Option<(i32, Option<String>)> {
@@ -67,11 +79,12 @@ fn holder(file: &Path) -> Option<(i32, Option<String>)> {
     fl.l_type = libc::F_WRLCK as _;
     fl.l_whence = libc::SEEK_SET as _;
     let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) };
-    if r != 0 || fl.l_type as i32 == libc::F_UNLCK || fl.l_pid <= 0 {
+    if r != 0 || fl.l_type as i32 == libc::F_UNLCK {
         return None;
     }
-    let comm = std::fs::read_to_string(format!("/proc/{}/comm", fl.l_pid))
-        .ok()
+    let comm = (fl.l_pid > 0)
+        .then(|| std::fs::read_to_string(format!("/proc/{}/comm", fl.l_pid)).ok())
+        .flatten()
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
     Some((fl.l_pid, comm))
@@ -94,5 +107,31 @@ mod tests {
             transaction_lock_taken("Error: Transaction test error", &sys),
             None
         );
+    }
+
+    /// An open file description lock (`F_OFD_SETLK`, which a tool may take
+    /// instead of a process-owned one): `F_GETLK` reports it with pid -1.
+    /// It is a held lock all the same, its holder said to be unnamed; a
+    /// free file has none.
+    #[test]
+    fn an_open_file_description_lock_is_held_by_an_unnamed_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".rpm.lock");
+        let f = std::fs::File::create(&path).unwrap();
+        assert_eq!(lock_holder(&path), None, "free");
+        // SAFETY: fcntl(F_OFD_SETLK) on an open descriptor with a zeroed,
+        // filled-in flock (l_pid must be 0 for OFD locks).
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        let (pid, comm) = lock_holder(&path).expect("an OFD lock is a held lock");
+        assert!(pid <= 0, "{pid}");
+        assert_eq!(comm, None);
+        assert!(describe_holder(pid, None).contains("does not name"));
+        drop(f);
+        assert_eq!(lock_holder(&path), None, "released with its descriptor");
+        assert_eq!(describe_holder(42, Some("dnf")), "process 42 (dnf)");
     }
 }
