@@ -31,6 +31,9 @@
 //!   enables it, and without `createrepo_c` it fails every transaction
 //!   with exit 1). The testing suite's Release file is valid for a week
 //!   only: apt is told not to check that.
+//! - `debian13-apt3`: `debian13` with forky's apt (3.3 on 2026-12-07, the
+//!   newest apt Debian has: sqv, the 3.1+ solver and output), built the
+//!   same way (forky pinned at 100, only what apt needs from it).
 //!
 //! In the rpm images rpm keeps its database in `/var/lib/rpm`, as on RHEL
 //! and SUSE (Debian's rpm defaults to `~/.rpmdb`, which differs between a
@@ -95,6 +98,8 @@ pub enum Image {
     Debian13,
     /// Debian 13 with forky's dnf5 (the only dnf5 Debian's archive has).
     Dnf5,
+    /// Debian 13 with forky's apt (3.3): the newest apt.
+    Apt3,
 }
 
 impl Image {
@@ -106,6 +111,7 @@ impl Image {
             Image::Debian11 => "debian11",
             Image::Debian13 => "debian13",
             Image::Dnf5 => "debian13-dnf5",
+            Image::Apt3 => "debian13-apt3",
         }
     }
 
@@ -114,7 +120,7 @@ impl Image {
     fn suite(self) -> &'static str {
         match self {
             Image::Debian11 => "bullseye",
-            Image::Debian13 | Image::Dnf5 => "trixie",
+            Image::Debian13 | Image::Dnf5 | Image::Apt3 => "trixie",
             _ => SUITE,
         }
     }
@@ -136,13 +142,18 @@ impl Image {
         p
     }
 
-    /// The image an rpm image starts from.
+    /// The image a layered image starts from.
     fn base(self) -> Image {
-        if self == Image::Dnf5 {
+        if self.uses_forky() {
             Image::Debian13
         } else {
             Image::Debian
         }
+    }
+
+    /// Whether its extra packages come from forky (on `debian13`).
+    fn uses_forky(self) -> bool {
+        matches!(self, Image::Dnf5 | Image::Apt3)
     }
 
     fn is_debootstrapped(self) -> bool {
@@ -156,6 +167,7 @@ impl Image {
             Image::Dnf => &["dnf", "rpm"],
             Image::Zypper => &["zypper", "rpm"],
             Image::Dnf5 => &["dnf5", "rpm"],
+            Image::Apt3 => &["apt"],
         }
     }
 
@@ -169,13 +181,20 @@ impl Image {
             self.base_packages().join(","),
             self.suite()
         );
-        if self == Image::Dnf5 {
+        if self.uses_forky() {
             r.push_str(
-                "from debian13; sources trixie + forky (Pin-Priority 100); apt-get -o Acquire::Check-Valid-Until=false update; install -t forky\n\
-                 /usr/bin/dnf -> dnf5; libdnf5 plugin local: enabled = 0\n",
+                "from debian13; sources trixie + forky (Pin-Priority 100); apt-get -o Acquire::Check-Valid-Until=false update; install -t forky\n",
             );
         }
-        if !self.is_debootstrapped() {
+        if self == Image::Dnf5 {
+            r.push_str("/usr/bin/dnf -> dnf5; libdnf5 plugin local: enabled = 0\n");
+        }
+        if self == Image::Apt3 {
+            r.push_str(&format!(
+                "apt-get install --no-install-recommends {}; the forky pin removed; seal\n",
+                self.extra_packages().join(" ")
+            ));
+        } else if !self.is_debootstrapped() {
             r.push_str(&format!(
                 "apt-get install --no-install-recommends {}\n\
                  /etc/rpm/macros: %_dbpath /var/lib/rpm; rpm --initdb\n\
@@ -258,7 +277,7 @@ fn build(img: Image) -> Result<(), String> {
     );
     let result = match img {
         Image::Debian | Image::Debian11 | Image::Debian13 => build_debian(img, &tmp),
-        Image::Dnf | Image::Zypper | Image::Dnf5 => build_rpm_image(img, &tmp),
+        Image::Dnf | Image::Zypper | Image::Dnf5 | Image::Apt3 => build_layered(img, &tmp),
     };
     if let Err(e) = result {
         let _ = fs::remove_dir_all(&tmp);
@@ -317,7 +336,9 @@ fn build_debian(img: Image, tmp: &Path) -> Result<(), String> {
     seal(&rootfs)
 }
 
-fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
+/// A copy of `img`'s base with its layer on top: forky's apt, or the rpm
+/// tools.
+fn build_layered(img: Image, tmp: &Path) -> Result<(), String> {
     let rootfs = tmp.join("rootfs");
     let base = img.base().rootfs();
     let mut cp = std::process::Command::new("cp");
@@ -330,20 +351,23 @@ fn build_rpm_image(img: Image, tmp: &Path) -> Result<(), String> {
             out.tail(10)
         ));
     }
-    rpm_layer(img, &rootfs, tmp)
+    if img == Image::Apt3 {
+        apt_layer(img, &rootfs)
+    } else {
+        rpm_layer(img, &rootfs, tmp)
+    }
 }
 
-/// The rpm tools over a Debian root: `img`'s packages, rpm's database
-/// where RHEL keeps it, the base declared to rpm; sealed.
-fn rpm_layer(img: Image, rootfs: &Path, tmp: &Path) -> Result<(), String> {
+/// Install `img`'s extra packages from its suite (and forky, pinned at
+/// 100: only what they need comes from it).
+fn install_extra(img: Image, rootfs: &Path) -> Result<(), String> {
     let mut sources = format!("deb {} {} main\n", mirror(), img.suite());
     let mut update = vec!["apt-get", "update", "-q"];
     let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
-    if img == Image::Dnf5 {
+    if img.uses_forky() {
         sources.push_str(&format!("deb {} forky main\n", mirror()));
-        let pin = rootfs.join("etc/apt/preferences.d/forky");
         fs::write(
-            &pin,
+            rootfs.join(FORKY_PIN),
             "Package: *\nPin: release n=forky\nPin-Priority: 100\n",
         )
         .map_err(|e| e.to_string())?;
@@ -355,6 +379,32 @@ fn rpm_layer(img: Image, rootfs: &Path, tmp: &Path) -> Result<(), String> {
     run_in_rootfs(rootfs, &update, long)?;
     install.extend_from_slice(img.extra_packages());
     run_in_rootfs(rootfs, &install, long)?;
+    Ok(())
+}
+
+const FORKY_PIN: &str = "etc/apt/preferences.d/forky";
+
+/// forky's apt over `debian13`; the pin removed with the sources.
+fn apt_layer(img: Image, rootfs: &Path) -> Result<(), String> {
+    install_extra(img, rootfs)?;
+    // "apt 3.3.3 (amd64)": what the row is for is an apt newer than trixie's.
+    let v = run_in_rootfs(rootfs, &["apt-get", "--version"], Duration::from_secs(60))?;
+    let first = v.stdout.lines().next().unwrap_or("").to_string();
+    let minor = first
+        .strip_prefix("apt 3.")
+        .and_then(|r| r.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    if !minor.is_some_and(|m| m >= 1) {
+        return Err(format!("forky's apt is {first:?}, not 3.1 or later"));
+    }
+    let _ = fs::remove_file(rootfs.join(FORKY_PIN));
+    seal(rootfs)
+}
+
+/// The rpm tools over a Debian root: `img`'s packages, rpm's database
+/// where RHEL keeps it, the base declared to rpm; sealed.
+fn rpm_layer(img: Image, rootfs: &Path, tmp: &Path) -> Result<(), String> {
+    install_extra(img, rootfs)?;
     if img == Image::Dnf5 {
         dnf5_as_on_fedora(rootfs)?;
     }
@@ -487,6 +537,8 @@ mod tests {
         assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
         assert_ne!(Image::Dnf.dir(), Image::Zypper.dir());
+        assert_ne!(Image::Apt3.dir(), Image::Dnf5.dir());
+        assert!(Image::Apt3.recipe().contains("install -t forky"));
         assert!(Image::Dnf
             .recipe()
             .starts_with(&Image::Debian.recipe()[..40]));

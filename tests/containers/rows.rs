@@ -73,10 +73,12 @@ pub enum Row {
     Debian13Apt,
     /// The rpm-dnf scenarios with dnf5 (Debian forky's 5.4.6) as `dnf`.
     Dnf5,
+    /// The debian-apt scenarios with the newest apt (Debian forky's 3.3).
+    Debian13Apt3,
 }
 
 impl Row {
-    pub const ALL: [Row; 10] = [
+    pub const ALL: [Row; 11] = [
         Row::DebianApt,
         Row::RpmDnf,
         Row::SuseZypper,
@@ -87,6 +89,7 @@ impl Row {
         Row::Debian11Apt,
         Row::Debian13Apt,
         Row::Dnf5,
+        Row::Debian13Apt3,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +104,7 @@ impl Row {
             Row::Debian11Apt => "debian11-apt",
             Row::Debian13Apt => "debian13-apt",
             Row::Dnf5 => "dnf5",
+            Row::Debian13Apt3 => "debian13-apt3",
         }
     }
 
@@ -112,6 +116,7 @@ impl Row {
             Row::Debian11Apt => Image::Debian11,
             Row::Debian13Apt => Image::Debian13,
             Row::Dnf5 => Image::Dnf5,
+            Row::Debian13Apt3 => Image::Apt3,
         }
     }
 
@@ -121,7 +126,8 @@ impl Row {
             | Row::DebianCron
             | Row::MigrateApt
             | Row::Debian11Apt
-            | Row::Debian13Apt => Pm::Apt,
+            | Row::Debian13Apt
+            | Row::Debian13Apt3 => Pm::Apt,
             Row::RpmDnf | Row::MigrateDnf | Row::Dnf5 => Pm::Dnf,
             Row::SuseZypper | Row::MigrateZypper => Pm::Zypper,
         }
