@@ -177,36 +177,22 @@ impl<'a> Sut<'a> {
             .to_string())
     }
 
-    /// The updater service's whole journal since `since` (Unix seconds),
-    /// as messages only.
-    pub(crate) fn journal_since(&self, since: i64) -> Result<String, String> {
-        let since = format!("@{since}");
-        self.c.ok(&[
-            "journalctl",
-            "-u",
-            SERVICE,
-            "--no-pager",
-            "-o",
-            "cat",
-            "--since",
-            &since,
-        ])
+    /// The updater service's journal, as messages only, narrowed by `extra`
+    /// (`--since @T`, `-n 40`).
+    fn service_journal(&self, extra: &[&str]) -> Result<String, String> {
+        let mut argv = vec!["journalctl", "-u", SERVICE, "--no-pager", "-o", "cat"];
+        argv.extend_from_slice(extra);
+        self.c.ok(&argv)
     }
 
+    /// The updater service's whole journal since `since` (Unix seconds).
+    pub(crate) fn journal_since(&self, since: i64) -> Result<String, String> {
+        self.service_journal(&["--since", &format!("@{since}")])
+    }
+
+    /// Its last 40 lines, or nothing when they cannot be read.
     pub(crate) fn journal(&self) -> String {
-        self.c
-            .exec(&[
-                "journalctl",
-                "-u",
-                SERVICE,
-                "--no-pager",
-                "-o",
-                "cat",
-                "-n",
-                "40",
-            ])
-            .map(|o| o.stdout)
-            .unwrap_or_default()
+        self.service_journal(&["-n", "40"]).unwrap_or_default()
     }
 
     pub(crate) fn state(&self) -> Result<serde_json::Value, String> {
